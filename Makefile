@@ -1,0 +1,40 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Both work on a fresh machine: they install Debian's redis-server when it is
+# missing, create .venv, install the bundle into it (non-editable: Platypush
+# finds plugins only inside its own package) and run.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test bench install redis lint clean
+
+demo: install
+	$(PY) -m platypush_ext.demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m benchmarks
+
+lint: install
+	$(PY) -m ruff check platypush_ext platypush tests benchmarks
+
+install: $(VENV)/.deps redis
+	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
+
+$(VENV)/.deps: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(PY) -m pip install -q ".[test,bench]"
+	touch $@
+
+redis:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing Debian's redis-server"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info run

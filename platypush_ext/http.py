@@ -1,0 +1,542 @@
+"""The one HTTP layer of platypush-ext.
+
+Every service client talks HTTP through :class:`HttpClient`, which gives all of
+them the same behaviour:
+
+* one :class:`requests.Session` per client (keep-alive, connection reuse);
+* a connect and a read timeout on every request;
+* retries with exponential backoff and full jitter for idempotent requests on
+  connection errors, timeouts, 429 and 5xx, honouring ``Retry-After``, within a
+  total time budget; a non-idempotent request is retried only when it cannot
+  have reached the server (the connection was never established);
+* one small exception hierarchy carrying status, endpoint and the server's own
+  message;
+* secrets (keys, passwords, tokens) masked in every URL, log line and message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Optional
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+
+__all__ = [
+    "AuthError",
+    "BadRequestError",
+    "ConflictError",
+    "HttpClient",
+    "HTTPStatusError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "ProtocolError",
+    "RateLimitedError",
+    "RetryPolicy",
+    "Redactor",
+    "ServerError",
+    "ServiceConnectionError",
+    "ServiceError",
+    "ServiceTimeoutError",
+    "Timeouts",
+    "parse_json",
+]
+
+logger = logging.getLogger("platypush_ext.http")
+
+MASK = "***"
+
+#: Parameter and header names whose values are always secrets.
+SECRET_NAMES = frozenset(
+    {
+        "secret",
+        "secret_key",
+        "api_key",
+        "apikey",
+        "x-api-key",
+        "password",
+        "token",
+        "accesstoken",
+        "access_token",
+        "refreshtoken",
+        "refresh_token",
+        "authorization",
+        "proxy-authorization",
+    }
+)
+
+
+# --------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------
+
+
+class ServiceError(Exception):
+    """Base class of every error raised by a platypush-ext client.
+
+    Its text is safe to show: it never contains a secret.
+
+    :ivar status: HTTP status of the answer, if there was one.
+    :ivar endpoint: ``METHOD /path`` of the request (secrets masked).
+    :ivar server_message: the service's own explanation, if it gave one.
+    :ivar code: the service's own error code, if it gave one.
+    """
+
+    #: Whether trying again later may succeed (used by listeners and retries).
+    transient = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Optional[int] = None,
+        endpoint: Optional[str] = None,
+        server_message: Optional[str] = None,
+        code: Any = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.endpoint = endpoint
+        self.server_message = server_message
+        self.code = code
+
+
+class InvalidArgumentError(ServiceError, ValueError):
+    """An argument was rejected before any request was made."""
+
+
+class ServiceConnectionError(ServiceError):
+    """The service could not be reached, or the connection broke."""
+
+    transient = True
+
+
+class ServiceTimeoutError(ServiceConnectionError):
+    """The service did not answer in time."""
+
+
+class ProtocolError(ServiceError):
+    """The service answered something that could not be understood."""
+
+    transient = True
+
+
+class HTTPStatusError(ServiceError):
+    """The service answered with an error status."""
+
+
+class BadRequestError(HTTPStatusError):
+    """The service rejected the request (400 and other 4xx)."""
+
+
+class AuthError(HTTPStatusError):
+    """Missing or wrong credentials (401/403)."""
+
+
+class NotFoundError(HTTPStatusError):
+    """The resource does not exist (404/410)."""
+
+
+class ConflictError(HTTPStatusError):
+    """The request conflicts with the resource's state (409)."""
+
+
+class RateLimitedError(HTTPStatusError):
+    """The service asks to slow down (429)."""
+
+    transient = True
+
+
+class ServerError(HTTPStatusError):
+    """The service failed (5xx)."""
+
+    transient = True
+
+
+_STATUS_ERRORS: dict[int, type[HTTPStatusError]] = {
+    401: AuthError,
+    403: AuthError,
+    404: NotFoundError,
+    410: NotFoundError,
+    409: ConflictError,
+    429: RateLimitedError,
+}
+
+
+def error_class_for_status(status: int) -> type[HTTPStatusError]:
+    """The :class:`HTTPStatusError` subclass that stands for ``status``."""
+    if status >= 500:
+        return ServerError
+    return _STATUS_ERRORS.get(status, BadRequestError)
+
+
+# --------------------------------------------------------------------------
+# Secrets
+# --------------------------------------------------------------------------
+
+
+class Redactor:
+    """Masks secrets in URLs and free text.
+
+    It knows secret *names* (query parameters such as ``secret`` or ``api_key``)
+    and secret *values* (registered with :meth:`add`, e.g. a token obtained at
+    run time); every occurrence of a known value is masked wherever it appears.
+    """
+
+    def __init__(self, secrets: Iterable[Optional[str]] = ()):
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern: Optional[re.Pattern[str]] = None
+        for value in secrets:
+            self.add(value)
+
+    def add(self, value: Any) -> None:
+        """Register a secret value (short or empty values are ignored)."""
+        if not isinstance(value, str) or len(value) < 4:
+            return
+        with self._lock:
+            if value not in self._values:
+                self._values.add(value)
+                self._pattern = None
+
+    def add_from(self, mapping: Optional[Mapping[str, Any]]) -> None:
+        """Register the values of the secret-named keys of ``mapping``."""
+        if not isinstance(mapping, Mapping):
+            return
+        for key, value in mapping.items():
+            if str(key).lower() in SECRET_NAMES:
+                self.add(value)
+
+    def text(self, text: Any) -> str:
+        """``text`` with every known secret value masked."""
+        text = str(text)
+        with self._lock:
+            if not self._values:
+                return text
+            if self._pattern is None:
+                values = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in values))
+            pattern = self._pattern
+        return pattern.sub(MASK, text)
+
+    def url(self, url: str) -> str:
+        """``url`` with secret query parameters and known secret values masked."""
+        parts = urlsplit(url)
+        if parts.query:
+            query = [
+                (k, MASK if k.lower() in SECRET_NAMES else v)
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            ]
+            parts = parts._replace(query=urlencode(query, safe="*"))
+        if parts.password:
+            parts = parts._replace(netloc=parts.netloc.replace(parts.password, MASK))
+        return self.text(urlunsplit(parts))
+
+
+# --------------------------------------------------------------------------
+# Client
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Connect and read timeouts, in seconds."""
+
+    connect: float = 5.0
+    read: float = 15.0
+
+    def as_tuple(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried.
+
+    :ivar attempts: total attempts (1 = no retry).
+    :ivar backoff: base delay; attempt *n* waits up to ``backoff * 2**n``.
+    :ivar backoff_max: cap of one delay (also caps ``Retry-After``).
+    :ivar budget: no retry starts after this many seconds since the first
+        attempt, so that a call answers well within Platypush's 60 s limit.
+    """
+
+    attempts: int = 3
+    backoff: float = 0.5
+    backoff_max: float = 10.0
+    budget: float = 30.0
+
+    def delay(self, attempt: int, retry_after: Optional[float] = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.backoff_max)
+        cap = min(self.backoff_max, self.backoff * (2**attempt))
+        return random.uniform(cap / 2, cap)
+
+
+#: Builds a service-specific error from ``(status, endpoint, payload)``;
+#: returns ``None`` to fall back to the generic class for the status.
+ErrorFactory = Callable[[int, str, Any], Optional[ServiceError]]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -> Any:
+    """The JSON body of ``response`` (whatever its content type), or :class:`ProtocolError`."""
+    try:
+        return json.loads(response.content.decode(response.encoding or "utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        snippet = redactor.text(response.content[:80].decode("utf-8", "replace"))
+        raise ProtocolError(
+            f"{endpoint}: the service answered {response.status_code} with a body "
+            f"that is not JSON ({snippet!r})",
+            status=response.status_code,
+            endpoint=endpoint,
+        ) from None
+
+
+def _retry_after(response: requests.Response) -> Optional[float]:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return when.timestamp() - time.time() if when else None
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """Whether the request certainly did not reach the server."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        return any(
+            marker in text
+            for marker in (
+                "NewConnectionError",
+                "Connection refused",
+                "Name or service not known",
+                "Failed to resolve",
+            )
+        )
+    return False
+
+
+class HttpClient:
+    """HTTP plumbing shared by every service client.
+
+    :param base_url: the service's base URL; relative paths are joined to it
+        (a missing trailing ``/`` is added, so a path prefix is kept).
+    :param timeouts: connect and read timeouts.
+    :param retry: the retry policy.
+    :param secrets: secret values to mask wherever they could appear.
+    :param error_factory: builds service-specific errors from error answers.
+    :param headers: headers sent with every request.
+    :param session: an existing :class:`requests.Session` to use.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeouts: Timeouts = Timeouts(),
+        retry: RetryPolicy = RetryPolicy(),
+        secrets: Iterable[Optional[str]] = (),
+        error_factory: Optional[ErrorFactory] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        session: Optional[requests.Session] = None,
+    ):
+        if not isinstance(base_url, str) or not re.match(r"^https?://[^/]+", base_url):
+            raise InvalidArgumentError(
+                f"base_url must be an http:// or https:// URL, got {base_url!r}"
+            )
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.timeouts = timeouts
+        self.retry = retry
+        self.redactor = Redactor(secrets)
+        self.error_factory = error_factory
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = "platypush-ext"
+        if headers:
+            self.session.headers.update(headers)
+            self.redactor.add_from(headers)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` (absolute URLs are kept)."""
+        return urljoin(self.base_url, path.lstrip("/")) if "://" not in path else path
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.redactor.url(self.base_url)!r})"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Optional[Mapping[str, Any]] = None,
+        data: Any = None,
+        json_body: Any = None,
+        headers: Optional[Mapping[str, str]] = None,
+        idempotent: Optional[bool] = None,
+        timeouts: Optional[Timeouts] = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+    ) -> requests.Response:
+        """Send a request and return the successful (< 400) response.
+
+        :param idempotent: whether the request may be replayed after it may
+            have reached the server; defaults to ``True`` for GET, HEAD, PUT,
+            DELETE and OPTIONS. Pass ``False`` for destructive reads.
+        :param stream: do not read the body (the caller closes the response).
+        :raises ServiceError: the subclass that describes what went wrong.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        self.redactor.add_from(params)
+        self.redactor.add_from(data if isinstance(data, Mapping) else None)
+        self.redactor.add_from(headers)
+
+        url = self.url(path)
+        endpoint = self.endpoint(method, url)
+        timeout = (timeouts or self.timeouts).as_tuple()
+        started = time.monotonic()
+        attempt = 0
+
+        while True:
+            retry_after: Optional[float] = None
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    json=json_body,
+                    headers=headers,
+                    timeout=timeout,
+                    stream=stream,
+                    allow_redirects=allow_redirects,
+                )
+            except requests.RequestException as exc:
+                error = self._transport_error(exc, endpoint, timeout)
+                replayable = idempotent or _never_connected(exc)
+            else:
+                logger.debug(
+                    "%s -> %s in %.0f ms",
+                    endpoint,
+                    response.status_code,
+                    (time.monotonic() - started) * 1000,
+                )
+                if response.status_code < 400:
+                    return response
+                error = self._status_error(response, endpoint)
+                retry_after = _retry_after(response)
+                response.close()
+                replayable = idempotent
+
+            attempt += 1
+            delay = self.retry.delay(attempt - 1, retry_after)
+            if (
+                not (error.transient and replayable)
+                or attempt >= self.retry.attempts
+                or time.monotonic() - started + delay > self.retry.budget
+            ):
+                raise error
+            logger.info(
+                "%s failed (%s); retry %d/%d in %.1f s",
+                endpoint,
+                error,
+                attempt,
+                self.retry.attempts - 1,
+                delay,
+            )
+            time.sleep(delay)
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """:meth:`request`, then the body parsed as JSON (any content type)."""
+        response = self.request(method, path, **kwargs)
+        return parse_json(response, self.endpoint(method, self.url(path)), self.redactor)
+
+    def endpoint(self, method: str, url: str) -> str:
+        """``METHOD /path?query`` of ``url``, secrets masked (for messages and logs)."""
+        relative = urlsplit(url)._replace(scheme="", netloc="").geturl()
+        return f"{method.upper()} {self.redactor.url(relative)}"
+
+    def _transport_error(
+        self, exc: requests.RequestException, endpoint: str, timeout: tuple[float, float]
+    ) -> ServiceError:
+        host = urlsplit(self.base_url).netloc
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return ServiceTimeoutError(
+                f"{endpoint}: could not connect to {host} within {timeout[0]:g} s",
+                endpoint=endpoint,
+            )
+        if isinstance(exc, requests.exceptions.Timeout):
+            return ServiceTimeoutError(
+                f"{endpoint}: {host} did not answer within {timeout[1]:g} s",
+                endpoint=endpoint,
+            )
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            reason = "connection refused" if "refused" in str(exc) else "connection failed or was reset"
+            return ServiceConnectionError(
+                f"{endpoint}: cannot reach {host} ({reason})", endpoint=endpoint
+            )
+        return ServiceConnectionError(
+            f"{endpoint}: request to {host} failed ({type(exc).__name__})",
+            endpoint=endpoint,
+        )
+
+    def _status_error(self, response: requests.Response, endpoint: str) -> ServiceError:
+        status = response.status_code
+        try:
+            payload: Any = response.json()
+        except ValueError:
+            payload = response.text[:500]
+        if self.error_factory:
+            error = self.error_factory(status, endpoint, payload)
+            if error is not None:
+                error.message = self.redactor.text(error.message)
+                error.args = (error.message,)
+                return error
+        server_message = _server_message(payload)
+        text = f"{endpoint}: HTTP {status}"
+        if server_message:
+            server_message = self.redactor.text(server_message)
+            text += f": {server_message}"
+        return error_class_for_status(status)(
+            text, status=status, endpoint=endpoint, server_message=server_message
+        )
+
+
+def _server_message(payload: Any) -> Optional[str]:
+    """Best-effort extraction of a human message from an error body."""
+    if isinstance(payload, Mapping):
+        for key in ("message", "error_description", "error", "detail", "reason"):
+            value = payload.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, Mapping):
+                nested = _server_message(value)
+                if nested:
+                    return nested
+        return None
+    if isinstance(payload, str):
+        text = payload.strip()
+        if text.startswith("<"):  # an HTML error page
+            match = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+            return match.group(1).strip() if match else None
+        return text[:200] or None
+    return None

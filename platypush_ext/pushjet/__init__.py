@@ -1,0 +1,1 @@
+"""Pushjet push notifications: client, plugin, events."""

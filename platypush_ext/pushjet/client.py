@@ -1,0 +1,349 @@
+"""A typed, framework-free client of the Pushjet API (``protocols/pushjet.md``).
+
+Usable from plain Python::
+
+    client = PushjetClient("http://127.0.0.1:8081/")
+    service = client.create_service("Alerts")
+    client.subscribe(device_uuid, service.public_key)
+    client.send(service.secret_key, "Hello", title="Hi", importance=4)
+    for message in client.fetch_messages(device_uuid):   # destructive read
+        print(message.title, message.message)
+
+Every argument is validated before any request; every documented error id
+maps to an exception; secrets travel in form bodies only and never appear in
+errors or logs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from ..http import (
+    BadRequestError,
+    ConflictError,
+    HttpClient,
+    InvalidArgumentError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitedError,
+    RetryPolicy,
+    ServiceError,
+    Timeouts,
+)
+
+UUID_RE = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
+PUBLIC_KEY_RE = re.compile(r"^[a-zA-Z0-9]{4}-[a-zA-Z0-9]{6}-[a-zA-Z0-9]{12}-[a-zA-Z0-9]{5}-[a-zA-Z0-9]{9}$")
+SECRET_KEY_RE = re.compile(r"^[a-zA-Z0-9]{32}$")
+
+
+# -- errors -------------------------------------------------------------------
+
+
+class PushjetError(ServiceError):
+    """An error answered by the Pushjet server."""
+
+
+class NonexistentError(PushjetError, NotFoundError):
+    """The service does not exist (anymore)."""
+
+
+class SubscriptionError(PushjetError, ConflictError):
+    """Already subscribed, or not subscribed, to that service."""
+
+
+class PushjetBadRequest(PushjetError, BadRequestError):
+    """The server rejected an argument."""
+
+
+_ERROR_CLASSES: dict[int, type[PushjetError]] = {4: SubscriptionError, 11: SubscriptionError, 6: NonexistentError}
+
+
+def _pushjet_error(status: int, endpoint: str, payload: Any) -> Optional[ServiceError]:
+    """Map ``{"error": {"message", "id"}}`` bodies to exceptions."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict) or "id" not in error:
+        return None
+    code, server_message = error.get("id"), str(error.get("message", ""))
+    if code == 5:
+        cls: type[ServiceError] = RateLimitedError
+    elif status >= 500:
+        return None
+    else:
+        cls = _ERROR_CLASSES.get(code, PushjetBadRequest)
+    return cls(
+        f"{endpoint}: {server_message} (Pushjet error {code})",
+        status=status,
+        endpoint=endpoint,
+        server_message=server_message,
+        code=code,
+    )
+
+
+# -- models -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Service:
+    """A Pushjet service. ``secret_key`` is known only to its creator (never in ``repr``)."""
+
+    public_key: str
+    name: str
+    icon_url: Optional[str]
+    created: int
+    secret_key: Optional[str] = field(default=None, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any, secret_key: Optional[str] = None) -> "Service":
+        try:
+            return cls(
+                public_key=str(data["public"]),
+                name=str(data["name"]),
+                icon_url=str(data.get("icon") or "") or None,
+                created=int(data["created"]),
+                secret_key=data.get("secret") or secret_key,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProtocolError(f"unexpected service object from the Pushjet server ({exc!r})") from None
+
+    def to_dict(self, include_secret: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not include_secret:
+            data.pop("secret_key")
+        return data
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A device's subscription to a service."""
+
+    service: Service
+    device_uuid: str
+    time_subscribed: int
+    last_checked: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> "Subscription":
+        try:
+            return cls(
+                service=Service.from_json(data["service"]),
+                device_uuid=str(data["uuid"]),
+                time_subscribed=int(data["timestamp"]),
+                last_checked=int(data["timestamp_checked"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"unexpected subscription object from the Pushjet server ({exc!r})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "service": self.service.to_dict()}
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message received by a device. ``title`` and ``link`` are ``None`` when absent."""
+
+    message: str
+    title: Optional[str]
+    link: Optional[str]
+    importance: int
+    time_sent: int
+    service: Service
+
+    @classmethod
+    def from_json(cls, data: Any) -> "Message":
+        try:
+            return cls(
+                message=str(data["message"]),
+                title=str(data.get("title") or "") or None,
+                link=str(data.get("link") or "") or None,
+                importance=int(data.get("level", 3)),
+                time_sent=int(data["timestamp"]),
+                service=Service.from_json(data["service"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProtocolError(f"unexpected message object from the Pushjet server ({exc!r})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "service": self.service.to_dict()}
+
+
+# -- validation ---------------------------------------------------------------
+
+
+def check_uuid(device: Any) -> str:
+    """A device UUID in canonical (lowercase) form, or :class:`InvalidArgumentError`."""
+    if not isinstance(device, str) or not UUID_RE.match(device):
+        raise InvalidArgumentError(
+            f"invalid device UUID {device!r}: expected 8-4-4-4-12 hexadecimal digits, e.g. from uuid.uuid4()"
+        )
+    return device.lower()
+
+
+def check_public_key(public_key: Any) -> str:
+    if not isinstance(public_key, str) or not PUBLIC_KEY_RE.match(public_key):
+        raise InvalidArgumentError(
+            f"invalid service public key {public_key!r}: expected 40 characters such as "
+            "'4be3-eda97a-0d7faeab05a0-89403-ad4751c49'"
+        )
+    return public_key
+
+
+def check_secret_key(secret_key: Any) -> str:
+    if not secret_key:
+        raise InvalidArgumentError("this operation needs the service's secret key, and none was given")
+    if not isinstance(secret_key, str) or not SECRET_KEY_RE.match(secret_key):
+        raise InvalidArgumentError("invalid secret key: expected 32 letters or digits")  # never echo it
+    return secret_key
+
+
+def check_importance(importance: Any) -> Optional[int]:
+    if importance is None:
+        return None
+    if isinstance(importance, bool) or not isinstance(importance, (int, str)):
+        raise InvalidArgumentError(f"importance must be an integer from 1 to 5, got {importance!r}")
+    try:
+        value = int(importance)
+    except ValueError:
+        raise InvalidArgumentError(f"importance must be an integer from 1 to 5, got {importance!r}") from None
+    if not 1 <= value <= 5:
+        raise InvalidArgumentError(f"importance must be from 1 (least) to 5 (most important), got {value}")
+    return value
+
+
+def _check_text(value: Any, what: str, *, required: bool) -> Optional[str]:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise InvalidArgumentError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+# -- client -------------------------------------------------------------------
+
+
+class PushjetClient:
+    """Client of one Pushjet server.
+
+    :param base_url: the server's base URL, e.g. ``https://pushjet.example.org/api/``
+        (a missing trailing ``/`` is added).
+    :param timeouts: connect and read timeouts.
+    :param retry: retry policy for idempotent requests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeouts: Timeouts = Timeouts(),
+        retry: RetryPolicy = RetryPolicy(),
+        http: Optional[HttpClient] = None,
+    ):
+        self.http = http or HttpClient(base_url, timeouts=timeouts, retry=retry, error_factory=_pushjet_error)
+
+    @property
+    def base_url(self) -> str:
+        return self.http.base_url
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __repr__(self) -> str:
+        return f"PushjetClient({self.base_url!r})"
+
+    def _call(self, method: str, path: str, *, key: Optional[str] = None, idempotent: Optional[bool] = None,
+              **kwargs: Any) -> Any:
+        payload = self.http.request_json(method, path, idempotent=idempotent, **kwargs)
+        if not isinstance(payload, dict) or (key is not None and key not in payload):
+            raise ProtocolError(f"{method} /{path}: the Pushjet server's answer lacks {key or 'an object'!r}")
+        return payload[key] if key else payload
+
+    # -- services ----------------------------------------------------------------
+
+    def create_service(self, name: str, icon_url: Optional[str] = None) -> Service:
+        """Create a service; the result carries its ``secret_key`` (keep it)."""
+        form = {"name": _check_text(name, "name", required=True)}
+        if icon_url:
+            form["icon"] = _check_text(icon_url, "icon_url", required=False)
+        service = Service.from_json(self._call("POST", "service", key="service", data=form))
+        self.http.redactor.add(service.secret_key)
+        return service
+
+    def get_service(self, *, secret_key: Optional[str] = None, public_key: Optional[str] = None) -> Service:
+        """Look a service up by public key or by secret key (the secret is kept in the result)."""
+        if public_key is not None:
+            params = {"service": check_public_key(public_key)}
+            return Service.from_json(self._call("GET", "service", key="service", params=params))
+        if secret_key is None:
+            raise InvalidArgumentError("give a service's public_key or secret_key")
+        form = {"secret": check_secret_key(secret_key)}
+        # a GET with a form body keeps the secret out of URLs and access logs
+        data = self._call("GET", "service", key="service", data=form)
+        return Service.from_json(data, secret_key=secret_key)
+
+    def edit_service(self, secret_key: str, *, name: Optional[str] = None, icon_url: Optional[str] = None) -> None:
+        """Rename a service and/or change its icon (``icon_url=""`` removes the icon)."""
+        form = {"secret": check_secret_key(secret_key)}
+        if name is not None:
+            form["name"] = _check_text(name, "name", required=True)
+        if icon_url is not None:
+            if not isinstance(icon_url, str):
+                raise InvalidArgumentError(f"icon_url must be a string, got {icon_url!r}")
+            form["icon"] = icon_url
+        if len(form) == 1:
+            raise InvalidArgumentError("nothing to change: give a name and/or an icon_url")
+        self._call("PATCH", "service", data=form)
+
+    def delete_service(self, secret_key: str) -> None:
+        """Delete a service, its subscriptions and its messages. Irreversible."""
+        self._call("DELETE", "service", data={"secret": check_secret_key(secret_key)})
+
+    def send(self, secret_key: str, message: str, *, title: Optional[str] = None, link: Optional[str] = None,
+             importance: Optional[int] = None) -> None:
+        """Send a message to the service's subscribers (never replayed once it may have arrived)."""
+        form: dict[str, Any] = {
+            "secret": check_secret_key(secret_key),
+            "message": _check_text(message, "message", required=True),
+        }
+        if title is not None:
+            form["title"] = _check_text(title, "title", required=False)
+        if link is not None:
+            form["link"] = _check_text(link, "link", required=False)
+        level = check_importance(importance)
+        if level is not None:
+            form["level"] = str(level)
+        self._call("POST", "message", data=form)
+
+    # -- devices -------------------------------------------------------------------
+
+    def subscribe(self, device: str, public_key: str) -> Service:
+        """Subscribe a device to a service; returns the service."""
+        data = {"uuid": check_uuid(device), "service": check_public_key(public_key)}
+        return Service.from_json(self._call("POST", "subscription", key="service", data=data))
+
+    def unsubscribe(self, device: str, public_key: str) -> None:
+        """Unsubscribe a device from a service."""
+        self._call("DELETE", "subscription", data={"uuid": check_uuid(device), "service": check_public_key(public_key)})
+
+    def get_subscriptions(self, device: str) -> list[Subscription]:
+        """The device's subscriptions."""
+        items = self._call("GET", "subscription", key="subscriptions", params={"uuid": check_uuid(device)})
+        if not isinstance(items, list):
+            raise ProtocolError("GET /subscription: 'subscriptions' is not a list")
+        return [Subscription.from_json(item) for item in items]
+
+    def fetch_message_payloads(self, device: str) -> list[dict[str, Any]]:
+        """The raw unread message objects of a device. **Destructive**: the server marks
+        them read, so this request is never retried automatically."""
+        items = self._call("GET", "message", key="messages", params={"uuid": check_uuid(device)}, idempotent=False)
+        if not isinstance(items, list):
+            raise ProtocolError("GET /message: 'messages' is not a list")
+        return items
+
+    def fetch_messages(self, device: str) -> list[Message]:
+        """The device's unread messages, marked read by the server (see :meth:`fetch_message_payloads`)."""
+        return [Message.from_json(item) for item in self.fetch_message_payloads(device)]
+
+    def mark_read(self, device: str) -> None:
+        """Mark every message of the device read without fetching it (``DELETE /message``)."""
+        self._call("DELETE", "message", params={"uuid": check_uuid(device)})

@@ -1,0 +1,492 @@
+"""The ``pushjet`` Platypush plugin: thin glue over :class:`PushjetClient`."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any, Mapping, Optional, Sequence, Union
+
+from platypush.plugins import RunnablePlugin
+
+from ..glue import Availability, Backoff, action, state_path
+from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, ServiceError, Timeouts
+from .client import (
+    PUBLIC_KEY_RE,
+    Message,
+    PushjetClient,
+    Service,
+    check_public_key,
+    check_secret_key,
+    check_uuid,
+)
+from .events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
+from .journal import MessageJournal
+
+ServiceConfig = Union[str, Mapping[str, str]]
+
+
+class PushjetPlugin(RunnablePlugin):
+    """
+    `Pushjet <https://github.com/Pushjet/Pushjet-Server-Api>`_ push notifications:
+    create and manage services, send messages, subscribe devices, and receive
+    the messages of the configured devices as
+    :class:`platypush_ext.pushjet.events.PushjetMessageEvent` events.
+
+    Example configuration:
+
+    .. code-block:: yaml
+
+        pushjet:
+          base_url: https://pushjet.example.org/api/
+          devices:
+            - 0f1e2d3c-4b5a-4697-8899-aabbccddeeff
+          services:
+            alerts:
+              secret: 0123456789abcdef0123456789abcdef
+          poll_interval: 10
+
+    Fetching messages is destructive on the server, so every fetched message is
+    first written to a local journal (in Platypush's workdir) and its event is
+    posted from there: nothing is lost if Platypush stops at the wrong moment.
+    """
+
+    #: The listener never polls faster than this (seconds).
+    MIN_POLL_INTERVAL = 4.0
+
+    def __init__(
+        self,
+        base_url: str,
+        devices: Optional[Union[str, Sequence[str]]] = None,
+        services: Optional[Mapping[str, ServiceConfig]] = None,
+        poll_interval: float = 10,
+        connect_timeout: float = 5,
+        read_timeout: float = 15,
+        retries: int = 2,
+        **kwargs: Any,
+    ):
+        """
+        :param base_url: base URL of the Pushjet API server, e.g.
+            ``https://pushjet.example.org/api/`` (the old public host
+            ``https://api.pushjet.io/`` is gone; this is required).
+        :param devices: UUID of the device (or list of UUIDs) whose messages are
+            received as events; the first one is also the default ``device`` of
+            the actions. Generate one with ``python -c 'import uuid; print(uuid.uuid4())'``.
+        :param services: named services whose secret keys are kept here rather
+            than sent in each request, as ``{name: {secret: <secret key>}}``
+            (or ``{name: <secret key>}``). Actions take ``service=<name>``.
+        :param poll_interval: seconds between two polls of new messages
+            (default: 10, at least 4).
+        :param connect_timeout: seconds to wait for a connection (default: 5).
+        :param read_timeout: seconds to wait for an answer (default: 15).
+        :param retries: how many times an idempotent request is retried on a
+            transient failure (default: 2).
+        """
+        interval = float(poll_interval or self.MIN_POLL_INTERVAL)
+        if interval < self.MIN_POLL_INTERVAL:
+            interval = self.MIN_POLL_INTERVAL
+        super().__init__(poll_interval=interval, **kwargs)
+        if interval != float(poll_interval or 0):
+            self.logger.warning("pushjet: poll_interval raised to %.0f s (the minimum)", interval)
+
+        self._client = PushjetClient(
+            base_url,
+            timeouts=Timeouts(connect_timeout, read_timeout),
+            retry=RetryPolicy(attempts=max(1, int(retries) + 1)),
+        )
+        if isinstance(devices, str):
+            devices = [devices]
+        self._devices = [check_uuid(device) for device in devices or []]
+        self._secrets: dict[str, str] = {}  # service name -> secret key
+        self._public_keys: dict[str, str] = {}  # service name -> public key (looked up lazily)
+        self._store_path = state_path("pushjet", "services.json")
+        self._secrets.update(self._load_store())
+        for name, config in (services or {}).items():
+            secret = config if isinstance(config, str) else (config or {}).get("secret")
+            try:
+                self._secrets[str(name)] = check_secret_key(secret)
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(f"pushjet: services.{name}: {exc}") from None
+        for secret in self._secrets.values():
+            self._client.http.redactor.add(secret)
+
+        self._journal: Optional[MessageJournal] = None
+        self._fetch_lock = threading.Lock()
+        self._availability = Availability(
+            f"Pushjet server {self._client.base_url}",
+            self.logger,
+            on_up=lambda: self._bus.post(PushjetConnectedEvent(base_url=self._client.base_url)),
+            on_down=lambda error: self._bus.post(
+                PushjetDisconnectedEvent(base_url=self._client.base_url, error=error)
+            ),
+        )
+
+    # -- helpers -------------------------------------------------------------
+
+    @property
+    def journal(self) -> MessageJournal:
+        """The message journal (opened on first use)."""
+        if self._journal is None:
+            self._journal = MessageJournal(state_path("pushjet", "journal.db"))
+        return self._journal
+
+    def _load_store(self) -> dict[str, str]:
+        """Secrets of the services created through this plugin."""
+        try:
+            with open(self._store_path, encoding="utf-8") as f:
+                data = json.load(f)
+            return {str(k): str(v) for k, v in data.items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, AttributeError):
+            self.logger.warning("pushjet: ignoring unreadable %s", self._store_path)
+            return {}
+
+    def _save_store(self, name: str, secret: Optional[str]) -> None:
+        store = self._load_store()
+        if secret is None:
+            store.pop(name, None)
+        else:
+            store[name] = secret
+        os.makedirs(os.path.dirname(self._store_path), exist_ok=True)
+        tmp = self._store_path + ".tmp"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
+            json.dump(store, f)
+        os.replace(tmp, self._store_path)
+
+    def _device(self, device: Optional[str]) -> str:
+        if device is not None:
+            return check_uuid(device)
+        if not self._devices:
+            raise InvalidArgumentError("no device given, and none is configured (pushjet.devices)")
+        return self._devices[0]
+
+    def _secret(self, service: Optional[str], secret_key: Optional[str]) -> str:
+        if secret_key is not None:
+            secret = check_secret_key(secret_key)
+            self._client.http.redactor.add(secret)
+            return secret
+        if service is None:
+            raise InvalidArgumentError(
+                "this action needs the service's secret: pass service=<name of a configured service> or secret_key"
+            )
+        if service in self._secrets:
+            return self._secrets[service]
+        known = ", ".join(sorted(self._secrets)) or "none"
+        hint = " (a public key grants no write access)" if PUBLIC_KEY_RE.match(str(service)) else ""
+        raise InvalidArgumentError(
+            f"no secret known for service {service!r}{hint}; configured services: {known}; or pass secret_key"
+        )
+
+    def _public_key(self, service: str) -> str:
+        if service in self._secrets:
+            if service not in self._public_keys:
+                found = self._client.get_service(secret_key=self._secrets[service])
+                self._public_keys[service] = found.public_key
+            return self._public_keys[service]
+        if not isinstance(service, str) or not PUBLIC_KEY_RE.match(service):
+            known = ", ".join(sorted(self._secrets)) or "none"
+            raise InvalidArgumentError(
+                f"{service!r} is neither a service public key nor a configured service name (known: {known})"
+            )
+        return check_public_key(service)
+
+    def _service_dict(self, service: Service, alias: Optional[str] = None) -> dict[str, Any]:
+        data = service.to_dict()
+        names = [n for n, pk in self._public_keys.items() if pk == service.public_key]
+        if alias or names:
+            data["alias"] = alias or names[0]
+        return data
+
+    # -- services ------------------------------------------------------------
+
+    @action
+    def create_service(
+        self, name: str, icon_url: Optional[str] = None, alias: Optional[str] = None, include_secret: bool = False
+    ) -> dict[str, Any]:
+        """
+        Create a Pushjet service. Its secret key is kept by the plugin (in
+        Platypush's workdir), so later actions can use ``service=<alias>``.
+
+        :param name: display name of the service.
+        :param icon_url: URL of the service's icon (optional).
+        :param alias: name under which the secret is kept (default: ``name``).
+        :param include_secret: also return the secret key (default: false; the
+            answer may be logged, so only ask for it when you must share it).
+        :return: the service, e.g.
+
+            .. code-block:: json
+
+                {"public_key": "4be3-eda97a-0d7faeab05a0-89403-ad4751c49",
+                 "name": "Alerts", "icon_url": null, "created": 1795303005,
+                 "alias": "alerts"}
+        """
+        alias = alias or name
+        if not isinstance(alias, str) or not alias.strip():
+            raise InvalidArgumentError("alias must be a non-empty string")
+        service = self._client.create_service(name, icon_url)
+        assert service.secret_key
+        self._secrets[alias] = service.secret_key
+        self._public_keys[alias] = service.public_key
+        self._save_store(alias, service.secret_key)
+        data = self._service_dict(service, alias)
+        if include_secret:
+            data["secret_key"] = service.secret_key
+        return data
+
+    @action
+    def get_service(
+        self, secret_key: Optional[str] = None, public_key: Optional[str] = None, service: Optional[str] = None
+    ) -> dict[str, Any]:
+        """
+        Get a service's current name, icon and creation time.
+
+        :param secret_key: the service's secret key.
+        :param public_key: or its public key.
+        :param service: or a configured service name (or a public key).
+        :return: the service, e.g. ``{"public_key": "...", "name": "Alerts",
+            "icon_url": "https://example.org/icon.png", "created": 1795303005}``.
+        """
+        if public_key is not None:
+            found = self._client.get_service(public_key=public_key)
+        elif secret_key is not None:
+            found = self._client.get_service(secret_key=self._secret(None, secret_key))
+        elif service is not None:
+            if service in self._secrets:
+                found = self._client.get_service(secret_key=self._secrets[service])
+                self._public_keys[service] = found.public_key
+            else:
+                found = self._client.get_service(public_key=self._public_key(service))
+        else:
+            raise InvalidArgumentError("give secret_key, public_key or service")
+        return self._service_dict(found)
+
+    @action
+    def edit_service(
+        self,
+        name: Optional[str] = None,
+        icon_url: Optional[str] = None,
+        service: Optional[str] = None,
+        secret_key: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """
+        Rename a service and/or change its icon.
+
+        :param name: the new name.
+        :param icon_url: the new icon URL; an empty string removes the icon.
+        :param service: a configured service name (or pass ``secret_key``).
+        :param secret_key: the service's secret key.
+        :return: the service as it is now.
+        """
+        secret = self._secret(service, secret_key)
+        self._client.edit_service(secret, name=name, icon_url=icon_url)
+        return self._service_dict(self._client.get_service(secret_key=secret))
+
+    @action
+    def delete_service(self, service: Optional[str] = None, secret_key: Optional[str] = None) -> dict[str, Any]:
+        """
+        Delete a service with its subscriptions and messages. Irreversible.
+
+        :param service: a configured service name (or pass ``secret_key``).
+        :param secret_key: the service's secret key.
+        :return: ``{"deleted": true}``
+        """
+        secret = self._secret(service, secret_key)
+        self._client.delete_service(secret)
+        for name in [n for n, s in self._secrets.items() if s == secret]:
+            self._public_keys.pop(name, None)
+            if name in self._load_store():
+                self._save_store(name, None)
+                del self._secrets[name]
+        return {"deleted": True}
+
+    @action
+    def send(
+        self,
+        message: str,
+        title: Optional[str] = None,
+        link: Optional[str] = None,
+        importance: Optional[int] = None,
+        service: Optional[str] = None,
+        secret_key: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """
+        Send a message to a service's subscribers.
+
+        :param message: the text.
+        :param title: a title (optional).
+        :param link: a URL attached to the message (optional).
+        :param importance: from 1 (least) to 5 (most important); the server's
+            default is 3.
+        :param service: a configured service name (or pass ``secret_key``).
+        :param secret_key: the service's secret key.
+        :return: ``{"sent": true}``
+        """
+        self._client.send(self._secret(service, secret_key), message, title=title, link=link, importance=importance)
+        return {"sent": True}
+
+    # -- devices -------------------------------------------------------------
+
+    @action
+    def subscribe(self, service: str, device: Optional[str] = None) -> dict[str, Any]:
+        """
+        Subscribe a device to a service.
+
+        :param service: the service's public key, or a configured service name.
+        :param device: the device UUID (default: the first configured device).
+        :return: the service subscribed to.
+        """
+        device_uuid = self._device(device)
+        return self._service_dict(self._client.subscribe(device_uuid, self._public_key(service)))
+
+    @action
+    def unsubscribe(self, service: str, device: Optional[str] = None) -> dict[str, Any]:
+        """
+        Unsubscribe a device from a service.
+
+        :param service: the service's public key, or a configured service name.
+        :param device: the device UUID (default: the first configured device).
+        :return: ``{"unsubscribed": true}``
+        """
+        device_uuid = self._device(device)
+        self._client.unsubscribe(device_uuid, self._public_key(service))
+        return {"unsubscribed": True}
+
+    @action
+    def get_subscriptions(self, device: Optional[str] = None) -> list[dict[str, Any]]:
+        """
+        List a device's subscriptions.
+
+        :param device: the device UUID (default: the first configured device).
+        :return: e.g.
+
+            .. code-block:: json
+
+                [{"service": {"public_key": "...", "name": "Alerts", "icon_url": null,
+                              "created": 1795303005},
+                  "device_uuid": "...", "time_subscribed": 1795303005,
+                  "last_checked": 1795303010}]
+        """
+        return [s.to_dict() for s in self._client.get_subscriptions(self._device(device))]
+
+    @action
+    def get_messages(self, device: Optional[str] = None) -> list[dict[str, Any]]:
+        """
+        Fetch a device's new messages. The server marks them read, so each
+        message is returned once; it is also posted as a
+        :class:`platypush_ext.pushjet.events.PushjetMessageEvent`, as the
+        listener would.
+
+        :param device: the device UUID (default: the first configured device).
+        :return: e.g.
+
+            .. code-block:: json
+
+                [{"message": "Door opened", "title": "Home", "link": null,
+                  "importance": 4, "time_sent": 1795303005,
+                  "service": {"public_key": "...", "name": "Alerts",
+                              "icon_url": null, "created": 1795303000}}]
+        """
+        return [m.to_dict() for m in self._fetch(self._device(device))]
+
+    @action
+    def mark_read(self, device: Optional[str] = None) -> dict[str, Any]:
+        """
+        Mark every message of a device read without fetching it.
+
+        :param device: the device UUID (default: the first configured device).
+        :return: ``{"marked_read": true}``
+        """
+        self._client.mark_read(self._device(device))
+        return {"marked_read": True}
+
+    @action
+    def status(self) -> dict[str, Any]:
+        """
+        The plugin's state.
+
+        :return: e.g. ``{"base_url": "...", "devices": ["..."], "services": ["alerts"],
+            "reachable": true, "journal": {"pending": 0, "posted": 12}}``
+        """
+        return {
+            "base_url": self._client.base_url,
+            "devices": list(self._devices),
+            "services": sorted(self._secrets),
+            "reachable": self._availability.up,
+            "journal": self.journal.counts(),
+        }
+
+    # -- listener ------------------------------------------------------------
+
+    def _fetch(self, device: str) -> list[Message]:
+        """Fetch, journal, then post the device's new messages; returns them."""
+        with self._fetch_lock:
+            payloads = self._client.fetch_message_payloads(device)
+            if payloads:
+                self.journal.append(device, payloads)
+            messages = []
+            for payload in payloads:
+                try:
+                    messages.append(Message.from_json(payload))
+                except ProtocolError:
+                    pass  # reported by post_pending
+            self.post_pending()
+        return messages
+
+    def post_pending(self) -> int:
+        """Post the events of journaled messages not posted yet; returns how many were posted."""
+        posted = 0
+        for journal_id, device, payload in self.journal.pending():
+            try:
+                message = Message.from_json(payload)
+            except ProtocolError as exc:
+                self.logger.warning("pushjet: skipping malformed message %d: %s", journal_id, exc)
+                self.journal.mark_posted(journal_id)
+                continue
+            self._bus.post(
+                PushjetMessageEvent(
+                    message=message.message,
+                    title=message.title,
+                    link=message.link,
+                    importance=message.importance,
+                    sent_at=message.time_sent,
+                    service=message.service.public_key,
+                    service_name=message.service.name,
+                    service_icon=message.service.icon_url,
+                    device=device,
+                    journal_id=journal_id,
+                )
+            )
+            self.journal.mark_posted(journal_id)
+            posted += 1
+        if posted:
+            self.journal.prune()
+        return posted
+
+    def poll_once(self) -> None:
+        """Fetch every configured device's new messages once (raises on failure)."""
+        for device in self._devices:
+            self._fetch(device)
+
+    def main(self) -> None:
+        if not self._devices:
+            self.logger.info("pushjet: no devices configured, the listener is idle")
+            self.wait_stop()
+            return
+        self.post_pending()  # what a previous run journaled but did not post
+        backoff = Backoff(base=1.0, cap=60.0)
+        while not self.should_stop():
+            try:
+                self.poll_once()
+            except ServiceError as exc:
+                self._availability.failed(exc)
+                delay = backoff.next_delay()
+            else:
+                self._availability.ok()
+                backoff.reset()
+                delay = self.poll_interval
+            self.wait_stop(delay)
+
+    def stop(self) -> None:
+        super().stop()
+        self._client.close()

@@ -1,0 +1,435 @@
+"""The small server core shared by every sandbox server.
+
+A :class:`SandboxServer` is a threaded HTTP/1.1 server on 127.0.0.1 with a
+route table, a request log and **fault injection**: the next *N* matching
+requests can answer an error status (with ``Retry-After``), hang past the
+client's timeout, have their connection reset, or get a malformed body.
+
+Faults are armed from Python (``server.faults.add(...)``) or over HTTP on the
+server's own control API::
+
+    POST   /_sandbox/faults   {"kind": "status", "count": 3, "status": 503,
+                               "retry_after": 1, "method": "GET", "path": "/message"}
+    GET    /_sandbox/faults   the armed faults
+    DELETE /_sandbox/faults   disarm all
+    GET    /_sandbox/requests the request log (method, path, status)
+    GET    /_sandbox/health   {"service": name, "ok": true}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
+from urllib.parse import parse_qs, urlsplit
+
+logger = logging.getLogger("platypush_ext.sandbox")
+
+FAULT_KINDS = ("status", "hang", "reset", "malformed")
+
+Body = Union[bytes, Iterable[bytes]]
+
+
+@dataclass
+class Response:
+    """What a route handler answers.
+
+    ``body`` is bytes, or an iterable of byte chunks (give ``Content-Length`` in
+    ``headers`` to keep the connection alive, else it is closed after the body).
+    """
+
+    status: int = 200
+    body: Body = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(
+    payload: Any,
+    status: int = 200,
+    content_type: str = "application/json",
+    compact: bool = True,
+    headers: Optional[dict[str, str]] = None,
+) -> Response:
+    """A JSON answer (``compact`` as Flask's ``jsonify``, else ``json.dumps``' default spacing)."""
+    if compact:
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    else:
+        text = json.dumps(payload)
+    return Response(status, text.encode(), {"Content-Type": content_type, **(headers or {})})
+
+
+def text_response(text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8") -> Response:
+    """A plain text answer."""
+    return Response(status, text.encode(), {"Content-Type": content_type})
+
+
+def html_error(status: int) -> Response:
+    """Werkzeug's HTML error page for ``status`` (what Flask services answer on unknown routes)."""
+    phrase = HTTPStatus(status).phrase
+    page = (
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n'
+        f"<title>{status} {phrase}</title>\n<h1>{phrase}</h1>\n"
+    )
+    return text_response(page, status, "text/html; charset=utf-8")
+
+
+class Request:
+    """One incoming request, as route handlers see it."""
+
+    def __init__(self, handler: BaseHTTPRequestHandler, params: dict[str, str]):
+        split = urlsplit(handler.path)
+        self.handler = handler
+        self.method = handler.command
+        self.path = split.path
+        self.query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        self.headers = handler.headers
+        self.params = params
+        self._body: Optional[bytes] = None
+        self._remaining = int(handler.headers.get("Content-Length") or 0)
+
+    def iter_body(self, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+        """Stream the request body (Content-Length framed) in chunks."""
+        while self._remaining > 0:
+            chunk = self.handler.rfile.read(min(chunk_size, self._remaining))
+            if not chunk:
+                raise ConnectionError("client closed the connection mid-body")
+            self._remaining -= len(chunk)
+            yield chunk
+
+    @property
+    def body(self) -> bytes:
+        """The whole request body."""
+        if self._body is None:
+            self._body = b"".join(self.iter_body())
+        return self._body
+
+    def drain(self) -> None:
+        """Discard what is left of the body (keeps the connection usable)."""
+        for _ in self.iter_body():
+            pass
+
+    @property
+    def form(self) -> dict[str, str]:
+        """Fields of an ``application/x-www-form-urlencoded`` body (others give ``{}``)."""
+        ctype = self.headers.get("Content-Type", "")
+        if not ctype.startswith("application/x-www-form-urlencoded"):
+            return {}
+        text = self.body.decode("utf-8", "replace")
+        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``None`` when empty); raises ``ValueError``."""
+        return json.loads(self.body) if self.body else None
+
+    def arg(self, name: str) -> Optional[str]:
+        """A parameter from the form body or else the query string (Flask's
+        ``request.form.get(x) or request.args.get(x)``)."""
+        return self.form.get(name) or self.query.get(name)
+
+
+Handler = Callable[[Request], Response]
+
+
+@dataclass
+class Fault:
+    """A fault armed for the next ``count`` matching requests."""
+
+    kind: str
+    count: int = 1
+    status: int = 503
+    retry_after: Optional[float] = None
+    delay: float = 30.0
+    method: Optional[str] = None
+    path: Optional[str] = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method.upper() == method) and (
+            self.path is None or path.startswith(self.path)
+        )
+
+
+class FaultInjector:
+    """The armed faults of a server; each request consumes at most one."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, count: int = 1, **options: Any) -> Fault:
+        """Arm ``count`` faults of ``kind`` (``status``, ``hang``, ``reset``, ``malformed``)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        fault = Fault(kind=kind, count=count, **options)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, method: str, path: str) -> Optional[Fault]:
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def armed(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(f) for f in self._faults]
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_HTTPServer"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        logger.debug("%s: " + format, self.server.sandbox.name, *args)
+
+    def _dispatch(self) -> None:
+        self.server.sandbox._handle(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], sandbox: "SandboxServer"):
+        self.sandbox = sandbox
+        super().__init__(address, _RequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError, OSError)):
+            logger.debug("%s: connection from %s ended: %s", self.sandbox.name, client_address, error)
+        else:
+            logger.exception("%s: failure while serving %s", self.sandbox.name, client_address)
+
+
+class SandboxServer:
+    """Base class of the sandbox servers.
+
+    Subclasses set :attr:`name` and :attr:`default_port` and register routes in
+    :meth:`setup_routes` with :meth:`route`. Route patterns are regular
+    expressions over the path; named groups become ``request.params``.
+    """
+
+    name = "sandbox"
+    default_port = 0
+    #: The path under which the service's API answers (for the printed base URL).
+    api_prefix = "/"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.host = host
+        self.port = port
+        self.faults = FaultInjector()
+        self.lock = threading.RLock()
+        self.requests: list[tuple[str, str, int]] = []
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._httpd: Optional[_HTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+        self.route("GET", "/_sandbox/health", lambda r: json_response({"service": self.name, "ok": True}))
+        self.route("GET", "/_sandbox/faults", lambda r: json_response({"faults": self.faults.armed()}))
+        self.route("POST", "/_sandbox/faults", self._arm_fault)
+        self.route("DELETE", "/_sandbox/faults", self._clear_faults)
+        self.route("GET", "/_sandbox/requests", self._request_log)
+        self.setup_routes()
+
+    # -- to override ---------------------------------------------------------
+
+    def setup_routes(self) -> None:
+        """Register the service's routes."""
+
+    def not_found(self, request: Request) -> Response:
+        return html_error(404)
+
+    def method_not_allowed(self, request: Request) -> Response:
+        return html_error(405)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add the server's own command-line options."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, host: str, port: int) -> "SandboxServer":
+        """Build the server from parsed command-line options."""
+        return cls(host=host, port=port)
+
+    def describe(self) -> str:
+        """One line for humans: where the server is and how to use it."""
+        return f"{self.name}: {self.base_url}"
+
+    # -- routing -------------------------------------------------------------
+
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        """Answer ``method`` requests whose path matches ``pattern`` with ``handler``."""
+        self._routes.append((method.upper(), re.compile(pattern + r"\Z"), handler))
+
+    # -- life cycle ----------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The base URL a client of the service is configured with."""
+        return self.url + self.api_prefix
+
+    def start(self) -> "SandboxServer":
+        """Start serving in a daemon thread; returns ``self``."""
+        self._httpd = _HTTPServer((self.host, self.port), self)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+            name=f"sandbox-{self.name}", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> "SandboxServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- request handling ----------------------------------------------------
+
+    def _handle(self, handler: _RequestHandler) -> None:
+        path = urlsplit(handler.path).path
+        method = handler.command
+        fault = None if path.startswith("/_sandbox/") else self.faults.take(method, path)
+        route, params, allowed = None, {}, False
+        for route_method, pattern, route_handler in self._routes:
+            match = pattern.match(path)
+            if match:
+                allowed = True
+                if route_method == method:
+                    route, params = route_handler, match.groupdict()
+                    break
+        request = Request(handler, params)
+
+        if fault and fault.kind == "reset":
+            self._record(method, path, 0)
+            request.drain()
+            _reset(handler)
+            return
+        if fault and fault.kind == "hang":
+            self._record(method, path, 0)
+            time.sleep(fault.delay)
+            _reset(handler)
+            return
+        if fault and fault.kind == "status":
+            headers = {"Content-Type": "text/html; charset=utf-8"}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+            response = html_error(fault.status)
+            response.headers.update(headers)
+        else:
+            try:
+                if route is not None:
+                    response = route(request)
+                elif allowed:
+                    response = self.method_not_allowed(request)
+                else:
+                    response = self.not_found(request)
+            except Exception:  # a bug in the sandbox: answer as a Flask app would
+                logger.exception("%s: handler failed for %s %s", self.name, method, path)
+                response = html_error(500)
+            if fault and fault.kind == "malformed":
+                response = Response(response.status, b'{"malformed": tru', dict(response.headers))
+                response.headers.pop("Content-Length", None)
+
+        request.drain()
+        self._record(method, path, response.status)
+        self._write_response(handler, response)
+
+    def _record(self, method: str, path: str, status: int) -> None:
+        with self.lock:
+            self.requests.append((method, path, status))
+            if len(self.requests) > 10000:
+                del self.requests[:5000]
+
+    @staticmethod
+    def _write_response(handler: _RequestHandler, response: Response) -> None:
+        handler.send_response(response.status)
+        body = response.body
+        headers = dict(response.headers)
+        close = False
+        if isinstance(body, (bytes, bytearray)):
+            headers.setdefault("Content-Length", str(len(body)))
+        elif "Content-Length" not in headers:
+            close = True
+            headers["Connection"] = "close"
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        if handler.command != "HEAD":
+            if isinstance(body, (bytes, bytearray)):
+                handler.wfile.write(body)
+            else:
+                for chunk in body:
+                    handler.wfile.write(chunk)
+        handler.wfile.flush()
+        if close:
+            handler.close_connection = True
+
+    # -- control API ---------------------------------------------------------
+
+    def _arm_fault(self, request: Request) -> Response:
+        try:
+            spec = request.json() or {}
+            fault = self.faults.add(**spec)
+        except (TypeError, ValueError) as exc:
+            return json_response({"error": str(exc)}, 400)
+        return json_response({"armed": asdict(fault)})
+
+    def _clear_faults(self, request: Request) -> Response:
+        self.faults.clear()
+        return json_response({"faults": []})
+
+    def _request_log(self, request: Request) -> Response:
+        with self.lock:
+            log = [{"method": m, "path": p, "status": s} for m, p, s in self.requests]
+        return json_response({"requests": log})
+
+
+def _reset(handler: BaseHTTPRequestHandler) -> None:
+    """Close the connection with a TCP RST."""
+    sock: socket.socket = handler.connection
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    handler.close_connection = True
+    try:
+        sock.close()
+    except OSError:
+        pass

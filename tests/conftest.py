@@ -1,0 +1,57 @@
+"""Shared fixtures.
+
+Platypush's ``Config`` is initialised here, at import time, with a throw-away
+configuration, so that no test touches ``/etc/platypush`` or ``/var/lib/platypush``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Callable, Iterator
+
+import pytest
+
+_STATE = tempfile.mkdtemp(prefix="platypush-ext-tests-")
+_CONFIG = os.path.join(_STATE, "config.yaml")
+with open(_CONFIG, "w") as f:
+    f.write(f"device_id: unit-tests\nworkdir: {_STATE}/workdir\ncachedir: {_STATE}/cache\n")
+
+from platypush.config import Config  # noqa: E402
+
+Config.init(_CONFIG)
+
+import platypush.context  # noqa: E402
+from tests.support import RecordingBus  # noqa: E402
+
+
+@pytest.fixture
+def bus(monkeypatch: pytest.MonkeyPatch) -> RecordingBus:
+    """Replace Platypush's bus with a :class:`RecordingBus`."""
+    recording = RecordingBus()
+    monkeypatch.setattr(platypush.context.get_context(), "bus", recording)
+    return recording
+
+
+@pytest.fixture
+def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
+    """A fresh Platypush workdir for this test."""
+    path = str(tmp_path / "workdir")
+    os.makedirs(path)
+    monkeypatch.setitem(Config._get_instance()._config, "workdir", path)
+    return path
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., Any]]:
+    """Start sandbox servers (``start_server(PushjetServer, **kwargs)``); stopped after the test."""
+    started: list[Any] = []
+
+    def start(cls: type, **kwargs: Any) -> Any:
+        server = cls(**kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

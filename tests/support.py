@@ -1,0 +1,53 @@
+"""Helpers shared by the tests (fixtures are in ``conftest.py``)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Callable
+
+from platypush.message.event import Event
+
+
+class RecordingBus:
+    """A bus that keeps every posted event, round-tripped through the wire format."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._cond = threading.Condition()
+
+    def post(self, event: Any) -> None:
+        rebuilt = Event.build(json.loads(str(event)))  # catches reserved names / unserialisable values
+        with self._cond:
+            self.events.append(rebuilt)
+            self._cond.notify_all()
+
+    def of(self, cls: type) -> list[Any]:
+        with self._cond:
+            return [e for e in self.events if isinstance(e, cls)]
+
+    def wait_for(self, cls: type, count: int = 1, timeout: float = 10.0) -> list[Any]:
+        """Wait until ``count`` events of ``cls`` were posted; returns them all."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [e for e in self.events if isinstance(e, cls)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{len(found)} {cls.__name__} events after {timeout} s, expected {count}")
+                self._cond.wait(left)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it is truthy (returns its value) or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
