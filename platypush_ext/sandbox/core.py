@@ -243,7 +243,10 @@ class SandboxServer:
         self.port = port
         self.faults = FaultInjector()
         self.lock = threading.RLock()
+        #: ``(method, path, status)`` of every request (status 0: reset or hang fault)
         self.requests: list[tuple[str, str, int]] = []
+        #: the raw request targets (``/path?query``), to check what travels in URLs
+        self.targets: list[str] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._httpd: Optional[_HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -336,6 +339,8 @@ class SandboxServer:
                     break
         request = Request(handler, params)
 
+        with self.lock:
+            self.targets.append(handler.path)
         if fault and fault.kind == "reset":
             self._record(method, path, 0)
             request.drain()
@@ -376,6 +381,7 @@ class SandboxServer:
             self.requests.append((method, path, status))
             if len(self.requests) > 10000:
                 del self.requests[:5000]
+                del self.targets[:5000]
 
     @staticmethod
     def _write_response(handler: _RequestHandler, response: Response) -> None:
