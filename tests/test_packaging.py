@@ -113,3 +113,27 @@ def test_sandbox_command_line_starts_every_server():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_config_example_is_valid_for_platypush(tmp_path):
+    """config.example.yaml parses, registers its plugins and its hooks name importable events."""
+    text = (ROOT / "config.example.yaml").read_text()
+    text = text.replace("<device uuid>", "0f1e2d3c-4b5a-4697-8899-aabbccddeeff")
+    text = text.replace("<32-character service secret>", "0123456789abcdef0123456789abcdef")
+    assert "<" not in text.replace("<angle brackets>", ""), "a placeholder is left"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"workdir: {tmp_path}/w\ncachedir: {tmp_path}/c\n" + text)
+    code = ("import sys; from platypush.config import Config; Config.init(sys.argv[1]); "
+            "print(sorted(Config.get_plugins())); print(sorted(Config.get_event_hooks())); "
+            "print(sorted(Config.get_procedures()))")
+    out = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, cwd=tmp_path,
+                         check=True).stdout
+    for shim in SHIMS:
+        assert f"'{shim.name}'" in out.splitlines()[0], f"{shim.name} has no section in config.example.yaml"
+    assert "OnUrgentPushjetMessage" in out and "notify" in out
+    import yaml
+
+    for key, hook in yaml.safe_load(text).items():
+        if key.startswith("event.hook."):
+            module, _, cls = hook["if"]["type"].rpartition(".")
+            assert hasattr(__import__(module, fromlist=[cls]), cls)
