@@ -30,7 +30,7 @@ def sandbox_process(service: str, *options: str) -> Iterator[str]:
                 break
             except requests.RequestException:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"the {service} sandbox did not start")
+                    raise RuntimeError(f"the {service} sandbox did not start") from None
                 time.sleep(0.05)
         yield url
     finally:

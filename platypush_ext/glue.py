@@ -17,6 +17,7 @@ import random
 from typing import Any, Callable, Optional, TypeVar
 
 from platypush.config import Config
+
 from platypush.plugins import action as platypush_action
 
 from .http import ServiceError

@@ -22,6 +22,7 @@ from platypush.config import Config  # noqa: E402
 Config.init(_CONFIG)
 
 import platypush.context  # noqa: E402
+
 from tests.support import RecordingBus  # noqa: E402
 
 

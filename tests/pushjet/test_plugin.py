@@ -17,7 +17,6 @@ from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnec
 from platypush_ext.pushjet.plugin import PushjetPlugin
 from platypush_ext.runner import free_port
 from platypush_ext.sandbox.pushjet import PushjetServer
-from tests.support import wait_until
 
 
 @pytest.fixture
