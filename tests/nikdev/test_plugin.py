@@ -208,3 +208,22 @@ def test_secret_never_in_events_or_logs(make: Any, server: NikdevServer, bus: Re
     assert bus.events
     assert all(SECRET not in json.dumps(e.args) for e in bus.events)
     assert SECRET not in caplog.text and SECRET not in repr(plugin._client)
+
+
+def test_manifest_and_shim() -> None:
+    import importlib
+    import pathlib
+
+    import platypush_ext.nikdev as package
+
+    root = pathlib.Path(package.__file__).parent
+    shim = pathlib.Path(__file__).parents[2] / "platypush" / "plugins" / "nikdev"
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert (shim / "manifest.json").read_text() == (root / "manifest.json").read_text()
+    assert manifest["manifest"]["package"] == "platypush.plugins.nikdev"
+    for dotted in manifest["manifest"]["events"]:
+        module, name = dotted.rsplit(".", 1)
+        assert getattr(importlib.import_module(module), name)
+    from platypush.utils import get_plugin_name_by_class
+
+    assert get_plugin_name_by_class(NikdevPlugin) == "nikdev"
