@@ -1,0 +1,1 @@
+"""The ``nikdev`` plugin: NikDev IoT uploads through a durable outbox."""

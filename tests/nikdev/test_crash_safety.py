@@ -1,0 +1,27 @@
+"""Crash safety: a worker process adding, committing and pushing values is killed
+with SIGKILL at random moments, many times; every committed value must reach the
+sandbox server. Duplicates are counted and reported (at-least-once delivery)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from platypush_ext.nikdev.durability import run_check
+from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
+
+
+def test_sigkill_at_random_moments_loses_no_committed_value(start_server: Any, tmp_path: Any,
+                                                            record_property: Any) -> None:
+    server: NikdevServer = start_server(NikdevServer)
+    server.faults.add("reset", count=5, path="/api/v1/entries/")  # some pushes fail too
+    report = run_check(server.base_url, DEFAULT_DEVICE_ID, DEFAULT_API_KEY, lambda: server.received_values("seq"),
+                       seconds=12, path=str(tmp_path / "outbox.db"))
+    print(f"\nnikdev SIGKILL durability: {report.as_dict()}")
+    record_property("nikdev_durability", report.as_dict())
+    assert report.kills >= 20, report  # "many times": the worker was inside its loop when killed
+    assert report.committed >= 100, report
+    assert report.lost == 0, report
+    # what arrived is what was committed (plus at most one unprinted commit per kill), nothing invented
+    assert report.unconfirmed <= report.kills
+    assert report.duplicates == report.received - report.unique_received
+    assert server.state()["duplicates"] == report.duplicates  # the server's own count agrees
