@@ -120,14 +120,20 @@ def test_config_example_is_valid_for_platypush(tmp_path):
     text = (ROOT / "config.example.yaml").read_text()
     text = text.replace("<device uuid>", "0f1e2d3c-4b5a-4697-8899-aabbccddeeff")
     text = text.replace("<32-character service secret>", "0123456789abcdef0123456789abcdef")
+    text = text.replace("<nikdev device id>", "01234567-89ab-cdef-0123-456789abcdef")
+    text = text.replace("<nikdev api key>", "fedcba98-7654-3210-fedc-ba9876543210")
     assert "<" not in text.replace("<angle brackets>", ""), "a placeholder is left"
     config = tmp_path / "config.yaml"
     config.write_text(f"workdir: {tmp_path}/w\ncachedir: {tmp_path}/c\n" + text)
     code = ("import sys; from platypush.config import Config; Config.init(sys.argv[1]); "
             "print(sorted(Config.get_plugins())); print(sorted(Config.get_event_hooks())); "
-            "print(sorted(Config.get_procedures()))")
-    out = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, cwd=tmp_path,
-                         check=True).stdout
+            "print(sorted(Config.get_procedures())); from platypush.context import get_plugin; "
+            "print([type(get_plugin(name)).__name__ for name in sys.argv[2:]])")
+    names = [shim.name for shim in SHIMS]
+    out = subprocess.run([sys.executable, "-c", code, str(config), *names], capture_output=True, text=True,
+                         cwd=tmp_path, check=True).stdout
+    # each plugin accepts its example section
+    assert out.splitlines()[3] == str([f"{name.capitalize()}Plugin" for name in names])
     for shim in SHIMS:
         assert f"'{shim.name}'" in out.splitlines()[0], f"{shim.name} has no section in config.example.yaml"
     assert "OnUrgentPushjetMessage" in out and "notify" in out
