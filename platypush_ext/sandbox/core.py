@@ -19,6 +19,7 @@ server's own control API::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import re
@@ -118,7 +119,7 @@ class Request:
         for _ in self.iter_body():
             pass
 
-    @property
+    @functools.cached_property
     def form(self) -> dict[str, str]:
         """Fields of an ``application/x-www-form-urlencoded`` body (others give ``{}``)."""
         ctype = self.headers.get("Content-Type", "")
