@@ -2,8 +2,8 @@
 
 The sandbox runs in a separate process (``python -m platypush_ext.sandbox gett``),
 so the resident memory measured here is the client's alone. Each transfer is
-run ``ROUNDS`` times, alternating ours and curl's on the same endpoints; the
-best throughput of each is reported. Peak RSS growth is sampled every 5 ms
+run ``ROUNDS`` times, alternating ours and curl's on the same endpoints (both
+download into a file in the same folder); the best throughput of each is reported. Peak RSS growth is sampled every 5 ms
 during our transfers, relative to the RSS just before each of them.
 
 Size: 1024 MiB by default, 64 MiB with ``quick=True``, or ``GETT_BENCH_MIB``.
@@ -28,7 +28,7 @@ import requests
 from platypush_ext.gett.client import GettClient
 from platypush_ext.runner import free_port
 
-ROUNDS = 2
+ROUNDS = 3
 APIKEY, EMAIL, PASSWORD = "bench-key", "bench@example.org", "bench-password"
 
 
@@ -65,8 +65,8 @@ def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
     return time.perf_counter() - started
 
 
-def _curl(*args: str) -> None:
-    subprocess.run(["curl", "-sS", "-f", "-o", os.devnull, "-H", "Expect:", *args], check=True, timeout=600)
+def _curl(*args: str, output: str = os.devnull) -> None:
+    subprocess.run(["curl", "-sS", "-f", "-o", output, "-H", "Expect:", *args], check=True, timeout=600)
 
 
 def _start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
@@ -143,8 +143,12 @@ def run(quick: bool = False, size_mib: int | None = None) -> list[str]:
             rss["down"] = max(rss["down"], peak.growth)
             best["ours_down"] = max(best["ours_down"], mib / seconds)
             blob = f"{base_url}files/{share}/{file.fileid}/blob?noinc=1"
-            seconds = _timed(_curl, "-L", blob)
+            curl_target = os.path.join(work, "curl.out")  # curl writes a file too, as we do
+            seconds = _timed(_curl, "-L", blob, output=curl_target)
             best["curl_down"] = max(best["curl_down"], mib / seconds)
+            if os.path.getsize(curl_target) != size:
+                raise AssertionError("curl's download is incomplete")
+            os.unlink(curl_target)
             if round_no == 1 and _sha256(target) != expected:
                 raise AssertionError("the downloaded file differs from the uploaded one")
             os.unlink(target)
