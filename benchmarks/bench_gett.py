@@ -69,12 +69,21 @@ def _curl(*args: str, output: str = os.devnull) -> None:
     subprocess.run(["curl", "-sS", "-f", "-o", output, "-H", "Expect:", *args], check=True, timeout=600)
 
 
-def _start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
+def _work_dir(size: int) -> str:
+    """Where the files go: ``GETT_BENCH_DIR``, else ``/dev/shm`` when it has room (so that the
+    figures measure the HTTP path, not the disk of a shared machine), else the temporary folder."""
+    base = os.environ.get("GETT_BENCH_DIR")
+    if not base and os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free > 5 * size:
+        base = "/dev/shm"
+    return tempfile.mkdtemp(prefix="bench-gett-", dir=base or None)
+
+
+def _start_sandbox(work: str) -> tuple[subprocess.Popen[bytes], str]:
     port, blob_port = free_port(), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "platypush_ext.sandbox", "gett", "--port", str(port), "--blob-port", str(blob_port),
          "--apikey", APIKEY, "--email", EMAIL, "--password", PASSWORD],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": work},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -112,8 +121,9 @@ def run(quick: bool = False, size_mib: int | None = None) -> list[str]:
         return ["- gett: skipped, `curl` is not installed"]
     mib = size_mib or int(os.environ.get("GETT_BENCH_MIB") or (64 if quick else 1024))
     size = mib << 20
-    work = tempfile.mkdtemp(prefix="bench-gett-")
-    proc, base_url = _start_sandbox()
+    work = _work_dir(size)
+    print(f"gett: files in {work}", flush=True)
+    proc, base_url = _start_sandbox(work)
     try:
         source = os.path.join(work, "source.bin")
         print(f"gett: writing a {mib} MiB test file", flush=True)
@@ -154,7 +164,7 @@ def run(quick: bool = False, size_mib: int | None = None) -> list[str]:
             os.unlink(target)
             client.destroy_file(share, file.fileid)
             client.destroy_file(share, other.fileid)
-            print(f"gett: round {round_no}/{ROUNDS}: " + ", ".join(f"{k} {v:.0f} MiB/s" for k, v in best.items()),
+            print(f"gett: best after round {round_no}/{ROUNDS}: " + ", ".join(f"{k} {v:.0f} MiB/s" for k, v in best.items()),
                   flush=True)
         client.destroy_share(share)
         client.close()
@@ -171,7 +181,8 @@ def run(quick: bool = False, size_mib: int | None = None) -> list[str]:
         (f"| download {mib} MiB (302 + GET) | {best['ours_down']:.0f} MiB/s | {best['curl_down']:.0f} MiB/s "
          f"| {down_ratio:.0%} |"),
         (f"- gett: peak RSS growth of our process: upload {rss['up'] / 2**20:.1f} MiB, "
-         f"download {rss['down'] / 2**20:.1f} MiB for {mib} MiB (best of {ROUNDS} rounds for throughput)"),
+         f"download {rss['down'] / 2**20:.1f} MiB for {mib} MiB (best of {ROUNDS} rounds for throughput; "
+         f"files in {os.path.dirname(work)})"),
     ]
 
 
