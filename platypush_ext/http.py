@@ -313,6 +313,16 @@ def _retry_after(response: requests.Response) -> Optional[float]:
         return when.timestamp() - time.time() if when else None
 
 
+def _tell(data: Any) -> Optional[int]:
+    """The position of a seekable file-like request body, else ``None``."""
+    if data is None or isinstance(data, (bytes, str, Mapping)) or not hasattr(data, "seek"):
+        return None
+    try:
+        return data.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _never_connected(exc: requests.RequestException) -> bool:
     """Whether the request certainly did not reach the server."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -401,6 +411,8 @@ class HttpClient:
             have reached the server; defaults to ``True`` for GET, HEAD, PUT,
             DELETE and OPTIONS. Pass ``False`` for destructive reads.
         :param stream: do not read the body (the caller closes the response).
+        :param data: a body; a seekable file-like object is streamed and, if the
+            request is retried, rewound to where it was first.
         :raises ServiceError: the subclass that describes what went wrong.
         """
         method = method.upper()
@@ -415,9 +427,13 @@ class HttpClient:
         timeout = (timeouts or self.timeouts).as_tuple()
         started = time.monotonic()
         attempt = 0
+        # a file-like body is rewound before each retry (as requests does on redirects)
+        body_start = _tell(data)
 
         while True:
             retry_after: Optional[float] = None
+            if attempt and body_start is not None:
+                data.seek(body_start)
             try:
                 response = self.session.request(
                     method,

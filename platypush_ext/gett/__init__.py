@@ -1,0 +1,1 @@
+"""Ge.tt file sharing: client, plugin, events."""

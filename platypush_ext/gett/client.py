@@ -1,0 +1,823 @@
+"""A typed, framework-free client of the Ge.tt REST API v1 (``protocols/gett.md``).
+
+Usable from plain Python::
+
+    client = GettClient("http://127.0.0.1:8084/1/", api_key="...", email="me@example.org", password="...")
+    file = client.upload_file("report.pdf", path="/tmp/report.pdf", title="Reports")
+    print(file.getturl)
+    client.download(file.sharename, file.fileid, "/tmp/copy.pdf")
+
+* Logs in with the API key, e-mail and password; renews the access token with
+  the refresh token before it expires; on a ``401``/``403`` it logs in anew once
+  and then raises a clear :class:`GettAuthError`.
+* Uploads and downloads stream in chunks (constant memory, any size); a
+  download is written to a temporary file next to the destination and renamed
+  only when complete, so a failed download leaves nothing at the destination.
+* Every argument is validated before the first request; tokens, the API key,
+  the password and the signatures of blob URLs never appear in errors or logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, BinaryIO
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import requests
+
+from ..http import (
+    AuthError,
+    BadRequestError,
+    HttpClient,
+    InvalidArgumentError,
+    NotFoundError,
+    ProtocolError,
+    Redactor,
+    RetryPolicy,
+    ServiceConnectionError,
+    ServiceError,
+    Timeouts,
+)
+
+logger = logging.getLogger("platypush_ext.gett")
+
+#: Bytes read or written at a time by transfers.
+CHUNK_SIZE = 1 << 20
+DEFAULT_TIMEOUTS = Timeouts()
+DEFAULT_RETRY = RetryPolicy()
+NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+#: ``progress(bytes_done, bytes_total)``; ``bytes_total`` is ``None`` when unknown.
+Progress = Callable[[int, "int | None"], None]
+
+
+# -- log redaction ------------------------------------------------------------
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks tokens and signatures in the debug lines of ``urllib3`` (it logs full URLs)."""
+
+    _PARAM_RE = re.compile(r"((?:accesstoken|refreshtoken|sig)=)[^&\s\"]+", re.IGNORECASE)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.redactors: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = self._PARAM_RE.sub(r"\1***", record.getMessage())
+        for redactor in list(self.redactors):
+            text = redactor.text(text)
+        record.msg, record.args = text, ()
+        return True
+
+
+_URLLIB3_FILTER = _RedactingFilter()
+logging.getLogger("urllib3.connectionpool").addFilter(_URLLIB3_FILTER)
+
+
+# -- errors -------------------------------------------------------------------
+
+
+class GettError(ServiceError):
+    """An error answered by the Ge.tt service, or a failed transfer."""
+
+
+class GettAuthError(GettError, AuthError):
+    """Login failed, or the service rejected the access token even after a new login."""
+
+
+class GettNotFoundError(GettError, NotFoundError):
+    """The share, file or blob does not exist (or is not uploaded yet)."""
+
+
+class GettBadRequest(GettError, BadRequestError):
+    """The service rejected an argument."""
+
+
+class TransferCancelled(GettError):
+    """A transfer was cancelled by its caller."""
+
+
+def _gett_error(status: int, endpoint: str, payload: Any) -> ServiceError | None:
+    """Map ``{"error": "<message>"}`` bodies to exceptions (5xx and 429 stay generic, hence retried)."""
+    message = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(message, str) or status >= 500 or status == 429:
+        return None
+    cls: type[GettError]
+    if status in (401, 403):
+        cls = GettAuthError
+    elif status in (404, 410):
+        cls = GettNotFoundError
+    else:
+        cls = GettBadRequest
+    return cls(f"{endpoint}: {message} (HTTP {status})", status=status, endpoint=endpoint, server_message=message)
+
+
+# -- models -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadUrls:
+    """Signed upload URLs of a file: raw ``PUT`` or multipart ``POST`` (field ``Filedata``)."""
+
+    puturl: str
+    posturl: str
+
+    def __repr__(self) -> str:
+        return "UploadUrls(<signed URLs hidden>)"  # the signatures grant write access
+
+    @classmethod
+    def from_json(cls, data: Any) -> UploadUrls:
+        try:
+            return cls(puturl=str(data["puturl"]), posturl=str(data["posturl"]))
+        except (KeyError, TypeError) as exc:
+            raise ProtocolError(f"unexpected upload URLs from Ge.tt ({exc!r})") from None
+
+
+@dataclass(frozen=True)
+class File:
+    """A file of a share. ``fileid`` is an opaque string (``"0"``, ``"2f"``)."""
+
+    fileid: str
+    filename: str
+    sharename: str
+    size: int
+    downloads: int
+    readystate: str
+    created: int
+    getturl: str | None
+    upload: UploadUrls | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> File:
+        try:
+            upload = data.get("upload")
+            return cls(
+                fileid=str(data["fileid"]),
+                filename=str(data["filename"]),
+                sharename=str(data["sharename"]),
+                size=int(data.get("size") or 0),
+                downloads=int(data.get("downloads") or 0),
+                readystate=str(data.get("readystate") or "remote"),
+                created=int(data.get("created") or 0),
+                getturl=data.get("getturl"),
+                upload=UploadUrls.from_json(upload) if upload else None,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProtocolError(f"unexpected file object from Ge.tt ({exc!r})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("upload")
+        return data
+
+
+@dataclass(frozen=True)
+class Share:
+    """A share: a named container of files with an optional title."""
+
+    sharename: str
+    title: str | None
+    created: int
+    getturl: str | None
+    live: bool
+    files: list[File]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Share:
+        try:
+            return cls(
+                sharename=str(data["sharename"]),
+                title=data.get("title") or None,
+                created=int(data.get("created") or 0),
+                getturl=data.get("getturl"),
+                live=bool(data.get("live", False)),
+                files=[File.from_json(f) for f in data.get("files") or []],
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProtocolError(f"unexpected share object from Ge.tt ({exc!r})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "files": [f.to_dict() for f in self.files]}
+
+
+@dataclass(frozen=True)
+class User:
+    """The logged-in user, with storage figures in bytes."""
+
+    userid: str
+    fullname: str | None
+    email: str | None
+    files: int
+    downloads: int
+    storage_used: int
+    storage_limit: int
+    storage_extra: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> User:
+        try:
+            storage = data.get("storage") or {}
+            return cls(
+                userid=str(data["userid"]),
+                fullname=data.get("fullname"),
+                email=data.get("email"),
+                files=int(data.get("files") or 0),
+                downloads=int(data.get("downloads") or 0),
+                storage_used=int(storage.get("used") or 0),
+                storage_limit=int(storage.get("limit") or 0),
+                storage_extra=int(storage.get("extra") or 0),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProtocolError(f"unexpected user object from Ge.tt ({exc!r})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- validation ---------------------------------------------------------------
+
+
+def check_sharename(sharename: Any) -> str:
+    """A share name (letters and digits), or :class:`InvalidArgumentError`."""
+    if not isinstance(sharename, str) or not NAME_RE.match(sharename):
+        raise InvalidArgumentError(f"invalid sharename {sharename!r}: expected letters and digits, e.g. '4dsfd'")
+    return sharename
+
+
+def check_fileid(fileid: Any) -> str:
+    """A file id as a string (an integer is accepted and converted), or :class:`InvalidArgumentError`."""
+    if isinstance(fileid, int) and not isinstance(fileid, bool) and fileid >= 0:
+        fileid = format(fileid, "d")
+    if not isinstance(fileid, str) or not NAME_RE.match(fileid):
+        raise InvalidArgumentError(f"invalid fileid {fileid!r}: expected a string id such as '0' or '2f'")
+    return fileid
+
+
+def check_filename(filename: Any) -> str:
+    if not isinstance(filename, str) or not filename.strip() or "/" in filename or "\\" in filename:
+        raise InvalidArgumentError(f"invalid filename {filename!r}: expected a non-empty name without '/'")
+    return filename
+
+
+def check_title(title: Any) -> str | None:
+    if title is None:
+        return None
+    if not isinstance(title, str):
+        raise InvalidArgumentError(f"title must be a string, got {title!r}")
+    return title
+
+
+def check_paging(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def check_source_path(path: Any) -> str:
+    """A readable regular file, or :class:`InvalidArgumentError`."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InvalidArgumentError(f"path must be a file path, got {path!r}")
+    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if not os.path.isfile(path):
+        raise InvalidArgumentError(f"no such file: {path}")
+    if not os.access(path, os.R_OK):
+        raise InvalidArgumentError(f"cannot read {path}: permission denied")
+    return path
+
+
+def check_destination(path: Any) -> str:
+    """A destination path whose folder exists and is writable, or :class:`InvalidArgumentError`."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InvalidArgumentError(f"path must be a file path, got {path!r}")
+    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise InvalidArgumentError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InvalidArgumentError(f"cannot write into {folder}: permission denied")
+    return path
+
+
+def decode_data(data: Any, data_format: str = "text") -> bytes:
+    """Bytes from ``data`` given as text (UTF-8) or base64, or :class:`InvalidArgumentError`."""
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    if not isinstance(data, str):
+        raise InvalidArgumentError(f"data must be a string (text or base64), got {type(data).__name__}")
+    if data_format == "text":
+        return data.encode("utf-8")
+    if data_format == "base64":
+        try:
+            return base64.b64decode(data, validate=True)
+        except ValueError:
+            raise InvalidArgumentError("data is not valid base64") from None
+    raise InvalidArgumentError(f"data_format must be 'text' or 'base64', got {data_format!r}")
+
+
+# -- streamed bodies ----------------------------------------------------------
+
+
+class _ProgressReader:
+    """A seekable file-like request body that reports progress and can be cancelled.
+
+    ``requests`` takes its length from ``len()`` and ``tell()`` (so it sends a
+    ``Content-Length``), and ``HttpClient`` rewinds it with ``seek()`` before a retry.
+    """
+
+    def __init__(self, source: BinaryIO, size: int, progress: Progress | None, cancel: threading.Event | None,
+                 prefix: bytes = b"", suffix: bytes = b""):
+        self._source, self._size = source, size
+        self._prefix, self._suffix = prefix, suffix
+        self._progress, self._cancel = progress, cancel
+        self._start = source.tell()
+        self._pos = 0
+        self.len = len(prefix) + size + len(suffix)
+
+    def __len__(self) -> int:
+        return self.len
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset, whence) != (0, 0):
+            self._pos = self.len if whence == 2 else offset  # only used by length probes
+        else:
+            self._pos = 0
+        self._source.seek(self._start + max(0, min(self._pos - len(self._prefix), self._size)))
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        if self._cancel is not None and self._cancel.is_set():
+            raise TransferCancelled("the upload was cancelled")
+        n = CHUNK_SIZE if not n or n < 0 else max(n, CHUNK_SIZE)  # big reads: fewer calls
+        out = b""
+        if self._pos < len(self._prefix):
+            out = self._prefix[self._pos:self._pos + n]
+        body_end = len(self._prefix) + self._size
+        if len(out) < n and self._pos + len(out) < body_end:
+            out += self._source.read(min(n - len(out), body_end - self._pos - len(out)))
+        if len(out) < n and self._pos + len(out) >= body_end:
+            at = self._pos + len(out) - body_end
+            out += self._suffix[at:at + n - len(out)]
+        self._pos += len(out)
+        if self._progress is not None and out:
+            done = min(max(self._pos - len(self._prefix), 0), self._size)
+            self._progress(done, self._size)
+        return out
+
+
+@contextlib.contextmanager
+def _open_source(path: str | None, data: bytes | None) -> Any:
+    if path is not None:
+        with open(path, "rb") as f:
+            yield f, os.fstat(f.fileno()).st_size
+    else:
+        import io
+
+        assert data is not None
+        yield io.BytesIO(data), len(data)
+
+
+# -- client -------------------------------------------------------------------
+
+
+class GettClient:
+    """Client of one Ge.tt API.
+
+    :param base_url: the API's base URL including the version prefix, e.g.
+        ``https://open.ge.tt/1/`` (historic) or ``http://127.0.0.1:8084/1/``.
+    :param api_key: the application's API key.
+    :param email: the user's e-mail address.
+    :param password: the user's password. It is kept in memory (never logged)
+        so that the client can log in anew when the refresh token is rejected.
+    :param refresh_token: a refresh token to log in with instead of a password.
+    :param timeouts: connect and read timeouts.
+    :param retry: retry policy for idempotent requests.
+    :param poll_timeout: seconds to wait for an upload's ``readystate`` to
+        become ``uploaded``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        refresh_token: str | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        poll_timeout: float = 30.0,
+        http: HttpClient | None = None,
+    ):
+        for name, value in (("api_key", api_key), ("email", email), ("password", password),
+                            ("refresh_token", refresh_token)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgumentError(f"{name} must be a string")
+        self.http = http or HttpClient(base_url, timeouts=timeouts, retry=retry, error_factory=_gett_error,
+                                       secrets=(api_key, password, refresh_token))
+        _URLLIB3_FILTER.redactors.add(self.http.redactor)
+        self._api_key, self._email, self._password = api_key, email, password
+        self._refresh_token = refresh_token
+        self._access_token: str | None = None
+        self._expires_at = 0.0  # time.monotonic() at which the access token expires
+        self._lifetime = 0.0
+        self._token_lock = threading.Lock()
+        self.poll_timeout = poll_timeout
+        self.user: User | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.http.base_url
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __repr__(self) -> str:
+        return f"GettClient({self.base_url!r}, email={self._email!r})"
+
+    # -- authentication ------------------------------------------------------
+
+    def _has_credentials(self) -> bool:
+        return bool(self._api_key and self._email and self._password)
+
+    def _store_login(self, payload: Any) -> User:
+        if not isinstance(payload, dict) or not isinstance(payload.get("accesstoken"), str):
+            raise ProtocolError("POST /users/login: the answer lacks an accesstoken")
+        access, refresh = payload["accesstoken"], payload.get("refreshtoken")
+        self.http.redactor.add(access)
+        self.http.redactor.add(refresh)
+        try:
+            lifetime = float(payload.get("expires", 86400))
+        except (TypeError, ValueError):
+            lifetime = 86400.0
+        self._access_token = access
+        self._refresh_token = refresh if isinstance(refresh, str) else None
+        self._lifetime = lifetime
+        self._expires_at = time.monotonic() + lifetime
+        user = User.from_json(payload.get("user") or {"userid": ""})
+        self.user = user
+        return user
+
+    def _login_locked(self) -> User:
+        """Log in with the refresh token if there is one (else, or if it fails, with the password)."""
+        if self._refresh_token:
+            try:
+                payload = self.http.request_json("POST", "users/login", json_body={"refreshtoken": self._refresh_token},
+                                                 idempotent=False)
+                return self._store_login(payload)
+            except AuthError as exc:
+                logger.info("gett: the refresh token was rejected (%s); logging in with the password", exc)
+                self._refresh_token = None
+        if not self._has_credentials():
+            raise GettAuthError("cannot log in to Ge.tt: configure api_key, email and password (or a refresh token)")
+        body = {"apikey": self._api_key, "email": self._email, "password": self._password}
+        try:
+            payload = self.http.request_json("POST", "users/login", json_body=body, idempotent=True)
+        except AuthError as exc:
+            raise GettAuthError(
+                f"Ge.tt login failed: {exc.server_message or exc}; check api_key, email and password",
+                status=exc.status, endpoint=exc.endpoint, server_message=exc.server_message,
+            ) from None
+        return self._store_login(payload)
+
+    def login(self) -> User:
+        """Log in now (with the refresh token if there is one, else with the password); returns the user."""
+        with self._token_lock:
+            return self._login_locked()
+
+    def access_token(self) -> str:
+        """A valid access token: logs in if needed and renews it shortly before it expires."""
+        with self._token_lock:
+            margin = min(300.0, self._lifetime * 0.2)
+            if self._access_token is None or time.monotonic() >= self._expires_at - margin:
+                self._login_locked()
+            assert self._access_token is not None
+            return self._access_token
+
+    @property
+    def refresh_token(self) -> str | None:
+        """The current refresh token (a secret: never log it)."""
+        return self._refresh_token
+
+    def _authed(self, method: str, path: str, *, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """An authenticated call: one new login after an auth error, then :class:`GettAuthError`."""
+        for attempt in (1, 2):
+            token = self.access_token()
+            try:
+                return self.http.request_json(method, path, params={**(params or {}), "accesstoken": token}, **kwargs)
+            except AuthError as exc:
+                if attempt == 2:
+                    raise GettAuthError(
+                        f"{exc.endpoint}: Ge.tt refused the request even after a new login "
+                        f"({exc.server_message or 'HTTP ' + str(exc.status)})",
+                        status=exc.status, endpoint=exc.endpoint, server_message=exc.server_message,
+                    ) from None
+                logger.info("gett: %s; logging in anew", exc)
+                with self._token_lock:
+                    if self._access_token == token:
+                        self._access_token = None
+        raise AssertionError("unreachable")
+
+    def get_user(self) -> User:
+        """The logged-in user with storage figures (``GET /users/me``)."""
+        self.user = User.from_json(self._authed("GET", "users/me"))
+        return self.user
+
+    # -- shares --------------------------------------------------------------
+
+    def get_shares(self, skip: int | None = None, limit: int | None = None) -> list[Share]:
+        """The user's shares, optionally paged with ``skip`` and ``limit``."""
+        params = {k: v for k, v in (("skip", check_paging(skip, "skip")), ("limit", check_paging(limit, "limit")))
+                  if v is not None}
+        items = self._authed("GET", "shares", params=params)
+        if not isinstance(items, list):
+            raise ProtocolError("GET /shares: the answer is not a list")
+        return [Share.from_json(item) for item in items]
+
+    def get_share(self, sharename: str) -> Share:
+        """One share with its files (no authentication needed)."""
+        return Share.from_json(self.http.request_json("GET", f"shares/{quote(check_sharename(sharename))}"))
+
+    def create_share(self, title: str | None = None) -> Share:
+        """Create a share, with a title if given."""
+        title = check_title(title)
+        body = {"title": title} if title else {}
+        return Share.from_json(self._authed("POST", "shares/create", json_body=body, idempotent=False))
+
+    def update_share(self, sharename: str, title: str | None = None) -> Share:
+        """Set a share's title; ``None`` or ``""`` removes it."""
+        path = f"shares/{quote(check_sharename(sharename))}/update"
+        return Share.from_json(self._authed("POST", path, json_body={"title": check_title(title) or None},
+                                            idempotent=True))
+
+    def destroy_share(self, sharename: str) -> None:
+        """Delete a share with all its files. Irreversible."""
+        self._authed("POST", f"shares/{quote(check_sharename(sharename))}/destroy", json_body={}, idempotent=True)
+
+    # -- files ---------------------------------------------------------------
+
+    def _file_path(self, sharename: str, fileid: Any, suffix: str = "") -> str:
+        return f"files/{quote(check_sharename(sharename))}/{quote(check_fileid(fileid))}{suffix}"
+
+    def get_file(self, sharename: str, fileid: str) -> File:
+        """One file's metadata (no authentication needed)."""
+        return File.from_json(self.http.request_json("GET", self._file_path(sharename, fileid)))
+
+    def create_file(self, sharename: str, filename: str) -> File:
+        """Create a file record (``readystate`` ``remote``) with its upload URLs."""
+        path = f"files/{quote(check_sharename(sharename))}/create"
+        file = File.from_json(self._authed("POST", path, json_body={"filename": check_filename(filename)},
+                                           idempotent=False))
+        self._register_urls(file.upload)
+        return file
+
+    def upload_url(self, sharename: str, fileid: str) -> UploadUrls:
+        """New signed upload URLs of a file (earlier ones stay valid)."""
+        urls = UploadUrls.from_json(self._authed("GET", self._file_path(sharename, fileid, "/upload")))
+        self._register_urls(urls)
+        return urls
+
+    def destroy_file(self, sharename: str, fileid: str) -> None:
+        """Delete a file. Irreversible."""
+        self._authed("POST", self._file_path(sharename, fileid, "/destroy"), json_body={}, idempotent=True)
+
+    def _register_urls(self, urls: UploadUrls | None) -> None:
+        if urls is not None:
+            for url in (urls.puturl, urls.posturl):
+                self._register_url(url)
+
+    def _register_url(self, url: str) -> None:
+        """Mask the signature of a blob URL in errors and logs."""
+        for name, value in parse_qsl(urlsplit(url).query):
+            if name in ("sig", "signature"):
+                self.http.redactor.add(value)
+
+    # -- uploads -------------------------------------------------------------
+
+    def send_data(
+        self,
+        put_url: str,
+        *,
+        path: str | None = None,
+        data: bytes | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> int:
+        """``PUT`` a local file (streamed) or bytes to a signed upload URL; returns the bytes sent.
+
+        A transient failure (5xx, reset) is retried from the start of the data.
+        """
+        if not isinstance(put_url, str) or not re.match(r"^https?://[^/]+/", put_url):
+            raise InvalidArgumentError("put_url must be an http(s) URL from create_file or upload_url")
+        path = check_source_path(path) if path is not None else None
+        if path is None and not isinstance(data, (bytes, bytearray)):
+            raise InvalidArgumentError("give a path or data (bytes) to upload")
+        self._register_url(put_url)
+        with _open_source(path, bytes(data) if data is not None else None) as (source, size):
+            body = _ProgressReader(source, size, progress, cancel)
+            response = self.http.request("PUT", put_url, data=body, idempotent=True,
+                                         headers={"Content-Type": "application/octet-stream"})
+            response.close()
+        return size
+
+    def send_data_post(
+        self,
+        post_url: str,
+        filename: str,
+        *,
+        path: str | None = None,
+        data: bytes | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> int:
+        """Upload as a streamed ``multipart/form-data`` ``POST`` (field ``Filedata``); returns the bytes sent."""
+        if not isinstance(post_url, str) or not re.match(r"^https?://[^/]+/", post_url):
+            raise InvalidArgumentError("post_url must be an http(s) URL from create_file or upload_url")
+        check_filename(filename)
+        path = check_source_path(path) if path is not None else None
+        if path is None and not isinstance(data, (bytes, bytearray)):
+            raise InvalidArgumentError("give a path or data (bytes) to upload")
+        self._register_url(post_url)
+        boundary = "gett" + os.urandom(12).hex()
+        safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
+        prefix = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"Filedata\"; filename=\"{safe_name}\"\r\n"
+                  "Content-Type: application/octet-stream\r\n\r\n").encode()
+        suffix = f"\r\n--{boundary}--\r\n".encode()
+        with _open_source(path, bytes(data) if data is not None else None) as (source, size):
+            body = _ProgressReader(source, size, progress, cancel, prefix, suffix)
+            response = self.http.request("POST", post_url, data=body, idempotent=True,
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            response.close()
+        return size
+
+    def wait_uploaded(self, sharename: str, fileid: str, timeout: float | None = None) -> File:
+        """Poll the file until its ``readystate`` is ``uploaded`` (bounded in time); returns it."""
+        deadline = time.monotonic() + (self.poll_timeout if timeout is None else timeout)
+        delay = 0.05
+        while True:
+            file = self.get_file(sharename, fileid)
+            if file.readystate == "uploaded":
+                return file
+            if file.readystate not in ("remote", "uploading"):
+                raise GettError(f"file {sharename}/{fileid} is in state {file.readystate!r} after the upload")
+            if time.monotonic() + delay > deadline:
+                raise GettError(f"file {sharename}/{fileid} is still {file.readystate!r} after the upload "
+                                f"(waited {timeout if timeout is not None else self.poll_timeout:g} s)")
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def upload_file(
+        self,
+        filename: str,
+        *,
+        path: str | None = None,
+        data: bytes | None = None,
+        sharename: str | None = None,
+        title: str | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> File:
+        """Upload a local file (streamed) or bytes into a share (a new one when
+        ``sharename`` is not given, titled ``title``); returns the uploaded file.
+
+        Everything is validated first; if the upload fails, the file record (and
+        the share, if it was created here) is deleted again.
+        """
+        check_filename(filename)
+        if (path is None) == (data is None):
+            raise InvalidArgumentError("give exactly one of path (a local file) or data")
+        path = check_source_path(path) if path is not None else None
+        if data is not None and not isinstance(data, (bytes, bytearray)):
+            raise InvalidArgumentError("data must be bytes")
+        if sharename is not None:
+            check_sharename(sharename)
+        title = check_title(title)
+
+        created_share = None
+        if sharename is None:
+            sharename = created_share = self.create_share(title).sharename
+        file: File | None = None
+        try:
+            file = self.create_file(sharename, filename)
+            assert file.upload is not None
+            self.send_data(file.upload.puturl, path=path, data=data, progress=progress, cancel=cancel)
+            return self.wait_uploaded(sharename, file.fileid)
+        except BaseException:
+            self._cleanup(created_share, file)
+            raise
+
+    def _cleanup(self, created_share: str | None, file: File | None) -> None:
+        try:
+            if created_share is not None:
+                self.destroy_share(created_share)
+            elif file is not None:
+                self.destroy_file(file.sharename, file.fileid)
+        except ServiceError as exc:
+            logger.warning("gett: could not remove what the failed upload created: %s", exc)
+
+    # -- downloads -----------------------------------------------------------
+
+    def _open_blob(self, sharename: str, fileid: str, thumb: bool) -> tuple[requests.Response, str]:
+        path = self._file_path(sharename, fileid, "/blob/thumb" if thumb else "/blob")
+        response = self.http.request("GET", path, stream=True)  # follows the 302 to the blob host
+        return response, self.http.endpoint("GET", self.http.url(path))
+
+    def _stream(self, response: requests.Response, endpoint: str, sink: Callable[[bytes], None],
+                progress: Progress | None, cancel: threading.Event | None) -> int:
+        total_header = response.headers.get("Content-Length")
+        total = int(total_header) if total_header and total_header.isdigit() else None
+        done = 0
+        try:
+            for chunk in response.iter_content(CHUNK_SIZE):
+                if cancel is not None and cancel.is_set():
+                    raise TransferCancelled("the download was cancelled")
+                sink(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        except requests.RequestException as exc:
+            reason = "timed out" if "timed out" in str(exc).lower() else "the connection broke"
+            raise ServiceConnectionError(
+                f"{endpoint}: the download stopped after {done} of {total if total is not None else '?'} bytes "
+                f"({reason})", endpoint=endpoint,
+            ) from None
+        finally:
+            response.close()
+        if total is not None and done != total:
+            raise ServiceConnectionError(f"{endpoint}: the download stopped after {done} of {total} bytes",
+                                         endpoint=endpoint)
+        return done
+
+    def download(
+        self,
+        sharename: str,
+        fileid: str,
+        path: str,
+        *,
+        thumb: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> str:
+        """Download a file (or its thumbnail) to ``path`` (a folder: the file's own name in it),
+        streamed through a temporary file that is renamed when complete; returns the final path."""
+        sharename, fileid = check_sharename(sharename), check_fileid(fileid)
+        destination = check_destination(path)
+        if os.path.isdir(destination):
+            name = self.get_file(sharename, fileid).filename
+            name = os.path.basename(name.replace("\\", "/")) or f"{sharename}-{fileid}"
+            destination = os.path.join(destination, ("thumb-" if thumb else "") + name)
+        response, endpoint = self._open_blob(sharename, fileid, thumb)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=f".{os.path.basename(destination)}.",
+                                   suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                self._stream(response, endpoint, out.write, progress, cancel)
+            os.replace(tmp, destination)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return destination
+
+    def contents(
+        self,
+        sharename: str,
+        fileid: str,
+        *,
+        thumb: bool = False,
+        max_size: int = 16 << 20,
+        cancel: threading.Event | None = None,
+    ) -> bytes:
+        """A file's (or its thumbnail's) bytes, untouched; refuses files larger than ``max_size``."""
+        sharename, fileid = check_sharename(sharename), check_fileid(fileid)
+        response, endpoint = self._open_blob(sharename, fileid, thumb)
+        size = response.headers.get("Content-Length")
+        if size and size.isdigit() and int(size) > max_size:
+            response.close()
+            raise GettError(f"{sharename}/{fileid} has {size} bytes, more than {max_size}: download it to a path")
+        parts: list[bytes] = []
+        received = [0]
+
+        def keep(chunk: bytes) -> None:
+            received[0] += len(chunk)
+            if received[0] > max_size:
+                raise GettError(f"{sharename}/{fileid} is larger than {max_size} bytes: download it to a path")
+            parts.append(chunk)
+
+        self._stream(response, endpoint, keep, None, cancel)
+        return b"".join(parts)

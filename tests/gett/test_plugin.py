@@ -1,0 +1,247 @@
+"""The ``gett`` plugin in-process, against the sandbox, with a recording bus."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from platypush_ext.gett.events import (
+    GettTransferCompletedEvent,
+    GettTransferFailedEvent,
+    GettTransferProgressEvent,
+)
+from platypush_ext.gett.plugin import GettPlugin
+from platypush_ext.sandbox.gett import GettServer
+from tests.support import RecordingBus, wait_until
+
+MANIFEST = Path(__file__).resolve().parents[2] / "platypush_ext" / "gett" / "manifest.json"
+SHIM = Path(__file__).resolve().parents[2] / "platypush" / "plugins" / "gett"
+
+
+@pytest.fixture
+def server(start_server: Any) -> GettServer:
+    return start_server(GettServer)
+
+
+@pytest.fixture
+def plugin(server: GettServer, bus: RecordingBus) -> GettPlugin:
+    p = GettPlugin(base_url=server.base_url, api_key=server.apikey, email=server.email, password=server.password,
+                   retries=1, progress_interval=0.2)
+    yield p
+    p.stop()
+
+
+def ok(response: Any) -> Any:
+    assert not response.errors, response.errors
+    return response.output
+
+
+def error(response: Any) -> str:
+    assert response.errors, f"expected an error, got {response.output!r}"
+    return "; ".join(map(str, response.errors))
+
+
+def test_manifest_and_shim() -> None:
+    manifest = json.loads(MANIFEST.read_text())["manifest"]
+    assert manifest["package"] == "platypush.plugins.gett"
+    assert (SHIM / "manifest.json").read_text() == MANIFEST.read_text()
+    for dotted in manifest["events"]:
+        module, name = dotted.rsplit(".", 1)
+        assert hasattr(__import__(module, fromlist=[name]), name)
+    from platypush.utils import get_plugin_name_by_class
+
+    from platypush.plugins.gett import GettPlugin as Shimmed
+
+    assert Shimmed is GettPlugin and get_plugin_name_by_class(GettPlugin) == "gett"
+
+
+def test_upload_and_download_round_trip(plugin: GettPlugin, bus: RecordingBus, tmp_path: Path) -> None:
+    up = ok(plugin.upload_file(filename="hello.txt", data="héllo", title="greetings"))
+    assert up["readystate"] == "uploaded" and up["size"] == len("héllo".encode()) and up["transfer_id"]
+    assert ok(plugin.get_share(sharename=up["sharename"]))["title"] == "greetings"
+    down = ok(plugin.download_file(sharename=up["sharename"], fileid=up["fileid"]))
+    assert (down["data"], down["data_format"]) == ("héllo", "text")
+    binary = bytes(range(256))
+    up2 = ok(plugin.upload_file(filename="b.bin", data=base64.b64encode(binary).decode(), data_format="base64",
+                                sharename=up["sharename"]))
+    down2 = ok(plugin.download_file(sharename=up2["sharename"], fileid=up2["fileid"]))
+    assert down2["data_format"] == "base64" and base64.b64decode(down2["data"]) == binary
+    saved = ok(plugin.download_file(sharename=up2["sharename"], fileid=up2["fileid"], path=str(tmp_path / "o.bin")))
+    assert Path(saved["path"]).read_bytes() == binary and saved["size"] == 256
+    done = bus.of(GettTransferCompletedEvent)
+    assert [(e.args["direction"], e.args["size"]) for e in done] == [("upload", 6), ("upload", 256), ("download", 256)]
+    assert done[0].args["sharename"] == up["sharename"] and done[0].args["getturl"] == up["getturl"]
+
+
+def test_every_share_and_file_action(plugin: GettPlugin, server: GettServer, tmp_path: Path) -> None:
+    assert ok(plugin.get_user())["email"] == server.email
+    share = ok(plugin.create_share(title="t"))
+    untitled = ok(plugin.create_share())
+    assert set(ok(plugin.get_shares())) == {share["sharename"], untitled["sharename"]}
+    assert [s["sharename"] for s in ok(plugin.get_shares_list(skip=1, limit=5))] == [untitled["sharename"]]
+    assert ok(plugin.update_share(sharename=share["sharename"], title="new"))["title"] == "new"
+    assert ok(plugin.update_share(sharename=share["sharename"]))["title"] is None
+    assert ok(plugin.refresh_share(sharename=share["sharename"]))["files"] == []
+    source = tmp_path / "f.txt"
+    source.write_text("from a path")
+    file = ok(plugin.upload_file(filename="f.txt", path=str(source), sharename=share["sharename"]))
+    assert ok(plugin.get_file(sharename=share["sharename"], fileid=file["fileid"]))["size"] == 11
+    urls = ok(plugin.upload_url(sharename=share["sharename"], fileid=file["fileid"]))
+    assert set(urls) == {"puturl", "posturl"}
+    ok(plugin.send_data(sharename=share["sharename"], fileid=file["fileid"], data="replaced", put_url=urls["puturl"]))
+    ok(plugin.send_data(sharename=share["sharename"], fileid=file["fileid"], data="again"))
+    assert ok(plugin.refresh_file(sharename=share["sharename"], fileid=file["fileid"]))["size"] == 5
+    assert ok(plugin.download_file(sharename=share["sharename"], fileid=file["fileid"]))["data"] == "again"
+    assert ok(plugin.destroy_file(sharename=share["sharename"], fileid=file["fileid"])) == {"destroyed": True}
+    assert "file not found" in error(plugin.get_file(sharename=share["sharename"], fileid=file["fileid"]))
+    assert ok(plugin.destroy_share(sharename=untitled["sharename"])) == {"destroyed": True}
+
+
+def test_thumbnail_action(plugin: GettPlugin, tmp_path: Path) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    png = tmp_path / "p.png"
+    pil.new("RGB", (256, 256)).save(png, "PNG")
+    file = ok(plugin.upload_file(filename="p.png", path=str(png)))
+    inline = ok(plugin.get_thumbnail(sharename=file["sharename"], fileid=file["fileid"]))
+    assert base64.b64decode(inline["data"]).startswith(b"\x89PNG")
+    saved = ok(plugin.get_thumbnail(sharename=file["sharename"], fileid=file["fileid"], path=str(tmp_path)))
+    assert saved["path"].endswith("thumb-p.png")
+
+
+def test_bad_input_for_every_action_is_a_readable_error(plugin: GettPlugin, server: GettServer,
+                                                         tmp_path: Path) -> None:
+    cases = {
+        "get_shares": {"skip": -1},
+        "get_shares_list": {"limit": "ten"},
+        "get_share": {"sharename": "../etc"},
+        "refresh_share": {"sharename": ""},
+        "create_share": {"title": ["x"]},
+        "update_share": {"sharename": "a b"},
+        "destroy_share": {"sharename": None},
+        "get_file": {"sharename": "abc", "fileid": "x/y"},
+        "refresh_file": {"sharename": "abc", "fileid": -3},
+        "destroy_file": {"sharename": "abc", "fileid": ""},
+        "upload_url": {"sharename": "abc!", "fileid": "0"},
+        "upload_file": {"filename": "a.txt"},
+        "send_data": {"sharename": "abc", "fileid": "0", "data": "x", "put_url": "ftp://nope"},
+        "download_file": {"sharename": "abc", "fileid": "0", "path": str(tmp_path / "missing" / "f")},
+        "get_thumbnail": {"sharename": "abc", "fileid": "0", "data_format": "hex"},
+        "get_transfers": {"transfer_id": "nope"},
+        "cancel_transfer": {"transfer_id": "nope"},
+    }
+    more = [
+        ("upload_file", {"filename": "a.txt", "data": "x", "path": str(tmp_path)}),
+        ("upload_file", {"filename": "a.txt", "path": str(tmp_path / "none")}),
+        ("upload_file", {"filename": "", "data": "x"}),
+        ("upload_file", {"filename": "a", "data": "%%%", "data_format": "base64"}),
+        ("upload_file", {"filename": "a", "data": "x", "data_format": "rot13"}),
+        ("download_file", {"sharename": "abc", "fileid": "0", "wait": False}),
+    ]
+    for name, args in list(cases.items()) + more:
+        text = error(getattr(plugin, name)(**args))
+        assert "Traceback" not in text and server.password not in text and server.apikey not in text, (name, text)
+    assert server.requests == []  # nothing reached the service
+
+
+def test_service_errors_are_readable_and_secret_free(server: GettServer, bus: RecordingBus) -> None:
+    bad = GettPlugin(base_url=server.base_url, api_key=server.apikey, email=server.email, password="wrong-pass")
+    text = error(bad.create_share(title="x"))
+    assert "Ge.tt login failed: User not found" in text and "wrong-pass" not in text
+    missing = GettPlugin(base_url=server.base_url, api_key=server.apikey, email=server.email, password=server.password)
+    assert "share not found" in error(missing.get_share(sharename="nosuch"))
+    text = error(missing.upload_file(filename="a.txt", data="x", sharename="nosuch"))
+    assert "share not found" in text and missing._client.access_token() not in text
+
+
+def test_background_upload_reports_progress_and_completion(plugin: GettPlugin, server: GettServer,
+                                                           bus: RecordingBus, tmp_path: Path) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(24 << 20))
+    server.blobs.faults.add("hang", count=1, delay=0.6, method="GET")  # slows down nothing of the upload
+    started = ok(plugin.upload_file(filename="big.bin", path=str(source), wait=False))
+    assert started["state"] == "running" and started["transfer_id"]
+    [done] = bus.wait_for(GettTransferCompletedEvent, timeout=30)
+    assert done.args["transfer_id"] == started["transfer_id"] and done.args["size"] == 24 << 20
+    assert done.args["fileid"] == "0" and done.args["path"] == str(source)
+    [info] = ok(plugin.get_transfers(transfer_id=started["transfer_id"]))
+    assert info["state"] == "completed" and info["bytes_done"] == 24 << 20
+    progress = [e for e in bus.of(GettTransferProgressEvent) if e.args["transfer_id"] == started["transfer_id"]]
+    # at most one event per progress_interval (0.2 s), whatever the speed
+    assert len(progress) <= 1 + done.args["duration"] / 0.2
+    for event in progress:
+        assert 0 < event.args["bytes_done"] <= event.args["bytes_total"] == 24 << 20
+
+
+def test_background_download_can_be_cancelled(plugin: GettPlugin, server: GettServer, bus: RecordingBus,
+                                              tmp_path: Path) -> None:
+    file = ok(plugin.upload_file(filename="c.bin", data=base64.b64encode(os.urandom(8 << 20)).decode(),
+                                 data_format="base64"))
+    server.blobs.cut("download", after=10**12)  # a no-op cut: only to show the transfer is not cut
+    server.blobs.faults.clear()
+    # slow the download down so that it is still running when cancelled
+    server.blobs.faults.add("hang", count=1, delay=1.0, method="GET")
+    started = ok(plugin.download_file(sharename=file["sharename"], fileid=file["fileid"],
+                                      path=str(tmp_path / "c.bin"), wait=False))
+    answer = ok(plugin.cancel_transfer(transfer_id=started["transfer_id"]))
+    assert answer["state"] in ("cancelled", "failed")
+    [failed] = bus.wait_for(GettTransferFailedEvent, timeout=15)
+    assert failed.args["transfer_id"] == started["transfer_id"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_cancelled_background_upload_cleans_up(plugin: GettPlugin, server: GettServer, bus: RecordingBus,
+                                               tmp_path: Path) -> None:
+    source = tmp_path / "u.bin"
+    source.write_bytes(os.urandom(64 << 20))
+    started = ok(plugin.upload_file(filename="u.bin", path=str(source), wait=False))
+    wait_until(lambda: ok(plugin.get_transfers(transfer_id=started["transfer_id"]))[0]["bytes_done"] > 0, 15,
+               interval=0.001)
+    assert ok(plugin.cancel_transfer(transfer_id=started["transfer_id"]))["state"] in ("cancelled", "completed")
+    state = ok(plugin.get_transfers(transfer_id=started["transfer_id"]))[0]["state"]
+    if state == "cancelled":  # the usual case; a very fast machine may finish first
+        [failed] = bus.wait_for(GettTransferFailedEvent, timeout=10)
+        assert failed.args["cancelled"] is True and "cancelled" in failed.args["error"]
+        assert server.shares == {}
+
+
+def test_failed_background_download_posts_failure_and_leaves_nothing(plugin: GettPlugin, server: GettServer,
+                                                                     bus: RecordingBus, tmp_path: Path) -> None:
+    file = ok(plugin.upload_file(filename="f.bin", data="x" * 3_000_000))
+    server.blobs.cut("download", after=500_000)
+    started = ok(plugin.download_file(sharename=file["sharename"], fileid=file["fileid"],
+                                      path=str(tmp_path / "f.bin"), wait=False))
+    [failed] = bus.wait_for(GettTransferFailedEvent, timeout=15)
+    assert failed.args["transfer_id"] == started["transfer_id"] and failed.args["cancelled"] is False
+    assert "the download stopped after" in failed.args["error"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_upload_retried_after_5xx_and_failing_upload_reports_failure(plugin: GettPlugin, server: GettServer,
+                                                                     bus: RecordingBus) -> None:
+    server.blobs.faults.add("status", count=1, status=503, method="PUT")
+    assert ok(plugin.upload_file(filename="r.txt", data="retry me"))["size"] == 8
+    server.blobs.faults.add("status", count=2, status=500, method="PUT")
+    text = error(plugin.upload_file(filename="r.txt", data="fail me", title="gone"))
+    assert "HTTP 500" in text
+    [failed] = bus.wait_for(GettTransferFailedEvent)
+    assert failed.args["error"] == text and failed.args["cancelled"] is False
+    assert [s["title"] for s in ok(plugin.get_shares_list())] == [None]  # the failed share was removed
+
+
+def test_stop_cancels_running_transfers(server: GettServer, bus: RecordingBus, tmp_path: Path) -> None:
+    plugin = GettPlugin(base_url=server.base_url, api_key=server.apikey, email=server.email,
+                        password=server.password)
+    source = tmp_path / "s.bin"
+    source.write_bytes(os.urandom(32 << 20))
+    server.blobs.faults.add("hang", count=1, delay=2, method="PUT")
+    started = ok(plugin.upload_file(filename="s.bin", path=str(source), wait=False))
+    wait_until(lambda: ok(plugin.get_transfers(transfer_id=started["transfer_id"]))[0]["bytes_done"] > 0, 10,
+               interval=0.001)
+    plugin.stop()
+    [failed] = bus.wait_for(GettTransferFailedEvent, timeout=10)
+    assert failed.args["transfer_id"] == started["transfer_id"]
