@@ -183,7 +183,9 @@ def test_readystate_is_uploading_while_bytes_arrive(server: GettServer) -> None:
     url = urlsplit(file["upload"]["puturl"])
     sock = socket.create_connection((url.hostname, url.port), timeout=TIMEOUT)
     sock.sendall(f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello".encode())
-    state = lambda: requests.get(f"{server.base_url}files/{sharename}/0", timeout=TIMEOUT).json()["readystate"]
+    def state() -> str:
+        return requests.get(f"{server.base_url}files/{sharename}/0", timeout=TIMEOUT).json()["readystate"]
+
     assert wait_until(lambda: state() == "uploading", timeout=5)
     sock.sendall(b"world")
     answer = b""
