@@ -231,7 +231,7 @@ class Outbox:
         return [
             Committed(int(i or 0), e.timestamp, len(e.values), pending, dropped=sum(dropped.values()) if dropped else 0,
                       nearly_full=warn)
-            for i, e in zip(ids, entries)
+            for i, e in zip(ids, entries, strict=True)
         ]
 
     def _make_room(self, count: int, size: int) -> dict[str, int]:
