@@ -782,7 +782,7 @@ class MbedServer(SandboxServer):
         try:
             rules = request.json()
             if not isinstance(rules, list):
-                raise ValueError("not an array")
+                raise TypeError("not an array")
             for rule in rules:
                 if not isinstance(rule, dict) or set(rule) - {"endpoint-name", "endpoint-type", "resource-path"}:
                     raise ValueError("unknown field")
@@ -810,7 +810,7 @@ class MbedServer(SandboxServer):
             spec = request.json()
             url, headers = spec["url"], spec.get("headers") or {}
             if not isinstance(url, str) or not isinstance(headers, dict):
-                raise ValueError
+                raise TypeError("url must be a string, headers an object")
         except (ValueError, TypeError, KeyError):
             return _plain("Malformed content", 400)
         if len(url) + sum(len(str(v)) for v in headers.values()) > 400:
@@ -1011,7 +1011,7 @@ class MbedServer(SandboxServer):
     def _ctl_inject(self, request: Request) -> Response:
         message = request.json()
         if not isinstance(message, dict):
-            raise ValueError("give a NotificationMessage object")
+            raise TypeError("give a NotificationMessage object")
         for kind, elements in message.items():
             for element in elements if isinstance(elements, list) else [elements]:
                 self.enqueue(kind, element)
