@@ -157,7 +157,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Receiver
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("mbed callback receiver: " + format, *args)
 
     def _receive(self) -> None:
@@ -300,7 +300,7 @@ class WebSocketChannel(Channel):
         if ws is not None:
             try:
                 ws.close(timeout=1)
-            except Exception:  # noqa: BLE001 - already broken
+            except Exception:
                 logger.debug("mbed websocket: close failed", exc_info=True)
 
     def close(self) -> None:

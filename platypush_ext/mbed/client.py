@@ -32,8 +32,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Union
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -626,7 +627,7 @@ class MbedClient:
         """``GET /v2/limits``: the account's quotas and counters."""
         return dict(self._json("GET", "v2/limits"))
 
-    def get_endpoints(self, type: Optional[str] = None) -> list[dict[str, Any]]:  # noqa: A002
+    def get_endpoints(self, type: Optional[str] = None) -> list[dict[str, Any]]:
         """``GET /v2/endpoints[?type=]``: ``[{"name", "type", "status", "q"}]`` (``q`` always a boolean)."""
         params = {"type": type} if type else None
         endpoints = self._json("GET", "v2/endpoints", params=params)
@@ -740,7 +741,7 @@ class MbedClient:
         for line in text.splitlines():
             line = line.strip()
             if line:
-                paths.append(line[len(prefix):] if line.startswith(prefix) else line)
+                paths.append(line.removeprefix(prefix))
         return paths
 
     def unsubscribe(self, endpoint: str, path: str) -> None:

@@ -338,6 +338,8 @@ class MbedServer(SandboxServer):
                 elif value is not None:
                     value = int(value) if key == "fail_status" else float(value)
                 setattr(device, key, value)
+            if not device.silent:
+                device.pending = 0  # requests it never answered are forgotten
             return device
 
     def set_value(self, name: str, path: str, value: Any, count: int = 1) -> int:
@@ -462,9 +464,11 @@ class MbedServer(SandboxServer):
         fail_status, fail_error = device.fail_status, device.fail_error
 
         def answer() -> None:
+            if silent and timeout_after is None:
+                return  # never answered: stays pending (until the device's behaviour changes)
             try:
                 if silent:
-                    if timeout_after is None or self._stopping.wait(timeout_after):
+                    if self._stopping.wait(timeout_after):
                         return
                     element = {"id": async_id, "status": 504, "error": "TIMEOUT", "ct": "text/plain", "max-age": 0}
                 elif fail_status:
