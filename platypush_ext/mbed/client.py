@@ -102,6 +102,10 @@ class EndpointGoneError(MbedError, NotFoundError):
     """The endpoint is not registered (``410``) or the resource is unknown (``404``)."""
 
 
+class NoCacheError(MbedError, NotFoundError):
+    """``cacheOnly=true`` and the service has no cached value (``205``)."""
+
+
 class QueueModeError(MbedError, ConflictError):
     """The endpoint is in queue mode (``409``)."""
 
@@ -601,7 +605,7 @@ class MbedClient:
             _, value, encoding = decode_payload(base64.standard_b64encode(raw).decode(), ctype)
             return ResourceValue(endpoint, path, value, ctype, encoding, None, True, raw)
         if response.status_code == 205:
-            raise EndpointGoneError(f"{what}: HTTP 205 ({STATUS_MEANINGS[205]})", status=205, endpoint=what)
+            raise NoCacheError(f"{what}: HTTP 205 ({STATUS_MEANINGS[205]})", status=205, endpoint=what)
         if response.status_code == 204:
             return None
         if response.status_code != 202:
