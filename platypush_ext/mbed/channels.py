@@ -22,7 +22,7 @@ import queue
 import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Protocol
 
 from ..http import ProtocolError, RetryPolicy, ServiceConnectionError, ServiceError
 
@@ -69,9 +69,9 @@ class Channel:
         self,
         client: Any,
         on_message: Callable[[Any], Any],
-        on_up: Optional[Callable[[], None]] = None,
-        on_down: Optional[Callable[[ServiceError], None]] = None,
-        backoff: Optional[BackoffLike] = None,
+        on_up: Callable[[], None] | None = None,
+        on_down: Callable[[ServiceError], None] | None = None,
+        backoff: BackoffLike | None = None,
     ):
         self.client = client
         self.on_message = on_message
@@ -79,7 +79,7 @@ class Channel:
         self.on_down = on_down or (lambda error: logger.warning("mbed %s: %s", self.name, error))
         self.backoff = backoff or PolicyBackoff()
         self.stopping = threading.Event()
-        self.thread: Optional[threading.Thread] = None
+        self.thread: threading.Thread | None = None
         self.messages = 0
 
     # -- to implement --------------------------------------------------------
@@ -208,13 +208,13 @@ class CallbackChannel(Channel):
     PATH = "/mbed/callback"
 
     def __init__(self, client: Any, on_message: Callable[[Any], Any], *, bind: str = "127.0.0.1", port: int = 0,
-                 public_url: Optional[str] = None, recheck: float = 30.0, **kwargs: Any):
+                 public_url: str | None = None, recheck: float = 30.0, **kwargs: Any):
         super().__init__(client, on_message, **kwargs)
         self.secret = secrets.token_urlsafe(24)
         client.redactor.add(self.secret)
         self.bind, self.port, self.public_url, self.recheck = bind, port, public_url, recheck
-        self.receiver: Optional[_Receiver] = None
-        self._registered_url: Optional[str] = None
+        self.receiver: _Receiver | None = None
+        self._registered_url: str | None = None
         self._since_check = 0.0
 
     @property

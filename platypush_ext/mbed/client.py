@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -121,7 +121,7 @@ class DeviceTimeoutError(MbedError, ServiceTimeoutError):
     """No asynchronous answer arrived in time."""
 
 
-def _mbed_error(status: int, endpoint: str, payload: Any) -> Optional[ServiceError]:
+def _mbed_error(status: int, endpoint: str, payload: Any) -> ServiceError | None:
     """Map error answers (plain text on the Connector, JSON objects on Pelion) to exceptions."""
     if isinstance(payload, Mapping):
         server_message = str(payload.get("message") or payload.get("type") or "")
@@ -152,7 +152,7 @@ def _mbed_error(status: int, endpoint: str, payload: Any) -> Optional[ServiceErr
 # -- models -------------------------------------------------------------------
 
 
-def decode_payload(payload: Optional[str], content_type: Optional[str]) -> tuple[bytes, str, str]:
+def decode_payload(payload: str | None, content_type: str | None) -> tuple[bytes, str, str]:
     """Decode a base64 ``payload``: ``(raw bytes, value, encoding)``.
 
     ``value`` is UTF-8 text for textual content types (and unknown ones that
@@ -164,7 +164,7 @@ def decode_payload(payload: Optional[str], content_type: Optional[str]) -> tuple
     if not isinstance(payload, str):
         raise ProtocolError(f"payload is not a base64 string ({type(payload).__name__})")
     try:
-        raw = base64.standard_b64decode(payload.encode("ascii"))
+        raw = base64.b64decode(payload.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError):
         raise ProtocolError("payload is not valid base64") from None
     ctype = (content_type or "").lower()
@@ -180,7 +180,7 @@ def _as_bool(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
 
-def _as_int(value: Any, default: Optional[int] = None) -> Optional[int]:
+def _as_int(value: Any, default: int | None = None) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -196,7 +196,7 @@ class ResourceValue:
     value: str
     content_type: str
     encoding: str = "text"
-    max_age: Optional[int] = None
+    max_age: int | None = None
     from_cache: bool = False
     raw: bytes = field(default=b"", repr=False)
 
@@ -212,10 +212,10 @@ class AsyncResponse:
 
     async_id: str
     status: int
-    payload: Optional[str] = None
+    payload: str | None = None
     content_type: str = ""
-    max_age: Optional[int] = None
-    error: Optional[str] = None
+    max_age: int | None = None
+    error: str | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> AsyncResponse:
@@ -295,7 +295,7 @@ def _parse_element(kind: str, element: Any) -> dict[str, Any]:
         return {"endpoint": element}
     if kind == "async-responses":
         response = AsyncResponse.from_json(element)
-        raw, value, encoding = response.decoded()
+        _, value, encoding = response.decoded()
         return {"async_id": response.async_id, "status": response.status, "value": value, "encoding": encoding,
                 "content_type": response.content_type, "max_age": response.max_age, "error": response.error}
     if not isinstance(element, Mapping) or not isinstance(element.get("ep"), str):
@@ -305,7 +305,7 @@ def _parse_element(kind: str, element: Any) -> dict[str, Any]:
         if not isinstance(path, str):
             raise ProtocolError(f"notification of {element['ep']!r} without a path")
         ctype = str(element.get("ct") or "")
-        raw, value, encoding = decode_payload(element.get("payload"), ctype)
+        _raw, value, encoding = decode_payload(element.get("payload"), ctype)
         data = {"endpoint": element["ep"], "path": path, "value": value, "encoding": encoding,
                 "content_type": ctype, "max_age": _as_int(element.get("max-age"))}
         if element.get("timestamp") is not None:
@@ -341,7 +341,7 @@ class AsyncRegistry:
 
     def __init__(self, buffer_size: int = 10000, buffer_age: float = 900.0):
         self._cond = threading.Condition()
-        self._waiting: dict[str, Optional[AsyncResponse]] = {}
+        self._waiting: dict[str, AsyncResponse | None] = {}
         self._unmatched: collections.OrderedDict[str, tuple[float, AsyncResponse]] = collections.OrderedDict()
         self.buffer_size, self.buffer_age = buffer_size, buffer_age
 
@@ -366,7 +366,7 @@ class AsyncRegistry:
                 self._unmatched.popitem(last=False)
             return False
 
-    def wait(self, async_id: str, timeout: float) -> Optional[AsyncResponse]:
+    def wait(self, async_id: str, timeout: float) -> AsyncResponse | None:
         """The response of ``async_id`` (``None`` after ``timeout`` s); forgets the id."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -459,6 +459,8 @@ def _quote_path(path: str) -> str:
 # -- the client -----------------------------------------------------------------
 
 Handler = Callable[[dict[str, Any]], Any]
+DEFAULT_TIMEOUTS = Timeouts(5.0, 15.0)
+DEFAULT_RETRY = RetryPolicy(attempts=3, budget=20.0)
 
 
 class MbedClient:
@@ -481,10 +483,10 @@ class MbedClient:
         api_key: str,
         *,
         api: str = "auto",
-        timeouts: Timeouts = Timeouts(5.0, 15.0),
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
         pull_timeout: float = 40.0,
         async_timeout: float = 20.0,
-        retry: RetryPolicy = RetryPolicy(attempts=3, budget=20.0),
+        retry: RetryPolicy = DEFAULT_RETRY,
     ):
         if not isinstance(api_key, str) or len(api_key) < 4:
             raise InvalidArgumentError("api_key must be the account's access key (a string)")
@@ -501,7 +503,7 @@ class MbedClient:
         self.async_timeout = check_timeout(async_timeout, 20.0)
         self.registry = AsyncRegistry()
         self._handlers: dict[str, Handler] = {}
-        self._poller: Optional[Any] = None
+        self._poller: Any | None = None
         #: set by whoever consumes the channel and calls :meth:`handle_notification` (the plugin)
         self.external_channel = False
 
@@ -534,7 +536,7 @@ class MbedClient:
             raise ProtocolError(f"{method} {path}: 202 without an async-response-id", status=202)
         return async_id
 
-    def _await(self, async_id: str, what: str, timeout: Optional[float]) -> AsyncResponse:
+    def _await(self, async_id: str, what: str, timeout: float | None) -> AsyncResponse:
         limit = self.async_timeout if timeout is None else timeout
         response = self.registry.wait(async_id, limit)
         if response is None:
@@ -562,13 +564,13 @@ class MbedClient:
         endpoint: str,
         path: str,
         *,
-        body: Optional[bytes] = None,
+        body: bytes | None = None,
         content_type: str = "text/plain",
         no_resp: bool = False,
         cache_only: bool = False,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
         wait: bool = True,
-    ) -> Union[AsyncResponse, ResourceValue, str, None]:
+    ) -> AsyncResponse | ResourceValue | str | None:
         """One resource request; returns the async response, a cached value, the
         async id (``wait=False``) or ``None`` (``noResp``)."""
         ep = self._ep(endpoint)
@@ -631,7 +633,7 @@ class MbedClient:
         """``GET /v2/limits``: the account's quotas and counters."""
         return dict(self._json("GET", "v2/limits"))
 
-    def get_endpoints(self, type: Optional[str] = None) -> list[dict[str, Any]]:
+    def get_endpoints(self, type: str | None = None) -> list[dict[str, Any]]:
         """``GET /v2/endpoints[?type=]``: ``[{"name", "type", "status", "q"}]`` (``q`` always a boolean)."""
         params = {"type": type} if type else None
         endpoints = self._json("GET", "v2/endpoints", params=params)
@@ -648,8 +650,8 @@ class MbedClient:
 
     # -- resources -----------------------------------------------------------
 
-    def get_resource_value(self, endpoint: str, path: str, timeout: Optional[float] = None,
-                           cache_only: bool = False, no_resp: bool = False) -> Optional[ResourceValue]:
+    def get_resource_value(self, endpoint: str, path: str, timeout: float | None = None,
+                           cache_only: bool = False, no_resp: bool = False) -> ResourceValue | None:
         """Read a resource: the cached value (``200``) or the device's answer.
 
         :return: the value, or ``None`` with ``no_resp`` (nothing comes back).
@@ -675,7 +677,7 @@ class MbedClient:
         raise InvalidArgumentError(f"value must be text, a number or bytes, got {type(value).__name__}")
 
     def put_resource_value(self, endpoint: str, path: str, value: Any, content_type: str = "text/plain",
-                           timeout: Optional[float] = None, no_resp: bool = False, wait: bool = True) -> Any:
+                           timeout: float | None = None, no_resp: bool = False, wait: bool = True) -> Any:
         """Write a resource: the raw value with ``content_type`` (never JSON-encoded).
 
         :return: the async response (``wait``), the async id (``wait=False``) or ``None`` (``no_resp``).
@@ -684,18 +686,18 @@ class MbedClient:
                                  no_resp=no_resp, timeout=timeout, wait=wait)
 
     def post_resource(self, endpoint: str, path: str, data: Any = None, content_type: str = "text/plain",
-                      timeout: Optional[float] = None, no_resp: bool = False, wait: bool = True) -> Any:
+                      timeout: float | None = None, no_resp: bool = False, wait: bool = True) -> Any:
         """Execute a resource, passing ``data`` (optional) to the device's function."""
         body = self._body(data) if data is not None else b""
         return self._device_call("POST", endpoint, path, body=body, content_type=content_type, no_resp=no_resp,
                                  timeout=timeout, wait=wait)
 
-    def delete_resource(self, endpoint: str, path: str, timeout: Optional[float] = None,
+    def delete_resource(self, endpoint: str, path: str, timeout: float | None = None,
                         no_resp: bool = False, wait: bool = True) -> Any:
         """Delete a resource (the device must handle it)."""
         return self._device_call("DELETE", endpoint, path, no_resp=no_resp, timeout=timeout, wait=wait)
 
-    def delete_endpoint(self, endpoint: str, timeout: Optional[float] = None, wait: bool = True) -> Any:
+    def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> Any:
         """``DELETE /v2/endpoints/{ep}`` (the original ``deleteEndpoint``; not in the Connector docs)."""
         what = f"DELETE {endpoint}"
         response = self.http.request("DELETE", f"v2/endpoints/{self._ep(endpoint)}")
@@ -710,7 +712,7 @@ class MbedClient:
 
     # -- subscriptions -------------------------------------------------------
 
-    def subscribe(self, endpoint: str, path: str, timeout: Optional[float] = None, wait: bool = True) -> bool:
+    def subscribe(self, endpoint: str, path: str, timeout: float | None = None, wait: bool = True) -> bool:
         """``PUT /v2/subscriptions/{ep}/{path}``: subscribe to a resource's changes (original
         ``putResourceSubscription``); returns once the device accepted (``200``, or the async answer)."""
         path = check_path(path)
@@ -771,7 +773,7 @@ class MbedClient:
 
     # -- notification channel ------------------------------------------------
 
-    def put_callback(self, url: str, headers: Optional[Mapping[str, str]] = None) -> None:
+    def put_callback(self, url: str, headers: Mapping[str, str] | None = None) -> None:
         """``PUT /v2/notification/callback``: deliver notifications to ``url`` with ``headers``
         (the service sends a test ``PUT`` first). Header values are treated as secrets."""
         if not isinstance(url, str) or not re.match(r"^https?://[^/]+", url):
@@ -788,7 +790,7 @@ class MbedClient:
             body["headers"] = dict(headers)
         self.http.request("PUT", "v2/notification/callback", json_body=body)
 
-    def get_callback(self) -> Optional[dict[str, Any]]:
+    def get_callback(self) -> dict[str, Any] | None:
         """``GET /v2/notification/callback``: ``{"url", "headers"}``, or ``None`` when none is set."""
         try:
             return dict(self._json("GET", "v2/notification/callback"))
@@ -803,7 +805,7 @@ class MbedClient:
             return False
         return True
 
-    def pull(self, no_wait: bool = False) -> Optional[dict[str, Any]]:
+    def pull(self, no_wait: bool = False) -> dict[str, Any] | None:
         """One long poll ``GET /v2/notification/pull``: the NotificationMessage, or ``None`` (``204``).
 
         Not replayed once sent (a pull consumes the events it returns).
@@ -818,7 +820,7 @@ class MbedClient:
         """``PUT /v2/notification/websocket`` (Pelion / Izuma): create the WebSocket channel."""
         return dict(self._json("PUT", "v2/notification/websocket"))
 
-    def get_websocket(self) -> Optional[dict[str, Any]]:
+    def get_websocket(self) -> dict[str, Any] | None:
         """``GET /v2/notification/websocket``: the channel status, or ``None``."""
         try:
             return dict(self._json("GET", "v2/notification/websocket"))
@@ -847,7 +849,7 @@ class MbedClient:
             text = self.http.redactor.text(f"{type(exc).__name__}: {exc}")
             raise ServiceConnectionError(f"GET /v2/notification/websocket-connect: {text}") from None
 
-    def get_channel(self) -> Optional[str]:
+    def get_channel(self) -> str | None:
         """``GET /v2/notification/channel`` (Pelion): ``CALLBACK``, ``LONG_POLLING``, ``WEB_SOCKET`` or ``None``."""
         try:
             return self._json("GET", "v2/notification/channel").get("delivery_mechanism")
@@ -856,7 +858,7 @@ class MbedClient:
 
     # -- handling notifications ---------------------------------------------
 
-    def set_handler(self, kind: str, handler: Optional[Handler]) -> None:
+    def set_handler(self, kind: str, handler: Handler | None) -> None:
         """Call ``handler(data)`` for each element of ``kind`` (one of :data:`EVENT_KINDS`);
         ``None`` removes it. (Platypush users write hooks on the plugin's events instead.)"""
         if kind not in EVENT_KINDS:

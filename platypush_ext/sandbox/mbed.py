@@ -50,7 +50,7 @@ from urllib.parse import quote, unquote
 
 import requests
 
-from .core import Request, Response, SandboxServer, json_response, logger, text_response
+from .core import Request, Response, SandboxServer, _reset, json_response, logger, text_response
 
 DEFAULT_API_KEY = "mbed-sandbox-key-0123456789"
 VERSION_TEXT = "DeviceServer v3.0.0-520\nREST version = v2"
@@ -604,6 +604,9 @@ class MbedServer(SandboxServer):
 
     def _authenticated(self, handler: Any) -> Any:
         def run(request: Request) -> Response | None:
+            if self._stopping.is_set():  # a stopped server: kept-alive connections die too
+                _reset(request.handler)
+                return None
             for key in ("ep", "path"):
                 if key in request.params:
                     request.params[key] = unquote(request.params[key])

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -199,7 +199,7 @@ def test_long_poll_holds_then_204_and_409_when_concurrent(server: MbedServer) ->
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[bytes, dict[str, str]]] = []
+    received: ClassVar[list[tuple[bytes, dict[str, str]]]] = []
     fail = 0
 
     def do_PUT(self) -> None:
@@ -238,6 +238,9 @@ def test_callback_channel(server: MbedServer) -> None:
         body, headers = _Receiver.received[1]
         assert json.loads(body)["reg-updates"][0]["ep"] == "node-001"  # delivered after two failed attempts
         assert headers["Authorization"] == "a" and headers["Content-Type"] == "application/json"
+        deadline = time.monotonic() + 5
+        while len(server.callback_deliveries) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert server.callback_deliveries[:3] == [500, 500, 204]
         assert api(server, "DELETE", "/v2/notification/callback").status_code == 204
         assert api(server, "DELETE", "/v2/notification/callback").status_code == 404
