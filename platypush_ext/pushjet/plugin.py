@@ -53,6 +53,8 @@ class PushjetPlugin(RunnablePlugin):
 
     #: The listener never polls faster than this (seconds).
     MIN_POLL_INTERVAL = 4.0
+    #: First retry delay after a failed poll (doubles up to 60 s, with jitter).
+    BACKOFF_BASE = 1.0
 
     def __init__(
         self,
@@ -221,10 +223,10 @@ class PushjetPlugin(RunnablePlugin):
                  "name": "Alerts", "icon_url": null, "created": 1795303005,
                  "alias": "alerts"}
         """
-        alias = alias or name
-        if not isinstance(alias, str) or not alias.strip():
+        if alias is not None and (not isinstance(alias, str) or not alias.strip()):
             raise InvalidArgumentError("alias must be a non-empty string")
         service = self._client.create_service(name, icon_url)
+        alias = alias or service.name
         assert service.secret_key
         self._secrets[alias] = service.secret_key
         self._public_keys[alias] = service.public_key
@@ -474,7 +476,7 @@ class PushjetPlugin(RunnablePlugin):
             self.wait_stop()
             return
         self.post_pending()  # what a previous run journaled but did not post
-        backoff = Backoff(base=1.0, cap=60.0)
+        backoff = Backoff(base=self.BACKOFF_BASE, cap=60.0)
         while not self.should_stop():
             try:
                 self.poll_once()

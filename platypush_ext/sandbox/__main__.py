@@ -2,7 +2,7 @@
 
 ``python -m platypush_ext.sandbox`` starts every server on its default port;
 ``python -m platypush_ext.sandbox pushjet --port 8081`` starts one.
-``--port 0`` picks a free port.
+``--port 0`` (one server) or ``--free-ports`` (all) picks free ports.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platypush_ext.sandbox", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--free-ports", action="store_true",
+                        help="start every server on a free port instead of its default one")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     commands = parser.add_subparsers(dest="service", metavar="SERVICE")
     for name, server in available.items():
@@ -36,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         running = [available[args.service].from_args(args, args.host, args.port).start()]
     else:
         running = [
-            server.from_args(commands.choices[name].parse_args([]), args.host, server.default_port).start()
+            server.from_args(commands.choices[name].parse_args([]), args.host,
+                             0 if args.free_ports else server.default_port).start()
             for name, server in available.items()
         ]
     for server in running:

@@ -199,6 +199,8 @@ class FaultInjector:
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # without it, a keep-alive client waits ~40 ms (delayed ACK) for each body sent after its headers
+    disable_nagle_algorithm = True
     server: "_HTTPServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -245,7 +247,10 @@ class SandboxServer:
         self.port = port
         self.faults = FaultInjector()
         self.lock = threading.RLock()
+        #: ``(method, path, status)`` of every request (status 0: reset or hang fault)
         self.requests: list[tuple[str, str, int]] = []
+        #: the raw request targets (``/path?query``), to check what travels in URLs
+        self.targets: list[str] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._httpd: Optional[_HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -338,6 +343,8 @@ class SandboxServer:
                     break
         request = Request(handler, params)
 
+        with self.lock:
+            self.targets.append(handler.path)
         if fault and fault.kind == "reset":
             self._record(method, path, 0)
             request.drain()
@@ -382,6 +389,7 @@ class SandboxServer:
             self.requests.append((method, path, status))
             if len(self.requests) > 10000:
                 del self.requests[:5000]
+                del self.targets[:5000]
 
     @staticmethod
     def _write_response(handler: _RequestHandler, response: Response) -> None:

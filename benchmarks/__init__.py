@@ -1,0 +1,1 @@
+"""Benchmarks of platypush-ext: ``python -m benchmarks [name ...] [--quick]`` (``make bench``)."""

@@ -1,0 +1,48 @@
+"""The demo (the README's main job): every sandbox server and a real Platypush with
+the bundle, driven over ``/execute`` while events fire hooks.
+
+Each module of this package is one part of the demo and defines::
+
+    TITLE = "Pushjet push notifications"   # a heading
+    ORDER = 10                             # parts run in this order
+    def configure(ctx: DemoContext) -> dict: ...  # config.yaml sections
+    def run(ctx: DemoContext) -> None: ...        # drive Platypush, print
+
+Run it with ``python -m platypush_ext.demo`` (``make demo``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Optional
+
+from ..runner import EventStream, PlatypushProcess
+from ..sandbox.core import SandboxServer
+
+
+@dataclass
+class DemoContext:
+    """What the demo parts share."""
+
+    servers: dict[str, SandboxServer]
+    platypush: Optional[PlatypushProcess] = None
+    events: Optional[EventStream] = None
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    def say(self, text: str) -> None:
+        """Print one step of the demo."""
+        print(f"  - {text}", flush=True)
+
+
+def parts() -> list[ModuleType]:
+    """The demo parts, in order."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            if hasattr(module, "configure") and hasattr(module, "run"):
+                found.append(module)
+    return sorted(found, key=lambda m: getattr(m, "ORDER", 100))

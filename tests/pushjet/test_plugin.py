@@ -1,0 +1,292 @@
+"""The ``pushjet`` plugin in-process: actions, bad input, the listener under faults,
+the journal (nothing lost) and secrets kept out of every output."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+import uuid
+
+import pytest
+
+from platypush_ext.http import InvalidArgumentError
+from platypush_ext.pushjet.client import PushjetClient
+from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
+from platypush_ext.pushjet.plugin import PushjetPlugin
+from platypush_ext.runner import free_port
+from platypush_ext.sandbox.pushjet import PushjetServer
+from tests.support import wait_until
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server(PushjetServer)
+
+
+@pytest.fixture
+def remote(server):
+    """A second client, standing for other senders and for the user's phone."""
+    return PushjetClient(server.base_url)
+
+
+@pytest.fixture
+def alerts(remote):
+    return remote.create_service("Alerts")
+
+
+@pytest.fixture
+def device(remote, alerts):
+    device = str(uuid.uuid4())
+    remote.subscribe(device, alerts.public_key)
+    return device
+
+
+@pytest.fixture
+def make_plugin(server, workdir, bus, monkeypatch):
+    monkeypatch.setattr(PushjetPlugin, "MIN_POLL_INTERVAL", 0.2)  # tests poll faster than users may
+    monkeypatch.setattr(PushjetPlugin, "BACKOFF_BASE", 0.1)
+    made = []
+
+    def make(**config):
+        config.setdefault("base_url", server.base_url)
+        config.setdefault("retries", 1)
+        plugin = PushjetPlugin(**config)
+        made.append(plugin)
+        return plugin
+
+    yield make
+    for plugin in made:
+        plugin.stop()
+
+
+@pytest.fixture
+def plugin(make_plugin, device, alerts):
+    return make_plugin(devices=[device], services={"alerts": {"secret": alerts.secret_key}}, poll_interval=0.2)
+
+
+def ok(response):
+    assert response.errors == [], response.errors
+    return response.output
+
+
+def error(response) -> str:
+    assert response.errors, f"expected an error, got {response.output!r}"
+    return response.errors[0]
+
+
+def test_send_by_configured_name_and_by_secret(plugin, remote, alerts, device):
+    assert ok(plugin.send(message="hi", title="T", link="http://l/", importance=5, service="alerts")) == {"sent": True}
+    assert ok(plugin.send(message="again", secret_key=alerts.secret_key)) == {"sent": True}
+    got = remote.fetch_messages(device)
+    assert [(m.message, m.title, m.link, m.importance) for m in got] == [
+        ("hi", "T", "http://l/", 5), ("again", None, None, 3)]
+
+
+def test_service_lifecycle_keeps_secret_out_of_output(plugin, workdir):
+    created = ok(plugin.create_service(name="Garage", icon_url="http://example.com/g.png", alias="garage"))
+    assert created["alias"] == "garage" and "secret_key" not in created
+    store = os.path.join(workdir, "platypush_ext", "pushjet", "services.json")
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o600
+    assert ok(plugin.get_service(service="garage"))["name"] == "Garage"
+    assert ok(plugin.get_service(public_key=created["public_key"]))["icon_url"] == "http://example.com/g.png"
+    edited = ok(plugin.edit_service(service="garage", name="Garage door", icon_url=""))
+    assert (edited["name"], edited["icon_url"]) == ("Garage door", None)
+    ok(plugin.subscribe(service="garage"))
+    ok(plugin.send(service="garage", message="open"))
+    assert [m["message"] for m in ok(plugin.get_messages())] == ["open"]
+    assert ok(plugin.delete_service(service="garage")) == {"deleted": True}
+    assert "no secret known for service 'garage'" in error(plugin.send(service="garage", message="x"))
+    with_secret = ok(plugin.create_service(name="Shared", include_secret=True))
+    assert len(with_secret["secret_key"]) == 32
+
+
+def test_created_service_survives_a_restart(make_plugin):
+    first = make_plugin()
+    ok(first.create_service(name="persisted"))
+    second = make_plugin()
+    assert ok(second.status())["services"] == ["persisted"]
+    assert ok(second.get_service(service="persisted"))["name"] == "persisted"
+
+
+def test_subscriptions_by_name_and_public_key(plugin, alerts, device):
+    (subscription,) = ok(plugin.get_subscriptions())
+    assert subscription["service"]["public_key"] == alerts.public_key and subscription["device_uuid"] == device
+    assert ok(plugin.unsubscribe(service="alerts")) == {"unsubscribed": True}
+    assert ok(plugin.get_subscriptions()) == []
+    ok(plugin.subscribe(service=alerts.public_key))
+    assert "Already subscribed" in error(plugin.subscribe(service="alerts"))
+    other = str(uuid.uuid4())
+    ok(plugin.subscribe(service="alerts", device=other))
+    assert len(ok(plugin.get_subscriptions(device=other))) == 1
+
+
+def test_get_messages_returns_and_posts_events(plugin, bus, remote, alerts):
+    remote.send(alerts.secret_key, "door", importance=4)
+    (message,) = ok(plugin.get_messages())
+    assert message["message"] == "door" and message["importance"] == 4
+    (event,) = bus.of(PushjetMessageEvent)
+    assert (event.args["message"], event.args["service_name"], event.args["importance"]) == ("door", "Alerts", 4)
+    assert ok(plugin.get_messages()) == []
+    remote.send(alerts.secret_key, "unread")
+    assert ok(plugin.mark_read()) == {"marked_read": True}
+    assert ok(plugin.get_messages()) == []
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda p: p.send(message="x"), "needs the service's secret"),
+    (lambda p: p.send(message="x", service="nope"), "no secret known for service 'nope'"),
+    (lambda p: p.send(message="x", service="abcd-abcdef-abcdefabcdef-abcde-abcdefabc"), "public key grants no write"),
+    (lambda p: p.send(message="x", secret_key="tooshort"), "invalid secret key"),
+    (lambda p: p.send(message="", service="alerts"), "message must be a non-empty string"),
+    (lambda p: p.send(message="x", service="alerts", importance=9), "from 1 (least) to 5"),
+    (lambda p: p.send(message="x", service="alerts", importance="urgent"), "integer from 1 to 5"),
+    (lambda p: p.create_service(name=""), "name must be a non-empty string"),
+    (lambda p: p.get_service(), "give secret_key, public_key or service"),
+    (lambda p: p.get_service(public_key="bad"), "invalid service public key"),
+    (lambda p: p.edit_service(service="alerts"), "nothing to change"),
+    (lambda p: p.delete_service(), "needs the service's secret"),
+    (lambda p: p.subscribe(service="bad"), "neither a service public key nor a configured service name"),
+    (lambda p: p.subscribe(service="alerts", device="not-a-uuid"), "invalid device UUID"),
+    (lambda p: p.unsubscribe(service="abcd-abcdef-abcdefabcdef-abcde-abcdefabc"), "Service not found"),
+    (lambda p: p.get_subscriptions(device="x"), "invalid device UUID"),
+    (lambda p: p.get_messages(device="x"), "invalid device UUID"),
+    (lambda p: p.mark_read(device="x"), "invalid device UUID"),
+])
+def test_bad_input_gives_a_readable_error_without_traceback_or_secret(plugin, alerts, caplog, call, expected):
+    caplog.set_level(logging.DEBUG)
+    message = error(call(plugin))
+    assert expected in message
+    assert alerts.secret_key not in message and "tooshort" not in message
+    assert not any(record.exc_info for record in caplog.records), "no traceback for expected errors"
+    assert all(alerts.secret_key not in record.getMessage() for record in caplog.records)
+
+
+def test_no_device_configured(make_plugin):
+    assert "no device given, and none is configured" in error(make_plugin().get_messages())
+
+
+def test_unreachable_and_failing_server(make_plugin, server, alerts):
+    dead = make_plugin(base_url=f"http://127.0.0.1:{free_port()}/", services={"alerts": alerts.secret_key})
+    assert "connection refused" in error(dead.send(service="alerts", message="x"))
+    plugin = make_plugin(services={"alerts": alerts.secret_key})
+    server.faults.add("status", count=1, status=500, method="POST")
+    message = error(plugin.send(service="alerts", message="x"))
+    assert "HTTP 500" in message and alerts.secret_key not in message
+
+
+def test_bad_configuration_is_rejected_clearly(server, workdir):
+    with pytest.raises(InvalidArgumentError, match="invalid device UUID 'nope'"):
+        PushjetPlugin(base_url=server.base_url, devices=["nope"])
+    with pytest.raises(InvalidArgumentError, match="services.alerts: invalid secret key") as caught:
+        PushjetPlugin(base_url=server.base_url, services={"alerts": {"secret": "leaky-but-malformed"}})
+    assert "leaky" not in str(caught.value)
+    with pytest.raises(InvalidArgumentError, match="base_url"):
+        PushjetPlugin(base_url="api.pushjet.io")
+
+
+def test_poll_interval_has_a_floor(server, workdir):
+    assert PushjetPlugin(base_url=server.base_url, poll_interval=1).poll_interval == 4.0
+    assert PushjetPlugin(base_url=server.base_url).poll_interval == 10.0
+
+
+def test_listener_posts_one_event_per_message(plugin, bus, remote, alerts, device):
+    plugin.start()
+    bus.wait_for(PushjetConnectedEvent)
+    for i in range(5):
+        remote.send(alerts.secret_key, f"m{i}", importance=1 + i % 5)
+    events = bus.wait_for(PushjetMessageEvent, 5)
+    assert [e.args["message"] for e in events] == [f"m{i}" for i in range(5)]
+    first = events[0].args
+    assert first["device"] == device and first["service"] == alerts.public_key and first["sent_at"] > 0
+    assert len({e.args["journal_id"] for e in events}) == 5
+
+
+def test_listener_survives_faults_without_losing_messages_or_busy_looping(plugin, bus, server, remote, alerts):
+    plugin.start()
+    bus.wait_for(PushjetConnectedEvent)
+    # 5xx bursts and resets: the server never processed the fetch, so it keeps the messages
+    server.faults.add("status", count=4, status=503, method="GET", path="/message")
+    server.faults.add("reset", count=1, method="GET", path="/message")
+    server.faults.add("hang", count=1, delay=0.5, method="GET", path="/message")
+    first_failure = len(server.requests)
+    sent = [f"during-{i}" for i in range(3)]
+    for text in sent:
+        remote.send(alerts.secret_key, text)
+    disconnected = bus.wait_for(PushjetDisconnectedEvent, 1, timeout=10)
+    assert "503" in disconnected[0].args["error"]
+    started = time.monotonic()
+    bus.wait_for(PushjetConnectedEvent, 2, timeout=30)
+    outage = time.monotonic() - started
+    assert [e.args["message"] for e in bus.wait_for(PushjetMessageEvent, 3, timeout=10)] == sent
+    assert len(bus.of(PushjetDisconnectedEvent)) == 1  # reported once per outage
+    polls = [r for r in server.requests[first_failure:] if r[:2] == ("GET", "/message")]
+    assert [status for _, _, status in polls[:7]] == [503, 503, 503, 503, 0, 0, 200]
+    # six failures spaced by exponential backoff (≥ 0.05+0.1+0.2+0.4+0.8 s), not a busy loop
+    assert outage >= 1.4
+
+
+def test_malformed_answer_is_survived(plugin, bus, server, remote, alerts):
+    """A malformed answer to the destructive fetch: the server already marked those
+    messages read, so they are lost (a limit of the Pushjet protocol, documented);
+    the listener reports the failure and later messages flow again."""
+    plugin.start()
+    bus.wait_for(PushjetConnectedEvent)
+    server.faults.add("malformed", count=1, method="GET", path="/message")
+    remote.send(alerts.secret_key, "in the garbled answer")
+    bus.wait_for(PushjetDisconnectedEvent, timeout=10)
+    bus.wait_for(PushjetConnectedEvent, 2, timeout=10)
+    remote.send(alerts.secret_key, "after")
+    assert [e.args["message"] for e in bus.wait_for(PushjetMessageEvent, 1, timeout=10)] == ["after"]
+
+
+def test_outage_is_logged_once(plugin, bus, server, caplog):
+    caplog.set_level(logging.INFO)
+    server.faults.add("status", count=5, status=503, method="GET", path="/message")
+    plugin.start()
+    bus.wait_for(PushjetDisconnectedEvent)
+    bus.wait_for(PushjetConnectedEvent, timeout=60)
+    unavailable = [r for r in caplog.records if "is unavailable" in r.getMessage()]
+    back = [r for r in caplog.records if "is reachable again" in r.getMessage()]
+    assert (len(unavailable), len(back)) == (1, 1)
+
+
+def test_listener_stops_promptly(plugin, bus):
+    plugin.start()
+    bus.wait_for(PushjetConnectedEvent)
+    started = time.monotonic()
+    plugin.stop()
+    assert time.monotonic() - started < 5
+
+
+def test_journal_reposts_after_a_crash(make_plugin, bus, remote, alerts, device, monkeypatch):
+    crashing = make_plugin(devices=[device])
+    for i in range(3):
+        remote.send(alerts.secret_key, f"m{i}")
+
+    def crash(event):
+        raise RuntimeError("Redis went away")
+
+    working_post = bus.post
+    monkeypatch.setattr(bus, "post", crash)
+    with pytest.raises(RuntimeError):
+        crashing.poll_once()  # fetched (so gone from the server) and journaled, but not posted
+    assert remote.fetch_messages(device) == []
+    assert ok(crashing.status())["journal"] == {"pending": 3, "posted": 0}
+    monkeypatch.setattr(bus, "post", working_post)  # the bus works again
+
+    restarted = make_plugin(devices=[device])
+    assert restarted.post_pending() == 3
+    events = bus.of(PushjetMessageEvent)
+    assert [e.args["message"] for e in events] == ["m0", "m1", "m2"]
+    assert ok(restarted.status())["journal"] == {"pending": 0, "posted": 3}
+
+
+def test_journal_skips_a_malformed_message_and_keeps_the_rest(plugin, bus, device):
+    plugin.journal.append(device, [{"message": "broken"}, {
+        "message": "fine", "title": "", "link": "", "level": 2, "timestamp": 1,
+        "service": {"public": "abcd-abcdef-abcdefabcdef-abcde-abcdefabc", "name": "S", "icon": "", "created": 1}}])
+    assert plugin.post_pending() == 1
+    assert [e.args["message"] for e in bus.of(PushjetMessageEvent)] == ["fine"]
+    assert plugin.journal.counts()["pending"] == 0

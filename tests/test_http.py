@@ -1,0 +1,191 @@
+"""The one HTTP layer: timeouts, retries, error mapping and secret masking,
+against a real local server with fault injection."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from platypush_ext.http import (
+    AuthError,
+    BadRequestError,
+    ConflictError,
+    HttpClient,
+    InvalidArgumentError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitedError,
+    Redactor,
+    RetryPolicy,
+    ServerError,
+    ServiceConnectionError,
+    ServiceTimeoutError,
+    Timeouts,
+)
+from platypush_ext.runner import free_port
+from platypush_ext.sandbox.core import SandboxServer, json_response, text_response
+
+SECRET = "s3cr3t-value-0123456789"
+
+
+class EchoServer(SandboxServer):
+    name = "echo"
+
+    def setup_routes(self) -> None:
+        self.route("GET", "/echo", lambda r: json_response({"query": r.query}))
+        self.route("POST", "/echo", lambda r: json_response({"form": r.form}))
+        self.route("GET", r"/status/(?P<code>\d+)", lambda r: json_response(
+            {"message": f"status {r.params['code']} for {r.query.get('api_key', '')}"}, int(r.params["code"])))
+        self.route("GET", "/html-error", lambda r: text_response(
+            "<html><title>Broken gateway</title></html>", 502, "text/html"))
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server(EchoServer)
+
+
+def client(server, **kwargs) -> HttpClient:
+    kwargs.setdefault("retry", RetryPolicy(attempts=3, backoff=0.01, backoff_max=0.05))
+    kwargs.setdefault("timeouts", Timeouts(1, 1))
+    return HttpClient(server.base_url, **kwargs)
+
+
+def calls(server, method: str, path: str) -> int:
+    return sum(1 for m, p, _ in server.requests if (m, p) == (method, path))
+
+
+def test_base_url_is_normalised_and_validated(server):
+    assert HttpClient(server.url + "/api").base_url == server.url + "/api/"
+    assert HttpClient(server.url + "/api").url("x") == server.url + "/api/x"
+    for bad in ("", "ftp://x", "localhost:8080", None):
+        with pytest.raises(InvalidArgumentError):
+            HttpClient(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "status, error",
+    [(400, BadRequestError), (401, AuthError), (403, AuthError), (404, NotFoundError), (409, ConflictError),
+     (410, NotFoundError), (422, BadRequestError), (429, RateLimitedError), (500, ServerError), (503, ServerError)],
+)
+def test_status_mapping_carries_status_endpoint_and_server_message(server, status, error):
+    with pytest.raises(error) as caught:
+        client(server, retry=RetryPolicy(attempts=1)).request("GET", f"status/{status}")
+    assert caught.value.status == status
+    assert caught.value.endpoint == f"GET /status/{status}"
+    assert caught.value.server_message == f"status {status} for "
+    assert f"HTTP {status}" in str(caught.value)
+
+
+def test_html_error_page_gives_its_title(server):
+    with pytest.raises(ServerError, match="Broken gateway"):
+        client(server, retry=RetryPolicy(attempts=1)).request("GET", "html-error")
+
+
+def test_idempotent_request_retries_5xx_then_succeeds(server):
+    server.faults.add("status", count=2, status=503)
+    assert client(server).request_json("GET", "echo", params={"a": "1"}) == {"query": {"a": "1"}}
+    assert calls(server, "GET", "/echo") == 3
+
+
+def test_retries_are_bounded(server):
+    server.faults.add("status", count=10, status=500)
+    with pytest.raises(ServerError):
+        client(server).request("GET", "echo")
+    assert calls(server, "GET", "/echo") == 3
+
+
+def test_retry_after_is_honoured(server):
+    server.faults.add("status", count=1, status=429, retry_after=0.4)
+    http = client(server, retry=RetryPolicy(attempts=2, backoff=0.01, backoff_max=5))
+    started = time.monotonic()
+    http.request("GET", "echo")
+    assert 0.35 <= time.monotonic() - started < 2.0
+
+
+def test_retry_budget_stops_long_waits(server):
+    server.faults.add("status", count=1, status=503, retry_after=30)
+    http = client(server, retry=RetryPolicy(attempts=3, backoff_max=60, budget=2))
+    started = time.monotonic()
+    with pytest.raises(ServerError):
+        http.request("GET", "echo")
+    assert time.monotonic() - started < 1.0  # did not sleep 30 s past the budget
+
+
+def test_post_is_never_replayed_once_it_reached_the_server(server):
+    server.faults.add("status", count=1, status=503)
+    with pytest.raises(ServerError):
+        client(server).request("POST", "echo", data={"x": "1"})
+    assert calls(server, "POST", "/echo") == 1
+    server.faults.add("reset", count=1)
+    with pytest.raises(ServiceConnectionError):
+        client(server).request("POST", "echo", data={"x": "1"})
+    assert calls(server, "POST", "/echo") == 2
+
+
+def test_post_marked_idempotent_is_retried(server):
+    server.faults.add("status", count=1, status=503)
+    assert client(server).request_json("POST", "echo", data={"x": "1"}, idempotent=True) == {"form": {"x": "1"}}
+
+
+def test_destructive_get_can_opt_out_of_retries(server):
+    server.faults.add("status", count=1, status=503)
+    with pytest.raises(ServerError):
+        client(server).request("GET", "echo", idempotent=False)
+    assert calls(server, "GET", "/echo") == 1
+
+
+def test_connection_reset_is_retried_for_idempotent_requests(server):
+    server.faults.add("reset", count=2)
+    assert client(server).request_json("GET", "echo") == {"query": {}}
+
+
+def test_read_timeout(server):
+    server.faults.add("hang", count=1, delay=1.5)
+    http = client(server, timeouts=Timeouts(1, 0.3), retry=RetryPolicy(attempts=1))
+    started = time.monotonic()
+    with pytest.raises(ServiceTimeoutError, match="did not answer within 0.3 s"):
+        http.request("GET", "echo")
+    assert time.monotonic() - started < 1.2
+
+
+def test_connection_refused_is_retried_even_for_post_and_reported_clearly():
+    port = free_port()
+    http = HttpClient(f"http://127.0.0.1:{port}/", retry=RetryPolicy(attempts=3, backoff=0.01, backoff_max=0.02))
+    with pytest.raises(ServiceConnectionError, match="connection refused") as caught:
+        http.request("POST", "x", data={"secret": SECRET})
+    assert caught.value.transient
+    assert SECRET not in str(caught.value)
+
+
+def test_malformed_body_is_a_protocol_error(server):
+    server.faults.add("malformed", count=1)
+    with pytest.raises(ProtocolError, match="not JSON"):
+        client(server).request_json("GET", "echo")
+
+
+def test_secrets_are_masked_in_errors_and_logs(server, caplog):
+    caplog.set_level("DEBUG", logger="platypush_ext.http")
+    http = client(server, retry=RetryPolicy(attempts=2, backoff=0.01, backoff_max=0.01))
+    server.faults.add("status", count=5, status=503)
+    with pytest.raises(ServerError) as caught:
+        http.request("GET", f"status/500?accesstoken={SECRET}", params={"api_key": SECRET})
+    assert SECRET not in str(caught.value) and caught.value.endpoint == "GET /status/500?accesstoken=***"
+    # the server's own message echoing the secret is masked too
+    server.faults.clear()
+    with pytest.raises(ServerError) as caught:
+        client(server, retry=RetryPolicy(attempts=1)).request("GET", "status/500", params={"api_key": SECRET})
+    assert SECRET not in str(caught.value) and "***" in str(caught.value)
+    assert caplog.records and all(SECRET not in r.getMessage() for r in caplog.records)
+    assert SECRET not in repr(http)
+
+
+def test_redactor():
+    redactor = Redactor(["tok-123456"])
+    assert redactor.url("http://u:pw12345@h/p?token=abc&x=1&secret=zz") == "http://u:***@h/p?token=***&x=1&secret=***"
+    assert redactor.text("Bearer tok-123456 used") == "Bearer *** used"
+    redactor.add_from({"password": "hunter22", "name": "bob"})
+    assert redactor.text("hunter22 bob") == "*** bob"
+    redactor.add("abc")  # too short to be masked safely: ignored
+    assert redactor.text("abc") == "abc"

@@ -1,0 +1,115 @@
+"""The distribution: shims and manifests, the built wheel, registration in a real
+Platypush ``Config``, the sandbox command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from platypush_ext.runner import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIMS = sorted(p.parent for p in (ROOT / "platypush" / "plugins").glob("*/manifest.json"))
+
+
+def test_there_are_shims():
+    assert "pushjet" in [s.name for s in SHIMS]
+
+
+@pytest.mark.parametrize("shim", SHIMS, ids=lambda p: p.name)
+def test_manifests_are_valid_identical_and_name_importable_events(shim):
+    name = shim.name
+    registration = json.loads((shim / "manifest.json").read_text())
+    beside_class = json.loads((ROOT / "platypush_ext" / name / "manifest.json").read_text())
+    assert registration == beside_class
+    manifest = registration["manifest"]
+    assert manifest["package"] == f"platypush.plugins.{name}" and manifest["type"] == "plugin"
+    for dotted in manifest["events"]:
+        module, _, cls = dotted.rpartition(".")
+        assert hasattr(__import__(module, fromlist=[cls]), cls), dotted
+    source = (shim / "__init__.py").read_text()
+    assert f"from platypush_ext.{name}.plugin import {name.capitalize()}Plugin" in source
+
+
+def test_no_platypush_package_init_is_shipped():
+    assert not (ROOT / "platypush" / "__init__.py").exists()
+    assert not (ROOT / "platypush" / "plugins" / "__init__.py").exists()
+
+
+def test_wheel_contents(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("platypush_ext-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "platypush/__init__.py" not in names and "platypush/plugins/__init__.py" not in names
+    for shim in SHIMS:
+        for file in ("__init__.py", "manifest.json"):
+            assert f"platypush/plugins/{shim.name}/{file}" in names
+            assert f"platypush_ext/{shim.name}/manifest.json" in names
+    assert not [n for n in names if n.startswith(("tests/", "benchmarks/")) or "__pycache__" in n]
+
+
+def test_installed_bundle_is_current_and_uninstallable():
+    """The bundle installed in this environment (what e2e tests run) matches the
+    source tree, and pip's RECORD lists every shim, so `pip uninstall` removes them."""
+    dist = metadata.distribution("platypush-ext")
+    recorded = {str(f) for f in dist.files or []}
+    for shim in SHIMS:
+        for file in ("__init__.py", "manifest.json"):
+            path = f"platypush/plugins/{shim.name}/{file}"
+            assert path in recorded
+            installed = Path(dist.locate_file(path)).read_bytes()
+            assert installed == (shim / file).read_bytes(), f"{path} is stale: run `make install`"
+    for source in (ROOT / "platypush_ext").rglob("*.py"):
+        relative = source.relative_to(ROOT).as_posix()
+        assert relative in recorded, f"{relative} is not installed: run `make install`"
+        assert Path(dist.locate_file(relative)).read_bytes() == source.read_bytes(), (
+            f"{relative} is stale: run `make install`")
+
+
+def test_config_section_registers_the_plugin(tmp_path):
+    """A `pushjet:` section is picked up by Platypush's Config (manifest discovery)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"workdir: {tmp_path}/w\ncachedir: {tmp_path}/c\npushjet:\n  base_url: http://127.0.0.1:1/\n")
+    code = ("import sys; from platypush.config import Config; Config.init(sys.argv[1]); "
+            "print(Config.get_plugins().get('pushjet'))")
+    out = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, cwd=tmp_path,
+                         check=True).stdout
+    assert "'base_url': 'http://127.0.0.1:1/'" in out
+
+
+def test_sandbox_command_line_starts_one_server_on_a_given_port():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "platypush_ext.sandbox", "pushjet", "--port", str(port)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"pushjet: http://127.0.0.1:{port}/")
+        assert requests.post(f"http://127.0.0.1:{port}/service", data={"name": "cli"}, timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def test_sandbox_command_line_starts_every_server():
+    proc = subprocess.Popen([sys.executable, "-m", "platypush_ext.sandbox", "--free-ports"], stdout=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    try:
+        from platypush_ext.sandbox import servers
+
+        lines = [proc.stdout.readline() for _ in servers()]
+        assert [line.split(":")[0] for line in lines] == list(servers())
+        for line in lines:  # each printed base URL answers
+            base = urlsplit(line.split(": ", 1)[1].split()[0])
+            assert requests.get(f"http://{base.netloc}/_sandbox/health", timeout=5).json()["ok"] is True
+    finally:
+        proc.terminate()
+        proc.wait(10)
