@@ -342,9 +342,11 @@ class MbedServer(SandboxServer):
                 device.pending = 0  # requests it never answered are forgotten
             return device
 
-    def set_value(self, name: str, path: str, value: Any, count: int = 1) -> int:
+    def set_value(self, name: str, path: str, value: Any, count: int = 1, numbered_from: int | None = None) -> int:
         """The device's resource changes ``count`` times (the last value stays);
         each change of a subscribed resource is one ``notifications`` element.
+        With ``numbered_from``, the *i*-th value is ``f"{value}{numbered_from + i}"``
+        (for load tests that check that nothing is lost).
         Returns how many notifications were queued."""
         raw = value if isinstance(value, bytes) else str(value).encode()
         with self._cond:
@@ -358,8 +360,12 @@ class MbedServer(SandboxServer):
             resource.cached_at = time.monotonic()
             element = {"ep": name, "path": path, "ct": resource.ct, "payload": _b64(raw),
                        "max-age": resource.max_age}
-            for _ in range(count):
+            for i in range(count):
                 self.transactions += 1
+                if numbered_from is not None:
+                    numbered = f"{value}{numbered_from + i}".encode()
+                    resource.value = numbered
+                    element = {**element, "payload": _b64(numbered)}
                 self._events.append(("notifications", dict(element)))
             self._cond.notify_all()
             return count
@@ -1011,8 +1017,9 @@ class MbedServer(SandboxServer):
         spec = request.json() or {}
         if "value" not in spec:
             raise ValueError('give {"value": ...}')
+        numbered = spec.get("numbered_from")
         queued = self.set_value(request.params["ep"], request.params["path"], spec["value"],
-                                int(spec.get("count", 1)))
+                                int(spec.get("count", 1)), None if numbered is None else int(numbered))
         return json_response({"notifications": queued})
 
     def _ctl_inject(self, request: Request) -> Response:
