@@ -104,7 +104,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
     arrivals: dict[str, float] = {}  # noqa: RUF012
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         _Receiver.arrivals[body] = time.perf_counter()
         self.send_response(204)
@@ -199,14 +199,14 @@ def run(quick: bool = False) -> list[str]:
     lines += [
         "| measurement | result |",
         "|---|---|",
-        f"| bare loop (pull + decode, no Platypush), {total} notifications | {bare_rate:,.0f}/s "
-        f"({bare_seen}/{total} seen) |",
-        f"| sandbox channel → MbedPlugin → Platypush bus (counted at Redis), {total} notifications | "
-        f"{bus_rate:,.0f}/s ({bus_seen}/{total} at the bus, {total - bus_seen} lost) |",
+        (f"| bare loop (pull + decode, no Platypush), {total} notifications | {bare_rate:,.0f}/s "
+        f"({bare_seen}/{total} seen) |"),
+        (f"| sandbox channel → MbedPlugin → Platypush bus (counted at Redis), {total} notifications | "
+        f"{bus_rate:,.0f}/s ({bus_seen}/{total} at the bus, {total - bus_seen} lost) |"),
         f"| bus rate / bare-loop rate | {ratio:.2f} |",
-        f"| the same burst worked through by Platypush's main loop (hook matching of every event; "
-        f"a marker event's hook ran after the burst) | {processed_rate:,.0f}/s |",
-        f"| value change → hook action (`http.post`) at 100/s, {count} changes | p50 {p50:.1f} ms, "
-        f"p99 {p99:.1f} ms ({len(latencies)}/{count} arrived) |",
+        (f"| the same burst worked through by Platypush's main loop (hook matching of every event; "
+        f"a marker event's hook ran after the burst) | {processed_rate:,.0f}/s |"),
+        (f"| value change → hook action (`http.post`) at 100/s, {count} changes | p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms ({len(latencies)}/{count} arrived) |"),
     ]
     return lines
