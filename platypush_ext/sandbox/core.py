@@ -138,7 +138,9 @@ class Request:
         return self.form.get(name) or self.query.get(name)
 
 
-Handler = Callable[[Request], Response]
+#: A route handler; returning ``None`` means it took the connection over
+#: (it wrote its own answer, e.g. a WebSocket upgrade) and nothing more is sent.
+Handler = Callable[[Request], Optional[Response]]
 
 
 @dataclass
@@ -372,6 +374,10 @@ class SandboxServer:
             except Exception:  # a bug in the sandbox: answer as a Flask app would
                 logger.exception("%s: handler failed for %s %s", self.name, method, path)
                 response = html_error(500)
+            if response is None:  # the handler took the connection over (e.g. a WebSocket upgrade)
+                self._record(method, path, 101)
+                handler.close_connection = True
+                return
             if fault and fault.kind == "malformed":
                 response = Response(response.status, b'{"malformed": tru', dict(response.headers))
                 response.headers.pop("Content-Length", None)

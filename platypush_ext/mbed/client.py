@@ -1,0 +1,908 @@
+"""A typed, framework-free client of the mbed Device Connector REST API v2
+(and of its successors Pelion / Izuma Device Management), ``protocols/mbed.md``.
+
+It covers every method of the original ``mbed_connector_api`` 1.0.4 with
+snake_case names, but asynchronous answers become plain return values: a call
+that the service answers with ``202 {"async-response-id"}`` waits (with a
+timeout) until the matching ``async-responses`` element arrives on the
+notification channel, then returns the decoded value or raises. Something must
+consume the channel and feed it to :meth:`MbedClient.handle_notification`:
+:meth:`MbedClient.start_long_polling` does it in a thread; the ``mbed``
+Platypush plugin does it in its listener::
+
+    client = MbedClient("https://api.connector.mbed.com", api_key)
+    client.start_long_polling()
+    print(client.get_resource_value("node-001", "/3303/0/5700").value)   # "21.5"
+    client.put_resource_value("node-001", "/3311/0/5850", "1")
+    client.stop_long_polling()
+
+Async responses that arrive *before* their ``202`` was processed are kept in a
+small buffer (bounded in size and age), so that race loses nothing. With a
+Pelion / Izuma base URL (or ``api="pelion"``) device requests go through
+``POST /v2/device-requests/{device-id}?async-id=<our id>``, which has no race.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from ..http import (
+    BadRequestError,
+    ConflictError,
+    HttpClient,
+    InvalidArgumentError,
+    NotFoundError,
+    ProtocolError,
+    RetryPolicy,
+    ServiceError,
+    ServiceTimeoutError,
+    Timeouts,
+    error_class_for_status,
+    parse_json,
+)
+
+logger = logging.getLogger("platypush_ext.mbed")
+
+#: The kinds of elements of a NotificationMessage, as the original library's handler names.
+EVENT_KINDS = (
+    "notifications",
+    "registrations",
+    "reg-updates",
+    "de-registrations",
+    "registrations-expired",
+    "async-responses",
+)
+
+#: Readable meanings of the statuses of resource and subscription calls (Connector docs).
+STATUS_MEANINGS = {
+    205: "no cached value is available (cacheOnly=true)",
+    400: "bad request",
+    404: "the endpoint or resource was not found",
+    409: "conflict: the endpoint is in queue mode and cannot answer synchronously, or noResp is not supported",
+    410: "gone: the endpoint is not registered",
+    412: "precondition failed (is there a notification channel? is the resource observable?)",
+    413: "request entity too large or precondition failed",
+    415: "the endpoint does not support this media type",
+    429: "busy: another request for this endpoint is in progress, or its queue is full",
+    502: "the connection to the endpoint cannot be established",
+    503: "the endpoint is currently unavailable",
+    504: "the endpoint did not answer in time",
+}
+
+PELION_HOSTS = ("mbedcloud.com", "izumanetworks.com", "pelion.com")
+ASYNC_ID_RE = re.compile(r"^[\w-]{1,40}$")
+TEXT_TYPES = ("text/", "application/json", "application/link-format", "application/xml")
+
+
+# -- errors -------------------------------------------------------------------
+
+
+class MbedError(ServiceError):
+    """An error answered by the mbed service or by a device."""
+
+
+class NoChannelError(MbedError, BadRequestError):
+    """No notification channel exists (``412 No notification channel``)."""
+
+
+class EndpointGoneError(MbedError, NotFoundError):
+    """The endpoint is not registered (``410``) or the resource is unknown (``404``)."""
+
+
+class NoCacheError(MbedError, NotFoundError):
+    """``cacheOnly=true`` and the service has no cached value (``205``)."""
+
+
+class QueueModeError(MbedError, ConflictError):
+    """The endpoint is in queue mode (``409``)."""
+
+
+class DeviceError(MbedError):
+    """The device answered an asynchronous request with an error status.
+
+    :ivar status: the async response's status; ``code`` holds its ``error`` text.
+    """
+
+
+class DeviceTimeoutError(MbedError, ServiceTimeoutError):
+    """No asynchronous answer arrived in time."""
+
+
+def _mbed_error(status: int, endpoint: str, payload: Any) -> ServiceError | None:
+    """Map error answers (plain text on the Connector, JSON objects on Pelion) to exceptions."""
+    if isinstance(payload, Mapping):
+        server_message = str(payload.get("message") or payload.get("type") or "")
+    else:
+        server_message = str(payload or "").strip()[:200]
+    device_path = any(p in endpoint for p in ("/v2/endpoints/", "/v2/subscriptions/", "/device-requests/"))
+    no_channel = status == 412 and "channel" in server_message.lower()
+    if not (device_path or no_channel):
+        return None
+    text = f"{endpoint}: HTTP {status}"
+    if server_message:
+        text += f": {server_message}"
+    meaning = STATUS_MEANINGS.get(status)
+    if meaning and not no_channel:
+        text += f" ({meaning})"
+    if no_channel:
+        text += " (start the notification channel: long poll, callback or WebSocket)"
+        cls: type[ServiceError] = NoChannelError
+    elif status in (404, 410) or server_message in ("DEVICE_NOT_FOUND", "RESOURCE_NOT_FOUND"):
+        cls = EndpointGoneError
+    elif status == 409:
+        cls = QueueModeError
+    else:
+        cls = error_class_for_status(status)
+    return cls(text, status=status, endpoint=endpoint, server_message=server_message or None)
+
+
+# -- models -------------------------------------------------------------------
+
+
+def decode_payload(payload: str | None, content_type: str | None) -> tuple[bytes, str, str]:
+    """Decode a base64 ``payload``: ``(raw bytes, value, encoding)``.
+
+    ``value`` is UTF-8 text for textual content types (and unknown ones that
+    decode as UTF-8), otherwise the base64 text itself; ``encoding`` says which
+    (``"text"`` or ``"base64"``). Raises :class:`ProtocolError` on bad base64.
+    """
+    if payload is None or payload == "":
+        return b"", "", "text"
+    if not isinstance(payload, str):
+        raise ProtocolError(f"payload is not a base64 string ({type(payload).__name__})")
+    try:
+        raw = base64.b64decode(payload.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise ProtocolError("payload is not valid base64") from None
+    ctype = (content_type or "").lower()
+    if not ctype or ctype.startswith(TEXT_TYPES):
+        try:
+            return raw, raw.decode("utf-8"), "text"
+        except UnicodeDecodeError:
+            pass
+    return raw, payload, "base64"
+
+
+def _as_bool(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _as_int(value: Any, default: int | None = None) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass(frozen=True)
+class ResourceValue:
+    """A resource's value, decoded."""
+
+    endpoint: str
+    path: str
+    value: str
+    content_type: str
+    encoding: str = "text"
+    max_age: int | None = None
+    from_cache: bool = False
+    raw: bytes = field(default=b"", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("raw")
+        return data
+
+
+@dataclass(frozen=True)
+class AsyncResponse:
+    """One element of ``async-responses``."""
+
+    async_id: str
+    status: int
+    payload: str | None = None
+    content_type: str = ""
+    max_age: int | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> AsyncResponse:
+        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+            raise ProtocolError(f"async response without an id: {str(data)[:100]!r}")
+        status = _as_int(data.get("status"))
+        if status is None:
+            raise ProtocolError(f"async response {data['id']!r} without a valid status")
+        payload = data.get("payload")
+        if payload is not None and not isinstance(payload, str):
+            raise ProtocolError(f"async response {data['id']!r}: payload is not a string")
+        return cls(async_id=data["id"], status=status, payload=payload, content_type=str(data.get("ct") or ""),
+                   max_age=_as_int(data.get("max-age")), error=data.get("error") or None)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300 and not self.error
+
+    def decoded(self) -> tuple[bytes, str, str]:
+        return decode_payload(self.payload, self.content_type)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One parsed element of a NotificationMessage.
+
+    ``kind`` is one of :data:`EVENT_KINDS`; ``data`` holds the element's fields,
+    normalised (decoded ``value`` for notifications and async responses, booleans
+    for ``q``/``obs``, integers for ``max-age``).
+    """
+
+    kind: str
+    data: dict[str, Any]
+
+
+def parse_message(message: Any) -> tuple[list[Notification], list[str]]:
+    """Parse a NotificationMessage (dict, JSON text or bytes).
+
+    :return: ``(items, problems)``: every well-formed element, and a readable
+        description of each malformed one (skipped; the rest still flows).
+    :raises ProtocolError: when the message itself is not a JSON object.
+    """
+    if isinstance(message, (bytes, bytearray)):
+        message = message.decode("utf-8", "replace")
+    if isinstance(message, str):
+        if not message.strip():
+            return [], []
+        try:
+            message = json.loads(message)
+        except ValueError:
+            raise ProtocolError(f"notification message is not JSON: {message[:80]!r}") from None
+    if not isinstance(message, Mapping):
+        raise ProtocolError(f"notification message is not a JSON object: {str(message)[:80]!r}")
+    items: list[Notification] = []
+    problems: list[str] = []
+    for kind, elements in message.items():
+        if kind not in EVENT_KINDS:
+            problems.append(f"unknown notification kind {kind!r}")
+            continue
+        if not isinstance(elements, list):
+            problems.append(f"{kind}: not an array")
+            continue
+        for index, element in enumerate(elements):
+            try:
+                items.append(Notification(kind, _parse_element(kind, element)))
+            except (ProtocolError, TypeError, ValueError, KeyError) as exc:
+                problems.append(f"{kind}[{index}]: {exc}")
+    return items, problems
+
+
+def _parse_element(kind: str, element: Any) -> dict[str, Any]:
+    if kind in ("de-registrations", "registrations-expired"):
+        if isinstance(element, Mapping) and isinstance(element.get("ep"), str):
+            element = element["ep"]
+        if not isinstance(element, str) or not element:
+            raise ProtocolError(f"expected an endpoint name, got {str(element)[:60]!r}")
+        return {"endpoint": element}
+    if kind == "async-responses":
+        response = AsyncResponse.from_json(element)
+        _, value, encoding = response.decoded()
+        return {"async_id": response.async_id, "status": response.status, "value": value, "encoding": encoding,
+                "content_type": response.content_type, "max_age": response.max_age, "error": response.error}
+    if not isinstance(element, Mapping) or not isinstance(element.get("ep"), str):
+        raise ProtocolError(f"element without an endpoint name: {str(element)[:80]!r}")
+    if kind == "notifications":
+        path = element.get("path")
+        if not isinstance(path, str):
+            raise ProtocolError(f"notification of {element['ep']!r} without a path")
+        ctype = str(element.get("ct") or "")
+        _raw, value, encoding = decode_payload(element.get("payload"), ctype)
+        data = {"endpoint": element["ep"], "path": path, "value": value, "encoding": encoding,
+                "content_type": ctype, "max_age": _as_int(element.get("max-age"))}
+        if element.get("timestamp") is not None:
+            data["value_timestamp"] = element.get("timestamp")
+        return data
+    # registrations, reg-updates
+    resources = element.get("resources") or []
+    if not isinstance(resources, list):
+        raise ProtocolError(f"registration of {element['ep']!r}: resources is not an array")
+    return {
+        "endpoint": element["ep"],
+        "endpoint_type": str(element.get("ept") or ""),
+        "queue_mode": _as_bool(element.get("q", False)),
+        "original_endpoint": element.get("original-ep"),
+        "resources": [
+            {"path": str(r.get("path", "")), "rt": str(r.get("rt", r.get("rf", "")) or ""),
+             "ct": str(r.get("ct", "") or ""), "obs": _as_bool(r.get("obs", False)), "if": str(r.get("if", "") or "")}
+            for r in resources if isinstance(r, Mapping)
+        ],
+    }
+
+
+# -- async correlation ----------------------------------------------------------
+
+
+class AsyncRegistry:
+    """Correlates ``async-response-id``s with their responses.
+
+    :param buffer_size: how many unmatched responses are kept (oldest dropped).
+    :param buffer_age: seconds an unmatched response is kept (the Connector's
+        delivery window is 15 minutes).
+    """
+
+    def __init__(self, buffer_size: int = 10000, buffer_age: float = 900.0):
+        self._cond = threading.Condition()
+        self._waiting: dict[str, AsyncResponse | None] = {}
+        self._unmatched: collections.OrderedDict[str, tuple[float, AsyncResponse]] = collections.OrderedDict()
+        self.buffer_size, self.buffer_age = buffer_size, buffer_age
+
+    def expect(self, async_id: str) -> None:
+        """Announce that a caller will wait for ``async_id`` (picks a response that came early)."""
+        with self._cond:
+            early = self._unmatched.pop(async_id, None)
+            self._waiting[async_id] = early[1] if early else None
+
+    def deliver(self, response: AsyncResponse) -> bool:
+        """Hand over a response; returns whether a caller was waiting for it."""
+        with self._cond:
+            if response.async_id in self._waiting:
+                self._waiting[response.async_id] = response
+                self._cond.notify_all()
+                return True
+            now = time.monotonic()
+            self._unmatched[response.async_id] = (now, response)
+            while self._unmatched and (
+                len(self._unmatched) > self.buffer_size or next(iter(self._unmatched.values()))[0] < now - self.buffer_age
+            ):
+                self._unmatched.popitem(last=False)
+            return False
+
+    def wait(self, async_id: str, timeout: float) -> AsyncResponse | None:
+        """The response of ``async_id`` (``None`` after ``timeout`` s); forgets the id."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            try:
+                while self._waiting.get(async_id) is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self._cond.wait(left)
+                return self._waiting[async_id]
+            finally:
+                self._waiting.pop(async_id, None)
+
+    def unmatched(self) -> int:
+        with self._cond:
+            return len(self._unmatched)
+
+
+# -- validation -----------------------------------------------------------------
+
+
+def check_endpoint(endpoint: Any) -> str:
+    """An endpoint name: a non-empty string."""
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise InvalidArgumentError(f"endpoint must be a non-empty endpoint name, got {endpoint!r}")
+    return endpoint
+
+
+def check_path(path: Any) -> str:
+    """A resource path such as ``/3303/0/5700`` (a missing leading ``/`` is added)."""
+    if not isinstance(path, str) or not path.strip("/ "):
+        raise InvalidArgumentError(f"path must be a resource path such as '/3303/0/5700', got {path!r}")
+    if "?" in path or "#" in path:
+        raise InvalidArgumentError(f"path must not contain '?' or '#': {path!r}")
+    return path if path.startswith("/") else "/" + path
+
+
+def check_timeout(timeout: Any, default: float) -> float:
+    if timeout is None:
+        return default
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"timeout must be a number of seconds, got {timeout!r}") from None
+    if not 0 < value <= 55:
+        raise InvalidArgumentError(f"timeout must be between 0 and 55 seconds (Platypush answers within 60), "
+                                   f"got {value:g}")
+    return value
+
+
+def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
+    """Validate pre-subscription rules (the original library sent invalid ones anyway)."""
+    if not isinstance(rules, (list, tuple)):
+        raise InvalidArgumentError("pre-subscriptions must be a list of rules, e.g. "
+                                   '[{"endpoint-name": "node*", "resource-path": ["/3303/*"]}]')
+    checked = []
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, Mapping):
+            raise InvalidArgumentError(f"pre-subscription rule {index} is not an object: {rule!r}")
+        unknown = set(rule) - {"endpoint-name", "endpoint-type", "resource-path"}
+        if unknown:
+            raise InvalidArgumentError(f"pre-subscription rule {index}: unknown field(s) {sorted(unknown)} "
+                                       "(allowed: endpoint-name, endpoint-type, resource-path)")
+        for key in ("endpoint-name", "endpoint-type"):
+            value = rule.get(key)
+            if key in rule and (not isinstance(value, str) or not value or len(value) > 64):
+                raise InvalidArgumentError(f"pre-subscription rule {index}: {key} must be a string of 1-64 "
+                                           "characters")
+        if "endpoint-name" in rule and "*" in rule["endpoint-name"][:-1]:
+            raise InvalidArgumentError(f"pre-subscription rule {index}: '*' is only allowed at the end of "
+                                       "endpoint-name")
+        paths = rule.get("resource-path")
+        if paths is not None:
+            if isinstance(paths, str):
+                paths = [paths]
+            if not isinstance(paths, (list, tuple)) or not all(
+                isinstance(p, str) and p.startswith("/") and 0 < len(p) <= 128 and "*" not in p[:-1] for p in paths
+            ):
+                raise InvalidArgumentError(f"pre-subscription rule {index}: resource-path must be a list of paths "
+                                           "starting with '/' ('*' allowed only at the end)")
+            rule = {**rule, "resource-path": list(paths)}
+        checked.append(dict(rule))
+    return checked
+
+
+def _quote_path(path: str) -> str:
+    return quote(path, safe="/")
+
+
+# -- the client -----------------------------------------------------------------
+
+Handler = Callable[[dict[str, Any]], Any]
+DEFAULT_TIMEOUTS = Timeouts(5.0, 15.0)
+DEFAULT_RETRY = RetryPolicy(attempts=3, budget=20.0)
+
+
+class MbedClient:
+    """Client of one mbed Device Connector (or Pelion / Izuma) account.
+
+    :param base_url: e.g. ``https://api.connector.mbed.com`` (retired),
+        ``https://api.us-east-1.mbedcloud.com`` or a local sandbox.
+    :param api_key: the access key (sent as ``Authorization: Bearer``).
+    :param api: ``"connector"``, ``"pelion"`` or ``"auto"`` (Pelion for
+        ``*.mbedcloud.com`` / ``*.izumanetworks.com`` hosts).
+    :param timeouts: connect/read timeouts of ordinary requests.
+    :param pull_timeout: read timeout of one long poll (the service holds it ~30 s).
+    :param async_timeout: default seconds to wait for an async response.
+    :param retry: retry policy of idempotent requests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        api: str = "auto",
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        pull_timeout: float = 40.0,
+        async_timeout: float = 20.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ):
+        if not isinstance(api_key, str) or len(api_key) < 4:
+            raise InvalidArgumentError("api_key must be the account's access key (a string)")
+        if api not in ("auto", "connector", "pelion"):
+            raise InvalidArgumentError(f"api must be 'auto', 'connector' or 'pelion', got {api!r}")
+        self.http = HttpClient(base_url, timeouts=timeouts, retry=retry, secrets=[api_key],
+                               error_factory=_mbed_error, headers={"Authorization": f"Bearer {api_key}",
+                                                                   "Accept": "application/json"})
+        self.base_url = self.http.base_url
+        host = urlsplit(self.base_url).hostname or ""
+        self.pelion = api == "pelion" or (api == "auto" and host.endswith(PELION_HOSTS))
+        self._api_key = api_key
+        self.pull_timeouts = Timeouts(timeouts.connect, pull_timeout)
+        self.async_timeout = check_timeout(async_timeout, 20.0)
+        self.registry = AsyncRegistry()
+        self._handlers: dict[str, Handler] = {}
+        self._poller: Any | None = None
+        #: set by whoever consumes the channel and calls :meth:`handle_notification` (the plugin)
+        self.external_channel = False
+
+    def __repr__(self) -> str:
+        return f"MbedClient({self.http.redactor.url(self.base_url)!r}, api={'pelion' if self.pelion else 'connector'})"
+
+    def close(self) -> None:
+        self.stop_long_polling()
+        self.http.close()
+
+    @property
+    def redactor(self) -> Any:
+        return self.http.redactor
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _ep(self, endpoint: str) -> str:
+        return quote(check_endpoint(endpoint), safe="")
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.http.request_json(method, path, **kwargs)
+
+    def _parse(self, response: requests.Response, method: str, path: str) -> Any:
+        return parse_json(response, self.http.endpoint(method, self.http.url(path)), self.http.redactor)
+
+    def _async_id(self, response: requests.Response, method: str, path: str) -> str:
+        body = self._parse(response, method, path)
+        async_id = body.get("async-response-id") if isinstance(body, Mapping) else None
+        if not isinstance(async_id, str) or not async_id:
+            raise ProtocolError(f"{method} {path}: 202 without an async-response-id", status=202)
+        return async_id
+
+    def _await(self, async_id: str, what: str, timeout: float | None) -> AsyncResponse:
+        limit = self.async_timeout if timeout is None else timeout
+        response = self.registry.wait(async_id, limit)
+        if response is None:
+            hint = "" if self.channel_running() else " (is the notification channel being consumed?)"
+            raise DeviceTimeoutError(f"{what}: no answer from the device within {limit:g} s{hint}",
+                                     endpoint=what)
+        if not response.ok:
+            meaning = STATUS_MEANINGS.get(response.status, "")
+            text = f"{what}: the device answered {response.status}"
+            if response.error:
+                text += f" {response.error}"
+            if meaning:
+                text += f" ({meaning})"
+            raise DeviceError(self.http.redactor.text(text), status=response.status, endpoint=what,
+                              server_message=response.error, code=response.error)
+        return response
+
+    def channel_running(self) -> bool:
+        """Whether this client's own long-polling thread runs (the plugin feeds it otherwise)."""
+        return self._poller is not None or self.external_channel
+
+    def _device_call(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        content_type: str = "text/plain",
+        no_resp: bool = False,
+        cache_only: bool = False,
+        timeout: float | None = None,
+        wait: bool = True,
+    ) -> AsyncResponse | ResourceValue | str | None:
+        """One resource request; returns the async response, a cached value, the
+        async id (``wait=False``) or ``None`` (``noResp``)."""
+        ep = self._ep(endpoint)
+        path = check_path(path)
+        limit = check_timeout(timeout, self.async_timeout)
+        what = f"{method} {endpoint}{path}"
+        if self.pelion and not (no_resp or cache_only):
+            async_id = uuid.uuid4().hex
+            request = {"method": method, "uri": path}
+            if body:
+                request["payload-b64"] = base64.standard_b64encode(body).decode("ascii")
+                request["content-type"] = content_type
+            self.registry.expect(async_id)
+            try:
+                self.http.request("POST", f"v2/device-requests/{ep}", params={"async-id": async_id},
+                                  json_body=request, idempotent=method == "GET")
+            except BaseException:
+                self.registry.wait(async_id, 0)
+                raise
+            if not wait:
+                return async_id
+            return self._await(async_id, what, limit)
+        params: dict[str, str] = {}
+        if no_resp:
+            params["noResp"] = "true"
+        if cache_only:
+            params["cacheOnly"] = "true"
+        headers = {"Content-Type": content_type} if body is not None else None
+        response = self.http.request(method, f"v2/endpoints/{ep}{_quote_path(path)}", params=params or None,
+                                     data=body, headers=headers, idempotent=method in ("GET", "PUT"))
+        if response.status_code == 200 and method == "GET":
+            ctype = response.headers.get("Content-Type", "").split(";")[0]
+            raw = response.content
+            _, value, encoding = decode_payload(base64.standard_b64encode(raw).decode(), ctype)
+            return ResourceValue(endpoint, path, value, ctype, encoding, None, True, raw)
+        if response.status_code == 205:
+            raise NoCacheError(f"{what}: HTTP 205 ({STATUS_MEANINGS[205]})", status=205, endpoint=what)
+        if response.status_code == 204:
+            return None
+        if response.status_code != 202:
+            return None  # 200/201 without an async id: done
+        async_id = self._async_id(response, method, path)
+        self.registry.expect(async_id)
+        if not wait:
+            self.registry.wait(async_id, 0)
+            return async_id
+        return self._await(async_id, what, limit)
+
+    # -- versions, limits, endpoints --------------------------------------
+
+    def get_connector_version(self) -> str:
+        """``GET /``: the service's version text, e.g. ``"DeviceServer v3.0.0-520\\nREST version = v2"``."""
+        return self.http.request("GET", "").text
+
+    def get_api_versions(self) -> list[str]:
+        """``GET /rest-versions``: e.g. ``["v1", "v2"]``."""
+        return list(self._json("GET", "rest-versions"))
+
+    def get_limits(self) -> dict[str, Any]:
+        """``GET /v2/limits``: the account's quotas and counters."""
+        return dict(self._json("GET", "v2/limits"))
+
+    def get_endpoints(self, type: str | None = None) -> list[dict[str, Any]]:
+        """``GET /v2/endpoints[?type=]``: ``[{"name", "type", "status", "q"}]`` (``q`` always a boolean)."""
+        params = {"type": type} if type else None
+        endpoints = self._json("GET", "v2/endpoints", params=params)
+        if not isinstance(endpoints, list):
+            raise ProtocolError("GET /v2/endpoints: expected a JSON array")
+        return [{**e, "q": _as_bool(e.get("q", False))} for e in endpoints if isinstance(e, Mapping)]
+
+    def get_resources(self, endpoint: str) -> list[dict[str, Any]]:
+        """``GET /v2/endpoints/{ep}``: ``[{"uri", "rt", "obs", "type"}]`` (``obs`` always a boolean)."""
+        resources = self._json("GET", f"v2/endpoints/{self._ep(endpoint)}")
+        if not isinstance(resources, list):
+            raise ProtocolError(f"GET /v2/endpoints/{endpoint}: expected a JSON array")
+        return [{**r, "obs": _as_bool(r.get("obs", False))} for r in resources if isinstance(r, Mapping)]
+
+    # -- resources -----------------------------------------------------------
+
+    def get_resource_value(self, endpoint: str, path: str, timeout: float | None = None,
+                           cache_only: bool = False, no_resp: bool = False) -> ResourceValue | None:
+        """Read a resource: the cached value (``200``) or the device's answer.
+
+        :return: the value, or ``None`` with ``no_resp`` (nothing comes back).
+        :raises DeviceTimeoutError: the device did not answer within ``timeout``.
+        :raises DeviceError: the device answered an error status.
+        """
+        result = self._device_call("GET", endpoint, path, no_resp=no_resp, cache_only=cache_only, timeout=timeout)
+        if result is None or isinstance(result, ResourceValue):
+            return result
+        assert isinstance(result, AsyncResponse)
+        raw, value, encoding = result.decoded()
+        return ResourceValue(endpoint, check_path(path), value, result.content_type, encoding, result.max_age,
+                             False, raw)
+
+    @staticmethod
+    def _body(value: Any) -> bytes:
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        if isinstance(value, bool):
+            return b"1" if value else b"0"
+        if isinstance(value, (str, int, float)):
+            return str(value).encode("utf-8")
+        raise InvalidArgumentError(f"value must be text, a number or bytes, got {type(value).__name__}")
+
+    def put_resource_value(self, endpoint: str, path: str, value: Any, content_type: str = "text/plain",
+                           timeout: float | None = None, no_resp: bool = False, wait: bool = True) -> Any:
+        """Write a resource: the raw value with ``content_type`` (never JSON-encoded).
+
+        :return: the async response (``wait``), the async id (``wait=False``) or ``None`` (``no_resp``).
+        """
+        return self._device_call("PUT", endpoint, path, body=self._body(value), content_type=content_type,
+                                 no_resp=no_resp, timeout=timeout, wait=wait)
+
+    def post_resource(self, endpoint: str, path: str, data: Any = None, content_type: str = "text/plain",
+                      timeout: float | None = None, no_resp: bool = False, wait: bool = True) -> Any:
+        """Execute a resource, passing ``data`` (optional) to the device's function."""
+        body = self._body(data) if data is not None else b""
+        return self._device_call("POST", endpoint, path, body=body, content_type=content_type, no_resp=no_resp,
+                                 timeout=timeout, wait=wait)
+
+    def delete_resource(self, endpoint: str, path: str, timeout: float | None = None,
+                        no_resp: bool = False, wait: bool = True) -> Any:
+        """Delete a resource (the device must handle it)."""
+        return self._device_call("DELETE", endpoint, path, no_resp=no_resp, timeout=timeout, wait=wait)
+
+    def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> Any:
+        """``DELETE /v2/endpoints/{ep}`` (the original ``deleteEndpoint``; not in the Connector docs)."""
+        what = f"DELETE {endpoint}"
+        response = self.http.request("DELETE", f"v2/endpoints/{self._ep(endpoint)}")
+        if response.status_code != 202:
+            return None
+        async_id = self._async_id(response, "DELETE", f"v2/endpoints/{endpoint}")
+        self.registry.expect(async_id)
+        if not wait:
+            self.registry.wait(async_id, 0)
+            return async_id
+        return self._await(async_id, what, check_timeout(timeout, self.async_timeout))
+
+    # -- subscriptions -------------------------------------------------------
+
+    def subscribe(self, endpoint: str, path: str, timeout: float | None = None, wait: bool = True) -> bool:
+        """``PUT /v2/subscriptions/{ep}/{path}``: subscribe to a resource's changes (original
+        ``putResourceSubscription``); returns once the device accepted (``200``, or the async answer)."""
+        path = check_path(path)
+        what = f"subscribe {endpoint}{path}"
+        response = self.http.request("PUT", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(path)}")
+        if response.status_code == 202:
+            async_id = self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}")
+            self.registry.expect(async_id)
+            if not wait:
+                self.registry.wait(async_id, 0)
+                return True
+            self._await(async_id, what, check_timeout(timeout, self.async_timeout))
+        return True
+
+    def get_resource_subscription(self, endpoint: str, path: str) -> bool:
+        """``GET /v2/subscriptions/{ep}/{path}``: whether the resource is subscribed."""
+        try:
+            self.http.request("GET", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(check_path(path))}")
+        except NotFoundError:
+            return False
+        return True
+
+    def get_endpoint_subscriptions(self, endpoint: str) -> list[str]:
+        """``GET /v2/subscriptions/{ep}``: the subscribed resource paths (``[]`` on 404, as the Node client)."""
+        ep = self._ep(endpoint)
+        try:
+            text = self.http.request("GET", f"v2/subscriptions/{ep}").text
+        except NotFoundError:
+            return []
+        prefix = f"/subscriptions/{ep}"
+        paths = []
+        for line in text.splitlines():
+            line = line.strip()
+            if line:
+                paths.append(line.removeprefix(prefix))
+        return paths
+
+    def unsubscribe(self, endpoint: str, path: str) -> None:
+        """``DELETE /v2/subscriptions/{ep}/{path}`` (original ``deleteResourceSubscription``)."""
+        self.http.request("DELETE", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(check_path(path))}")
+
+    def delete_endpoint_subscriptions(self, endpoint: str) -> None:
+        """``DELETE /v2/subscriptions/{ep}``."""
+        self.http.request("DELETE", f"v2/subscriptions/{self._ep(endpoint)}")
+
+    def delete_all_subscriptions(self) -> None:
+        """``DELETE /v2/subscriptions``: every subscription of the account (on Pelion: the pre-subscriptions)."""
+        self.http.request("DELETE", "v2/subscriptions")
+
+    def put_pre_subscriptions(self, rules: Sequence[Mapping[str, Any]]) -> None:
+        """``PUT /v2/subscriptions``: replace the pre-subscriptions (``[]`` clears them;
+        existing subscriptions are removed by the service)."""
+        self.http.request("PUT", "v2/subscriptions", json_body=check_pre_subscriptions(rules))
+
+    def get_pre_subscriptions(self) -> list[dict[str, Any]]:
+        """``GET /v2/subscriptions``: the pre-subscription rules."""
+        return list(self._json("GET", "v2/subscriptions") or [])
+
+    # -- notification channel ------------------------------------------------
+
+    def put_callback(self, url: str, headers: Mapping[str, str] | None = None) -> None:
+        """``PUT /v2/notification/callback``: deliver notifications to ``url`` with ``headers``
+        (the service sends a test ``PUT`` first). Header values are treated as secrets."""
+        if not isinstance(url, str) or not re.match(r"^https?://[^/]+", url):
+            raise InvalidArgumentError(f"url must be an http:// or https:// URL, got {url!r}")
+        if headers is not None and (not isinstance(headers, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+            raise InvalidArgumentError("headers must map header names to string values")
+        if len(url) + sum(len(v) for v in (headers or {}).values()) > 400:
+            raise InvalidArgumentError("the callback URL and header values must total at most 400 characters")
+        for value in (headers or {}).values():
+            self.http.redactor.add(value)
+        body: dict[str, Any] = {"url": url}
+        if headers:
+            body["headers"] = dict(headers)
+        self.http.request("PUT", "v2/notification/callback", json_body=body)
+
+    def get_callback(self) -> dict[str, Any] | None:
+        """``GET /v2/notification/callback``: ``{"url", "headers"}``, or ``None`` when none is set."""
+        try:
+            return dict(self._json("GET", "v2/notification/callback"))
+        except NotFoundError:
+            return None
+
+    def delete_callback(self) -> bool:
+        """``DELETE /v2/notification/callback``; returns whether one was set."""
+        try:
+            self.http.request("DELETE", "v2/notification/callback")
+        except NotFoundError:
+            return False
+        return True
+
+    def pull(self, no_wait: bool = False) -> dict[str, Any] | None:
+        """One long poll ``GET /v2/notification/pull``: the NotificationMessage, or ``None`` (``204``).
+
+        Not replayed once sent (a pull consumes the events it returns).
+        """
+        response = self.http.request("GET", "v2/notification/pull", params={"noWait": "true"} if no_wait else None,
+                                     idempotent=False, timeouts=self.pull_timeouts)
+        if response.status_code == 204 or not response.content.strip():
+            return None
+        return self._parse(response, "GET", "v2/notification/pull")
+
+    def register_websocket(self) -> dict[str, Any]:
+        """``PUT /v2/notification/websocket`` (Pelion / Izuma): create the WebSocket channel."""
+        return dict(self._json("PUT", "v2/notification/websocket"))
+
+    def get_websocket(self) -> dict[str, Any] | None:
+        """``GET /v2/notification/websocket``: the channel status, or ``None``."""
+        try:
+            return dict(self._json("GET", "v2/notification/websocket"))
+        except NotFoundError:
+            return None
+
+    def delete_websocket(self) -> bool:
+        """``DELETE /v2/notification/websocket``; returns whether it existed."""
+        try:
+            self.http.request("DELETE", "v2/notification/websocket")
+        except NotFoundError:
+            return False
+        return True
+
+    def connect_websocket(self, timeout: float = 10.0) -> Any:
+        """Open ``/v2/notification/websocket-connect`` (a ``websocket-client`` connection)."""
+        import websocket
+
+        url = self.http.url("v2/notification/websocket-connect").replace("http", "ws", 1)
+        try:
+            return websocket.create_connection(url, timeout=timeout,
+                                               header=[f"Authorization: Bearer {self._api_key}"])
+        except (websocket.WebSocketException, OSError) as exc:
+            from ..http import ServiceConnectionError
+
+            text = self.http.redactor.text(f"{type(exc).__name__}: {exc}")
+            raise ServiceConnectionError(f"GET /v2/notification/websocket-connect: {text}") from None
+
+    def get_channel(self) -> str | None:
+        """``GET /v2/notification/channel`` (Pelion): ``CALLBACK``, ``LONG_POLLING``, ``WEB_SOCKET`` or ``None``."""
+        try:
+            return self._json("GET", "v2/notification/channel").get("delivery_mechanism")
+        except NotFoundError:
+            return None
+
+    # -- handling notifications ---------------------------------------------
+
+    def set_handler(self, kind: str, handler: Handler | None) -> None:
+        """Call ``handler(data)`` for each element of ``kind`` (one of :data:`EVENT_KINDS`);
+        ``None`` removes it. (Platypush users write hooks on the plugin's events instead.)"""
+        if kind not in EVENT_KINDS:
+            raise InvalidArgumentError(f"unknown notification kind {kind!r}; use one of {', '.join(EVENT_KINDS)}")
+        if handler is None:
+            self._handlers.pop(kind, None)
+        else:
+            self._handlers[kind] = handler
+
+    def handle_notification(self, message: Any) -> list[Notification]:
+        """Process one NotificationMessage (long-poll body, callback body or WebSocket frame):
+        resolve waiting async calls, call the handlers, and return the parsed elements.
+        Malformed elements are logged and skipped; the others still flow."""
+        items, problems = parse_message(message)
+        for problem in problems:
+            logger.warning("mbed: skipping a malformed notification element: %s", self.http.redactor.text(problem))
+        for item in items:
+            if item.kind == "async-responses":
+                d = item.data
+                self.registry.deliver(AsyncResponse(
+                    async_id=d["async_id"], status=d["status"],
+                    payload=base64.standard_b64encode(d["value"].encode()).decode() if d["encoding"] == "text"
+                    else d["value"], content_type=d["content_type"], max_age=d["max_age"], error=d["error"]))
+            handler = self._handlers.get(item.kind)
+            if handler is not None:
+                try:
+                    handler(item.data)
+                except Exception:
+                    logger.exception("mbed: the %s handler failed", item.kind)
+        return items
+
+    handler = handle_notification  # the original library's name, for callback web applications
+
+    def start_long_polling(self, no_wait: bool = False) -> None:
+        """Consume the long-poll channel in a daemon thread (restartable, with backoff)."""
+        from .channels import LongPollChannel
+
+        if self._poller is not None:
+            return
+        self._poller = LongPollChannel(self, on_message=self.handle_notification, no_wait_first=no_wait)
+        self._poller.start_thread()
+
+    def stop_long_polling(self, timeout: float = 1.0) -> None:
+        """Stop the long-polling thread (it exits when its current poll returns)."""
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.stop(timeout)

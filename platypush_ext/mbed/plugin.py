@@ -1,0 +1,552 @@
+"""The ``mbed`` Platypush plugin: thin glue over :class:`MbedClient` and the notification channels."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from platypush.plugins import RunnablePlugin
+
+from ..glue import Availability, Backoff, action
+from ..http import InvalidArgumentError, RetryPolicy, Timeouts
+from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
+from .client import AsyncResponse, MbedClient, Notification, ResourceValue
+from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
+
+CHANNELS = ("long_poll", "callback", "websocket", "none")
+
+
+class MbedPlugin(RunnablePlugin):
+    """
+    `mbed Device Connector <https://github.com/ARMmbed/Connector-mDS-REST-API>`_
+    (and its successors Pelion / Izuma Device Management): read, write and
+    execute device resources, manage subscriptions, and receive the account's
+    notification channel as events — one
+    :class:`platypush_ext.mbed.events.MbedNotificationEvent` per resource change,
+    registration events, and async responses.
+
+    Device requests are asynchronous on the service; the actions wait for the
+    answer on the notification channel and return it as a plain value, so the
+    listener must run (``channel`` other than ``none``).
+
+    Example configuration:
+
+    .. code-block:: yaml
+
+        mbed:
+          base_url: https://api.us-east-1.mbedcloud.com
+          api_key: ak_...
+          channel: websocket      # long_poll (Connector), callback or websocket (Pelion / Izuma)
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        channel: str = "long_poll",
+        api: str = "auto",
+        connect_timeout: float = 5,
+        read_timeout: float = 15,
+        pull_timeout: float = 40,
+        async_timeout: float = 20,
+        retries: int = 2,
+        callback_bind: str = "127.0.0.1",
+        callback_port: int = 0,
+        callback_url: str | None = None,
+        **kwargs: Any,
+    ):
+        """
+        :param base_url: the service's base URL, e.g.
+            ``https://api.us-east-1.mbedcloud.com`` (Pelion / Izuma) or a
+            self-hosted Device Server; the Connector's historic
+            ``https://api.connector.mbed.com`` is retired. Required.
+        :param api_key: the account's access key (``ak_...`` on Pelion / Izuma).
+        :param channel: how notifications are received: ``long_poll`` (the
+            Connector's default; each poll is held ~30 s by the service),
+            ``callback`` (a small HTTP receiver started by the plugin, see
+            ``callback_*``), ``websocket`` (Pelion / Izuma) or ``none`` (no
+            listener: asynchronous actions then time out).
+        :param api: ``connector``, ``pelion`` or ``auto`` (``pelion`` for
+            ``*.mbedcloud.com`` / ``*.izumanetworks.com``): with ``pelion``,
+            device requests go through ``/v2/device-requests`` with our own ids.
+        :param connect_timeout: seconds to wait for a connection (default: 5).
+        :param read_timeout: seconds to wait for an answer (default: 15).
+        :param pull_timeout: read timeout of one long poll (default: 40; above
+            the service's 30-s hold).
+        :param async_timeout: default seconds an action waits for a device's
+            answer (default: 20, at most 55).
+        :param retries: retries of idempotent requests on transient failures (default: 2).
+        :param callback_bind: address the callback receiver listens on (default: ``127.0.0.1``).
+        :param callback_port: its port (default: 0 = any free port).
+        :param callback_url: the URL the service must call when it differs from
+            ``http://<callback_bind>:<port>/mbed/callback`` (reverse proxy, NAT).
+        """
+        kwargs.setdefault("poll_interval", 1)
+        super().__init__(**kwargs)
+        if channel not in CHANNELS:
+            raise InvalidArgumentError(f"mbed: channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
+        self._client = MbedClient(
+            base_url,
+            api_key,
+            api=api,
+            timeouts=Timeouts(float(connect_timeout), float(read_timeout)),
+            pull_timeout=float(pull_timeout),
+            async_timeout=float(async_timeout),
+            retry=RetryPolicy(attempts=max(1, int(retries) + 1), budget=20.0),
+        )
+        self._client.external_channel = channel != "none"
+        self._channel_name = channel
+        self._callback = {"bind": callback_bind, "port": int(callback_port), "public_url": callback_url}
+        self._channel: Channel | None = None
+        self._channel_lock = threading.Lock()
+        self._channel_enabled = channel != "none"
+        self.events_posted = 0
+        self._availability = Availability(
+            f"mbed notification channel ({channel}) at {self._client.base_url}",
+            self.logger,
+            on_up=lambda: self._bus.post(MbedConnectedEvent(base_url=self._client.base_url, channel=channel)),
+            on_down=lambda error: self._bus.post(
+                MbedDisconnectedEvent(base_url=self._client.base_url, channel=channel, error=error)
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"MbedPlugin({self._client!r}, channel={self._channel_name!r})"
+
+    @property
+    def client(self) -> MbedClient:
+        """The underlying framework-free client."""
+        return self._client
+
+    # -- notifications ---------------------------------------------------------
+
+    def on_message(self, message: Any) -> int:
+        """Turn one NotificationMessage into events; returns how many were posted.
+        A malformed element is logged and skipped; the others are posted."""
+        events = []
+        for item in self._client.handle_notification(message):
+            try:
+                events.append(self._event(item))
+            except Exception as exc:  # noqa: BLE001 - one bad element never drops the rest
+                self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redactor.text(exc))
+        self._post_all(events)
+        self.events_posted += len(events)
+        return len(events)
+
+    def _post_all(self, events: list[Any]) -> None:
+        """Post events in order. On Platypush's Redis bus a batch is published
+        through one pipeline (the same ``PUBLISH`` of the same wire format as
+        ``bus.post``, without a round trip per event)."""
+        bus = self._bus
+        redis = getattr(bus, "redis", None) if len(events) > 1 else None
+        queue = getattr(bus, "redis_queue", None)
+        if redis is None or queue is None or not hasattr(redis, "pipeline"):
+            for event in events:
+                bus.post(event)
+            return
+        for start in range(0, len(events), 500):
+            pipeline = redis.pipeline(transaction=False)
+            for event in events[start:start + 500]:
+                pipeline.publish(queue, str(event))
+            pipeline.execute()
+
+    @staticmethod
+    def _event(item: Notification) -> Any:
+        return EVENT_CLASSES[item.kind](**item.data)
+
+    def _make_channel(self) -> Channel:
+        common = {
+            "on_up": self._availability.ok,
+            "on_down": self._availability.failed,
+            "backoff": Backoff(base=1.0, cap=60.0),
+        }
+        if self._channel_name == "callback":
+            return CallbackChannel(self._client, self.on_message, **self._callback, **common)
+        if self._channel_name == "websocket":
+            return WebSocketChannel(self._client, self.on_message, **common)
+        return LongPollChannel(self._client, self.on_message, no_wait_first=True, **common)
+
+    def _start_channel(self) -> bool:
+        with self._channel_lock:
+            if self._channel is not None or self._channel_name == "none":
+                return False
+            self._channel = self._make_channel()
+            self._channel.start_thread()
+            return True
+
+    def _stop_channel(self, timeout: float = 1.0) -> bool:
+        with self._channel_lock:
+            channel, self._channel = self._channel, None
+        if channel is None:
+            return False
+        channel.stop(timeout)
+        return True
+
+    def main(self) -> None:
+        if self._channel_enabled:
+            self._start_channel()
+        else:
+            self.logger.info("mbed: no notification channel (channel: none or stopped)")
+        self.wait_stop()
+        self._stop_channel(timeout=min(2.0, float(self._stop_timeout or 5) / 2))
+
+    def stop(self) -> None:
+        # A long poll cannot be interrupted: the channel thread is told to end and
+        # finishes on its own when the poll returns; stop() itself returns promptly.
+        self._stop_channel(timeout=0.5)
+        super().stop()
+        self._client.http.close()
+
+    # -- helpers -----------------------------------------------------------------
+
+    @staticmethod
+    def _async_result(result: Any) -> dict[str, Any]:
+        if result is None:
+            return {"status": 204, "no_resp": True}
+        if isinstance(result, str):
+            return {"async_id": result}
+        if isinstance(result, AsyncResponse):
+            data: dict[str, Any] = {"status": result.status}
+            _, value, encoding = result.decoded()
+            if value:
+                data.update(value=value, encoding=encoding, content_type=result.content_type)
+            return data
+        return {"status": 200}
+
+    # -- actions: service --------------------------------------------------------
+
+    @action
+    def get_connector_version(self) -> str:
+        """
+        The service's version text (``GET /``; the Connector only).
+
+        :return: e.g. ``"DeviceServer v3.0.0-520\\nREST version = v2"``
+        """
+        return self._client.get_connector_version()
+
+    @action
+    def get_api_versions(self) -> list[str]:
+        """
+        The REST API versions the service accepts (the Connector only).
+
+        :return: e.g. ``["v1", "v2"]``
+        """
+        return self._client.get_api_versions()
+
+    @action
+    def get_limits(self) -> dict[str, Any]:
+        """
+        The account's daily quotas and counters (the Connector only).
+
+        :return: e.g. ``{"transaction-quota": 10000, "transaction-count": 7845,
+            "endpoint-quota": 100, "endpoint-count": 50}``
+        """
+        return self._client.get_limits()
+
+    @action
+    def get_endpoints(self, type: str | None = None) -> list[dict[str, Any]]:
+        """
+        List the registered endpoints (devices).
+
+        :param type: only endpoints of this type (``ept``), e.g. ``Light``.
+        :return: e.g. ``[{"name": "node-001", "type": "Light", "status": "ACTIVE", "q": false}]``
+        """
+        return self._client.get_endpoints(type=type)
+
+    @action
+    def get_resources(self, endpoint: str) -> list[dict[str, Any]]:
+        """
+        List an endpoint's resources (from the service's cache; never wakes the device).
+
+        :param endpoint: the endpoint name.
+        :return: e.g. ``[{"uri": "/3303/0/5700", "rt": "5700", "obs": true, "type": "text/plain"}]``
+        """
+        return self._client.get_resources(endpoint)
+
+    # -- actions: resources ---------------------------------------------------
+
+    @action
+    def get_resource_value(
+        self,
+        endpoint: str,
+        path: str,
+        timeout: float | None = None,
+        cache_only: bool = False,
+        no_resp: bool = False,
+        details: bool = False,
+    ) -> Any:
+        """
+        Read a resource's value: from the service's cache when it is fresh,
+        otherwise from the device (waiting for its answer).
+
+        :param endpoint: the endpoint name, e.g. ``node-001``.
+        :param path: the resource path, e.g. ``/3303/0/5700``.
+        :param timeout: seconds to wait for the device (default: ``async_timeout``; at most 55).
+        :param cache_only: only answer from the cache (an error when nothing is cached).
+        :param no_resp: send a non-confirmable request; nothing comes back (returns ``null``).
+        :param details: return an object with the content type and origin instead of the bare value.
+        :return: the value, text for textual content types and base64 otherwise,
+            e.g. ``"21.5"``; with ``details``: ``{"endpoint": "node-001",
+            "path": "/3303/0/5700", "value": "21.5", "content_type": "text/plain",
+            "encoding": "text", "max_age": 60, "from_cache": false}``
+        """
+        value: ResourceValue | None = self._client.get_resource_value(
+            endpoint, path, timeout=timeout, cache_only=bool(cache_only), no_resp=bool(no_resp)
+        )
+        if value is None:
+            return None
+        return value.to_dict() if details else value.value
+
+    @action
+    def put_resource_value(
+        self,
+        endpoint: str,
+        path: str,
+        value: Any,
+        content_type: str = "text/plain",
+        timeout: float | None = None,
+        no_resp: bool = False,
+        wait: bool = True,
+    ) -> dict[str, Any]:
+        """
+        Write a resource's value (sent raw with ``content_type``, never JSON-encoded).
+
+        :param endpoint: the endpoint name.
+        :param path: the resource path, e.g. ``/3311/0/5850``.
+        :param value: the value (text or number).
+        :param content_type: its content type (default: ``text/plain``).
+        :param timeout: seconds to wait for the device (default: ``async_timeout``).
+        :param no_resp: non-confirmable request, no answer.
+        :param wait: wait for the device's answer (default); ``false`` returns the
+            async id at once (the result comes as an ``MbedAsyncResponseEvent``).
+        :return: ``{"status": 200}``, ``{"async_id": "..."}`` or ``{"status": 204, "no_resp": true}``
+        """
+        return self._async_result(self._client.put_resource_value(
+            endpoint, path, value, content_type=content_type, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)))
+
+    @action
+    def post_resource(
+        self,
+        endpoint: str,
+        path: str,
+        data: Any | None = None,
+        content_type: str = "text/plain",
+        timeout: float | None = None,
+        no_resp: bool = False,
+        wait: bool = True,
+    ) -> dict[str, Any]:
+        """
+        Execute a resource (``POST``), passing ``data`` to the device's function.
+
+        :param endpoint: the endpoint name.
+        :param path: the resource path, e.g. ``/3311/0/5800``.
+        :param data: what to pass to the function (optional).
+        :param content_type: its content type (default: ``text/plain``).
+        :param timeout: seconds to wait for the device.
+        :param no_resp: non-confirmable request, no answer.
+        :param wait: wait for the device's answer (default), or return the async id.
+        :return: ``{"status": 200}`` (plus ``value`` if the device returned one), or ``{"async_id": "..."}``
+        """
+        return self._async_result(self._client.post_resource(
+            endpoint, path, data, content_type=content_type, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)))
+
+    @action
+    def delete_resource(self, endpoint: str, path: str, timeout: float | None = None,
+                        no_resp: bool = False, wait: bool = True) -> dict[str, Any]:
+        """
+        Delete a resource (the device must handle it).
+
+        :param endpoint: the endpoint name.
+        :param path: the resource path.
+        :param timeout: seconds to wait for the device.
+        :param no_resp: non-confirmable request, no answer.
+        :param wait: wait for the device's answer (default), or return the async id.
+        :return: ``{"status": 200}`` or ``{"async_id": "..."}``
+        """
+        return self._async_result(self._client.delete_resource(
+            endpoint, path, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)))
+
+    @action
+    def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> dict[str, Any]:
+        """
+        Delete an endpoint (``DELETE /v2/endpoints/{endpoint}``, as the original library's ``deleteEndpoint``).
+
+        :param endpoint: the endpoint name.
+        :param timeout: seconds to wait for the answer.
+        :param wait: wait for the answer (default), or return the async id.
+        :return: ``{"status": 200}`` or ``{"async_id": "..."}``
+        """
+        return self._async_result(self._client.delete_endpoint(endpoint, timeout=timeout, wait=bool(wait)))
+
+    # -- actions: subscriptions -------------------------------------------------
+
+    @action
+    def subscribe(self, endpoint: str, path: str, timeout: float | None = None) -> dict[str, Any]:
+        """
+        Subscribe to a resource: each change becomes an ``MbedNotificationEvent``.
+        The resource must be observable.
+
+        :param endpoint: the endpoint name.
+        :param path: the resource path, e.g. ``/3303/0/5700``.
+        :param timeout: seconds to wait for the device to accept.
+        :return: ``{"subscribed": true}``
+        """
+        return {"subscribed": self._client.subscribe(endpoint, path, timeout=timeout)}
+
+    @action
+    def unsubscribe(self, endpoint: str, path: str) -> dict[str, Any]:
+        """
+        Remove the subscription to a resource.
+
+        :param endpoint: the endpoint name.
+        :param path: the resource path.
+        :return: ``{"unsubscribed": true}``
+        """
+        self._client.unsubscribe(endpoint, path)
+        return {"unsubscribed": True}
+
+    @action
+    def get_resource_subscription(self, endpoint: str, path: str) -> bool:
+        """
+        Whether a resource is subscribed.
+
+        :param endpoint: the endpoint name.
+        :param path: the resource path.
+        :return: ``true`` or ``false``
+        """
+        return self._client.get_resource_subscription(endpoint, path)
+
+    @action
+    def get_endpoint_subscriptions(self, endpoint: str) -> list[str]:
+        """
+        The subscribed resources of an endpoint.
+
+        :param endpoint: the endpoint name.
+        :return: e.g. ``["/3303/0/5700"]`` (``[]`` when none)
+        """
+        return self._client.get_endpoint_subscriptions(endpoint)
+
+    @action
+    def delete_endpoint_subscriptions(self, endpoint: str) -> dict[str, Any]:
+        """
+        Remove every subscription of an endpoint.
+
+        :param endpoint: the endpoint name.
+        :return: ``{"unsubscribed": true}``
+        """
+        self._client.delete_endpoint_subscriptions(endpoint)
+        return {"unsubscribed": True}
+
+    @action
+    def delete_all_subscriptions(self) -> dict[str, Any]:
+        """
+        Remove every subscription of the account (on Pelion: the pre-subscriptions).
+
+        :return: ``{"unsubscribed": true}``
+        """
+        self._client.delete_all_subscriptions()
+        return {"unsubscribed": True}
+
+    @action
+    def put_pre_subscriptions(self, rules: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """
+        Replace the pre-subscriptions: rules applied whenever a matching device
+        registers. The service removes every existing subscription when they change.
+
+        :param rules: e.g. ``[{"endpoint-name": "node*", "resource-path": ["/3303/*"]},
+            {"endpoint-type": "Sensor"}]``; ``[]`` clears them. Validated before sending.
+        :return: ``{"rules": <number of rules>}``
+        """
+        self._client.put_pre_subscriptions(rules)
+        return {"rules": len(rules)}
+
+    @action
+    def get_pre_subscriptions(self) -> list[dict[str, Any]]:
+        """
+        The pre-subscription rules.
+
+        :return: e.g. ``[{"endpoint-name": "node*"}]``
+        """
+        return self._client.get_pre_subscriptions()
+
+    # -- actions: notification channel ------------------------------------------
+
+    @action
+    def put_callback(self, url: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """
+        Register a callback URL of your own (replacing the plugin's channel on the
+        service; header values are treated as secrets). Prefer ``channel: callback``.
+
+        :param url: where the service must ``PUT`` notifications.
+        :param headers: headers it must send with each delivery.
+        :return: ``{"registered": true}``
+        """
+        self._client.put_callback(url, headers)
+        return {"registered": True}
+
+    @action
+    def get_callback(self) -> dict[str, Any] | None:
+        """
+        The registered callback (header values masked).
+
+        :return: e.g. ``{"url": "http://...", "headers": {"X-Platypush-Mbed-Secret": "***"}}``, or ``null``
+        """
+        callback = self._client.get_callback()
+        if callback and isinstance(callback.get("headers"), Mapping):
+            callback["headers"] = {k: "***" for k in callback["headers"]}
+        return callback
+
+    @action
+    def delete_callback(self) -> dict[str, Any]:
+        """
+        Remove the callback URL (the Connector also removes every subscription).
+
+        :return: ``{"deleted": true}`` (``false`` when none was set)
+        """
+        return {"deleted": self._client.delete_callback()}
+
+    @action
+    def start_channel(self) -> dict[str, Any]:
+        """
+        Start consuming the notification channel (it starts with Platypush unless
+        ``channel: none``).
+
+        :return: ``{"started": true}`` (``false`` when it already runs)
+        """
+        if self._channel_name == "none":
+            raise InvalidArgumentError("channel is 'none' in the configuration: set long_poll, callback or websocket")
+        self._channel_enabled = True
+        self._client.external_channel = True
+        return {"started": self._start_channel()}
+
+    @action
+    def stop_channel(self) -> dict[str, Any]:
+        """
+        Stop consuming the notification channel (asynchronous actions then time out).
+
+        :return: ``{"stopped": true}`` (``false`` when it was not running)
+        """
+        self._channel_enabled = False
+        self._client.external_channel = False
+        return {"stopped": self._stop_channel()}
+
+    @action
+    def status(self) -> dict[str, Any]:
+        """
+        The plugin's state.
+
+        :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll",
+            "running": true, "reachable": true, "events_posted": 12}``
+        """
+        return {
+            "base_url": self._client.base_url,
+            "api": "pelion" if self._client.pelion else "connector",
+            "channel": self._channel_name,
+            "running": self._channel is not None,
+            "reachable": self._availability.up,
+            "events_posted": self.events_posted,
+        }
+
+
+__all__ = ["MbedPlugin"]

@@ -1,0 +1,1109 @@
+"""A local mbed Device Connector (REST API v2) server, faithful to ``protocols/mbed.md``.
+
+What it reproduces:
+
+* Bearer-key authentication on every API route (``401 Unauthorized`` otherwise);
+* ``GET /``, ``/rest-versions``, ``/v2/limits``, ``/v2/endpoints[?type=]``,
+  ``/v2/endpoints/{ep}`` (also unversioned, as "unversioned = latest");
+* resource ``GET``/``PUT``/``POST``/``DELETE`` answering ``202
+  {"async-response-id"}`` with the result delivered later on the notification
+  channel (base64 payload), ``200`` from the cache, ``205`` with
+  ``cacheOnly``, ``204`` with ``noResp``, ``409`` for ``noResp`` on queue-mode
+  endpoints, ``410`` for unknown endpoints, ``404`` unknown resources,
+  ``412 No notification channel`` when there is no channel, ``429`` when too many
+  requests for one endpoint are pending;
+* subscriptions (per resource, per endpoint, all; ``text/uri-list``),
+  pre-subscriptions with wildcards (replace-all, applied on registration,
+  removing every subscription when changed);
+* one notification channel: long poll (held ``pull_timeout`` s, ``200`` batch
+  or ``204``, ``noWait``, ``409`` for a concurrent poll), callback (a test
+  ``PUT`` with an empty body when registered, then one ``PUT`` per batch with
+  the registered headers, retried with backoff while the receiver fails), or —
+  as on Pelion / Izuma — a WebSocket (``/v2/notification/websocket[-connect]``);
+* Pelion's ``POST /v2/device-requests/{device-id}?async-id=`` with JSON errors;
+* simulated devices driven by a control API under ``/_sandbox/`` (see
+  :meth:`MbedServer.setup_routes` and ``docs/mbed.md``), which can register,
+  update, de-register, expire, change values, answer slowly, fail or stay silent,
+  and a "race" switch that delivers an async response *before* its ``202``.
+
+Run it alone with ``python -m platypush_ext.sandbox mbed --port 8082 [--api-key KEY]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import itertools
+import json
+import random
+import re
+import select
+import socket
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote
+
+import requests
+
+from .core import Request, Response, SandboxServer, _reset, json_response, logger, text_response
+
+DEFAULT_API_KEY = "mbed-sandbox-key-0123456789"
+VERSION_TEXT = "DeviceServer v3.0.0-520\nREST version = v2"
+EVENT_KINDS = ("notifications", "registrations", "reg-updates", "de-registrations",
+               "registrations-expired", "async-responses")
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+ASYNC_ID_RE = re.compile(r"^[\w-]{1,40}$")
+V2 = r"(?:/v2)?"  # unversioned paths are the latest version
+
+
+@dataclass
+class Resource:
+    """A simulated LwM2M resource."""
+
+    path: str
+    value: bytes = b""
+    rt: str = ""
+    ct: str = "text/plain"
+    obs: bool = True
+    max_age: int = 60
+    cached_at: float | None = None  # when the Connector last learned the value
+
+    def as_listing(self) -> dict[str, Any]:
+        return {"uri": self.path, "rt": self.rt, "obs": self.obs, "type": self.ct}
+
+    def as_registration(self) -> dict[str, Any]:
+        return {"path": self.path, "if": "", "rt": self.rt, "ct": self.ct, "obs": self.obs}
+
+
+@dataclass
+class Device:
+    """A simulated endpoint and how it behaves."""
+
+    name: str
+    type: str = ""
+    queue_mode: bool = False
+    resources: dict[str, Resource] = field(default_factory=dict)
+    registered: bool = False
+    delay: float = 0.0  # seconds before answering a request
+    silent: bool = False  # never answers
+    timeout_after: float | None = None  # a silent device: the service reports 504 TIMEOUT after this
+    fail_status: int | None = None  # answer every request with this async status
+    fail_error: str = ""
+    pending: int = 0
+
+    def as_listing(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "type": self.type, "status": "ACTIVE"}
+        if self.queue_mode:
+            data["q"] = True
+        return data
+
+    def as_registration(self) -> dict[str, Any]:
+        return {"ep": self.name, "ept": self.type, "q": self.queue_mode,
+                "resources": [r.as_registration() for r in self.resources.values()]}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "type": self.type, "queue_mode": self.queue_mode, "registered": self.registered,
+            "delay": self.delay, "silent": self.silent, "timeout_after": self.timeout_after,
+            "fail_status": self.fail_status, "fail_error": self.fail_error,
+            "resources": [{"path": r.path, "value": r.value.decode("utf-8", "replace"), "rt": r.rt, "ct": r.ct,
+                           "obs": r.obs, "max_age": r.max_age} for r in self.resources.values()],
+        }
+
+
+def _b64(data: bytes) -> str:
+    return base64.standard_b64encode(data).decode("ascii")
+
+
+def _flag(value: str | None) -> bool:
+    return str(value).lower() == "true"
+
+
+def _plain(text: str, status: int) -> Response:
+    return text_response(text, status, "text/plain")
+
+
+def _pelion_error(status: int, kind: str, message: str) -> Response:
+    return json_response({"object": "error", "code": status, "type": kind, "message": message,
+                          "request_id": uuid.uuid4().hex, "fields": []}, status)
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """Pre-subscription matching: exact, or a prefix with a trailing ``*``."""
+    return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
+
+
+class MbedServer(SandboxServer):
+    """The mbed Device Connector REST API v2, with simulated devices, in memory.
+
+    :param api_key: the access key accepted as ``Authorization: Bearer <key>``.
+    :param pull_timeout: how long a long poll is held before ``204`` (the
+        Connector holds it ~30 s).
+    :param demo_devices: create a few demo devices (a light, a temperature
+        sensor whose value changes by itself, a queue-mode node).
+    :param auto_change: seconds between two changes of the demo temperature
+        (``0`` = never).
+    :param callback_retry_max: cap (seconds) of the callback delivery backoff.
+    """
+
+    name = "mbed"
+    default_port = 8082
+    api_prefix = "/"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = DEFAULT_API_KEY,
+        pull_timeout: float = 30.0,
+        demo_devices: bool = False,
+        auto_change: float = 0.0,
+        callback_retry_max: float = 2.0,
+    ):
+        self.api_key = api_key
+        self.pull_timeout = pull_timeout
+        self.callback_retry_max = callback_retry_max
+        self.race = False  # deliver async responses before answering 202
+        self.devices: dict[str, Device] = {}
+        self.subscriptions: set[tuple[str, str]] = set()
+        self.presubscriptions: list[dict[str, Any]] = []
+        self.channel: str | None = None  # "long_poll" | "callback" | "websocket"
+        self.callback: dict[str, Any] | None = None
+        self.callback_deliveries: list[int] = []  # statuses answered by the receiver
+        self.transactions = 0
+        self._events: list[tuple[str, Any]] = []  # queued (kind, element), in order
+        self._cond = threading.Condition(threading.RLock())
+        self._polling = False
+        self._ws_generation = 0
+        self._ids = itertools.count(1073741825)
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.auto_change = auto_change
+        super().__init__(host, port)
+        if demo_devices:
+            self.add_demo_devices()
+
+    # -- CLI -----------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--api-key", default=DEFAULT_API_KEY,
+                            help=f"access key to accept (default: {DEFAULT_API_KEY})")
+        parser.add_argument("--pull-timeout", type=float, default=30.0,
+                            help="seconds a long poll is held before 204 (default: 30)")
+        parser.add_argument("--auto-change", type=float, default=5.0,
+                            help="seconds between changes of the demo temperature (default: 5; 0 = never)")
+        parser.add_argument("--no-demo-devices", action="store_true", help="start without demo devices")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, host: str, port: int) -> MbedServer:
+        return cls(host=host, port=port, api_key=args.api_key, pull_timeout=args.pull_timeout,
+                   demo_devices=not args.no_demo_devices, auto_change=args.auto_change)
+
+    def describe(self) -> str:
+        return (f"mbed: {self.base_url} (Authorization: Bearer {self.api_key}; "
+                f"devices: {', '.join(self.devices) or 'none'}; control API {self.url}/_sandbox/devices)")
+
+    # -- life cycle ----------------------------------------------------------
+
+    def start(self) -> MbedServer:
+        super().start()
+        self._stopping.clear()
+        self._spawn(self._callback_loop, "mbed-callback")
+        if self.auto_change > 0:
+            self._spawn(self._auto_change_loop, "mbed-auto-change")
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        super().stop()
+        for thread in self._threads:
+            thread.join(5)
+        self._threads.clear()
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # -- simulated devices (the Python side of the control API) ---------------
+
+    def add_demo_devices(self) -> None:
+        """A light, a temperature sensor and a queue-mode node."""
+        self.add_device("node-001", "Light", resources=[
+            {"path": "/3/0/0", "value": "ARM", "rt": "manufacturer", "obs": False},
+            {"path": "/3/0/1", "value": "Mbed", "rt": "model", "obs": False},
+            {"path": "/3311/0/5850", "value": "0", "rt": "5850"},
+            {"path": "/3311/0/5851", "value": "50", "rt": "5851"},
+            {"path": "/3311/0/5800", "value": "", "rt": "5800", "obs": False},
+        ])
+        self.add_device("temp-sensor-01", "Sensor", resources=[
+            {"path": "/3303/0/5700", "value": "21.5", "rt": "5700"},
+            {"path": "/3303/0/5701", "value": "Cel", "rt": "5701", "obs": False},
+        ])
+        self.add_device("queue-node-01", "QueueModeNode", queue_mode=True, resources=[
+            {"path": "/3/0/1", "value": "QNode", "rt": "model", "obs": False},
+        ])
+
+    def add_device(self, name: str, type: str = "", queue_mode: bool = False,
+                   resources: list[dict[str, Any]] | None = None, register: bool = True) -> Device:
+        """Create a device (and register it, which sends a ``registrations`` event)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("a device needs a non-empty name")
+        device = Device(name=name, type=type, queue_mode=bool(queue_mode))
+        for spec in resources or []:
+            resource = self._resource_from(spec)
+            device.resources[resource.path] = resource
+        with self._cond:
+            self.devices[name] = device
+        if register:
+            self.register(name)
+        return device
+
+    @staticmethod
+    def _resource_from(spec: dict[str, Any]) -> Resource:
+        path = spec.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError("a resource needs a path starting with '/'")
+        value = spec.get("value", "")
+        value = value if isinstance(value, bytes) else str(value).encode()
+        return Resource(path=path, value=value, rt=str(spec.get("rt", "")), ct=str(spec.get("ct", "text/plain")),
+                        obs=bool(spec.get("obs", True)), max_age=int(spec.get("max_age", 60)))
+
+    def remove_device(self, name: str) -> None:
+        """Forget a device (de-registering it first)."""
+        if self._device(name).registered:
+            self.deregister(name)
+        with self._cond:
+            self.devices.pop(name, None)
+
+    def register(self, name: str) -> None:
+        """A full (re-)registration: manual subscriptions are dropped, pre-subscriptions applied."""
+        with self._cond:
+            device = self._device(name)
+            device.registered = True
+            self.subscriptions = {(ep, p) for ep, p in self.subscriptions if ep != name}
+            for resource in device.resources.values():
+                if resource.obs and self._presubscribed(device, resource.path):
+                    self.subscriptions.add((name, resource.path))
+            self.transactions += 1
+            self.enqueue("registrations", device.as_registration())
+
+    def update_registration(self, name: str) -> None:
+        """A registration update (``reg-updates``)."""
+        with self._cond:
+            device = self._device(name)
+            device.registered = True
+            self.transactions += 1
+            self.enqueue("reg-updates", device.as_registration())
+
+    def deregister(self, name: str) -> None:
+        """A controlled de-registration (``de-registrations``)."""
+        self._unregister(name, "de-registrations")
+
+    def expire(self, name: str) -> None:
+        """The registration expires (``registrations-expired``)."""
+        self._unregister(name, "registrations-expired")
+
+    def _unregister(self, name: str, kind: str) -> None:
+        with self._cond:
+            device = self._device(name)
+            device.registered = False
+            self.subscriptions = {(ep, p) for ep, p in self.subscriptions if ep != name}
+            self.enqueue(kind, name)
+
+    def set_behaviour(self, name: str, **behaviour: Any) -> Device:
+        """Make a device slow (``delay``), ``silent`` (optionally with ``timeout_after``),
+        or failing (``fail_status``, ``fail_error``); ``None``/``False`` values reset."""
+        allowed = {"delay", "silent", "timeout_after", "fail_status", "fail_error"}
+        unknown = set(behaviour) - allowed
+        if unknown:
+            raise ValueError(f"unknown behaviour {sorted(unknown)}; use {sorted(allowed)}")
+        with self._cond:
+            device = self._device(name)
+            for key, value in behaviour.items():
+                if key == "delay":
+                    value = float(value or 0)
+                elif key == "fail_error":
+                    value = str(value or "")
+                elif key == "silent":
+                    value = bool(value)
+                elif value is not None:
+                    value = int(value) if key == "fail_status" else float(value)
+                setattr(device, key, value)
+            if not device.silent:
+                device.pending = 0  # requests it never answered are forgotten
+            return device
+
+    def set_value(self, name: str, path: str, value: Any, count: int = 1, numbered_from: int | None = None) -> int:
+        """The device's resource changes ``count`` times (the last value stays);
+        each change of a subscribed resource is one ``notifications`` element.
+        With ``numbered_from``, the *i*-th value is ``f"{value}{numbered_from + i}"``
+        (for load tests that check that nothing is lost).
+        Returns how many notifications were queued."""
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        with self._cond:
+            device = self._device(name)
+            resource = device.resources.get(path)
+            if resource is None:
+                resource = device.resources[path] = Resource(path=path)
+            resource.value = raw
+            if not ((name, path) in self.subscriptions and device.registered):
+                return 0
+            resource.cached_at = time.monotonic()
+            element = {"ep": name, "path": path, "ct": resource.ct, "payload": _b64(raw),
+                       "max-age": resource.max_age}
+            for i in range(count):
+                self.transactions += 1
+                if numbered_from is not None:
+                    numbered = f"{value}{numbered_from + i}".encode()
+                    resource.value = numbered
+                    element = {**element, "payload": _b64(numbered)}
+                self._events.append(("notifications", dict(element)))
+            self._cond.notify_all()
+            return count
+
+    def enqueue(self, kind: str, element: Any) -> None:
+        """Queue one raw element of a NotificationMessage (anything, even malformed)."""
+        with self._cond:
+            self._events.append((kind, element))
+            self._cond.notify_all()
+
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._events)
+
+    def _device(self, name: str) -> Device:
+        device = self.devices.get(name)
+        if device is None:
+            raise KeyError(name)
+        return device
+
+    def _presubscribed(self, device: Device, path: str) -> bool:
+        for rule in self.presubscriptions:
+            if "endpoint-name" in rule and not _matches(rule["endpoint-name"], device.name):
+                continue
+            if "endpoint-type" in rule and rule["endpoint-type"] != device.type:
+                continue
+            paths = rule.get("resource-path")
+            if paths and not any(_matches(p, path) for p in paths):
+                continue
+            return True
+        return False
+
+    def _auto_change_loop(self) -> None:
+        value = 21.5
+        while not self._stopping.wait(self.auto_change):
+            value = round(min(30.0, max(15.0, value + random.uniform(-0.5, 0.5))), 1)
+            try:
+                self.set_value("temp-sensor-01", "/3303/0/5700", f"{value}")
+            except KeyError:
+                pass
+
+    # -- notification channel ------------------------------------------------
+
+    def _take_batch(self, limit: int = 100000) -> dict[str, list[Any]] | None:
+        """Pop queued events into one NotificationMessage (``None`` if none)."""
+        with self._cond:
+            if not self._events:
+                return None
+            taken, self._events = self._events[:limit], self._events[limit:]
+            self._cond.notify_all()
+        message: dict[str, list[Any]] = {}
+        for kind, element in taken:
+            message.setdefault(kind, []).append(element)
+        return message
+
+    def _requeue(self, message: dict[str, list[Any]]) -> None:
+        with self._cond:
+            self._events[:0] = [(k, e) for k, elements in message.items() for e in elements]
+
+    def _has_channel(self) -> bool:
+        return self.channel is not None
+
+    def _callback_loop(self) -> None:
+        session = requests.Session()
+        failures = 0
+        while not self._stopping.is_set():
+            with self._cond:
+                while not self._stopping.is_set() and not (self.channel == "callback" and self._events):
+                    self._cond.wait(0.5)
+                if self._stopping.is_set():
+                    return
+                target = dict(self.callback or {})
+            message = self._take_batch()
+            if not message:
+                continue
+            try:
+                answer = session.put(target["url"], data=json.dumps(message), timeout=(2, 5),
+                                     headers={"Content-Type": "application/json", **target.get("headers", {})})
+                status = answer.status_code
+            except requests.RequestException:
+                status = 0
+            self.callback_deliveries.append(status)
+            if status in (200, 204):
+                failures = 0
+                continue
+            self._requeue(message)
+            failures += 1
+            self._stopping.wait(min(self.callback_retry_max, 0.05 * 2 ** failures))
+
+    # -- helpers for routes --------------------------------------------------
+
+    def _authorized(self, request: Request) -> bool:
+        return request.headers.get("Authorization", "") == f"Bearer {self.api_key}"
+
+    def _new_async_id(self, ep: str, path: str) -> str:
+        return f"{next(self._ids)}#{ep}@sandbox.mbed{path}"
+
+    def _respond_later(self, device: Device, async_id: str, action: Any) -> None:
+        """Run ``action`` (returns the async-response element fields) after the device's delay."""
+        device.pending += 1
+        delay, silent, timeout_after = device.delay, device.silent, device.timeout_after
+        fail_status, fail_error = device.fail_status, device.fail_error
+
+        def answer() -> None:
+            if silent and timeout_after is None:
+                return  # never answered: stays pending (until the device's behaviour changes)
+            try:
+                if silent:
+                    if self._stopping.wait(timeout_after):
+                        return
+                    element = {"id": async_id, "status": 504, "error": "TIMEOUT", "ct": "text/plain", "max-age": 0}
+                elif fail_status:
+                    element = {"id": async_id, "status": fail_status, "error": fail_error or "FAILED",
+                               "ct": "text/plain", "max-age": 0}
+                else:
+                    with self._cond:
+                        element = {"id": async_id, **action()}
+                self.transactions += 1
+                self.enqueue("async-responses", element)
+            finally:
+                device.pending -= 1
+
+        if self.race and not silent:
+            answer()
+            deadline = time.monotonic() + 2.0
+            with self._cond:  # hold the 202 back until the async response has been delivered
+                while self._events and time.monotonic() < deadline:
+                    self._cond.wait(0.05)
+            return
+        if delay <= 0 and not silent:
+            answer()
+            return
+        timer = threading.Timer(delay, answer)
+        timer.daemon = True
+        timer.start()
+
+    def _resource_request(self, method: str, ep: str, path: str, body: bytes, no_resp: bool,
+                          cache_only: bool) -> tuple[int, Any]:
+        """The common part of the Connector and the Pelion device requests.
+
+        Returns ``(status, detail)``: ``(202, async_id_factory)``, ``(200, bytes)``,
+        ``(204, None)`` or an error status with its text.
+        """
+        device = self.devices.get(ep)
+        if device is None or not device.registered:
+            return 410, "Endpoint not found"
+        resource = device.resources.get(path)
+        if resource is None and method != "PUT":
+            return 404, "Resource not found"
+        if method == "GET" and resource is not None:
+            fresh = resource.cached_at is not None and time.monotonic() - resource.cached_at < resource.max_age
+            if fresh:
+                return 200, resource
+            if cache_only:
+                return 205, "No cache available"
+        if no_resp:
+            if device.queue_mode:
+                return 409, "Endpoint is in queue mode; noResp is not supported"
+            self._apply(device, method, path, body)
+            return 204, None
+        if not self._has_channel():
+            return 412, "No notification channel"
+        if device.pending >= 20:
+            return 429, "Too many requests pending for this endpoint"
+        return 202, None
+
+    def _apply(self, device: Device, method: str, path: str, body: bytes) -> dict[str, Any]:
+        """What the device does; returns the async-response fields."""
+        resource = device.resources.get(path)
+        if method == "GET":
+            if resource is None:
+                return {"status": 404, "error": "NOT_FOUND", "ct": "text/plain", "max-age": 0}
+            resource.cached_at = time.monotonic()
+            return {"status": 200, "payload": _b64(resource.value), "ct": resource.ct, "max-age": resource.max_age}
+        if method == "PUT":
+            if resource is None:
+                resource = device.resources[path] = Resource(path=path)
+            resource.value = body
+            resource.cached_at = None
+        elif method == "DELETE":
+            if path in device.resources:
+                del device.resources[path]
+            self.subscriptions.discard((device.name, path))
+        return {"status": 200, "payload": "", "ct": "text/plain", "max-age": 60}
+
+    # -- routes --------------------------------------------------------------
+
+    def setup_routes(self) -> None:
+        api = [
+            ("GET", r"/", self._version),
+            ("GET", r"/rest-versions", self._rest_versions),
+            ("GET", V2 + r"/limits", self._limits),
+            ("GET", V2 + r"/endpoints", self._endpoints),
+            ("GET", V2 + r"/endpoints/(?P<ep>[^/]+)", self._endpoint_resources),
+            ("DELETE", V2 + r"/endpoints/(?P<ep>[^/]+)", self._delete_endpoint),
+            ("GET", V2 + r"/endpoints/(?P<ep>[^/]+)(?P<path>/.+)", self._resource),
+            ("PUT", V2 + r"/endpoints/(?P<ep>[^/]+)(?P<path>/.+)", self._resource),
+            ("POST", V2 + r"/endpoints/(?P<ep>[^/]+)(?P<path>/.+)", self._resource),
+            ("DELETE", V2 + r"/endpoints/(?P<ep>[^/]+)(?P<path>/.+)", self._resource),
+            ("PUT", V2 + r"/subscriptions", self._put_presubscriptions),
+            ("GET", V2 + r"/subscriptions", self._get_presubscriptions),
+            ("DELETE", V2 + r"/subscriptions/?", self._delete_all_subscriptions),
+            ("GET", V2 + r"/subscriptions/(?P<ep>[^/]+)", self._endpoint_subscriptions),
+            ("DELETE", V2 + r"/subscriptions/(?P<ep>[^/]+)", self._delete_endpoint_subscriptions),
+            ("PUT", V2 + r"/subscriptions/(?P<ep>[^/]+)(?P<path>/.+)", self._subscribe),
+            ("GET", V2 + r"/subscriptions/(?P<ep>[^/]+)(?P<path>/.+)", self._subscription),
+            ("DELETE", V2 + r"/subscriptions/(?P<ep>[^/]+)(?P<path>/.+)", self._unsubscribe),
+            ("PUT", V2 + r"/notification/callback", self._put_callback),
+            ("GET", V2 + r"/notification/callback", self._get_callback),
+            ("DELETE", V2 + r"/notification/callback", self._delete_callback),
+            ("GET", V2 + r"/notification/pull", self._pull),
+            ("DELETE", V2 + r"/notification/pull", self._delete_pull),
+            ("GET", V2 + r"/notification/channel", self._get_channel),
+            ("PUT", V2 + r"/notification/websocket", self._put_websocket),
+            ("GET", V2 + r"/notification/websocket", self._get_websocket),
+            ("DELETE", V2 + r"/notification/websocket", self._delete_websocket),
+            ("GET", V2 + r"/notification/websocket-connect", self._websocket_connect),
+            ("POST", V2 + r"/device-requests/(?P<ep>[^/]+)", self._device_request),
+        ]
+        for method, pattern, handler in api:
+            self.route(method, pattern, self._authenticated(handler))
+        control = [
+            ("GET", r"/_sandbox/devices", self._ctl_devices),
+            ("POST", r"/_sandbox/devices", self._ctl_add_device),
+            ("GET", r"/_sandbox/devices/(?P<ep>[^/]+)", self._ctl_device),
+            ("PATCH", r"/_sandbox/devices/(?P<ep>[^/]+)", self._ctl_behaviour),
+            ("DELETE", r"/_sandbox/devices/(?P<ep>[^/]+)", self._ctl_remove_device),
+            ("POST", r"/_sandbox/devices/(?P<ep>[^/]+)/(?P<op>register|update|deregister|expire)", self._ctl_lifecycle),
+            ("PUT", r"/_sandbox/devices/(?P<ep>[^/]+)/values(?P<path>/.+)", self._ctl_set_value),
+            ("POST", r"/_sandbox/notifications", self._ctl_inject),
+            ("GET", r"/_sandbox/state", self._ctl_state),
+            ("PATCH", r"/_sandbox/config", self._ctl_config),
+        ]
+        for method, pattern, handler in control:
+            self.route(method, pattern, self._control(handler))
+
+    def not_found(self, request: Request) -> Response:
+        return _plain("Not Found", 404)
+
+    def method_not_allowed(self, request: Request) -> Response:
+        return _plain("Method Not Allowed", 405)
+
+    def _authenticated(self, handler: Any) -> Any:
+        def run(request: Request) -> Response | None:
+            if self._stopping.is_set():  # a stopped server: kept-alive connections die too
+                _reset(request.handler)
+                return None
+            for key in ("ep", "path"):
+                if key in request.params:
+                    request.params[key] = unquote(request.params[key])
+            if request.path.endswith("/websocket-connect") and self._ws_key_ok(request):
+                return handler(request)
+            if not self._authorized(request):
+                return _plain("Unauthorized", 401)
+            with self.lock:
+                self.transactions += 1
+            return handler(request)
+
+        return run
+
+    def _control(self, handler: Any) -> Any:
+        def run(request: Request) -> Response:
+            for key in ("ep", "path"):
+                if key in request.params:
+                    request.params[key] = unquote(request.params[key])
+            try:
+                return handler(request)
+            except KeyError as exc:
+                return json_response({"error": f"no device {exc.args[0]!r}"}, 404)
+            except (TypeError, ValueError, AttributeError) as exc:
+                return json_response({"error": str(exc)}, 400)
+
+        return run
+
+    # versions, limits, directory
+
+    def _version(self, request: Request) -> Response:
+        return text_response(VERSION_TEXT, 200, "text/plain")
+
+    def _rest_versions(self, request: Request) -> Response:
+        return json_response(["v1", "v2"], compact=False)
+
+    def _limits(self, request: Request) -> Response:
+        with self._cond:
+            count = sum(1 for d in self.devices.values() if d.registered)
+        return json_response({"transaction-quota": 10000, "transaction-count": self.transactions,
+                              "endpoint-quota": 100, "endpoint-count": count}, compact=False)
+
+    def _endpoints(self, request: Request) -> Response:
+        wanted = request.query.get("type")
+        with self._cond:
+            listing = [d.as_listing() for d in self.devices.values()
+                       if d.registered and (wanted is None or d.type == wanted)]
+        return json_response(listing, compact=False)
+
+    def _endpoint_resources(self, request: Request) -> Response:
+        with self._cond:
+            device = self.devices.get(request.params["ep"])
+            if device is None or not device.registered:
+                return _plain("Endpoint not found", 404)
+            return json_response([r.as_listing() for r in device.resources.values()], compact=False)
+
+    def _delete_endpoint(self, request: Request) -> Response:
+        with self._cond:
+            device = self.devices.get(request.params["ep"])
+            if device is None or not device.registered:
+                return _plain("Endpoint not found", 404)
+            if not self._has_channel():
+                return _plain("No notification channel", 412)
+            async_id = self._new_async_id(device.name, "")
+
+            def action() -> dict[str, Any]:
+                self._unregister(device.name, "de-registrations")
+                return {"status": 200, "payload": "", "ct": "text/plain", "max-age": 0}
+
+        self._respond_later(device, async_id, action)
+        return json_response({"async-response-id": async_id}, 202)
+
+    # resources
+
+    def _resource(self, request: Request) -> Response:
+        ep, path, method = request.params["ep"], request.params["path"], request.method
+        body = request.body
+        with self._cond:
+            status, detail = self._resource_request(method, ep, path, body, _flag(request.query.get("noResp")),
+                                                    _flag(request.query.get("cacheOnly")))
+            if status == 200:
+                return Response(200, detail.value, {"Content-Type": detail.ct})
+            if status == 204:
+                return Response(204)
+            if status != 202:
+                return _plain(detail, status)
+            device = self.devices[ep]
+            async_id = self._new_async_id(ep, path)
+        self._respond_later(device, async_id, lambda: self._apply(device, method, path, body))
+        return json_response({"async-response-id": async_id}, 202)
+
+    def _device_request(self, request: Request) -> Response:
+        ep = request.params["ep"]
+        async_id = request.query.get("async-id", "")
+        if not ASYNC_ID_RE.match(async_id):
+            return _pelion_error(400, "validation_error", "MALFORMED_ASYNC_ID")
+        try:
+            spec = request.json()
+            method = str(spec["method"]).upper()
+            uri = str(spec["uri"]).split("?", 1)[0]
+            body = base64.standard_b64decode(spec.get("payload-b64") or "")
+            if method not in ("GET", "PUT", "POST", "DELETE") or not uri.startswith("/"):
+                raise ValueError(method)
+        except (ValueError, TypeError, KeyError):
+            return _pelion_error(400, "validation_error", "MALFORMED_JSON_CONTENT")
+        with self._cond:
+            device = self.devices.get(ep)
+            if device is None:
+                return _pelion_error(404, "not_found", "DEVICE_NOT_FOUND")
+            if not device.registered:
+                return _pelion_error(400, "validation_error", "DEVICE_NOT_CONNECTED")
+            if uri not in device.resources and method != "PUT":
+                return _pelion_error(400, "validation_error", "RESOURCE_NOT_FOUND")
+            if not self._has_channel():
+                return _pelion_error(412, "precondition_failed", "No notification channel")
+            if device.pending >= 20:
+                return _pelion_error(400, "validation_error", "TOO_MANY_REQUESTS")
+        self._respond_later(device, async_id, lambda: self._apply(device, method, uri, body))
+        return Response(202)
+
+    # subscriptions
+
+    def _subscribe(self, request: Request) -> Response:
+        ep, path = request.params["ep"], request.params["path"]
+        with self._cond:
+            device = self.devices.get(ep)
+            if device is None or not device.registered or path not in device.resources:
+                return _plain("Endpoint or resource not found", 404)
+            if not device.resources[path].obs:
+                return _plain("Resource is not observable", 412)
+            if not self._has_channel():
+                return _plain("No notification channel", 412)
+            async_id = self._new_async_id(ep, path)
+
+        def action() -> dict[str, Any]:
+            self.subscriptions.add((ep, path))
+            return {"status": 200, "payload": "", "ct": "text/plain", "max-age": 60}
+
+        self._respond_later(device, async_id, action)
+        return json_response({"async-response-id": async_id}, 202)
+
+    def _subscription(self, request: Request) -> Response:
+        ep, path = request.params["ep"], request.params["path"]
+        with self._cond:
+            if (ep, path) not in self.subscriptions:
+                return _plain("Not subscribed", 404)
+        return text_response(f"/subscriptions/{quote(ep, safe='')}{path}", 200, "text/uri-list")
+
+    def _endpoint_subscriptions(self, request: Request) -> Response:
+        ep = request.params["ep"]
+        with self._cond:
+            paths = sorted(p for e, p in self.subscriptions if e == ep)
+        if not paths:
+            return _plain("Endpoint not found or no subscriptions", 404)
+        lines = "\n".join(f"/subscriptions/{quote(ep, safe='')}{p}" for p in paths)
+        return text_response(lines, 200, "text/uri-list")
+
+    def _unsubscribe(self, request: Request) -> Response:
+        ep, path = request.params["ep"], request.params["path"]
+        with self._cond:
+            device = self.devices.get(ep)
+            if device is None or path not in device.resources:
+                return _plain("Endpoint or resource not found", 404)
+            self.subscriptions.discard((ep, path))
+        return Response(204)
+
+    def _delete_endpoint_subscriptions(self, request: Request) -> Response:
+        ep = request.params["ep"]
+        with self._cond:
+            if ep not in self.devices:
+                return _plain("Endpoint not found", 404)
+            self.subscriptions = {(e, p) for e, p in self.subscriptions if e != ep}
+        return Response(204)
+
+    def _delete_all_subscriptions(self, request: Request) -> Response:
+        with self._cond:
+            self.subscriptions.clear()
+        return Response(204)
+
+    def _put_presubscriptions(self, request: Request) -> Response:
+        try:
+            rules = request.json()
+            if not isinstance(rules, list):
+                raise TypeError("not an array")
+            for rule in rules:
+                if not isinstance(rule, dict) or set(rule) - {"endpoint-name", "endpoint-type", "resource-path"}:
+                    raise ValueError("unknown field")
+                for key in ("endpoint-name", "endpoint-type"):
+                    if key in rule and not isinstance(rule[key], str):
+                        raise ValueError(key)
+                paths = rule.get("resource-path", [])
+                if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                    raise ValueError("resource-path")
+        except ValueError:
+            return _plain("Malformed content", 400)
+        with self._cond:
+            self.presubscriptions = rules
+            self.subscriptions.clear()
+        return Response(204)
+
+    def _get_presubscriptions(self, request: Request) -> Response:
+        with self._cond:
+            return json_response(self.presubscriptions, compact=False)
+
+    # notification channel
+
+    def _put_callback(self, request: Request) -> Response:
+        try:
+            spec = request.json()
+            url, headers = spec["url"], spec.get("headers") or {}
+            if not isinstance(url, str) or not isinstance(headers, dict):
+                raise TypeError("url must be a string, headers an object")
+        except (ValueError, TypeError, KeyError):
+            return _plain("Malformed content", 400)
+        if len(url) + sum(len(str(v)) for v in headers.values()) > 400:
+            return _plain("Callback URL and headers are too long (400 characters at most)", 400)
+        try:  # the test PUT, with an empty body
+            answer = requests.put(url, data=b"", headers={str(k): str(v) for k, v in headers.items()},
+                                  timeout=(2, 5))
+            if answer.status_code not in (200, 204):
+                return _plain(f"Callback URL answered {answer.status_code} to the test request", 400)
+        except requests.RequestException:
+            return _plain("Callback URL is not reachable", 400)
+        with self._cond:
+            self.callback = {"url": url, "headers": {str(k): str(v) for k, v in headers.items()}}
+            self.channel = "callback"
+            self._cond.notify_all()
+        return Response(204)
+
+    def _get_callback(self, request: Request) -> Response:
+        with self._cond:
+            if self.callback is None:
+                return _plain("No callback URL", 404)
+            return json_response(self.callback, compact=False)
+
+    def _delete_callback(self, request: Request) -> Response:
+        with self._cond:
+            if self.callback is None:
+                return _plain("No callback URL", 404)
+            self.callback = None
+            self.channel = None
+            self.subscriptions.clear()
+        return Response(204)
+
+    def _get_channel(self, request: Request) -> Response:
+        names = {"long_poll": "LONG_POLLING", "callback": "CALLBACK", "websocket": "WEB_SOCKET"}
+        with self._cond:
+            if self.channel is None:
+                return _pelion_error(404, "not_found", "No notification channel")
+            return json_response({"delivery_mechanism": names[self.channel]})
+
+    def _pull(self, request: Request) -> Response:
+        with self._cond:
+            if self.channel in ("callback", "websocket"):
+                return _plain(f"Another channel type exists ({self.channel})", 400)
+            if self._polling:
+                return _plain("A long-poll request is already open", 409)
+            self.channel = "long_poll"
+            self._polling = True
+            try:
+                if not _flag(request.query.get("noWait")):
+                    deadline = time.monotonic() + self.pull_timeout
+                    while not self._events and not self._stopping.is_set():
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
+                message = self._take_batch()
+            finally:
+                self._polling = False
+        if message is None:
+            return Response(204)
+        return json_response(message, compact=False)
+
+    def _delete_pull(self, request: Request) -> Response:
+        with self._cond:
+            if self.channel != "long_poll":
+                return json_response({"status": "ALREADY_DELETED"})
+            self.channel = None
+        return json_response({"status": "REMOVED"})
+
+    def _ws_status(self) -> dict[str, Any]:
+        return {"queueSize": len(self._events) if self.channel == "websocket" else 0,
+                "status": "connected" if self._ws_generation and self._ws_connected else "disconnected"}
+
+    _ws_connected = False
+
+    def _put_websocket(self, request: Request) -> Response:
+        with self._cond:
+            if self.channel == "websocket":
+                return json_response(self._ws_status(), 200)
+            if self.channel == "callback":
+                return _pelion_error(400, "validation_error", "Another channel type exists (callback)")
+            self.channel = "websocket"
+            return json_response(self._ws_status(), 201)
+
+    def _get_websocket(self, request: Request) -> Response:
+        with self._cond:
+            if self.channel != "websocket":
+                return _pelion_error(404, "not_found", "No WebSocket channel")
+            return json_response(self._ws_status())
+
+    def _delete_websocket(self, request: Request) -> Response:
+        with self._cond:
+            if self.channel != "websocket":
+                return _pelion_error(404, "not_found", "No WebSocket channel")
+            self.channel = None
+            self._ws_generation += 1  # closes the open socket with 1001
+            self._cond.notify_all()
+        return Response(204)
+
+    def _ws_key_ok(self, request: Request) -> bool:
+        protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        return f"pelion_ak_{self.api_key}" in protocols
+
+    def _websocket_connect(self, request: Request) -> Response | None:
+        key = request.headers.get("Sec-WebSocket-Key")
+        if request.headers.get("Upgrade", "").lower() != "websocket" or not key:
+            return _plain("Upgrade Required", 426)
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        handler = request.handler
+        handler.send_response(101)
+        handler.send_header("Upgrade", "websocket")
+        handler.send_header("Connection", "Upgrade")
+        handler.send_header("Sec-WebSocket-Accept", accept)
+        if request.headers.get("Sec-WebSocket-Protocol"):
+            handler.send_header("Sec-WebSocket-Protocol", "wss")
+        handler.end_headers()
+        handler.wfile.flush()
+        sock: socket.socket = handler.connection
+        with self._cond:
+            if self.channel != "websocket":
+                _ws_close(sock, 1011, "No WebSocket channel registered")
+                return None
+            self._ws_generation += 1
+            self._cond.notify_all()
+            generation = self._ws_generation
+            self._ws_connected = True
+        try:
+            self._ws_serve(sock, generation)
+        finally:
+            with self._cond:
+                if self._ws_generation == generation:
+                    self._ws_connected = False
+        return None
+
+    def _ws_serve(self, sock: socket.socket, generation: int) -> None:
+        while True:
+            with self._cond:
+                if self._stopping.is_set() or self._ws_generation != generation:
+                    _ws_close(sock, 1001, "Going away")
+                    return
+                if not self._events:
+                    self._cond.wait(0.2)
+                message = self._take_batch() if self._events else None
+            if message is not None:
+                try:
+                    sock.sendall(_ws_frame(json.dumps(message).encode(), 0x1))
+                except OSError:
+                    self._requeue(message)
+                    return
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                opcode, payload = _ws_read(sock)
+                if opcode in (None, 0x8):
+                    if opcode == 0x8:
+                        _ws_close(sock, 1000, "")
+                    return
+                if opcode == 0x9:
+                    sock.sendall(_ws_frame(payload, 0xA))
+
+    # -- control API ---------------------------------------------------------
+
+    def _ctl_devices(self, request: Request) -> Response:
+        with self._cond:
+            return json_response({"devices": [d.describe() for d in self.devices.values()]})
+
+    def _ctl_device(self, request: Request) -> Response:
+        with self._cond:
+            return json_response(self._device(request.params["ep"]).describe())
+
+    def _ctl_add_device(self, request: Request) -> Response:
+        spec = request.json() or {}
+        device = self.add_device(spec.get("name"), spec.get("type", ""), spec.get("queue_mode", False),
+                                 spec.get("resources"), spec.get("register", True))
+        return json_response(device.describe(), 201)
+
+    def _ctl_remove_device(self, request: Request) -> Response:
+        self.remove_device(request.params["ep"])
+        return Response(204)
+
+    def _ctl_behaviour(self, request: Request) -> Response:
+        device = self.set_behaviour(request.params["ep"], **(request.json() or {}))
+        return json_response(device.describe())
+
+    def _ctl_lifecycle(self, request: Request) -> Response:
+        ops = {"register": self.register, "update": self.update_registration,
+               "deregister": self.deregister, "expire": self.expire}
+        ops[request.params["op"]](request.params["ep"])
+        return json_response(self._device(request.params["ep"]).describe())
+
+    def _ctl_set_value(self, request: Request) -> Response:
+        spec = request.json() or {}
+        if "value" not in spec:
+            raise ValueError('give {"value": ...}')
+        numbered = spec.get("numbered_from")
+        queued = self.set_value(request.params["ep"], request.params["path"], spec["value"],
+                                int(spec.get("count", 1)), None if numbered is None else int(numbered))
+        return json_response({"notifications": queued})
+
+    def _ctl_inject(self, request: Request) -> Response:
+        message = request.json()
+        if not isinstance(message, dict):
+            raise TypeError("give a NotificationMessage object")
+        for kind, elements in message.items():
+            for element in elements if isinstance(elements, list) else [elements]:
+                self.enqueue(kind, element)
+        return json_response({"queued": self.queued()})
+
+    def _ctl_state(self, request: Request) -> Response:
+        with self._cond:
+            return json_response({
+                "channel": self.channel, "callback": self.callback, "queued": len(self._events),
+                "subscriptions": sorted(f"{ep}{p}" for ep, p in self.subscriptions),
+                "presubscriptions": self.presubscriptions, "race": self.race,
+                "pull_timeout": self.pull_timeout, "callback_deliveries": self.callback_deliveries[-50:],
+            })
+
+    def _ctl_config(self, request: Request) -> Response:
+        spec = request.json() or {}
+        unknown = set(spec) - {"race", "pull_timeout"}
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; use race, pull_timeout")
+        if "race" in spec:
+            self.race = bool(spec["race"])
+        if "pull_timeout" in spec:
+            self.pull_timeout = float(spec["pull_timeout"])
+        return json_response({"race": self.race, "pull_timeout": self.pull_timeout})
+
+
+# -- a minimal WebSocket (RFC 6455) server side --------------------------------
+
+
+def _ws_frame(payload: bytes, opcode: int) -> bytes:
+    header = bytes([0x80 | opcode])
+    length = len(payload)
+    if length < 126:
+        header += bytes([length])
+    elif length < 1 << 16:
+        header += bytes([126]) + struct.pack("!H", length)
+    else:
+        header += bytes([127]) + struct.pack("!Q", length)
+    return header + payload
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        try:
+            chunk = sock.recv(size - len(data))
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _ws_read(sock: socket.socket) -> tuple[int | None, bytes]:
+    """One client frame (masked): ``(opcode, payload)``, ``(None, b"")`` when the socket closed."""
+    head = _recv_exact(sock, 2)
+    if head is None:
+        return None, b""
+    opcode, length = head[0] & 0x0F, head[1] & 0x7F
+    if length == 126:
+        raw = _recv_exact(sock, 2)
+        length = struct.unpack("!H", raw)[0] if raw else 0
+    elif length == 127:
+        raw = _recv_exact(sock, 8)
+        length = struct.unpack("!Q", raw)[0] if raw else 0
+    mask = _recv_exact(sock, 4) if head[1] & 0x80 else b"\0\0\0\0"
+    data = _recv_exact(sock, length) if length else b""
+    if mask is None or data is None:
+        return None, b""
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _ws_close(sock: socket.socket, code: int, reason: str) -> None:
+    try:
+        sock.sendall(_ws_frame(struct.pack("!H", code) + reason.encode(), 0x8))
+    except OSError:
+        logger.debug("mbed: WebSocket already closed")
+
+
+SERVER = MbedServer
