@@ -122,10 +122,10 @@ def test_config_example_is_valid_for_platypush(tmp_path):
     text = text.replace("<32-character service secret>", "0123456789abcdef0123456789abcdef")
     text = text.replace("<nikdev device id>", "01234567-89ab-cdef-0123-456789abcdef")
     text = text.replace("<nikdev api key>", "fedcba98-7654-3210-fedc-ba9876543210")
-    for placeholder, value in (("<gett api key>", "t_api_key"), ("<gett account email>", "me@example.org"),
+    for placeholder, value in (("<mbed api key>", "ak_example"), ("<gett api key>", "t_api_key"), ("<gett account email>", "me@example.org"),
                                ("<gett account password>", "pass-word")):
         text = text.replace(placeholder, value)
-    assert "<" not in text.replace("<angle brackets>", ""), "a placeholder is left"
+    assert "<" not in text.replace("<angle brackets>", "").replace("<bind>", "").replace("<port>", ""), "a placeholder"
     config = tmp_path / "config.yaml"
     config.write_text(f"workdir: {tmp_path}/w\ncachedir: {tmp_path}/c\n" + text)
     code = ("import sys; from platypush.config import Config; Config.init(sys.argv[1]); "
