@@ -42,6 +42,7 @@ __all__ = [
     "RateLimitedError",
     "RetryPolicy",
     "Redactor",
+    "ServiceClient",
     "ServerError",
     "ServiceConnectionError",
     "ServiceError",
@@ -542,6 +543,30 @@ class HttpClient:
         return error_class_for_status(status)(
             text, status=status, endpoint=endpoint, server_message=server_message
         )
+
+
+class ServiceClient:
+    """Base of the service clients: each owns one :class:`HttpClient` as ``http``."""
+
+    http: HttpClient
+
+    @property
+    def base_url(self) -> str:
+        """The service's base URL."""
+        return self.http.base_url
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.http.close()
+
+    def __enter__(self) -> "ServiceClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.http.redactor.url(self.base_url)!r})"
 
 
 def _urlencode(fields: Mapping[str, Any]) -> str:

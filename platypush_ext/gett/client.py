@@ -44,6 +44,7 @@ from ..http import (
     ProtocolError,
     Redactor,
     RetryPolicy,
+    ServiceClient,
     ServiceConnectionError,
     ServiceError,
     Timeouts,
@@ -395,7 +396,7 @@ def _open_source(path: str | None, data: bytes | None) -> Any:
 # -- client -------------------------------------------------------------------
 
 
-class GettClient:
+class GettClient(ServiceClient):
     """Client of one Ge.tt API.
 
     :param base_url: the API's base URL including the version prefix, e.g.
@@ -440,12 +441,7 @@ class GettClient:
         self.poll_timeout = poll_timeout
         self.user: User | None = None
 
-    @property
-    def base_url(self) -> str:
-        return self.http.base_url
 
-    def close(self) -> None:
-        self.http.close()
 
     def __repr__(self) -> str:
         return f"GettClient({self.base_url!r}, email={self._email!r})"

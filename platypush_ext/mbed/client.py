@@ -47,6 +47,7 @@ from ..http import (
     NotFoundError,
     ProtocolError,
     RetryPolicy,
+    ServiceClient,
     ServiceError,
     ServiceTimeoutError,
     Timeouts,
@@ -463,7 +464,7 @@ DEFAULT_TIMEOUTS = Timeouts(5.0, 15.0)
 DEFAULT_RETRY = RetryPolicy(attempts=3, budget=20.0)
 
 
-class MbedClient:
+class MbedClient(ServiceClient):
     """Client of one mbed Device Connector (or Pelion / Izuma) account.
 
     :param base_url: e.g. ``https://api.connector.mbed.com`` (retired),
@@ -495,7 +496,6 @@ class MbedClient:
         self.http = HttpClient(base_url, timeouts=timeouts, retry=retry, secrets=[api_key],
                                error_factory=_mbed_error, headers={"Authorization": f"Bearer {api_key}",
                                                                    "Accept": "application/json"})
-        self.base_url = self.http.base_url
         host = urlsplit(self.base_url).hostname or ""
         self.pelion = api == "pelion" or (api == "auto" and host.endswith(PELION_HOSTS))
         self._api_key = api_key
@@ -512,7 +512,7 @@ class MbedClient:
 
     def close(self) -> None:
         self.stop_long_polling()
-        self.http.close()
+        super().close()
 
     @property
     def redactor(self) -> Any:

@@ -8,6 +8,8 @@ from typing import Any
 
 from platypush.message.event import Event
 
+from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+
 
 class MbedNotificationEvent(Event):
     """A subscribed resource changed (an element of ``notifications``)."""
@@ -89,7 +91,7 @@ class MbedAsyncResponseEvent(Event):
                          content_type=content_type, max_age=max_age, error=error, **kwargs)
 
 
-class MbedConnectedEvent(Event):
+class MbedConnectedEvent(ServiceConnectedEvent):
     """The notification channel works (first success, or back after an outage)."""
 
     def __init__(self, *args, base_url: str, channel: str, **kwargs):
@@ -100,7 +102,7 @@ class MbedConnectedEvent(Event):
         super().__init__(*args, base_url=base_url, channel=channel, **kwargs)
 
 
-class MbedDisconnectedEvent(Event):
+class MbedDisconnectedEvent(ServiceDisconnectedEvent):
     """The notification channel failed; it keeps retrying with backoff."""
 
     def __init__(self, *args, base_url: str, channel: str, error: str, **kwargs):

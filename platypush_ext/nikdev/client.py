@@ -37,6 +37,7 @@ from ..http import (
     NotFoundError,
     ProtocolError,
     RetryPolicy,
+    ServiceClient,
     ServiceError,
     Timeouts,
 )
@@ -197,7 +198,7 @@ class Value:
 # -- client -------------------------------------------------------------------
 
 
-class NikdevClient:
+class NikdevClient(ServiceClient):
     """Client of one NikDev IoT server, for one device.
 
     :param base_url: the API's base URL, e.g. ``https://iot.nik-dev.se/api/v1/``
@@ -231,12 +232,7 @@ class NikdevClient:
             headers={"x-device-id": device_id, "x-api-key": api_key},
         )
 
-    @property
-    def base_url(self) -> str:
-        return self.http.base_url
 
-    def close(self) -> None:
-        self.http.close()
 
     def __repr__(self) -> str:
         return f"NikdevClient({self.base_url!r}, device_id={self.device_id!r})"

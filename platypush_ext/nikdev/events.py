@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from platypush.message.event import Event
 
+from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+
 
 class NikdevEntriesPushedEvent(Event):
     """Committed entries reached the NikDev server (by ``push``, ``commit_and_push`` or the background flusher)."""
@@ -70,22 +72,9 @@ class NikdevOutboxNearlyFullEvent(Event):
                          max_bytes=max_bytes, when_full=when_full, **kwargs)
 
 
-class NikdevConnectedEvent(Event):
+class NikdevConnectedEvent(ServiceConnectedEvent):
     """The NikDev server answers again (first push, or first after an outage)."""
 
-    def __init__(self, *args, base_url: str, **kwargs):
-        """
-        :param base_url: the server's base URL.
-        """
-        super().__init__(*args, base_url=base_url, **kwargs)
 
-
-class NikdevDisconnectedEvent(Event):
+class NikdevDisconnectedEvent(ServiceDisconnectedEvent):
     """The NikDev server became unreachable; pushes are retried with backoff."""
-
-    def __init__(self, *args, base_url: str, error: str, **kwargs):
-        """
-        :param base_url: the server's base URL.
-        :param error: what went wrong.
-        """
-        super().__init__(*args, base_url=base_url, error=error, **kwargs)

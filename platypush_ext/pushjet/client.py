@@ -29,6 +29,7 @@ from ..http import (
     ProtocolError,
     RateLimitedError,
     RetryPolicy,
+    ServiceClient,
     ServiceError,
     Timeouts,
 )
@@ -222,7 +223,7 @@ def _check_text(value: Any, what: str, *, required: bool) -> Optional[str]:
 # -- client -------------------------------------------------------------------
 
 
-class PushjetClient:
+class PushjetClient(ServiceClient):
     """Client of one Pushjet server.
 
     :param base_url: the server's base URL, e.g. ``https://pushjet.example.org/api/``
@@ -241,15 +242,8 @@ class PushjetClient:
     ):
         self.http = http or HttpClient(base_url, timeouts=timeouts, retry=retry, error_factory=_pushjet_error)
 
-    @property
-    def base_url(self) -> str:
-        return self.http.base_url
 
-    def close(self) -> None:
-        self.http.close()
 
-    def __repr__(self) -> str:
-        return f"PushjetClient({self.base_url!r})"
 
     def _call(self, method: str, path: str, *, key: Optional[str] = None, idempotent: Optional[bool] = None,
               **kwargs: Any) -> Any:

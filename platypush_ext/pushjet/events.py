@@ -6,6 +6,8 @@ from typing import Optional
 
 from platypush.message.event import Event
 
+from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+
 
 class PushjetMessageEvent(Event):
     """A Pushjet message arrived for one of the configured devices.
@@ -57,22 +59,9 @@ class PushjetMessageEvent(Event):
         )
 
 
-class PushjetConnectedEvent(Event):
+class PushjetConnectedEvent(ServiceConnectedEvent):
     """The Pushjet server is reachable (first successful poll, or back after an outage)."""
 
-    def __init__(self, *args, base_url: str, **kwargs):
-        """
-        :param base_url: the server's base URL.
-        """
-        super().__init__(*args, base_url=base_url, **kwargs)
 
-
-class PushjetDisconnectedEvent(Event):
+class PushjetDisconnectedEvent(ServiceDisconnectedEvent):
     """The Pushjet server became unavailable; the listener keeps retrying with backoff."""
-
-    def __init__(self, *args, base_url: str, error: str, **kwargs):
-        """
-        :param base_url: the server's base URL.
-        :param error: what went wrong.
-        """
-        super().__init__(*args, base_url=base_url, error=error, **kwargs)
