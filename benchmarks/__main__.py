@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         lines = importlib.import_module(f"benchmarks.bench_{name}").run(quick=args.quick)
         results += [f"### {name}", "", *lines, "", f"({time.monotonic() - started:.0f} s)", ""]
-    header = (f"Command: `python -m benchmarks {' '.join(sys.argv[1:])}`".rstrip() +
-              f" on {platform.machine()}, Python {platform.python_version()}, {_cores()} cores")
+    command = " ".join(["python -m benchmarks", *sys.argv[1:]])
+    header = f"Command: `{command}` on {platform.machine()}, Python {platform.python_version()}, {_cores()} cores"
     report = "\n".join([header, "", *results])
     print("\n" + report)
     Path("benchmarks/results.md").write_text(report + "\n")
