@@ -1,5 +1,5 @@
 """End to end: a real ``platypush`` process with real Redis and the installed bundle,
-against the mbed sandbox (and the Pushjet sandbox for the cross-plugin chain)."""
+against the mbed sandbox (and the Pushjet and NikDev sandboxes for the cross-plugin chains)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import requests
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.mbed import MbedServer
+from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 from platypush_ext.sandbox.pushjet import PushjetServer
 
 pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed (make test installs it)")
@@ -36,6 +37,7 @@ def on_deregistration(event, **_):
 def env(tmp_path_factory):
     mbed = MbedServer(api_key=KEY, pull_timeout=2, demo_devices=True).start()
     pushjet = PushjetServer().start()
+    nikdev = NikdevServer().start()
     remote = PushjetClient(pushjet.base_url)
     alerts = remote.create_service("mbed alerts")
     device = str(uuid.uuid4())
@@ -52,11 +54,23 @@ def env(tmp_path_factory):
                       "args": {"service": "alerts", "title": "mbed", "importance": 4,
                                "message": "${endpoint}${path} is ${value}"}}],
         },
+        # every temperature reading is recorded to NikDev by a procedure (add_value + commit_and_push)
+        "nikdev": {"base_url": nikdev.base_url, "device_id": DEFAULT_DEVICE_ID, "api_key": DEFAULT_API_KEY,
+                   "flush_interval": 1},
+        "procedure.record_reading(field, value)": [
+            {"action": "nikdev.add_value", "args": {"field": "${field}", "value": "${value}"}},
+            {"action": "nikdev.commit_and_push"},
+        ],
+        "event.hook.RecordTemperatureToNikdev": {
+            "if": {"type": NOTIFICATION, "endpoint": "temp-sensor-01", "path": "/3303/0/5700"},
+            "then": [{"action": "procedure.record_reading", "args": {"field": "temp", "value": "${value}"}}],
+        },
     }
     platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush-mbed"), scripts={"mbed_hooks.py": SCRIPT})
     platypush.start()
-    yield {"platypush": platypush, "mbed": mbed, "pushjet": pushjet}
+    yield {"platypush": platypush, "mbed": mbed, "pushjet": pushjet, "nikdev": nikdev}
     platypush.stop()
+    nikdev.stop()
     pushjet.stop()
     mbed.stop()
 
@@ -88,6 +102,18 @@ def test_cross_plugin_chain_device_change_to_pushjet_event(env):
         assert note["endpoint"] == "temp-sensor-01" and note["content_type"] == "text/plain"
         message = events.wait_for(lambda e: e["type"] == PUSHJET_MESSAGE and e["title"] == "mbed", timeout=20)
     assert message["message"] == "temp-sensor-01/3303/0/5700 is 29.5" and message["importance"] == 4
+
+
+def test_cross_plugin_chain_device_change_recorded_to_nikdev(env):
+    """mbed notification → hook → procedure with nikdev.add_value + commit_and_push → NikDev server."""
+    pp, mbed, nikdev = env["platypush"], env["mbed"], env["nikdev"]
+    pp.run("mbed.subscribe", endpoint="temp-sensor-01", path="/3303/0/5700")
+    mbed.set_value("temp-sensor-01", "/3303/0/5700", "23.25")
+    deadline = time.monotonic() + 20
+    while "23.25" not in [str(v) for v in nikdev.received_values("temp")]:
+        assert time.monotonic() < deadline, f"not recorded; NikDev got {nikdev.received_values('temp')}"
+        time.sleep(0.2)
+    assert pp.run("nikdev.status")["pending"] == 0
 
 
 def test_when_script_and_registration_events(env):
