@@ -16,9 +16,11 @@ them the same behaviour:
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -305,14 +307,22 @@ def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -
 
 
 def _retry_after(response: requests.Response) -> Optional[float]:
+    """Seconds asked by ``Retry-After`` (delta-seconds or an HTTP date); ``None`` when absent or
+    unparseable (a malformed header must not turn a retryable answer into a crash)."""
     value = response.headers.get("Retry-After")
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return when.timestamp() - time.time() if when else None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # HTTP dates are GMT
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        seconds = when.timestamp() - time.time()
+    return seconds if math.isfinite(seconds) else None
 
 
 def _tell(data: Any) -> Optional[int]:

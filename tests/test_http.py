@@ -39,6 +39,13 @@ class EchoServer(SandboxServer):
             {"message": f"status {r.params['code']} for {r.query.get('api_key', '')}"}, int(r.params["code"])))
         self.route("GET", "/html-error", lambda r: text_response(
             "<html><title>Broken gateway</title></html>", 502, "text/html"))
+        self.route("GET", "/busy", self._busy)
+
+    @staticmethod
+    def _busy(request):
+        response = json_response({"message": "busy"}, 503)
+        response.headers["Retry-After"] = request.query.get("retry_after", "")
+        return response
 
 
 @pytest.fixture
@@ -102,6 +109,18 @@ def test_retry_after_is_honoured(server):
     started = time.monotonic()
     http.request("GET", "echo")
     assert 0.35 <= time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("value", ["soon", "nan", "Wed, 99 Foo 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:28:00"])
+def test_malformed_or_past_retry_after_is_still_a_retried_service_error(server, value):
+    # a Retry-After the client cannot read must not turn a 503 into a ValueError
+    # (that killed listener threads, which only expect ServiceError)
+    http = client(server, retry=RetryPolicy(attempts=2, backoff=0.01, backoff_max=0.05))
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="busy"):
+        http.request("GET", "busy", params={"retry_after": value})
+    assert calls(server, "GET", "/busy") == 2
+    assert time.monotonic() - started < 5
 
 
 def test_retry_budget_stops_long_waits(server):
