@@ -111,6 +111,12 @@ class Channel:
                 except ServiceError as exc:
                     self.on_down(exc)
                     self.stopping.wait(self.backoff.next_delay())
+                except Exception as exc:  # noqa: BLE001 - a bug or a surprise must not end the channel
+                    # Without this the thread died silently and no notification (nor any
+                    # async answer) ever arrived again. Text only: no traceback, no secret.
+                    text = self.client.redactor.text(f"{type(exc).__name__}: {exc}")
+                    logger.error("mbed %s: unexpected failure (%s); retrying with backoff", self.name, text)
+                    self.stopping.wait(self.backoff.next_delay())
                 else:
                     self.backoff.reset()
         finally:

@@ -327,6 +327,37 @@ def test_long_poll_survives_faults(server: MbedServer, caplog: pytest.LogCapture
     assert channel.thread is not None and not channel.thread.is_alive()
 
 
+def test_channel_survives_an_unexpected_exception(server: MbedServer, caplog: pytest.LogCaptureFixture) -> None:
+    # Only ServiceError was caught: anything else ended the channel thread for good, silently.
+    from platypush_ext.mbed.channels import LongPollChannel, PolicyBackoff
+
+    client = make_client(server)
+    seen: list[dict[str, Any]] = []
+    client.set_handler("reg-updates", seen.append)
+    real_pull, failures = client.pull, [0]
+
+    def pull(no_wait: bool = False) -> Any:
+        if failures[0] < 2:
+            failures[0] += 1
+            raise ValueError(f"surprise with {server.api_key}")
+        return real_pull(no_wait)
+
+    client.pull = pull  # type: ignore[method-assign]
+    channel = LongPollChannel(client, client.handle_notification, backoff=PolicyBackoff(base=0.05, cap=0.2))
+    with caplog.at_level(logging.ERROR, logger="platypush_ext.mbed"):
+        channel.start_thread()
+        try:
+            wait_until(lambda: failures[0] >= 2, timeout=10)
+            server.update_registration("node-001")
+            wait_until(lambda: seen, timeout=10)
+            assert channel.thread is not None and channel.thread.is_alive()
+        finally:
+            channel.stop(timeout=5)
+            client.close()
+    assert "unexpected failure (ValueError: surprise with ***)" in caplog.text
+    assert server.api_key not in caplog.text
+
+
 def test_pelion_device_requests(server: MbedServer) -> None:
     client = make_client(server, api="pelion")
     client.start_long_polling(no_wait=True)
