@@ -21,6 +21,7 @@ import logging
 import queue
 import secrets
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Protocol
 
@@ -145,6 +146,9 @@ class LongPollChannel(Channel):
     """
 
     name = "long_poll"
+    #: An empty answer that came back faster than this (a server or proxy that does not
+    #: hold the poll) is followed by a pause up to this many seconds: never a busy loop.
+    MIN_EMPTY_CYCLE = 0.5
 
     def __init__(self, client: Any, on_message: Callable[[Any], Any], *, no_wait_first: bool = True,
                  **kwargs: Any):
@@ -152,11 +156,14 @@ class LongPollChannel(Channel):
         self._first = no_wait_first
 
     def step(self) -> None:
-        message = self.client.pull(no_wait=self._first)
-        self._first = False
+        no_wait, self._first = self._first, False
+        started = time.monotonic()
+        message = self.client.pull(no_wait=no_wait)
         self.on_up()
         if message:
             self.dispatch(message)
+        elif not no_wait:
+            self.stopping.wait(max(0.0, self.MIN_EMPTY_CYCLE - (time.monotonic() - started)))
 
 
 class _ReceiverHandler(BaseHTTPRequestHandler):

@@ -358,6 +358,23 @@ def test_channel_survives_an_unexpected_exception(server: MbedServer, caplog: py
     assert server.api_key not in caplog.text
 
 
+def test_long_poll_does_not_spin_on_instant_empty_answers(start_server: Any) -> None:
+    # A server (or proxy) that answers 204 at once made the channel re-poll in a tight loop.
+    from platypush_ext.mbed.channels import LongPollChannel
+
+    instant = start_server(MbedServer, api_key=KEY, pull_timeout=0.0)
+    client = make_client(instant)
+    channel = LongPollChannel(client, client.handle_notification)
+    channel.start_thread()
+    try:
+        time.sleep(2.0)
+    finally:
+        channel.stop(timeout=5)
+        client.close()
+    pulls = sum(1 for m, p, _ in instant.requests if (m, p) == ("GET", "/v2/notification/pull"))
+    assert 2 <= pulls <= 10, pulls  # about one every MIN_EMPTY_CYCLE (0.5 s), not hundreds
+
+
 def test_pelion_device_requests(server: MbedServer) -> None:
     client = make_client(server, api="pelion")
     client.start_long_polling(no_wait=True)
