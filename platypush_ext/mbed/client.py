@@ -536,9 +536,13 @@ class MbedClient(ServiceClient):
             raise ProtocolError(f"{method} {path}: 202 without an async-response-id", status=202)
         return async_id
 
-    def _await(self, async_id: str, what: str, timeout: float | None) -> AsyncResponse:
+    def _await(self, async_id: str, what: str, timeout: float | None, started: float | None = None) -> AsyncResponse:
+        """Wait for the async response. With ``started`` (``time.monotonic()`` when the call began),
+        ``timeout`` bounds the whole call, the request included, so that an action that
+        asked for at most 55 s answers within Platypush's 60 s however slow the request was."""
         limit = self.async_timeout if timeout is None else timeout
-        response = self.registry.wait(async_id, limit)
+        left = limit if started is None else max(0.0, limit - (time.monotonic() - started))
+        response = self.registry.wait(async_id, left)
         if response is None:
             hint = "" if self.channel_running() else " (is the notification channel being consumed?)"
             raise DeviceTimeoutError(f"{what}: no answer from the device within {limit:g} s{hint}",
@@ -573,6 +577,7 @@ class MbedClient(ServiceClient):
     ) -> AsyncResponse | ResourceValue | str | None:
         """One resource request; returns the async response, a cached value, the
         async id (``wait=False``) or ``None`` (``noResp``)."""
+        started = time.monotonic()
         ep = self._ep(endpoint)
         path = check_path(path)
         limit = check_timeout(timeout, self.async_timeout)
@@ -592,7 +597,7 @@ class MbedClient(ServiceClient):
                 raise
             if not wait:
                 return async_id
-            return self._await(async_id, what, limit)
+            return self._await(async_id, what, limit, started)
         params: dict[str, str] = {}
         if no_resp:
             params["noResp"] = "true"
@@ -617,7 +622,7 @@ class MbedClient(ServiceClient):
         if not wait:
             self.registry.wait(async_id, 0)
             return async_id
-        return self._await(async_id, what, limit)
+        return self._await(async_id, what, limit, started)
 
     # -- versions, limits, endpoints --------------------------------------
 
@@ -700,6 +705,7 @@ class MbedClient(ServiceClient):
     def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> Any:
         """``DELETE /v2/endpoints/{ep}`` (the original ``deleteEndpoint``; not in the Connector docs)."""
         what = f"DELETE {endpoint}"
+        started, limit = time.monotonic(), check_timeout(timeout, self.async_timeout)
         response = self.http.request("DELETE", f"v2/endpoints/{self._ep(endpoint)}")
         if response.status_code != 202:
             return None
@@ -708,7 +714,7 @@ class MbedClient(ServiceClient):
         if not wait:
             self.registry.wait(async_id, 0)
             return async_id
-        return self._await(async_id, what, check_timeout(timeout, self.async_timeout))
+        return self._await(async_id, what, limit, started)
 
     # -- subscriptions -------------------------------------------------------
 
@@ -717,6 +723,7 @@ class MbedClient(ServiceClient):
         ``putResourceSubscription``); returns once the device accepted (``200``, or the async answer)."""
         path = check_path(path)
         what = f"subscribe {endpoint}{path}"
+        started, limit = time.monotonic(), check_timeout(timeout, self.async_timeout)
         response = self.http.request("PUT", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(path)}")
         if response.status_code == 202:
             async_id = self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}")
@@ -724,7 +731,7 @@ class MbedClient(ServiceClient):
             if not wait:
                 self.registry.wait(async_id, 0)
                 return True
-            self._await(async_id, what, check_timeout(timeout, self.async_timeout))
+            self._await(async_id, what, limit, started)
         return True
 
     def get_resource_subscription(self, endpoint: str, path: str) -> bool:

@@ -162,6 +162,35 @@ def test_device_errors_and_timeouts(polling: MbedClient, server: MbedServer) -> 
     assert polling.get_resource_value("node-001", "/3311/0/5851", timeout=3).value == "50"
 
 
+def test_timeout_bounds_the_whole_call_including_a_slow_request(polling: MbedClient, server: MbedServer) -> None:
+    # The wait for the device used to start only after the (possibly retried) request, so
+    # timeout=55 could keep an action busy well past Platypush's 60 s /execute limit.
+    server.set_behaviour("node-001", silent=True, timeout_after=None)
+    real_request = polling.http.request
+
+    def slow_request(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(2.0)  # a slow or retried request
+        return real_request(*args, **kwargs)
+
+    polling.http.request = slow_request  # type: ignore[method-assign]
+    for call in (lambda: polling.get_resource_value("node-001", "/3311/0/5851", timeout=2.5),
+                 lambda: polling.put_resource_value("node-001", "/3311/0/5850", "1", timeout=2.5)):
+        started = time.monotonic()
+        with pytest.raises(DeviceTimeoutError, match="within 2.5 s"):
+            call()
+        assert time.monotonic() - started < 3.9  # 2.5 s in all, not 2 s + 2.5 s
+
+
+def test_subscribe_and_delete_endpoint_check_the_timeout_before_any_request(client: MbedClient,
+                                                                            server: MbedServer) -> None:
+    before = len(server.requests)
+    for call in (lambda: client.subscribe("node-001", "/3303/0/5700", timeout=100),
+                 lambda: client.delete_endpoint("node-001", timeout=0)):
+        with pytest.raises(InvalidArgumentError, match="timeout"):
+            call()
+    assert len(server.requests) == before
+
+
 def test_no_channel_and_timeout_hint(client: MbedClient) -> None:
     with pytest.raises(NoChannelError, match="412.*No notification channel"):
         client.get_resource_value("node-001", "/3/0/1")
