@@ -544,6 +544,10 @@ class HttpClient:
             if error is not None:
                 error.message = self.redactor.text(error.message)
                 error.args = (error.message,)
+                if error.server_message is not None:  # reused in messages, logs, events, dead letters
+                    error.server_message = self.redactor.text(error.server_message)
+                if isinstance(error.code, str):
+                    error.code = self.redactor.text(error.code)
                 return error
         server_message = _server_message(payload)
         text = f"{endpoint}: HTTP {status}"

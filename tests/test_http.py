@@ -200,6 +200,18 @@ def test_secrets_are_masked_in_errors_and_logs(server, caplog):
     assert SECRET not in repr(http)
 
 
+def test_server_message_of_service_specific_errors_is_masked(server):
+    # The error factory's server_message was left as the server wrote it; clients reuse it
+    # (NikDev dead-letter reasons and events, Ge.tt login errors), so an echoed key leaked.
+    from platypush_ext.nikdev.client import _nikdev_error
+
+    http = client(server, retry=RetryPolicy(attempts=1), error_factory=_nikdev_error)
+    with pytest.raises(BadRequestError) as caught:
+        http.request("GET", "status/400", params={"api_key": SECRET})
+    assert caught.value.server_message == "status 400 for ***"
+    assert SECRET not in str(caught.value)
+
+
 def test_redactor():
     redactor = Redactor(["tok-123456"])
     assert redactor.url("http://u:pw12345@h/p?token=abc&x=1&secret=zz") == "http://u:***@h/p?token=***&x=1&secret=***"
