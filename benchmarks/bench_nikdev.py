@@ -186,10 +186,17 @@ def bench_push(sandbox: _Sandbox, folder: str, readings: int, backlog: int) -> d
         uploader.outbox.commit(Entry.build({f: n + i for i, f in enumerate(FIELDS)}))
 
     def ours_backlog() -> None:
-        while uploader.outbox.pending_count():
-            result = uploader.push(time_limit=600)
+        deadline = time.monotonic() + 600
+        for _ in range(backlog):  # bounded in count and time even if a push made no progress
+            if not uploader.outbox.pending_count():
+                return
+            result = uploader.push(time_limit=max(1.0, deadline - time.monotonic()))
             if result.error:
                 raise RuntimeError(str(result.error))
+            if time.monotonic() > deadline:
+                break
+        if uploader.outbox.pending_count():
+            raise RuntimeError(f"{uploader.outbox.pending_count()} entries still pending")
 
     results["ours_backlog"] = backlog * len(FIELDS) / _timed(ours_backlog)
     check(backlog * len(FIELDS))

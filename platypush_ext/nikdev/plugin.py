@@ -96,8 +96,14 @@ class NikdevPlugin(RunnablePlugin):
         :param warn_ratio: a :class:`platypush_ext.nikdev.events.NikdevOutboxNearlyFullEvent`
             is posted when the outbox's usage crosses this ratio (default: 0.8).
         :param push_time_limit: ``push`` starts no new batch after this many
-            seconds; the rest is left to the flusher (default: 20).
+            seconds; the rest is left to the flusher (default: 20; more than 0,
+            at most 50, so that the action answers within 60 s).
         """
+        if isinstance(push_time_limit, bool) or not isinstance(push_time_limit, (int, float)) or \
+                not 0 < push_time_limit <= 50:
+            # 0 made every push stop before its first batch, and the flusher re-run it every 0.1 s forever
+            raise InvalidArgumentError(
+                f"nikdev.push_time_limit must be a number of seconds in (0, 50], got {push_time_limit!r}")
         interval = max(1.0, float(flush_interval or 1))
         super().__init__(poll_interval=interval, **kwargs)
         self._client = NikdevClient(
@@ -311,7 +317,7 @@ class NikdevPlugin(RunnablePlugin):
                     delay = backoff.next_delay()
                 else:
                     backoff.reset()
-                    if result.pending:
+                    if result.pending and result.batches:
                         delay = 0.1  # stopped at the time limit: go on soon
             self.wait_stop(delay)
 

@@ -115,6 +115,8 @@ def test_bad_input_is_a_readable_error(make: Any, server: NikdevServer, name: st
         ({"device_id": None}, "device_id is required"),
         ({"when_full": "explode"}, "when_full"),
         ({"max_entries": -1}, "max_entries"),
+        ({"push_time_limit": 0}, "push_time_limit"),
+        ({"push_time_limit": 300}, "push_time_limit"),
     ],
 )
 def test_bad_configuration(make: Any, config: dict, text: str) -> None:
