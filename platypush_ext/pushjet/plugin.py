@@ -113,7 +113,9 @@ class PushjetPlugin(RunnablePlugin):
             self._client.http.redactor.add(secret)
 
         self._journal: Optional[MessageJournal] = None
-        self._fetch_lock = threading.Lock()
+        self._journal_lock = threading.Lock()
+        # one fetch-journal-post at a time (listener and actions): an RLock, as _fetch calls post_pending
+        self._fetch_lock = threading.RLock()
         self._availability = Availability(
             f"Pushjet server {self._client.base_url}",
             self.logger,
@@ -128,9 +130,10 @@ class PushjetPlugin(RunnablePlugin):
     @property
     def journal(self) -> MessageJournal:
         """The message journal (opened on first use)."""
-        if self._journal is None:
-            self._journal = MessageJournal(state_path("pushjet", "journal.db"))
-        return self._journal
+        with self._journal_lock:  # opened once, whichever thread (action or listener) comes first
+            if self._journal is None:
+                self._journal = MessageJournal(state_path("pushjet", "journal.db"))
+            return self._journal
 
     def _load_store(self) -> dict[str, str]:
         """Secrets of the services created through this plugin."""
@@ -437,6 +440,10 @@ class PushjetPlugin(RunnablePlugin):
 
     def post_pending(self) -> int:
         """Post the events of journaled messages not posted yet; returns how many were posted."""
+        with self._fetch_lock:  # two concurrent runs would post the same pending messages twice
+            return self._post_pending_locked()
+
+    def _post_pending_locked(self) -> int:
         posted = 0
         for journal_id, device, payload in self.journal.pending():
             try:

@@ -289,3 +289,28 @@ def test_journal_skips_a_malformed_message_and_keeps_the_rest(plugin, bus, devic
     assert plugin.post_pending() == 1
     assert [e.args["message"] for e in bus.of(PushjetMessageEvent)] == ["fine"]
     assert plugin.journal.counts()["pending"] == 0
+
+
+def test_concurrent_post_pending_posts_each_message_once(make_plugin, bus, device, monkeypatch):
+    # The listener's start-up post_pending() ran without the fetch lock, so a get_messages
+    # action at the same moment posted the same journaled messages a second time.
+    import threading
+
+    plugin = make_plugin(devices=[device])
+    service = {"public": "abcd-abcdef-abcdefabcdef-abcde-abcdefabc", "name": "S", "icon": "", "created": 1}
+    plugin.journal.append(device, [{"message": f"m{i}", "level": 3, "timestamp": 1, "service": service}
+                                   for i in range(5)])
+    slow_post = bus.post
+
+    def post(event):
+        time.sleep(0.05)  # a bus round trip
+        slow_post(event)
+
+    monkeypatch.setattr(bus, "post", post)
+    threads = [threading.Thread(target=plugin.post_pending) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    ids = [e.args["journal_id"] for e in bus.of(PushjetMessageEvent)]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 5
