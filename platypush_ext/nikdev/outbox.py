@@ -311,15 +311,17 @@ class Outbox:
                 if not batch:
                     break
                 last_id = batch[-1][0]
-                error = self._send(client, batch, result)
+                error = self._send(client, batch, result, deadline)
                 if error is not None:
                     result.error = error
                     break
         result.pending = self._pending
         return result
 
-    def _send(self, client: NikdevClient, batch: list[tuple[int, str, int]], result: FlushResult) -> ServiceError | None:
-        """Send one batch; returns a transient error, or ``None`` when every entry was pushed or dead-lettered."""
+    def _send(self, client: NikdevClient, batch: list[tuple[int, str, int]], result: FlushResult,
+              deadline: float | None = None) -> ServiceError | None:
+        """Send one batch; returns a transient error, or ``None`` when every entry was pushed, dead-lettered,
+        or left pending because ``deadline`` passed while a rejected batch was being split."""
         ids = [row[0] for row in batch]
         try:
             result.batches += 1
@@ -331,7 +333,9 @@ class Outbox:
             if len(batch) > 1 and exc.status not in (401, 403):
                 middle = len(batch) // 2  # isolate the rejected entries
                 for half in (batch[:middle], batch[middle:]):
-                    error = self._send(client, half, result)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return None  # the rest stays pending for the next flush (a batch of 500 is ~1000 requests)
+                    error = self._send(client, half, result, deadline)
                     if error is not None:
                         return error
                 return None

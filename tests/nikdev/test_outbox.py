@@ -126,6 +126,28 @@ def test_rejected_entry_is_isolated_from_its_batch(tmp_path: Any, server: Nikdev
     assert dead["values"]["seq"] == 99 and dead["reason"].startswith("Malformed data") and dead["status"] == 400
 
 
+def test_splitting_a_rejected_batch_respects_the_deadline(tmp_path: Any, server: NikdevServer,
+                                                           client: NikdevClient) -> None:
+    # Isolating rejected entries splits a batch in halves (~2n requests for n bad entries) and
+    # ignored the deadline: a push action could run far past Platypush's 60 s limit.
+    box = Outbox(str(tmp_path / "o.db"))
+    bad = [Entry(timestamp=int(time.time()), values=(("seq", n), ("bad", [1])))  # type: ignore[arg-type]
+           for n in range(64)]
+    box.commit_many(bad)
+    real_request = client.http.request
+
+    def slow_request(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.1)  # a slow server
+        return real_request(*args, **kwargs)
+
+    client.http.request = slow_request  # type: ignore[method-assign]
+    started = time.monotonic()
+    result = box.flush(client, deadline=started + 1.0)
+    assert time.monotonic() - started < 4  # not 127 requests x 0.1 s
+    assert result.error is None and result.dead_entries < 64
+    assert result.pending == box.pending_count() == 64 - result.dead_entries  # the rest waits, nothing lost
+
+
 def test_purge_dead(tmp_path: Any, server: NikdevServer) -> None:
     box = Outbox(str(tmp_path / "o.db"))
     box.commit_many([entry(n) for n in range(4)])
