@@ -13,6 +13,7 @@ from ..glue import Availability, Backoff, action, state_path
 from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, ServiceError, Timeouts
 from .client import (
     PUBLIC_KEY_RE,
+    SECRET_KEY_RE,
     Message,
     PushjetClient,
     Service,
@@ -24,6 +25,13 @@ from .events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMess
 from .journal import MessageJournal
 
 ServiceConfig = Union[str, Mapping[str, str]]
+
+
+def _shown(service: Any) -> str:
+    """``service`` quoted for an error message, unless it is shaped like a secret key (never echoed)."""
+    if isinstance(service, str) and SECRET_KEY_RE.match(service):
+        return "<a value that looks like a secret key: pass it as secret_key, or a configured service name>"
+    return repr(service)
 
 
 class PushjetPlugin(RunnablePlugin):
@@ -180,7 +188,7 @@ class PushjetPlugin(RunnablePlugin):
         known = ", ".join(sorted(self._secrets)) or "none"
         hint = " (a public key grants no write access)" if PUBLIC_KEY_RE.match(str(service)) else ""
         raise InvalidArgumentError(
-            f"no secret known for service {service!r}{hint}; configured services: {known}; or pass secret_key"
+            f"no secret known for service {_shown(service)}{hint}; configured services: {known}; or pass secret_key"
         )
 
     def _public_key(self, service: str) -> str:
@@ -192,7 +200,7 @@ class PushjetPlugin(RunnablePlugin):
         if not isinstance(service, str) or not PUBLIC_KEY_RE.match(service):
             known = ", ".join(sorted(self._secrets)) or "none"
             raise InvalidArgumentError(
-                f"{service!r} is neither a service public key nor a configured service name (known: {known})"
+                f"{_shown(service)} is neither a service public key nor a configured service name (known: {known})"
             )
         return check_public_key(service)
 

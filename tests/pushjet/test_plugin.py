@@ -162,6 +162,18 @@ def test_bad_input_gives_a_readable_error_without_traceback_or_secret(plugin, al
     assert all(alerts.secret_key not in record.getMessage() for record in caplog.records)
 
 
+def test_a_secret_key_passed_as_service_is_not_echoed(make_plugin, alerts, caplog):
+    # `service: <secret key>` is an easy mistake (the config nests the secret under the name);
+    # the error text, returned over /execute and logged, quoted the secret back.
+    caplog.set_level(logging.DEBUG)
+    plugin = make_plugin()
+    for call in (lambda: plugin.send(message="x", service=alerts.secret_key),
+                 lambda: plugin.subscribe(service=alerts.secret_key, device=str(uuid.uuid4()))):
+        message = error(call())
+        assert alerts.secret_key not in message and "looks like a secret key" in message
+    assert all(alerts.secret_key not in record.getMessage() for record in caplog.records)
+
+
 def test_no_device_configured(make_plugin):
     assert "no device given, and none is configured" in error(make_plugin().get_messages())
 
