@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -207,9 +207,10 @@ class Redactor:
         if not isinstance(value, str) or len(value) < 4:
             return
         with self._lock:
-            if value not in self._values:
-                self._values.add(value)
-                self._pattern = None
+            for form in {value, quote(value, safe=""), quote_plus(value, safe="")}:  # as it may appear in URLs
+                if form not in self._values:
+                    self._values.add(form)
+                    self._pattern = None
 
     def add_from(self, mapping: Optional[Mapping[str, Any]]) -> None:
         """Register the values of the secret-named keys of ``mapping``."""

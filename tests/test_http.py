@@ -218,5 +218,7 @@ def test_redactor():
     assert redactor.text("Bearer tok-123456 used") == "Bearer *** used"
     redactor.add_from({"password": "hunter22", "name": "bob"})
     assert redactor.text("hunter22 bob") == "*** bob"
+    redactor.add("p@ss w/rd!")  # also masked where it appears percent-encoded in a URL
+    assert redactor.text("?k=p%40ss%20w%2Frd%21&j=p%40ss+w%2Frd%21 p@ss w/rd!") == "?k=***&j=*** ***"
     redactor.add("abc")  # too short to be masked safely: ignored
     assert redactor.text("abc") == "abc"

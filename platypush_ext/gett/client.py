@@ -777,11 +777,12 @@ class GettClient(ServiceClient):
             name = self.get_file(sharename, fileid).filename
             name = os.path.basename(name.replace("\\", "/")) or f"{sharename}-{fileid}"
             destination = os.path.join(destination, ("thumb-" if thumb else "") + name)
-        response, endpoint = self._open_blob(sharename, fileid, thumb)
+        # the temporary file first: if it cannot be created, no download is opened (and leaked)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=f".{os.path.basename(destination)}.",
                                    suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
+                response, endpoint = self._open_blob(sharename, fileid, thumb)
                 self._stream(response, endpoint, out.write, progress, cancel)
             os.replace(tmp, destination)
         except BaseException:
