@@ -81,11 +81,17 @@ class GettPlugin(RunnablePlugin):
     :class:`platypush_ext.gett.events.GettTransferProgressEvent` (a few per
     second at most), then :class:`platypush_ext.gett.events.GettTransferCompletedEvent`
     or :class:`platypush_ext.gett.events.GettTransferFailedEvent`. Use this for
-    files that may take longer than Platypush's 60 s ``/execute`` limit.
+    files that may take longer than Platypush's 60 s ``/execute`` limit. A
+    transfer with ``wait: true`` that is still running after 50 s answers with
+    its ``transfer_id`` and ``state: running`` and goes on the same way.
     """
 
     #: Finished transfers remembered by :meth:`get_transfers`.
     HISTORY = 100
+
+    #: A transfer action with ``wait: true`` answers within this many seconds (Platypush's
+    #: ``/execute`` gives up at 60 s); a transfer still running then goes on in the background.
+    WAIT_LIMIT = 50.0
 
     def __init__(
         self,
@@ -179,19 +185,37 @@ class GettPlugin(RunnablePlugin):
         return {**result, "transfer_id": transfer.transfer_id}
 
     def _start(self, transfer: _Transfer, work: Work, wait: bool) -> dict[str, Any]:
-        if wait:
-            return self._run(transfer, work)
+        """Run a transfer in its own thread. With ``wait``, answer with its outcome, or after
+        :attr:`WAIT_LIMIT` seconds with its id (it goes on in the background, reporting by events)."""
+        lock, outcome, waiting = threading.Lock(), {}, [wait]
 
         def background() -> None:
             try:
-                self._run(transfer, work)
-            except ServiceError as exc:
-                self.logger.warning("gett: transfer %s failed: %s", transfer.transfer_id, exc)
-            except Exception:
-                self.logger.exception("gett: transfer %s failed", transfer.transfer_id)
+                result = self._run(transfer, work)
+            except BaseException as exc:
+                with lock:
+                    outcome["error"], report = exc, not waiting[0]
+                if report and isinstance(exc, ServiceError):
+                    self.logger.warning("gett: transfer %s failed: %s", transfer.transfer_id, exc)
+                elif report:
+                    self.logger.exception("gett: transfer %s failed", transfer.transfer_id)
+            else:
+                with lock:
+                    outcome["result"] = result
 
         transfer.thread = threading.Thread(target=background, name=f"gett-{transfer.transfer_id}", daemon=True)
         transfer.thread.start()
+        if wait:
+            transfer.thread.join(self.WAIT_LIMIT)
+            with lock:
+                waiting[0] = False
+                if "error" in outcome:
+                    raise outcome["error"]
+                if "result" in outcome:
+                    return outcome["result"]
+            return {"transfer_id": transfer.transfer_id, "state": "running", **transfer.ids(),
+                    "note": f"still running after {self.WAIT_LIMIT:g} s; it goes on in the background "
+                            "(see gett.get_transfers and the GettTransfer* events)"}
         return {"transfer_id": transfer.transfer_id, "state": "running", **transfer.ids()}
 
     # -- account and shares --------------------------------------------------
@@ -369,9 +393,10 @@ class GettPlugin(RunnablePlugin):
         :param path: a local file to upload instead of ``data``.
         :param sharename: an existing share to upload into; by default a new share is created.
         :param title: the title of the new share (when no ``sharename`` is given).
-        :param wait: wait for the upload to complete (default). With ``false``
-            the upload runs in the background and the answer is its
-            ``transfer_id``; follow it with the transfer events.
+        :param wait: wait for the upload to complete (default; at most 50 s,
+            then it goes on in the background). With ``false`` the upload runs
+            in the background and the answer is its ``transfer_id``; follow it
+            with the transfer events.
         :param data_format: ``text`` (default; sent as UTF-8) or ``base64``.
         :return: the uploaded file and the transfer id, e.g.
 

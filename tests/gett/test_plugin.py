@@ -245,3 +245,25 @@ def test_stop_cancels_running_transfers(server: GettServer, bus: RecordingBus, t
     plugin.stop()
     [failed] = bus.wait_for(GettTransferFailedEvent, timeout=10)
     assert failed.args["transfer_id"] == started["transfer_id"]
+
+
+def test_a_waiting_transfer_answers_within_the_wait_limit(plugin: GettPlugin, server: GettServer,
+                                                          bus: RecordingBus, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wait=True never holds an action past WAIT_LIMIT (Platypush's /execute gives up at 60 s):
+    a transfer still running then answers with its id and goes on in the background."""
+    monkeypatch.setattr(GettPlugin, "WAIT_LIMIT", 0.3)
+    server.blobs.faults.add("hang", count=1, delay=1.0, method="PUT")  # the first upload attempt stalls, then resets
+    answer = ok(plugin.upload_file(filename="slow.txt", data="eventually", title="slow"))
+    assert answer["state"] == "running" and "still running after 0.3 s" in answer["note"]
+    done = bus.wait_for(GettTransferCompletedEvent, 1, timeout=20)
+    assert done[0].args["transfer_id"] == answer["transfer_id"]
+    assert ok(plugin.download_file(sharename=done[0].args["sharename"], fileid=done[0].args["fileid"]))["data"] == (
+        "eventually")
+
+
+def test_a_waiting_transfer_reports_its_failure_as_the_action_error(plugin: GettPlugin, server: GettServer,
+                                                                    bus: RecordingBus) -> None:
+    server.blobs.faults.add("status", count=5, status=500, method="PUT")
+    message = error(plugin.upload_file(filename="x.txt", data="x"))
+    assert "500" in message
+    assert len(bus.of(GettTransferFailedEvent)) == 1
