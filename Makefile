@@ -34,7 +34,7 @@ $(VENV)/.deps: setup.cfg pyproject.toml
 redis:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing Debian's redis-server"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info run
