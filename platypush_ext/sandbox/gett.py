@@ -222,14 +222,20 @@ class GettBlobServer(SandboxServer):
 
     # -- downloads -----------------------------------------------------------
 
+    def _signed_file(self, request: Request) -> _File:
+        """The uploaded file a signed blob URL names (403 for a bad signature, 404 if not uploaded);
+        call with ``self.api.lock`` held."""
+        file = self.api.find_file(request.params["sharename"], request.params["fileid"])
+        if not hmac.compare_digest(request.query.get("sig", ""), file.download_sig):
+            raise GettFailure(403, "invalid signature")
+        if file.path is None:
+            raise GettFailure(404, "file not uploaded")
+        return file
+
     def _download(self, request: Request) -> Response:
         def run() -> Response:
             with self.api.lock:
-                file = self.api.find_file(request.params["sharename"], request.params["fileid"])
-                if not hmac.compare_digest(request.query.get("sig", ""), file.download_sig):
-                    raise GettFailure(403, "invalid signature")
-                if file.path is None:
-                    raise GettFailure(404, "file not uploaded")
+                file = self._signed_file(request)
                 path, size = file.path, file.size
                 handle = open(path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
             return Response(
@@ -265,12 +271,7 @@ class GettBlobServer(SandboxServer):
     def _thumb(self, request: Request) -> Response:
         def run() -> Response:
             with self.api.lock:
-                file = self.api.find_file(request.params["sharename"], request.params["fileid"])
-                if not hmac.compare_digest(request.query.get("sig", ""), file.download_sig):
-                    raise GettFailure(403, "invalid signature")
-                if file.path is None:
-                    raise GettFailure(404, "file not uploaded")
-                path = file.path
+                path = self._signed_file(request).path
             thumb = _thumbnail(path)
             if thumb is None:
                 raise GettFailure(404, "no thumbnail: not an image")
