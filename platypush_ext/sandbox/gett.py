@@ -3,7 +3,9 @@
 Two HTTP servers, as the real service had two hosts:
 
 * the **API** (``/1/...``, JSON): login with an API key + e-mail + password or
-  with a refresh token, access tokens that really expire (``token_lifetime``,
+  with a refresh token (reusable, as ``protocols/gett.md`` says nothing of single
+  use; ``single_use_refresh`` makes each one good for one login, a guess kept for
+  tests), access tokens that really expire (``token_lifetime``,
   configurable so tests can exercise renewal), the ``accesstoken`` query
   parameter, users, shares (list with ``skip``/``limit``, get, create, update
   the title or remove it, destroy), files (create, get, new upload URLs,
@@ -16,6 +18,8 @@ Two HTTP servers, as the real service had two hosts:
 
 ``readystate`` goes ``remote`` → ``uploading`` (while bytes arrive) →
 ``uploaded``. File ids are strings (base 36: the 11th file of a share is ``"a"``).
+``getturl`` has the documented form, ``http://ge.tt/<sharename>`` and
+``http://ge.tt/<sharename>/v/<fileid>`` (the human pages are not served here).
 
 Run it alone with
 ``python -m platypush_ext.sandbox gett --port 8084 [--apikey K] [--email E] [--password P]``.
@@ -54,6 +58,7 @@ from .core import Request, Response, SandboxServer, json_response, text_response
 DEFAULT_APIKEY = "sandbox-apikey"
 DEFAULT_EMAIL = "apitest@ge.tt"
 DEFAULT_PASSWORD = "sandbox-password"
+GETTURL_BASE = "http://ge.tt"  # the human pages, as in protocols/gett.md (not served by the sandbox)
 CHUNK = 1 << 20
 BASE62 = string.digits + string.ascii_letters
 
@@ -379,6 +384,8 @@ class GettServer(SandboxServer):
     :param token_lifetime: seconds an access token is valid (``expires``).
     :param storage_limit: the user's storage limit in bytes.
     :param blob_port: port of the blob host (0 = a free port).
+    :param single_use_refresh: a refresh token is good for one login only (off by
+        default: the protocol notes do not say so; a guess for tests of clients).
     """
 
     name = "gett"
@@ -395,15 +402,17 @@ class GettServer(SandboxServer):
         token_lifetime: float = 86400,
         storage_limit: int = 20_000_000_000,
         blob_port: int = 0,
+        single_use_refresh: bool = False,
     ):
         self.apikey, self.email, self.password = apikey, email, password
         self.token_lifetime = token_lifetime
+        self.single_use_refresh = single_use_refresh
         self.storage_limit = storage_limit
         self.userid = "u" + secrets.token_urlsafe(20)
         self.fullname = "Mr API Test"
         self.shares: dict[str, _Share] = {}
         self.access_tokens: dict[str, _Token] = {}
-        self.refresh_tokens: dict[str, str] = {}  # token -> userid (single use)
+        self.refresh_tokens: dict[str, str] = {}  # token -> userid
         self.logins = {"password": 0, "refreshtoken": 0}
         self.blob_dir = ""
         self._sign_key = secrets.token_bytes(16)
@@ -418,11 +427,14 @@ class GettServer(SandboxServer):
         parser.add_argument("--token-lifetime", type=float, default=86400,
                             help="seconds an access token is valid (default: 86400)")
         parser.add_argument("--blob-port", type=int, default=0, help="port of the blob host (default: a free port)")
+        parser.add_argument("--single-use-refresh", action="store_true",
+                            help="accept each refresh token for one login only (a guess; default: reusable)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> GettServer:
         return cls(host=host, port=port, apikey=args.apikey, email=args.email, password=args.password,
-                   token_lifetime=args.token_lifetime, blob_port=args.blob_port)
+                   token_lifetime=args.token_lifetime, blob_port=args.blob_port,
+                   single_use_refresh=args.single_use_refresh)
 
     def describe(self) -> str:
         return (f"gett: {self.base_url}  blobs: {self.blobs.url}/  "
@@ -551,7 +563,7 @@ class GettServer(SandboxServer):
         return {"puturl": put, "posturl": put + "&upload=post"}
 
     def _getturl(self, sharename: str, fileid: str | None = None) -> str:
-        return f"{self.url}/{sharename}" + (f"/v/{fileid}" if fileid is not None else "")
+        return f"{GETTURL_BASE}/{sharename}" + (f"/v/{fileid}" if fileid is not None else "")
 
     def _file_dict(self, file: _File) -> dict[str, Any]:
         return {
@@ -593,7 +605,8 @@ class GettServer(SandboxServer):
     def _login(self, request: Request) -> Response:
         body = self._body(request)
         if "refreshtoken" in body:
-            userid = self.refresh_tokens.pop(str(body["refreshtoken"]), None)
+            token = str(body["refreshtoken"])
+            userid = self.refresh_tokens.pop(token, None) if self.single_use_refresh else self.refresh_tokens.get(token)
             if userid is None:
                 raise GettFailure(403, "invalid refreshtoken")
             self.logins["refreshtoken"] += 1

@@ -118,6 +118,41 @@ def test_rejected_refresh_token_falls_back_to_the_password(client: GettClient, s
     assert server.logins == {"password": 2, "refreshtoken": 0}
 
 
+@pytest.mark.parametrize("single_use", [False, True])
+def test_renewal_with_reusable_or_single_use_refresh_tokens(start_server: Any, single_use: bool) -> None:
+    server = start_server(GettServer, single_use_refresh=single_use)
+    client = make_client(server)
+    for _ in range(3):  # each renewal uses the newest refresh token, so both server modes work
+        client.get_shares()
+        server.expire_tokens()
+    client.get_shares()
+    assert server.logins == {"password": 1, "refreshtoken": 3}
+    assert not [s for s in statuses(server) if s[1] == "/1/users/login" and s[2] != 200]
+
+
+@pytest.mark.parametrize("single_use", [False, True])
+def test_a_saved_refresh_token_on_later_runs(start_server: Any, single_use: bool) -> None:
+    """One refresh token saved at the first (password) login, used by every later run."""
+    server = start_server(GettServer, single_use_refresh=single_use)
+    first = make_client(server)
+    first.login()
+    saved = first.refresh_token
+    first.close()
+    runs = [make_client(server, api_key=None, email=None, password=None, refresh_token=saved) for _ in range(2)]
+    try:
+        assert runs[0].get_user().email == server.email
+        if single_use:  # the saved token was spent by the first later run: no password to fall back to
+            with pytest.raises(GettAuthError, match="configure api_key, email and password"):
+                runs[1].get_user()
+            assert server.logins == {"password": 1, "refreshtoken": 1}
+        else:
+            assert runs[1].get_user().email == server.email
+            assert server.logins == {"password": 1, "refreshtoken": 2}
+    finally:
+        for run in runs:
+            run.close()
+
+
 def test_one_new_login_on_401_then_a_clear_auth_error(client: GettClient, server: GettServer) -> None:
     client.get_user()
     server.faults.add("status", count=2, status=401, path="/1/users/me")

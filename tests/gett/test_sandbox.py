@@ -67,7 +67,18 @@ def test_login_errors_are_error_bodies(server: GettServer, body: dict[str, Any],
     assert answer.json() == {"error": message}
 
 
-def test_refresh_token_gives_new_tokens_once(server: GettServer) -> None:
+def test_a_refresh_token_can_be_used_more_than_once(server: GettServer) -> None:
+    first = login(server)
+    answers = [requests.post(server.base_url + "users/login", json={"refreshtoken": first["refreshtoken"]},
+                             timeout=TIMEOUT) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    tokens = {first["accesstoken"]} | {a.json()["accesstoken"] for a in answers}
+    assert len(tokens) == 4  # a new access token (and refresh token) each time
+    assert server.logins == {"password": 1, "refreshtoken": 3}
+
+
+def test_single_use_refresh_tokens_as_an_option(start_server: Any) -> None:
+    server = start_server(GettServer, single_use_refresh=True)
     first = login(server)
     again = requests.post(server.base_url + "users/login", json={"refreshtoken": first["refreshtoken"]},
                           timeout=TIMEOUT)
@@ -75,7 +86,10 @@ def test_refresh_token_gives_new_tokens_once(server: GettServer) -> None:
     assert again.json()["accesstoken"] != first["accesstoken"]
     reused = requests.post(server.base_url + "users/login", json={"refreshtoken": first["refreshtoken"]},
                            timeout=TIMEOUT)
-    assert reused.status_code == 403
+    assert (reused.status_code, reused.json()) == (403, {"error": "invalid refreshtoken"})
+    renewed = requests.post(server.base_url + "users/login", json={"refreshtoken": again.json()["refreshtoken"]},
+                            timeout=TIMEOUT)
+    assert renewed.status_code == 200
 
 
 def test_tokens_expire_after_the_configured_lifetime(start_server: Any) -> None:
@@ -99,7 +113,7 @@ def test_share_create_get_update_destroy(server: GettServer) -> None:
     assert set(share) == {"sharename", "title", "created", "getturl", "live", "files"}
     assert share["title"] == "holiday" and share["files"] == [] and share["live"] is False
     name = share["sharename"]
-    assert share["getturl"].endswith("/" + name)
+    assert share["getturl"] == f"http://ge.tt/{name}"  # the documented form
     assert requests.get(server.base_url + "shares/" + name, timeout=TIMEOUT).json() == share  # public read
     updated = requests.post(f"{server.base_url}shares/{name}/update", params=auth, json={"title": "new"},
                             timeout=TIMEOUT).json()
@@ -131,7 +145,7 @@ def test_file_create_answer_has_upload_urls_on_a_separate_blob_host(server: Gett
     sharename, file = create_file(server, token)
     assert file["fileid"] == "0" and isinstance(file["fileid"], str)
     assert file["readystate"] == "remote" and file["size"] == 0 and file["downloads"] == 0
-    assert file["getturl"].endswith(f"/{sharename}/v/0")
+    assert file["getturl"] == f"http://ge.tt/{sharename}/v/0"
     put, post = file["upload"]["puturl"], file["upload"]["posturl"]
     assert urlsplit(put).netloc != urlsplit(server.base_url).netloc  # another host (port)
     assert urlsplit(put).scheme == "http" and "sig=" in put and post.startswith(put)
