@@ -1,5 +1,5 @@
 """The distribution: shims and manifests, the built wheel, registration in a real
-Platypush ``Config``, the sandbox command line."""
+Platypush ``Config`` (the sandbox command line: ``tests/e2e/test_sandbox_cli.py``)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,8 @@ import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-import requests
-
-from platypush_ext.runner import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIMS = sorted(p.parent for p in (ROOT / "platypush" / "plugins").glob("*/manifest.json"))
@@ -84,35 +80,6 @@ def test_config_section_registers_the_plugin(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, cwd=tmp_path,
                          check=True).stdout
     assert "'base_url': 'http://127.0.0.1:1/'" in out
-
-
-def test_sandbox_command_line_starts_one_server_on_a_given_port():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "platypush_ext.sandbox", "pushjet", "--port", str(port)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith(f"pushjet: http://127.0.0.1:{port}/")
-        assert requests.post(f"http://127.0.0.1:{port}/service", data={"name": "cli"}, timeout=5).status_code == 200
-    finally:
-        proc.terminate()
-        assert proc.wait(10) == 0
-
-
-def test_sandbox_command_line_starts_every_server():
-    proc = subprocess.Popen([sys.executable, "-m", "platypush_ext.sandbox", "--free-ports"], stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT)
-    try:
-        from platypush_ext.sandbox import servers
-
-        lines = [proc.stdout.readline() for _ in servers()]
-        assert [line.split(":")[0] for line in lines] == list(servers())
-        for line in lines:  # each printed base URL answers
-            base = urlsplit(line.split(": ", 1)[1].split()[0])
-            assert requests.get(f"http://{base.netloc}/_sandbox/health", timeout=5).json()["ok"] is True
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_config_example_is_valid_for_platypush(tmp_path):

@@ -33,8 +33,26 @@ class DemoContext:
     shared: dict[str, Any] = field(default_factory=dict)
 
     def say(self, text: str) -> None:
-        """Print one step of the demo."""
+        """Print one step of the demo.
+
+        :param text: what the step did.
+        """
         print(f"  - {text}", flush=True)
+
+    def check(self, ok: bool, text: str) -> None:
+        """Print a step that claims something, or fail the part if the claim is false.
+
+        :param ok: whether the claim holds.
+        :param text: the claim.
+        :raises DemoFailure: ``ok`` is false.
+        """
+        if not ok:
+            raise DemoFailure(f"not true: {text}")
+        self.say(text)
+
+
+class DemoFailure(AssertionError):
+    """A demo step did not do what it says."""
 
 
 def parts() -> list[ModuleType]:

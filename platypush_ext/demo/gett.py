@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from typing import Any
 
 TITLE = "Ge.tt file sharing"
@@ -64,10 +65,9 @@ def run(ctx: Any) -> None:
                          wait=False)
         ctx.say(f"  the action answered at once with transfer {started['transfer_id']}")
         done = _follow(ctx, started["transfer_id"])
-        if done["type"] != COMPLETED:
-            ctx.say(f"  the upload failed: {done.get('error')}")
-            return
-        ctx.say(f"  GettTransferCompletedEvent: {done['size'] / 2**20:.0f} MiB in {done['duration']:.2f} s")
+        ctx.check(done["type"] == COMPLETED and done["size"] == 32 << 20,
+                  f"  {done['type'].rsplit('.', 1)[-1]}: {done.get('size', 0) / 2**20:.0f} MiB "
+                  f"in {done.get('duration', 0):.2f} s" + (f" ({done['error']})" if done.get("error") else ""))
 
         target = os.path.join(work, "copy.bin")
         ctx.say("gett.download_file with a path and wait=false: streamed to a temporary file, then renamed")
@@ -75,14 +75,22 @@ def run(ctx: Any) -> None:
                        wait=False)
         got = _follow(ctx, fetch["transfer_id"])
         same = got["type"] == COMPLETED and _sha256(source) == _sha256(target)
-        ctx.say(f"  downloaded to {got.get('path')}: identical to the original: {same}")
+        ctx.check(same, f"  downloaded to {got.get('path')}: identical to the original")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    shares = pp.run("gett.get_shares_list")
-    receipts = sorted(s["title"] for s in shares if (s.get("title") or "").startswith("receipt-"))
-    ctx.say(f"the hook on GettTransferCompletedEvent created the receipt shares: {', '.join(receipts) or 'none yet'}")
+    expected = ["receipt-note.txt", "receipt-video.bin"]
+    deadline = time.monotonic() + 10
+    while (receipts := _receipts(pp)) != expected and time.monotonic() < deadline:
+        time.sleep(0.25)  # the hook runs in Platypush, after the event
+    ctx.check(receipts == expected, f"the hook on GettTransferCompletedEvent created the receipt shares: "
+                                    f"{', '.join(receipts) or 'none'}")
     ctx.shared["gett_share"] = note["sharename"]
+
+
+def _receipts(pp: Any) -> list[str]:
+    """The titles of the receipt shares, sorted."""
+    return sorted(s["title"] for s in pp.run("gett.get_shares_list") if (s.get("title") or "").startswith("receipt-"))
 
 
 def _sha256(path: str) -> str:

@@ -53,7 +53,7 @@ def run(ctx: Any) -> None:
         time.sleep(0.5)
     delivered = 22.5 in [item.get("temp") for e in requests.get(control + "/entries", timeout=10).json()["entries"]
                          for item in e["values"]]
-    ctx.say(f"  the background flusher retried with backoff; temp=22.5 on the server: {delivered}")
+    ctx.check(delivered, "  the background flusher retried with backoff; temp=22.5 is on the server")
 
     ctx.say("The API key is revoked: the server rejects the upload (401) and it becomes a dead letter")
     requests.delete(f"{control}/keys/{DEFAULT_API_KEY}", timeout=10).raise_for_status()
@@ -64,5 +64,6 @@ def run(ctx: Any) -> None:
     requests.post(control + "/keys", json={"api_key": DEFAULT_API_KEY}, timeout=10).raise_for_status()
     ctx.say(f"  key restored; nikdev.retry_dead → {pp.run('nikdev.retry_dead')}")
     status = pp.run("nikdev.status")
-    ctx.say(f"  outbox: {status['pending']} pending, {status['dead']} dead, "
-            f"{status['pushed_entries']} entries pushed in total")
+    ctx.check(status["dead"] == status["pending"] == 0,
+              f"  outbox: {status['pending']} pending, {status['dead']} dead, "
+              f"{status['pushed_entries']} entries pushed in total")
