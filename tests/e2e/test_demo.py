@@ -61,7 +61,7 @@ CLAIMS: dict[str, list[str]] = {
 def sections(output: str) -> dict[str, str]:
     """The output of each part, by title."""
     found = re.split(r"^== (.+) ==$", output, flags=re.M)
-    return dict(zip(found[1::2], found[2::2]))
+    return dict(zip(found[1::2], found[2::2], strict=True))
 
 
 def test_the_demo_does_what_it_prints() -> None:
