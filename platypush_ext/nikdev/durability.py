@@ -57,7 +57,8 @@ def _client(base_url: str, device_id: str, api_key: str) -> NikdevClient:
                         retry=RetryPolicy(attempts=2, backoff=0.05, backoff_max=0.2, budget=2))
 
 
-def worker(base_url: str, device_id: str, api_key: str, path: str, run: int) -> None:
+def worker(base_url: str, device_id: str, api_key: str, path: str, run: int) -> None:  # pragma: no cover
+    # (runs only in the workers, which are killed with SIGKILL: their coverage data dies with them)
     """Add, commit and push values until killed; print ``C <seq>`` after each commit returned."""
     uploader = Uploader(_client(base_url, device_id, api_key), Outbox(path, batch_entries=50), push_time_limit=2)
     rng = random.Random(run)
@@ -134,7 +135,7 @@ def run_check(base_url: str, device_id: str, api_key: str, received: Any, second
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--worker":
+    if argv and argv[0] == "--worker":  # pragma: no cover - a worker, killed with SIGKILL (see worker())
         worker(*argv[1:5], run=int(argv[5]))
         return 0
     parser = argparse.ArgumentParser(prog="python -m platypush_ext.nikdev.durability", description=__doc__,

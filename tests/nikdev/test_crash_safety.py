@@ -4,6 +4,11 @@ sandbox server. Duplicates are counted and reported (at-least-once delivery)."""
 
 from __future__ import annotations
 
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from platypush_ext.nikdev.durability import run_check
@@ -25,3 +30,15 @@ def test_sigkill_at_random_moments_loses_no_committed_value(start_server: Any, t
     assert report.unconfirmed <= report.kills
     assert report.duplicates == report.received - report.unique_received
     assert server.state()["duplicates"] == report.duplicates  # the server's own count agrees
+
+
+def test_the_check_by_hand_from_the_command_line() -> None:
+    """``python -m platypush_ext.nikdev.durability``: its own sandbox, a progress line, the report, exit 0."""
+    done = subprocess.run([sys.executable, "-m", "platypush_ext.nikdev.durability", "--seconds", "3"],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    *progress, last = done.stdout.splitlines()
+    report = ast.literal_eval(last)
+    assert report["lost"] == 0 and report["kills"] >= 1 and report["committed"] >= 1
+    assert report["received"] == report["unique_received"] + report["duplicates"]
+    assert all(re.fullmatch(r"  \d+ workers killed, \d+ values committed so far", line) for line in progress)
