@@ -805,7 +805,7 @@ class MbedServer(SandboxServer):
                 paths = rule.get("resource-path", [])
                 if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
                     raise ValueError("resource-path")
-        except ValueError:
+        except (ValueError, TypeError):
             return _plain("Malformed content", 400)
         with self._cond:
             self.presubscriptions = rules
