@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from platypush_ext.runner import PlatypushError, PlatypushProcess
 
@@ -50,6 +51,12 @@ def test_failed_actions_raise_and_event_waits_end_on_time(tmp_path: Path) -> Non
             assert 0.25 < time.monotonic() - started < 5
             with pytest.raises(TimeoutError, match="within 0 s"):
                 events.wait_for(lambda e: True, timeout=0)
+            event = {"type": "event", "args": {"type": "platypush.message.event.custom.CustomEvent",
+                                               "subtype": "runner-test"}}
+            requests.post(platypush.url + "/execute", json=event, timeout=10,
+                          headers={"Authorization": f"Bearer {platypush.token}"}).raise_for_status()
+            first = next(iter(events))  # iterating yields the events as dictionaries
+            assert (first["type"], first["subtype"]) == ("platypush.message.event.custom.CustomEvent", "runner-test")
         proc = platypush._proc
         assert proc is not None
         platypush.stop(timeout=0)  # no time for SIGINT: the process group is killed

@@ -55,7 +55,7 @@ class Cli:
         try:
             code = self.proc.wait(20)
         finally:
-            if self.proc.poll() is None:  # pragma: no cover - only when the test fails
+            if self.proc.poll() is None:  # only when the test fails
                 self.proc.kill()
         assert self.proc.stderr is not None
         return code, self.proc.stderr.read()
