@@ -89,7 +89,10 @@ def run(ctx: Any) -> None:
 
 
 def _receipts(pp: Any) -> list[str]:
-    """The titles of the receipt shares, sorted."""
+    """The titles of the receipt shares, sorted.
+
+    :param pp: the running Platypush.
+    """
     return sorted(s["title"] for s in pp.run("gett.get_shares_list") if (s.get("title") or "").startswith("receipt-"))
 
 
