@@ -1,12 +1,15 @@
-"""The mbed sandbox's error answers and control API edges, over real HTTP: each request that
-the service refuses gets the status and body of ``protocols/mbed.md``, and changes nothing."""
+"""The mbed sandbox's error answers, control API edges and WebSocket framing, over real HTTP: each
+request that the service refuses gets the status and body of ``protocols/mbed.md``, and changes nothing."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
 import requests
+import websocket
 
 from platypush_ext.sandbox.mbed import MbedServer
 
@@ -92,3 +95,37 @@ def test_control_api_edges(server: MbedServer) -> None:
     assert unknown.status_code == 400 and "unknown settings ['colour']" in unknown.json()["error"]
     assert requests.patch(control + "/config", json={"race": True}, timeout=10).status_code == 200
     assert state(server)["race"] is True
+
+
+def ws_connect(server: MbedServer) -> websocket.WebSocket:
+    url = server.url.replace("http", "ws") + "/v2/notification/websocket-connect"
+    return websocket.create_connection(url, timeout=5, header=[f"Authorization: Bearer {KEY}"])
+
+
+def test_websocket_without_its_channel_is_closed_with_1011(server: MbedServer) -> None:
+    ws = ws_connect(server)
+    try:
+        opcode, data = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 1011
+        assert data[2:] == b"No WebSocket channel registered"
+    finally:
+        ws.close()
+
+
+def test_websocket_frames_of_every_length_and_pings(server: MbedServer) -> None:
+    assert api(server, "PUT", "/v2/notification/websocket").status_code == 201
+    ws = ws_connect(server)
+    try:
+        for size in (5, 300, 70_000):  # 7-bit, 16-bit and 64-bit lengths, ignored by the service
+            ws.send("x" * size)
+        ws.ping(b"are you there")
+        frames = [ws.recv_data(control_frame=True) for _ in range(2)]  # the queued registrations, then the pong
+        assert frames[0][0] == websocket.ABNF.OPCODE_TEXT and "registrations" in json.loads(frames[0][1])
+        assert frames[1] == (websocket.ABNF.OPCODE_PONG, b"are you there")
+        value = base64.b64encode(b"v" * 80_000).decode()  # a notification larger than 64 KiB
+        requests.post(server.url + "/_sandbox/notifications", timeout=10, json={
+            "notifications": [{"ep": "node-001", "path": "/3/0/1", "ct": "text/plain", "payload": value}]},
+        ).raise_for_status()
+        assert json.loads(ws.recv())["notifications"][0]["payload"] == value
+    finally:
+        ws.close()
