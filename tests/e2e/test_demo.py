@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import ast
+import glob
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +17,7 @@ import pytest
 
 import platypush_ext.demo.__main__ as demo_main
 from platypush_ext.demo import DemoContext, parts
+from platypush_ext.nikdev import plugin as nikdev_plugin
 from platypush_ext.sandbox import servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +68,35 @@ def sections(output: str) -> dict[str, str]:
     return dict(zip(found[1::2], found[2::2], strict=True))
 
 
+def coverage_files() -> set[str] | None:
+    """The coverage data files so far, when the suite runs under coverage (``make test``)."""
+    if not os.environ.get("COVERAGE_PROCESS_CONFIG"):
+        return None
+    import coverage
+
+    current = coverage.Coverage.current()
+    assert current is not None
+    return set(glob.glob(current.config.data_file + ".*"))
+
+
+def ran_inside_platypush(names: set[str], function: str) -> bool:
+    """Whether one of the data files ``names`` has ``NikdevPlugin.<function>`` of the installed copy as run."""
+    import coverage
+
+    tree = ast.parse(Path(nikdev_plugin.__file__).read_text())
+    line = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function).body[-1].lineno
+    for name in names:
+        data = coverage.CoverageData(name)
+        data.read()
+        for path in data.measured_files():
+            if "site-packages" in path and path.endswith("platypush_ext/nikdev/plugin.py") and line in (
+                    data.lines(path) or []):
+                return True
+    return False
+
+
 def test_the_demo_does_what_it_prints() -> None:
+    before = coverage_files()
     done = subprocess.run([sys.executable, "-m", "platypush_ext.demo"], cwd=ROOT, capture_output=True, text=True,
                           timeout=150)
     out = done.stdout
@@ -82,6 +114,8 @@ def test_the_demo_does_what_it_prints() -> None:
             assert match, f"{title}: {claim!r} not printed (in order) in:\n{found[title]}"
             at = match.end()
     assert re.search(r"\nDemo finished in [\d.]+ s\.\n$", out)
+    if before is not None:  # Platypush (stopped with SIGINT) saved the coverage of the plugin code it ran
+        assert ran_inside_platypush(coverage_files() - before, "status")
 
 
 def _failing_part(title: str, claim: bool) -> types.ModuleType:

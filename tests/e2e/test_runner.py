@@ -4,19 +4,13 @@ events end on time, and a stop always ends the process."""
 
 from __future__ import annotations
 
-import ast
-import glob
-import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from platypush_ext.nikdev import plugin
 from platypush_ext.runner import PlatypushError, PlatypushProcess
-from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 
 
 def test_without_redis_server_nothing_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -68,26 +62,3 @@ def test_failed_actions_raise_and_event_waits_end_on_time(tmp_path: Path) -> Non
         platypush.stop(timeout=0)  # no time for SIGINT: the process group is killed
         assert proc.returncode is not None
 
-
-@pytest.mark.skipif(not os.environ.get("COVERAGE_PROCESS_CONFIG"), reason="only under make test's coverage")
-def test_platypush_saves_its_coverage_data_when_it_stops(tmp_path: Path, start_server: Any) -> None:
-    """The plugin code that ran inside Platypush (the installed copy) is in the data it saved on SIGINT."""
-    import coverage
-
-    current = coverage.Coverage.current()
-    assert current is not None
-    pattern = current.config.data_file + ".*"
-    before = set(glob.glob(pattern))
-    server = start_server(NikdevServer)
-    config = {"nikdev": {"base_url": server.base_url, "device_id": DEFAULT_DEVICE_ID, "api_key": DEFAULT_API_KEY}}
-    with PlatypushProcess(config, tmp_path) as platypush:
-        assert platypush.run("nikdev.status")["pending"] == 0
-    body = next(node for node in ast.walk(ast.parse(Path(plugin.__file__).read_text()))
-                if isinstance(node, ast.FunctionDef) and node.name == "status").body[-1].lineno
-    ran = []
-    for name in set(glob.glob(pattern)) - before:
-        data = coverage.CoverageData(name)
-        data.read()
-        ran += [path for path in data.measured_files() if "site-packages" in path and path.endswith(
-            "platypush_ext/nikdev/plugin.py") and body in (data.lines(path) or [])]
-    assert ran, "no data file of the Platypush process has NikdevPlugin.status as run"
