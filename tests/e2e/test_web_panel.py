@@ -44,7 +44,7 @@ COMPONENTS = Path(platypush.__file__).parent / "components.json.gz"
 USER, PASSWORD = "first-user", "correct horse battery staple"
 # Root needs --no-sandbox; the background-networking flags keep Chromium off the (closed) network.
 CHROMIUM_FLAGS = ("--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-quic --no-first-run "
-                  "--disable-background-networking --disable-component-update --disable-sync --window-size=1280,800")
+                  "--disable-background-networking --disable-component-update --disable-sync --window-size=1280,900")
 
 
 def digest(path: Path) -> str:
@@ -58,11 +58,14 @@ def env(tmp_path_factory):
     for part in parts():
         config.update(part.configure(ctx))
     before = digest(COMPONENTS)
-    pp = PlatypushProcess(config, tmp_path_factory.mktemp("platypush-web")).start()
-    yield {"platypush": pp, "ctx": ctx, "config": config, "components_before": before}
-    pp.stop()
-    for server in ctx.servers.values():
-        server.stop()
+    pp = PlatypushProcess(config, tmp_path_factory.mktemp("platypush-web"))
+    try:
+        pp.start()
+        yield {"platypush": pp, "ctx": ctx, "config": config, "components_before": before}
+    finally:
+        pp.stop()
+        for server in ctx.servers.values():
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -127,12 +130,20 @@ def test_listed_right_after_start_with_nothing_written_into_platypush(env):
     assert digest(COMPONENTS) == env["components_before"]
 
 
+def test_a_failed_execute_answers_success_false_and_the_sentence(env):
+    """What the README says a failure answers."""
+    answer = env["platypush"].execute("pushjet.send", service="demo", message="x", importance=11)
+    assert answer == {"output": {"success": False},
+                      "errors": ["importance must be from 1 (least) to 5 (most important), got 11"]}
+
+
 def test_register_the_first_user_and_log_in(env, browser):
     url = env["platypush"].url
     browser.get(url + "/")
     wait(browser).until(EC.url_contains("/register"))
     fill_login_form(browser, ("password", PASSWORD), ("confirm_password", PASSWORD))
     wait(browser).until(lambda d: "/register" not in d.current_url)
+    wait(browser).until(EC.visibility_of_element_located((By.XPATH, "//*[normalize-space()='Execute']")))
     shot(browser, "01-registered")
     browser.get(url + "/logout")  # and log in as the user just registered
     wait(browser).until(EC.url_contains("/login"))
@@ -179,9 +190,14 @@ def test_execute_pushjet_send_from_its_argument_form(env, browser):
     fields["importance"][0].send_keys("11")
     wait(browser).until(lambda d: run.is_enabled())
     assert "importance must be from 1 (least) to 5 (most important), got 11" in run_and_read(browser, "error")
+    shot(browser, "04-execute-error")
+    for toast in browser.find_elements(By.CSS_SELECTOR, ".notifications .notification"):
+        toast.click()  # the error's pop-up: dismissed
     fields["importance"][0].send_keys(Keys.BACKSPACE, Keys.BACKSPACE, "2")
     assert json.loads(run_and_read(browser, "response")) == {"sent": True}
-    shot(browser, "04-execute-result")
+    output = browser.find_element(By.CSS_SELECTOR, "section.response")
+    browser.execute_script("arguments[0].scrollIntoView(false)", output)
+    shot(browser, "05-execute-result")
 
 
 def listed(driver, css: str) -> list[str]:
@@ -211,7 +227,7 @@ def test_extensions_list_each_plugin_with_its_actions_and_events(env, browser):
         assert browser.find_element(By.CSS_SELECTOR, "section.doc a.title").get_attribute("href") is None
         heading = [h for h in browser.find_elements(By.CSS_SELECTOR, "section.doc .actions h3") if h.is_displayed()]
         browser.execute_script("arguments[0].scrollIntoView()", heading[0])  # its actions and events in view
-        shot(browser, f"05-extensions-{name}")
+        shot(browser, f"06-extensions-{name}")
 
 
 def test_events_view_shows_the_message_the_listener_posted(env, browser):
@@ -232,4 +248,4 @@ def test_events_view_shows_the_message_the_listener_posted(env, browser):
     wait(browser, 20).until(arrived)[-1].click()  # expand the newest one, then its arguments
     wait(browser).until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".events-container .object.renderer .compact"))).click()
     wait(browser).until(lambda d: "Seen in the Events view" in d.find_element(By.CSS_SELECTOR, ".events-container").text)
-    shot(browser, "06-events")
+    shot(browser, "07-events")
