@@ -80,15 +80,13 @@ def test_every_event_argument_is_documented():
             assert arg["doc"], f"{cls.__name__}({name}): no :param:"
 
 
-def test_platypush_private_api_is_as_expected():
-    """If this fails, Platypush changed what ``platypush_ext.webpanel`` relies on: update that module."""
-    cache = get_plugin("inspect")._cache
-    assert callable(cache.lock) and callable(cache.set), "InspectPlugin._cache is no longer a Cache"
-    assert webpanel.register() is True
-    plugins = get_plugin("inspect").get_all_plugins().output
-    plugins = plugins if isinstance(plugins, dict) else json.loads(plugins)
-    events = get_plugin("inspect").get_all_events().output
-    events = events if isinstance(events, dict) else json.loads(events)
+def listing(output) -> dict:
+    return output if isinstance(output, dict) else json.loads(output)
+
+
+def assert_lists_the_bundle(inspect_plugin) -> None:
+    plugins = listing(inspect_plugin.get_all_plugins().output)
+    events = listing(inspect_plugin.get_all_events().output)
     for name, count in ACTIONS.items():
         meta = plugins[name]
         assert meta["doc_url"] is None and len(meta["actions"]) == count, name
@@ -97,14 +95,44 @@ def test_platypush_private_api_is_as_expected():
     assert plugins["pushjet"]["actions"]["send"]["args"]["message"]["required"] is True
     ours = {name for name in events if name.startswith("platypush_ext.")}
     assert ours == {f"{c.__module__}.{c.__name__}" for c in webpanel.event_classes()}
-    assert "platypush.message.event.ntfy.NotificationEvent" in events  # Platypush's own are still there
+
+
+def test_platypush_private_api_is_as_expected():
+    """If this fails, Platypush changed what ``platypush_ext.webpanel`` relies on: update that module."""
+    from platypush.plugins.inspect import InspectPlugin
+
+    assert callable(InspectPlugin._load_cache), "InspectPlugin._load_cache() is gone"
+    assert webpanel.register() is True
+    fresh = InspectPlugin()  # loads its cache as at the panel's first request
+    cache = fresh._cache
+    assert callable(cache.lock) and callable(cache.set), "InspectPlugin._cache is no longer a Cache"
+    assert_lists_the_bundle(fresh)
+    assert "platypush.message.event.ntfy.NotificationEvent" in listing(fresh.get_all_events().output)
+
+
+def test_added_at_once_to_an_inspect_plugin_already_loaded(monkeypatch):
+    from platypush.plugins.inspect import InspectPlugin
+    from platypush.plugins.inspect._cache import Cache
+
+    running = get_plugin("inspect")
+    monkeypatch.setattr(running, "_cache", Cache())  # loaded before any plugin of ours was created
+    assert "pushjet" not in listing(running.get_all_plugins().output)
+    monkeypatch.setattr(webpanel, "_registered", False)
+    monkeypatch.setattr(InspectPlugin, "_load_cache", InspectPlugin._load_cache)  # undone after the test
+    assert webpanel.register() is True
+    assert_lists_the_bundle(running)
 
 
 def test_a_changed_platypush_is_logged_not_raised(monkeypatch, caplog):
+    from platypush.plugins.inspect._cache import Cache
+
     def changed():
-        raise AttributeError("'InspectPlugin' object has no attribute '_cache'")
+        raise AttributeError("type object 'InspectPlugin' has no attribute '_load_cache'")
 
     monkeypatch.setattr(webpanel, "_registered", False)
-    monkeypatch.setattr(webpanel, "_components_cache", changed)
+    monkeypatch.setattr(webpanel, "_hook_inspect", changed)
     assert webpanel.register() is False
-    assert "will not list the platypush-ext plugins: 'InspectPlugin' object has no attribute" in caplog.text
+    assert "will not list the platypush-ext plugins: type object 'InspectPlugin' has no attribute" in caplog.text
+    monkeypatch.setattr(webpanel, "PLUGINS", ("pushjet", "no_such_plugin"))
+    webpanel.add_to(Cache())  # while the inspect plugin loads: logged, not raised
+    assert caplog.text.count("will not list the platypush-ext plugins") == 2
