@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make demo` and `make test`.
-# Both work on a fresh machine: they install Debian's redis-server when it is
-# missing, create .venv, install the bundle into it (non-editable: Platypush
+# Both work on a fresh machine: they install Debian's redis-server (and, for
+# the tests, chromium and chromium-driver) when missing, create .venv, install the bundle into it (non-editable: Platypush
 # finds plugins only inside its own package) and run.
 
 PYTHON ?= python3
@@ -8,14 +8,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench install redis lint clean
+.PHONY: demo test bench install redis chromium lint clean
 
 demo: install
 	$(PY) -m platypush_ext.demo
 
 # Coverage of platypush_ext across every process the suite starts (pyproject.toml's
 # [tool.coverage.*]); the report fails under the floor set there.
-test: install
+test: install chromium
 	$(PY) -m coverage erase
 	$(PY) -m coverage run -m pytest -q
 	$(PY) -m coverage combine -q
@@ -40,6 +40,12 @@ redis:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing Debian's redis-server"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# The web panel test (tests/e2e/test_web_panel.py) drives Debian's Chromium.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info run

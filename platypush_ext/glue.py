@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import random
@@ -44,6 +45,7 @@ def action(method: F) -> F:
             self.logger.warning("%s: %s", method.__name__, exc)
             return None, str(exc)
 
+    run.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]  # the UI's argument form
     return platypush_action(run)  # type: ignore[return-value]
 
 

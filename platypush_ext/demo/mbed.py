@@ -26,7 +26,8 @@ def configure(ctx: DemoContext) -> dict[str, Any]:
     service = ctx.shared.get("pushjet_service")
     if service:  # the pushjet part configured a service: a hot sensor sends a push message
         config["event.hook.DemoHotTemperature"] = {
-            "if": {"type": NOTIFICATION, "endpoint": SENSOR, "path": TEMPERATURE,
+            # every key an operator: Platypush 1.3.39 ignores an operator after a plain key
+            "if": {"type": NOTIFICATION, "endpoint": {"$eq": SENSOR}, "path": {"$eq": TEMPERATURE},
                    "value": {"$regex": "^(2[89]|[3-9][0-9])"}},
             "then": [{"action": "pushjet.send",
                       "args": {"service": service, "title": "mbed", "importance": 4,

@@ -14,6 +14,7 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
+from .. import webpanel
 from ..glue import action
 from ..http import InvalidArgumentError, RetryPolicy, ServiceError, Timeouts
 from .client import (
@@ -126,6 +127,7 @@ class GettPlugin(RunnablePlugin):
             without a ``path`` returns inline (default: 16 MiB).
         """
         super().__init__(**kwargs)
+        webpanel.register()  # listed in the web panel's Execute tab and Extensions
         self._client = GettClient(
             base_url,
             api_key=api_key,

@@ -8,6 +8,7 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
+from .. import webpanel
 from ..glue import Availability, Backoff, action
 from ..http import InvalidArgumentError, RetryPolicy, Timeouts
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
@@ -84,6 +85,7 @@ class MbedPlugin(RunnablePlugin):
         """
         kwargs.setdefault("poll_interval", 1)
         super().__init__(**kwargs)
+        webpanel.register()  # listed in the web panel's Execute tab and Extensions
         if channel not in CHANNELS:
             raise InvalidArgumentError(f"mbed: channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
         self._client = MbedClient(

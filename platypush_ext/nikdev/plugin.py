@@ -6,6 +6,7 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
+from .. import webpanel
 from ..glue import Availability, Backoff, action, state_path
 from ..http import InvalidArgumentError, RetryPolicy, Timeouts
 from .client import NikdevClient, NikdevError
@@ -106,6 +107,7 @@ class NikdevPlugin(RunnablePlugin):
                 f"nikdev.push_time_limit must be a number of seconds in (0, 50], got {push_time_limit!r}")
         interval = max(1.0, float(flush_interval or 1))
         super().__init__(poll_interval=interval, **kwargs)
+        webpanel.register()  # listed in the web panel's Execute tab and Extensions
         self._client = NikdevClient(
             base_url,
             device_id,

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from platypush.plugins import RunnablePlugin
 
+from .. import webpanel
 from ..glue import Availability, Backoff, action, state_path
 from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, ServiceError, Timeouts
 from .client import (
@@ -96,6 +97,7 @@ class PushjetPlugin(RunnablePlugin):
         if interval < self.MIN_POLL_INTERVAL:
             interval = self.MIN_POLL_INTERVAL
         super().__init__(poll_interval=interval, **kwargs)
+        webpanel.register()  # listed in the web panel's Execute tab and Extensions
         if interval != float(poll_interval or 0):
             self.logger.warning("pushjet: poll_interval raised to %.0f s (the minimum)", interval)
 

@@ -48,7 +48,7 @@ def env(tmp_path_factory):
         "pushjet": {"base_url": pushjet.base_url, "devices": [device],
                     "services": {"alerts": {"secret": alerts.secret_key}}, "poll_interval": 4},
         "event.hook.HotTemperatureToPushjet": {
-            "if": {"type": NOTIFICATION, "endpoint": "temp-sensor-01", "path": "/3303/0/5700",
+            "if": {"type": NOTIFICATION, "endpoint": {"$eq": "temp-sensor-01"}, "path": {"$eq": "/3303/0/5700"},
                    "value": {"$regex": "^(2[89]|[3-9][0-9])"}},
             "then": [{"action": "pushjet.send",
                       "args": {"service": "alerts", "title": "mbed", "importance": 4,
@@ -114,6 +114,24 @@ def test_cross_plugin_chain_device_change_recorded_to_nikdev(env):
         assert time.monotonic() < deadline, f"not recorded; NikDev got {nikdev.received_values('temp')}"
         time.sleep(0.2)
     assert pp.run("nikdev.status")["pending"] == 0
+
+
+def pushjet_sends(pushjet: PushjetServer) -> int:
+    return sum(1 for method, path, status in pushjet.requests if method == "POST" and path.endswith("/message"))
+
+
+def test_cold_reading_does_not_fire_the_hot_temperature_hook(env):
+    """endpoint and path match, the value's regex does not: no pushjet.send (PLATYPUSH.md §11 item 22)."""
+    pp, mbed, nikdev, pushjet = env["platypush"], env["mbed"], env["nikdev"], env["pushjet"]
+    pp.run("mbed.subscribe", endpoint="temp-sensor-01", path="/3303/0/5700")
+    sent = pushjet_sends(pushjet)
+    mbed.set_value("temp-sensor-01", "/3303/0/5700", "21.75")
+    deadline = time.monotonic() + 20  # the other hook of this notification ran: the hooks were matched
+    while "21.75" not in [str(v) for v in nikdev.received_values("temp")]:
+        assert time.monotonic() < deadline, "the notification did not reach the hooks"
+        time.sleep(0.2)
+    time.sleep(1)  # time for a wrongly matching hook's pushjet.send
+    assert pushjet_sends(pushjet) == sent
 
 
 def test_when_script_and_registration_events(env):
