@@ -31,6 +31,10 @@ from .client import (
 )
 from .events import GettTransferCompletedEvent, GettTransferFailedEvent, GettTransferProgressEvent
 
+#: Longest inline ``data`` accepted by the upload actions (characters of text or base64);
+#: larger content is uploaded from a ``path``, streamed.
+MAX_DATA_LENGTH = 64 << 20
+
 #: ``work(progress, cancel)`` performs a transfer and returns its result.
 Work = Callable[[Progress, threading.Event], dict[str, Any]]
 
@@ -374,7 +378,7 @@ class GettPlugin(RunnablePlugin):
         urls = self._client.upload_url(sharename, fileid)
         return {"puturl": urls.puturl, "posturl": urls.posturl}
 
-    @action
+    @action(max_length={"data": MAX_DATA_LENGTH})
     def upload_file(
         self,
         filename: str,
@@ -389,7 +393,8 @@ class GettPlugin(RunnablePlugin):
         Upload a local file (streamed, any size) or some data to Ge.tt.
 
         :param filename: the file's name on Ge.tt.
-        :param data: the content, as text or base64 (see ``data_format``); or give ``path``.
+        :param data: the content, as text or base64 (see ``data_format``; at most
+            64 MiB of characters); or give ``path``.
         :param path: a local file to upload instead of ``data``.
         :param sharename: an existing share to upload into; by default a new share is created.
         :param title: the title of the new share (when no ``sharename`` is given).
@@ -427,7 +432,7 @@ class GettPlugin(RunnablePlugin):
 
         return self._start(transfer, work, bool(wait))
 
-    @action
+    @action(max_length={"data": MAX_DATA_LENGTH})
     def send_data(
         self,
         sharename: str,
@@ -443,7 +448,8 @@ class GettPlugin(RunnablePlugin):
 
         :param sharename: the file's share.
         :param fileid: the file's id.
-        :param data: the new content, as text or base64 (see ``data_format``); or give ``path``.
+        :param data: the new content, as text or base64 (see ``data_format``; at
+            most 64 MiB of characters); or give ``path``.
         :param path: a local file whose content to upload.
         :param put_url: a ``puturl`` from :meth:`upload_url` (default: new upload URLs are requested).
         :param wait: wait for the upload to complete (default); ``false`` runs it in the background.
