@@ -24,6 +24,7 @@ from .client import (
     check_destination,
     check_fileid,
     check_filename,
+    check_new_file,
     check_sharename,
     check_source_path,
     check_title,
@@ -484,6 +485,7 @@ class GettPlugin(RunnablePlugin):
         path: str | None = None,
         wait: bool = True,
         data_format: str = "auto",
+        overwrite: bool = False,
     ) -> dict[str, Any]:
         """
         Download a file: to a local path (streamed through a temporary file
@@ -498,6 +500,8 @@ class GettPlugin(RunnablePlugin):
             runs it in the background (``path`` needed) and returns its ``transfer_id``.
         :param data_format: for inline content: ``auto`` (text if it is valid
             UTF-8, else base64; default), ``text`` or ``base64``.
+        :param overwrite: replace an existing file at ``path`` (default: false,
+            the download is refused).
         :return: with a path: ``{"path": "/tmp/a.txt", "size": 5, "sharename": "4dsfd",
             "fileid": "0", "transfer_id": "5f0c2a9d1e3b"}``; inline:
             ``{"sharename": "4dsfd", "fileid": "0", "size": 5, "data": "hello", "data_format": "text"}``.
@@ -508,12 +512,15 @@ class GettPlugin(RunnablePlugin):
                 raise InvalidArgumentError("a background download (wait: false) needs a path to write to")
             return self._inline(sharename, fileid, data_format, thumb=False)
         destination = check_destination(path)
+        if not os.path.isdir(destination):
+            check_new_file(destination, overwrite)  # before a background transfer starts
         transfer = self._new_transfer("download", sharename=sharename, fileid=fileid, path=destination)
 
         def work(progress: Progress, cancel: threading.Event) -> dict[str, Any]:
             file = self._client.get_file(sharename, fileid)
             transfer.filename, transfer.bytes_total = file.filename, file.size
-            final = self._client.download(sharename, fileid, destination, progress=progress, cancel=cancel)
+            final = self._client.download(sharename, fileid, destination, progress=progress, cancel=cancel,
+                                          overwrite=overwrite)
             transfer.path = final
             return {"path": final, "size": os.path.getsize(final), "sharename": sharename, "fileid": fileid,
                     "getturl": file.getturl}
@@ -522,7 +529,8 @@ class GettPlugin(RunnablePlugin):
 
     @action
     def get_thumbnail(
-        self, sharename: str, fileid: str, path: str | None = None, data_format: str = "base64"
+        self, sharename: str, fileid: str, path: str | None = None, data_format: str = "base64",
+        overwrite: bool = False,
     ) -> dict[str, Any]:
         """
         Get the thumbnail of an image file.
@@ -531,13 +539,14 @@ class GettPlugin(RunnablePlugin):
         :param fileid: the file's id.
         :param path: where to write it (optional; a folder: ``thumb-<filename>`` in it).
         :param data_format: for inline content: ``base64`` (default) or ``auto``.
+        :param overwrite: replace an existing file at ``path`` (default: false).
         :return: ``{"path": "/tmp/thumb-a.png", "size": 2048}`` or
             ``{"sharename": "...", "fileid": "0", "size": 2048, "data": "iVBORw0...", "data_format": "base64"}``
         """
         sharename, fileid = check_sharename(sharename), check_fileid(fileid)
         if path is None:
             return self._inline(sharename, fileid, data_format, thumb=True)
-        final = self._client.download(sharename, fileid, check_destination(path), thumb=True)
+        final = self._client.download(sharename, fileid, check_destination(path), thumb=True, overwrite=overwrite)
         return {"path": final, "size": os.path.getsize(final)}
 
     def _inline(self, sharename: str, fileid: str, data_format: str, thumb: bool) -> dict[str, Any]:

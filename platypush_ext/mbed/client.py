@@ -405,6 +405,16 @@ def check_path(path: Any) -> str:
     return path if path.startswith("/") else "/" + path
 
 
+_CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:\s*;[\x20-\x7e]*)?$")
+
+
+def check_content_type(content_type: Any) -> str:
+    """A MIME type such as ``text/plain`` or ``application/json; charset=utf-8`` (it goes into a header)."""
+    if not isinstance(content_type, str) or len(content_type) > 200 or not _CONTENT_TYPE_RE.match(content_type):
+        raise InvalidArgumentError("content_type must be a MIME type such as 'text/plain' or 'application/json'")
+    return content_type
+
+
 def check_timeout(timeout: Any, default: float) -> float:
     if timeout is None:
         return default
@@ -581,6 +591,8 @@ class MbedClient(ServiceClient):
         ep = self._ep(endpoint)
         path = check_path(path)
         limit = check_timeout(timeout, self.async_timeout)
+        if body is not None:
+            content_type = check_content_type(content_type)
         what = f"{method} {endpoint}{path}"
         if self.pelion and not (no_resp or cache_only):
             async_id = uuid.uuid4().hex

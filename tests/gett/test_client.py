@@ -167,7 +167,9 @@ def test_upload_file_from_path_and_data_and_download(client: GettClient, tmp_pat
     assert client.get_share(file.sharename).title == "holiday"
     target = client.download(file.sharename, file.fileid, str(tmp_path / "out.bin"))
     assert Path(target).read_bytes() == payload
-    into_folder = client.download(file.sharename, file.fileid, str(tmp_path))
+    with pytest.raises(InvalidArgumentError, match="in.bin already exists: pass overwrite: true"):
+        client.download(file.sharename, file.fileid, str(tmp_path))  # the source itself is there
+    into_folder = client.download(file.sharename, file.fileid, str(tmp_path), overwrite=True)
     assert into_folder == str(tmp_path / "in.bin")
     second = client.upload_file("j.json", data=b'{"a": 1}', sharename=file.sharename)
     assert second.sharename == file.sharename and second.fileid == "1"
@@ -276,7 +278,7 @@ def test_broken_download_leaves_no_partial_file(client: GettClient, server: Gett
     destination.write_bytes(b"previous content")
     server.blobs.cut("download", after=1_000_000)
     with pytest.raises(ServiceConnectionError, match="the download stopped after"):
-        client.download(file.sharename, file.fileid, str(destination))
+        client.download(file.sharename, file.fileid, str(destination), overwrite=True)
     assert destination.read_bytes() == b"previous content"
     assert sorted(os.listdir(tmp_path)) == ["d.bin"]  # no temporary file left behind
     server.blobs.faults.add("reset", count=3, method="GET")
