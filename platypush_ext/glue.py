@@ -146,10 +146,9 @@ def _got(value: Any) -> str:
         return f"the number {value!r}"
     if isinstance(value, str):
         return f"a string of {len(value):,} characters"
-    if isinstance(value, (list, tuple)):
-        return f"a list of {len(value):,} items"
-    if isinstance(value, collections.abc.Mapping):
-        return f"an object of {len(value):,} keys"
+    if isinstance(value, (list, tuple, collections.abc.Mapping)):
+        kind, unit = ("a list", "item") if isinstance(value, (list, tuple)) else ("an object", "key")
+        return f"{kind} of {len(value):,} {unit}{'' if len(value) == 1 else 's'}"
     return type(value).__name__
 
 

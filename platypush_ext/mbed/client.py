@@ -54,6 +54,7 @@ from ..http import (
     error_class_for_status,
     parse_json,
 )
+from ..http import server_message as http_server_message
 
 logger = logging.getLogger("platypush_ext.mbed")
 
@@ -127,7 +128,7 @@ def _mbed_error(status: int, endpoint: str, payload: Any) -> ServiceError | None
     if isinstance(payload, Mapping):
         server_message = str(payload.get("message") or payload.get("type") or "")
     else:
-        server_message = str(payload or "").strip()[:200]
+        server_message = http_server_message(payload) or ""  # an HTML page (e.g. a proxy's 502): its title
     device_path = any(p in endpoint for p in ("/v2/endpoints/", "/v2/subscriptions/", "/device-requests/"))
     no_channel = status == 412 and "channel" in server_message.lower()
     if not (device_path or no_channel):
