@@ -386,6 +386,11 @@ class AsyncRegistry:
         with self._cond:
             return len(self._unmatched)
 
+    def waiting(self) -> int:
+        """How many ids callers are waiting for."""
+        with self._cond:
+            return len(self._waiting)
+
 
 # -- validation -----------------------------------------------------------------
 
@@ -601,14 +606,15 @@ class MbedClient(ServiceClient):
             if body:
                 request["payload-b64"] = base64.standard_b64encode(body).decode("ascii")
                 request["content-type"] = content_type
-            self.registry.expect(async_id)
+            if wait:  # before the request: the answer may come back before it returns
+                self.registry.expect(async_id)
             try:
                 self.http.request("POST", f"v2/device-requests/{ep}", params={"async-id": async_id},
                                   json_body=request, idempotent=method == "GET")
             except BaseException:
                 self.registry.wait(async_id, 0)
                 raise
-            if not wait:
+            if not wait:  # nobody waits: the answer arrives as an event (registering it leaked one entry per call)
                 return async_id
             return self._await(async_id, what, limit, started)
         params: dict[str, str] = {}
