@@ -103,8 +103,8 @@ class _Arguments:
         if len(args) > len(self.names):
             raise InvalidArgumentError(f"{len(args)} positional arguments given, at most {len(self.names)} accepted")
         bound = dict(zip(self.names, args, strict=False))
-        unknown = [k for k in kwargs if k not in self.names or k in bound]
-        if unknown and not self.open:
+        unknown = [k for k in kwargs if (k not in self.names and not self.open) or k in bound]
+        if unknown:
             shown = ", ".join(_abbreviate(str(k)) for k in unknown[:5]) + (", …" if len(unknown) > 5 else "")
             raise InvalidArgumentError(f"unknown or repeated argument(s): {shown} "
                                        f"(accepted: {', '.join(self.names) or 'none'})")
@@ -192,15 +192,8 @@ def _check(value: Any, hint: Any, where: str, limit: int) -> Any:
 
 def _check_kind(value: Any, hint: Any, where: str, limit: int) -> Any:
     """Sizes and ranges of a value already of the hint's kind; the items of containers."""
+    _check_size(value, where, limit)
     origin, args = typing.get_origin(hint) or hint, typing.get_args(hint)
-    if isinstance(value, str) and len(value) > limit:
-        raise InvalidArgumentError(f"{where}: at most {limit:,} characters, got {len(value):,}")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        raise InvalidArgumentError(f"{where}: out of range ({_got(value)}; at most {MAX_INT} in absolute value)")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidArgumentError(f"{where}: expected a finite number, got {value!r}")
-    if isinstance(value, (list, tuple, collections.abc.Mapping)) and len(value) > MAX_ITEMS:
-        raise InvalidArgumentError(f"{where}: at most {MAX_ITEMS:,} items, got {len(value):,}")
     if origin in _SEQUENCES:
         item = args[0] if args else Any
         return [_check(v, item, f"{where}[{i}]", limit) for i, v in enumerate(value)]
@@ -211,18 +204,29 @@ def _check_kind(value: Any, hint: Any, where: str, limit: int) -> Any:
     return value
 
 
+def _check_size(value: Any, where: str, limit: int) -> None:
+    """String lengths, 64-bit integers, finite numbers, container sizes."""
+    if isinstance(value, str) and len(value) > limit:
+        raise InvalidArgumentError(f"{where}: at most {limit:,} characters, got {len(value):,}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise InvalidArgumentError(f"{where}: out of range ({_got(value)}; at most {MAX_INT} in absolute value)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgumentError(f"{where}: expected a finite number, got {value!r}")
+    if isinstance(value, (list, tuple, collections.abc.Mapping)) and len(value) > MAX_ITEMS:
+        raise InvalidArgumentError(f"{where}: at most {MAX_ITEMS:,} items, got {len(value):,}")
+
+
 def _check_any(value: Any, where: str, limit: int, depth: int = 0) -> Any:
     """Bounds for an argument of any type: string lengths, container sizes and depth."""
     if depth > 32:
         raise InvalidArgumentError(f"{where}: nested more than 32 levels deep")
+    _check_size(value, where, limit)
     if isinstance(value, (list, tuple)):
-        _check_kind(value, list, where, limit)
         return [_check_any(v, where, limit, depth + 1) for v in value]
     if isinstance(value, collections.abc.Mapping):
-        _check_kind(value, dict, where, limit)
         return {_check_any(k, where, limit, depth + 1): _check_any(v, where, limit, depth + 1)
                 for k, v in value.items()}
-    return _check_kind(value, object, where, limit) if isinstance(value, (str, int)) else value
+    return value
 
 
 def state_path(service: str, filename: str) -> str:

@@ -816,18 +816,21 @@ class GettClient(ServiceClient):
             name = safe_file_name(self.get_file(sharename, fileid).filename, f"{sharename}-{fileid}")
             destination = os.path.join(destination, ("thumb-" if thumb else "") + name)
         check_new_file(destination, overwrite)
-        # the temporary file first: if it cannot be created, no download is opened (and leaked)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=f".{os.path.basename(destination)[:100]}.",
-                                   suffix=".part")
+        try:  # the temporary file first: if it cannot be created, no download is opened (and leaked)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(destination),
+                                       prefix=f".{os.path.basename(destination)[:100]}.", suffix=".part")
+        except OSError as exc:
+            raise GettError(f"cannot write into {os.path.dirname(destination)}: {exc.strerror}") from None
         try:
             with os.fdopen(fd, "wb") as out:
                 response, endpoint = self._open_blob(sharename, fileid, thumb)
                 self._stream(response, endpoint, out.write, progress, cancel)
             _publish(tmp, destination, overwrite)
-        except BaseException:
+        except OSError as exc:  # the disk is full, the destination is a folder… (requests' errors are converted)
+            raise GettError(f"cannot write {destination}: {exc.strerror or exc}") from None
+        finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            raise
         return destination
 
     def contents(
