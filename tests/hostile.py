@@ -19,6 +19,7 @@ Alone, it prints the counts (e.g. against an older checkout on ``PYTHONPATH``)::
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import math
 import os
@@ -28,9 +29,10 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import platypush.context
+import requests
 from platypush.utils import get_decorators
 
 from platypush_ext.gett.plugin import GettPlugin
@@ -38,6 +40,7 @@ from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.nikdev.plugin import NikdevPlugin
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.pushjet.plugin import PushjetPlugin
+from platypush_ext.runner import PlatypushProcess
 from platypush_ext.sandbox.gett import GettServer
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
@@ -241,11 +244,16 @@ def run_in_process(services: Services, table: list[Case]) -> Report:
     return report
 
 
-def run_over_execute(execute: Callable[..., dict[str, Any]], table: list[Case], secrets: list[str]) -> Report:
-    """Every case over ``/execute`` (``execute(action, **args)`` answers Platypush's ``response``)."""
+def run_over_execute(platypush: PlatypushProcess, table: list[Case], secrets: list[str]) -> Report:
+    """Every case over ``POST /execute`` of a running Platypush (one kept-alive connection)."""
     report, started = Report(), time.monotonic()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {platypush.token}"
     for case in table:
-        response = execute(f"{case.plugin}.{case.action}", **case.args)
+        body = {"type": "request", "action": f"{case.plugin}.{case.action}", "args": case.args}
+        reply = session.post(platypush.url + "/execute", data=json.dumps(body), timeout=30,  # NaN, Infinity too
+                             headers={"Content-Type": "application/json"})
+        response = reply.json().get("response", {}) if reply.ok else {"errors": [f"HTTP {reply.status_code}"]}
         found = problems(case, response.get("output"), list(response.get("errors") or []), secrets)
         report.total += 1
         if found:

