@@ -231,7 +231,8 @@ def _check_text(value: Any, what: str, *, required: bool, max_characters: Option
     return value
 
 
-def _check_name(name: Any) -> str:
+def check_name(name: Any) -> str:
+    """A service name the server can store (at most 255 characters once stripped)."""
     return _check_text(name, "name", required=True, max_characters=MAX_NAME_CHARACTERS) or ""
 
 
@@ -271,7 +272,7 @@ class PushjetClient(ServiceClient):
 
     def create_service(self, name: str, icon_url: Optional[str] = None) -> Service:
         """Create a service; the result carries its ``secret_key`` (keep it)."""
-        form = {"name": _check_name(name)}
+        form = {"name": check_name(name)}
         if icon_url:
             form["icon"] = _check_text(icon_url, "icon_url", required=False)
         service = Service.from_json(self._call("POST", "service", key="service", data=form))
@@ -294,7 +295,7 @@ class PushjetClient(ServiceClient):
         """Rename a service and/or change its icon (``icon_url=""`` removes the icon)."""
         form = {"secret": check_secret_key(secret_key)}
         if name is not None:
-            form["name"] = _check_name(name)
+            form["name"] = check_name(name)
         if icon_url is not None:
             form["icon"] = _check_text(icon_url, "icon_url", required=False) or ""
         if len(form) == 1:

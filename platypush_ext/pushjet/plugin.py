@@ -17,6 +17,7 @@ from .client import (
     Message,
     PushjetClient,
     Service,
+    check_name,
     check_public_key,
     check_secret_key,
     check_uuid,
@@ -249,7 +250,7 @@ class PushjetPlugin(RunnablePlugin):
                  "name": "Alerts", "icon_url": null, "created": 1795303005,
                  "alias": "alerts"}
         """
-        alias = _check_alias(alias if alias is not None else name.strip())  # before the service exists
+        alias = _check_alias(alias if alias is not None else check_name(name).strip())  # before the service exists
         service = self._client.create_service(name, icon_url)
         assert service.secret_key
         self._secrets[alias] = service.secret_key
