@@ -277,9 +277,10 @@ class Availability:
             self.on_up()
 
     def failed(self, error: BaseException) -> None:
+        text = one_line(error)  # as every error text of the bundle: one short line
         if self.up is not False:
-            self.log.warning("%s is unavailable: %s (retrying with backoff)", self.what, error)
+            self.log.warning("%s is unavailable: %s (retrying with backoff)", self.what, text)
             self.up = False
-            self.on_down(str(error))
+            self.on_down(text)
         else:
-            self.log.debug("%s still unavailable: %s", self.what, error)
+            self.log.debug("%s still unavailable: %s", self.what, text)

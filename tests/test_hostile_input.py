@@ -221,3 +221,18 @@ def test_the_decorator_keeps_the_signature_and_positional_calls() -> None:
     for _ in range(40):
         deep = [deep]
     assert Probe().echo("a", extra=deep).errors == ["extra: nested more than 32 levels deep"]
+
+
+def test_listener_outages_are_reported_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    from platypush_ext.glue import Availability
+    from platypush_ext.http import ServerError
+
+    downs: list[str] = []
+    availability = Availability("X", logging.getLogger("probe"), on_up=lambda: None, on_down=downs.append)
+    caplog.set_level(logging.DEBUG)
+    for _ in range(2):
+        availability.failed(ServerError("GET /pull: HTTP 502: <html>\r\n<title>502 Bad Gateway</title>\r\n</html>"))
+    assert downs == ["GET /pull: HTTP 502: [HTML page: 502 Bad Gateway]"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "X is unavailable: GET /pull: HTTP 502: [HTML page: 502 Bad Gateway] (retrying with backoff)",
+        "X still unavailable: GET /pull: HTTP 502: [HTML page: 502 Bad Gateway]"]
