@@ -24,6 +24,7 @@ import typing
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from platypush.config import Config
+from requests import RequestException
 
 from platypush.plugins import action as platypush_action
 
@@ -63,6 +64,7 @@ def action(method: F | None = None, *, max_length: Mapping[str, int] | None = No
     with a traceback: a bug). Platypush finds actions by this decorator's
     *name*, so it must stay ``action``; use it bare or as ``@action(max_length=…)``.
 
+    :param method: the action (when the decorator is used bare).
     :param max_length: per-argument string limits (characters).
     """
     if method is None:
@@ -74,7 +76,8 @@ def action(method: F | None = None, *, max_length: Mapping[str, int] | None = No
         try:
             return method(self, **arguments.bind(args, kwargs))
         except (ServiceError, OSError) as exc:
-            text = one_line(exc)
+            # requests' errors are OSErrors too, and quote URLs (secrets in queries): never their text
+            text = f"request failed ({type(exc).__name__})" if isinstance(exc, RequestException) else one_line(exc)
             self.logger.warning("%s: %s", method.__name__, text)
             return None, text
 

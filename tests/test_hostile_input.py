@@ -236,3 +236,21 @@ def test_listener_outages_are_reported_in_one_line(caplog: pytest.LogCaptureFixt
     assert [r.getMessage() for r in caplog.records] == [
         "X is unavailable: GET /pull: HTTP 502: [HTML page: 502 Bad Gateway] (retrying with backoff)",
         "X still unavailable: GET /pull: HTTP 502: [HTML page: 502 Bad Gateway]"]
+
+
+def test_local_and_stray_request_errors_are_one_line_without_their_urls() -> None:
+    import requests
+
+    class Probe:
+        logger = logging.getLogger("probe")
+
+        @action
+        def write(self, path: str) -> None:
+            open(path + "/\r\nx", "w").close()
+
+        @action
+        def fetch(self) -> None:
+            raise requests.ConnectionError("HTTPConnectionPool: Max retries exceeded with url: /?secret=s3cr3t-value")
+
+    assert Probe().write("/nonexistent").errors == ["[Errno 2] No such file or directory: '/nonexistent/\\r\\nx'"]
+    assert Probe().fetch().errors == ["request failed (ConnectionError)"]
