@@ -15,6 +15,7 @@ import collections.abc
 import contextlib
 import functools
 import inspect
+import json
 import logging
 import math
 import os
@@ -56,6 +57,8 @@ def action(method: F | None = None, *, max_length: Mapping[str, int] | None = No
     :data:`DEFAULT_MAX_LENGTH` (or ``max_length[name]``) and containers of more
     than :data:`MAX_ITEMS` items are refused. Booleans accept ``true``/``false``
     and the usual spellings (``"true"``, ``"no"``, ``"1"``, ``0``…), nothing else.
+    A string argument given a number or a boolean gets its JSON text back
+    (Platypush parses every string argument as JSON: ``"0"`` arrives as ``0``).
 
     A :class:`~platypush_ext.http.ServiceError` (bad input, service errors,
     unreachable service) or an :class:`OSError` (local files) becomes the
@@ -177,9 +180,9 @@ def _check(value: Any, hint: Any, where: str, limit: int) -> Any:
         for member in members:
             if _kind_matches(member, value):
                 return _check(value, member, where, limit)
-        if bool in members and isinstance(value, (str, int)):
+        for fallback in (m for m in (bool, str) if m in members):  # the conversions below
             with contextlib.suppress(InvalidArgumentError):
-                return _check(value, bool, where, limit)
+                return _check(value, fallback, where, limit)
     elif hint is Any:
         return _check_any(value, where, limit)
     elif hint is bool:
@@ -190,6 +193,8 @@ def _check(value: Any, hint: Any, where: str, limit: int) -> Any:
             return str(spelling) in _TRUE
     elif _kind_matches(hint, value):
         return _check_kind(value, hint, where, limit)
+    elif hint is str and isinstance(value, (int, float)) and math.isfinite(value) and abs(value) <= MAX_INT:
+        return json.dumps(value)  # Platypush reads every string argument as JSON first: "0" arrives as 0
     raise InvalidArgumentError(f"{where}: expected {_describe(hint)}, got {_got(value)}")
 
 

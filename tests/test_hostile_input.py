@@ -76,6 +76,7 @@ def test_every_bad_input_is_refused_in_one_short_line_over_execute(services: hos
     with PlatypushProcess(dict(services.config), tmp_path / "platypush") as platypush:
         report = hostile.run_over_execute(platypush, table, services.secrets)
         assert "alerts" in platypush.run("pushjet.status")["services"]  # still serving
+        platypush.run("pushjet.send", service="alerts", message="42")  # arrives as 42 (Platypush reads JSON): accepted
         assert platypush.run("nikdev.status")["reachable"] in (True, None)
         log = platypush.log_path.read_text(errors="replace")
     print(report.summary())
@@ -212,6 +213,9 @@ def test_the_decorator_keeps_the_signature_and_positional_calls() -> None:
             return text * times + ",".join(sorted(extra))
 
     assert Probe().echo("ab", 2, more=1).output == "ababmore"  # positional, and **extra accepts any name
+    # Platypush parses string arguments as JSON ("0" arrives as 0): a string argument gets the text back
+    assert [Probe().echo(v, 1, x=1).output for v in (0, True, 1.5)] == ["0x", "truex", "1.5x"]
+    assert Probe().echo(float("nan")).errors == ["text: expected a string, got the number nan"]
     assert Probe().echo("abcd").errors == ["text: at most 3 characters, got 4"]
     assert Probe().echo("a", 1, 2).errors == ["3 positional arguments given, at most 2 accepted"]
     assert Probe().echo("a", text="b").errors[0].startswith("unknown or repeated argument(s): 'text'")
