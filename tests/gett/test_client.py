@@ -373,3 +373,16 @@ def test_secrets_never_in_errors_logs_or_reprs(server: GettServer, caplog: pytes
     for secret in (server.password, server.apikey, client.access_token(), client.refresh_token, sig):
         assert secret and secret not in text
     assert "***" in text
+
+
+def test_a_file_that_appears_during_the_download_is_not_replaced(tmp_path: Any) -> None:
+    from platypush_ext.gett.client import _publish
+
+    tmp, destination = tmp_path / ".d.part", tmp_path / "d.bin"
+    tmp.write_bytes(b"downloaded")
+    destination.write_bytes(b"written meanwhile by someone else")
+    with pytest.raises(InvalidArgumentError, match="d.bin already exists: pass overwrite: true"):
+        _publish(str(tmp), str(destination), overwrite=False)
+    assert destination.read_bytes() == b"written meanwhile by someone else"
+    _publish(str(tmp), str(tmp_path / "free.bin"), overwrite=False)
+    assert (tmp_path / "free.bin").read_bytes() == b"downloaded" and not tmp.exists()
