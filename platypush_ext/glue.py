@@ -1,7 +1,8 @@
 """Platypush glue shared by every plugin of the bundle.
 
-* :func:`action` — Platypush's ``@action`` that turns a :class:`ServiceError`
-  into a readable error response (one log line, no traceback, no secret).
+* :func:`action` — Platypush's ``@action`` that validates the arguments against
+  the method's signature and type hints, and turns a :class:`ServiceError` into
+  a readable error response (one short line, logged once, no traceback, no secret).
 * :class:`Backoff` and :class:`Availability` — what every listener loop needs:
   exponential backoff with jitter, and "unavailable" logged (and reported)
   once when it starts and once when it ends.
@@ -10,43 +11,230 @@
 
 from __future__ import annotations
 
+import collections.abc
+import contextlib
 import functools
 import inspect
+import json
 import logging
+import math
 import os
 import random
-from typing import Any, Callable, Optional, TypeVar
+import types
+import typing
+from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from platypush.config import Config
+from requests import RequestException
 
 from platypush.plugins import action as platypush_action
 
-from .http import ServiceError
+from .http import InvalidArgumentError, ServiceError, one_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger("platypush_ext")
 
 
-def action(method: F) -> F:
-    """Platypush's ``@action``, with errors of the bundle reported as plain text.
+#: Longest string an action accepts unless its decorator says otherwise (``max_length``).
+DEFAULT_MAX_LENGTH = 65_536
+#: Most items of a list or an object argument.
+MAX_ITEMS = 10_000
+#: Integers fit SQLite's (and most services') 64-bit columns.
+MAX_INT = 2**63 - 1
+_TRUE, _FALSE = frozenset({"true", "yes", "on", "1"}), frozenset({"false", "no", "off", "0"})
+_SEQUENCES = (list, tuple, collections.abc.Sequence)
+_MAPPINGS = (dict, collections.abc.Mapping)
+
+
+def action(method: F | None = None, *, max_length: Mapping[str, int] | None = None) -> Any:
+    """Platypush's ``@action``, with arguments validated and errors reported as one plain line.
+
+    Before the method runs, its arguments are checked against its signature and
+    type hints (``str``, ``int``, ``float``, ``bool``, ``X | None``, lists and
+    mappings of those, ``Any``): unknown or missing arguments, wrong types,
+    integers beyond 64 bits, NaN/infinite numbers, strings longer than
+    :data:`DEFAULT_MAX_LENGTH` (or ``max_length[name]``) and containers of more
+    than :data:`MAX_ITEMS` items are refused. Booleans accept ``true``/``false``
+    and the usual spellings (``"true"``, ``"no"``, ``"1"``, ``0``…), nothing else.
+    A string argument given a number or a boolean gets its JSON text back
+    (Platypush parses every string argument as JSON: ``"0"`` arrives as ``0``).
 
     A :class:`~platypush_ext.http.ServiceError` (bad input, service errors,
-    unreachable service) becomes the response's error text, logged as one
-    warning line; anything else is left to Platypush (logged with a traceback).
-    Platypush finds actions by this decorator's *name*, so it must stay ``action``.
+    unreachable service) or an :class:`OSError` (local files) becomes the
+    response's error text, made safe by :func:`~platypush_ext.http.one_line`
+    and logged as one warning line; anything else is left to Platypush (logged
+    with a traceback: a bug). Platypush finds actions by this decorator's
+    *name*, so it must stay ``action``; use it bare or as ``@action(max_length=…)``.
+
+    :param method: the action (when the decorator is used bare).
+    :param max_length: per-argument string limits (characters).
     """
+    if method is None:
+        return functools.partial(action, max_length=max_length)
+    arguments = _Arguments(method, dict(max_length or {}))
 
     @functools.wraps(method)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(self, *args, **kwargs)
-        except ServiceError as exc:
-            self.logger.warning("%s: %s", method.__name__, exc)
-            return None, str(exc)
+            return method(self, **arguments.bind(args, kwargs))
+        except (ServiceError, OSError) as exc:
+            # requests' errors are OSErrors too, and quote URLs (secrets in queries): never their text
+            text = f"request failed ({type(exc).__name__})" if isinstance(exc, RequestException) else one_line(exc)
+            self.logger.warning("%s: %s", method.__name__, text)
+            return None, text
 
-    run.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]  # the UI's argument form
-    return platypush_action(run)  # type: ignore[return-value]
+    run.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]  # for Platypush's reflection (UI)
+    return platypush_action(run)
+
+
+class _Arguments:
+    """The arguments of one action: binds and validates a call's (see :func:`action`)."""
+
+    def __init__(self, method: Callable[..., Any], max_length: dict[str, int]):
+        self.method, self.max_length = method, max_length
+        params = list(inspect.signature(method).parameters.values())[1:]  # without self
+        self.names = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        self.required = [p.name for p in params if p.default is p.empty and p.name in self.names]
+        self.open = any(p.kind is p.VAR_KEYWORD for p in params)
+        self._hints: dict[str, Any] | None = None
+
+    def hints(self) -> dict[str, Any]:
+        if self._hints is None:  # resolved at the first call: the plugin's module is complete by then
+            self._hints = typing.get_type_hints(self.method)
+        return self._hints
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by name, validated (booleans normalised)."""
+        if len(args) > len(self.names):
+            raise InvalidArgumentError(f"{len(args)} positional arguments given, at most {len(self.names)} accepted")
+        bound = dict(zip(self.names, args, strict=False))
+        unknown = [k for k in kwargs if (k not in self.names and not self.open) or k in bound]
+        if unknown:
+            shown = ", ".join(_abbreviate(str(k)) for k in unknown[:5]) + (", …" if len(unknown) > 5 else "")
+            raise InvalidArgumentError(f"unknown or repeated argument(s): {shown} "
+                                       f"(accepted: {', '.join(self.names) or 'none'})")
+        bound.update(kwargs)
+        missing = [name for name in self.required if name not in bound]
+        if missing:
+            raise InvalidArgumentError(f"missing required argument(s): {', '.join(missing)}")
+        hints = self.hints()
+        for name, value in bound.items():
+            if name in hints:
+                bound[name] = _check(value, hints[name], name, self.max_length.get(name, DEFAULT_MAX_LENGTH))
+        return bound
+
+
+def _abbreviate(text: str, size: int = 40) -> str:
+    return repr(text if len(text) <= size else text[:size] + "…")
+
+
+def _describe(hint: Any) -> str:
+    """What a type hint expects, in words."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin in _SEQUENCES:
+        return "a list"
+    if origin in _MAPPINGS or hint in _MAPPINGS:
+        return "an object"
+    names = {str: "a string", bool: "true or false", int: "an integer", float: "a number", type(None): "null"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _got(value: Any) -> str:
+    """What a value is, in words, without quoting it (it may be huge, or a secret)."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return f"the integer {value}" if value.bit_length() <= 64 else f"an integer of {value.bit_length()} bits"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"a string of {len(value):,} characters"
+    if isinstance(value, (list, tuple, collections.abc.Mapping)):
+        kind, unit = ("a list", "item") if isinstance(value, (list, tuple)) else ("an object", "key")
+        return f"{kind} of {len(value):,} {unit}{'' if len(value) == 1 else 's'}"
+    return type(value).__name__
+
+
+def _kind_matches(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is of the hint's own kind (no conversion)."""
+    origin = typing.get_origin(hint) or hint
+    if hint is Any:
+        return True
+    if origin in (int, float):
+        return isinstance(value, (int, float) if origin is float else int) and not isinstance(value, bool)
+    if origin in _SEQUENCES:
+        return isinstance(value, (list, tuple))
+    if origin in _MAPPINGS:
+        return isinstance(value, collections.abc.Mapping)
+    return isinstance(origin, type) and isinstance(value, origin)
+
+
+def _check(value: Any, hint: Any, where: str, limit: int) -> Any:
+    """``value`` if it is what ``hint`` says (a boolean spelling becomes a bool), else :class:`InvalidArgumentError`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = sorted(args, key=lambda a: a is bool)  # a string stays a string when it may be one
+        for member in members:
+            if _kind_matches(member, value):
+                return _check(value, member, where, limit)
+        for fallback in (m for m in (bool, str) if m in members):  # the conversions below
+            with contextlib.suppress(InvalidArgumentError):
+                return _check(value, fallback, where, limit)
+    elif hint is Any:
+        return _check_any(value, where, limit)
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+        spelling = value.strip().lower() if isinstance(value, str) else value if value in (0, 1) else None
+        if str(spelling) in _TRUE | _FALSE and not isinstance(value, float):
+            return str(spelling) in _TRUE
+    elif _kind_matches(hint, value):
+        return _check_kind(value, hint, where, limit)
+    elif hint is str and isinstance(value, (int, float)) and math.isfinite(value) and abs(value) <= MAX_INT:
+        return json.dumps(value)  # Platypush reads every string argument as JSON first: "0" arrives as 0
+    raise InvalidArgumentError(f"{where}: expected {_describe(hint)}, got {_got(value)}")
+
+
+def _check_kind(value: Any, hint: Any, where: str, limit: int) -> Any:
+    """Sizes and ranges of a value already of the hint's kind; the items of containers."""
+    _check_size(value, where, limit)
+    origin, args = typing.get_origin(hint) or hint, typing.get_args(hint)
+    if origin in _SEQUENCES:
+        item = args[0] if args else Any
+        return [_check(v, item, f"{where}[{i}]", limit) for i, v in enumerate(value)]
+    if origin in _MAPPINGS:
+        key, item = args if len(args) == 2 else (Any, Any)
+        return {_check(k, key, f"{where} key", limit): _check(v, item, f"{where}.{k}"[:80], limit)
+                for k, v in value.items()}
+    return value
+
+
+def _check_size(value: Any, where: str, limit: int) -> None:
+    """String lengths, 64-bit integers, finite numbers, container sizes."""
+    if isinstance(value, str) and len(value) > limit:
+        raise InvalidArgumentError(f"{where}: at most {limit:,} characters, got {len(value):,}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise InvalidArgumentError(f"{where}: out of range ({_got(value)}; at most {MAX_INT} in absolute value)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgumentError(f"{where}: expected a finite number, got {value!r}")
+    if isinstance(value, (list, tuple, collections.abc.Mapping)) and len(value) > MAX_ITEMS:
+        raise InvalidArgumentError(f"{where}: at most {MAX_ITEMS:,} items, got {len(value):,}")
+
+
+def _check_any(value: Any, where: str, limit: int, depth: int = 0) -> Any:
+    """Bounds for an argument of any type: string lengths, container sizes and depth."""
+    if depth > 32:
+        raise InvalidArgumentError(f"{where}: nested more than 32 levels deep")
+    _check_size(value, where, limit)
+    if isinstance(value, (list, tuple)):
+        return [_check_any(v, where, limit, depth + 1) for v in value]
+    if isinstance(value, collections.abc.Mapping):
+        return {_check_any(k, where, limit, depth + 1): _check_any(v, where, limit, depth + 1)
+                for k, v in value.items()}
+    return value
 
 
 def state_path(service: str, filename: str) -> str:
@@ -97,9 +285,10 @@ class Availability:
             self.on_up()
 
     def failed(self, error: BaseException) -> None:
+        text = one_line(error)  # as every error text of the bundle: one short line
         if self.up is not False:
-            self.log.warning("%s is unavailable: %s (retrying with backoff)", self.what, error)
+            self.log.warning("%s is unavailable: %s (retrying with backoff)", self.what, text)
             self.up = False
-            self.on_down(str(error))
+            self.on_down(text)
         else:
-            self.log.debug("%s still unavailable: %s", self.what, error)
+            self.log.debug("%s still unavailable: %s", self.what, text)

@@ -287,10 +287,16 @@ def check_paging(value: Any, name: str) -> int | None:
     return value
 
 
-def check_source_path(path: Any) -> str:
-    """A readable regular file, or :class:`InvalidArgumentError`."""
+def _check_path_text(path: Any) -> None:
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise InvalidArgumentError(f"path must be a file path, got {path!r}")
+    if "\x00" in str(path):
+        raise InvalidArgumentError("path must not contain a NUL character")
+
+
+def check_source_path(path: Any) -> str:
+    """A readable regular file, or :class:`InvalidArgumentError`."""
+    _check_path_text(path)
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
     if not os.path.isfile(path):
         raise InvalidArgumentError(f"no such file: {path}")
@@ -301,8 +307,7 @@ def check_source_path(path: Any) -> str:
 
 def check_destination(path: Any) -> str:
     """A destination path whose folder exists and is writable, or :class:`InvalidArgumentError`."""
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise InvalidArgumentError(f"path must be a file path, got {path!r}")
+    _check_path_text(path)
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
     folder = path if os.path.isdir(path) else os.path.dirname(path)
     if not os.path.isdir(folder):
@@ -310,6 +315,38 @@ def check_destination(path: Any) -> str:
     if not os.access(folder, os.W_OK):
         raise InvalidArgumentError(f"cannot write into {folder}: permission denied")
     return path
+
+
+def safe_file_name(name: Any, fallback: str) -> str:
+    """A file name from the server made safe as one entry of the target folder: its last
+    component only, without control characters, at most 240 bytes (room for ``thumb-``; ``fallback``
+    if nothing is left)."""
+    text = os.path.basename(str(name).replace("\\", "/"))
+    text = "".join(ch if ch.isprintable() else "_" for ch in text).strip()
+    text = text.encode("utf-8")[:240].decode("utf-8", errors="ignore")
+    return fallback if text in ("", ".", "..") else text
+
+
+def check_new_file(path: str, overwrite: bool) -> None:
+    """:class:`InvalidArgumentError` if ``path`` exists and may not be replaced."""
+    if not overwrite and os.path.lexists(path):
+        raise InvalidArgumentError(f"{path} already exists: pass overwrite: true to replace it")
+
+
+def _publish(tmp: str, destination: str, overwrite: bool) -> None:
+    """Move the complete temporary file into place; without ``overwrite``, never over an existing file."""
+    if overwrite:
+        os.replace(tmp, destination)
+        return
+    try:
+        os.link(tmp, destination)  # atomic: fails if the destination appeared meanwhile
+    except FileExistsError:
+        check_new_file(destination, overwrite)
+    except OSError:  # a file system without hard links: the check before the download is the guard
+        check_new_file(destination, overwrite)
+        os.replace(tmp, destination)
+        return
+    os.unlink(tmp)
 
 
 def decode_data(data: Any, data_format: str = "text") -> bytes:
@@ -768,27 +805,32 @@ class GettClient(ServiceClient):
         thumb: bool = False,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
+        overwrite: bool = False,
     ) -> str:
-        """Download a file (or its thumbnail) to ``path`` (a folder: the file's own name in it),
-        streamed through a temporary file that is renamed when complete; returns the final path."""
+        """Download a file (or its thumbnail) to ``path`` (a folder: the file's own name in it,
+        made safe by :func:`safe_file_name`), streamed through a temporary file that is renamed
+        when complete; an existing file is replaced only with ``overwrite``. Returns the final path."""
         sharename, fileid = check_sharename(sharename), check_fileid(fileid)
         destination = check_destination(path)
         if os.path.isdir(destination):
-            name = self.get_file(sharename, fileid).filename
-            name = os.path.basename(name.replace("\\", "/")) or f"{sharename}-{fileid}"
+            name = safe_file_name(self.get_file(sharename, fileid).filename, f"{sharename}-{fileid}")
             destination = os.path.join(destination, ("thumb-" if thumb else "") + name)
-        # the temporary file first: if it cannot be created, no download is opened (and leaked)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=f".{os.path.basename(destination)}.",
-                                   suffix=".part")
+        check_new_file(destination, overwrite)
+        try:  # the temporary file first: if it cannot be created, no download is opened (and leaked)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(destination),
+                                       prefix=f".{os.path.basename(destination)[:100]}.", suffix=".part")
+        except OSError as exc:
+            raise GettError(f"cannot write into {os.path.dirname(destination)}: {exc.strerror}") from None
         try:
             with os.fdopen(fd, "wb") as out:
                 response, endpoint = self._open_blob(sharename, fileid, thumb)
                 self._stream(response, endpoint, out.write, progress, cancel)
-            os.replace(tmp, destination)
-        except BaseException:
+            _publish(tmp, destination, overwrite)
+        except OSError as exc:  # the disk is full, the destination is a folder… (requests' errors are converted)
+            raise GettError(f"cannot write {destination}: {exc.strerror or exc}") from None
+        finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            raise
         return destination
 
     def contents(

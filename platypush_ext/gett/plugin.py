@@ -25,12 +25,17 @@ from .client import (
     check_destination,
     check_fileid,
     check_filename,
+    check_new_file,
     check_sharename,
     check_source_path,
     check_title,
     decode_data,
 )
 from .events import GettTransferCompletedEvent, GettTransferFailedEvent, GettTransferProgressEvent
+
+#: Longest inline ``data`` accepted by the upload actions (characters of text or base64);
+#: larger content is uploaded from a ``path``, streamed.
+MAX_DATA_LENGTH = 64 << 20
 
 #: ``work(progress, cancel)`` performs a transfer and returns its result.
 Work = Callable[[Progress, threading.Event], dict[str, Any]]
@@ -376,7 +381,7 @@ class GettPlugin(RunnablePlugin):
         urls = self._client.upload_url(sharename, fileid)
         return {"puturl": urls.puturl, "posturl": urls.posturl}
 
-    @action
+    @action(max_length={"data": MAX_DATA_LENGTH})
     def upload_file(
         self,
         filename: str,
@@ -391,7 +396,8 @@ class GettPlugin(RunnablePlugin):
         Upload a local file (streamed, any size) or some data to Ge.tt.
 
         :param filename: the file's name on Ge.tt.
-        :param data: the content, as text or base64 (see ``data_format``); or give ``path``.
+        :param data: the content, as text or base64 (see ``data_format``; at most
+            64 MiB of characters); or give ``path``.
         :param path: a local file to upload instead of ``data``.
         :param sharename: an existing share to upload into; by default a new share is created.
         :param title: the title of the new share (when no ``sharename`` is given).
@@ -429,7 +435,7 @@ class GettPlugin(RunnablePlugin):
 
         return self._start(transfer, work, bool(wait))
 
-    @action
+    @action(max_length={"data": MAX_DATA_LENGTH})
     def send_data(
         self,
         sharename: str,
@@ -445,7 +451,8 @@ class GettPlugin(RunnablePlugin):
 
         :param sharename: the file's share.
         :param fileid: the file's id.
-        :param data: the new content, as text or base64 (see ``data_format``); or give ``path``.
+        :param data: the new content, as text or base64 (see ``data_format``; at
+            most 64 MiB of characters); or give ``path``.
         :param path: a local file whose content to upload.
         :param put_url: a ``puturl`` from :meth:`upload_url` (default: new upload URLs are requested).
         :param wait: wait for the upload to complete (default); ``false`` runs it in the background.
@@ -480,6 +487,7 @@ class GettPlugin(RunnablePlugin):
         path: str | None = None,
         wait: bool = True,
         data_format: str = "auto",
+        overwrite: bool = False,
     ) -> dict[str, Any]:
         """
         Download a file: to a local path (streamed through a temporary file
@@ -494,6 +502,8 @@ class GettPlugin(RunnablePlugin):
             runs it in the background (``path`` needed) and returns its ``transfer_id``.
         :param data_format: for inline content: ``auto`` (text if it is valid
             UTF-8, else base64; default), ``text`` or ``base64``.
+        :param overwrite: replace an existing file at ``path`` (default: false,
+            the download is refused).
         :return: with a path: ``{"path": "/tmp/a.txt", "size": 5, "sharename": "4dsfd",
             "fileid": "0", "transfer_id": "5f0c2a9d1e3b"}``; inline:
             ``{"sharename": "4dsfd", "fileid": "0", "size": 5, "data": "hello", "data_format": "text"}``.
@@ -504,12 +514,15 @@ class GettPlugin(RunnablePlugin):
                 raise InvalidArgumentError("a background download (wait: false) needs a path to write to")
             return self._inline(sharename, fileid, data_format, thumb=False)
         destination = check_destination(path)
+        if not os.path.isdir(destination):
+            check_new_file(destination, overwrite)  # before a background transfer starts
         transfer = self._new_transfer("download", sharename=sharename, fileid=fileid, path=destination)
 
         def work(progress: Progress, cancel: threading.Event) -> dict[str, Any]:
             file = self._client.get_file(sharename, fileid)
             transfer.filename, transfer.bytes_total = file.filename, file.size
-            final = self._client.download(sharename, fileid, destination, progress=progress, cancel=cancel)
+            final = self._client.download(sharename, fileid, destination, progress=progress, cancel=cancel,
+                                          overwrite=overwrite)
             transfer.path = final
             return {"path": final, "size": os.path.getsize(final), "sharename": sharename, "fileid": fileid,
                     "getturl": file.getturl}
@@ -518,7 +531,8 @@ class GettPlugin(RunnablePlugin):
 
     @action
     def get_thumbnail(
-        self, sharename: str, fileid: str, path: str | None = None, data_format: str = "base64"
+        self, sharename: str, fileid: str, path: str | None = None, data_format: str = "base64",
+        overwrite: bool = False,
     ) -> dict[str, Any]:
         """
         Get the thumbnail of an image file.
@@ -527,13 +541,14 @@ class GettPlugin(RunnablePlugin):
         :param fileid: the file's id.
         :param path: where to write it (optional; a folder: ``thumb-<filename>`` in it).
         :param data_format: for inline content: ``base64`` (default) or ``auto``.
+        :param overwrite: replace an existing file at ``path`` (default: false).
         :return: ``{"path": "/tmp/thumb-a.png", "size": 2048}`` or
             ``{"sharename": "...", "fileid": "0", "size": 2048, "data": "iVBORw0...", "data_format": "base64"}``
         """
         sharename, fileid = check_sharename(sharename), check_fileid(fileid)
         if path is None:
             return self._inline(sharename, fileid, data_format, thumb=True)
-        final = self._client.download(sharename, fileid, check_destination(path), thumb=True)
+        final = self._client.download(sharename, fileid, check_destination(path), thumb=True, overwrite=overwrite)
         return {"path": final, "size": os.path.getsize(final)}
 
     def _inline(self, sharename: str, fileid: str, data_format: str, thumb: bool) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from ..http import (
     error_class_for_status,
     parse_json,
 )
+from ..http import server_message as http_server_message
 
 logger = logging.getLogger("platypush_ext.mbed")
 
@@ -127,7 +128,7 @@ def _mbed_error(status: int, endpoint: str, payload: Any) -> ServiceError | None
     if isinstance(payload, Mapping):
         server_message = str(payload.get("message") or payload.get("type") or "")
     else:
-        server_message = str(payload or "").strip()[:200]
+        server_message = http_server_message(payload) or ""  # an HTML page (e.g. a proxy's 502): its title
     device_path = any(p in endpoint for p in ("/v2/endpoints/", "/v2/subscriptions/", "/device-requests/"))
     no_channel = status == 412 and "channel" in server_message.lower()
     if not (device_path or no_channel):
@@ -385,6 +386,11 @@ class AsyncRegistry:
         with self._cond:
             return len(self._unmatched)
 
+    def waiting(self) -> int:
+        """How many ids callers are waiting for."""
+        with self._cond:
+            return len(self._waiting)
+
 
 # -- validation -----------------------------------------------------------------
 
@@ -403,6 +409,16 @@ def check_path(path: Any) -> str:
     if "?" in path or "#" in path:
         raise InvalidArgumentError(f"path must not contain '?' or '#': {path!r}")
     return path if path.startswith("/") else "/" + path
+
+
+_CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:\s*;[\x20-\x7e]*)?$")
+
+
+def check_content_type(content_type: Any) -> str:
+    """A MIME type such as ``text/plain`` or ``application/json; charset=utf-8`` (it goes into a header)."""
+    if not isinstance(content_type, str) or len(content_type) > 200 or not _CONTENT_TYPE_RE.match(content_type):
+        raise InvalidArgumentError("content_type must be a MIME type such as 'text/plain' or 'application/json'")
+    return content_type
 
 
 def check_timeout(timeout: Any, default: float) -> float:
@@ -581,6 +597,8 @@ class MbedClient(ServiceClient):
         ep = self._ep(endpoint)
         path = check_path(path)
         limit = check_timeout(timeout, self.async_timeout)
+        if body is not None:
+            content_type = check_content_type(content_type)
         what = f"{method} {endpoint}{path}"
         if self.pelion and not (no_resp or cache_only):
             async_id = uuid.uuid4().hex
@@ -588,14 +606,15 @@ class MbedClient(ServiceClient):
             if body:
                 request["payload-b64"] = base64.standard_b64encode(body).decode("ascii")
                 request["content-type"] = content_type
-            self.registry.expect(async_id)
+            if wait:  # before the request: the answer may come back before it returns
+                self.registry.expect(async_id)
             try:
                 self.http.request("POST", f"v2/device-requests/{ep}", params={"async-id": async_id},
                                   json_body=request, idempotent=method == "GET")
             except BaseException:
                 self.registry.wait(async_id, 0)
                 raise
-            if not wait:
+            if not wait:  # nobody waits: the answer arrives as an event (registering it leaked one entry per call)
                 return async_id
             return self._await(async_id, what, limit, started)
         params: dict[str, str] = {}

@@ -424,6 +424,15 @@ class Outbox:
         status.update(self.counters())
         return status
 
+    def entry_state(self, entry_id: int) -> dict[str, Any]:
+        """Where entry ``entry_id`` is: ``{"state": "pending"}``, ``{"state": "dead", "reason": …,
+        "status": …}``, or ``{"state": "pushed"}`` once it left the outbox (ids are never reused)."""
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM pending WHERE id = ?", (entry_id,)).fetchone():
+                return {"state": "pending"}
+            row = self._db.execute("SELECT reason, status FROM dead WHERE id = ?", (entry_id,)).fetchone()
+        return {"state": "dead", "reason": row[0], "status": row[1]} if row else {"state": "pushed"}
+
     def pending_count(self) -> int:
         with self._lock:
             return self._pending

@@ -166,15 +166,24 @@ class NikdevPlugin(RunnablePlugin):
         elif result.batches:
             self._availability.ok()
 
-    def _push(self) -> dict[str, Any]:
+    def _push(self, entry_id: int | None = None) -> dict[str, Any]:
+        """Push now; with ``entry_id``, also say what became of that entry (``entry_state``), whoever
+        pushed it: the background flusher may have held the push and sent it meanwhile."""
         result = self.uploader.push()
         self._report(result)
         failure = describe_failure(result)
+        fate = self.uploader.outbox.entry_state(entry_id) if entry_id is not None else {}
+        if fate.get("state") == "dead":
+            own = (f"entry {entry_id} was committed, but the server rejected it (HTTP {fate['status']}: "
+                   f"{fate['reason']}) and it is in the dead letters (see nikdev.get_dead_letters, fix the cause, "
+                   "then nikdev.retry_dead)")
+            failure = f"{own} — {failure}" if failure else own
         if failure:
             raise NikdevPushError(
                 f"{failure} (pushed {result.pushed_entries} entries before)" if result.pushed_entries else failure)
-        return {"pushed": result.pushed_entries, "values": result.pushed_values, "batches": result.batches,
-                "pending": result.pending}
+        answer = {"pushed": result.pushed_entries, "values": result.pushed_values, "batches": result.batches,
+                  "pending": result.pending}
+        return {**answer, "entry_state": fate["state"]} if fate else answer
 
     # -- actions -------------------------------------------------------------
 
@@ -220,16 +229,20 @@ class NikdevPlugin(RunnablePlugin):
     @action
     def commit_and_push(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
         """
-        ``commit`` then ``push``. If the push fails the entry is still
-        committed (the error says whether it is queued or dead-lettered).
+        ``commit`` then ``push``, answering what became of this entry, whoever
+        pushed it (this push, or the background flusher that held the push
+        meanwhile): ``entry_state`` is ``pushed`` or ``pending`` (left for the
+        flusher); an entry the server rejected is an error that says so (it is
+        in the dead letters), as is a failed push (the entry stays queued).
 
         :param values: more values to add first, as ``{field: value}`` (optional).
         :return: e.g. ``{"entry_id": 42, "timestamp": 1795303179, "values": 2,
-            "dropped": 0, "pushed": 1, "batches": 1, "pending": 0}``
+            "dropped": 0, "pushed": 1, "batches": 1, "pending": 0, "entry_state": "pushed"}``
         """
         committed = self._after_commit(self.uploader.commit(values))
-        pushed = self._push()
-        return {**committed, "pushed": pushed["pushed"], "batches": pushed["batches"], "pending": pushed["pending"]}
+        pushed = self._push(committed["entry_id"])
+        return {**committed, "pushed": pushed["pushed"], "batches": pushed["batches"], "pending": pushed["pending"],
+                "entry_state": pushed["entry_state"]}
 
     @action
     def get_values(self, fields: str | list[str]) -> list[dict[str, Any]]:

@@ -37,6 +37,9 @@ from ..http import (
 UUID_RE = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
 PUBLIC_KEY_RE = re.compile(r"^[a-zA-Z0-9]{4}-[a-zA-Z0-9]{6}-[a-zA-Z0-9]{12}-[a-zA-Z0-9]{5}-[a-zA-Z0-9]{9}$")
 SECRET_KEY_RE = re.compile(r"^[a-zA-Z0-9]{32}$")
+#: The upstream server's columns (protocols/pushjet.md §12): longer values get an HTTP 500 there.
+MAX_NAME_CHARACTERS = 255
+MAX_TEXT_BYTES = 65_535
 
 
 # -- errors -------------------------------------------------------------------
@@ -212,12 +215,25 @@ def check_importance(importance: Any) -> Optional[int]:
     return value
 
 
-def _check_text(value: Any, what: str, *, required: bool) -> Optional[str]:
+def _check_text(value: Any, what: str, *, required: bool, max_characters: Optional[int] = None,
+                max_bytes: Optional[int] = MAX_TEXT_BYTES) -> Optional[str]:
+    """A string within the server's limits (checked here: the server answers an unexplained 500)."""
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value.strip()):
-        raise InvalidArgumentError(f"{what} must be a non-empty string, got {value!r}")
+        raise InvalidArgumentError(f"{what} must be a {'non-empty ' if required else ''}string, got {value!r}")
+    if max_characters is not None and len(value.strip()) > max_characters:
+        raise InvalidArgumentError(f"{what} too long: {len(value.strip()):,} characters, the Pushjet server "
+                                   f"stores at most {max_characters}")
+    if max_bytes is not None and len(value.encode("utf-8", errors="surrogatepass")) > max_bytes:
+        raise InvalidArgumentError(f"{what} too long: {len(value.encode('utf-8', errors='surrogatepass')):,} bytes "
+                                   f"of UTF-8, the Pushjet server stores at most {max_bytes:,}")
     return value
+
+
+def check_name(name: Any) -> str:
+    """A service name the server can store (at most 255 characters once stripped)."""
+    return _check_text(name, "name", required=True, max_characters=MAX_NAME_CHARACTERS) or ""
 
 
 # -- client -------------------------------------------------------------------
@@ -256,7 +272,7 @@ class PushjetClient(ServiceClient):
 
     def create_service(self, name: str, icon_url: Optional[str] = None) -> Service:
         """Create a service; the result carries its ``secret_key`` (keep it)."""
-        form = {"name": _check_text(name, "name", required=True)}
+        form = {"name": check_name(name)}
         if icon_url:
             form["icon"] = _check_text(icon_url, "icon_url", required=False)
         service = Service.from_json(self._call("POST", "service", key="service", data=form))
@@ -279,11 +295,9 @@ class PushjetClient(ServiceClient):
         """Rename a service and/or change its icon (``icon_url=""`` removes the icon)."""
         form = {"secret": check_secret_key(secret_key)}
         if name is not None:
-            form["name"] = _check_text(name, "name", required=True)
+            form["name"] = check_name(name)
         if icon_url is not None:
-            if not isinstance(icon_url, str):
-                raise InvalidArgumentError(f"icon_url must be a string, got {icon_url!r}")
-            form["icon"] = icon_url
+            form["icon"] = _check_text(icon_url, "icon_url", required=False) or ""
         if len(form) == 1:
             raise InvalidArgumentError("nothing to change: give a name and/or an icon_url")
         self._call("PATCH", "service", data=form)
@@ -300,7 +314,7 @@ class PushjetClient(ServiceClient):
             "message": _check_text(message, "message", required=True),
         }
         if title is not None:
-            form["title"] = _check_text(title, "title", required=False)
+            form["title"] = _check_text(title, "title", required=False, max_bytes=None)  # truncated by the server
         if link is not None:
             form["link"] = _check_text(link, "link", required=False)
         level = check_importance(importance)

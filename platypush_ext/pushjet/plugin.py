@@ -18,6 +18,7 @@ from .client import (
     Message,
     PushjetClient,
     Service,
+    check_name,
     check_public_key,
     check_secret_key,
     check_uuid,
@@ -33,6 +34,20 @@ def _shown(service: Any) -> str:
     if isinstance(service, str) and SECRET_KEY_RE.match(service):
         return "<a value that looks like a secret key: pass it as secret_key, or a configured service name>"
     return repr(service)
+
+
+#: Longest alias under which a created service's secret is kept.
+MAX_ALIAS = 100
+
+
+def _check_alias(alias: Any) -> str:
+    """A service alias: 1 to :data:`MAX_ALIAS` printable characters (it is shown in every related error)."""
+    if not isinstance(alias, str) or not alias.strip():
+        raise InvalidArgumentError("alias must be a non-empty string")
+    if len(alias) > MAX_ALIAS or not alias.isprintable():
+        raise InvalidArgumentError(f"alias must be at most {MAX_ALIAS} printable characters (no line breaks or "
+                                   "control characters): pass a shorter alias")
+    return alias
 
 
 class PushjetPlugin(RunnablePlugin):
@@ -225,7 +240,8 @@ class PushjetPlugin(RunnablePlugin):
 
         :param name: display name of the service.
         :param icon_url: URL of the service's icon (optional).
-        :param alias: name under which the secret is kept (default: ``name``).
+        :param alias: name under which the secret is kept (default: ``name``;
+            at most 100 printable characters).
         :param include_secret: also return the secret key (default: false; the
             answer may be logged, so only ask for it when you must share it).
         :return: the service, e.g.
@@ -236,10 +252,8 @@ class PushjetPlugin(RunnablePlugin):
                  "name": "Alerts", "icon_url": null, "created": 1795303005,
                  "alias": "alerts"}
         """
-        if alias is not None and (not isinstance(alias, str) or not alias.strip()):
-            raise InvalidArgumentError("alias must be a non-empty string")
+        alias = _check_alias(alias if alias is not None else check_name(name).strip())  # before the service exists
         service = self._client.create_service(name, icon_url)
-        alias = alias or service.name
         assert service.secret_key
         self._secrets[alias] = service.secret_key
         self._public_keys[alias] = service.public_key

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .core import Request, Response, SandboxServer, json_response
+from .core import Request, Response, SandboxServer, html_error, json_response
 
 UUID_RE = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
 PUBLIC_RE = re.compile(r"^[a-zA-Z0-9]{4}-[a-zA-Z0-9]{6}-[a-zA-Z0-9]{12}-[a-zA-Z0-9]{5}-[a-zA-Z0-9]{9}$")
@@ -47,6 +47,22 @@ class PushjetFailure(Exception):
         status, default = ERRORS.get(error_id, (400, ""))
         super().__init__(message or default)
         self.error_id, self.status, self.message = error_id, status, message or default
+
+
+class ColumnOverflow(Exception):
+    """A value longer than its database column: upstream (MariaDB in strict mode) answers an HTML 500."""
+
+
+#: ``name`` is a 255-character column; ``text``, ``link`` and ``icon`` are TEXT columns (bytes of UTF-8).
+NAME_COLUMN, TEXT_COLUMN = 255, 65_535
+
+
+def _column(value: str, characters: int | None = None) -> str:
+    """``value`` if it fits its column, else :class:`ColumnOverflow`."""
+    size = len(value) if characters is not None else len(value.encode("utf-8", "surrogatepass"))
+    if size > (characters if characters is not None else TEXT_COLUMN):
+        raise ColumnOverflow()
+    return value
 
 
 def _missing(name: str) -> PushjetFailure:
@@ -171,6 +187,8 @@ class PushjetServer(SandboxServer):
                     return handler(request)
             except PushjetFailure as failure:
                 return _plain({"error": {"message": failure.message, "id": failure.error_id}}, failure.status)
+            except ColumnOverflow:
+                return html_error(500)
 
         return run
 
@@ -192,7 +210,7 @@ class PushjetServer(SandboxServer):
         if not PUBLIC_RE.match(public):
             raise PushjetFailure(2)
         for service in self._services.values():
-            if service.public == public:
+            if service.public.lower() == public.lower():  # the database's collation ignores case
                 return service
         raise PushjetFailure(6)
 
@@ -202,7 +220,7 @@ class PushjetServer(SandboxServer):
             raise _missing("secret")
         if not SECRET_RE.match(secret):
             raise PushjetFailure(3)
-        service = self._services.get(secret)
+        service = self._services.get(secret.lower())  # generated in lower case; compared ignoring case
         if service is None:
             raise PushjetFailure(6)
         return service
@@ -226,7 +244,8 @@ class PushjetServer(SandboxServer):
         if not name:
             raise _missing("name")
         secret, public = _new_keys()
-        service = _Service(secret, public, name, request.form.get("icon", "").strip(), int(time.time()))
+        service = _Service(secret, public, _column(name, NAME_COLUMN), _column(request.form.get("icon", "").strip()),
+                           int(time.time()))
         self._services[secret] = service
         return _data({"service": service.as_dict(secret=True)})
 
@@ -242,10 +261,9 @@ class PushjetServer(SandboxServer):
         form = request.form
         if "name" not in form and "icon" not in form:
             raise PushjetFailure(10)
-        if "name" in form:
-            service.name = form["name"].strip()
-        if "icon" in form:
-            service.icon = form["icon"].strip()
+        name = _column(form["name"].strip(), NAME_COLUMN) if "name" in form else service.name
+        icon = _column(form["icon"].strip()) if "icon" in form else service.icon
+        service.name, service.icon = name, icon  # one UPDATE: all or nothing
         return _plain(OK)
 
     def _delete_service(self, request: Request) -> Response:
@@ -293,9 +311,9 @@ class PushjetServer(SandboxServer):
         message = _Message(
             id=self._next_message_id,
             service=service,
-            message=text,
+            message=_column(text),
             title=form.get("title", "").strip()[:255],
-            link=form.get("link", "").strip(),
+            link=_column(form.get("link", "").strip()),
             level=int(level[0]) if level[:1] in ("1", "2", "3", "4", "5") else 3,
         )
         self._next_message_id += 1

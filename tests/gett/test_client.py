@@ -202,7 +202,9 @@ def test_upload_file_from_path_and_data_and_download(client: GettClient, tmp_pat
     assert client.get_share(file.sharename).title == "holiday"
     target = client.download(file.sharename, file.fileid, str(tmp_path / "out.bin"))
     assert Path(target).read_bytes() == payload
-    into_folder = client.download(file.sharename, file.fileid, str(tmp_path))
+    with pytest.raises(InvalidArgumentError, match="in.bin already exists: pass overwrite: true"):
+        client.download(file.sharename, file.fileid, str(tmp_path))  # the source itself is there
+    into_folder = client.download(file.sharename, file.fileid, str(tmp_path), overwrite=True)
     assert into_folder == str(tmp_path / "in.bin")
     second = client.upload_file("j.json", data=b'{"a": 1}', sharename=file.sharename)
     assert second.sharename == file.sharename and second.fileid == "1"
@@ -311,7 +313,7 @@ def test_broken_download_leaves_no_partial_file(client: GettClient, server: Gett
     destination.write_bytes(b"previous content")
     server.blobs.cut("download", after=1_000_000)
     with pytest.raises(ServiceConnectionError, match="the download stopped after"):
-        client.download(file.sharename, file.fileid, str(destination))
+        client.download(file.sharename, file.fileid, str(destination), overwrite=True)
     assert destination.read_bytes() == b"previous content"
     assert sorted(os.listdir(tmp_path)) == ["d.bin"]  # no temporary file left behind
     server.blobs.faults.add("reset", count=3, method="GET")
@@ -406,3 +408,16 @@ def test_secrets_never_in_errors_logs_or_reprs(server: GettServer, caplog: pytes
     for secret in (server.password, server.apikey, client.access_token(), client.refresh_token, sig):
         assert secret and secret not in text
     assert "***" in text
+
+
+def test_a_file_that_appears_during_the_download_is_not_replaced(tmp_path: Any) -> None:
+    from platypush_ext.gett.client import _publish
+
+    tmp, destination = tmp_path / ".d.part", tmp_path / "d.bin"
+    tmp.write_bytes(b"downloaded")
+    destination.write_bytes(b"written meanwhile by someone else")
+    with pytest.raises(InvalidArgumentError, match="d.bin already exists: pass overwrite: true"):
+        _publish(str(tmp), str(destination), overwrite=False)
+    assert destination.read_bytes() == b"written meanwhile by someone else"
+    _publish(str(tmp), str(tmp_path / "free.bin"), overwrite=False)
+    assert (tmp_path / "free.bin").read_bytes() == b"downloaded" and not tmp.exists()

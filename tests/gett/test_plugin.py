@@ -267,3 +267,39 @@ def test_a_waiting_transfer_reports_its_failure_as_the_action_error(plugin: Gett
     message = error(plugin.upload_file(filename="x.txt", data="x"))
     assert "500" in message
     assert len(bus.of(GettTransferFailedEvent)) == 1
+
+
+def test_download_never_overwrites_an_existing_file_unless_asked(plugin: GettPlugin, tmp_path: Path) -> None:
+    up = ok(plugin.upload_file(filename="new.txt", data="new content"))
+    target = tmp_path / "kept.txt"
+    target.write_text("precious")
+    for call in (
+        lambda: plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(target)),
+        lambda: plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(target), wait=False),
+        lambda: plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(target),
+                                     overwrite="false"),
+    ):
+        assert "kept.txt already exists: pass overwrite: true to replace it" in error(call())
+    (tmp_path / "new.txt").write_text("precious too")  # the file's own name, in a folder
+    assert "new.txt already exists" in error(plugin.download_file(sharename=up["sharename"], fileid=up["fileid"],
+                                                                  path=str(tmp_path)))
+    assert target.read_text() == "precious" and (tmp_path / "new.txt").read_text() == "precious too"
+    assert sorted(os.listdir(tmp_path)) == ["kept.txt", "new.txt"]  # no temporary file left behind
+    done = ok(plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(target), overwrite=True))
+    assert done["path"] == str(target) and target.read_text() == "new content"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("..", "{share}-0"), ("../../escaped.txt", "escaped.txt"), ("..\\..\\escaped.txt", "escaped.txt"),
+    ("/etc/passwd", "passwd"), ("a\r\nb\x00\u202ec.txt", "a__b__c.txt"), (".", "{share}-0"), ("x" * 300, "x" * 240),
+])
+def test_names_from_the_server_never_escape_the_target_folder(plugin: GettPlugin, server: GettServer,
+                                                             tmp_path: Path, name: str, expected: str) -> None:
+    up = ok(plugin.upload_file(filename="innocent.txt", data="payload"))
+    server.shares[up["sharename"]].files[up["fileid"]].filename = name  # a hostile (or broken) server
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    done = ok(plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(folder)))
+    expected = expected.format(share=up["sharename"])
+    assert done["path"] == str(folder / expected) and (folder / expected).read_text() == "payload"
+    assert os.listdir(folder) == [expected] and sorted(os.listdir(tmp_path)) == ["inbox"]

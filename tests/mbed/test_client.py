@@ -479,3 +479,21 @@ def test_parse_message_shapes() -> None:
     with pytest.raises(ProtocolError):
         parse_message(b"[1, 2]")
     assert decode_payload("", "text/plain") == (b"", "", "text")
+
+
+@pytest.mark.parametrize("api", ["connector", "pelion"])
+def test_requests_without_waiting_leave_nothing_in_the_async_registry(server: MbedServer, api: str) -> None:
+    client = make_client(server, api=api)
+    answers: list[Any] = []
+    client.set_handler("async-responses", answers.append)
+    client.start_long_polling(no_wait=True)
+    wait_until(lambda: server.channel == "long_poll")
+    try:
+        ids = [client.put_resource_value("node-001", "/3311/0/5851", str(i), wait=False) for i in range(5)]
+        assert all(isinstance(i, str) and i for i in ids)
+        wait_until(lambda: {a["async_id"] for a in answers} >= set(ids), timeout=10)  # the answers came as events
+        assert client.registry.waiting() == 0  # Pelion mode kept 5 of 5 ids for good
+        assert client.get_resource_value("node-001", "/3/0/1").value == "Mbed"  # waiting calls still correlate
+        assert client.registry.waiting() == 0
+    finally:
+        client.close()

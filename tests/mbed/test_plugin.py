@@ -94,7 +94,7 @@ def test_errors_are_readable_and_secret_free(plugin: MbedPlugin, server: MbedSer
     server.set_behaviour("node-001", silent=True)
     cases = [
         ("get_resource_value", {"endpoint": "", "path": "/3/0/1"}, "endpoint must be"),
-        ("get_resource_value", {"endpoint": "node-001", "path": None}, "path must be"),
+        ("get_resource_value", {"endpoint": "node-001", "path": None}, "path: expected a string"),
         ("get_resource_value", {"endpoint": "node-001", "path": "/3/0/1", "timeout": 99}, "timeout must be"),
         ("put_resource_value", {"endpoint": "node-001", "path": "/3/0/1", "value": [1]}, "value must be"),
         ("put_pre_subscriptions", {"rules": [{"endpoint-name": "a*b"}]}, "only allowed at the end"),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
 import pytest
 
-from platypush_ext.http import InvalidArgumentError
+from platypush_ext.http import InvalidArgumentError, RetryPolicy
+from platypush_ext.nikdev.client import NikdevClient
 from platypush_ext.nikdev.events import (
     NikdevConnectedEvent,
     NikdevDeadLetteredEvent,
@@ -85,17 +87,17 @@ def test_add_commit_push(make: Any, server: NikdevServer, bus: RecordingBus) -> 
     [
         ("add_value", {"field": "", "value": 1}, "non-empty string"),
         ("add_value", {"field": "a,b", "value": 1}, "commas"),
-        ("add_value", {"field": "t", "value": [1, 2]}, "must be a string, an integer"),
-        ("add_value", {"field": "t", "value": None}, "must be a string, an integer"),
+        ("add_value", {"field": "t", "value": [1, 2]}, "value: expected a string or a number or true or false"),
+        ("add_value", {"field": "t", "value": None}, "value: expected a string or a number"),
         ("commit", {}, "nothing to commit"),
-        ("commit", {"values": "temp=1"}, "mapping"),
+        ("commit", {"values": "temp=1"}, "values: expected an object or null"),
         ("commit", {"values": {"t": {"nested": 1}}}, "must be a string, an integer"),
         ("commit_and_push", {}, "nothing to commit"),
         ("get_values", {"fields": []}, "field ids"),
         ("get_values", {"fields": ["ok", ""]}, "non-empty string"),
         ("get_dead_letters", {"limit": 0}, "positive integer"),
-        ("retry_dead", {"ids": ["x"]}, "integers"),
-        ("purge_dead", {"ids": [1.5]}, "integers"),
+        ("retry_dead", {"ids": ["x"]}, "ids[0]: expected an integer"),
+        ("purge_dead", {"ids": [1.5]}, "ids[0]: expected an integer"),
     ],
 )
 def test_bad_input_is_a_readable_error(make: Any, server: NikdevServer, name: str, args: dict, text: str,
@@ -229,3 +231,43 @@ def test_manifest_and_shim() -> None:
     from platypush.utils import get_plugin_name_by_class
 
     assert get_plugin_name_by_class(NikdevPlugin) == "nikdev"
+
+
+class _GatedClient(NikdevClient):
+    """A real NikDev client whose pushes wait for a gate: the background flusher, stalled mid-push."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate, self.in_push = threading.Event(), threading.Event()
+
+    def push_serialized(self, entries: Any, client_timestamp: Any = None) -> None:
+        self.in_push.set()
+        assert self.gate.wait(10)
+        super().push_serialized(entries, client_timestamp)
+
+
+def test_commit_and_push_reports_its_own_entry_dead_lettered_by_the_flusher(make: Any, server: NikdevServer) -> None:
+    plugin = make()
+    outbox = plugin.uploader.outbox
+    ok(plugin.commit(values={"temp": 20}))
+    stalled = _GatedClient(server.base_url, DEFAULT_DEVICE_ID, SECRET, retry=RetryPolicy(attempts=1))
+    flusher = threading.Thread(target=outbox.flush, args=(stalled,))
+    flusher.start()  # holds the push while its request is on the way
+    assert stalled.in_push.wait(5)
+    answers: list[Any] = []
+    caller = threading.Thread(target=lambda: answers.append(plugin.commit_and_push(values={"temp": 21})))
+    caller.start()
+    wait_until(lambda: outbox.pending_count() == 2)  # committed; its push waits for the flusher's
+    server.revoke_key(SECRET)
+    stalled.gate.set()  # the flusher's pushes are rejected: both entries go to the dead letters
+    flusher.join(10)
+    caller.join(10)
+    message = error(answers[0])  # it answered {"pushed": 0, "pending": 0} and no error
+    assert "entry 2 was committed, but the server rejected it (HTTP 401" in message and "dead letters" in message
+    assert [d["entry_id"] for d in ok(plugin.get_dead_letters())] == [1, 2]
+
+
+def test_commit_and_push_says_whether_its_entry_was_pushed(make: Any) -> None:
+    plugin = make()
+    answer = ok(plugin.commit_and_push(values={"temp": 22}))
+    assert (answer["entry_state"], answer["pushed"], answer["pending"]) == ("pushed", 1, 0)

@@ -238,3 +238,28 @@ def test_secret_never_travels_in_urls(server, client, service, device):
     client.edit_service(service.secret_key, name="y")
     client.delete_service(service.secret_key)
     assert len(server.targets) >= 4 and all("secret" not in target for target in server.targets)
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda c, s: c.create_service("n" * 256), "name too long: 256 characters, the Pushjet server stores at most 255"),
+    (lambda c, s: c.create_service("N", icon_url="é" * 32768), "icon_url too long: 65,536 bytes of UTF-8"),
+    (lambda c, s: c.edit_service(s.secret_key, name=" " + "n" * 256), "stores at most 255"),
+    (lambda c, s: c.edit_service(s.secret_key, icon_url="i" * 65536), "icon_url too long: 65,536 bytes"),
+    (lambda c, s: c.send(s.secret_key, "m" * 65536), "message too long: 65,536 bytes of UTF-8, the Pushjet server "
+                                                     "stores at most 65,535"),
+    (lambda c, s: c.send(s.secret_key, "m", link="€" * 21846), "link too long: 65,538 bytes"),
+])
+def test_values_beyond_the_servers_columns_are_refused_before_sending(client, server, service, call, expected):
+    before = len(server.requests)
+    with pytest.raises(InvalidArgumentError) as caught:
+        call(client, service)
+    assert expected in str(caught.value) and len(str(caught.value)) < 200
+    assert len(server.requests) == before  # nothing was sent: upstream would answer an unexplained 500
+
+
+def test_values_at_the_servers_limits_are_sent(client, server, service, device):
+    client.subscribe(device, service.public_key)
+    assert client.create_service("n" * 255).name == "n" * 255
+    client.send(service.secret_key, "é" * 32767, title="t" * 300, link="l" * 65535)  # 65,534 bytes; titles truncated
+    [message] = client.fetch_messages(device)
+    assert message.message == "é" * 32767 and message.title == "t" * 255 and len(message.link or "") == 65535

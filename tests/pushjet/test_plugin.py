@@ -140,7 +140,7 @@ def test_get_messages_returns_and_posts_events(plugin, bus, remote, alerts):
     (lambda p: p.send(message="x", secret_key="tooshort"), "invalid secret key"),
     (lambda p: p.send(message="", service="alerts"), "message must be a non-empty string"),
     (lambda p: p.send(message="x", service="alerts", importance=9), "from 1 (least) to 5"),
-    (lambda p: p.send(message="x", service="alerts", importance="urgent"), "integer from 1 to 5"),
+    (lambda p: p.send(message="x", service="alerts", importance="urgent"), "importance: expected an integer"),
     (lambda p: p.create_service(name=""), "name must be a non-empty string"),
     (lambda p: p.get_service(), "give secret_key, public_key or service"),
     (lambda p: p.get_service(public_key="bad"), "invalid service public key"),

@@ -222,3 +222,37 @@ def test_framework_pages(api):
     missing = api("GET", "nonexistent")
     assert missing.status_code == 404 and missing.headers["Content-Type"] == HTML
     assert "<title>404 Not Found</title>" in missing.text
+
+
+def test_values_longer_than_their_columns_get_an_html_500_as_upstream(api, service):
+    """protocols/pushjet.md §12: name is 255 characters, text/link/icon 65,535 bytes of UTF-8 (strict SQL mode)."""
+    def status(response):
+        return response.status_code, "<title>500 Internal Server Error</title>" in response.text
+
+    assert api("POST", "service", data={"name": "n" * 255}).status_code == 200  # the limits themselves fit
+    assert status(api("POST", "service", data={"name": "n" * 256})) == (500, True)
+    assert status(api("POST", "service", data={"name": "N", "icon": "é" * 32768})) == (500, True)  # 65,536 bytes
+    assert status(api("PATCH", "service", data={"secret": service["secret"], "name": "n" * 256})) == (500, True)
+    assert api("GET", "service", params={"service": service["public"]}).json()["service"]["name"] == "Test svc 😉"
+    dev = device()
+    api("POST", "subscription", params={"uuid": dev}, data={"service": service["public"]})
+    assert api("POST", "message", data={"secret": service["secret"], "message": "m" * 65535}).status_code == 200
+    assert status(api("POST", "message", data={"secret": service["secret"], "message": "m" * 65536})) == (500, True)
+    assert status(api("POST", "message", data={"secret": service["secret"], "message": "m",
+                                               "link": "€" * 21846})) == (500, True)  # 65,538 bytes
+    long_title = api("POST", "message", data={"secret": service["secret"], "message": "t", "title": "t" * 300})
+    assert long_title.status_code == 200  # titles are truncated to 255, never refused
+    assert [m["message"][:1] for m in api("GET", "message", params={"uuid": dev}).json()["messages"]] == ["m", "t"]
+
+
+def test_keys_and_uuids_are_compared_ignoring_case(api, service):
+    upper_secret, upper_public = service["secret"].upper(), service["public"].upper()
+    assert upper_secret != service["secret"] and upper_public != service["public"]
+    assert api("GET", "service", params={"service": upper_public}).json()["service"]["public"] == service["public"]
+    assert api("GET", "service", data={"secret": upper_secret}).json()["service"]["public"] == service["public"]
+    dev = device()
+    assert api("POST", "subscription", params={"uuid": dev.upper()}, data={"service": upper_public}).status_code == 200
+    assert api("POST", "message", data={"secret": upper_secret, "message": "hi"}).text == '{"status": "ok"}'
+    assert [m["message"] for m in api("GET", "message", params={"uuid": dev}).json()["messages"]] == ["hi"]
+    assert api("DELETE", "service", data={"secret": upper_secret}).status_code == 200
+    assert api("GET", "service", params={"service": service["public"]}).status_code == 404
