@@ -284,14 +284,14 @@ def test_journal_reposts_after_a_crash(make_plugin, bus, remote, alerts, device,
     with pytest.raises(RuntimeError):
         crashing.poll_once()  # fetched (so gone from the server) and journaled, but not posted
     assert remote.fetch_messages(device) == []
-    assert ok(crashing.status())["journal"] == {"pending": 3, "posted": 0}
+    assert ok(crashing.status())["journal"] == {"pending": 3, "posted": 0, "duplicates": 0}
     monkeypatch.setattr(bus, "post", working_post)  # the bus works again
 
     restarted = make_plugin(devices=[device])
     assert restarted.post_pending() == 3
     events = bus.of(PushjetMessageEvent)
     assert [e.args["message"] for e in events] == ["m0", "m1", "m2"]
-    assert ok(restarted.status())["journal"] == {"pending": 0, "posted": 3}
+    assert ok(restarted.status())["journal"] == {"pending": 0, "posted": 3, "duplicates": 0}
 
 
 def test_journal_skips_a_malformed_message_and_keeps_the_rest(plugin, bus, device):
