@@ -9,8 +9,10 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from platypush.plugins import RunnablePlugin
 
+from ..bus import Publisher
 from ..glue import Availability, Backoff, action, state_path
 from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, ServiceError, Timeouts
+from ..journal import Entry, Journal
 from .client import (
     PUBLIC_KEY_RE,
     SECRET_KEY_RE,
@@ -21,8 +23,6 @@ from .client import (
     check_secret_key,
     check_uuid,
 )
-from ..bus import Publisher
-from ..journal import Entry, Journal
 from .events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 
 ServiceConfig = Union[str, Mapping[str, str]]
