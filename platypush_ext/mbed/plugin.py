@@ -51,6 +51,8 @@ class MbedPlugin(RunnablePlugin):
 
     #: The most seconds the channel waits for a subscriber of the bus to post a message's events.
     DELIVERY_TIMEOUT = 10.0
+    #: Seconds between two log lines while the listener waits for the bus to have a subscriber.
+    LISTEN_TIMEOUT = 30.0
 
     def __init__(
         self,
@@ -238,7 +240,7 @@ class MbedPlugin(RunnablePlugin):
     def main(self) -> None:
         # Platypush's main loop subscribes to the bus ~1 s after plugins start: a pull
         # (destructive) before would only fill the journal.
-        while not self._publisher.wait_listening(self._should_stop, timeout=30):
+        while not self._publisher.wait_listening(self._should_stop, timeout=self.LISTEN_TIMEOUT):
             if self.should_stop():
                 return
             self.logger.info("mbed: waiting for Platypush's bus to have a subscriber")

@@ -68,6 +68,8 @@ class PushjetPlugin(RunnablePlugin):
     BACKOFF_BASE = 1.0
     #: The most seconds a fetch waits for a subscriber of the bus to post its messages.
     DELIVERY_TIMEOUT = 10.0
+    #: Seconds between two log lines while the listener waits for the bus to have a subscriber.
+    LISTEN_TIMEOUT = 30.0
 
     def __init__(
         self,
@@ -492,7 +494,7 @@ class PushjetPlugin(RunnablePlugin):
             return
         # Platypush's main loop subscribes to the bus ~1 s after plugins start: fetching
         # (destructive) before would only fill the journal.
-        while not self._publisher.wait_listening(self._should_stop, timeout=30):
+        while not self._publisher.wait_listening(self._should_stop, timeout=self.LISTEN_TIMEOUT):
             if self.should_stop():
                 return
             self.logger.info("pushjet: waiting for Platypush's bus to have a subscriber")
