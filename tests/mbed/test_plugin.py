@@ -350,6 +350,17 @@ def test_the_channel_waits_for_a_bus_subscriber_before_its_first_pull(server: Mb
         mbed.stop()
 
 
+def test_a_plugin_stopped_while_waiting_for_the_bus_never_pulls(server: MbedServer, redis_bus: RedisBus,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MbedPlugin, "LISTEN_TIMEOUT", 0.1)
+    mbed = make_plugin(server)
+    mbed.start()
+    time.sleep(0.3)
+    mbed.stop()
+    wait_until(lambda: not mbed._thread or not mbed._thread.is_alive(), timeout=5)
+    assert server.channel is None
+
+
 def ok_status(plugin: MbedPlugin) -> dict[str, Any]:
     output, errors = run(plugin, "status")
     assert errors == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 import time
 from typing import Any, Iterator
@@ -130,6 +131,22 @@ def test_a_slow_body_times_out(receiver: _Receiver) -> None:
         assert sock.recv(4096) == b""  # closed after the receiver's 0.5 s timeout, nothing acknowledged
         assert time.monotonic() - started < 3
     assert receiver.recorded == []  # type: ignore[attr-defined]
+
+
+def test_a_body_cut_short_is_refused(receiver: _Receiver) -> None:
+    with connect(receiver) as sock:
+        sock.sendall(head("100") + b"only ten b")
+        sock.shutdown(socket.SHUT_WR)  # the client gives up before the announced end
+        assert answer(sock)[0] == 400
+    assert receiver.recorded == []  # type: ignore[attr-defined]
+
+
+def test_a_reset_connection_is_one_debug_line(receiver: _Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    sock = connect(receiver)
+    sock.sendall(head("2") + b"{")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # RST while the receiver reads the body
+    wait_until(lambda: any("connection failed" in r.getMessage() for r in caplog.records), timeout=5)
 
 
 def rss() -> int:

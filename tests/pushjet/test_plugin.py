@@ -374,3 +374,15 @@ def test_the_listener_waits_for_a_bus_subscriber_before_its_first_fetch(make_plu
     finally:
         listener.close()
         plugin.stop()
+
+
+def test_a_listener_stopped_while_waiting_for_the_bus_never_fetches(make_plugin, redis_bus, remote, alerts, device,
+                                                                    monkeypatch):
+    monkeypatch.setattr(PushjetPlugin, "LISTEN_TIMEOUT", 0.1)
+    plugin = make_plugin(devices=[device])
+    remote.send(alerts.secret_key, "kept")
+    plugin.start()
+    time.sleep(0.3)
+    plugin.stop()
+    wait_until(lambda: not plugin._thread or not plugin._thread.is_alive(), timeout=5)
+    assert [m.message for m in remote.fetch_messages(device)] == ["kept"]
