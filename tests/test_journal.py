@@ -14,6 +14,7 @@ from platypush.message.event import Event
 from platypush_ext.bus import Publisher
 from platypush_ext.journal import Entry, Journal
 from platypush_ext.runner import redis_server_binary
+from tests.support import wait_until
 from tests.test_bus import Listener
 
 pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed")
@@ -53,9 +54,11 @@ def test_a_post_that_reached_nobody_is_retried_once_a_subscriber_listens(
     journal = Journal(str(tmp_path / "j.db"))
     journal.append("dev", ["a", "b", "broken"])
     late: list[Listener] = []
-    threading.Timer(0.4, lambda: late.append(Listener(redis_server.port))).start()
+    starter = threading.Timer(0.4, lambda: late.append(Listener(redis_server.port)))
+    starter.start()
     assert journal.post_pending(publisher, build, threading.Event(), timeout=10) == 2
     assert journal.counts() == {"pending": 0, "posted": 3, "duplicates": 0}  # "broken" dropped, not delivered
+    starter.join()
     late[0].close()
     journal.close()
 
@@ -83,6 +86,7 @@ def test_after_a_crash_the_last_deliveries_are_posted_again_and_counted(
     assert again.recovered == 2
     assert again.post_pending(publisher, build, threading.Event()) == 2
     assert again.counts() == {"pending": 0, "posted": 2, "duplicates": 2}
+    wait_until(lambda: len(texts(listener)) >= 4, timeout=5)
     assert sorted(texts(listener)) == ["a", "a", "b", "b"]
     again.close()
 
