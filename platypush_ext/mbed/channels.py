@@ -169,10 +169,10 @@ class LongPollChannel(Channel):
         no_wait, self._first = self._first, False
         started = time.monotonic()
         message = self.client.pull(no_wait=no_wait)
-        self.on_up()
         if message:
-            self.dispatch(message)
-        elif not no_wait:
+            self.dispatch(message)  # journaled first: the service keeps nothing once it answered
+        self.on_up()
+        if not message and not no_wait:
             self.stopping.wait(max(0.0, self.MIN_EMPTY_CYCLE - (time.monotonic() - started)))
 
 
