@@ -61,8 +61,19 @@ class Journal:
         self._unpruned = 0  # entries marked posted since the last prune
         self._db = connect(path)
         self._db.executescript(_SCHEMA)
+        self._adopt_legacy()
         self.recovered = self._recover()
         self._db.execute("INSERT OR REPLACE INTO state VALUES ('open', '1')")
+
+    def _adopt_legacy(self) -> None:
+        """Take over the pending messages of the Pushjet journal's first schema (table ``messages``)."""
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone():
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute("INSERT INTO entries (source, payload, journaled_at) SELECT device, payload, fetched_at "
+                         "FROM messages WHERE posted_at IS NULL ORDER BY id")
+        self._db.execute("DROP TABLE messages")
+        self._db.execute("COMMIT")
 
     def _recover(self) -> int:
         """After a crash, mark the deliveries of the last ``grace`` seconds pending again."""

@@ -116,3 +116,19 @@ def test_a_failed_append_records_nothing(tmp_path: Any) -> None:
         journal.append("dev", ["fine", object()])  # not JSON: the whole batch is refused
     assert journal.counts() == {"pending": 0, "posted": 0, "duplicates": 0}
     journal.close()
+
+
+def test_the_first_pushjet_journal_schema_is_taken_over(tmp_path: Any) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "j.db")
+    old.executescript("""CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL,
+                         payload TEXT NOT NULL, fetched_at REAL NOT NULL, posted_at REAL);
+                         INSERT INTO messages (device, payload, fetched_at, posted_at) VALUES
+                         ('dev', '"posted"', 1, 2), ('dev', '"pending 1"', 1, NULL), ('dev', '"pending 2"', 1, NULL);""")
+    old.commit()
+    old.close()
+    journal = Journal(str(tmp_path / "j.db"))
+    assert [(e.source, e.payload) for e in journal.pending()] == [("dev", "pending 1"), ("dev", "pending 2")]
+    journal.close()
+    assert [e.payload for e in Journal(str(tmp_path / "j.db")).pending()] == ["pending 1", "pending 2"]  # once
