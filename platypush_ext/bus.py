@@ -44,15 +44,24 @@ class Publisher:
         """Publish ``events`` in order (pipelined on Redis).
 
         :param events: the events.
-        :return: the number of subscribers that received each event (0: nobody got it).
+        :return: the number of subscribers that received each event (0: nobody got it,
+            also when Redis cannot be reached).
         """
+        from redis.exceptions import RedisError
+
         bus = self._get_bus()
         target = _redis_of(bus)
         if target is None:
             for event in events:
                 bus.post(event)
             return [1] * len(events)
-        redis, channel = target
+        try:
+            return self._publish(*target, events)
+        except RedisError:
+            return [0] * len(events)
+
+    @staticmethod
+    def _publish(redis: Any, channel: str, events: Sequence[Any]) -> list[int]:
         if len(events) == 1:
             return [int(redis.publish(channel, str(events[0])))]
         counts: list[int] = []

@@ -109,8 +109,9 @@ def test_wait_listening_is_bounded_and_stoppable(redis_bus: RedisBus) -> None:
     assert time.monotonic() - started < 2
 
 
-def test_wait_listening_survives_an_unreachable_redis() -> None:
+def test_an_unreachable_redis_means_nobody_received_and_nobody_listens() -> None:
     dead = RedisBus(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    assert Publisher(lambda: dead).publish(numbered(2)) == [0, 0]  # stays pending, never an exception
     assert Publisher(lambda: dead).wait_listening(threading.Event(), timeout=0.5) is False
 
 
