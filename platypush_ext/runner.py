@@ -84,8 +84,12 @@ class PlatypushProcess:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def start(self, timeout: float = 45.0) -> "PlatypushProcess":
-        """Start Platypush and wait until it accepts requests."""
+    def start(self, timeout: float = 45.0, wait: bool = True) -> "PlatypushProcess":
+        """Start Platypush (again: same run folder, ports and token) and wait until it accepts requests.
+
+        :param timeout: the most seconds to wait.
+        :param wait: ``False`` returns at once (e.g. to :meth:`kill` it at a chosen moment).
+        """
         redis_bin = redis_server_binary()
         if not redis_bin:
             raise PlatypushError("redis-server not found: install it (apt-get install redis-server) "
@@ -107,6 +111,8 @@ class PlatypushProcess:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()
+        if not wait:
+            return self
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -176,6 +182,17 @@ class PlatypushProcess:
                 pass
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # the Redis child and any straggler
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL Platypush and its Redis at once (a crash: nothing is flushed or closed)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         proc.wait()

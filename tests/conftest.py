@@ -23,7 +23,7 @@ Config.init(_CONFIG)
 
 import platypush.context  # noqa: E402
 
-from tests.support import RecordingBus  # noqa: E402
+from tests.support import RecordingBus, RedisServer  # noqa: E402
 
 
 @pytest.fixture
@@ -56,3 +56,11 @@ def start_server() -> Iterator[Callable[..., Any]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real ``redis-server`` (for Platypush's real ``RedisBus``), shared by the session."""
+    server = RedisServer()
+    yield server
+    server.stop()

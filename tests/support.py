@@ -51,3 +51,37 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+class RedisServer:
+    """A throw-away ``redis-server`` on a free port (no persistence)."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        from platypush_ext.runner import free_port, redis_server_binary
+
+        binary = redis_server_binary()
+        assert binary, "redis-server is not installed"
+        self.port = free_port()
+        self._proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), timeout=10)
+        client.close()
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(10)
+
+
+def _pings(client: Any) -> bool:
+    import redis
+
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False

@@ -62,6 +62,8 @@ class Channel:
         deduplicates, e.g. with ``glue.Availability``).
     :param on_down: called with the error of each failed exchange.
     :param backoff: an object with ``next_delay()`` and ``reset()``.
+    :param record: durably records a message before anything else happens to it
+        and returns its id, then passed to ``on_message(message, id)`` (a journal).
     """
 
     name = "channel"
@@ -73,8 +75,10 @@ class Channel:
         on_up: Callable[[], None] | None = None,
         on_down: Callable[[ServiceError], None] | None = None,
         backoff: BackoffLike | None = None,
+        record: Callable[[Any], int] | None = None,
     ):
         self.client = client
+        self.record = record
         self.on_message = on_message
         self.on_up = on_up or (lambda: None)
         self.on_down = on_down or (lambda error: logger.warning("mbed %s: %s", self.name, error))
@@ -94,10 +98,16 @@ class Channel:
 
     # -- loop ------------------------------------------------------------------
 
-    def dispatch(self, message: Any) -> None:
+    def dispatch(self, message: Any, record_id: int | None = None) -> None:
+        """Hand a message to ``on_message``, recorded first (unless ``record_id`` says it was)."""
         self.messages += 1
+        if self.record is not None and record_id is None:
+            record_id = self.record(message)
         try:
-            self.on_message(message)
+            if record_id is None:
+                self.on_message(message)
+            else:
+                self.on_message(message, record_id)
         except ProtocolError as exc:
             logger.warning("mbed %s: skipping a malformed notification message: %s", self.name, exc)
         except Exception:
@@ -159,51 +169,109 @@ class LongPollChannel(Channel):
         no_wait, self._first = self._first, False
         started = time.monotonic()
         message = self.client.pull(no_wait=no_wait)
-        self.on_up()
         if message:
-            self.dispatch(message)
-        elif not no_wait:
+            self.dispatch(message)  # journaled first: the service keeps nothing once it answered
+        self.on_up()
+        if not message and not no_wait:
             self.stopping.wait(max(0.0, self.MIN_EMPTY_CYCLE - (time.monotonic() - started)))
 
 
 class _ReceiverHandler(BaseHTTPRequestHandler):
+    """Checks the path and the secret header before reading any body, then the
+    body's announced size; answers 204, or 400/401/404/411/413 (and closes)."""
+
     protocol_version = "HTTP/1.1"
     server: _Receiver
+
+    def setup(self) -> None:
+        self.timeout = self.server.timeout_seconds  # idle or slow connections end
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("mbed callback receiver: " + format, *args)
 
-    def _receive(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        given = self.headers.get(SECRET_HEADER, "")
-        if self.path.split("?")[0] != self.server.path or not hmac.compare_digest(
-            given.encode(), self.server.secret.encode()
-        ):
+    def _refuse(self, status: int) -> None:
+        if status in (401, 404):
             self.server.rejected += 1
-            self._answer(401 if self.path.split("?")[0] == self.server.path else 404)
-            return
-        if body.strip():
-            self.server.inbox.put(body)
-        self._answer(204)
+        self.close_connection = True  # an unread body must not be taken for the next request
+        self._answer(status, close=True)
 
-    def _answer(self, status: int) -> None:
+    def _length(self) -> int | None:
+        """The announced body size, or ``None`` after answering an error."""
+        if self.headers.get("Transfer-Encoding"):
+            return self._refuse(411)
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not (text.isascii() and text.isdigit()):
+            return self._refuse(400)
+        if len(text) > 15 or int(text) > self.server.max_body:
+            return self._refuse(413)
+        return int(text)
+
+    def _receive(self) -> None:
+        if self.path.split("?")[0] != self.server.path:
+            return self._refuse(404)
+        given = self.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), self.server.secret.encode()):
+            return self._refuse(401)
+        length = self._length()
+        if length is None:
+            return None
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client gave up (or timed out) before sending it all
+            return self._refuse(400)
+        if body.strip():
+            try:
+                record_id = self.server.record(body) if self.server.record else None
+            except Exception as exc:  # noqa: BLE001 - not acknowledged: the service sends it again
+                logger.error("mbed callback: cannot journal a message (%s: %s)", type(exc).__name__, exc)
+                return self._answer(500, close=True)
+            self.server.inbox.put((record_id, body))
+        return self._answer(204)
+
+    def _answer(self, status: int, close: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Length", "0")
+        if close:
+            self.send_header("Connection", "close")
         self.end_headers()
 
     do_PUT = do_POST = _receive
 
 
 class _Receiver(ThreadingHTTPServer):
+    """The callback receiver: at most ``max_connections`` connections handled at once
+    (others are closed at once), each ending after ``timeout`` idle seconds."""
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], path: str, secret: str):
-        self.path, self.secret = path, secret
-        self.inbox: queue.Queue[bytes] = queue.Queue()
-        self.rejected = 0
+    def __init__(self, address: tuple[str, int], path: str, secret: str, *, max_body: int = 1 << 20,
+                 timeout: float = 10.0, max_connections: int = 16,
+                 record: Callable[[bytes], int] | None = None):
+        self.path, self.secret, self.max_body, self.timeout_seconds = path, secret, max_body, timeout
+        self.record = record
+        self.inbox: queue.Queue[tuple[int | None, bytes]] = queue.Queue()
+        self.rejected = self.refused = 0
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _ReceiverHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr; a broken or hostile connection is one debug line
+        logger.debug("mbed callback receiver: a connection failed", exc_info=False)
 
 
 class CallbackChannel(Channel):
@@ -215,14 +283,19 @@ class CallbackChannel(Channel):
         ``http://<bind>:<port>/mbed/callback`` (reverse proxy, NAT).
     :param recheck: seconds between two checks that the callback is still
         registered (re-registered if the service lost it).
+    :param max_body: the largest body accepted, in bytes (larger: ``413``).
+    :param timeout: seconds a connection may stay idle or slow before it is closed.
+    :param max_connections: connections handled at once; more are closed at once.
     """
 
     name = "callback"
     PATH = "/mbed/callback"
 
     def __init__(self, client: Any, on_message: Callable[[Any], Any], *, bind: str = "127.0.0.1", port: int = 0,
-                 public_url: str | None = None, recheck: float = 30.0, **kwargs: Any):
+                 public_url: str | None = None, recheck: float = 30.0, max_body: int = 1 << 20,
+                 timeout: float = 10.0, max_connections: int = 16, **kwargs: Any):
         super().__init__(client, on_message, **kwargs)
+        self.limits = {"max_body": int(max_body), "timeout": float(timeout), "max_connections": int(max_connections)}
         self.secret = secrets.token_urlsafe(24)
         client.redactor.add(self.secret)
         self.bind, self.port, self.public_url, self.recheck = bind, port, public_url, recheck
@@ -242,7 +315,8 @@ class CallbackChannel(Channel):
         if self.receiver is not None:
             return
         try:
-            self.receiver = _Receiver((self.bind, self.port), self.PATH, self.secret)
+            self.receiver = _Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record,
+                                      **self.limits)
         except OSError as exc:
             raise ServiceConnectionError(f"cannot listen on {self.bind}:{self.port} for callbacks ({exc})") from None
         threading.Thread(target=self.receiver.serve_forever, kwargs={"poll_interval": 0.2},
@@ -260,15 +334,16 @@ class CallbackChannel(Channel):
             self._since_check = 0.0
             self.on_up()
         try:
-            body = self.receiver.inbox.get(timeout=0.5)
+            record_id, body = self.receiver.inbox.get(timeout=0.5)
         except queue.Empty:
             self._since_check += 0.5
             return
-        self.dispatch(body)
+        if body:
+            self.dispatch(body, record_id)
 
     def interrupt(self) -> None:
         if self.receiver is not None:
-            self.receiver.inbox.put(b"")
+            self.receiver.inbox.put((None, b""))
 
     def close(self) -> None:
         receiver, self.receiver = self.receiver, None

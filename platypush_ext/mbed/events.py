@@ -1,6 +1,10 @@
 """Events of the ``mbed`` plugin: one per element of the notification channel,
 plus connected / disconnected. They replace the original library's
-``setHandler(type, fn)``: write hooks on them instead."""
+``setHandler(type, fn)``: write hooks on them instead.
+
+Every event made from the notification channel also carries ``journal_id``
+(``"<message>.<element>"``, a string): delivery is at-least-once, and a re-post
+after a restart or a crash carries the same id, so that a hook can recognise it."""
 
 from __future__ import annotations
 

@@ -9,10 +9,12 @@ from typing import Any
 from platypush.plugins import RunnablePlugin
 
 from .. import webpanel
-from ..glue import Availability, Backoff, action
-from ..http import InvalidArgumentError, RetryPolicy, Timeouts
+from ..bus import Publisher
+from ..glue import Availability, Backoff, action, state_path
+from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, Timeouts
+from ..journal import Entry, Journal
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
-from .client import AsyncResponse, MbedClient, Notification, ResourceValue
+from .client import AsyncResponse, MbedClient, Notification, ResourceValue, parse_message
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
 
 CHANNELS = ("long_poll", "callback", "websocket", "none")
@@ -39,7 +41,19 @@ class MbedPlugin(RunnablePlugin):
           base_url: https://api.us-east-1.mbedcloud.com
           api_key: ak_...
           channel: websocket      # long_poll (Connector), callback or websocket (Pelion / Izuma)
+
+    Every NotificationMessage (a pull's answer, a callback body — before it is
+    acknowledged —, a WebSocket frame) is first written to a local journal (in
+    Platypush's workdir); it counts as delivered only once a subscriber of
+    Platypush's bus received its events, and is posted again otherwise (after a
+    restart or a crash too: at-least-once). Each event carries a ``journal_id``
+    (``"<message>.<element>"``) that is the same in a re-post.
     """
+
+    #: The most seconds the channel waits for a subscriber of the bus to post a message's events.
+    DELIVERY_TIMEOUT = 10.0
+    #: Seconds between two log lines while the listener waits for the bus to have a subscriber.
+    LISTEN_TIMEOUT = 30.0
 
     def __init__(
         self,
@@ -55,6 +69,7 @@ class MbedPlugin(RunnablePlugin):
         callback_bind: str = "127.0.0.1",
         callback_port: int = 0,
         callback_url: str | None = None,
+        callback_max_body: int = 1 << 20,
         **kwargs: Any,
     ):
         """
@@ -82,6 +97,8 @@ class MbedPlugin(RunnablePlugin):
         :param callback_port: its port (default: 0 = any free port).
         :param callback_url: the URL the service must call when it differs from
             ``http://<callback_bind>:<port>/mbed/callback`` (reverse proxy, NAT).
+        :param callback_max_body: the largest callback body accepted, in bytes
+            (default: 1 MiB; larger ones are answered ``413``).
         """
         kwargs.setdefault("poll_interval", 1)
         super().__init__(**kwargs)
@@ -99,11 +116,17 @@ class MbedPlugin(RunnablePlugin):
         )
         self._client.external_channel = channel != "none"
         self._channel_name = channel
-        self._callback = {"bind": callback_bind, "port": int(callback_port), "public_url": callback_url}
+        self._callback = {"bind": callback_bind, "port": int(callback_port), "public_url": callback_url,
+                          "max_body": int(callback_max_body)}
         self._channel: Channel | None = None
         self._channel_lock = threading.Lock()
         self._channel_enabled = channel != "none"
         self.events_posted = 0
+        self._publisher = Publisher(lambda: self._bus)
+        self._journal: Journal | None = None
+        self._journal_lock = threading.Lock()
+        self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
+        self._fresh: dict[int, list[Any]] = {}  # events of messages just received, by journal id
         self._availability = Availability(
             f"mbed notification channel ({channel}) at {self._client.base_url}",
             self.logger,
@@ -123,45 +146,76 @@ class MbedPlugin(RunnablePlugin):
 
     # -- notifications ---------------------------------------------------------
 
-    def on_message(self, message: Any) -> int:
-        """Turn one NotificationMessage into events; returns how many were posted.
-        A malformed element is logged and skipped; the others are posted."""
-        events = []
-        for item in self._client.handle_notification(message):
-            try:
-                events.append(self._event(item))
-            except Exception as exc:  # noqa: BLE001 - one bad element never drops the rest
-                self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redactor.text(exc))
-        self._post_all(events)
+    @property
+    def journal(self) -> Journal:
+        """The notification journal (opened on first use)."""
+        with self._journal_lock:
+            if self._journal is None:
+                self._journal = Journal(state_path("mbed", "journal.db"), keep_posted=2000)
+            return self._journal
+
+    def record(self, message: Any) -> int:
+        """Durably journal one NotificationMessage; returns its journal id.
+
+        :param message: the message (dict, JSON text or bytes).
+        """
+        if isinstance(message, (bytes, bytearray)):
+            message = bytes(message).decode("utf-8", "replace")
+        return self.journal.append(self._channel_name, [message])[0]
+
+    def on_message(self, message: Any, journal_id: int | None = None) -> int:
+        """Turn one NotificationMessage into events and post them (with the journal's other
+        pending messages); returns how many events it holds. A malformed element is
+        logged and skipped; the others are posted.
+
+        :param message: the message (dict, JSON text or bytes).
+        :param journal_id: its journal id, when the channel already journaled it.
+        """
+        if journal_id is None:
+            journal_id = self.record(message)
+        items = self._client.handle_notification(message)  # also answers the waiting actions
+        events = self._events(items, journal_id)
+        with self._delivery_lock:
+            self._fresh[journal_id] = events
         self.events_posted += len(events)
+        self.post_pending()
         return len(events)
 
-    def _post_all(self, events: list[Any]) -> None:
-        """Post events in order. On Platypush's Redis bus a batch is published
-        through one pipeline (the same ``PUBLISH`` of the same wire format as
-        ``bus.post``, without a round trip per event)."""
-        bus = self._bus
-        redis = getattr(bus, "redis", None) if len(events) > 1 else None
-        queue = getattr(bus, "redis_queue", None)
-        if redis is None or queue is None or not hasattr(redis, "pipeline"):
-            for event in events:
-                bus.post(event)
-            return
-        for start in range(0, len(events), 500):
-            pipeline = redis.pipeline(transaction=False)
-            for event in events[start:start + 500]:
-                pipeline.publish(queue, str(event))
-            pipeline.execute()
+    def post_pending(self) -> int:
+        """Post the events of the journaled messages not delivered yet; returns how many messages were delivered."""
+        with self._delivery_lock:
+            try:
+                return self.journal.post_pending(self._publisher, self._journaled_events, self._should_stop,
+                                                 timeout=self.DELIVERY_TIMEOUT)
+            finally:
+                self._fresh.clear()
 
-    @staticmethod
-    def _event(item: Notification) -> Any:
-        return EVENT_CLASSES[item.kind](**item.data)
+    def _journaled_events(self, entry: Entry) -> list[Any]:
+        """The events of a journaled message (parsed again unless just received)."""
+        if entry.id in self._fresh:
+            return self._fresh.pop(entry.id)
+        try:
+            items, _ = parse_message(entry.payload)
+        except ProtocolError as exc:
+            self.logger.warning("mbed: dropping journaled message %d: %s", entry.id, exc)
+            return []
+        return self._events(items, entry.id)
+
+    def _events(self, items: list[Notification], journal_id: int) -> list[Any]:
+        events = []
+        for index, item in enumerate(items):
+            try:
+                events.append(EVENT_CLASSES[item.kind](**item.data, journal_id=f"{journal_id}.{index}"))
+            except Exception as exc:  # noqa: BLE001 - one bad element never drops the rest
+                self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redactor.text(exc))
+        return events
 
     def _make_channel(self) -> Channel:
         common = {
             "on_up": self._availability.ok,
             "on_down": self._availability.failed,
             "backoff": Backoff(base=1.0, cap=60.0),
+            "record": self.record,
         }
         if self._channel_name == "callback":
             return CallbackChannel(self._client, self.on_message, **self._callback, **common)
@@ -186,6 +240,13 @@ class MbedPlugin(RunnablePlugin):
         return True
 
     def main(self) -> None:
+        # Platypush's main loop subscribes to the bus ~1 s after plugins start: a pull
+        # (destructive) before would only fill the journal.
+        while not self._publisher.wait_listening(self._should_stop, timeout=self.LISTEN_TIMEOUT):
+            if self.should_stop():
+                return
+            self.logger.info("mbed: waiting for Platypush's bus to have a subscriber")
+        self.post_pending()  # what a previous run journaled but did not deliver
         if self._channel_enabled:
             self._start_channel()
         else:
@@ -199,6 +260,14 @@ class MbedPlugin(RunnablePlugin):
         self._stop_channel(timeout=0.5)
         super().stop()
         self._client.http.close()
+        if self._delivery_lock.acquire(timeout=2):  # else a post still runs: closed as after a crash
+            try:
+                with self._journal_lock:
+                    if self._journal is not None:
+                        self._journal.close()  # a clean stop: no crash recovery at the next start
+                        self._journal = None
+            finally:
+                self._delivery_lock.release()
 
     # -- helpers -----------------------------------------------------------------
 
@@ -539,7 +608,9 @@ class MbedPlugin(RunnablePlugin):
         The plugin's state.
 
         :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll",
-            "running": true, "reachable": true, "events_posted": 12}``
+            "running": true, "reachable": true, "events_posted": 12,
+            "journal": {"pending": 0, "posted": 3, "duplicates": 0}}`` (``journal`` counts
+            NotificationMessages; ``duplicates``: deliveries beyond a message's first)
         """
         return {
             "base_url": self._client.base_url,
@@ -548,6 +619,7 @@ class MbedPlugin(RunnablePlugin):
             "running": self._channel is not None,
             "reachable": self._availability.up,
             "events_posted": self.events_posted,
+            "journal": self.journal.counts(),
         }
 
 

@@ -10,8 +10,10 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from platypush.plugins import RunnablePlugin
 
 from .. import webpanel
+from ..bus import Publisher
 from ..glue import Availability, Backoff, action, state_path
 from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, ServiceError, Timeouts
+from ..journal import Entry, Journal
 from .client import (
     PUBLIC_KEY_RE,
     SECRET_KEY_RE,
@@ -24,7 +26,6 @@ from .client import (
     check_uuid,
 )
 from .events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
-from .journal import MessageJournal
 
 ServiceConfig = Union[str, Mapping[str, str]]
 
@@ -72,13 +73,19 @@ class PushjetPlugin(RunnablePlugin):
 
     Fetching messages is destructive on the server, so every fetched message is
     first written to a local journal (in Platypush's workdir) and its event is
-    posted from there: nothing is lost if Platypush stops at the wrong moment.
+    posted from there; it counts as delivered only once a subscriber of
+    Platypush's bus received it (at-least-once: nothing is lost if Platypush
+    stops or crashes at the wrong moment; a re-post carries the same ``journal_id``).
     """
 
     #: The listener never polls faster than this (seconds).
     MIN_POLL_INTERVAL = 4.0
     #: First retry delay after a failed poll (doubles up to 60 s, with jitter).
     BACKOFF_BASE = 1.0
+    #: The most seconds a fetch waits for a subscriber of the bus to post its messages.
+    DELIVERY_TIMEOUT = 10.0
+    #: Seconds between two log lines while the listener waits for the bus to have a subscriber.
+    LISTEN_TIMEOUT = 30.0
 
     def __init__(
         self,
@@ -137,7 +144,8 @@ class PushjetPlugin(RunnablePlugin):
         for secret in self._secrets.values():
             self._client.http.redactor.add(secret)
 
-        self._journal: Optional[MessageJournal] = None
+        self._journal: Optional[Journal] = None
+        self._publisher = Publisher(lambda: self._bus)
         self._journal_lock = threading.Lock()
         # one fetch-journal-post at a time (listener and actions): an RLock, as _fetch calls post_pending
         self._fetch_lock = threading.RLock()
@@ -153,11 +161,11 @@ class PushjetPlugin(RunnablePlugin):
     # -- helpers -------------------------------------------------------------
 
     @property
-    def journal(self) -> MessageJournal:
+    def journal(self) -> Journal:
         """The message journal (opened on first use)."""
         with self._journal_lock:  # opened once, whichever thread (action or listener) comes first
             if self._journal is None:
-                self._journal = MessageJournal(state_path("pushjet", "journal.db"))
+                self._journal = Journal(state_path("pushjet", "journal.db"))
             return self._journal
 
     def _load_store(self) -> dict[str, str]:
@@ -435,7 +443,8 @@ class PushjetPlugin(RunnablePlugin):
         The plugin's state.
 
         :return: e.g. ``{"base_url": "...", "devices": ["..."], "services": ["alerts"],
-            "reachable": true, "journal": {"pending": 0, "posted": 12}}``
+            "reachable": true, "journal": {"pending": 0, "posted": 12, "duplicates": 0}}``
+            (``duplicates``: deliveries beyond a message's first, e.g. re-posted after a crash)
         """
         return {
             "base_url": self._client.base_url,
@@ -463,38 +472,31 @@ class PushjetPlugin(RunnablePlugin):
         return messages
 
     def post_pending(self) -> int:
-        """Post the events of journaled messages not posted yet; returns how many were posted."""
+        """Post the events of journaled messages not delivered yet; returns how many were delivered
+        (received by a subscriber of the bus; the others stay pending)."""
         with self._fetch_lock:  # two concurrent runs would post the same pending messages twice
-            return self._post_pending_locked()
+            return self.journal.post_pending(self._publisher, self._events, self._should_stop,
+                                             timeout=self.DELIVERY_TIMEOUT)
 
-    def _post_pending_locked(self) -> int:
-        posted = 0
-        for journal_id, device, payload in self.journal.pending():
-            try:
-                message = Message.from_json(payload)
-            except ProtocolError as exc:
-                self.logger.warning("pushjet: skipping malformed message %d: %s", journal_id, exc)
-                self.journal.mark_posted(journal_id)
-                continue
-            self._bus.post(
-                PushjetMessageEvent(
-                    message=message.message,
-                    title=message.title,
-                    link=message.link,
-                    importance=message.importance,
-                    sent_at=message.time_sent,
-                    service=message.service.public_key,
-                    service_name=message.service.name,
-                    service_icon=message.service.icon_url,
-                    device=device,
-                    journal_id=journal_id,
-                )
-            )
-            self.journal.mark_posted(journal_id)
-            posted += 1
-        if posted:
-            self.journal.prune()
-        return posted
+    def _events(self, entry: Entry) -> list[PushjetMessageEvent]:
+        """The event of a journaled message (none if it is malformed)."""
+        try:
+            message = Message.from_json(entry.payload)
+        except ProtocolError as exc:
+            self.logger.warning("pushjet: skipping malformed message %d: %s", entry.id, exc)
+            return []
+        return [PushjetMessageEvent(
+            message=message.message,
+            title=message.title,
+            link=message.link,
+            importance=message.importance,
+            sent_at=message.time_sent,
+            service=message.service.public_key,
+            service_name=message.service.name,
+            service_icon=message.service.icon_url,
+            device=entry.source,
+            journal_id=entry.id,
+        )]
 
     def poll_once(self) -> None:
         """Fetch every configured device's new messages once (raises on failure)."""
@@ -506,7 +508,13 @@ class PushjetPlugin(RunnablePlugin):
             self.logger.info("pushjet: no devices configured, the listener is idle")
             self.wait_stop()
             return
-        self.post_pending()  # what a previous run journaled but did not post
+        # Platypush's main loop subscribes to the bus ~1 s after plugins start: fetching
+        # (destructive) before would only fill the journal.
+        while not self._publisher.wait_listening(self._should_stop, timeout=self.LISTEN_TIMEOUT):
+            if self.should_stop():
+                return
+            self.logger.info("pushjet: waiting for Platypush's bus to have a subscriber")
+        self.post_pending()  # what a previous run journaled but did not deliver
         backoff = Backoff(base=self.BACKOFF_BASE, cap=60.0)
         while not self.should_stop():
             try:
@@ -523,3 +531,12 @@ class PushjetPlugin(RunnablePlugin):
     def stop(self) -> None:
         super().stop()
         self._client.close()
+        if not self._fetch_lock.acquire(timeout=2):  # a fetch still runs: closed as after a crash
+            return
+        try:
+            with self._journal_lock:
+                if self._journal is not None:
+                    self._journal.close()  # a clean stop: no crash recovery at the next start
+                    self._journal = None
+        finally:
+            self._fetch_lock.release()

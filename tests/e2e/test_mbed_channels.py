@@ -8,6 +8,7 @@ import pytest
 
 from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.mbed import MbedServer
+from tests.support import wait_until
 
 pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed (make test installs it)")
 
@@ -36,7 +37,8 @@ def env(request, tmp_path_factory):
 
 def test_the_channel_is_registered_with_the_service(env):
     pp, mbed = env["platypush"], env["mbed"]
-    status = pp.run("mbed.status")
+    # the channel opens once Platypush's main loop listens on the bus (what it brings is then delivered)
+    status = wait_until(lambda: (s := pp.run("mbed.status"))["running"] and s, timeout=5)
     assert status["channel"] == env["channel"] and status["running"] is True
     assert mbed.channel == env["channel"]
     assert KEY not in pp.log_tail(400)

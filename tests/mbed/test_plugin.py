@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+from platypush.bus.redis import RedisBus
 from platypush.event.hook import EventCondition
 
 from platypush_ext.mbed.events import (
@@ -26,8 +28,14 @@ from platypush_ext.mbed.events import (
 from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.sandbox.mbed import MbedServer
 from tests.support import RecordingBus, wait_until
+from tests.test_bus import Listener
 
 KEY = "plugin-secret-key-4242"
+
+
+@pytest.fixture(autouse=True)
+def _own_workdir(workdir: str) -> None:
+    """Each test has its own notification journal."""
 
 
 @pytest.fixture
@@ -278,3 +286,82 @@ def test_manifests_are_identical_and_valid() -> None:
     for dotted in manifest["events"]:
         module, name = dotted.rsplit(".", 1)
         assert hasattr(importlib.import_module(module), name)
+
+
+def test_events_carry_their_journal_id_and_status_counts_the_journal(plugin: MbedPlugin, server: MbedServer,
+                                                                      bus: RecordingBus) -> None:
+    run(plugin, "subscribe", endpoint="temp-sensor-01", path="/3303/0/5700")
+    server.set_value("temp-sensor-01", "/3303/0/5700", "18", count=3, numbered_from=0)
+    events = wait_until(lambda: [e for e in bus.of(MbedNotificationEvent) if e.args["value"].startswith("18")])
+    ids = [e.args["journal_id"] for e in events]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"\d+\.\d+", i) for i in ids)
+    journal = run(plugin, "status")[0]["journal"]
+    assert journal["pending"] == 0 and journal["posted"] >= 1 and journal["duplicates"] == 0
+
+
+@pytest.fixture
+def redis_bus(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> RedisBus:
+    """Platypush's real Redis bus, with nobody subscribed (Platypush's main loop not listening yet)."""
+    import platypush.context
+
+    redis_bus = RedisBus(host="127.0.0.1", port=redis_server.port)
+    monkeypatch.setattr(platypush.context.get_context(), "bus", redis_bus)
+    return redis_bus
+
+
+def test_a_message_nobody_received_is_posted_again_after_a_restart(server: MbedServer, redis_bus: RedisBus,
+                                                                   redis_server: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MbedPlugin, "DELIVERY_TIMEOUT", 0.2)
+    message = {"notifications": [{"ep": "node-9", "path": "/1/0/1", "ct": "text/plain", "payload": "NDI="}]}
+    first = make_plugin(server)
+    assert first.on_message(json.dumps(message)) == 1  # journaled, posted, but nobody listened
+    assert ok_status(first)["journal"] == {"pending": 1, "posted": 0, "duplicates": 0}
+    first.journal.append("long_poll", ["not JSON"])  # a journaled message that cannot be parsed
+    first.stop()
+    listener = Listener(redis_server.port)
+    try:
+        again = make_plugin(server)
+        assert again.post_pending() == 1  # the malformed one is dropped, not delivered
+        wait_until(lambda: [m for m in listener.received if m.args.get("endpoint") == "node-9"])
+        event = next(m for m in listener.received if m.args.get("endpoint") == "node-9")
+        assert (event.args["value"], event.args["journal_id"]) == ("42", "1.0")
+        assert ok_status(again)["journal"] == {"pending": 0, "posted": 2, "duplicates": 0}
+        again.stop()
+    finally:
+        listener.close()
+
+
+def test_the_channel_waits_for_a_bus_subscriber_before_its_first_pull(server: MbedServer, redis_bus: RedisBus,
+                                                                      redis_server: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MbedPlugin, "LISTEN_TIMEOUT", 0.2)
+    mbed = make_plugin(server)
+    mbed.start()
+    try:
+        time.sleep(0.6)  # three waits for a subscriber, each logged
+        assert server.channel is None  # no pull yet: what it took would be lost
+        listener = Listener(redis_server.port)
+        try:
+            wait_until(lambda: server.channel == "long_poll", timeout=5)
+        finally:
+            listener.close()
+    finally:
+        mbed.stop()
+
+
+def test_a_plugin_stopped_while_waiting_for_the_bus_never_pulls(server: MbedServer, redis_bus: RedisBus,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MbedPlugin, "LISTEN_TIMEOUT", 0.1)
+    mbed = make_plugin(server)
+    mbed.start()
+    time.sleep(0.3)
+    mbed.stop()
+    wait_until(lambda: not mbed._thread or not mbed._thread.is_alive(), timeout=5)
+    assert server.channel is None
+
+
+def ok_status(plugin: MbedPlugin) -> dict[str, Any]:
+    output, errors = run(plugin, "status")
+    assert errors == []
+    return output

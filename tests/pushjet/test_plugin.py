@@ -17,6 +17,7 @@ from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnec
 from platypush_ext.pushjet.plugin import PushjetPlugin
 from platypush_ext.runner import free_port
 from platypush_ext.sandbox.pushjet import PushjetServer
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -284,14 +285,14 @@ def test_journal_reposts_after_a_crash(make_plugin, bus, remote, alerts, device,
     with pytest.raises(RuntimeError):
         crashing.poll_once()  # fetched (so gone from the server) and journaled, but not posted
     assert remote.fetch_messages(device) == []
-    assert ok(crashing.status())["journal"] == {"pending": 3, "posted": 0}
+    assert ok(crashing.status())["journal"] == {"pending": 3, "posted": 0, "duplicates": 0}
     monkeypatch.setattr(bus, "post", working_post)  # the bus works again
 
     restarted = make_plugin(devices=[device])
     assert restarted.post_pending() == 3
     events = bus.of(PushjetMessageEvent)
     assert [e.args["message"] for e in events] == ["m0", "m1", "m2"]
-    assert ok(restarted.status())["journal"] == {"pending": 0, "posted": 3}
+    assert ok(restarted.status())["journal"] == {"pending": 0, "posted": 3, "duplicates": 0}
 
 
 def test_journal_skips_a_malformed_message_and_keeps_the_rest(plugin, bus, device):
@@ -326,3 +327,62 @@ def test_concurrent_post_pending_posts_each_message_once(make_plugin, bus, devic
         thread.join(10)
     ids = [e.args["journal_id"] for e in bus.of(PushjetMessageEvent)]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 5
+
+
+@pytest.fixture
+def redis_bus(bus, redis_server, monkeypatch):
+    """Platypush's real Redis bus (replacing the recording one), with nobody subscribed yet."""
+    import platypush.context
+    from platypush.bus.redis import RedisBus
+
+    redis_bus = RedisBus(host="127.0.0.1", port=redis_server.port)
+    monkeypatch.setattr(platypush.context.get_context(), "bus", redis_bus)
+    return redis_bus
+
+
+def test_a_fetch_nobody_received_stays_pending_and_is_delivered_later(make_plugin, redis_bus, redis_server,
+                                                                      remote, alerts, device, monkeypatch):
+    from tests.test_bus import Listener
+
+    monkeypatch.setattr(PushjetPlugin, "DELIVERY_TIMEOUT", 0.2)
+    plugin = make_plugin(devices=[device])
+    remote.send(alerts.secret_key, "while nobody listens")
+    assert [m["message"] for m in ok(plugin.get_messages())] == ["while nobody listens"]  # gone from the server
+    assert ok(plugin.status())["journal"] == {"pending": 1, "posted": 0, "duplicates": 0}
+    listener = Listener(redis_server.port)
+    try:
+        assert plugin.post_pending() == 1
+        wait_until(lambda: [m for m in listener.received if m.args.get("message") == "while nobody listens"])
+        assert ok(plugin.status())["journal"] == {"pending": 0, "posted": 1, "duplicates": 0}
+    finally:
+        listener.close()
+
+
+def test_the_listener_waits_for_a_bus_subscriber_before_its_first_fetch(make_plugin, redis_bus, redis_server,
+                                                                        remote, alerts, device, monkeypatch):
+    from tests.test_bus import Listener
+
+    monkeypatch.setattr(PushjetPlugin, "LISTEN_TIMEOUT", 0.2)
+    plugin = make_plugin(devices=[device])
+    remote.send(alerts.secret_key, "queued")
+    plugin.start()
+    time.sleep(0.6)  # three waits for a subscriber
+    assert ok(plugin.status())["journal"]["posted"] + ok(plugin.status())["journal"]["pending"] == 0  # not fetched
+    listener = Listener(redis_server.port)
+    try:
+        wait_until(lambda: [m for m in listener.received if m.args.get("message") == "queued"], timeout=10)
+    finally:
+        listener.close()
+        plugin.stop()
+
+
+def test_a_listener_stopped_while_waiting_for_the_bus_never_fetches(make_plugin, redis_bus, remote, alerts, device,
+                                                                    monkeypatch):
+    monkeypatch.setattr(PushjetPlugin, "LISTEN_TIMEOUT", 0.1)
+    plugin = make_plugin(devices=[device])
+    remote.send(alerts.secret_key, "kept")
+    plugin.start()
+    time.sleep(0.3)
+    plugin.stop()
+    wait_until(lambda: not plugin._thread or not plugin._thread.is_alive(), timeout=5)
+    assert [m.message for m in remote.fetch_messages(device)] == ["kept"]

@@ -1,0 +1,239 @@
+"""The mbed callback receiver against hostile clients, over real sockets: the path and the
+secret are checked before any body is read, the body is capped, Content-Length validated,
+slow or idle connections time out, handler threads are bounded, and no answer leaves a
+traceback. Memory growth is measured (psutil RSS) and printed for docs/mbed.md."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+import time
+from typing import Any, Iterator
+
+import psutil
+import pytest
+
+from platypush_ext.mbed.channels import SECRET_HEADER, _Receiver
+from tests.support import wait_until
+
+SECRET = "receiver-test-secret-0123456789"
+PATH = "/mbed/callback"
+MIB = 1 << 20
+
+
+@pytest.fixture
+def receiver(caplog: pytest.LogCaptureFixture) -> Iterator[_Receiver]:
+    caplog.set_level(logging.DEBUG, logger="platypush_ext.mbed")
+    recorded: list[bytes] = []
+
+    def record(body: bytes) -> int:
+        if body == b'{"fail": 1}':
+            raise OSError("disk full")
+        recorded.append(body)
+        return len(recorded)
+
+    server = _Receiver(("127.0.0.1", 0), PATH, SECRET, max_body=64 * 1024, timeout=0.5, max_connections=4,
+                       record=record)
+    server.recorded = recorded  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
+def connect(server: _Receiver) -> socket.socket:
+    sock = socket.create_connection(server.server_address[:2], timeout=5)
+    return sock
+
+
+def head(length: str | None = None, secret: str | None = SECRET, path: str = PATH, extra: str = "") -> bytes:
+    lines = [f"PUT {path} HTTP/1.1", "Host: x"]
+    if secret is not None:
+        lines.append(f"{SECRET_HEADER}: {secret}")
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
+
+
+def answer(sock: socket.socket) -> tuple[int, bool]:
+    """The status of the response, and whether the server then closed the connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    status = int(data.split(b" ", 2)[1]) if data else 0
+    sock.settimeout(2)
+    try:
+        closed = sock.recv(1) == b""
+    except (TimeoutError, ConnectionResetError):
+        closed = False
+    return status, closed
+
+
+@pytest.mark.parametrize(("request_head", "status"), [
+    (head("2", path="/elsewhere"), 404),
+    (head("2", secret=None), 401),
+    (head("2", secret="wrong-secret"), 401),
+    (head("2", secret="ünïcode"), 401),
+    (head("abc"), 400),
+    (head("-1"), 400),
+    (head("1e3"), 400),
+    (head(str(1 << 40)), 413),  # 1 TB
+    (head("9" * 40), 413),
+    (head(str(64 * 1024 + 1)), 413),  # over max_body
+    (head(None, extra="Transfer-Encoding: chunked\r\n"), 411),
+])
+def test_bad_requests_are_refused_before_the_body_and_closed(receiver: _Receiver, request_head: bytes,
+                                                             status: int) -> None:
+    with connect(receiver) as sock:
+        sock.sendall(request_head)  # the body is never sent: the answer must not wait for it
+        assert answer(sock) == (status, True)
+    assert receiver.recorded == []  # type: ignore[attr-defined]
+    assert receiver.inbox.empty()
+
+
+def test_a_good_callback_is_journaled_before_its_204(receiver: _Receiver) -> None:
+    body = b'{"notifications": []}'
+    with connect(receiver) as sock:
+        for _ in range(2):  # keep-alive: two deliveries on one connection
+            sock.sendall(head(str(len(body))) + body)
+            status, _ = answer_keepalive(sock)
+            assert status == 204
+    assert receiver.recorded == [body, body]  # type: ignore[attr-defined]
+    assert receiver.inbox.get_nowait() == (1, body)
+
+
+def answer_keepalive(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    return int(data.split(b" ", 2)[1]), data
+
+
+def test_a_body_that_cannot_be_journaled_is_not_acknowledged(receiver: _Receiver) -> None:
+    body = b'{"fail": 1}'
+    with connect(receiver) as sock:
+        sock.sendall(head(str(len(body))) + body)
+        assert answer(sock) == (500, True)
+    assert receiver.inbox.empty()
+
+
+def test_a_slow_body_times_out(receiver: _Receiver) -> None:
+    with connect(receiver) as sock:
+        sock.sendall(head("100") + b"only ten b")
+        started = time.monotonic()
+        assert sock.recv(4096) == b""  # closed after the receiver's 0.5 s timeout, nothing acknowledged
+        assert time.monotonic() - started < 3
+    assert receiver.recorded == []  # type: ignore[attr-defined]
+
+
+def test_a_body_cut_short_is_refused(receiver: _Receiver) -> None:
+    with connect(receiver) as sock:
+        sock.sendall(head("100") + b"only ten b")
+        sock.shutdown(socket.SHUT_WR)  # the client gives up before the announced end
+        assert answer(sock)[0] == 400
+    assert receiver.recorded == []  # type: ignore[attr-defined]
+
+
+def test_a_reset_connection_is_one_debug_line(receiver: _Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    sock = connect(receiver)
+    sock.sendall(head("2") + b"{")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # RST while the receiver reads the body
+    wait_until(lambda: any("connection failed" in r.getMessage() for r in caplog.records), timeout=5)
+
+
+def rss() -> int:
+    return psutil.Process().memory_info().rss
+
+
+class PeakRSS:
+    """The process's highest RSS while in the ``with`` block (sampled every 5 ms), in MiB above the start."""
+
+    def __enter__(self) -> "PeakRSS":
+        self.start = self.peak = rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss())
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.growth = (max(self.peak, rss()) - self.start) / MIB
+
+
+def test_a_192_mib_body_without_the_secret_costs_no_memory(receiver: _Receiver) -> None:
+    sent, chunk = 0, b"x" * MIB
+    with PeakRSS() as memory, connect(receiver) as sock:
+        sock.sendall(head(str(192 * MIB), secret=None))
+        try:
+            while sent < 192 * MIB:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # refused and closed: the rest is never read
+    print(f"\nreceiver: 192 MiB body without the secret: {sent / MIB:.0f} MiB sent before the close, "
+          f"peak RSS growth {memory.growth:.1f} MiB")
+    assert receiver.rejected == 1
+    assert memory.growth < 16  # the receiver read all of it before: +188 MiB
+
+
+def test_idle_connections_claiming_1_gb_are_bounded_and_time_out(receiver: _Receiver) -> None:
+    def handlers() -> int:
+        return sum("process_request_thread" in t.name for t in threading.enumerate())
+
+    socks: list[socket.socket] = []
+    with PeakRSS() as memory:
+        for _ in range(40):  # the head is never finished: each one idles in the receiver
+            sock = connect(receiver)
+            sock.sendall(f"PUT {PATH} HTTP/1.1\r\nContent-Length: {1 << 30}\r\n".encode())
+            socks.append(sock)
+        wait_until(lambda: receiver.refused >= 36, timeout=5)
+        peak_threads = handlers()
+    closed = 0
+    for sock in socks:
+        sock.settimeout(3)
+        try:
+            closed += sock.recv(1) == b""
+        except ConnectionResetError:
+            closed += 1
+        sock.close()
+    print(f"\nreceiver: 40 idle connections claiming 1 GB: {receiver.refused} closed at once, "
+          f"{peak_threads} handler threads at most, peak RSS growth {memory.growth:.1f} MiB, all {closed} closed")
+    assert receiver.refused == 36 and peak_threads <= 4 and closed == 40  # before: 40 threads, never closed
+    assert memory.growth < 16
+    wait_until(lambda: handlers() == 0, timeout=5)
+    with connect(receiver) as sock:  # still serving
+        sock.sendall(head("2") + b"{}")
+        assert answer_keepalive(sock)[0] == 204
+
+
+def test_the_channel_uses_the_configured_body_cap(monkeypatch: Any) -> None:
+    from platypush_ext.mbed.channels import CallbackChannel
+
+    class Client:
+        class redactor:
+            @staticmethod
+            def add(secret: str) -> None:
+                pass
+
+    channel = CallbackChannel(Client(), lambda message: None, max_body=10, timeout=1, max_connections=2)
+    channel._start_receiver()
+    try:
+        assert channel.receiver is not None and channel.receiver.max_body == 10
+        with connect(channel.receiver) as sock:
+            sock.sendall(head("11", secret=channel.secret).replace(PATH.encode(), channel.PATH.encode()))
+            assert answer(sock) == (413, True)
+    finally:
+        channel.close()
