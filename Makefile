@@ -28,6 +28,7 @@ lint: install
 	$(PY) -m ruff check platypush_ext platypush tests benchmarks
 
 install: $(VENV)/.deps redis
+	rm -rf build  # setuptools keeps removed modules in build/lib and would install them again
 	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
 
 $(VENV)/.deps: setup.cfg pyproject.toml
