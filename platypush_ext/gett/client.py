@@ -27,7 +27,6 @@ import re
 import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
@@ -38,52 +37,27 @@ import requests
 from ..http import (
     AuthError,
     BadRequestError,
+    ErrorDetails,
     HttpClient,
     InvalidArgumentError,
     NotFoundError,
     ProtocolError,
-    Redactor,
     RetryPolicy,
     ServiceClient,
     ServiceConnectionError,
     ServiceError,
     Timeouts,
+    error_class_for_status,
 )
 
 logger = logging.getLogger("platypush_ext.gett")
 
 #: Bytes read or written at a time by transfers.
 CHUNK_SIZE = 1 << 20
-DEFAULT_TIMEOUTS = Timeouts()
-DEFAULT_RETRY = RetryPolicy()
 NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 #: ``progress(bytes_done, bytes_total)``; ``bytes_total`` is ``None`` when unknown.
 Progress = Callable[[int, "int | None"], None]
-
-
-# -- log redaction ------------------------------------------------------------
-
-
-class _RedactingFilter(logging.Filter):
-    """Masks tokens and signatures in the debug lines of ``urllib3`` (it logs full URLs)."""
-
-    _PARAM_RE = re.compile(r"((?:accesstoken|refreshtoken|sig)=)[^&\s\"]+", re.IGNORECASE)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.redactors: weakref.WeakSet[Redactor] = weakref.WeakSet()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = self._PARAM_RE.sub(r"\1***", record.getMessage())
-        for redactor in list(self.redactors):
-            text = redactor.text(text)
-        record.msg, record.args = text, ()
-        return True
-
-
-_URLLIB3_FILTER = _RedactingFilter()
-logging.getLogger("urllib3.connectionpool").addFilter(_URLLIB3_FILTER)
 
 
 # -- errors -------------------------------------------------------------------
@@ -109,19 +83,15 @@ class TransferCancelled(GettError):
     """A transfer was cancelled by its caller."""
 
 
-def _gett_error(status: int, endpoint: str, payload: Any) -> ServiceError | None:
-    """Map ``{"error": "<message>"}`` bodies to exceptions (5xx and 429 stay generic, hence retried)."""
+_ERROR_CLASSES: dict[type[ServiceError], type[GettError]] = {AuthError: GettAuthError, NotFoundError: GettNotFoundError}
+
+
+def _gett_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+    """The classes of ``{"error": "<message>"}`` answers (5xx and 429 stay generic, hence retried)."""
     message = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(message, str) or status >= 500 or status == 429:
         return None
-    cls: type[GettError]
-    if status in (401, 403):
-        cls = GettAuthError
-    elif status in (404, 410):
-        cls = GettNotFoundError
-    else:
-        cls = GettBadRequest
-    return cls(f"{endpoint}: {message} (HTTP {status})", status=status, endpoint=endpoint, server_message=message)
+    return ErrorDetails(_ERROR_CLASSES.get(error_class_for_status(status), GettBadRequest))
 
 
 # -- models -------------------------------------------------------------------
@@ -457,8 +427,8 @@ class GettClient(ServiceClient):
         email: str | None = None,
         password: str | None = None,
         refresh_token: str | None = None,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
         poll_timeout: float = 30.0,
         http: HttpClient | None = None,
     ):
@@ -466,9 +436,7 @@ class GettClient(ServiceClient):
                             ("refresh_token", refresh_token)):
             if value is not None and not isinstance(value, str):
                 raise InvalidArgumentError(f"{name} must be a string")
-        self.http = http or HttpClient(base_url, timeouts=timeouts, retry=retry, error_factory=_gett_error,
-                                       secrets=(api_key, password, refresh_token))
-        _URLLIB3_FILTER.redactors.add(self.http.redactor)
+        self._connect(base_url, http, timeouts, retry, _gett_error, secrets=(api_key, password, refresh_token))
         self._api_key, self._email, self._password = api_key, email, password
         self._refresh_token = refresh_token
         self._access_token: str | None = None
@@ -492,8 +460,8 @@ class GettClient(ServiceClient):
         if not isinstance(payload, dict) or not isinstance(payload.get("accesstoken"), str):
             raise ProtocolError("POST /users/login: the answer lacks an accesstoken")
         access, refresh = payload["accesstoken"], payload.get("refreshtoken")
-        self.http.redactor.add(access)
-        self.http.redactor.add(refresh)
+        self.add_secret(access)
+        self.add_secret(refresh)
         try:
             lifetime = float(payload.get("expires", 86400))
         except (TypeError, ValueError):
@@ -638,7 +606,7 @@ class GettClient(ServiceClient):
         """Mask the signature of a blob URL in errors and logs."""
         for name, value in parse_qsl(urlsplit(url).query):
             if name in ("sig", "signature"):
-                self.http.redactor.add(value)
+                self.add_secret(value)
 
     # -- uploads -------------------------------------------------------------
 

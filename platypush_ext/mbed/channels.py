@@ -125,7 +125,7 @@ class Channel:
                 except Exception as exc:  # noqa: BLE001 - a bug or a surprise must not end the channel
                     # Without this the thread died silently and no notification (nor any
                     # async answer) ever arrived again. Text only: no traceback, no secret.
-                    text = self.client.redactor.text(f"{type(exc).__name__}: {exc}")
+                    text = self.client.redact(f"{type(exc).__name__}: {exc}")
                     logger.error("mbed %s: unexpected failure (%s); retrying with backoff", self.name, text)
                     self.stopping.wait(self.backoff.next_delay())
                 else:
@@ -297,7 +297,7 @@ class CallbackChannel(Channel):
         super().__init__(client, on_message, **kwargs)
         self.limits = {"max_body": int(max_body), "timeout": float(timeout), "max_connections": int(max_connections)}
         self.secret = secrets.token_urlsafe(24)
-        client.redactor.add(self.secret)
+        client.add_secret(self.secret)
         self.bind, self.port, self.public_url, self.recheck = bind, port, public_url, recheck
         self.receiver: _Receiver | None = None
         self._registered_url: str | None = None

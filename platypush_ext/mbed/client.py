@@ -42,6 +42,7 @@ import requests
 from ..http import (
     BadRequestError,
     ConflictError,
+    ErrorDetails,
     HttpClient,
     InvalidArgumentError,
     NotFoundError,
@@ -51,7 +52,6 @@ from ..http import (
     ServiceError,
     ServiceTimeoutError,
     Timeouts,
-    error_class_for_status,
     parse_json,
 )
 from ..http import server_message as http_server_message
@@ -85,7 +85,6 @@ STATUS_MEANINGS = {
 }
 
 PELION_HOSTS = ("mbedcloud.com", "izumanetworks.com", "pelion.com")
-ASYNC_ID_RE = re.compile(r"^[\w-]{1,40}$")
 TEXT_TYPES = ("text/", "application/json", "application/link-format", "application/xml")
 
 
@@ -123,32 +122,22 @@ class DeviceTimeoutError(MbedError, ServiceTimeoutError):
     """No asynchronous answer arrived in time."""
 
 
-def _mbed_error(status: int, endpoint: str, payload: Any) -> ServiceError | None:
-    """Map error answers (plain text on the Connector, JSON objects on Pelion) to exceptions."""
-    if isinstance(payload, Mapping):
-        server_message = str(payload.get("message") or payload.get("type") or "")
-    else:
-        server_message = http_server_message(payload) or ""  # an HTML page (e.g. a proxy's 502): its title
-    device_path = any(p in endpoint for p in ("/v2/endpoints/", "/v2/subscriptions/", "/device-requests/"))
-    no_channel = status == 412 and "channel" in server_message.lower()
-    if not (device_path or no_channel):
+#: The paths of device requests, whose statuses mean what :data:`STATUS_MEANINGS` says.
+DEVICE_PATHS = ("/v2/endpoints/", "/v2/subscriptions/", "/device-requests/")
+
+
+def _mbed_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+    """The classes and meanings of device answers (plain text on the Connector, JSON on Pelion)."""
+    server_message = http_server_message(payload) or ""
+    if status == 412 and "channel" in server_message.lower():
+        return ErrorDetails(NoChannelError, "start the notification channel: long poll, callback or WebSocket")
+    if not any(p in endpoint for p in DEVICE_PATHS):
         return None
-    text = f"{endpoint}: HTTP {status}"
-    if server_message:
-        text += f": {server_message}"
-    meaning = STATUS_MEANINGS.get(status)
-    if meaning and not no_channel:
-        text += f" ({meaning})"
-    if no_channel:
-        text += " (start the notification channel: long poll, callback or WebSocket)"
-        cls: type[ServiceError] = NoChannelError
-    elif status in (404, 410) or server_message in ("DEVICE_NOT_FOUND", "RESOURCE_NOT_FOUND"):
-        cls = EndpointGoneError
-    elif status == 409:
-        cls = QueueModeError
+    if status in (404, 410) or server_message in ("DEVICE_NOT_FOUND", "RESOURCE_NOT_FOUND"):
+        cls: type[ServiceError] | None = EndpointGoneError
     else:
-        cls = error_class_for_status(status)
-    return cls(text, status=status, endpoint=endpoint, server_message=server_message or None)
+        cls = QueueModeError if status == 409 else None
+    return ErrorDetails(cls, STATUS_MEANINGS.get(status))
 
 
 # -- models -------------------------------------------------------------------
@@ -476,8 +465,6 @@ def _quote_path(path: str) -> str:
 # -- the client -----------------------------------------------------------------
 
 Handler = Callable[[dict[str, Any]], Any]
-DEFAULT_TIMEOUTS = Timeouts(5.0, 15.0)
-DEFAULT_RETRY = RetryPolicy(attempts=3, budget=20.0)
 
 
 class MbedClient(ServiceClient):
@@ -492,7 +479,11 @@ class MbedClient(ServiceClient):
     :param pull_timeout: read timeout of one long poll (the service holds it ~30 s).
     :param async_timeout: default seconds to wait for an async response.
     :param retry: retry policy of idempotent requests.
+    :param http: an :class:`~platypush_ext.http.HttpClient` to use instead of building one.
     """
+
+    DEFAULT_TIMEOUTS = Timeouts(5.0, 15.0)
+    DEFAULT_RETRY = RetryPolicy(attempts=3, budget=20.0)
 
     def __init__(
         self,
@@ -500,22 +491,22 @@ class MbedClient(ServiceClient):
         api_key: str,
         *,
         api: str = "auto",
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        timeouts: Timeouts | None = None,
         pull_timeout: float = 40.0,
         async_timeout: float = 20.0,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        retry: RetryPolicy | None = None,
+        http: HttpClient | None = None,
     ):
         if not isinstance(api_key, str) or len(api_key) < 4:
             raise InvalidArgumentError("api_key must be the account's access key (a string)")
         if api not in ("auto", "connector", "pelion"):
             raise InvalidArgumentError(f"api must be 'auto', 'connector' or 'pelion', got {api!r}")
-        self.http = HttpClient(base_url, timeouts=timeouts, retry=retry, secrets=[api_key],
-                               error_factory=_mbed_error, headers={"Authorization": f"Bearer {api_key}",
-                                                                   "Accept": "application/json"})
+        self._connect(base_url, http, timeouts, retry, _mbed_error, secrets=[api_key],
+                      headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
         host = urlsplit(self.base_url).hostname or ""
         self.pelion = api == "pelion" or (api == "auto" and host.endswith(PELION_HOSTS))
         self._api_key = api_key
-        self.pull_timeouts = Timeouts(timeouts.connect, pull_timeout)
+        self.pull_timeouts = Timeouts(self.http.timeouts.connect, pull_timeout)
         self.async_timeout = check_timeout(async_timeout, 20.0)
         self.registry = AsyncRegistry()
         self._handlers: dict[str, Handler] = {}
@@ -529,10 +520,6 @@ class MbedClient(ServiceClient):
     def close(self) -> None:
         self.stop_long_polling()
         super().close()
-
-    @property
-    def redactor(self) -> Any:
-        return self.http.redactor
 
     # -- plumbing ----------------------------------------------------------
 
@@ -570,7 +557,7 @@ class MbedClient(ServiceClient):
                 text += f" {response.error}"
             if meaning:
                 text += f" ({meaning})"
-            raise DeviceError(self.http.redactor.text(text), status=response.status, endpoint=what,
+            raise DeviceError(self.redact(text), status=response.status, endpoint=what,
                               server_message=response.error, code=response.error)
         return response
 
@@ -810,7 +797,7 @@ class MbedClient(ServiceClient):
         if len(url) + sum(len(v) for v in (headers or {}).values()) > 400:
             raise InvalidArgumentError("the callback URL and header values must total at most 400 characters")
         for value in (headers or {}).values():
-            self.http.redactor.add(value)
+            self.add_secret(value)
         body: dict[str, Any] = {"url": url}
         if headers:
             body["headers"] = dict(headers)
@@ -872,7 +859,7 @@ class MbedClient(ServiceClient):
         except (websocket.WebSocketException, OSError) as exc:
             from ..http import ServiceConnectionError
 
-            text = self.http.redactor.text(f"{type(exc).__name__}: {exc}")
+            text = self.redact(f"{type(exc).__name__}: {exc}")
             raise ServiceConnectionError(f"GET /v2/notification/websocket-connect: {text}") from None
 
     def get_channel(self) -> str | None:
@@ -900,7 +887,7 @@ class MbedClient(ServiceClient):
         Malformed elements are logged and skipped; the others still flow."""
         items, problems = parse_message(message)
         for problem in problems:
-            logger.warning("mbed: skipping a malformed notification element: %s", self.http.redactor.text(problem))
+            logger.warning("mbed: skipping a malformed notification element: %s", self.redact(problem))
         for item in items:
             if item.kind == "async-responses":
                 d = item.data

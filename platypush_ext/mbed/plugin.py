@@ -207,7 +207,7 @@ class MbedPlugin(RunnablePlugin):
             try:
                 events.append(EVENT_CLASSES[item.kind](**item.data, journal_id=f"{journal_id}.{index}"))
             except Exception as exc:  # noqa: BLE001 - one bad element never drops the rest
-                self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redactor.text(exc))
+                self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redact(exc))
         return events
 
     def _make_channel(self) -> Channel:
@@ -259,7 +259,7 @@ class MbedPlugin(RunnablePlugin):
         # finishes on its own when the poll returns; stop() itself returns promptly.
         self._stop_channel(timeout=0.5)
         super().stop()
-        self._client.http.close()
+        self._client.close()
         if self._delivery_lock.acquire(timeout=2):  # else a post still runs: closed as after a crash
             try:
                 with self._journal_lock:

@@ -23,6 +23,7 @@ from typing import Any, Optional
 from ..http import (
     BadRequestError,
     ConflictError,
+    ErrorDetails,
     HttpClient,
     InvalidArgumentError,
     NotFoundError,
@@ -64,25 +65,16 @@ class PushjetBadRequest(PushjetError, BadRequestError):
 _ERROR_CLASSES: dict[int, type[PushjetError]] = {4: SubscriptionError, 11: SubscriptionError, 6: NonexistentError}
 
 
-def _pushjet_error(status: int, endpoint: str, payload: Any) -> Optional[ServiceError]:
-    """Map ``{"error": {"message", "id"}}`` bodies to exceptions."""
+def _pushjet_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+    """The error ids of ``{"error": {"message", "id"}}`` bodies (5: rate limited, whatever the status)."""
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict) or "id" not in error:
         return None
-    code, server_message = error.get("id"), str(error.get("message", ""))
-    if code == 5:
-        cls: type[ServiceError] = RateLimitedError
-    elif status >= 500:
+    code = error.get("id")
+    if code != 5 and status >= 500:
         return None
-    else:
-        cls = _ERROR_CLASSES.get(code, PushjetBadRequest)
-    return cls(
-        f"{endpoint}: {server_message} (Pushjet error {code})",
-        status=status,
-        endpoint=endpoint,
-        server_message=server_message,
-        code=code,
-    )
+    cls = RateLimitedError if code == 5 else _ERROR_CLASSES.get(code, PushjetBadRequest)
+    return ErrorDetails(cls, hint=f"Pushjet error {code}", code=code)
 
 
 # -- models -------------------------------------------------------------------
@@ -246,20 +238,18 @@ class PushjetClient(ServiceClient):
         (a missing trailing ``/`` is added).
     :param timeouts: connect and read timeouts.
     :param retry: retry policy for idempotent requests.
+    :param http: an :class:`~platypush_ext.http.HttpClient` to use instead of building one.
     """
 
     def __init__(
         self,
         base_url: str,
         *,
-        timeouts: Timeouts = Timeouts(),
-        retry: RetryPolicy = RetryPolicy(),
-        http: Optional[HttpClient] = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        http: HttpClient | None = None,
     ):
-        self.http = http or HttpClient(base_url, timeouts=timeouts, retry=retry, error_factory=_pushjet_error)
-
-
-
+        self._connect(base_url, http, timeouts, retry, _pushjet_error)
 
     def _call(self, method: str, path: str, *, key: Optional[str] = None, idempotent: Optional[bool] = None,
               **kwargs: Any) -> Any:
@@ -276,7 +266,7 @@ class PushjetClient(ServiceClient):
         if icon_url:
             form["icon"] = _check_text(icon_url, "icon_url", required=False)
         service = Service.from_json(self._call("POST", "service", key="service", data=form))
-        self.http.redactor.add(service.secret_key)
+        self.add_secret(service.secret_key)
         return service
 
     def get_service(self, *, secret_key: Optional[str] = None, public_key: Optional[str] = None) -> Service:

@@ -142,7 +142,7 @@ class PushjetPlugin(RunnablePlugin):
             except InvalidArgumentError as exc:
                 raise InvalidArgumentError(f"pushjet: services.{name}: {exc}") from None
         for secret in self._secrets.values():
-            self._client.http.redactor.add(secret)
+            self._client.add_secret(secret)
 
         self._journal: Optional[Journal] = None
         self._publisher = Publisher(lambda: self._bus)
@@ -202,7 +202,7 @@ class PushjetPlugin(RunnablePlugin):
     def _secret(self, service: Optional[str], secret_key: Optional[str]) -> str:
         if secret_key is not None:
             secret = check_secret_key(secret_key)
-            self._client.http.redactor.add(secret)
+            self._client.add_secret(secret)
             return secret
         if service is None:
             raise InvalidArgumentError(

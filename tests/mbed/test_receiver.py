@@ -223,10 +223,9 @@ def test_the_channel_uses_the_configured_body_cap(monkeypatch: Any) -> None:
     from platypush_ext.mbed.channels import CallbackChannel
 
     class Client:
-        class redactor:
-            @staticmethod
-            def add(secret: str) -> None:
-                pass
+        @staticmethod
+        def add_secret(secret: str) -> None:
+            pass
 
     channel = CallbackChannel(Client(), lambda message: None, max_body=10, timeout=1, max_connections=2)
     channel._start_receiver()
