@@ -32,9 +32,9 @@ from typing import Any, Callable
 
 import requests
 
+from benchmarks.nikdev_durability import run_check
 from platypush_ext.http import RetryPolicy, Timeouts
 from platypush_ext.nikdev.client import Entry, NikdevClient
-from platypush_ext.nikdev.durability import run_check
 from platypush_ext.nikdev.outbox import Outbox
 from platypush_ext.nikdev.uploader import Uploader
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID

@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import threading
 import time
@@ -35,6 +34,8 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urljoin, urlsp
 
 import requests
 import urllib3
+
+from .backoff import exponential_delay
 
 __all__ = [
     "AuthError",
@@ -328,8 +329,7 @@ class RetryPolicy:
         """
         if retry_after is not None and self.respect_retry_after:
             return min(max(retry_after, 0.0), self.backoff_max)
-        cap = min(self.backoff_max, self.backoff * (2**attempt))
-        return random.uniform(cap / 2, cap)
+        return exponential_delay(self.backoff, self.backoff_max, attempt)
 
     def next_delay(
         self, error: ServiceError, *, failures: int, elapsed: float, replayable: bool, retry_after: float | None = None

@@ -201,3 +201,41 @@ class Journal:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO state VALUES ('open', '0')")
             self._db.close()
+
+
+class LazyJournal:
+    """A plugin's :class:`Journal`: opened at first use, by whichever thread (an action
+    or the listener) comes first, and closed on a clean stop.
+
+    :param path: the database file.
+    :param options: the journal's other arguments (``keep_posted``, ``grace``).
+    """
+
+    def __init__(self, path: str, **options: Any):
+        self.path, self.options = path, options
+        self._journal: Journal | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Journal:
+        """The journal, opened if it is not yet."""
+        with self._lock:
+            if self._journal is None:
+                self._journal = Journal(self.path, **self.options)
+            return self._journal
+
+    def close(self, busy: threading.Lock | threading.RLock, timeout: float = 2.0) -> None:
+        """Close the journal once ``busy`` (held while entries are posted) is free. If a post
+        still runs after ``timeout`` seconds, it is left open: recovered as after a crash.
+
+        :param busy: the lock held by whoever posts the journal's entries.
+        :param timeout: seconds to wait for it.
+        """
+        if not busy.acquire(timeout=timeout):
+            return
+        try:
+            with self._lock:
+                if self._journal is not None:
+                    self._journal.close()  # a clean stop: no crash recovery at the next start
+                    self._journal = None
+        finally:
+            busy.release()

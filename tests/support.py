@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any, Callable
 
+import pytest
 from platypush.message.event import Event
 
 
@@ -85,3 +86,12 @@ def _pings(client: Any) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+def fail_on_sandbox_bugs(expected: bool = False) -> None:
+    """Fail the current test if a sandbox handler raised since the last check (``expected``: forget them)."""
+    from platypush_ext.sandbox.core import take_failures
+
+    failures = take_failures()
+    if failures and not expected:
+        pytest.fail("; ".join(str(f) for f in failures), pytrace=False)

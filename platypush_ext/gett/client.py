@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
 
+from ..backoff import Backoff
 from ..http import (
     AuthError,
     BadRequestError,
@@ -669,18 +670,18 @@ class GettClient(ServiceClient):
     def wait_uploaded(self, sharename: str, fileid: str, timeout: float | None = None) -> File:
         """Poll the file until its ``readystate`` is ``uploaded`` (bounded in time); returns it."""
         deadline = time.monotonic() + (self.poll_timeout if timeout is None else timeout)
-        delay = 0.05
+        backoff = Backoff(base=0.05, cap=1.0, jitter=False)
         while True:
             file = self.get_file(sharename, fileid)
             if file.readystate == "uploaded":
                 return file
             if file.readystate not in ("remote", "uploading"):
                 raise GettError(f"file {sharename}/{fileid} is in state {file.readystate!r} after the upload")
+            delay = backoff.next_delay()
             if time.monotonic() + delay > deadline:
                 raise GettError(f"file {sharename}/{fileid} is still {file.readystate!r} after the upload "
                                 f"(waited {timeout if timeout is not None else self.poll_timeout:g} s)")
             time.sleep(delay)
-            delay = min(delay * 2, 1.0)
 
     def upload_file(
         self,

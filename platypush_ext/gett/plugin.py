@@ -14,9 +14,8 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
-from .. import webpanel
-from ..glue import action
-from ..http import InvalidArgumentError, RetryPolicy, ServiceError, Timeouts
+from ..glue import ServicePlugin, action
+from ..http import InvalidArgumentError, ServiceError
 from .client import (
     GettClient,
     GettError,
@@ -67,7 +66,7 @@ class _Transfer:
                 "error": self.error, "started": self.started, "finished": self.finished}
 
 
-class GettPlugin(RunnablePlugin):
+class GettPlugin(ServicePlugin, RunnablePlugin):
     """
     `Ge.tt <http://ge.tt>`_ file sharing: shares, files, uploads and downloads
     of any size (streamed, in the background if asked, with progress events).
@@ -132,15 +131,8 @@ class GettPlugin(RunnablePlugin):
             without a ``path`` returns inline (default: 16 MiB).
         """
         super().__init__(**kwargs)
-        webpanel.register()  # listed in the web panel's Execute tab and Extensions
-        self._client = GettClient(
-            base_url,
-            api_key=api_key,
-            email=email,
-            password=password,
-            timeouts=Timeouts(float(connect_timeout), float(read_timeout)),
-            retry=RetryPolicy(attempts=max(1, int(retries) + 1)),
-        )
+        self._open_client(GettClient, base_url, api_key=api_key, email=email, password=password,
+                          connect_timeout=connect_timeout, read_timeout=read_timeout, retries=retries)
         self._progress_interval = max(0.2, float(progress_interval))
         self._max_transfers = max(1, int(max_transfers))
         self._max_inline_size = int(max_inline_size)
@@ -623,4 +615,3 @@ class GettPlugin(RunnablePlugin):
             assert transfer.thread is not None
             transfer.thread.join(max(0.0, deadline - time.monotonic()))
         super().stop()
-        self._client.close()

@@ -23,34 +23,16 @@ import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from ..http import ProtocolError, RetryPolicy, ServiceConnectionError, ServiceError
+from ..backoff import Backoff
+from ..http import ProtocolError, ServiceConnectionError, ServiceError
+from ..listening import Listener
 
 logger = logging.getLogger("platypush_ext.mbed")
 
 #: The header carrying the callback channel's shared secret.
 SECRET_HEADER = "X-Platypush-Mbed-Secret"
-
-
-class BackoffLike(Protocol):
-    def next_delay(self) -> float: ...
-
-    def reset(self) -> None: ...
-
-
-class PolicyBackoff:
-    """Exponential backoff with jitter (1 s … 60 s) from the HTTP layer's :class:`RetryPolicy`."""
-
-    def __init__(self, base: float = 1.0, cap: float = 60.0):
-        self.policy, self.failures = RetryPolicy(backoff=base, backoff_max=cap), 0
-
-    def next_delay(self) -> float:
-        self.failures += 1
-        return self.policy.delay(self.failures - 1)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class Channel:
@@ -61,7 +43,7 @@ class Channel:
     :param on_up: called after each successful exchange (cheap; the caller
         deduplicates, e.g. with ``glue.Availability``).
     :param on_down: called with the error of each failed exchange.
-    :param backoff: an object with ``next_delay()`` and ``reset()``.
+    :param backoff: the delays after failures (default: 1 s doubling to 60 s, with jitter).
     :param record: durably records a message before anything else happens to it
         and returns its id, then passed to ``on_message(message, id)`` (a journal).
     """
@@ -74,7 +56,7 @@ class Channel:
         on_message: Callable[[Any], Any],
         on_up: Callable[[], None] | None = None,
         on_down: Callable[[ServiceError], None] | None = None,
-        backoff: BackoffLike | None = None,
+        backoff: Backoff | None = None,
         record: Callable[[Any], int] | None = None,
     ):
         self.client = client
@@ -82,10 +64,9 @@ class Channel:
         self.on_message = on_message
         self.on_up = on_up or (lambda: None)
         self.on_down = on_down or (lambda error: logger.warning("mbed %s: %s", self.name, error))
-        self.backoff = backoff or PolicyBackoff()
+        self.backoff = backoff or Backoff()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
-        self.messages = 0
 
     # -- to implement --------------------------------------------------------
 
@@ -100,7 +81,6 @@ class Channel:
 
     def dispatch(self, message: Any, record_id: int | None = None) -> None:
         """Hand a message to ``on_message``, recorded first (unless ``record_id`` says it was)."""
-        self.messages += 1
         if self.record is not None and record_id is None:
             record_id = self.record(message)
         try:
@@ -116,22 +96,20 @@ class Channel:
     def run(self) -> None:
         """Run until :meth:`stop`."""
         try:
-            while not self.stopping.is_set():
-                try:
-                    self.step()
-                except ServiceError as exc:
-                    self.on_down(exc)
-                    self.stopping.wait(self.backoff.next_delay())
-                except Exception as exc:  # noqa: BLE001 - a bug or a surprise must not end the channel
-                    # Without this the thread died silently and no notification (nor any
-                    # async answer) ever arrived again. Text only: no traceback, no secret.
-                    text = self.client.redact(f"{type(exc).__name__}: {exc}")
-                    logger.error("mbed %s: unexpected failure (%s); retrying with backoff", self.name, text)
-                    self.stopping.wait(self.backoff.next_delay())
-                else:
-                    self.backoff.reset()
+            Listener(self._step, self.stopping, backoff=self.backoff, on_down=self.on_down,
+                     on_unexpected=self._unexpected).run()
         finally:
             self.close()
+
+    def _step(self) -> float:
+        self.step()
+        return 0.0
+
+    def _unexpected(self, exc: Exception) -> None:
+        # A bug or a surprise must not end the channel: without this the thread died silently and
+        # no notification (nor any async answer) ever arrived again. Text only: no traceback, no secret.
+        text = self.client.redact(f"{type(exc).__name__}: {exc}")
+        logger.error("mbed %s: unexpected failure (%s); retrying with backoff", self.name, text)
 
     def start_thread(self) -> threading.Thread:
         self.thread = threading.Thread(target=self.run, name=f"mbed-{self.name}", daemon=True)

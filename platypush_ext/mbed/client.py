@@ -565,6 +565,15 @@ class MbedClient(ServiceClient):
         """Whether this client's own long-polling thread runs (the plugin feeds it otherwise)."""
         return self._poller is not None or self.external_channel
 
+    def _follow(self, async_id: str, what: str, limit: float, started: float, wait: bool) -> AsyncResponse | str:
+        """After a ``202``: the device's answer (``wait``), else the async id, forgotten here
+        (nobody waits: the answer arrives as an event; keeping it leaked one entry per call)."""
+        self.registry.expect(async_id)  # picks an answer that came before the 202
+        if not wait:
+            self.registry.wait(async_id, 0)
+            return async_id
+        return self._await(async_id, what, limit, started)
+
     def _device_call(
         self,
         method: str,
@@ -581,34 +590,14 @@ class MbedClient(ServiceClient):
         """One resource request; returns the async response, a cached value, the
         async id (``wait=False``) or ``None`` (``noResp``)."""
         started = time.monotonic()
-        ep = self._ep(endpoint)
-        path = check_path(path)
+        ep, path = self._ep(endpoint), check_path(path)
         limit = check_timeout(timeout, self.async_timeout)
         if body is not None:
             content_type = check_content_type(content_type)
         what = f"{method} {endpoint}{path}"
         if self.pelion and not (no_resp or cache_only):
-            async_id = uuid.uuid4().hex
-            request = {"method": method, "uri": path}
-            if body:
-                request["payload-b64"] = base64.standard_b64encode(body).decode("ascii")
-                request["content-type"] = content_type
-            if wait:  # before the request: the answer may come back before it returns
-                self.registry.expect(async_id)
-            try:
-                self.http.request("POST", f"v2/device-requests/{ep}", params={"async-id": async_id},
-                                  json_body=request, idempotent=method == "GET")
-            except BaseException:
-                self.registry.wait(async_id, 0)
-                raise
-            if not wait:  # nobody waits: the answer arrives as an event (registering it leaked one entry per call)
-                return async_id
-            return self._await(async_id, what, limit, started)
-        params: dict[str, str] = {}
-        if no_resp:
-            params["noResp"] = "true"
-        if cache_only:
-            params["cacheOnly"] = "true"
+            return self._pelion_call(method, ep, path, body, content_type, what, limit, started, wait)
+        params = {name: "true" for name, on in (("noResp", no_resp), ("cacheOnly", cache_only)) if on}
         headers = {"Content-Type": content_type} if body is not None else None
         response = self.http.request(method, f"v2/endpoints/{ep}{_quote_path(path)}", params=params or None,
                                      data=body, headers=headers, idempotent=method in ("GET", "PUT"))
@@ -619,14 +608,27 @@ class MbedClient(ServiceClient):
             return ResourceValue(endpoint, path, value, ctype, encoding, None, True, raw)
         if response.status_code == 205:
             raise NoCacheError(f"{what}: HTTP 205 ({STATUS_MEANINGS[205]})", status=205, endpoint=what)
-        if response.status_code == 204:
-            return None
         if response.status_code != 202:
-            return None  # 200/201 without an async id: done
-        async_id = self._async_id(response, method, path)
-        self.registry.expect(async_id)
-        if not wait:
+            return None  # 204 (noResp), or 200/201 without an async id: done
+        return self._follow(self._async_id(response, method, path), what, limit, started, wait)
+
+    def _pelion_call(self, method: str, ep: str, path: str, body: bytes | None, content_type: str, what: str,
+                     limit: float, started: float, wait: bool) -> AsyncResponse | str:
+        """``POST /v2/device-requests/{ep}?async-id=<our id>`` (Pelion / Izuma): no 202 race."""
+        async_id = uuid.uuid4().hex
+        request = {"method": method, "uri": path}
+        if body:
+            request["payload-b64"] = base64.standard_b64encode(body).decode("ascii")
+            request["content-type"] = content_type
+        if wait:  # before the request: the answer may come back before it returns
+            self.registry.expect(async_id)
+        try:
+            self.http.request("POST", f"v2/device-requests/{ep}", params={"async-id": async_id},
+                              json_body=request, idempotent=method == "GET")
+        except BaseException:
             self.registry.wait(async_id, 0)
+            raise
+        if not wait:  # nobody waits: the answer arrives as an event (registering it leaked one entry per call)
             return async_id
         return self._await(async_id, what, limit, started)
 
@@ -715,12 +717,7 @@ class MbedClient(ServiceClient):
         response = self.http.request("DELETE", f"v2/endpoints/{self._ep(endpoint)}")
         if response.status_code != 202:
             return None
-        async_id = self._async_id(response, "DELETE", f"v2/endpoints/{endpoint}")
-        self.registry.expect(async_id)
-        if not wait:
-            self.registry.wait(async_id, 0)
-            return async_id
-        return self._await(async_id, what, limit, started)
+        return self._follow(self._async_id(response, "DELETE", f"v2/endpoints/{endpoint}"), what, limit, started, wait)
 
     # -- subscriptions -------------------------------------------------------
 
@@ -732,12 +729,8 @@ class MbedClient(ServiceClient):
         started, limit = time.monotonic(), check_timeout(timeout, self.async_timeout)
         response = self.http.request("PUT", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(path)}")
         if response.status_code == 202:
-            async_id = self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}")
-            self.registry.expect(async_id)
-            if not wait:
-                self.registry.wait(async_id, 0)
-                return True
-            self._await(async_id, what, limit, started)
+            self._follow(self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}"), what, limit, started,
+                         wait)
         return True
 
     def get_resource_subscription(self, endpoint: str, path: str) -> bool:

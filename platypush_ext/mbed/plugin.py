@@ -8,11 +8,11 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
-from .. import webpanel
+from ..backoff import Backoff
 from ..bus import Publisher
-from ..glue import Availability, Backoff, action, state_path
-from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, Timeouts
-from ..journal import Entry, Journal
+from ..glue import ServicePlugin, action, state_path
+from ..http import InvalidArgumentError, ProtocolError
+from ..journal import Entry, Journal, LazyJournal
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
 from .client import AsyncResponse, MbedClient, Notification, ResourceValue, parse_message
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
@@ -20,7 +20,7 @@ from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
 CHANNELS = ("long_poll", "callback", "websocket", "none")
 
 
-class MbedPlugin(RunnablePlugin):
+class MbedPlugin(ServicePlugin, RunnablePlugin):
     """
     `mbed Device Connector <https://github.com/ARMmbed/Connector-mDS-REST-API>`_
     (and its successors Pelion / Izuma Device Management): read, write and
@@ -102,18 +102,11 @@ class MbedPlugin(RunnablePlugin):
         """
         kwargs.setdefault("poll_interval", 1)
         super().__init__(**kwargs)
-        webpanel.register()  # listed in the web panel's Execute tab and Extensions
         if channel not in CHANNELS:
             raise InvalidArgumentError(f"mbed: channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
-        self._client = MbedClient(
-            base_url,
-            api_key,
-            api=api,
-            timeouts=Timeouts(float(connect_timeout), float(read_timeout)),
-            pull_timeout=float(pull_timeout),
-            async_timeout=float(async_timeout),
-            retry=RetryPolicy(attempts=max(1, int(retries) + 1), budget=20.0),
-        )
+        self._open_client(MbedClient, base_url, api_key, api=api, connect_timeout=connect_timeout,
+                          read_timeout=read_timeout, retries=retries, pull_timeout=float(pull_timeout),
+                          async_timeout=float(async_timeout))
         self._client.external_channel = channel != "none"
         self._channel_name = channel
         self._callback = {"bind": callback_bind, "port": int(callback_port), "public_url": callback_url,
@@ -123,18 +116,11 @@ class MbedPlugin(RunnablePlugin):
         self._channel_enabled = channel != "none"
         self.events_posted = 0
         self._publisher = Publisher(lambda: self._bus)
-        self._journal: Journal | None = None
-        self._journal_lock = threading.Lock()
+        self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000)
         self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
         self._fresh: dict[int, list[Any]] = {}  # events of messages just received, by journal id
-        self._availability = Availability(
-            f"mbed notification channel ({channel}) at {self._client.base_url}",
-            self.logger,
-            on_up=lambda: self._bus.post(MbedConnectedEvent(base_url=self._client.base_url, channel=channel)),
-            on_down=lambda error: self._bus.post(
-                MbedDisconnectedEvent(base_url=self._client.base_url, channel=channel, error=error)
-            ),
-        )
+        self._availability = self._track_availability(f"mbed notification channel ({channel}) at",
+                                                      MbedConnectedEvent, MbedDisconnectedEvent, channel=channel)
 
     def __repr__(self) -> str:
         return f"MbedPlugin({self._client!r}, channel={self._channel_name!r})"
@@ -149,10 +135,7 @@ class MbedPlugin(RunnablePlugin):
     @property
     def journal(self) -> Journal:
         """The notification journal (opened on first use)."""
-        with self._journal_lock:
-            if self._journal is None:
-                self._journal = Journal(state_path("mbed", "journal.db"), keep_posted=2000)
-            return self._journal
+        return self._journal.get()
 
     def record(self, message: Any) -> int:
         """Durably journal one NotificationMessage; returns its journal id.
@@ -259,15 +242,7 @@ class MbedPlugin(RunnablePlugin):
         # finishes on its own when the poll returns; stop() itself returns promptly.
         self._stop_channel(timeout=0.5)
         super().stop()
-        self._client.close()
-        if self._delivery_lock.acquire(timeout=2):  # else a post still runs: closed as after a crash
-            try:
-                with self._journal_lock:
-                    if self._journal is not None:
-                        self._journal.close()  # a clean stop: no crash recovery at the next start
-                        self._journal = None
-            finally:
-                self._delivery_lock.release()
+        self._journal.close(self._delivery_lock)  # a post still running: closed as after a crash
 
     # -- helpers -----------------------------------------------------------------
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
-from .. import webpanel
-from ..glue import Availability, Backoff, action, state_path
-from ..http import InvalidArgumentError, RetryPolicy, Timeouts
+from ..glue import ServicePlugin, action, state_path
+from ..http import InvalidArgumentError
+from ..listening import Backoff, Listener
 from .client import NikdevClient, NikdevError
 from .events import (
     NikdevConnectedEvent,
@@ -26,7 +26,7 @@ class NikdevPushError(NikdevError):
     """A push did not deliver everything (the text says where the entries are)."""
 
 
-class NikdevPlugin(RunnablePlugin):
+class NikdevPlugin(ServicePlugin, RunnablePlugin):
     """
     Record sensor values to a `NikDev IoT <https://iot.nik-dev.se>`_ server,
     with the original ``nikdev_iot`` library's model — ``add_value``,
@@ -107,25 +107,14 @@ class NikdevPlugin(RunnablePlugin):
                 f"nikdev.push_time_limit must be a number of seconds in (0, 50], got {push_time_limit!r}")
         interval = max(1.0, float(flush_interval or 1))
         super().__init__(poll_interval=interval, **kwargs)
-        webpanel.register()  # listed in the web panel's Execute tab and Extensions
-        self._client = NikdevClient(
-            base_url,
-            device_id,
-            api_key,
-            timeouts=Timeouts(float(connect_timeout), float(read_timeout)),
-            retry=RetryPolicy(attempts=max(1, int(retries) + 1), backoff=0.5, backoff_max=5.0,
-                              budget=max(1.0, float(push_time_limit))),
-        )
+        self._open_client(NikdevClient, base_url, device_id, api_key, connect_timeout=connect_timeout,
+                          read_timeout=read_timeout, retries=retries,
+                          retry={"budget": max(1.0, float(push_time_limit))})
         outbox = Outbox(state_path("nikdev", "outbox.db"), max_entries=max_entries, max_bytes=max_bytes,
                         when_full=when_full, warn_ratio=warn_ratio, batch_entries=batch_entries,
                         batch_bytes=batch_bytes)
         self._uploader = Uploader(self._client, outbox, float(push_time_limit))
-        self._availability = Availability(
-            f"NikDev server {self._client.base_url}",
-            self.logger,
-            on_up=lambda: self._bus.post(NikdevConnectedEvent(base_url=self._client.base_url)),
-            on_down=lambda error: self._bus.post(NikdevDisconnectedEvent(base_url=self._client.base_url, error=error)),
-        )
+        self._availability = self._track_availability("NikDev server", NikdevConnectedEvent, NikdevDisconnectedEvent)
 
     # -- helpers -------------------------------------------------------------
 
@@ -322,20 +311,14 @@ class NikdevPlugin(RunnablePlugin):
     # -- flusher ---------------------------------------------------------------
 
     def main(self) -> None:
-        backoff = Backoff(base=1.0, cap=60.0)
-        while not self.should_stop():
-            delay = self.poll_interval
-            if self.uploader.outbox.pending_count():
-                result = self.uploader.push()
-                self._report(result)
-                if result.error is not None:
-                    delay = backoff.next_delay()
-                else:
-                    backoff.reset()
-                    if result.pending and result.batches:
-                        delay = 0.1  # stopped at the time limit: go on soon
-            self.wait_stop(delay)
+        Listener(self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0)).run()
 
-    def stop(self) -> None:
-        super().stop()
-        self._client.close()
+    def _flush(self) -> float | None:
+        """Push what is pending (reported by :meth:`_report`); ``None`` after a failure (back off)."""
+        if not self.uploader.outbox.pending_count():
+            return self.poll_interval
+        result = self.uploader.push()
+        self._report(result)
+        if result.error is not None:
+            return None
+        return 0.1 if result.pending and result.batches else self.poll_interval  # 0.1: stopped at the time limit

@@ -9,11 +9,11 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from platypush.plugins import RunnablePlugin
 
-from .. import webpanel
 from ..bus import Publisher
-from ..glue import Availability, Backoff, action, state_path
-from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, ServiceError, Timeouts
-from ..journal import Entry, Journal
+from ..glue import ServicePlugin, action, state_path
+from ..http import InvalidArgumentError, ProtocolError
+from ..journal import Entry, Journal, LazyJournal
+from ..listening import Backoff, Listener
 from .client import (
     PUBLIC_KEY_RE,
     SECRET_KEY_RE,
@@ -51,7 +51,7 @@ def _check_alias(alias: Any) -> str:
     return alias
 
 
-class PushjetPlugin(RunnablePlugin):
+class PushjetPlugin(ServicePlugin, RunnablePlugin):
     """
     `Pushjet <https://github.com/Pushjet/Pushjet-Server-Api>`_ push notifications:
     create and manage services, send messages, subscribe devices, and receive
@@ -119,54 +119,41 @@ class PushjetPlugin(RunnablePlugin):
         if interval < self.MIN_POLL_INTERVAL:
             interval = self.MIN_POLL_INTERVAL
         super().__init__(poll_interval=interval, **kwargs)
-        webpanel.register()  # listed in the web panel's Execute tab and Extensions
         if interval != float(poll_interval or 0):
             self.logger.warning("pushjet: poll_interval raised to %.0f s (the minimum)", interval)
-
-        self._client = PushjetClient(
-            base_url,
-            timeouts=Timeouts(connect_timeout, read_timeout),
-            retry=RetryPolicy(attempts=max(1, int(retries) + 1)),
-        )
+        self._open_client(PushjetClient, base_url, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                          retries=retries)
         if isinstance(devices, str):
             devices = [devices]
         self._devices = [check_uuid(device) for device in devices or []]
-        self._secrets: dict[str, str] = {}  # service name -> secret key
         self._public_keys: dict[str, str] = {}  # service name -> public key (looked up lazily)
         self._store_path = state_path("pushjet", "services.json")
-        self._secrets.update(self._load_store())
-        for name, config in (services or {}).items():
-            secret = config if isinstance(config, str) else (config or {}).get("secret")
-            try:
-                self._secrets[str(name)] = check_secret_key(secret)
-            except InvalidArgumentError as exc:
-                raise InvalidArgumentError(f"pushjet: services.{name}: {exc}") from None
-        for secret in self._secrets.values():
-            self._client.add_secret(secret)
-
-        self._journal: Optional[Journal] = None
+        self._secrets = self._known_secrets(services or {})  # service name -> secret key
+        self._journal = LazyJournal(state_path("pushjet", "journal.db"))
         self._publisher = Publisher(lambda: self._bus)
-        self._journal_lock = threading.Lock()
         # one fetch-journal-post at a time (listener and actions): an RLock, as _fetch calls post_pending
         self._fetch_lock = threading.RLock()
-        self._availability = Availability(
-            f"Pushjet server {self._client.base_url}",
-            self.logger,
-            on_up=lambda: self._bus.post(PushjetConnectedEvent(base_url=self._client.base_url)),
-            on_down=lambda error: self._bus.post(
-                PushjetDisconnectedEvent(base_url=self._client.base_url, error=error)
-            ),
-        )
+        self._availability = self._track_availability("Pushjet server", PushjetConnectedEvent, PushjetDisconnectedEvent)
 
     # -- helpers -------------------------------------------------------------
+
+    def _known_secrets(self, services: Mapping[str, ServiceConfig]) -> dict[str, str]:
+        """The secrets of the services created here and of the configured ones (masked by the client)."""
+        secrets = self._load_store()
+        for name, config in services.items():
+            secret = config if isinstance(config, str) else (config or {}).get("secret")
+            try:
+                secrets[str(name)] = check_secret_key(secret)
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(f"pushjet: services.{name}: {exc}") from None
+        for secret in secrets.values():
+            self._client.add_secret(secret)
+        return secrets
 
     @property
     def journal(self) -> Journal:
         """The message journal (opened on first use)."""
-        with self._journal_lock:  # opened once, whichever thread (action or listener) comes first
-            if self._journal is None:
-                self._journal = Journal(state_path("pushjet", "journal.db"))
-            return self._journal
+        return self._journal.get()
 
     def _load_store(self) -> dict[str, str]:
         """Secrets of the services created through this plugin."""
@@ -515,28 +502,13 @@ class PushjetPlugin(RunnablePlugin):
                 return
             self.logger.info("pushjet: waiting for Platypush's bus to have a subscriber")
         self.post_pending()  # what a previous run journaled but did not deliver
-        backoff = Backoff(base=self.BACKOFF_BASE, cap=60.0)
-        while not self.should_stop():
-            try:
-                self.poll_once()
-            except ServiceError as exc:
-                self._availability.failed(exc)
-                delay = backoff.next_delay()
-            else:
-                self._availability.ok()
-                backoff.reset()
-                delay = self.poll_interval
-            self.wait_stop(delay)
+        Listener(self._poll, self._should_stop, backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
+                 on_up=self._availability.ok, on_down=self._availability.failed).run()
+
+    def _poll(self) -> float:
+        self.poll_once()
+        return self.poll_interval
 
     def stop(self) -> None:
         super().stop()
-        self._client.close()
-        if not self._fetch_lock.acquire(timeout=2):  # a fetch still runs: closed as after a crash
-            return
-        try:
-            with self._journal_lock:
-                if self._journal is not None:
-                    self._journal.close()  # a clean stop: no crash recovery at the next start
-                    self._journal = None
-        finally:
-            self._fetch_lock.release()
+        self._journal.close(self._fetch_lock)  # a fetch still running: closed as after a crash

@@ -14,6 +14,12 @@ server's own control API::
     DELETE /_sandbox/faults   disarm all
     GET    /_sandbox/requests the request log (method, path, status)
     GET    /_sandbox/health   {"service": name, "ok": true}
+
+A handler ends with a chosen error answer by raising :class:`Abort` (each
+service subclasses it to build its own error body). Any other exception is a
+bug of the sandbox: the server answers ``500`` as a Flask app would, and also
+records it (:func:`take_failures`), so that the test that caused it fails
+(``tests/conftest.py`` checks after every test), like ``pytest-httpserver``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,42 @@ logger = logging.getLogger("platypush_ext.sandbox")
 FAULT_KINDS = ("status", "hang", "reset", "malformed")
 
 Body = Union[bytes, Iterable[bytes]]
+
+
+class Abort(Exception):
+    """Ends a handler with :attr:`response` (a service's error answer).
+
+    :param response: what the client gets.
+    :param text: the exception's text (default: the status).
+    """
+
+    def __init__(self, response: "Response", text: str = ""):
+        super().__init__(text or f"HTTP {response.status}")
+        self.response = response
+
+
+@dataclass(frozen=True)
+class HandlerFailure:
+    """An unexpected exception of a route handler (a bug of the sandbox)."""
+
+    server: str
+    request: str
+    error: BaseException
+
+    def __str__(self) -> str:
+        return f"{self.server}: the handler of {self.request} failed: {type(self.error).__name__}: {self.error}"
+
+
+_failures: list[HandlerFailure] = []
+_failures_lock = threading.Lock()
+
+
+def take_failures() -> list[HandlerFailure]:
+    """The handler failures of every server of this process since the last call (and forget them)."""
+    with _failures_lock:
+        taken = list(_failures)
+        _failures.clear()
+    return taken
 
 
 @dataclass
@@ -118,6 +160,10 @@ class Request:
         """Discard what is left of the body (keeps the connection usable)."""
         for _ in self.iter_body():
             pass
+
+    def abandon_body(self) -> None:
+        """Read nothing more of the body: the connection is broken (it will be closed)."""
+        self._remaining = 0
 
     @functools.cached_property
     def form(self) -> dict[str, str]:
@@ -243,6 +289,8 @@ class SandboxServer:
     default_port = 0
     #: The path under which the service's API answers (for the printed base URL).
     api_prefix = "/"
+    #: Route handlers run holding :attr:`lock` (one at a time), as a single-threaded service would.
+    serialized = False
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host = host
@@ -347,33 +395,20 @@ class SandboxServer:
 
         with self.lock:
             self.targets.append(handler.path)
-        if fault and fault.kind == "reset":
+        if fault and fault.kind in ("reset", "hang"):
             self._record(method, path, 0)
-            request.drain()
-            _reset(handler)
-            return
-        if fault and fault.kind == "hang":
-            self._record(method, path, 0)
-            time.sleep(fault.delay)
-            _reset(handler)
+            if fault.kind == "reset":
+                request.drain()
+            else:
+                time.sleep(fault.delay)
+            reset_connection(handler)
             return
         if fault and fault.kind == "status":
-            headers = {"Content-Type": "text/html; charset=utf-8"}
+            response: Response | None = html_error(fault.status)
             if fault.retry_after is not None:
-                headers["Retry-After"] = f"{fault.retry_after:g}"
-            response = html_error(fault.status)
-            response.headers.update(headers)
+                response.headers["Retry-After"] = f"{fault.retry_after:g}"
         else:
-            try:
-                if route is not None:
-                    response = route(request)
-                elif allowed:
-                    response = self.method_not_allowed(request)
-                else:
-                    response = self.not_found(request)
-            except Exception:  # a bug in the sandbox: answer as a Flask app would
-                logger.exception("%s: handler failed for %s %s", self.name, method, path)
-                response = html_error(500)
+            response = self._run_handler(request, route, allowed)
             if response is None:  # the handler took the connection over (e.g. a WebSocket upgrade)
                 self._record(method, path, 101)
                 handler.close_connection = True
@@ -381,10 +416,27 @@ class SandboxServer:
             if fault and fault.kind == "malformed":
                 response = Response(response.status, b'{"malformed": tru', dict(response.headers))
                 response.headers.pop("Content-Length", None)
-
         request.drain()
         self._record(method, path, response.status)
         self._write_response(handler, response)
+
+    def _run_handler(self, request: Request, route: Handler | None, allowed: bool) -> Response | None:
+        """The handler's answer: an :class:`Abort`'s response; a 500 for anything else (recorded)."""
+        try:
+            if route is None:
+                return self.method_not_allowed(request) if allowed else self.not_found(request)
+            if not self.serialized:
+                return route(request)
+            with self.lock:
+                return route(request)
+        except Abort as abort:
+            return abort.response
+        except Exception as exc:  # a bug in the sandbox: answer as a Flask app would, and fail the test
+            logger.exception("%s: handler failed for %s %s", self.name, request.method, request.path)
+            if not isinstance(exc, OSError):  # a connection that broke mid-body is no bug
+                with _failures_lock:
+                    _failures.append(HandlerFailure(self.name, f"{request.method} {request.path}", exc))
+            return html_error(500)
 
     def _record(self, method: str, path: str, status: int) -> None:
         with self.lock:
@@ -437,15 +489,20 @@ class SandboxServer:
         return json_response({"requests": log})
 
 
-def _reset(handler: BaseHTTPRequestHandler) -> None:
-    """Close the connection with a TCP RST."""
+def reset_connection(handler: BaseHTTPRequestHandler, now: bool = False) -> None:
+    """Break the connection with a TCP reset.
+
+    :param handler: the request's handler (``request.handler``).
+    :param now: shut the socket down at once, so that nothing written afterwards
+        reaches the client (mid-stream); else it is reset when the handler ends.
+    """
     sock: socket.socket = handler.connection
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     handler.close_connection = True
     try:
-        sock.close()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if now:
+            sock.shutdown(socket.SHUT_RDWR)
+        else:
+            sock.close()
     except OSError:
         pass

@@ -42,18 +42,16 @@ import io
 import os
 import secrets
 import shutil
-import socket
 import string
-import struct
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlencode
 
-from .core import Request, Response, SandboxServer, json_response, text_response
+from .core import Abort, Request, Response, SandboxServer, json_response, reset_connection, text_response
 
 DEFAULT_APIKEY = "sandbox-apikey"
 DEFAULT_EMAIL = "apitest@ge.tt"
@@ -63,11 +61,11 @@ CHUNK = 1 << 20
 BASE62 = string.digits + string.ascii_letters
 
 
-class GettFailure(Exception):
+class GettFailure(Abort):
     """Aborts a handler with a Ge.tt error body ``{"error": message}``."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(message)
+        super().__init__(_error(status, message), message)
         self.status, self.message = status, message
 
 
@@ -191,9 +189,9 @@ class GettBlobServer(SandboxServer):
             os.unlink(tmp)
             with self.api.lock:
                 file.readystate = previous
-            request._remaining = 0  # nothing more can be read from this connection
+            request.abandon_body()  # nothing more can be read from this connection
             if isinstance(exc, ConnectionResetError) and str(exc) == "sandbox: upload cut":
-                _cut_connection(request.handler)
+                reset_connection(request.handler, now=True)
                 return Response(400, b"")  # never written: the connection is gone
             request.handler.close_connection = True
             return _error(400, "upload interrupted")
@@ -210,20 +208,16 @@ class GettBlobServer(SandboxServer):
         return text_response("computer says yes")
 
     def _put(self, request: Request) -> Response:
-        return self._guarded(request, lambda: self._receive(request, self._file_for_upload(request),
-                                                            request.iter_body(CHUNK)))
+        return self._receive(request, self._file_for_upload(request), request.iter_body(CHUNK))
 
     def _post(self, request: Request) -> Response:
-        def run() -> Response:
-            file = self._file_for_upload(request)
-            ctype = request.headers.get("Content-Type", "")
-            marker = "boundary="
-            if not ctype.startswith("multipart/form-data") or marker not in ctype:
-                raise GettFailure(400, "expected a multipart/form-data body with a Filedata field")
-            boundary = ctype.split(marker, 1)[1].split(";")[0].strip().strip('"').encode()
-            return self._receive(request, file, _multipart_field(request.iter_body(CHUNK), boundary, "Filedata"))
-
-        return self._guarded(request, run)
+        file = self._file_for_upload(request)
+        ctype = request.headers.get("Content-Type", "")
+        marker = "boundary="
+        if not ctype.startswith("multipart/form-data") or marker not in ctype:
+            raise GettFailure(400, "expected a multipart/form-data body with a Filedata field")
+        boundary = ctype.split(marker, 1)[1].split(";")[0].strip().strip('"').encode()
+        return self._receive(request, file, _multipart_field(request.iter_body(CHUNK), boundary, "Filedata"))
 
     # -- downloads -----------------------------------------------------------
 
@@ -238,22 +232,19 @@ class GettBlobServer(SandboxServer):
         return file
 
     def _download(self, request: Request) -> Response:
-        def run() -> Response:
-            with self.api.lock:
-                file = self._signed_file(request)
-                path, size = file.path, file.size
-                handle = open(path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
-            return Response(
-                200,
-                self._stream(request, handle),
-                {
-                    "Content-Type": "application/octet-stream",
-                    "Content-Length": str(size),
-                    "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.filename)}",
-                },
-            )
-
-        return self._guarded(request, run)
+        with self.api.lock:
+            file = self._signed_file(request)
+            path, size = file.path, file.size
+            handle = open(path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
+        return Response(
+            200,
+            self._stream(request, handle),
+            {
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(size),
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.filename)}",
+            },
+        )
 
     def _stream(self, request: Request, handle: io.BufferedReader) -> Iterator[bytes]:
         cut = self._take_cut("download")
@@ -266,7 +257,7 @@ class GettBlobServer(SandboxServer):
                 if cut is not None and sent + len(chunk) > cut:
                     yield chunk[: cut - sent]
                     request.handler.wfile.flush()
-                    _cut_connection(request.handler)
+                    reset_connection(request.handler, now=True)
                     raise ConnectionResetError("sandbox: download cut")
                 sent += len(chunk)
                 yield chunk
@@ -274,34 +265,14 @@ class GettBlobServer(SandboxServer):
             handle.close()
 
     def _thumb(self, request: Request) -> Response:
-        def run() -> Response:
-            with self.api.lock:
-                path = self._signed_file(request).path
-            thumb = _thumbnail(path)
-            if thumb is None:
-                raise GettFailure(404, "no thumbnail: not an image")
-            data, ctype = thumb
-            return Response(200, data, {"Content-Type": ctype})
+        with self.api.lock:
+            path = self._signed_file(request).path
+        thumb = _thumbnail(path)
+        if thumb is None:
+            raise GettFailure(404, "no thumbnail: not an image")
+        data, ctype = thumb
+        return Response(200, data, {"Content-Type": ctype})
 
-        return self._guarded(request, run)
-
-    @staticmethod
-    def _guarded(request: Request, run: Callable[[], Response]) -> Response:
-        try:
-            return run()
-        except GettFailure as failure:
-            return _error(failure.status, failure.message)
-
-
-def _cut_connection(handler: Any) -> None:
-    """Break the connection now with a TCP reset: nothing written afterwards reaches the client."""
-    sock: socket.socket = handler.connection
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    handler.close_connection = True
 
 
 def _multipart_field(chunks: Iterator[bytes], boundary: bytes, name: str) -> Iterator[bytes]:
@@ -387,6 +358,8 @@ class GettServer(SandboxServer):
     :param single_use_refresh: a refresh token is good for one login only (off by
         default: the protocol notes do not say so; a guess for tests of clients).
     """
+
+    serialized = True
 
     name = "gett"
     default_port = 8084
@@ -479,23 +452,13 @@ class GettServer(SandboxServer):
             ("POST", "/_sandbox/expire", self._expire),
         ]
         for method, pattern, handler in routes:
-            self.route(method, pattern, self._guarded(handler))
+            self.route(method, pattern, handler)
 
     def not_found(self, request: Request) -> Response:
         return _error(404, "not found")
 
     def method_not_allowed(self, request: Request) -> Response:
         return _error(405, "method not allowed")
-
-    def _guarded(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        def run(request: Request) -> Response:
-            try:
-                with self.lock:
-                    return handler(request)
-            except GettFailure as failure:
-                return _error(failure.status, failure.message)
-
-        return run
 
     # -- helpers -------------------------------------------------------------
 

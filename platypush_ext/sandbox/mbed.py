@@ -50,7 +50,8 @@ from urllib.parse import quote, unquote
 
 import requests
 
-from .core import Request, Response, SandboxServer, _reset, json_response, logger, text_response
+from ..backoff import Backoff
+from .core import Request, Response, SandboxServer, json_response, logger, reset_connection, text_response
 
 DEFAULT_API_KEY = "mbed-sandbox-key-0123456789"
 VERSION_TEXT = "DeviceServer v3.0.0-520\nREST version = v2"
@@ -430,7 +431,7 @@ class MbedServer(SandboxServer):
 
     def _callback_loop(self) -> None:
         session = requests.Session()
-        failures = 0
+        backoff = Backoff(base=0.1, cap=self.callback_retry_max, jitter=False)
         while not self._stopping.is_set():
             with self._cond:
                 while not self._stopping.is_set() and not (self.channel == "callback" and self._events):
@@ -449,11 +450,10 @@ class MbedServer(SandboxServer):
                 status = 0
             self.callback_deliveries.append(status)
             if status in (200, 204):
-                failures = 0
+                backoff.reset()
                 continue
             self._requeue(message)
-            failures += 1
-            self._stopping.wait(min(self.callback_retry_max, 0.05 * 2 ** failures))
+            self._stopping.wait(backoff.next_delay())
 
     # -- helpers for routes --------------------------------------------------
 
@@ -611,7 +611,7 @@ class MbedServer(SandboxServer):
     def _authenticated(self, handler: Any) -> Any:
         def run(request: Request) -> Response | None:
             if self._stopping.is_set():  # a stopped server: kept-alive connections die too
-                _reset(request.handler)
+                reset_connection(request.handler)
                 return None
             for key in ("ep", "path"):
                 if key in request.params:

@@ -328,11 +328,12 @@ def test_long_poll_survives_faults(server: MbedServer, caplog: pytest.LogCapture
     client = make_client(server)
     seen: list[dict[str, Any]] = []
     client.set_handler("reg-updates", seen.append)
-    from platypush_ext.mbed.channels import LongPollChannel, PolicyBackoff
+    from platypush_ext.backoff import Backoff
+    from platypush_ext.mbed.channels import LongPollChannel
 
     downs: list[str] = []
     channel = LongPollChannel(client, client.handle_notification, on_down=lambda e: downs.append(str(e)),
-                              backoff=PolicyBackoff(base=0.05, cap=0.2))
+                              backoff=Backoff(base=0.05, cap=0.2))
     server.faults.add("status", count=2, status=500, path="/v2/notification/pull")
     server.faults.add("malformed", count=1, path="/v2/notification/pull")
     server.faults.add("reset", count=1, path="/v2/notification/pull")
@@ -358,7 +359,8 @@ def test_long_poll_survives_faults(server: MbedServer, caplog: pytest.LogCapture
 
 def test_channel_survives_an_unexpected_exception(server: MbedServer, caplog: pytest.LogCaptureFixture) -> None:
     # Only ServiceError was caught: anything else ended the channel thread for good, silently.
-    from platypush_ext.mbed.channels import LongPollChannel, PolicyBackoff
+    from platypush_ext.backoff import Backoff
+    from platypush_ext.mbed.channels import LongPollChannel
 
     client = make_client(server)
     seen: list[dict[str, Any]] = []
@@ -372,7 +374,7 @@ def test_channel_survives_an_unexpected_exception(server: MbedServer, caplog: py
         return real_pull(no_wait)
 
     client.pull = pull  # type: ignore[method-assign]
-    channel = LongPollChannel(client, client.handle_notification, backoff=PolicyBackoff(base=0.05, cap=0.2))
+    channel = LongPollChannel(client, client.handle_notification, backoff=Backoff(base=0.05, cap=0.2))
     with caplog.at_level(logging.ERROR, logger="platypush_ext.mbed"):
         channel.start_thread()
         try:
@@ -424,12 +426,13 @@ def test_pelion_device_requests(server: MbedServer) -> None:
 
 
 def test_websocket_channel_with_reconnect(server: MbedServer) -> None:
-    from platypush_ext.mbed.channels import PolicyBackoff, WebSocketChannel
+    from platypush_ext.backoff import Backoff
+    from platypush_ext.mbed.channels import WebSocketChannel
 
     client = make_client(server, api="pelion")
     ups: list[int] = []
     channel = WebSocketChannel(client, client.handle_notification, on_up=lambda: ups.append(1),
-                               backoff=PolicyBackoff(base=0.05, cap=0.2))
+                               backoff=Backoff(base=0.05, cap=0.2))
     channel.start_thread()
     try:
         wait_until(lambda: ups, timeout=5)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from platypush_ext.nikdev.durability import run_check
+from benchmarks.nikdev_durability import run_check
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 
 
@@ -33,8 +33,8 @@ def test_sigkill_at_random_moments_loses_no_committed_value(start_server: Any, t
 
 
 def test_the_check_by_hand_from_the_command_line() -> None:
-    """``python -m platypush_ext.nikdev.durability``: its own sandbox, a progress line, the report, exit 0."""
-    done = subprocess.run([sys.executable, "-m", "platypush_ext.nikdev.durability", "--seconds", "3"],
+    """``python -m benchmarks.nikdev_durability``: its own sandbox, a progress line, the report, exit 0."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.nikdev_durability", "--seconds", "3"],
                           cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     *progress, last = done.stdout.splitlines()
