@@ -166,7 +166,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
             own = (f"entry {entry_id} was committed, but the server rejected it (HTTP {fate['status']}: "
                    f"{fate['reason']}) and it is in the dead letters (see nikdev.get_dead_letters, fix the cause, "
                    "then nikdev.retry_dead)")
-            failure = f"{own} — {failure}" if failure else own
+            failure = f"{failure} — {own}" if failure else own  # what this push met first
         if failure:
             raise NikdevPushError(
                 f"{failure} (pushed {result.pushed_entries} entries before)" if result.pushed_entries else failure)
