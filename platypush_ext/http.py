@@ -29,7 +29,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -109,9 +109,9 @@ class ServiceError(Exception):
         self,
         message: str,
         *,
-        status: Optional[int] = None,
-        endpoint: Optional[str] = None,
-        server_message: Optional[str] = None,
+        status: int | None = None,
+        endpoint: str | None = None,
+        server_message: str | None = None,
         code: Any = None,
     ):
         super().__init__(message)
@@ -204,10 +204,10 @@ class Redactor:
     run time); every occurrence of a known value is masked wherever it appears.
     """
 
-    def __init__(self, secrets: Iterable[Optional[str]] = ()):
+    def __init__(self, secrets: Iterable[str | None] = ()):
         self._values: set[str] = set()
         self._lock = threading.Lock()
-        self._pattern: Optional[re.Pattern[str]] = None
+        self._pattern: re.Pattern[str] | None = None
         for value in secrets:
             self.add(value)
 
@@ -221,7 +221,7 @@ class Redactor:
                     self._values.add(form)
                     self._pattern = None
 
-    def add_from(self, mapping: Optional[Mapping[str, Any]]) -> None:
+    def add_from(self, mapping: Mapping[str, Any] | None) -> None:
         """Register the values of the secret-named keys of ``mapping``."""
         if not isinstance(mapping, Mapping):
             return
@@ -381,7 +381,7 @@ def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -
         ) from None
 
 
-def _retry_after(response: requests.Response) -> Optional[float]:
+def _retry_after(response: requests.Response) -> float | None:
     """Seconds asked by ``Retry-After`` (delta-seconds or an HTTP date); ``None`` when absent or
     unparseable (a malformed header must not turn a retryable answer into a crash)."""
     value = response.headers.get("Retry-After")
@@ -400,7 +400,7 @@ def _retry_after(response: requests.Response) -> Optional[float]:
     return seconds if math.isfinite(seconds) else None
 
 
-def _tell(data: Any) -> Optional[int]:
+def _tell(data: Any) -> int | None:
     """The position of a seekable file-like request body, else ``None``."""
     if data is None or isinstance(data, (bytes, str, Mapping)) or not hasattr(data, "seek"):
         return None
@@ -737,7 +737,7 @@ _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def html_title(text: str) -> Optional[str]:
+def html_title(text: str) -> str | None:
     """The ``<title>`` of an HTML page, whitespace collapsed (``None`` without one)."""
     match = _TITLE_RE.search(text)
     title = " ".join(match.group(1).split()) if match else ""
@@ -774,7 +774,7 @@ def one_line(text: Any, limit: int = MAX_ERROR_LENGTH) -> str:
     return text[:head] + note + (text[-tail:] if tail else "")
 
 
-def _server_message(payload: Any) -> Optional[str]:
+def _server_message(payload: Any) -> str | None:
     """Best-effort extraction of a human message from an error body."""
     if isinstance(payload, Mapping):
         for key in ("message", "error_description", "error", "detail", "reason", "type"):

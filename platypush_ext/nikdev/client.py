@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 from urllib.parse import quote
 
 from ..http import (
@@ -43,7 +43,7 @@ from ..http import (
     Timeouts,
 )
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 MAX_FIELD_LENGTH = 255
 MAX_STRING_VALUE = 10_000

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from ..http import (
     BadRequestError,
@@ -86,12 +86,12 @@ class Service:
 
     public_key: str
     name: str
-    icon_url: Optional[str]
+    icon_url: str | None
     created: int
-    secret_key: Optional[str] = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: Any, secret_key: Optional[str] = None) -> "Service":
+    def from_json(cls, data: Any, secret_key: str | None = None) -> "Service":
         try:
             return cls(
                 public_key=str(data["public"]),
@@ -140,8 +140,8 @@ class Message:
     """A message received by a device. ``title`` and ``link`` are ``None`` when absent."""
 
     message: str
-    title: Optional[str]
-    link: Optional[str]
+    title: str | None
+    link: str | None
     importance: int
     time_sent: int
     service: Service
@@ -193,7 +193,7 @@ def check_secret_key(secret_key: Any) -> str:
     return secret_key
 
 
-def check_importance(importance: Any) -> Optional[int]:
+def check_importance(importance: Any) -> int | None:
     if importance is None:
         return None
     if isinstance(importance, bool) or not isinstance(importance, (int, str)):
@@ -207,8 +207,8 @@ def check_importance(importance: Any) -> Optional[int]:
     return value
 
 
-def _check_text(value: Any, what: str, *, required: bool, max_characters: Optional[int] = None,
-                max_bytes: Optional[int] = MAX_TEXT_BYTES) -> Optional[str]:
+def _check_text(value: Any, what: str, *, required: bool, max_characters: int | None = None,
+                max_bytes: int | None = MAX_TEXT_BYTES) -> str | None:
     """A string within the server's limits (checked here: the server answers an unexplained 500)."""
     if value is None and not required:
         return None
@@ -251,7 +251,7 @@ class PushjetClient(ServiceClient):
     ):
         self._connect(base_url, http, timeouts, retry, _pushjet_error)
 
-    def _call(self, method: str, path: str, *, key: Optional[str] = None, idempotent: Optional[bool] = None,
+    def _call(self, method: str, path: str, *, key: str | None = None, idempotent: bool | None = None,
               **kwargs: Any) -> Any:
         payload = self.http.request_json(method, path, idempotent=idempotent, **kwargs)
         if not isinstance(payload, dict) or (key is not None and key not in payload):
@@ -260,7 +260,7 @@ class PushjetClient(ServiceClient):
 
     # -- services ----------------------------------------------------------------
 
-    def create_service(self, name: str, icon_url: Optional[str] = None) -> Service:
+    def create_service(self, name: str, icon_url: str | None = None) -> Service:
         """Create a service; the result carries its ``secret_key`` (keep it)."""
         form = {"name": check_name(name)}
         if icon_url:
@@ -269,7 +269,7 @@ class PushjetClient(ServiceClient):
         self.add_secret(service.secret_key)
         return service
 
-    def get_service(self, *, secret_key: Optional[str] = None, public_key: Optional[str] = None) -> Service:
+    def get_service(self, *, secret_key: str | None = None, public_key: str | None = None) -> Service:
         """Look a service up by public key or by secret key (the secret is kept in the result)."""
         if public_key is not None:
             params = {"service": check_public_key(public_key)}
@@ -281,7 +281,7 @@ class PushjetClient(ServiceClient):
         data = self._call("GET", "service", key="service", data=form)
         return Service.from_json(data, secret_key=secret_key)
 
-    def edit_service(self, secret_key: str, *, name: Optional[str] = None, icon_url: Optional[str] = None) -> None:
+    def edit_service(self, secret_key: str, *, name: str | None = None, icon_url: str | None = None) -> None:
         """Rename a service and/or change its icon (``icon_url=""`` removes the icon)."""
         form = {"secret": check_secret_key(secret_key)}
         if name is not None:
@@ -296,8 +296,8 @@ class PushjetClient(ServiceClient):
         """Delete a service, its subscriptions and its messages. Irreversible."""
         self._call("DELETE", "service", data={"secret": check_secret_key(secret_key)})
 
-    def send(self, secret_key: str, message: str, *, title: Optional[str] = None, link: Optional[str] = None,
-             importance: Optional[int] = None) -> None:
+    def send(self, secret_key: str, message: str, *, title: str | None = None, link: str | None = None,
+             importance: int | None = None) -> None:
         """Send a message to the service's subscribers (never replayed once it may have arrived)."""
         form: dict[str, Any] = {
             "secret": check_secret_key(secret_key),

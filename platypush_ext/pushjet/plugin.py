@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Sequence
 
 from platypush.plugins import RunnablePlugin
 
@@ -27,7 +27,7 @@ from .client import (
 )
 from .events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 
-ServiceConfig = Union[str, Mapping[str, str]]
+ServiceConfig = str | Mapping[str, str]
 
 
 def _shown(service: Any) -> str:
@@ -90,8 +90,8 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     def __init__(
         self,
         base_url: str,
-        devices: Optional[Union[str, Sequence[str]]] = None,
-        services: Optional[Mapping[str, ServiceConfig]] = None,
+        devices: str | Sequence[str] | None = None,
+        services: Mapping[str, ServiceConfig] | None = None,
         poll_interval: float = 10,
         connect_timeout: float = 5,
         read_timeout: float = 15,
@@ -167,7 +167,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             self.logger.warning("pushjet: ignoring unreadable %s", self._store_path)
             return {}
 
-    def _save_store(self, name: str, secret: Optional[str]) -> None:
+    def _save_store(self, name: str, secret: str | None) -> None:
         store = self._load_store()
         if secret is None:
             store.pop(name, None)
@@ -179,14 +179,14 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             json.dump(store, f)
         os.replace(tmp, self._store_path)
 
-    def _device(self, device: Optional[str]) -> str:
+    def _device(self, device: str | None) -> str:
         if device is not None:
             return check_uuid(device)
         if not self._devices:
             raise InvalidArgumentError("no device given, and none is configured (pushjet.devices)")
         return self._devices[0]
 
-    def _secret(self, service: Optional[str], secret_key: Optional[str]) -> str:
+    def _secret(self, service: str | None, secret_key: str | None) -> str:
         if secret_key is not None:
             secret = check_secret_key(secret_key)
             self._client.add_secret(secret)
@@ -216,7 +216,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             )
         return check_public_key(service)
 
-    def _service_dict(self, service: Service, alias: Optional[str] = None) -> dict[str, Any]:
+    def _service_dict(self, service: Service, alias: str | None = None) -> dict[str, Any]:
         data = service.to_dict()
         names = [n for n, pk in self._public_keys.items() if pk == service.public_key]
         if alias or names:
@@ -227,7 +227,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
 
     @action
     def create_service(
-        self, name: str, icon_url: Optional[str] = None, alias: Optional[str] = None, include_secret: bool = False
+        self, name: str, icon_url: str | None = None, alias: str | None = None, include_secret: bool = False
     ) -> dict[str, Any]:
         """
         Create a Pushjet service. Its secret key is kept by the plugin (in
@@ -260,7 +260,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
 
     @action
     def get_service(
-        self, secret_key: Optional[str] = None, public_key: Optional[str] = None, service: Optional[str] = None
+        self, secret_key: str | None = None, public_key: str | None = None, service: str | None = None
     ) -> dict[str, Any]:
         """
         Get a service's current name, icon and creation time.
@@ -288,10 +288,10 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     @action
     def edit_service(
         self,
-        name: Optional[str] = None,
-        icon_url: Optional[str] = None,
-        service: Optional[str] = None,
-        secret_key: Optional[str] = None,
+        name: str | None = None,
+        icon_url: str | None = None,
+        service: str | None = None,
+        secret_key: str | None = None,
     ) -> dict[str, Any]:
         """
         Rename a service and/or change its icon.
@@ -307,7 +307,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         return self._service_dict(self._client.get_service(secret_key=secret))
 
     @action
-    def delete_service(self, service: Optional[str] = None, secret_key: Optional[str] = None) -> dict[str, Any]:
+    def delete_service(self, service: str | None = None, secret_key: str | None = None) -> dict[str, Any]:
         """
         Delete a service with its subscriptions and messages. Irreversible.
 
@@ -328,11 +328,11 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     def send(
         self,
         message: str,
-        title: Optional[str] = None,
-        link: Optional[str] = None,
-        importance: Optional[int] = None,
-        service: Optional[str] = None,
-        secret_key: Optional[str] = None,
+        title: str | None = None,
+        link: str | None = None,
+        importance: int | None = None,
+        service: str | None = None,
+        secret_key: str | None = None,
     ) -> dict[str, Any]:
         """
         Send a message to a service's subscribers.
@@ -352,7 +352,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     # -- devices -------------------------------------------------------------
 
     @action
-    def subscribe(self, service: str, device: Optional[str] = None) -> dict[str, Any]:
+    def subscribe(self, service: str, device: str | None = None) -> dict[str, Any]:
         """
         Subscribe a device to a service.
 
@@ -364,7 +364,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         return self._service_dict(self._client.subscribe(device_uuid, self._public_key(service)))
 
     @action
-    def unsubscribe(self, service: str, device: Optional[str] = None) -> dict[str, Any]:
+    def unsubscribe(self, service: str, device: str | None = None) -> dict[str, Any]:
         """
         Unsubscribe a device from a service.
 
@@ -377,7 +377,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         return {"unsubscribed": True}
 
     @action
-    def get_subscriptions(self, device: Optional[str] = None) -> list[dict[str, Any]]:
+    def get_subscriptions(self, device: str | None = None) -> list[dict[str, Any]]:
         """
         List a device's subscriptions.
 
@@ -394,7 +394,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         return [s.to_dict() for s in self._client.get_subscriptions(self._device(device))]
 
     @action
-    def get_messages(self, device: Optional[str] = None) -> list[dict[str, Any]]:
+    def get_messages(self, device: str | None = None) -> list[dict[str, Any]]:
         """
         Fetch a device's new messages. The server marks them read, so each
         message is returned once; it is also posted as a
@@ -414,7 +414,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         return [m.to_dict() for m in self._fetch(self._device(device))]
 
     @action
-    def mark_read(self, device: Optional[str] = None) -> dict[str, Any]:
+    def mark_read(self, device: str | None = None) -> dict[str, Any]:
         """
         Mark every message of a device read without fetching it.
 

@@ -37,14 +37,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Iterator, Optional, Union
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 logger = logging.getLogger("platypush_ext.sandbox")
 
 FAULT_KINDS = ("status", "hang", "reset", "malformed")
 
-Body = Union[bytes, Iterable[bytes]]
+Body = bytes | Iterable[bytes]
 
 
 class Abort(Exception):
@@ -101,7 +101,7 @@ def json_response(
     status: int = 200,
     content_type: str = "application/json",
     compact: bool = True,
-    headers: Optional[dict[str, str]] = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """A JSON answer (``compact`` as Flask's ``jsonify``, else ``json.dumps``' default spacing)."""
     if compact:
@@ -137,7 +137,7 @@ class Request:
         self.query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         self.headers = handler.headers
         self.params = params
-        self._body: Optional[bytes] = None
+        self._body: bytes | None = None
         self._remaining = int(handler.headers.get("Content-Length") or 0)
 
     def iter_body(self, chunk_size: int = 1 << 16) -> Iterator[bytes]:
@@ -178,7 +178,7 @@ class Request:
         """The body parsed as JSON (``None`` when empty); raises ``ValueError``."""
         return json.loads(self.body) if self.body else None
 
-    def arg(self, name: str) -> Optional[str]:
+    def arg(self, name: str) -> str | None:
         """A parameter from the form body or else the query string (Flask's
         ``request.form.get(x) or request.args.get(x)``)."""
         return self.form.get(name) or self.query.get(name)
@@ -186,7 +186,7 @@ class Request:
 
 #: A route handler; returning ``None`` means it took the connection over
 #: (it wrote its own answer, e.g. a WebSocket upgrade) and nothing more is sent.
-Handler = Callable[[Request], Optional[Response]]
+Handler = Callable[[Request], Response | None]
 
 
 @dataclass
@@ -196,10 +196,10 @@ class Fault:
     kind: str
     count: int = 1
     status: int = 503
-    retry_after: Optional[float] = None
+    retry_after: float | None = None
     delay: float = 30.0
-    method: Optional[str] = None
-    path: Optional[str] = None
+    method: str | None = None
+    path: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method.upper() == method) and (
@@ -229,7 +229,7 @@ class FaultInjector:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str) -> Optional[Fault]:
+    def take(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(method, path):
@@ -302,8 +302,8 @@ class SandboxServer:
         #: the raw request targets (``/path?query``), to check what travels in URLs
         self.targets: list[str] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._httpd: Optional[_HTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self.route("GET", "/_sandbox/health", lambda r: json_response({"service": self.name, "ok": True}))
         self.route("GET", "/_sandbox/faults", lambda r: json_response({"faults": self.faults.armed()}))
         self.route("POST", "/_sandbox/faults", self._arm_fault)

@@ -18,7 +18,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from .core import Abort, Request, Response, SandboxServer, html_error, json_response
 
@@ -43,7 +43,7 @@ ERRORS = {
 class PushjetFailure(Abort):
     """Aborts a handler with a Pushjet error body."""
 
-    def __init__(self, error_id: int, message: Optional[str] = None):
+    def __init__(self, error_id: int, message: str | None = None):
         status, default = ERRORS.get(error_id, (400, ""))
         self.error_id, self.status, self.message = error_id, status, message or default
         super().__init__(_plain({"error": {"message": self.message, "id": error_id}}, status), self.message)
