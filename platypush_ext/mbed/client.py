@@ -278,6 +278,7 @@ def parse_message(message: Any) -> tuple[list[Notification], list[str]]:
 
 
 def _parse_element(kind: str, element: Any) -> dict[str, Any]:
+    """The event fields of one element of a NotificationMessage of ``kind``."""
     if kind in ("de-registrations", "registrations-expired"):
         if isinstance(element, Mapping) and isinstance(element.get("ep"), str):
             element = element["ep"]
@@ -291,18 +292,25 @@ def _parse_element(kind: str, element: Any) -> dict[str, Any]:
                 "content_type": response.content_type, "max_age": response.max_age, "error": response.error}
     if not isinstance(element, Mapping) or not isinstance(element.get("ep"), str):
         raise ProtocolError(f"element without an endpoint name: {str(element)[:80]!r}")
-    if kind == "notifications":
-        path = element.get("path")
-        if not isinstance(path, str):
-            raise ProtocolError(f"notification of {element['ep']!r} without a path")
-        ctype = str(element.get("ct") or "")
-        _raw, value, encoding = decode_payload(element.get("payload"), ctype)
-        data = {"endpoint": element["ep"], "path": path, "value": value, "encoding": encoding,
-                "content_type": ctype, "max_age": _as_int(element.get("max-age"))}
-        if element.get("timestamp") is not None:
-            data["value_timestamp"] = element.get("timestamp")
-        return data
-    # registrations, reg-updates
+    return _notification(element) if kind == "notifications" else _registration(element)
+
+
+def _notification(element: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a ``notifications`` element (a resource's new value)."""
+    path = element.get("path")
+    if not isinstance(path, str):
+        raise ProtocolError(f"notification of {element['ep']!r} without a path")
+    ctype = str(element.get("ct") or "")
+    _raw, value, encoding = decode_payload(element.get("payload"), ctype)
+    data = {"endpoint": element["ep"], "path": path, "value": value, "encoding": encoding,
+            "content_type": ctype, "max_age": _as_int(element.get("max-age"))}
+    if element.get("timestamp") is not None:
+        data["value_timestamp"] = element.get("timestamp")
+    return data
+
+
+def _registration(element: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a ``registrations`` or ``reg-updates`` element."""
     resources = element.get("resources") or []
     if not isinstance(resources, list):
         raise ProtocolError(f"registration of {element['ep']!r}: resources is not an array")

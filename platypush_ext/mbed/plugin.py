@@ -112,8 +112,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         self._callback = {"bind": callback_bind, "port": int(callback_port), "public_url": callback_url,
                           "max_body": int(callback_max_body)}
         self._channel: Channel | None = None
-        self._channel_lock = threading.Lock()
-        self._channel_enabled = channel != "none"
+        self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
         self.events_posted = 0
         self._publisher = Publisher(lambda: self._bus)
         self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000)
