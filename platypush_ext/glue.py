@@ -27,11 +27,10 @@ from requests import RequestException
 from platypush.plugins import action as platypush_action
 
 from . import webpanel
-from .backoff import Backoff
 from .http import InvalidArgumentError, ServiceClient, ServiceError, Timeouts, one_line
 from .listening import Availability
 
-__all__ = ["Availability", "Backoff", "ServicePlugin", "action", "state_path"]
+__all__ = ["ServicePlugin", "action", "state_path"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=ServiceClient)

@@ -228,8 +228,8 @@ def test_the_decorator_keeps_the_signature_and_positional_calls() -> None:
 
 
 def test_listener_outages_are_reported_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
-    from platypush_ext.glue import Availability
     from platypush_ext.http import ServerError
+    from platypush_ext.listening import Availability
 
     downs: list[str] = []
     availability = Availability("X", logging.getLogger("probe"), on_up=lambda: None, on_down=downs.append)

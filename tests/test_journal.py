@@ -132,3 +132,25 @@ def test_the_first_pushjet_journal_schema_is_taken_over(tmp_path: Any) -> None:
     assert [(e.source, e.payload) for e in journal.pending()] == [("dev", "pending 1"), ("dev", "pending 2")]
     journal.close()
     assert [e.payload for e in Journal(str(tmp_path / "j.db")).pending()] == ["pending 1", "pending 2"]  # once
+
+
+def test_a_lazy_journal_opens_once_and_closes_only_when_no_post_runs(tmp_path: Any) -> None:
+    from platypush_ext.journal import LazyJournal
+
+    lazy = LazyJournal(str(tmp_path / "journal.db"), keep_posted=5)
+    opened: list[Journal] = []
+    threads = [threading.Thread(target=lambda: opened.append(lazy.get())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(opened) == 8 and len({id(j) for j in opened}) == 1 and opened[0].keep_posted == 5
+    busy = threading.Lock()
+    with busy:  # a post still runs: left open, as after a crash
+        lazy.close(busy, timeout=0.05)
+        assert lazy.get() is opened[0]
+    lazy.close(busy)
+    assert not busy.locked()
+    reopened = lazy.get()  # a clean stop, then a new start
+    assert reopened is not opened[0] and reopened.counts()["pending"] == 0
+    lazy.close(busy)

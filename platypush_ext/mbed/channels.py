@@ -41,7 +41,7 @@ class Channel:
     :param client: the :class:`~platypush_ext.mbed.client.MbedClient`.
     :param on_message: called with each NotificationMessage (a dict or JSON text).
     :param on_up: called after each successful exchange (cheap; the caller
-        deduplicates, e.g. with ``glue.Availability``).
+        deduplicates, e.g. with ``listening.Availability``).
     :param on_down: called with the error of each failed exchange.
     :param backoff: the delays after failures (default: 1 s doubling to 60 s, with jitter).
     :param record: durably records a message before anything else happens to it
