@@ -26,6 +26,7 @@ bench: install
 
 lint: install
 	$(PY) -m ruff check platypush_ext platypush tests benchmarks
+	$(PY) -m ruff format --check platypush_ext platypush tests benchmarks
 
 install: $(VENV)/.deps redis
 	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .

@@ -114,8 +114,9 @@ class _Arguments:
         unknown = [k for k in kwargs if (k not in self.names and not self.open) or k in bound]
         if unknown:
             shown = ", ".join(_abbreviate(str(k)) for k in unknown[:5]) + (", …" if len(unknown) > 5 else "")
-            raise InvalidArgumentError(f"unknown or repeated argument(s): {shown} "
-                                       f"(accepted: {', '.join(self.names) or 'none'})")
+            raise InvalidArgumentError(
+                f"unknown or repeated argument(s): {shown} (accepted: {', '.join(self.names) or 'none'})"
+            )
         bound.update(kwargs)
         missing = [name for name in self.required if name not in bound]
         if missing:
@@ -209,8 +210,9 @@ def _check_kind(value: Any, hint: Any, where: str, limit: int) -> Any:
         return [_check(v, item, f"{where}[{i}]", limit) for i, v in enumerate(value)]
     if origin in _MAPPINGS:
         key, item = args if len(args) == 2 else (Any, Any)
-        return {_check(k, key, f"{where} key", limit): _check(v, item, f"{where}.{k}"[:80], limit)
-                for k, v in value.items()}
+        return {
+            _check(k, key, f"{where} key", limit): _check(v, item, f"{where}.{k}"[:80], limit) for k, v in value.items()
+        }
     return value
 
 
@@ -234,8 +236,9 @@ def _check_any(value: Any, where: str, limit: int, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [_check_any(v, where, limit, depth + 1) for v in value]
     if isinstance(value, collections.abc.Mapping):
-        return {_check_any(k, where, limit, depth + 1): _check_any(v, where, limit, depth + 1)
-                for k, v in value.items()}
+        return {
+            _check_any(k, where, limit, depth + 1): _check_any(v, where, limit, depth + 1) for k, v in value.items()
+        }
     return value
 
 
@@ -259,8 +262,16 @@ class ServicePlugin:
     logger: logging.Logger
     _bus: Any
 
-    def _open_client(self, client_class: type[C], *args: Any, connect_timeout: float, read_timeout: float,
-                     retries: int, retry: Mapping[str, Any] | None = None, **options: Any) -> C:
+    def _open_client(
+        self,
+        client_class: type[C],
+        *args: Any,
+        connect_timeout: float,
+        read_timeout: float,
+        retries: int,
+        retry: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> C:
         """Create the plugin's client (as ``self._client``) from the common settings.
 
         :param client_class: the service's client class.
@@ -277,8 +288,9 @@ class ServicePlugin:
         self._client = client_class(*args, timeouts=timeouts, retry=policy, **options)
         return self._client
 
-    def _track_availability(self, what: str, connected: Callable[..., Any], disconnected: Callable[..., Any],
-                      **fields: Any) -> Availability:
+    def _track_availability(
+        self, what: str, connected: Callable[..., Any], disconnected: Callable[..., Any], **fields: Any
+    ) -> Availability:
         """An :class:`Availability` that posts ``connected`` / ``disconnected`` events.
 
         :param what: how logs name the service (the client's base URL is appended).

@@ -246,8 +246,7 @@ class Redactor:
         parts = urlsplit(url)
         if parts.query:
             query = [
-                (k, MASK if k.lower() in SECRET_NAMES else v)
-                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                (k, MASK if k.lower() in SECRET_NAMES else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
             ]
             parts = parts._replace(query=urlencode(query, safe="*"))
         if parts.password:
@@ -374,8 +373,7 @@ def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -
     except (ValueError, UnicodeDecodeError):
         snippet = redactor.text(response.content[:80].decode("utf-8", "replace"))
         raise ProtocolError(
-            f"{endpoint}: the service answered {response.status_code} with a body "
-            f"that is not JSON ({snippet!r})",
+            f"{endpoint}: the service answered {response.status_code} with a body that is not JSON ({snippet!r})",
             status=response.status_code,
             endpoint=endpoint,
         ) from None
@@ -560,12 +558,20 @@ class HttpClient:
             data = _urlencode(data)
             headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
         timeout = (timeouts or self.timeouts).as_tuple()
-        send = functools.partial(self.session.request, method, url, data=data, json=json_body, headers=headers,
-                                 timeout=timeout, stream=stream, allow_redirects=allow_redirects)
+        send = functools.partial(
+            self.session.request,
+            method,
+            url,
+            data=data,
+            json=json_body,
+            headers=headers,
+            timeout=timeout,
+            stream=stream,
+            allow_redirects=allow_redirects,
+        )
         return self._with_retries(send, _Exchange(endpoint, idempotent, timeout), data)
 
-    def _with_retries(self, send: Callable[[], requests.Response], exchange: _Exchange, data: Any
-                      ) -> requests.Response:
+    def _with_retries(self, send: Callable[[], requests.Response], exchange: _Exchange, data: Any) -> requests.Response:
         """``send()`` until it succeeds or the policy says the error is final."""
         started, failures = time.monotonic(), 0
         body_start = _tell(data)  # a file-like body is rewound before each retry (as requests does on redirects)
@@ -576,24 +582,37 @@ class HttpClient:
             if response is not None:
                 return response
             failures += 1
-            delay = self.retry.next_delay(error, failures=failures, elapsed=time.monotonic() - started,
-                                          replayable=replayable, retry_after=retry_after)
+            delay = self.retry.next_delay(
+                error,
+                failures=failures,
+                elapsed=time.monotonic() - started,
+                replayable=replayable,
+                retry_after=retry_after,
+            )
             if delay is None:
                 raise error
-            logger.info("%s failed (%s); retry %d/%d in %.1f s", exchange.endpoint, error, failures,
-                        self.retry.attempts - 1, delay)
+            logger.info(
+                "%s failed (%s); retry %d/%d in %.1f s",
+                exchange.endpoint,
+                error,
+                failures,
+                self.retry.attempts - 1,
+                delay,
+            )
             time.sleep(delay)
 
-    def _attempt(self, send: Callable[[], requests.Response], exchange: _Exchange, started: float
-                 ) -> tuple[Any, Any, bool, float | None]:
+    def _attempt(
+        self, send: Callable[[], requests.Response], exchange: _Exchange, started: float
+    ) -> tuple[Any, Any, bool, float | None]:
         """One attempt: ``(response, None, …)`` on success, else ``(None, error, replayable, retry_after)``."""
         try:
             response = send()
         except requests.RequestException as exc:
             error = self._transport_error(exc, exchange.endpoint, exchange.timeout)
             return None, error, exchange.idempotent or _never_connected(exc), None
-        logger.debug("%s -> %s in %.0f ms", exchange.endpoint, response.status_code,
-                     (time.monotonic() - started) * 1000)
+        logger.debug(
+            "%s -> %s in %.0f ms", exchange.endpoint, response.status_code, (time.monotonic() - started) * 1000
+        )
         if response.status_code < 400:
             return response, None, True, None
         error, retry_after = self._status_error(response, exchange.endpoint), _retry_after(response)
@@ -610,12 +629,14 @@ class HttpClient:
         relative = urlsplit(url)._replace(scheme="", netloc="").geturl()
         return f"{method.upper()} {self.redactor.url(relative)}"
 
-    def _transport_error(self, exc: requests.RequestException, endpoint: str, timeout: tuple[float, float]
-                         ) -> ServiceError:
+    def _transport_error(
+        self, exc: requests.RequestException, endpoint: str, timeout: tuple[float, float]
+    ) -> ServiceError:
         host, (connect, read) = urlsplit(self.base_url).netloc, timeout
         if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return ServiceTimeoutError(f"{endpoint}: could not connect to {host} within {connect:g} s",
-                                       endpoint=endpoint)
+            return ServiceTimeoutError(
+                f"{endpoint}: could not connect to {host} within {connect:g} s", endpoint=endpoint
+            )
         if isinstance(exc, requests.exceptions.Timeout):
             return ServiceTimeoutError(f"{endpoint}: {host} did not answer within {read:g} s", endpoint=endpoint)
         if isinstance(exc, requests.exceptions.ConnectionError):
@@ -623,8 +644,7 @@ class HttpClient:
             refused = isinstance(failure, ConnectionRefusedError)
             reason = "connection refused" if refused else "connection failed or was reset"
             return ServiceConnectionError(f"{endpoint}: cannot reach {host} ({reason})", endpoint=endpoint)
-        return ServiceConnectionError(f"{endpoint}: request to {host} failed ({type(exc).__name__})",
-                                      endpoint=endpoint)
+        return ServiceConnectionError(f"{endpoint}: request to {host} failed ({type(exc).__name__})", endpoint=endpoint)
 
     def _status_error(self, response: requests.Response, endpoint: str) -> ServiceError:
         """The error of an error answer: the class and hint from the service's table, one message format
@@ -676,8 +696,13 @@ class ServiceClient:
         :param error_factory: the service's error table.
         :param options: ``secrets`` and ``headers`` of :class:`HttpClient`.
         """
-        self.http = http or HttpClient(base_url, timeouts=timeouts or self.DEFAULT_TIMEOUTS,
-                                       retry=retry or self.DEFAULT_RETRY, error_factory=error_factory, **options)
+        self.http = http or HttpClient(
+            base_url,
+            timeouts=timeouts or self.DEFAULT_TIMEOUTS,
+            retry=retry or self.DEFAULT_RETRY,
+            error_factory=error_factory,
+            **options,
+        )
 
     @property
     def base_url(self) -> str:
@@ -760,8 +785,8 @@ def one_line(text: Any, limit: int = MAX_ERROR_LENGTH) -> str:
     text = str(text)
     html = _HTML_RE.search(text)
     if html:
-        title = html_title(text[html.start():html.start() + 65536])
-        text = text[:html.start()].rstrip() + (f" [HTML page: {title}]" if title else " [an HTML page]")
+        title = html_title(text[html.start() : html.start() + 65536])
+        text = text[: html.start()].rstrip() + (f" [HTML page: {title}]" if title else " [an HTML page]")
     size, window = len(text), 4 * limit  # no need to escape what will be left out
     if size > 2 * window:
         text = text[:window] + text[-window:]

@@ -92,23 +92,40 @@ class PlatypushProcess:
         """
         redis_bin = redis_server_binary()
         if not redis_bin:
-            raise PlatypushError("redis-server not found: install it (apt-get install redis-server) "
-                                 "or set PLATYPUSH_REDIS_BIN")
+            raise PlatypushError(
+                "redis-server not found: install it (apt-get install redis-server) or set PLATYPUSH_REDIS_BIN"
+            )
         config_path = self._write_config()
         env = {**os.environ, "PLATYPUSH_API_TOKEN": self.token}
         command = [
-            sys.executable, "-m", "platypush.app",
-            "-c", str(config_path),
-            "--workdir", str(self.run_dir / "state"),
-            "--cachedir", str(self.run_dir / "cache"),
-            "--db", f"sqlite:///{self.run_dir / 'state' / 'main.db'}",
-            "-P", str(self.run_dir / "platypush.pid"),
-            "--start-redis", "--redis-port", str(self.redis_port), "--redis-bin", redis_bin,
+            sys.executable,
+            "-m",
+            "platypush.app",
+            "-c",
+            str(config_path),
+            "--workdir",
+            str(self.run_dir / "state"),
+            "--cachedir",
+            str(self.run_dir / "cache"),
+            "--db",
+            f"sqlite:///{self.run_dir / 'state' / 'main.db'}",
+            "-P",
+            str(self.run_dir / "platypush.pid"),
+            "--start-redis",
+            "--redis-port",
+            str(self.redis_port),
+            "--redis-bin",
+            redis_bin,
         ]
         log = open(self.log_path, "ab")
         self._proc = subprocess.Popen(
-            command, cwd=self.run_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            cwd=self.run_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         if not wait:

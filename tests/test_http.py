@@ -35,10 +35,18 @@ class EchoServer(SandboxServer):
     def setup_routes(self) -> None:
         self.route("GET", "/echo", lambda r: json_response({"query": r.query}))
         self.route("POST", "/echo", lambda r: json_response({"form": r.form}))
-        self.route("GET", r"/status/(?P<code>\d+)", lambda r: json_response(
-            {"message": f"status {r.params['code']} for {r.query.get('api_key', '')}"}, int(r.params["code"])))
-        self.route("GET", "/html-error", lambda r: text_response(
-            "<html><title>Broken gateway</title></html>", 502, "text/html"))
+        self.route(
+            "GET",
+            r"/status/(?P<code>\d+)",
+            lambda r: json_response(
+                {"message": f"status {r.params['code']} for {r.query.get('api_key', '')}"}, int(r.params["code"])
+            ),
+        )
+        self.route(
+            "GET",
+            "/html-error",
+            lambda r: text_response("<html><title>Broken gateway</title></html>", 502, "text/html"),
+        )
         self.route("GET", "/busy", self._busy)
 
     @staticmethod
@@ -73,8 +81,18 @@ def test_base_url_is_normalised_and_validated(server):
 
 @pytest.mark.parametrize(
     "status, error",
-    [(400, BadRequestError), (401, AuthError), (403, AuthError), (404, NotFoundError), (409, ConflictError),
-     (410, NotFoundError), (422, BadRequestError), (429, RateLimitedError), (500, ServerError), (503, ServerError)],
+    [
+        (400, BadRequestError),
+        (401, AuthError),
+        (403, AuthError),
+        (404, NotFoundError),
+        (409, ConflictError),
+        (410, NotFoundError),
+        (422, BadRequestError),
+        (429, RateLimitedError),
+        (500, ServerError),
+        (503, ServerError),
+    ],
 )
 def test_status_mapping_carries_status_endpoint_and_server_message(server, status, error):
     with pytest.raises(error) as caught:

@@ -50,7 +50,8 @@ def test_nothing_counts_as_delivered_while_nobody_listens(tmp_path: Any, publish
 
 
 def test_a_post_that_reached_nobody_is_retried_once_a_subscriber_listens(
-        tmp_path: Any, publisher: Publisher, redis_server: Any) -> None:
+    tmp_path: Any, publisher: Publisher, redis_server: Any
+) -> None:
     journal = Journal(str(tmp_path / "j.db"))
     journal.append("dev", ["a", "b", "broken"])
     late: list[Listener] = []
@@ -63,8 +64,7 @@ def test_a_post_that_reached_nobody_is_retried_once_a_subscriber_listens(
     journal.close()
 
 
-def test_pending_entries_are_delivered_after_a_restart(tmp_path: Any, publisher: Publisher,
-                                                       listener: Listener) -> None:
+def test_pending_entries_are_delivered_after_a_restart(tmp_path: Any, publisher: Publisher, listener: Listener) -> None:
     first = Journal(str(tmp_path / "j.db"))
     first.append("dev", ["a", "b"])
     first.close()  # stopped before posting
@@ -77,7 +77,8 @@ def test_pending_entries_are_delivered_after_a_restart(tmp_path: Any, publisher:
 
 
 def test_after_a_crash_the_last_deliveries_are_posted_again_and_counted(
-        tmp_path: Any, publisher: Publisher, listener: Listener) -> None:
+    tmp_path: Any, publisher: Publisher, listener: Listener
+) -> None:
     crashed = Journal(str(tmp_path / "j.db"), grace=5.0)
     crashed.append("dev", ["a", "b"])
     assert crashed.post_pending(publisher, build, threading.Event()) == 2
@@ -101,8 +102,7 @@ def test_a_stopping_caller_posts_nothing(tmp_path: Any, publisher: Publisher) ->
     journal.close()
 
 
-def test_only_the_newest_delivered_entries_are_kept(tmp_path: Any, publisher: Publisher,
-                                                    listener: Listener) -> None:
+def test_only_the_newest_delivered_entries_are_kept(tmp_path: Any, publisher: Publisher, listener: Listener) -> None:
     journal = Journal(str(tmp_path / "j.db"), keep_posted=3)
     journal.append("dev", [f"m{i}" for i in range(10)])
     assert journal.post_pending(publisher, build, threading.Event()) == 10

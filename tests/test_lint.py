@@ -11,9 +11,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ruff_is_clean():
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "platypush_ext", "platypush", "tests", "benchmarks"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "platypush_ext", "platypush", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_applied():
+    """``ruff format`` (line length and style from pyproject.toml) leaves every file as it is."""
+    paths = ["platypush_ext", "platypush", "tests", "benchmarks"]
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    unformatted = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--stdin-filename", "x.py"],
+        cwd=ROOT,
+        input="x  =  {'a':1}\n",
+        capture_output=True,
+        text=True,
+    )
+    assert unformatted.returncode == 1  # the check does fail on an unformatted file
 
 
 #: The longest function of platypush_ext/, in lines of code: its signature and body, its

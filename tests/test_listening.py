@@ -47,12 +47,17 @@ def _run(listener: Listener) -> threading.Thread:
     return thread
 
 
-def test_listener_reports_unavailable_once_each_way_and_stops_in_under_a_second(caplog: pytest.LogCaptureFixture
-                                                                                  ) -> None:
+def test_listener_reports_unavailable_once_each_way_and_stops_in_under_a_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     outcomes = iter([ServiceConnectionError("down 1"), ServiceConnectionError("down 2"), None, None])
     changes: list[str] = []
-    availability = Availability("X", logging.getLogger("probe"), on_up=lambda: changes.append("up"),
-                                on_down=lambda error: changes.append(f"down: {error}"))
+    availability = Availability(
+        "X",
+        logging.getLogger("probe"),
+        on_up=lambda: changes.append("up"),
+        on_down=lambda error: changes.append(f"down: {error}"),
+    )
     stopping, calls = threading.Event(), []
 
     def step() -> float:
@@ -65,14 +70,17 @@ def test_listener_reports_unavailable_once_each_way_and_stops_in_under_a_second(
         return 0.0
 
     caplog.set_level(logging.DEBUG, "probe")
-    thread = _run(Listener(step, stopping, backoff=Backoff(0.01, 0.02), on_up=availability.ok,
-                           on_down=availability.failed))
+    thread = _run(
+        Listener(step, stopping, backoff=Backoff(0.01, 0.02), on_up=availability.ok, on_down=availability.failed)
+    )
     deadline = time.monotonic() + 5
     while len(calls) < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert changes == ["down: down 1", "up"]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == [
-        "X is unavailable: down 1 (retrying with backoff)", "X is reachable again"]
+        "X is unavailable: down 1 (retrying with backoff)",
+        "X is reachable again",
+    ]
     started = time.monotonic()
     stopping.set()
     thread.join(1.0)

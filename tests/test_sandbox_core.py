@@ -45,8 +45,9 @@ def echo(start_server: Any) -> Echo:
 
 def test_faults_over_the_control_api(echo: Echo) -> None:
     control = echo.url + "/_sandbox/faults"
-    armed = requests.post(control, json={"kind": "status", "status": 503, "count": 2, "path": "/echo"},
-                          timeout=TIMEOUT).json()["armed"]
+    armed = requests.post(
+        control, json={"kind": "status", "status": 503, "count": 2, "path": "/echo"}, timeout=TIMEOUT
+    ).json()["armed"]
     assert (armed["kind"], armed["status"], armed["count"]) == ("status", 503, 2)
     assert [f["path"] for f in requests.get(control, timeout=TIMEOUT).json()["faults"]] == ["/echo"]
     assert requests.get(echo.url + "/echo", timeout=TIMEOUT).status_code == 503
@@ -54,14 +55,19 @@ def test_faults_over_the_control_api(echo: Echo) -> None:
     assert requests.get(echo.url + "/echo", params={"q": "x"}, timeout=TIMEOUT).json() == {"q": "x"}
     log = requests.get(echo.url + "/_sandbox/requests", timeout=TIMEOUT).json()["requests"]
     assert [(e["method"], e["path"], e["status"]) for e in log if e["path"] == "/echo"] == [
-        ("GET", "/echo", 503), ("GET", "/echo", 200)]
+        ("GET", "/echo", 503),
+        ("GET", "/echo", 200),
+    ]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"kind": "explode"}, "unknown fault kind 'explode'; use one of status, hang, reset, malformed"),
-    ({"kind": "status", "count": 0}, "count must be at least 1"),
-    ({"kind": "status", "colour": "red"}, "unexpected keyword argument 'colour'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"kind": "explode"}, "unknown fault kind 'explode'; use one of status, hang, reset, malformed"),
+        ({"kind": "status", "count": 0}, "count must be at least 1"),
+        ({"kind": "status", "colour": "red"}, "unexpected keyword argument 'colour'"),
+    ],
+)
 def test_bad_fault_specs_are_400_and_arm_nothing(echo: Echo, spec: dict[str, Any], message: str) -> None:
     answer = requests.post(echo.url + "/_sandbox/faults", json=spec, timeout=TIMEOUT)
     assert answer.status_code == 400 and message in answer.json()["error"]

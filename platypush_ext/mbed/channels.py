@@ -96,8 +96,9 @@ class Channel:
     def run(self) -> None:
         """Run until :meth:`stop`."""
         try:
-            Listener(self._step, self.stopping, backoff=self.backoff, on_down=self.on_down,
-                     on_unexpected=self._unexpected).run()
+            Listener(
+                self._step, self.stopping, backoff=self.backoff, on_down=self.on_down, on_unexpected=self._unexpected
+            ).run()
         finally:
             self.close()
 
@@ -138,8 +139,7 @@ class LongPollChannel(Channel):
     #: hold the poll) is followed by a pause up to this many seconds: never a busy loop.
     MIN_EMPTY_CYCLE = 0.5
 
-    def __init__(self, client: Any, on_message: Callable[[Any], Any], *, no_wait_first: bool = True,
-                 **kwargs: Any):
+    def __init__(self, client: Any, on_message: Callable[[Any], Any], *, no_wait_first: bool = True, **kwargs: Any):
         super().__init__(client, on_message, **kwargs)
         self._first = no_wait_first
 
@@ -224,9 +224,17 @@ class _Receiver(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], path: str, secret: str, *, max_body: int = 1 << 20,
-                 timeout: float = 10.0, max_connections: int = 16,
-                 record: Callable[[bytes], int] | None = None):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        path: str,
+        secret: str,
+        *,
+        max_body: int = 1 << 20,
+        timeout: float = 10.0,
+        max_connections: int = 16,
+        record: Callable[[bytes], int] | None = None,
+    ):
         self.path, self.secret, self.max_body, self.timeout_seconds = path, secret, max_body, timeout
         self.record = record
         self.inbox: queue.Queue[tuple[int | None, bytes]] = queue.Queue()
@@ -269,9 +277,20 @@ class CallbackChannel(Channel):
     name = "callback"
     PATH = "/mbed/callback"
 
-    def __init__(self, client: Any, on_message: Callable[[Any], Any], *, bind: str = "127.0.0.1", port: int = 0,
-                 public_url: str | None = None, recheck: float = 30.0, max_body: int = 1 << 20,
-                 timeout: float = 10.0, max_connections: int = 16, **kwargs: Any):
+    def __init__(
+        self,
+        client: Any,
+        on_message: Callable[[Any], Any],
+        *,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        public_url: str | None = None,
+        recheck: float = 30.0,
+        max_body: int = 1 << 20,
+        timeout: float = 10.0,
+        max_connections: int = 16,
+        **kwargs: Any,
+    ):
         super().__init__(client, on_message, **kwargs)
         self.limits = {"max_body": int(max_body), "timeout": float(timeout), "max_connections": int(max_connections)}
         self.secret = secrets.token_urlsafe(24)
@@ -293,12 +312,15 @@ class CallbackChannel(Channel):
         if self.receiver is not None:
             return
         try:
-            self.receiver = _Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record,
-                                      **self.limits)
+            self.receiver = _Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record, **self.limits)
         except OSError as exc:
             raise ServiceConnectionError(f"cannot listen on {self.bind}:{self.port} for callbacks ({exc})") from None
-        threading.Thread(target=self.receiver.serve_forever, kwargs={"poll_interval": 0.2},
-                         name="mbed-callback-receiver", daemon=True).start()
+        threading.Thread(
+            target=self.receiver.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="mbed-callback-receiver",
+            daemon=True,
+        ).start()
 
     def step(self) -> None:
         self._start_receiver()

@@ -218,8 +218,14 @@ class AsyncResponse:
         payload = data.get("payload")
         if payload is not None and not isinstance(payload, str):
             raise ProtocolError(f"async response {data['id']!r}: payload is not a string")
-        return cls(async_id=data["id"], status=status, payload=payload, content_type=str(data.get("ct") or ""),
-                   max_age=_as_int(data.get("max-age")), error=data.get("error") or None)
+        return cls(
+            async_id=data["id"],
+            status=status,
+            payload=payload,
+            content_type=str(data.get("ct") or ""),
+            max_age=_as_int(data.get("max-age")),
+            error=data.get("error") or None,
+        )
 
     @property
     def ok(self) -> bool:
@@ -288,8 +294,15 @@ def _parse_element(kind: str, element: Any) -> dict[str, Any]:
     if kind == "async-responses":
         response = AsyncResponse.from_json(element)
         _, value, encoding = response.decoded()
-        return {"async_id": response.async_id, "status": response.status, "value": value, "encoding": encoding,
-                "content_type": response.content_type, "max_age": response.max_age, "error": response.error}
+        return {
+            "async_id": response.async_id,
+            "status": response.status,
+            "value": value,
+            "encoding": encoding,
+            "content_type": response.content_type,
+            "max_age": response.max_age,
+            "error": response.error,
+        }
     if not isinstance(element, Mapping) or not isinstance(element.get("ep"), str):
         raise ProtocolError(f"element without an endpoint name: {str(element)[:80]!r}")
     return _notification(element) if kind == "notifications" else _registration(element)
@@ -302,8 +315,14 @@ def _notification(element: Mapping[str, Any]) -> dict[str, Any]:
         raise ProtocolError(f"notification of {element['ep']!r} without a path")
     ctype = str(element.get("ct") or "")
     _raw, value, encoding = decode_payload(element.get("payload"), ctype)
-    data = {"endpoint": element["ep"], "path": path, "value": value, "encoding": encoding,
-            "content_type": ctype, "max_age": _as_int(element.get("max-age"))}
+    data = {
+        "endpoint": element["ep"],
+        "path": path,
+        "value": value,
+        "encoding": encoding,
+        "content_type": ctype,
+        "max_age": _as_int(element.get("max-age")),
+    }
     if element.get("timestamp") is not None:
         data["value_timestamp"] = element.get("timestamp")
     return data
@@ -320,9 +339,15 @@ def _registration(element: Mapping[str, Any]) -> dict[str, Any]:
         "queue_mode": _as_bool(element.get("q", False)),
         "original_endpoint": element.get("original-ep"),
         "resources": [
-            {"path": str(r.get("path", "")), "rt": str(r.get("rt", r.get("rf", "")) or ""),
-             "ct": str(r.get("ct", "") or ""), "obs": _as_bool(r.get("obs", False)), "if": str(r.get("if", "") or "")}
-            for r in resources if isinstance(r, Mapping)
+            {
+                "path": str(r.get("path", "")),
+                "rt": str(r.get("rt", r.get("rf", "")) or ""),
+                "ct": str(r.get("ct", "") or ""),
+                "obs": _as_bool(r.get("obs", False)),
+                "if": str(r.get("if", "") or ""),
+            }
+            for r in resources
+            if isinstance(r, Mapping)
         ],
     }
 
@@ -360,7 +385,8 @@ class AsyncRegistry:
             now = time.monotonic()
             self._unmatched[response.async_id] = (now, response)
             while self._unmatched and (
-                len(self._unmatched) > self.buffer_size or next(iter(self._unmatched.values()))[0] < now - self.buffer_age
+                len(self._unmatched) > self.buffer_size
+                or next(iter(self._unmatched.values()))[0] < now - self.buffer_age
             ):
                 self._unmatched.popitem(last=False)
             return False
@@ -426,32 +452,36 @@ def check_timeout(timeout: Any, default: float) -> float:
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"timeout must be a number of seconds, got {timeout!r}") from None
     if not 0 < value <= 55:
-        raise InvalidArgumentError(f"timeout must be between 0 and 55 seconds (Platypush answers within 60), "
-                                   f"got {value:g}")
+        raise InvalidArgumentError(
+            f"timeout must be between 0 and 55 seconds (Platypush answers within 60), got {value:g}"
+        )
     return value
 
 
 def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
     """Validate pre-subscription rules (the original library sent invalid ones anyway)."""
     if not isinstance(rules, (list, tuple)):
-        raise InvalidArgumentError("pre-subscriptions must be a list of rules, e.g. "
-                                   '[{"endpoint-name": "node*", "resource-path": ["/3303/*"]}]')
+        raise InvalidArgumentError(
+            'pre-subscriptions must be a list of rules, e.g. [{"endpoint-name": "node*", "resource-path": ["/3303/*"]}]'
+        )
     checked = []
     for index, rule in enumerate(rules):
         if not isinstance(rule, Mapping):
             raise InvalidArgumentError(f"pre-subscription rule {index} is not an object: {rule!r}")
         unknown = set(rule) - {"endpoint-name", "endpoint-type", "resource-path"}
         if unknown:
-            raise InvalidArgumentError(f"pre-subscription rule {index}: unknown field(s) {sorted(unknown)} "
-                                       "(allowed: endpoint-name, endpoint-type, resource-path)")
+            raise InvalidArgumentError(
+                f"pre-subscription rule {index}: unknown field(s) {sorted(unknown)} "
+                "(allowed: endpoint-name, endpoint-type, resource-path)"
+            )
         for key in ("endpoint-name", "endpoint-type"):
             value = rule.get(key)
             if key in rule and (not isinstance(value, str) or not value or len(value) > 64):
-                raise InvalidArgumentError(f"pre-subscription rule {index}: {key} must be a string of 1-64 "
-                                           "characters")
+                raise InvalidArgumentError(f"pre-subscription rule {index}: {key} must be a string of 1-64 characters")
         if "endpoint-name" in rule and "*" in rule["endpoint-name"][:-1]:
-            raise InvalidArgumentError(f"pre-subscription rule {index}: '*' is only allowed at the end of "
-                                       "endpoint-name")
+            raise InvalidArgumentError(
+                f"pre-subscription rule {index}: '*' is only allowed at the end of endpoint-name"
+            )
         paths = rule.get("resource-path")
         if paths is not None:
             if isinstance(paths, str):
@@ -459,8 +489,10 @@ def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
             if not isinstance(paths, (list, tuple)) or not all(
                 isinstance(p, str) and p.startswith("/") and 0 < len(p) <= 128 and "*" not in p[:-1] for p in paths
             ):
-                raise InvalidArgumentError(f"pre-subscription rule {index}: resource-path must be a list of paths "
-                                           "starting with '/' ('*' allowed only at the end)")
+                raise InvalidArgumentError(
+                    f"pre-subscription rule {index}: resource-path must be a list of paths "
+                    "starting with '/' ('*' allowed only at the end)"
+                )
             rule = {**rule, "resource-path": list(paths)}
         checked.append(dict(rule))
     return checked
@@ -509,8 +541,15 @@ class MbedClient(ServiceClient):
             raise InvalidArgumentError("api_key must be the account's access key (a string)")
         if api not in ("auto", "connector", "pelion"):
             raise InvalidArgumentError(f"api must be 'auto', 'connector' or 'pelion', got {api!r}")
-        self._connect(base_url, http, timeouts, retry, _mbed_error, secrets=[api_key],
-                      headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
+        self._connect(
+            base_url,
+            http,
+            timeouts,
+            retry,
+            _mbed_error,
+            secrets=[api_key],
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+        )
         host = urlsplit(self.base_url).hostname or ""
         self.pelion = api == "pelion" or (api == "auto" and host.endswith(PELION_HOSTS))
         self._api_key = api_key
@@ -556,8 +595,7 @@ class MbedClient(ServiceClient):
         response = self.registry.wait(async_id, left)
         if response is None:
             hint = "" if self.channel_running() else " (is the notification channel being consumed?)"
-            raise DeviceTimeoutError(f"{what}: no answer from the device within {limit:g} s{hint}",
-                                     endpoint=what)
+            raise DeviceTimeoutError(f"{what}: no answer from the device within {limit:g} s{hint}", endpoint=what)
         if not response.ok:
             meaning = STATUS_MEANINGS.get(response.status, "")
             text = f"{what}: the device answered {response.status}"
@@ -565,8 +603,13 @@ class MbedClient(ServiceClient):
                 text += f" {response.error}"
             if meaning:
                 text += f" ({meaning})"
-            raise DeviceError(self.redact(text), status=response.status, endpoint=what,
-                              server_message=response.error, code=response.error)
+            raise DeviceError(
+                self.redact(text),
+                status=response.status,
+                endpoint=what,
+                server_message=response.error,
+                code=response.error,
+            )
         return response
 
     def channel_running(self) -> bool:
@@ -607,8 +650,14 @@ class MbedClient(ServiceClient):
             return self._pelion_call(method, ep, path, body, content_type, what, limit, started, wait)
         params = {name: "true" for name, on in (("noResp", no_resp), ("cacheOnly", cache_only)) if on}
         headers = {"Content-Type": content_type} if body is not None else None
-        response = self.http.request(method, f"v2/endpoints/{ep}{_quote_path(path)}", params=params or None,
-                                     data=body, headers=headers, idempotent=method in ("GET", "PUT"))
+        response = self.http.request(
+            method,
+            f"v2/endpoints/{ep}{_quote_path(path)}",
+            params=params or None,
+            data=body,
+            headers=headers,
+            idempotent=method in ("GET", "PUT"),
+        )
         if response.status_code == 200 and method == "GET":
             ctype = response.headers.get("Content-Type", "").split(";")[0]
             raw = response.content
@@ -620,8 +669,18 @@ class MbedClient(ServiceClient):
             return None  # 204 (noResp), or 200/201 without an async id: done
         return self._follow(self._async_id(response, method, path), what, limit, started, wait)
 
-    def _pelion_call(self, method: str, ep: str, path: str, body: bytes | None, content_type: str, what: str,
-                     limit: float, started: float, wait: bool) -> AsyncResponse | str:
+    def _pelion_call(
+        self,
+        method: str,
+        ep: str,
+        path: str,
+        body: bytes | None,
+        content_type: str,
+        what: str,
+        limit: float,
+        started: float,
+        wait: bool,
+    ) -> AsyncResponse | str:
         """``POST /v2/device-requests/{ep}?async-id=<our id>`` (Pelion / Izuma): no 202 race."""
         async_id = uuid.uuid4().hex
         request = {"method": method, "uri": path}
@@ -631,8 +690,13 @@ class MbedClient(ServiceClient):
         if wait:  # before the request: the answer may come back before it returns
             self.registry.expect(async_id)
         try:
-            self.http.request("POST", f"v2/device-requests/{ep}", params={"async-id": async_id},
-                              json_body=request, idempotent=method == "GET")
+            self.http.request(
+                "POST",
+                f"v2/device-requests/{ep}",
+                params={"async-id": async_id},
+                json_body=request,
+                idempotent=method == "GET",
+            )
         except BaseException:
             self.registry.wait(async_id, 0)
             raise
@@ -671,8 +735,9 @@ class MbedClient(ServiceClient):
 
     # -- resources -----------------------------------------------------------
 
-    def get_resource_value(self, endpoint: str, path: str, timeout: float | None = None,
-                           cache_only: bool = False, no_resp: bool = False) -> ResourceValue | None:
+    def get_resource_value(
+        self, endpoint: str, path: str, timeout: float | None = None, cache_only: bool = False, no_resp: bool = False
+    ) -> ResourceValue | None:
         """Read a resource: the cached value (``200``) or the device's answer.
 
         :return: the value, or ``None`` with ``no_resp`` (nothing comes back).
@@ -684,8 +749,9 @@ class MbedClient(ServiceClient):
             return result
         assert isinstance(result, AsyncResponse)
         raw, value, encoding = result.decoded()
-        return ResourceValue(endpoint, check_path(path), value, result.content_type, encoding, result.max_age,
-                             False, raw)
+        return ResourceValue(
+            endpoint, check_path(path), value, result.content_type, encoding, result.max_age, False, raw
+        )
 
     @staticmethod
     def _body(value: Any) -> bytes:
@@ -697,24 +763,50 @@ class MbedClient(ServiceClient):
             return str(value).encode("utf-8")
         raise InvalidArgumentError(f"value must be text, a number or bytes, got {type(value).__name__}")
 
-    def put_resource_value(self, endpoint: str, path: str, value: Any, content_type: str = "text/plain",
-                           timeout: float | None = None, no_resp: bool = False, wait: bool = True) -> Any:
+    def put_resource_value(
+        self,
+        endpoint: str,
+        path: str,
+        value: Any,
+        content_type: str = "text/plain",
+        timeout: float | None = None,
+        no_resp: bool = False,
+        wait: bool = True,
+    ) -> Any:
         """Write a resource: the raw value with ``content_type`` (never JSON-encoded).
 
         :return: the async response (``wait``), the async id (``wait=False``) or ``None`` (``no_resp``).
         """
-        return self._device_call("PUT", endpoint, path, body=self._body(value), content_type=content_type,
-                                 no_resp=no_resp, timeout=timeout, wait=wait)
+        return self._device_call(
+            "PUT",
+            endpoint,
+            path,
+            body=self._body(value),
+            content_type=content_type,
+            no_resp=no_resp,
+            timeout=timeout,
+            wait=wait,
+        )
 
-    def post_resource(self, endpoint: str, path: str, data: Any = None, content_type: str = "text/plain",
-                      timeout: float | None = None, no_resp: bool = False, wait: bool = True) -> Any:
+    def post_resource(
+        self,
+        endpoint: str,
+        path: str,
+        data: Any = None,
+        content_type: str = "text/plain",
+        timeout: float | None = None,
+        no_resp: bool = False,
+        wait: bool = True,
+    ) -> Any:
         """Execute a resource, passing ``data`` (optional) to the device's function."""
         body = self._body(data) if data is not None else b""
-        return self._device_call("POST", endpoint, path, body=body, content_type=content_type, no_resp=no_resp,
-                                 timeout=timeout, wait=wait)
+        return self._device_call(
+            "POST", endpoint, path, body=body, content_type=content_type, no_resp=no_resp, timeout=timeout, wait=wait
+        )
 
-    def delete_resource(self, endpoint: str, path: str, timeout: float | None = None,
-                        no_resp: bool = False, wait: bool = True) -> Any:
+    def delete_resource(
+        self, endpoint: str, path: str, timeout: float | None = None, no_resp: bool = False, wait: bool = True
+    ) -> Any:
         """Delete a resource (the device must handle it)."""
         return self._device_call("DELETE", endpoint, path, no_resp=no_resp, timeout=timeout, wait=wait)
 
@@ -737,8 +829,9 @@ class MbedClient(ServiceClient):
         started, limit = time.monotonic(), check_timeout(timeout, self.async_timeout)
         response = self.http.request("PUT", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(path)}")
         if response.status_code == 202:
-            self._follow(self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}"), what, limit, started,
-                         wait)
+            self._follow(
+                self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}"), what, limit, started, wait
+            )
         return True
 
     def get_resource_subscription(self, endpoint: str, path: str) -> bool:
@@ -792,8 +885,10 @@ class MbedClient(ServiceClient):
         (the service sends a test ``PUT`` first). Header values are treated as secrets."""
         if not isinstance(url, str) or not re.match(r"^https?://[^/]+", url):
             raise InvalidArgumentError(f"url must be an http:// or https:// URL, got {url!r}")
-        if headers is not None and (not isinstance(headers, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+        if headers is not None and (
+            not isinstance(headers, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):
             raise InvalidArgumentError("headers must map header names to string values")
         if len(url) + sum(len(v) for v in (headers or {}).values()) > 400:
             raise InvalidArgumentError("the callback URL and header values must total at most 400 characters")
@@ -824,8 +919,13 @@ class MbedClient(ServiceClient):
 
         Not replayed once sent (a pull consumes the events it returns).
         """
-        response = self.http.request("GET", "v2/notification/pull", params={"noWait": "true"} if no_wait else None,
-                                     idempotent=False, timeouts=self.pull_timeouts)
+        response = self.http.request(
+            "GET",
+            "v2/notification/pull",
+            params={"noWait": "true"} if no_wait else None,
+            idempotent=False,
+            timeouts=self.pull_timeouts,
+        )
         if response.status_code == 204 or not response.content.strip():
             return None
         return self._parse(response, "GET", "v2/notification/pull")
@@ -855,8 +955,7 @@ class MbedClient(ServiceClient):
 
         url = self.http.url("v2/notification/websocket-connect").replace("http", "ws", 1)
         try:
-            return websocket.create_connection(url, timeout=timeout,
-                                               header=[f"Authorization: Bearer {self._api_key}"])
+            return websocket.create_connection(url, timeout=timeout, header=[f"Authorization: Bearer {self._api_key}"])
         except (websocket.WebSocketException, OSError) as exc:
             from ..http import ServiceConnectionError
 
@@ -892,10 +991,18 @@ class MbedClient(ServiceClient):
         for item in items:
             if item.kind == "async-responses":
                 d = item.data
-                self.registry.deliver(AsyncResponse(
-                    async_id=d["async_id"], status=d["status"],
-                    payload=base64.standard_b64encode(d["value"].encode()).decode() if d["encoding"] == "text"
-                    else d["value"], content_type=d["content_type"], max_age=d["max_age"], error=d["error"]))
+                self.registry.deliver(
+                    AsyncResponse(
+                        async_id=d["async_id"],
+                        status=d["status"],
+                        payload=base64.standard_b64encode(d["value"].encode()).decode()
+                        if d["encoding"] == "text"
+                        else d["value"],
+                        content_type=d["content_type"],
+                        max_age=d["max_age"],
+                        error=d["error"],
+                    )
+                )
             handler = self._handlers.get(item.kind)
             if handler is not None:
                 try:

@@ -104,13 +104,25 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         super().__init__(**kwargs)
         if channel not in CHANNELS:
             raise InvalidArgumentError(f"mbed: channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
-        self._open_client(MbedClient, base_url, api_key, api=api, connect_timeout=connect_timeout,
-                          read_timeout=read_timeout, retries=retries, pull_timeout=float(pull_timeout),
-                          async_timeout=float(async_timeout))
+        self._open_client(
+            MbedClient,
+            base_url,
+            api_key,
+            api=api,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries=retries,
+            pull_timeout=float(pull_timeout),
+            async_timeout=float(async_timeout),
+        )
         self._client.external_channel = channel != "none"
         self._channel_name = channel
-        self._callback = {"bind": callback_bind, "port": int(callback_port), "public_url": callback_url,
-                          "max_body": int(callback_max_body)}
+        self._callback = {
+            "bind": callback_bind,
+            "port": int(callback_port),
+            "public_url": callback_url,
+            "max_body": int(callback_max_body),
+        }
         self._channel: Channel | None = None
         self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
         self.events_posted = 0
@@ -118,8 +130,9 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000)
         self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
         self._fresh: dict[int, list[Any]] = {}  # events of messages just received, by journal id
-        self._availability = self._track_availability(f"mbed notification channel ({channel}) at",
-                                                      MbedConnectedEvent, MbedDisconnectedEvent, channel=channel)
+        self._availability = self._track_availability(
+            f"mbed notification channel ({channel}) at", MbedConnectedEvent, MbedDisconnectedEvent, channel=channel
+        )
 
     def __repr__(self) -> str:
         return f"MbedPlugin({self._client!r}, channel={self._channel_name!r})"
@@ -167,8 +180,9 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         """Post the events of the journaled messages not delivered yet; returns how many messages were delivered."""
         with self._delivery_lock:
             try:
-                return self.journal.post_pending(self._publisher, self._journaled_events, self._should_stop,
-                                                 timeout=self.DELIVERY_TIMEOUT)
+                return self.journal.post_pending(
+                    self._publisher, self._journaled_events, self._should_stop, timeout=self.DELIVERY_TIMEOUT
+                )
             finally:
                 self._fresh.clear()
 
@@ -367,8 +381,17 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
             async id at once (the result comes as an ``MbedAsyncResponseEvent``).
         :return: ``{"status": 200}``, ``{"async_id": "..."}`` or ``{"status": 204, "no_resp": true}``
         """
-        return self._async_result(self._client.put_resource_value(
-            endpoint, path, value, content_type=content_type, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)))
+        return self._async_result(
+            self._client.put_resource_value(
+                endpoint,
+                path,
+                value,
+                content_type=content_type,
+                timeout=timeout,
+                no_resp=bool(no_resp),
+                wait=bool(wait),
+            )
+        )
 
     @action
     def post_resource(
@@ -393,12 +416,16 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         :param wait: wait for the device's answer (default), or return the async id.
         :return: ``{"status": 200}`` (plus ``value`` if the device returned one), or ``{"async_id": "..."}``
         """
-        return self._async_result(self._client.post_resource(
-            endpoint, path, data, content_type=content_type, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)))
+        return self._async_result(
+            self._client.post_resource(
+                endpoint, path, data, content_type=content_type, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)
+            )
+        )
 
     @action
-    def delete_resource(self, endpoint: str, path: str, timeout: float | None = None,
-                        no_resp: bool = False, wait: bool = True) -> dict[str, Any]:
+    def delete_resource(
+        self, endpoint: str, path: str, timeout: float | None = None, no_resp: bool = False, wait: bool = True
+    ) -> dict[str, Any]:
         """
         Delete a resource (the device must handle it).
 
@@ -409,8 +436,9 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         :param wait: wait for the device's answer (default), or return the async id.
         :return: ``{"status": 200}`` or ``{"async_id": "..."}``
         """
-        return self._async_result(self._client.delete_resource(
-            endpoint, path, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)))
+        return self._async_result(
+            self._client.delete_resource(endpoint, path, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait))
+        )
 
     @action
     def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> dict[str, Any]:

@@ -207,10 +207,15 @@ class NikdevClient(ServiceClient):
         device_id = check_credential(device_id, "device_id")
         api_key = check_credential(api_key, "api_key")
         self.device_id = device_id
-        self._connect(base_url, http, timeouts, retry, _nikdev_error, secrets=[api_key],
-                      headers={"x-device-id": device_id, "x-api-key": api_key})
-
-
+        self._connect(
+            base_url,
+            http,
+            timeouts,
+            retry,
+            _nikdev_error,
+            secrets=[api_key],
+            headers={"x-device-id": device_id, "x-api-key": api_key},
+        )
 
     def __repr__(self) -> str:
         return f"NikdevClient({self.base_url!r}, device_id={self.device_id!r})"
@@ -253,10 +258,11 @@ class NikdevClient(ServiceClient):
             for item in items:
                 if not isinstance(item, Mapping) or len(item) != 1:
                     raise TypeError(f"{item!r} is not a single-key object")
-                (field, body), = item.items()
+                ((field, body),) = item.items()
                 stamp = body.get("timestamp")
                 values.append(Value(str(field), body["value"], None if stamp is None else int(stamp) + skew))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProtocolError(f"{endpoint}: unexpected answer from the NikDev server ({exc})",
-                                endpoint=endpoint) from None
+            raise ProtocolError(
+                f"{endpoint}: unexpected answer from the NikDev server ({exc})", endpoint=endpoint
+            ) from None
         return values

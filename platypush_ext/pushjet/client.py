@@ -207,19 +207,23 @@ def check_importance(importance: Any) -> int | None:
     return value
 
 
-def _check_text(value: Any, what: str, *, required: bool, max_characters: int | None = None,
-                max_bytes: int | None = MAX_TEXT_BYTES) -> str | None:
+def _check_text(
+    value: Any, what: str, *, required: bool, max_characters: int | None = None, max_bytes: int | None = MAX_TEXT_BYTES
+) -> str | None:
     """A string within the server's limits (checked here: the server answers an unexplained 500)."""
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value.strip()):
         raise InvalidArgumentError(f"{what} must be a {'non-empty ' if required else ''}string, got {value!r}")
     if max_characters is not None and len(value.strip()) > max_characters:
-        raise InvalidArgumentError(f"{what} too long: {len(value.strip()):,} characters, the Pushjet server "
-                                   f"stores at most {max_characters}")
+        raise InvalidArgumentError(
+            f"{what} too long: {len(value.strip()):,} characters, the Pushjet server stores at most {max_characters}"
+        )
     if max_bytes is not None and len(value.encode("utf-8", errors="surrogatepass")) > max_bytes:
-        raise InvalidArgumentError(f"{what} too long: {len(value.encode('utf-8', errors='surrogatepass')):,} bytes "
-                                   f"of UTF-8, the Pushjet server stores at most {max_bytes:,}")
+        raise InvalidArgumentError(
+            f"{what} too long: {len(value.encode('utf-8', errors='surrogatepass')):,} bytes "
+            f"of UTF-8, the Pushjet server stores at most {max_bytes:,}"
+        )
     return value
 
 
@@ -251,8 +255,9 @@ class PushjetClient(ServiceClient):
     ):
         self._connect(base_url, http, timeouts, retry, _pushjet_error)
 
-    def _call(self, method: str, path: str, *, key: str | None = None, idempotent: bool | None = None,
-              **kwargs: Any) -> Any:
+    def _call(
+        self, method: str, path: str, *, key: str | None = None, idempotent: bool | None = None, **kwargs: Any
+    ) -> Any:
         payload = self.http.request_json(method, path, idempotent=idempotent, **kwargs)
         if not isinstance(payload, dict) or (key is not None and key not in payload):
             raise ProtocolError(f"{method} /{path}: the Pushjet server's answer lacks {key or 'an object'!r}")
@@ -296,8 +301,15 @@ class PushjetClient(ServiceClient):
         """Delete a service, its subscriptions and its messages. Irreversible."""
         self._call("DELETE", "service", data={"secret": check_secret_key(secret_key)})
 
-    def send(self, secret_key: str, message: str, *, title: str | None = None, link: str | None = None,
-             importance: int | None = None) -> None:
+    def send(
+        self,
+        secret_key: str,
+        message: str,
+        *,
+        title: str | None = None,
+        link: str | None = None,
+        importance: int | None = None,
+    ) -> None:
         """Send a message to the service's subscribers (never replayed once it may have arrived)."""
         form: dict[str, Any] = {
             "secret": check_secret_key(secret_key),

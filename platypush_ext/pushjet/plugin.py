@@ -46,8 +46,10 @@ def _check_alias(alias: Any) -> str:
     if not isinstance(alias, str) or not alias.strip():
         raise InvalidArgumentError("alias must be a non-empty string")
     if len(alias) > MAX_ALIAS or not alias.isprintable():
-        raise InvalidArgumentError(f"alias must be at most {MAX_ALIAS} printable characters (no line breaks or "
-                                   "control characters): pass a shorter alias")
+        raise InvalidArgumentError(
+            f"alias must be at most {MAX_ALIAS} printable characters (no line breaks or "
+            "control characters): pass a shorter alias"
+        )
     return alias
 
 
@@ -121,8 +123,9 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         super().__init__(poll_interval=interval, **kwargs)
         if interval != float(poll_interval or 0):
             self.logger.warning("pushjet: poll_interval raised to %.0f s (the minimum)", interval)
-        self._open_client(PushjetClient, base_url, connect_timeout=connect_timeout, read_timeout=read_timeout,
-                          retries=retries)
+        self._open_client(
+            PushjetClient, base_url, connect_timeout=connect_timeout, read_timeout=read_timeout, retries=retries
+        )
         if isinstance(devices, str):
             devices = [devices]
         self._devices = [check_uuid(device) for device in devices or []]
@@ -462,8 +465,9 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         """Post the events of journaled messages not delivered yet; returns how many were delivered
         (received by a subscriber of the bus; the others stay pending)."""
         with self._fetch_lock:  # two concurrent runs would post the same pending messages twice
-            return self.journal.post_pending(self._publisher, self._events, self._should_stop,
-                                             timeout=self.DELIVERY_TIMEOUT)
+            return self.journal.post_pending(
+                self._publisher, self._events, self._should_stop, timeout=self.DELIVERY_TIMEOUT
+            )
 
     def _events(self, entry: Entry) -> list[PushjetMessageEvent]:
         """The event of a journaled message (none if it is malformed)."""
@@ -472,18 +476,20 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         except ProtocolError as exc:
             self.logger.warning("pushjet: skipping malformed message %d: %s", entry.id, exc)
             return []
-        return [PushjetMessageEvent(
-            message=message.message,
-            title=message.title,
-            link=message.link,
-            importance=message.importance,
-            sent_at=message.time_sent,
-            service=message.service.public_key,
-            service_name=message.service.name,
-            service_icon=message.service.icon_url,
-            device=entry.source,
-            journal_id=entry.id,
-        )]
+        return [
+            PushjetMessageEvent(
+                message=message.message,
+                title=message.title,
+                link=message.link,
+                importance=message.importance,
+                sent_at=message.time_sent,
+                service=message.service.public_key,
+                service_name=message.service.name,
+                service_icon=message.service.icon_url,
+                device=entry.source,
+                journal_id=entry.id,
+            )
+        ]
 
     def poll_once(self) -> None:
         """Fetch every configured device's new messages once (raises on failure)."""
@@ -502,8 +508,13 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
                 return
             self.logger.info("pushjet: waiting for Platypush's bus to have a subscriber")
         self.post_pending()  # what a previous run journaled but did not deliver
-        Listener(self._poll, self._should_stop, backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
-                 on_up=self._availability.ok, on_down=self._availability.failed).run()
+        Listener(
+            self._poll,
+            self._should_stop,
+            backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
+            on_up=self._availability.ok,
+            on_down=self._availability.failed,
+        ).run()
 
     def _poll(self) -> float:
         self.poll_once()

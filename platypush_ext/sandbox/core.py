@@ -358,8 +358,10 @@ class SandboxServer:
         self._httpd = _HTTPServer((self.host, self.port), self)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-            name=f"sandbox-{self.name}", daemon=True,
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name=f"sandbox-{self.name}",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -274,7 +274,6 @@ class GettBlobServer(SandboxServer):
         return Response(200, data, {"Content-Type": ctype})
 
 
-
 def _multipart_field(chunks: Iterator[bytes], boundary: bytes, name: str) -> Iterator[bytes]:
     """Stream the content of form field ``name`` out of a multipart body, in constant memory."""
     delimiter = b"\r\n--" + boundary
@@ -292,22 +291,22 @@ def _multipart_field(chunks: Iterator[bytes], boundary: bytes, name: str) -> Ite
     while True:  # find the part headers of the field
         index = buffer.find(delimiter)
         if index < 0:
-            buffer = buffer[-len(delimiter):]
+            buffer = buffer[-len(delimiter) :]
             if not fill():
                 raise GettFailure(400, f"no {name} field in the multipart body")
             continue
         after = index + len(delimiter)
         if len(buffer) < after + 2 and fill():
             continue
-        if buffer[after:after + 2] == b"--":  # the closing delimiter
+        if buffer[after : after + 2] == b"--":  # the closing delimiter
             raise GettFailure(400, f"no {name} field in the multipart body")
         end = buffer.find(b"\r\n\r\n", index)
         if end < 0:
             if not fill():
                 raise GettFailure(400, "truncated multipart body")
             continue
-        headers = buffer[index + len(delimiter): end].decode("latin-1")
-        buffer = buffer[end + 4:]
+        headers = buffer[index + len(delimiter) : end].decode("latin-1")
+        buffer = buffer[end + 4 :]
         if f'name="{name}"' in headers:
             break
     while True:  # stream the content up to the next delimiter
@@ -397,21 +396,34 @@ class GettServer(SandboxServer):
         parser.add_argument("--apikey", default=DEFAULT_APIKEY, help="API key to accept")
         parser.add_argument("--email", default=DEFAULT_EMAIL, help="user e-mail to accept")
         parser.add_argument("--password", default=DEFAULT_PASSWORD, help="user password to accept")
-        parser.add_argument("--token-lifetime", type=float, default=86400,
-                            help="seconds an access token is valid (default: 86400)")
+        parser.add_argument(
+            "--token-lifetime", type=float, default=86400, help="seconds an access token is valid (default: 86400)"
+        )
         parser.add_argument("--blob-port", type=int, default=0, help="port of the blob host (default: a free port)")
-        parser.add_argument("--single-use-refresh", action="store_true",
-                            help="accept each refresh token for one login only (a guess; default: reusable)")
+        parser.add_argument(
+            "--single-use-refresh",
+            action="store_true",
+            help="accept each refresh token for one login only (a guess; default: reusable)",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> GettServer:
-        return cls(host=host, port=port, apikey=args.apikey, email=args.email, password=args.password,
-                   token_lifetime=args.token_lifetime, blob_port=args.blob_port,
-                   single_use_refresh=args.single_use_refresh)
+        return cls(
+            host=host,
+            port=port,
+            apikey=args.apikey,
+            email=args.email,
+            password=args.password,
+            token_lifetime=args.token_lifetime,
+            blob_port=args.blob_port,
+            single_use_refresh=args.single_use_refresh,
+        )
 
     def describe(self) -> str:
-        return (f"gett: {self.base_url}  blobs: {self.blobs.url}/  "
-                f"(apikey={self.apikey!r} email={self.email!r} password={self.password!r})")
+        return (
+            f"gett: {self.base_url}  blobs: {self.blobs.url}/  "
+            f"(apikey={self.apikey!r} email={self.email!r} password={self.password!r})"
+        )
 
     # -- life cycle ----------------------------------------------------------
 
@@ -589,12 +601,14 @@ class GettServer(SandboxServer):
         self.access_tokens[access] = _Token(userid, now + self.token_lifetime)
         self.refresh_tokens[refresh] = userid
         expires = self.token_lifetime
-        return json_response({
-            "accesstoken": access,
-            "refreshtoken": refresh,
-            "expires": int(expires) if float(expires).is_integer() else expires,
-            "user": self._user_dict(),
-        })
+        return json_response(
+            {
+                "accesstoken": access,
+                "refreshtoken": refresh,
+                "expires": int(expires) if float(expires).is_integer() else expires,
+                "user": self._user_dict(),
+            }
+        )
 
     def _me(self, request: Request) -> Response:
         self._user(request)
@@ -705,14 +719,16 @@ class GettServer(SandboxServer):
     def _state(self, request: Request) -> Response:
         files = [f for s in self.shares.values() for f in s.files.values()]
         now = time.time()
-        return json_response({
-            "shares": len(self.shares),
-            "files": len(files),
-            "bytes_stored": self.used_storage(),
-            "live_access_tokens": sum(1 for t in self.access_tokens.values() if t.expires_at > now),
-            "logins": dict(self.logins),
-            "titles": sorted(s.title for s in self.shares.values() if s.title),
-        })
+        return json_response(
+            {
+                "shares": len(self.shares),
+                "files": len(files),
+                "bytes_stored": self.used_storage(),
+                "live_access_tokens": sum(1 for t in self.access_tokens.values() if t.expires_at > now),
+                "logins": dict(self.logins),
+                "titles": sorted(s.title for s in self.shares.values() if s.title),
+            }
+        )
 
     def expire_tokens(self) -> int:
         """Expire every access token now; returns how many were live."""

@@ -134,7 +134,7 @@ def _check_batch(body: Any) -> tuple[int, list[tuple[int, list[dict[str, Any]]]]
         for position, item in enumerate(values):
             if not isinstance(item, dict) or len(item) != 1:
                 raise NikdevFailure(400, f"Malformed data: {where}.values[{position}] must be a single-key object")
-            (field, value), = item.items()
+            ((field, value),) = item.items()
             if not field:
                 raise NikdevFailure(400, f"Malformed data: {where}.values[{position}] has an empty field id")
             if not isinstance(value, SCALARS) or (isinstance(value, float) and not math.isfinite(value)):
@@ -190,10 +190,14 @@ class NikdevServer(SandboxServer):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--device-id", default=DEFAULT_DEVICE_ID,
-                            help=f"the Device ID to accept (default: {DEFAULT_DEVICE_ID})")
-        parser.add_argument("--api-key", default=DEFAULT_API_KEY,
-                            help=f"the API key with write access to accept (default: {DEFAULT_API_KEY})")
+        parser.add_argument(
+            "--device-id", default=DEFAULT_DEVICE_ID, help=f"the Device ID to accept (default: {DEFAULT_DEVICE_ID})"
+        )
+        parser.add_argument(
+            "--api-key",
+            default=DEFAULT_API_KEY,
+            help=f"the API key with write access to accept (default: {DEFAULT_API_KEY})",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> NikdevServer:
@@ -265,7 +269,7 @@ class NikdevServer(SandboxServer):
                 )
                 self._entries.append(stored)
                 for item in values:
-                    (field, value), = item.items()
+                    ((field, value),) = item.items()
                     previous = self._latest.get((key.device_id, field))
                     if previous is None or stored.corrected_timestamp >= previous[1]:
                         self._latest[(key.device_id, field)] = (value, stored.corrected_timestamp, stored.seq)

@@ -177,8 +177,13 @@ class PushjetServer(SandboxServer):
         }
         for (method, path), handler in routes.items():
             self.route(method, path, handler)
-        self.route("GET", "/", lambda r: Response(302, b"", {"Location": "http://docs.pushjet.io",
-                                                              "Content-Type": "text/html; charset=utf-8"}))
+        self.route(
+            "GET",
+            "/",
+            lambda r: Response(
+                302, b"", {"Location": "http://docs.pushjet.io", "Content-Type": "text/html; charset=utf-8"}
+            ),
+        )
         self.route("GET", "/version", lambda r: Response(200, b"7ddb7df", {"Content-Type": "text/html; charset=utf-8"}))
         self.route("GET", "/_sandbox/state", self._state)
 
@@ -237,8 +242,9 @@ class PushjetServer(SandboxServer):
         if not name:
             raise _missing("name")
         secret, public = _new_keys()
-        service = _Service(secret, public, _column(name, NAME_COLUMN), _column(request.form.get("icon", "").strip()),
-                           int(time.time()))
+        service = _Service(
+            secret, public, _column(name, NAME_COLUMN), _column(request.form.get("icon", "").strip()), int(time.time())
+        )
         self._services[secret] = service
         return _data({"service": service.as_dict(secret=True)})
 
