@@ -26,6 +26,7 @@ bench: install
 
 lint: install
 	$(PY) -m ruff check platypush_ext platypush tests benchmarks
+	$(PY) -m ruff format --check platypush_ext platypush tests benchmarks
 
 install: $(VENV)/.deps redis
 	rm -rf build  # setuptools keeps removed modules in build/lib and would install them again

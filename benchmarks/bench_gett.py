@@ -81,9 +81,25 @@ def _work_dir(size: int) -> str:
 def _start_sandbox(work: str) -> tuple[subprocess.Popen[bytes], str]:
     port, blob_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "platypush_ext.sandbox", "gett", "--port", str(port), "--blob-port", str(blob_port),
-         "--apikey", APIKEY, "--email", EMAIL, "--password", PASSWORD],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": work},
+        [
+            sys.executable,
+            "-m",
+            "platypush_ext.sandbox",
+            "gett",
+            "--port",
+            str(port),
+            "--blob-port",
+            str(blob_port),
+            "--apikey",
+            APIKEY,
+            "--email",
+            EMAIL,
+            "--password",
+            PASSWORD,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": work},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -164,8 +180,11 @@ def run(quick: bool = False, size_mib: int | None = None) -> list[str]:
             os.unlink(target)
             client.destroy_file(share, file.fileid)
             client.destroy_file(share, other.fileid)
-            print(f"gett: best after round {round_no}/{ROUNDS}: " + ", ".join(f"{k} {v:.0f} MiB/s" for k, v in best.items()),
-                  flush=True)
+            print(
+                f"gett: best after round {round_no}/{ROUNDS}: "
+                + ", ".join(f"{k} {v:.0f} MiB/s" for k, v in best.items()),
+                flush=True,
+            )
         client.destroy_share(share)
         client.close()
     finally:
@@ -178,11 +197,15 @@ def run(quick: bool = False, size_mib: int | None = None) -> list[str]:
         "| gett transfer | platypush-ext | curl | ours / curl |",
         "|---|---|---|---|",
         f"| upload {mib} MiB (PUT) | {best['ours_up']:.0f} MiB/s | {best['curl_up']:.0f} MiB/s | {up_ratio:.0%} |",
-        (f"| download {mib} MiB (302 + GET) | {best['ours_down']:.0f} MiB/s | {best['curl_down']:.0f} MiB/s "
-         f"| {down_ratio:.0%} |"),
-        (f"- gett: peak RSS growth of our process: upload {rss['up'] / 2**20:.1f} MiB, "
-         f"download {rss['down'] / 2**20:.1f} MiB for {mib} MiB (best of {ROUNDS} rounds for throughput; "
-         f"files in {os.path.dirname(work)})"),
+        (
+            f"| download {mib} MiB (302 + GET) | {best['ours_down']:.0f} MiB/s | {best['curl_down']:.0f} MiB/s "
+            f"| {down_ratio:.0%} |"
+        ),
+        (
+            f"- gett: peak RSS growth of our process: upload {rss['up'] / 2**20:.1f} MiB, "
+            f"download {rss['down'] / 2**20:.1f} MiB for {mib} MiB (best of {ROUNDS} rounds for throughput; "
+            f"files in {os.path.dirname(work)})"
+        ),
     ]
 
 

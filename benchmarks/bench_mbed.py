@@ -34,14 +34,16 @@ def _control(url: str) -> requests.Session:
     return session
 
 
-def _inject(session: requests.Session, url: str, endpoint: str, total: int, prefix: str,
-            chunk: int = 500) -> float:
+def _inject(session: requests.Session, url: str, endpoint: str, total: int, prefix: str, chunk: int = 500) -> float:
     """Queue ``total`` numbered value changes in chunks; returns when the first was queued."""
     first = time.perf_counter()
     for start in range(0, total, chunk):
         count = min(chunk, total - start)
-        answer = session.put(f"{url}/_sandbox/devices/{endpoint}/values{PATH}", timeout=10,
-                             json={"value": prefix, "count": count, "numbered_from": start})
+        answer = session.put(
+            f"{url}/_sandbox/devices/{endpoint}/values{PATH}",
+            timeout=10,
+            json={"value": prefix, "count": count, "numbered_from": start},
+        )
         answer.raise_for_status()
         assert answer.json()["notifications"] == count, answer.text
     return first
@@ -128,14 +130,18 @@ def run(quick: bool = False) -> list[str]:
     receiver = _ReceiverServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     receiver_url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
-    with sandbox_process("mbed", "--api-key", KEY, "--pull-timeout", "10", "--auto-change", "0",
-                         "--no-demo-devices") as url:
+    with sandbox_process(
+        "mbed", "--api-key", KEY, "--pull-timeout", "10", "--auto-change", "0", "--no-demo-devices"
+    ) as url:
         control = _control(url)
         setup = MbedClient(url, KEY)
         setup.put_pre_subscriptions([{"endpoint-name": "bench-*"}])
         for endpoint in (THROUGHPUT_EP, LATENCY_EP):
-            control.post(url + "/_sandbox/devices", timeout=10, json={
-                "name": endpoint, "type": "Sensor", "resources": [{"path": PATH, "value": "0"}]}).raise_for_status()
+            control.post(
+                url + "/_sandbox/devices",
+                timeout=10,
+                json={"name": endpoint, "type": "Sensor", "resources": [{"path": PATH, "value": "0"}]},
+            ).raise_for_status()
 
         print(f"bare loop: {total} notifications ...", flush=True)
         bare_rate, bare_seen = _bare_loop(url, total)
@@ -163,8 +169,9 @@ def run(quick: bool = False) -> list[str]:
             print(f"  {bus_rate:.0f}/s, {bus_seen}/{total} at the bus", flush=True)
             # A marker behind the burst: its hook runs once Platypush's main loop has
             # worked through the backlog (before that, latencies would measure the queue).
-            control.put(f"{url}/_sandbox/devices/{LATENCY_EP}/values{PATH}", json={"value": "marker"},
-                        timeout=10).raise_for_status()
+            control.put(
+                f"{url}/_sandbox/devices/{LATENCY_EP}/values{PATH}", json={"value": "marker"}, timeout=10
+            ).raise_for_status()
             deadline = time.monotonic() + 120
             while "marker" not in _Receiver.arrivals and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -184,8 +191,9 @@ def run(quick: bool = False) -> list[str]:
                     time.sleep(pause)
                 value = f"L{i}"
                 sent[value] = time.perf_counter()
-                control.put(f"{url}/_sandbox/devices/{LATENCY_EP}/values{PATH}", json={"value": value},
-                            timeout=10).raise_for_status()
+                control.put(
+                    f"{url}/_sandbox/devices/{LATENCY_EP}/values{PATH}", json={"value": value}, timeout=10
+                ).raise_for_status()
             deadline = time.monotonic() + 20
             while not all(v in _Receiver.arrivals for v in sent) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -206,14 +214,22 @@ def run(quick: bool = False) -> list[str]:
     lines += [
         "| measurement | result |",
         "|---|---|",
-        (f"| bare loop (pull + decode, no Platypush), {total} notifications | {bare_rate:,.0f}/s "
-        f"({bare_seen}/{total} seen) |"),
-        (f"| sandbox channel → MbedPlugin → Platypush bus (counted at Redis), {total} notifications | "
-        f"{bus_rate:,.0f}/s ({bus_seen}/{total} at the bus, {total - bus_seen} lost) |"),
+        (
+            f"| bare loop (pull + decode, no Platypush), {total} notifications | {bare_rate:,.0f}/s "
+            f"({bare_seen}/{total} seen) |"
+        ),
+        (
+            f"| sandbox channel → MbedPlugin → Platypush bus (counted at Redis), {total} notifications | "
+            f"{bus_rate:,.0f}/s ({bus_seen}/{total} at the bus, {total - bus_seen} lost) |"
+        ),
         f"| bus rate / bare-loop rate | {ratio:.2f} |",
-        (f"| the same burst worked through by Platypush's main loop (hook matching of every event; "
-        f"a marker event's hook ran after the burst) | {processed_rate:,.0f}/s |"),
-        (f"| value change → hook action (`http.post`) at 100/s, {count} changes | p50 {p50:.1f} ms, "
-        f"p99 {p99:.1f} ms ({len(latencies)}/{count} arrived) |"),
+        (
+            f"| the same burst worked through by Platypush's main loop (hook matching of every event; "
+            f"a marker event's hook ran after the burst) | {processed_rate:,.0f}/s |"
+        ),
+        (
+            f"| value change → hook action (`http.post`) at 100/s, {count} changes | p50 {p50:.1f} ms, "
+            f"p99 {p99:.1f} ms ({len(latencies)}/{count} arrived) |"
+        ),
     ]
     return lines

@@ -32,9 +32,9 @@ from typing import Any, Callable
 
 import requests
 
+from benchmarks.nikdev_durability import run_check
 from platypush_ext.http import RetryPolicy, Timeouts
 from platypush_ext.nikdev.client import Entry, NikdevClient
-from platypush_ext.nikdev.durability import run_check
 from platypush_ext.nikdev.outbox import Outbox
 from platypush_ext.nikdev.uploader import Uploader
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID
@@ -46,8 +46,12 @@ class _Sandbox:
     """The NikDev sandbox in its own process (so it does not share our GIL)."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "platypush_ext.sandbox", "nikdev", "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "platypush_ext.sandbox", "nikdev", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         self.base_url = line.split()[1]
@@ -69,15 +73,24 @@ class _Sandbox:
 
 
 def _client(base_url: str) -> NikdevClient:
-    return NikdevClient(base_url, DEFAULT_DEVICE_ID, DEFAULT_API_KEY, timeouts=Timeouts(5, 30),
-                        retry=RetryPolicy(attempts=1))
+    return NikdevClient(
+        base_url, DEFAULT_DEVICE_ID, DEFAULT_API_KEY, timeouts=Timeouts(5, 30), retry=RetryPolicy(attempts=1)
+    )
 
 
 def _original(base_url: str) -> Any:
     from nikdev_iot import Api
 
-    api = Api({"baseUrl": base_url, "deviceId": DEFAULT_DEVICE_ID, "apiKey": DEFAULT_API_KEY,
-               "stageUncommittedValues": False, "stageUnpushedEntries": False, "requestTimeout": 30})
+    api = Api(
+        {
+            "baseUrl": base_url,
+            "deviceId": DEFAULT_DEVICE_ID,
+            "apiKey": DEFAULT_API_KEY,
+            "stageUncommittedValues": False,
+            "stageUnpushedEntries": False,
+            "requestTimeout": 30,
+        }
+    )
     api.values, api.entries = [], []  # its lists are class attributes shared by every instance
     return api
 
@@ -90,8 +103,9 @@ def _timed(fn: Callable[[], None]) -> float:
 
 def bench_commit(folder: str, entries: int) -> tuple[float, float]:
     """(values/s with one transaction per entry, values/s with commit_many of 100 entries)."""
-    uploader = Uploader(_client("http://127.0.0.1:9/api/v1/"), Outbox(os.path.join(folder, "commit.db"),
-                                                                       max_entries=10 * entries))
+    uploader = Uploader(
+        _client("http://127.0.0.1:9/api/v1/"), Outbox(os.path.join(folder, "commit.db"), max_entries=10 * entries)
+    )
 
     def one_by_one() -> None:
         for n in range(entries):
@@ -101,8 +115,10 @@ def bench_commit(folder: str, entries: int) -> tuple[float, float]:
 
     single = entries * len(FIELDS) / _timed(one_by_one)
     outbox = uploader.outbox
-    chunks = [[Entry.build({f: n + i for i, f in enumerate(FIELDS)}) for n in range(100)]
-              for _ in range(max(1, entries // 100))]
+    chunks = [
+        [Entry.build({f: n + i for i, f in enumerate(FIELDS)}) for n in range(100)]
+        for _ in range(max(1, entries // 100))
+    ]
 
     def grouped() -> None:
         for chunk in chunks:
@@ -221,34 +237,50 @@ def run(quick: bool = False) -> list[str]:
         single, group = bench_commit(folder, commits)
         sandbox = _Sandbox()
         try:
-            print(f"nikdev: pushing {readings} readings one by one and a backlog of {backlog} entries, "
-                  "ours and nikdev-iot 0.5.5…", flush=True)
+            print(
+                f"nikdev: pushing {readings} readings one by one and a backlog of {backlog} entries, "
+                "ours and nikdev-iot 0.5.5…",
+                flush=True,
+            )
             push = bench_push(sandbox, folder, readings, backlog)
             print(f"nikdev: SIGKILL durability for {kill_seconds} s…", flush=True)
             sandbox.reset()
-            report = run_check(sandbox.base_url, DEFAULT_DEVICE_ID, DEFAULT_API_KEY, sandbox.seqs,
-                               seconds=kill_seconds, path=os.path.join(folder, "kill.db"),
-                               log=lambda text: print(text, flush=True))
+            report = run_check(
+                sandbox.base_url,
+                DEFAULT_DEVICE_ID,
+                DEFAULT_API_KEY,
+                sandbox.seqs,
+                seconds=kill_seconds,
+                path=os.path.join(folder, "kill.db"),
+                log=lambda text: print(text, flush=True),
+            )
         finally:
             sandbox.stop()
     lines.append("| nikdev measurement | platypush-ext | nikdev-iot 0.5.5 | ratio |")
     lines.append("|---|---|---|---|")
-    lines.append(f"| values/s committed durably (1 transaction per 10-value entry) | {single:,.0f} | "
-                 "n/a (memory only) | |")
-    lines.append(f"| values/s committed durably (commit_many, 100 entries per transaction) | {group:,.0f} | "
-                 "n/a | |")
+    lines.append(
+        f"| values/s committed durably (1 transaction per 10-value entry) | {single:,.0f} | n/a (memory only) | |"
+    )
+    lines.append(f"| values/s committed durably (commit_many, 100 entries per transaction) | {group:,.0f} | n/a | |")
     for key, label in (
         ("per_reading", f"values/s delivered, {readings} readings of 10 values, commit_and_push each"),
         ("every_100", f"values/s delivered, {readings} readings of 10 values, commit each, push every 100"),
-        ("backlog", (f"values/s pushed, backlog of {backlog} committed entries (push only: ours in batches of 500, "
-                    "the original in one request)")),
+        (
+            "backlog",
+            (
+                f"values/s pushed, backlog of {backlog} committed entries (push only: ours in batches of 500, "
+                "the original in one request)"
+            ),
+        ),
     ):
         ours, original = push[f"ours_{key}"], push[f"original_{key}"]
         lines.append(f"| {label} | {ours:,.0f} | {original:,.0f} | {ours / original:.1f}× |")
-    lines.append(f"- SIGKILL durability ({report.seconds:g} s, {report.kills} kills): {report.committed} values "
-                 f"committed, {report.unique_received} distinct delivered, {report.lost} lost, "
-                 f"{report.duplicates} duplicates ({report.duplicates / max(1, report.received):.1%} of "
-                 f"{report.received} received), {report.unconfirmed} delivered but killed before confirming")
+    lines.append(
+        f"- SIGKILL durability ({report.seconds:g} s, {report.kills} kills): {report.committed} values "
+        f"committed, {report.unique_received} distinct delivered, {report.lost} lost, "
+        f"{report.duplicates} duplicates ({report.duplicates / max(1, report.received):.1%} of "
+        f"{report.received} received), {report.unconfirmed} delivered but killed before confirming"
+    )
     for line in lines:
         print(line)
     return lines

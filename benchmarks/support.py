@@ -19,8 +19,11 @@ def sandbox_process(service: str, *options: str) -> Iterator[str]:
     """Run one sandbox server in its own process (so it does not share our GIL);
     yields ``http://127.0.0.1:<port>``."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "platypush_ext.sandbox", service, "--port", str(port), *options],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "platypush_ext.sandbox", service, "--port", str(port), *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20

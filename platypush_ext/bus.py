@@ -67,7 +67,7 @@ class Publisher:
         counts: list[int] = []
         for start in range(0, len(events), BATCH):
             pipeline = redis.pipeline(transaction=False)
-            for event in events[start:start + BATCH]:
+            for event in events[start : start + BATCH]:
                 pipeline.publish(channel, str(event))
             counts += [int(n) for n in pipeline.execute()]
         return counts

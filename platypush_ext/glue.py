@@ -3,9 +3,7 @@
 * :func:`action` — Platypush's ``@action`` that validates the arguments against
   the method's signature and type hints, and turns a :class:`ServiceError` into
   a readable error response (one short line, logged once, no traceback, no secret).
-* :class:`Backoff` and :class:`Availability` — what every listener loop needs:
-  exponential backoff with jitter, and "unavailable" logged (and reported)
-  once when it starts and once when it ends.
+* :class:`ServicePlugin` — the plugins' common settings, events and stop.
 * :func:`state_path` — where a plugin keeps its local state (Platypush's workdir).
 """
 
@@ -19,19 +17,23 @@ import json
 import logging
 import math
 import os
-import random
 import types
 import typing
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from platypush.config import Config
 from requests import RequestException
 
 from platypush.plugins import action as platypush_action
 
-from .http import InvalidArgumentError, ServiceError, one_line
+from . import webpanel
+from .http import InvalidArgumentError, ServiceClient, ServiceError, Timeouts, one_line
+from .listening import Availability
+
+__all__ = ["ServicePlugin", "action", "state_path"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=ServiceClient)
 
 logger = logging.getLogger("platypush_ext")
 
@@ -112,8 +114,9 @@ class _Arguments:
         unknown = [k for k in kwargs if (k not in self.names and not self.open) or k in bound]
         if unknown:
             shown = ", ".join(_abbreviate(str(k)) for k in unknown[:5]) + (", …" if len(unknown) > 5 else "")
-            raise InvalidArgumentError(f"unknown or repeated argument(s): {shown} "
-                                       f"(accepted: {', '.join(self.names) or 'none'})")
+            raise InvalidArgumentError(
+                f"unknown or repeated argument(s): {shown} (accepted: {', '.join(self.names) or 'none'})"
+            )
         bound.update(kwargs)
         missing = [name for name in self.required if name not in bound]
         if missing:
@@ -207,8 +210,9 @@ def _check_kind(value: Any, hint: Any, where: str, limit: int) -> Any:
         return [_check(v, item, f"{where}[{i}]", limit) for i, v in enumerate(value)]
     if origin in _MAPPINGS:
         key, item = args if len(args) == 2 else (Any, Any)
-        return {_check(k, key, f"{where} key", limit): _check(v, item, f"{where}.{k}"[:80], limit)
-                for k, v in value.items()}
+        return {
+            _check(k, key, f"{where} key", limit): _check(v, item, f"{where}.{k}"[:80], limit) for k, v in value.items()
+        }
     return value
 
 
@@ -232,8 +236,9 @@ def _check_any(value: Any, where: str, limit: int, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [_check_any(v, where, limit, depth + 1) for v in value]
     if isinstance(value, collections.abc.Mapping):
-        return {_check_any(k, where, limit, depth + 1): _check_any(v, where, limit, depth + 1)
-                for k, v in value.items()}
+        return {
+            _check_any(k, where, limit, depth + 1): _check_any(v, where, limit, depth + 1) for k, v in value.items()
+        }
     return value
 
 
@@ -242,53 +247,66 @@ def state_path(service: str, filename: str) -> str:
     return os.path.join(Config.get_workdir(), "platypush_ext", service, filename)
 
 
-class Backoff:
-    """Exponential backoff with jitter: ``base``, ``2·base``, … capped at ``cap`` seconds."""
+class ServicePlugin:
+    """What every plugin of the bundle shares; a mixin before Platypush's plugin class
+    (``class PushjetPlugin(ServicePlugin, RunnablePlugin)``).
 
-    def __init__(self, base: float = 1.0, cap: float = 60.0):
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt after one more failure."""
-        delay = min(self.cap, self.base * (2**self.failures))
-        self.failures += 1
-        return random.uniform(delay / 2, delay)
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-class Availability:
-    """Tracks whether a service is reachable; reports each change once.
-
-    :param what: how logs name the service (no secrets).
-    :param on_up: called when the service becomes reachable (first success,
-        or first success after a failure).
-    :param on_down: called with the error when it becomes unreachable.
+    :meth:`_open_client` turns the common settings (``connect_timeout``,
+    ``read_timeout``, ``retries``) into the client's :class:`Timeouts` and an
+    adjusted copy of its ``DEFAULT_RETRY``, and lists the plugin in the web
+    panel; :meth:`_track_availability` posts the connected/disconnected events;
+    :meth:`stop` closes the client.
     """
 
-    def __init__(
+    _client: Any
+    logger: logging.Logger
+    _bus: Any
+
+    def _open_client(
         self,
-        what: str,
-        log: logging.Logger,
-        on_up: Callable[[], None],
-        on_down: Callable[[str], None],
-    ):
-        self.what, self.log, self.on_up, self.on_down = what, log, on_up, on_down
-        self.up: Optional[bool] = None
+        client_class: type[C],
+        *args: Any,
+        connect_timeout: float,
+        read_timeout: float,
+        retries: int,
+        retry: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> C:
+        """Create the plugin's client (as ``self._client``) from the common settings.
 
-    def ok(self) -> None:
-        if self.up is not True:
-            if self.up is False:
-                self.log.info("%s is reachable again", self.what)
-            self.up = True
-            self.on_up()
+        :param client_class: the service's client class.
+        :param args: its positional arguments (base URL, credentials).
+        :param connect_timeout: seconds to wait for a connection.
+        :param read_timeout: seconds to wait for an answer.
+        :param retries: retries of a transient failure.
+        :param retry: other changes to the client's default retry policy.
+        :param options: the client's other keyword arguments.
+        """
+        webpanel.register()  # listed in the web panel's Execute tab and Extensions
+        policy = client_class.DEFAULT_RETRY.replace(**(retry or {})).with_retries(retries)
+        timeouts = Timeouts(float(connect_timeout), float(read_timeout))
+        self._client = client_class(*args, timeouts=timeouts, retry=policy, **options)
+        return self._client
 
-    def failed(self, error: BaseException) -> None:
-        text = one_line(error)  # as every error text of the bundle: one short line
-        if self.up is not False:
-            self.log.warning("%s is unavailable: %s (retrying with backoff)", self.what, text)
-            self.up = False
-            self.on_down(text)
-        else:
-            self.log.debug("%s still unavailable: %s", self.what, text)
+    def _track_availability(
+        self, what: str, connected: Callable[..., Any], disconnected: Callable[..., Any], **fields: Any
+    ) -> Availability:
+        """An :class:`Availability` that posts ``connected`` / ``disconnected`` events.
+
+        :param what: how logs name the service (the client's base URL is appended).
+        :param connected: the connected event's class (given ``base_url`` and ``fields``).
+        :param disconnected: the disconnected event's class (given ``error`` too).
+        :param fields: further arguments of both events.
+        """
+        base_url = self._client.base_url
+        return Availability(
+            f"{what} {base_url}",
+            self.logger,
+            on_up=lambda: self._bus.post(connected(base_url=base_url, **fields)),
+            on_down=lambda error: self._bus.post(disconnected(base_url=base_url, error=error, **fields)),
+        )
+
+    def stop(self) -> None:
+        """Stop the plugin (Platypush's ``stop``), then close the client."""
+        super().stop()  # type: ignore[misc]
+        self._client.close()

@@ -16,26 +16,32 @@ them the same behaviour:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import email.utils
+import functools
 import json
 import logging
 import math
 import os
-import random
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
+
+from .backoff import exponential_delay
 
 __all__ = [
     "AuthError",
     "BadRequestError",
     "ConflictError",
+    "ErrorDetails",
     "HttpClient",
     "HTTPStatusError",
     "InvalidArgumentError",
@@ -103,9 +109,9 @@ class ServiceError(Exception):
         self,
         message: str,
         *,
-        status: Optional[int] = None,
-        endpoint: Optional[str] = None,
-        server_message: Optional[str] = None,
+        status: int | None = None,
+        endpoint: str | None = None,
+        server_message: str | None = None,
         code: Any = None,
     ):
         super().__init__(message)
@@ -198,10 +204,10 @@ class Redactor:
     run time); every occurrence of a known value is masked wherever it appears.
     """
 
-    def __init__(self, secrets: Iterable[Optional[str]] = ()):
+    def __init__(self, secrets: Iterable[str | None] = ()):
         self._values: set[str] = set()
         self._lock = threading.Lock()
-        self._pattern: Optional[re.Pattern[str]] = None
+        self._pattern: re.Pattern[str] | None = None
         for value in secrets:
             self.add(value)
 
@@ -215,7 +221,7 @@ class Redactor:
                     self._values.add(form)
                     self._pattern = None
 
-    def add_from(self, mapping: Optional[Mapping[str, Any]]) -> None:
+    def add_from(self, mapping: Mapping[str, Any] | None) -> None:
         """Register the values of the secret-named keys of ``mapping``."""
         if not isinstance(mapping, Mapping):
             return
@@ -240,8 +246,7 @@ class Redactor:
         parts = urlsplit(url)
         if parts.query:
             query = [
-                (k, MASK if k.lower() in SECRET_NAMES else v)
-                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                (k, MASK if k.lower() in SECRET_NAMES else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
             ]
             parts = parts._replace(query=urlencode(query, safe="*"))
         if parts.password:
@@ -265,35 +270,100 @@ class Timeouts:
         return (self.connect, self.read)
 
 
+#: Methods replayed after they may have reached the server (as urllib3's ``Retry.DEFAULT_ALLOWED_METHODS``).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How transient failures are retried.
+    """How transient failures are retried; immutable (adjust a copy with :meth:`replace`).
+
+    An attempt is retried when its error is transient (connection errors,
+    timeouts, 429, 5xx: :attr:`ServiceError.transient`), the request may be
+    replayed (its method is in ``methods``, or it certainly did not reach the
+    server), attempts are left and the delay fits in the budget.
 
     :ivar attempts: total attempts (1 = no retry).
     :ivar backoff: base delay; attempt *n* waits up to ``backoff * 2**n``.
     :ivar backoff_max: cap of one delay (also caps ``Retry-After``).
     :ivar budget: no retry starts after this many seconds since the first
         attempt, so that a call answers well within Platypush's 60 s limit.
+    :ivar methods: methods replayed even after they may have reached the server.
+    :ivar respect_retry_after: wait what a ``Retry-After`` header asks (capped).
     """
 
     attempts: int = 3
     backoff: float = 0.5
     backoff_max: float = 10.0
     budget: float = 30.0
+    methods: frozenset[str] = IDEMPOTENT_METHODS
+    respect_retry_after: bool = True
 
-    def delay(self, attempt: int, retry_after: Optional[float] = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        if retry_after is not None:
+    def replace(self, **changes: Any) -> RetryPolicy:
+        """A copy with ``changes`` (the fields above) applied.
+
+        :param changes: field values, e.g. ``attempts=4``.
+        """
+        return dataclasses.replace(self, **changes)
+
+    def with_retries(self, retries: int) -> RetryPolicy:
+        """A copy that retries ``retries`` times (a plugin's ``retries`` setting).
+
+        :param retries: retries after the first attempt (0 = none).
+        """
+        return self.replace(attempts=max(1, int(retries) + 1))
+
+    def is_idempotent(self, method: str) -> bool:
+        """Whether a ``method`` request may be replayed after it may have reached the server.
+
+        :param method: the HTTP method, upper case.
+        """
+        return method in self.methods
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based).
+
+        :param attempt: how many retries came before.
+        :param retry_after: what the server's ``Retry-After`` asked, if anything.
+        """
+        if retry_after is not None and self.respect_retry_after:
             return min(max(retry_after, 0.0), self.backoff_max)
-        cap = min(self.backoff_max, self.backoff * (2**attempt))
-        return random.uniform(cap / 2, cap)
+        return exponential_delay(self.backoff, self.backoff_max, attempt)
+
+    def next_delay(
+        self, error: ServiceError, *, failures: int, elapsed: float, replayable: bool, retry_after: float | None = None
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` when ``error`` is final.
+
+        :param error: what the last attempt failed with.
+        :param failures: attempts made so far (all failed).
+        :param elapsed: seconds since the first attempt started.
+        :param replayable: whether the request may be sent again (see the class).
+        :param retry_after: the answer's ``Retry-After``, in seconds.
+        """
+        if not (error.transient and replayable) or failures >= self.attempts:
+            return None
+        delay = self.delay(failures - 1, retry_after)
+        return delay if elapsed + delay <= self.budget else None
 
 
-#: Builds a service-specific error from ``(status, endpoint, payload)``;
-#: returns ``None`` to fall back to the generic class for the status.
-ErrorFactory = Callable[[int, str, Any], Optional[ServiceError]]
+@dataclass(frozen=True)
+class ErrorDetails:
+    """What a service adds to an error answer; :class:`HttpClient` builds the error.
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+    :ivar cls: the exception class (default: the generic one for the status).
+    :ivar hint: a short advice appended in parentheses.
+    :ivar code: the service's own error code.
+    """
+
+    cls: type[ServiceError] | None = None
+    hint: str | None = None
+    code: Any = None
+
+
+#: A service's error table: ``(status, endpoint, payload)`` to :class:`ErrorDetails`,
+#: or ``None`` for the generic class of the status.
+ErrorFactory = Callable[[int, str, Any], "ErrorDetails | None"]
 
 
 def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -> Any:
@@ -303,14 +373,13 @@ def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -
     except (ValueError, UnicodeDecodeError):
         snippet = redactor.text(response.content[:80].decode("utf-8", "replace"))
         raise ProtocolError(
-            f"{endpoint}: the service answered {response.status_code} with a body "
-            f"that is not JSON ({snippet!r})",
+            f"{endpoint}: the service answered {response.status_code} with a body that is not JSON ({snippet!r})",
             status=response.status_code,
             endpoint=endpoint,
         ) from None
 
 
-def _retry_after(response: requests.Response) -> Optional[float]:
+def _retry_after(response: requests.Response) -> float | None:
     """Seconds asked by ``Retry-After`` (delta-seconds or an HTTP date); ``None`` when absent or
     unparseable (a malformed header must not turn a retryable answer into a crash)."""
     value = response.headers.get("Retry-After")
@@ -329,7 +398,7 @@ def _retry_after(response: requests.Response) -> Optional[float]:
     return seconds if math.isfinite(seconds) else None
 
 
-def _tell(data: Any) -> Optional[int]:
+def _tell(data: Any) -> int | None:
     """The position of a seekable file-like request body, else ``None``."""
     if data is None or isinstance(data, (bytes, str, Mapping)) or not hasattr(data, "seek"):
         return None
@@ -339,22 +408,58 @@ def _tell(data: Any) -> Optional[int]:
         return None
 
 
-def _never_connected(exc: requests.RequestException) -> bool:
-    """Whether the request certainly did not reach the server."""
+def _connect_failure(exc: requests.RequestException) -> BaseException | None:
+    """The socket-level error of a connection that was never established, else ``None``."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return exc
+    if not isinstance(exc, requests.exceptions.ConnectionError) or not exc.args:
+        return None
+    reason = getattr(exc.args[0], "reason", exc.args[0])  # urllib3's MaxRetryError wraps it
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):  # refused, unreachable, DNS failure
+        return reason.__cause__ or reason
+    return None
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """Whether the request certainly did not reach the server (told by the exception's type)."""
+    return _connect_failure(exc) is not None
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks secrets in the debug lines of ``urllib3`` (it logs full URLs, signed ones included)."""
+
+    _PARAM_RE = re.compile(r"((?:accesstoken|refreshtoken|sig)=)[^&\s\"]+", re.IGNORECASE)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.redactors: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = self._PARAM_RE.sub(r"\1***", record.getMessage())
+        for redactor in list(self.redactors):
+            text = redactor.text(text)
+        record.msg, record.args = text, ()
         return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc)
-        return any(
-            marker in text
-            for marker in (
-                "NewConnectionError",
-                "Connection refused",
-                "Name or service not known",
-                "Failed to resolve",
-            )
-        )
-    return False
+
+
+_URLLIB3_FILTER = _RedactingFilter()
+
+
+def _redact_urllib3_logs(redactor: Redactor) -> None:
+    """Mask ``redactor``'s secrets in urllib3's log lines (the filter is installed once, at the first client)."""
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    if _URLLIB3_FILTER not in pool_logger.filters:
+        pool_logger.addFilter(_URLLIB3_FILTER)
+    _URLLIB3_FILTER.redactors.add(redactor)
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    """What the attempts of one request share."""
+
+    endpoint: str
+    idempotent: bool
+    timeout: tuple[float, float]
 
 
 class HttpClient:
@@ -365,9 +470,9 @@ class HttpClient:
     :param timeouts: connect and read timeouts.
     :param retry: the retry policy.
     :param secrets: secret values to mask wherever they could appear.
-    :param error_factory: builds service-specific errors from error answers.
+    :param error_factory: the service's error table (see :data:`ErrorFactory`).
     :param headers: headers sent with every request.
-    :param session: an existing :class:`requests.Session` to use.
+    :param session: an existing :class:`requests.Session` to use (its owner closes it).
     """
 
     def __init__(
@@ -376,20 +481,20 @@ class HttpClient:
         *,
         timeouts: Timeouts = Timeouts(),
         retry: RetryPolicy = RetryPolicy(),
-        secrets: Iterable[Optional[str]] = (),
-        error_factory: Optional[ErrorFactory] = None,
-        headers: Optional[Mapping[str, str]] = None,
-        session: Optional[requests.Session] = None,
+        secrets: Iterable[str | None] = (),
+        error_factory: ErrorFactory | None = None,
+        headers: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
     ):
         if not isinstance(base_url, str) or not re.match(r"^https?://[^/]+", base_url):
-            raise InvalidArgumentError(
-                f"base_url must be an http:// or https:// URL, got {base_url!r}"
-            )
+            raise InvalidArgumentError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.timeouts = timeouts
         self.retry = retry
         self.redactor = Redactor(secrets)
+        _redact_urllib3_logs(self.redactor)
         self.error_factory = error_factory
+        self._owns_session = session is None
         self.session = session or _session_for(self.base_url)
         self.session.headers["User-Agent"] = "platypush-ext"
         if headers:
@@ -401,8 +506,9 @@ class HttpClient:
         return urljoin(self.base_url, path.lstrip("/")) if "://" not in path else path
 
     def close(self) -> None:
-        """Close the pooled connections."""
-        self.session.close()
+        """Close the pooled connections (of a session this client created; a given one is its owner's)."""
+        if self._owns_session:
+            self.session.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.redactor.url(self.base_url)!r})"
@@ -412,32 +518,36 @@ class HttpClient:
         method: str,
         path: str,
         *,
-        params: Optional[Mapping[str, Any]] = None,
+        params: Mapping[str, Any] | None = None,
         data: Any = None,
         json_body: Any = None,
-        headers: Optional[Mapping[str, str]] = None,
-        idempotent: Optional[bool] = None,
-        timeouts: Optional[Timeouts] = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeouts: Timeouts | None = None,
         stream: bool = False,
         allow_redirects: bool = True,
     ) -> requests.Response:
-        """Send a request and return the successful (< 400) response.
+        """Send a request and return the successful (< 400) response, retried as :attr:`retry` decides.
 
-        :param idempotent: whether the request may be replayed after it may
-            have reached the server; defaults to ``True`` for GET, HEAD, PUT,
-            DELETE and OPTIONS. Pass ``False`` for destructive reads.
+        :param method: the HTTP method.
+        :param path: relative to the base URL (or an absolute URL).
+        :param params: query parameters.
+        :param data: a body: a form (a mapping), bytes, or a file-like object, streamed and,
+            if the request is retried, rewound to where it was first.
+        :param json_body: a JSON body.
+        :param headers: extra headers.
+        :param idempotent: whether the request may be replayed after it may have reached the
+            server; defaults to the policy's ``methods``. Pass ``False`` for destructive reads.
+        :param timeouts: this request's timeouts (default: the client's).
         :param stream: do not read the body (the caller closes the response).
-        :param data: a body; a seekable file-like object is streamed and, if the
-            request is retried, rewound to where it was first.
+        :param allow_redirects: follow redirects.
         :raises ServiceError: the subclass that describes what went wrong.
         """
         method = method.upper()
         if idempotent is None:
-            idempotent = method in IDEMPOTENT_METHODS
-        self.redactor.add_from(params)
-        self.redactor.add_from(data if isinstance(data, Mapping) else None)
-        self.redactor.add_from(headers)
-
+            idempotent = self.retry.is_idempotent(method)
+        for secrets in (params, data if isinstance(data, Mapping) else None, headers):
+            self.redactor.add_from(secrets)
         url = self.url(path)
         endpoint = self.endpoint(method, url)
         # Encode query and form here: the same bytes requests would send, without its
@@ -448,60 +558,66 @@ class HttpClient:
             data = _urlencode(data)
             headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
         timeout = (timeouts or self.timeouts).as_tuple()
-        started = time.monotonic()
-        attempt = 0
-        # a file-like body is rewound before each retry (as requests does on redirects)
-        body_start = _tell(data)
+        send = functools.partial(
+            self.session.request,
+            method,
+            url,
+            data=data,
+            json=json_body,
+            headers=headers,
+            timeout=timeout,
+            stream=stream,
+            allow_redirects=allow_redirects,
+        )
+        return self._with_retries(send, _Exchange(endpoint, idempotent, timeout), data)
 
+    def _with_retries(self, send: Callable[[], requests.Response], exchange: _Exchange, data: Any) -> requests.Response:
+        """``send()`` until it succeeds or the policy says the error is final."""
+        started, failures = time.monotonic(), 0
+        body_start = _tell(data)  # a file-like body is rewound before each retry (as requests does on redirects)
         while True:
-            retry_after: Optional[float] = None
-            if attempt and body_start is not None:
+            if failures and body_start is not None:
                 data.seek(body_start)
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    data=data,
-                    json=json_body,
-                    headers=headers,
-                    timeout=timeout,
-                    stream=stream,
-                    allow_redirects=allow_redirects,
-                )
-            except requests.RequestException as exc:
-                error = self._transport_error(exc, endpoint, timeout)
-                replayable = idempotent or _never_connected(exc)
-            else:
-                logger.debug(
-                    "%s -> %s in %.0f ms",
-                    endpoint,
-                    response.status_code,
-                    (time.monotonic() - started) * 1000,
-                )
-                if response.status_code < 400:
-                    return response
-                error = self._status_error(response, endpoint)
-                retry_after = _retry_after(response)
-                response.close()
-                replayable = idempotent
-
-            attempt += 1
-            delay = self.retry.delay(attempt - 1, retry_after)
-            if (
-                not (error.transient and replayable)
-                or attempt >= self.retry.attempts
-                or time.monotonic() - started + delay > self.retry.budget
-            ):
+            response, error, replayable, retry_after = self._attempt(send, exchange, started)
+            if response is not None:
+                return response
+            failures += 1
+            delay = self.retry.next_delay(
+                error,
+                failures=failures,
+                elapsed=time.monotonic() - started,
+                replayable=replayable,
+                retry_after=retry_after,
+            )
+            if delay is None:
                 raise error
             logger.info(
                 "%s failed (%s); retry %d/%d in %.1f s",
-                endpoint,
+                exchange.endpoint,
                 error,
-                attempt,
+                failures,
                 self.retry.attempts - 1,
                 delay,
             )
             time.sleep(delay)
+
+    def _attempt(
+        self, send: Callable[[], requests.Response], exchange: _Exchange, started: float
+    ) -> tuple[Any, Any, bool, float | None]:
+        """One attempt: ``(response, None, …)`` on success, else ``(None, error, replayable, retry_after)``."""
+        try:
+            response = send()
+        except requests.RequestException as exc:
+            error = self._transport_error(exc, exchange.endpoint, exchange.timeout)
+            return None, error, exchange.idempotent or _never_connected(exc), None
+        logger.debug(
+            "%s -> %s in %.0f ms", exchange.endpoint, response.status_code, (time.monotonic() - started) * 1000
+        )
+        if response.status_code < 400:
+            return response, None, True, None
+        error, retry_after = self._status_error(response, exchange.endpoint), _retry_after(response)
+        response.close()
+        return None, error, exchange.idempotent, retry_after
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request`, then the body parsed as JSON (any content type)."""
@@ -516,62 +632,96 @@ class HttpClient:
     def _transport_error(
         self, exc: requests.RequestException, endpoint: str, timeout: tuple[float, float]
     ) -> ServiceError:
-        host = urlsplit(self.base_url).netloc
+        host, (connect, read) = urlsplit(self.base_url).netloc, timeout
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return ServiceTimeoutError(
-                f"{endpoint}: could not connect to {host} within {timeout[0]:g} s",
-                endpoint=endpoint,
+                f"{endpoint}: could not connect to {host} within {connect:g} s", endpoint=endpoint
             )
         if isinstance(exc, requests.exceptions.Timeout):
-            return ServiceTimeoutError(
-                f"{endpoint}: {host} did not answer within {timeout[1]:g} s",
-                endpoint=endpoint,
-            )
+            return ServiceTimeoutError(f"{endpoint}: {host} did not answer within {read:g} s", endpoint=endpoint)
         if isinstance(exc, requests.exceptions.ConnectionError):
-            reason = "connection refused" if "refused" in str(exc) else "connection failed or was reset"
-            return ServiceConnectionError(
-                f"{endpoint}: cannot reach {host} ({reason})", endpoint=endpoint
-            )
-        return ServiceConnectionError(
-            f"{endpoint}: request to {host} failed ({type(exc).__name__})",
-            endpoint=endpoint,
-        )
+            failure = _connect_failure(exc)
+            refused = isinstance(failure, ConnectionRefusedError)
+            reason = "connection refused" if refused else "connection failed or was reset"
+            return ServiceConnectionError(f"{endpoint}: cannot reach {host} ({reason})", endpoint=endpoint)
+        return ServiceConnectionError(f"{endpoint}: request to {host} failed ({type(exc).__name__})", endpoint=endpoint)
 
     def _status_error(self, response: requests.Response, endpoint: str) -> ServiceError:
+        """The error of an error answer: the class and hint from the service's table, one message format
+        (``ENDPOINT: HTTP status: server message (hint)``), every text redacted."""
         status = response.status_code
         try:
             payload: Any = response.json()
         except ValueError:
             payload = response.text[:500]
-        if self.error_factory:
-            error = self.error_factory(status, endpoint, payload)
-            if error is not None:
-                error.message = self.redactor.text(error.message)
-                error.args = (error.message,)
-                if error.server_message is not None:  # reused in messages, logs, events, dead letters
-                    error.server_message = self.redactor.text(error.server_message)
-                if isinstance(error.code, str):
-                    error.code = self.redactor.text(error.code)
-                return error
-        server_message = _server_message(payload)
-        text = f"{endpoint}: HTTP {status}"
-        if server_message:
-            server_message = self.redactor.text(server_message)
-            text += f": {server_message}"
-        return error_class_for_status(status)(
-            text, status=status, endpoint=endpoint, server_message=server_message
-        )
+        details = (self.error_factory(status, endpoint, payload) if self.error_factory else None) or ErrorDetails()
+        message = _server_message(payload)
+        message = self.redactor.text(message) if message else None  # reused in logs, events, dead letters
+        text = f"{endpoint}: HTTP {status}" + (f": {message}" if message else "")
+        if details.hint:
+            text += f" ({details.hint})"
+        code = self.redactor.text(details.code) if isinstance(details.code, str) else details.code
+        cls = details.cls or error_class_for_status(status)
+        return cls(self.redactor.text(text), status=status, endpoint=endpoint, server_message=message, code=code)
 
 
 class ServiceClient:
-    """Base of the service clients: each owns one :class:`HttpClient` as ``http``."""
+    """Base of the service clients: each owns one :class:`HttpClient` as ``http``.
 
+    A client's constructor takes ``timeouts``, ``retry`` and ``http`` (an
+    :class:`HttpClient` to use instead of building one) and calls :meth:`_connect`;
+    ``DEFAULT_TIMEOUTS`` and ``DEFAULT_RETRY`` are the service's defaults, which
+    a plugin adjusts (``DEFAULT_RETRY.with_retries(n)``) rather than replaces.
+    """
+
+    DEFAULT_TIMEOUTS: ClassVar[Timeouts] = Timeouts()
+    DEFAULT_RETRY: ClassVar[RetryPolicy] = RetryPolicy()
     http: HttpClient
+
+    def _connect(
+        self,
+        base_url: str,
+        http: HttpClient | None,
+        timeouts: Timeouts | None,
+        retry: RetryPolicy | None,
+        error_factory: ErrorFactory | None,
+        **options: Any,
+    ) -> None:
+        """Set :attr:`http`: ``http`` if given, else a new client with the service's defaults.
+
+        :param base_url: the service's base URL.
+        :param http: an :class:`HttpClient` to use as is.
+        :param timeouts: timeouts (default: ``DEFAULT_TIMEOUTS``).
+        :param retry: retry policy (default: ``DEFAULT_RETRY``).
+        :param error_factory: the service's error table.
+        :param options: ``secrets`` and ``headers`` of :class:`HttpClient`.
+        """
+        self.http = http or HttpClient(
+            base_url,
+            timeouts=timeouts or self.DEFAULT_TIMEOUTS,
+            retry=retry or self.DEFAULT_RETRY,
+            error_factory=error_factory,
+            **options,
+        )
 
     @property
     def base_url(self) -> str:
         """The service's base URL."""
         return self.http.base_url
+
+    def add_secret(self, value: Any) -> None:
+        """Mask ``value`` wherever this client could show it (errors, logs, ``repr``).
+
+        :param value: a secret (short or non-string values are ignored).
+        """
+        self.http.redactor.add(value)
+
+    def redact(self, text: Any) -> str:
+        """``text`` with every secret known to this client masked.
+
+        :param text: any text (or object, turned into text).
+        """
+        return self.http.redactor.text(text)
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -612,7 +762,7 @@ _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def html_title(text: str) -> Optional[str]:
+def html_title(text: str) -> str | None:
     """The ``<title>`` of an HTML page, whitespace collapsed (``None`` without one)."""
     match = _TITLE_RE.search(text)
     title = " ".join(match.group(1).split()) if match else ""
@@ -635,8 +785,8 @@ def one_line(text: Any, limit: int = MAX_ERROR_LENGTH) -> str:
     text = str(text)
     html = _HTML_RE.search(text)
     if html:
-        title = html_title(text[html.start():html.start() + 65536])
-        text = text[:html.start()].rstrip() + (f" [HTML page: {title}]" if title else " [an HTML page]")
+        title = html_title(text[html.start() : html.start() + 65536])
+        text = text[: html.start()].rstrip() + (f" [HTML page: {title}]" if title else " [an HTML page]")
     size, window = len(text), 4 * limit  # no need to escape what will be left out
     if size > 2 * window:
         text = text[:window] + text[-window:]
@@ -649,10 +799,10 @@ def one_line(text: Any, limit: int = MAX_ERROR_LENGTH) -> str:
     return text[:head] + note + (text[-tail:] if tail else "")
 
 
-def _server_message(payload: Any) -> Optional[str]:
+def _server_message(payload: Any) -> str | None:
     """Best-effort extraction of a human message from an error body."""
     if isinstance(payload, Mapping):
-        for key in ("message", "error_description", "error", "detail", "reason"):
+        for key in ("message", "error_description", "error", "detail", "reason", "type"):
             value = payload.get(key)
             if isinstance(value, str) and value:
                 return value

@@ -70,8 +70,10 @@ class Journal:
         if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone():
             return
         self._db.execute("BEGIN IMMEDIATE")
-        self._db.execute("INSERT INTO entries (source, payload, journaled_at) SELECT device, payload, fetched_at "
-                         "FROM messages WHERE posted_at IS NULL ORDER BY id")
+        self._db.execute(
+            "INSERT INTO entries (source, payload, journaled_at) SELECT device, payload, fetched_at "
+            "FROM messages WHERE posted_at IS NULL ORDER BY id"
+        )
         self._db.execute("DROP TABLE messages")
         self._db.execute("COMMIT")
 
@@ -81,8 +83,8 @@ class Journal:
         if not row or row[0] != "1":
             return 0
         return self._db.execute(
-            "UPDATE entries SET posted_at = NULL WHERE posted_at >= "
-            "(SELECT MAX(posted_at) FROM entries) - ?", (self.grace,)
+            "UPDATE entries SET posted_at = NULL WHERE posted_at >= (SELECT MAX(posted_at) FROM entries) - ?",
+            (self.grace,),
         ).rowcount
 
     def append(self, source: str, payloads: Sequence[Any]) -> list[int]:
@@ -97,10 +99,13 @@ class Journal:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 ids = [
-                    int(self._db.execute(
-                        "INSERT INTO entries (source, payload, journaled_at) VALUES (?, ?, ?)",
-                        (source, json.dumps(payload), now),
-                    ).lastrowid or 0)
+                    int(
+                        self._db.execute(
+                            "INSERT INTO entries (source, payload, journaled_at) VALUES (?, ?, ?)",
+                            (source, json.dumps(payload), now),
+                        ).lastrowid
+                        or 0
+                    )
                     for payload in payloads
                 ]
                 self._db.execute("COMMIT")
@@ -129,8 +134,10 @@ class Journal:
         now, count = time.time(), 1 if delivered else 0
         with self._lock, self._relaxed():
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("UPDATE entries SET posted_at = ?, deliveries = deliveries + ? WHERE id = ?",
-                                 [(now, count, i) for i in ids])
+            self._db.executemany(
+                "UPDATE entries SET posted_at = ?, deliveries = deliveries + ? WHERE id = ?",
+                [(now, count, i) for i in ids],
+            )
             self._db.execute("COMMIT")
             self._unpruned += len(ids)
 
@@ -150,7 +157,9 @@ class Journal:
             self._unpruned = 0
             self._db.execute(
                 "DELETE FROM entries WHERE posted_at IS NOT NULL AND id <= (SELECT id FROM entries "
-                "WHERE posted_at IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?)", (self.keep_posted,))
+                "WHERE posted_at IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (self.keep_posted,),
+            )
 
     def counts(self) -> dict[str, int]:
         """``{"pending": n, "posted": m, "duplicates": d}`` (duplicates among the kept entries)."""
@@ -158,11 +167,15 @@ class Journal:
             pending, total, duplicates = self._db.execute(
                 "SELECT SUM(posted_at IS NULL), COUNT(*), SUM(MAX(deliveries - 1, 0)) FROM entries"
             ).fetchone()
-        return {"pending": int(pending or 0), "posted": int(total or 0) - int(pending or 0),
-                "duplicates": int(duplicates or 0)}
+        return {
+            "pending": int(pending or 0),
+            "posted": int(total or 0) - int(pending or 0),
+            "duplicates": int(duplicates or 0),
+        }
 
-    def post_pending(self, publisher: Publisher, build: Callable[[Entry], list[Any]],
-                     stop: threading.Event, timeout: float = 10.0) -> int:
+    def post_pending(
+        self, publisher: Publisher, build: Callable[[Entry], list[Any]], stop: threading.Event, timeout: float = 10.0
+    ) -> int:
         """Post the events of pending entries, oldest first, until none is left.
 
         When a post reached nobody, waits (at most ``timeout`` seconds in all) for
@@ -201,3 +214,41 @@ class Journal:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO state VALUES ('open', '0')")
             self._db.close()
+
+
+class LazyJournal:
+    """A plugin's :class:`Journal`: opened at first use, by whichever thread (an action
+    or the listener) comes first, and closed on a clean stop.
+
+    :param path: the database file.
+    :param options: the journal's other arguments (``keep_posted``, ``grace``).
+    """
+
+    def __init__(self, path: str, **options: Any):
+        self.path, self.options = path, options
+        self._journal: Journal | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Journal:
+        """The journal, opened if it is not yet."""
+        with self._lock:
+            if self._journal is None:
+                self._journal = Journal(self.path, **self.options)
+            return self._journal
+
+    def close(self, busy: threading.Lock | threading.RLock, timeout: float = 2.0) -> None:
+        """Close the journal once ``busy`` (held while entries are posted) is free. If a post
+        still runs after ``timeout`` seconds, it is left open: recovered as after a crash.
+
+        :param busy: the lock held by whoever posts the journal's entries.
+        :param timeout: seconds to wait for it.
+        """
+        if not busy.acquire(timeout=timeout):
+            return
+        try:
+            with self._lock:
+                if self._journal is not None:
+                    self._journal.close()  # a clean stop: no crash recovery at the next start
+                    self._journal = None
+        finally:
+            busy.release()

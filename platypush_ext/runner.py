@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator
 
 import requests
 import yaml
@@ -33,7 +33,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def redis_server_binary() -> Optional[str]:
+def redis_server_binary() -> str | None:
     """The ``redis-server`` to use (``PLATYPUSH_REDIS_BIN`` or ``PATH``), if any."""
     return os.environ.get("PLATYPUSH_REDIS_BIN") or shutil.which("redis-server")
 
@@ -51,7 +51,7 @@ class PlatypushProcess:
     :param scripts: extra files for the config folder's ``scripts/`` (name → source).
     """
 
-    def __init__(self, config: dict[str, Any], run_dir: str | Path, scripts: Optional[dict[str, str]] = None):
+    def __init__(self, config: dict[str, Any], run_dir: str | Path, scripts: dict[str, str] | None = None):
         self.run_dir = Path(run_dir)
         self.config = dict(config)
         self.scripts = scripts or {}
@@ -59,7 +59,7 @@ class PlatypushProcess:
         self.http_port = free_port()
         self.redis_port = free_port()
         self.log_path = self.run_dir / "platypush.log"
-        self._proc: Optional[subprocess.Popen[bytes]] = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -92,23 +92,40 @@ class PlatypushProcess:
         """
         redis_bin = redis_server_binary()
         if not redis_bin:
-            raise PlatypushError("redis-server not found: install it (apt-get install redis-server) "
-                                 "or set PLATYPUSH_REDIS_BIN")
+            raise PlatypushError(
+                "redis-server not found: install it (apt-get install redis-server) or set PLATYPUSH_REDIS_BIN"
+            )
         config_path = self._write_config()
         env = {**os.environ, "PLATYPUSH_API_TOKEN": self.token}
         command = [
-            sys.executable, "-m", "platypush.app",
-            "-c", str(config_path),
-            "--workdir", str(self.run_dir / "state"),
-            "--cachedir", str(self.run_dir / "cache"),
-            "--db", f"sqlite:///{self.run_dir / 'state' / 'main.db'}",
-            "-P", str(self.run_dir / "platypush.pid"),
-            "--start-redis", "--redis-port", str(self.redis_port), "--redis-bin", redis_bin,
+            sys.executable,
+            "-m",
+            "platypush.app",
+            "-c",
+            str(config_path),
+            "--workdir",
+            str(self.run_dir / "state"),
+            "--cachedir",
+            str(self.run_dir / "cache"),
+            "--db",
+            f"sqlite:///{self.run_dir / 'state' / 'main.db'}",
+            "-P",
+            str(self.run_dir / "platypush.pid"),
+            "--start-redis",
+            "--redis-port",
+            str(self.redis_port),
+            "--redis-bin",
+            redis_bin,
         ]
         log = open(self.log_path, "ab")
         self._proc = subprocess.Popen(
-            command, cwd=self.run_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            cwd=self.run_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         if not wait:

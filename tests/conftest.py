@@ -23,7 +23,8 @@ Config.init(_CONFIG)
 
 import platypush.context  # noqa: E402
 
-from tests.support import RecordingBus, RedisServer  # noqa: E402
+from platypush_ext.sandbox.core import take_failures  # noqa: E402
+from tests.support import RecordingBus, RedisServer, fail_on_sandbox_bugs  # noqa: E402
 
 
 @pytest.fixture
@@ -41,6 +42,15 @@ def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
     os.makedirs(path)
     monkeypatch.setitem(Config._get_instance()._config, "workdir", path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def sandbox_handlers_did_not_fail(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A sandbox handler that raised (a bug, answered 500) fails the test that caused it
+    (unless the test is marked ``sandbox_bug``: it causes one on purpose)."""
+    take_failures()
+    yield
+    fail_on_sandbox_bugs(expected=request.node.get_closest_marker("sandbox_bug") is not None)
 
 
 @pytest.fixture

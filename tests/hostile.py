@@ -56,13 +56,30 @@ def hostile_values(folder: str) -> list[tuple[str, Any]]:
     """``(label, value)`` of every hostile value; ``folder`` holds a file (``existing``)."""
     existing = os.path.join(folder, "existing.txt")
     return [
-        ("list", ["a"]), ("object", {"a": 1}), ("int", 12345), ("true", True), ("float", 1.5), ("null", None),
-        ("empty", ""), ("spaces", "   "), ("1 MiB", "x" * (1 << 20)), ("1 MiB of CR LF", "\r\n" * (1 << 19)),
-        ("NUL", "a\x00b"), ("CR LF", "a\r\n2026-01-01 00:00:00 ERROR|forged log line"), ("RTL", "\u202eevil\u2066"),
-        ("10**30", 10**30), ("-10**30", -(10**30)), ("2**63", 2**63), ("NaN", math.nan), ("inf", math.inf),
-        ("bad bool", "maybe"), ("path: no folder", "/nonexistent/folder/file"),
-        ("path: under a file", existing + "/below"), ("path: /proc", "/proc/1/hostile-test"),
-        ("path: existing file", existing), ("path: NUL", folder + "/a\x00b"),
+        ("list", ["a"]),
+        ("object", {"a": 1}),
+        ("int", 12345),
+        ("true", True),
+        ("float", 1.5),
+        ("null", None),
+        ("empty", ""),
+        ("spaces", "   "),
+        ("1 MiB", "x" * (1 << 20)),
+        ("1 MiB of CR LF", "\r\n" * (1 << 19)),
+        ("NUL", "a\x00b"),
+        ("CR LF", "a\r\n2026-01-01 00:00:00 ERROR|forged log line"),
+        ("RTL", "\u202eevil\u2066"),
+        ("10**30", 10**30),
+        ("-10**30", -(10**30)),
+        ("2**63", 2**63),
+        ("NaN", math.nan),
+        ("inf", math.inf),
+        ("bad bool", "maybe"),
+        ("path: no folder", "/nonexistent/folder/file"),
+        ("path: under a file", existing + "/below"),
+        ("path: /proc", "/proc/1/hostile-test"),
+        ("path: existing file", existing),
+        ("path: NUL", folder + "/a\x00b"),
     ]
 
 
@@ -136,19 +153,42 @@ class Services:
             alerts = remote.create_service("Alerts").secret_key
         device = str(uuid.uuid4())
         config = {
-            "pushjet": {"base_url": pushjet.base_url, "devices": [device], "services": {"alerts": {"secret": alerts}},
-                        "poll_interval": 60, "retries": 0},
-            "gett": {"base_url": gett.base_url, "api_key": gett.apikey, "email": gett.email,
-                     "password": gett.password, "retries": 0},
-            "nikdev": {"base_url": nikdev.base_url, "device_id": DEFAULT_DEVICE_ID, "api_key": DEFAULT_API_KEY,
-                       "retries": 0, "flush_interval": 60, "push_time_limit": 5},
-            "mbed": {"base_url": mbed.base_url, "api_key": MBED_KEY, "channel": "long_poll", "pull_timeout": 1,
-                     "async_timeout": 2, "retries": 0},
+            "pushjet": {
+                "base_url": pushjet.base_url,
+                "devices": [device],
+                "services": {"alerts": {"secret": alerts}},
+                "poll_interval": 60,
+                "retries": 0,
+            },
+            "gett": {
+                "base_url": gett.base_url,
+                "api_key": gett.apikey,
+                "email": gett.email,
+                "password": gett.password,
+                "retries": 0,
+            },
+            "nikdev": {
+                "base_url": nikdev.base_url,
+                "device_id": DEFAULT_DEVICE_ID,
+                "api_key": DEFAULT_API_KEY,
+                "retries": 0,
+                "flush_interval": 60,
+                "push_time_limit": 5,
+            },
+            "mbed": {
+                "base_url": mbed.base_url,
+                "api_key": MBED_KEY,
+                "channel": "long_poll",
+                "pull_timeout": 1,
+                "async_timeout": 2,
+                "retries": 0,
+            },
         }
         with open(os.path.join(folder, "existing.txt"), "w") as f:
             f.write("keep me")
-        return cls(pushjet, gett, nikdev, mbed, config, [alerts, gett.apikey, gett.password, DEFAULT_API_KEY,
-                                                          MBED_KEY], folder)
+        return cls(
+            pushjet, gett, nikdev, mbed, config, [alerts, gett.apikey, gett.password, DEFAULT_API_KEY, MBED_KEY], folder
+        )
 
     def stop(self) -> None:
         for server in (self.pushjet, self.gett, self.nikdev, self.mbed):
@@ -251,8 +291,12 @@ def run_over_execute(platypush: PlatypushProcess, table: list[Case], secrets: li
     session.headers["Authorization"] = f"Bearer {platypush.token}"
     for case in table:
         body = {"type": "request", "action": f"{case.plugin}.{case.action}", "args": case.args}
-        reply = session.post(platypush.url + "/execute", data=json.dumps(body), timeout=30,  # NaN, Infinity too
-                             headers={"Content-Type": "application/json"})
+        reply = session.post(
+            platypush.url + "/execute",
+            data=json.dumps(body),
+            timeout=30,  # NaN, Infinity too
+            headers={"Content-Type": "application/json"},
+        )
         response = reply.json().get("response", {}) if reply.ok else {"errors": [f"HTTP {reply.status_code}"]}
         found = problems(case, response.get("output"), list(response.get("errors") or []), secrets)
         report.total += 1

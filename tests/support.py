@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any, Callable
 
+import pytest
 from platypush.message.event import Event
 
 
@@ -66,7 +67,9 @@ class RedisServer:
         self.port = free_port()
         self._proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         import redis
 
         client = redis.Redis(port=self.port)
@@ -85,3 +88,12 @@ def _pings(client: Any) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+def fail_on_sandbox_bugs(expected: bool = False) -> None:
+    """Fail the current test if a sandbox handler raised since the last check (``expected``: forget them)."""
+    from platypush_ext.sandbox.core import take_failures
+
+    failures = take_failures()
+    if failures and not expected:
+        pytest.fail("; ".join(str(f) for f in failures), pytrace=False)

@@ -79,6 +79,7 @@ def test_a_listening_bus_receives_every_event_in_order(redis_bus: RedisBus, list
     total = BATCH + 7  # two pipelines
     assert publisher.publish(numbered(total)) == [1] * total
     assert publisher.publish([Event(n=total)]) == [1]
+
     def ours() -> list[int]:  # the bus loop also posts its own ApplicationStartedEvent
         return [m.args["n"] for m in listener.received if "n" in m.args]
 

@@ -14,11 +14,14 @@ ANY_DOWN = EventCondition.build({"type": "platypush_ext.events.ServiceDisconnect
 ANY_UP = EventCondition.build({"type": "platypush_ext.events.ServiceConnectedEvent"})
 
 
-@pytest.mark.parametrize("event", [
-    PushjetDisconnectedEvent(base_url="http://p/", error="down"),
-    NikdevDisconnectedEvent(base_url="http://n/", error="down"),
-    MbedDisconnectedEvent(base_url="http://m/", channel="long_poll", error="down"),
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        PushjetDisconnectedEvent(base_url="http://p/", error="down"),
+        NikdevDisconnectedEvent(base_url="http://n/", error="down"),
+        MbedDisconnectedEvent(base_url="http://m/", channel="long_poll", error="down"),
+    ],
+)
 def test_a_hook_on_the_base_class_matches_every_service(event):
     assert isinstance(event, ServiceDisconnectedEvent)
     assert event.matches_condition(ANY_DOWN).is_match

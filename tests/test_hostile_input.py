@@ -70,8 +70,7 @@ def test_every_bad_input_is_refused_in_one_short_line_in_process(services: hosti
 
 
 @needs_redis
-def test_every_bad_input_is_refused_in_one_short_line_over_execute(services: hostile.Services,
-                                                                   tmp_path: Path) -> None:
+def test_every_bad_input_is_refused_in_one_short_line_over_execute(services: hostile.Services, tmp_path: Path) -> None:
     table = hostile.cases(services.folder)
     with PlatypushProcess(dict(services.config), tmp_path / "platypush") as platypush:
         report = hostile.run_over_execute(platypush, table, services.secrets)
@@ -82,7 +81,7 @@ def test_every_bad_input_is_refused_in_one_short_line_over_execute(services: hos
     print(report.summary())
     assert report.total == len(table) and not report.failed, report.failed[:10]
     assert report.seconds < 90, report.summary()  # 36 s measured for 3,108 calls
-    assert "Traceback" not in log, log[log.find("Traceback") - 2000:log.find("Traceback") + 2000]
+    assert "Traceback" not in log, log[log.find("Traceback") - 2000 : log.find("Traceback") + 2000]
     assert not [s for s in services.secrets if s in log]
     lines = log.splitlines()
     assert "\\r\\n2026-01-01 00:00:00 ERROR|forged log line" in log  # logged, escaped, on the line it belongs to
@@ -97,20 +96,36 @@ def test_wrong_types_are_named_not_tracebacks(plugins: dict[str, Any]) -> None:
     pushjet, nikdev = plugins["pushjet"], plugins["nikdev"]
     # was "unhashable type: 'list'", "'int' object is not iterable" and SQLite's OverflowError
     assert only_error(pushjet, "send", message="m", service=["a"]) == (
-        "service: expected a string or null, got a list of 1 item")
+        "service: expected a string or null, got a list of 1 item"
+    )
     assert only_error(nikdev, "purge_dead", ids=5) == "ids: expected a list or null, got the integer 5"
     assert only_error(nikdev, "get_dead_letters", limit=10**30).startswith(
-        "limit: out of range (an integer of 100 bits; at most 9223372036854775807")
+        "limit: out of range (an integer of 100 bits; at most 9223372036854775807"
+    )
     assert "finite" in only_error(plugins["gett"], "cancel_transfer", transfer_id="x", timeout=float("nan"))
     assert only_error(pushjet, "send", message="m", bogus=1, service="alerts") == (
-        "unknown or repeated argument(s): 'bogus' (accepted: message, title, link, importance, service, secret_key)")
+        "unknown or repeated argument(s): 'bogus' (accepted: message, title, link, importance, service, secret_key)"
+    )
     assert only_error(pushjet, "send") == "missing required argument(s): message"
 
 
-@pytest.mark.parametrize("spelling, expected", [
-    (False, False), ("false", False), ("False", False), ("no", False), ("0", False), (0, False), ("off", False),
-    (True, True), ("true", True), ("YES", True), ("1", True), (1, True),
-])
+@pytest.mark.parametrize(
+    "spelling, expected",
+    [
+        (False, False),
+        ("false", False),
+        ("False", False),
+        ("no", False),
+        ("0", False),
+        (0, False),
+        ("off", False),
+        (True, True),
+        ("true", True),
+        ("YES", True),
+        ("1", True),
+        (1, True),
+    ],
+)
 def test_booleans_accept_the_usual_spellings(spelling: Any, expected: bool) -> None:
     calls: list[Any] = []
 
@@ -129,14 +144,16 @@ def test_booleans_accept_the_usual_spellings(spelling: Any, expected: bool) -> N
 def test_booleans_accept_nothing_else(plugins: dict[str, Any], tmp_path: Path) -> None:
     for value in ("maybe", 2, 1.0, [], "", None):
         assert only_error(plugins["gett"], "upload_file", filename="f", data="x", wait=value).startswith(
-            "wait: expected true or false, got ")
+            "wait: expected true or false, got "
+        )
     # "false" counts as false: the upload runs in the background (it counted as true)
     output, errors = answer(plugins["gett"], "upload_file", filename="f.txt", data="x", wait="false")
     assert not errors and output["state"] in ("running", "completed") and output["transfer_id"]
 
 
-def test_huge_or_controlled_text_is_abbreviated_and_escaped(plugins: dict[str, Any],
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_huge_or_controlled_text_is_abbreviated_and_escaped(
+    plugins: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     pushjet, mbed = plugins["pushjet"], plugins["mbed"]
     caplog.set_level(logging.INFO)
     # was a 1,048,662-character error, answered and logged
@@ -152,9 +169,11 @@ def test_a_huge_name_with_line_breaks_is_no_alias(plugins: dict[str, Any]) -> No
     pushjet = plugins["pushjet"]
     before = pushjet.run("status").output["services"]
     assert only_error(pushjet, "create_service", name="n" * 1_000_000 + "\r\nX") == (
-        "name: at most 65,536 characters, got 1,000,003")
+        "name: at most 65,536 characters, got 1,000,003"
+    )
     assert only_error(pushjet, "create_service", name="n" * 300, alias="n300") == (
-        "name too long: 300 characters, the Pushjet server stores at most 255")
+        "name too long: 300 characters, the Pushjet server stores at most 255"
+    )
     assert "printable" in only_error(pushjet, "create_service", name="Fine", alias="a\r\nb")
     assert "printable" in only_error(pushjet, "create_service", name="x" * 200)  # the default alias is the name
     assert pushjet.run("status").output["services"] == before
@@ -162,8 +181,7 @@ def test_a_huge_name_with_line_breaks_is_no_alias(plugins: dict[str, Any]) -> No
     assert len(only_error(pushjet, "send", message="m", service="y" * 60_000)) <= 500
 
 
-def test_an_html_page_from_a_proxy_is_reduced_to_its_title(plugins: dict[str, Any],
-                                                         services: hostile.Services) -> None:
+def test_an_html_page_from_a_proxy_is_reduced_to_its_title(plugins: dict[str, Any], services: hostile.Services) -> None:
     services.mbed.faults.add("status", count=5, status=502, path="/v2/endpoints/node-001")
     text = only_error(plugins["mbed"], "get_resource_value", endpoint="node-001", path="/3/0/1")
     assert "HTTP 502: 502 Bad Gateway" in text and "<" not in text, text
@@ -175,15 +193,19 @@ def test_unwritable_or_nul_paths_are_readable_errors(plugins: dict[str, Any], tm
     up = answer(gett, "upload_file", filename="f.txt", data="content")[0]
     where = {"sharename": up["sharename"], "fileid": up["fileid"]}
     assert only_error(gett, "download_file", **where, path=str(tmp_path / "a\x00b")) == (
-        "path must not contain a NUL character")
+        "path must not contain a NUL character"
+    )
     assert only_error(gett, "download_file", **where, path="/proc/1/f.txt").startswith(
-        "cannot write into /proc/1: ")  # was a raw OSError
+        "cannot write into /proc/1: "
+    )  # was a raw OSError
     assert only_error(gett, "download_file", **where, path="/proc/1/f.txt", wait=False).startswith("cannot write")
     (tmp_path / "f.txt").mkdir()  # the file's own name is taken, by a folder
     assert only_error(gett, "download_file", **where, path=str(tmp_path)) == (
-        f"{tmp_path / 'f.txt'} already exists: pass overwrite: true to replace it")
+        f"{tmp_path / 'f.txt'} already exists: pass overwrite: true to replace it"
+    )
     assert only_error(gett, "download_file", **where, path=str(tmp_path), overwrite=True) == (
-        f"cannot write {tmp_path / 'f.txt'}: Is a directory")
+        f"cannot write {tmp_path / 'f.txt'}: Is a directory"
+    )
 
 
 def test_one_line_escapes_abbreviates_and_reduces_html() -> None:
@@ -228,8 +250,8 @@ def test_the_decorator_keeps_the_signature_and_positional_calls() -> None:
 
 
 def test_listener_outages_are_reported_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
-    from platypush_ext.glue import Availability
     from platypush_ext.http import ServerError
+    from platypush_ext.listening import Availability
 
     downs: list[str] = []
     availability = Availability("X", logging.getLogger("probe"), on_up=lambda: None, on_down=downs.append)
@@ -239,7 +261,8 @@ def test_listener_outages_are_reported_in_one_line(caplog: pytest.LogCaptureFixt
     assert downs == ["GET /pull: HTTP 502: [HTML page: 502 Bad Gateway]"]
     assert [r.getMessage() for r in caplog.records] == [
         "X is unavailable: GET /pull: HTTP 502: [HTML page: 502 Bad Gateway] (retrying with backoff)",
-        "X still unavailable: GET /pull: HTTP 502: [HTML page: 502 Bad Gateway]"]
+        "X still unavailable: GET /pull: HTTP 502: [HTML page: 502 Bad Gateway]",
+    ]
 
 
 def test_local_and_stray_request_errors_are_one_line_without_their_urls() -> None:

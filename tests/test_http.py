@@ -35,10 +35,18 @@ class EchoServer(SandboxServer):
     def setup_routes(self) -> None:
         self.route("GET", "/echo", lambda r: json_response({"query": r.query}))
         self.route("POST", "/echo", lambda r: json_response({"form": r.form}))
-        self.route("GET", r"/status/(?P<code>\d+)", lambda r: json_response(
-            {"message": f"status {r.params['code']} for {r.query.get('api_key', '')}"}, int(r.params["code"])))
-        self.route("GET", "/html-error", lambda r: text_response(
-            "<html><title>Broken gateway</title></html>", 502, "text/html"))
+        self.route(
+            "GET",
+            r"/status/(?P<code>\d+)",
+            lambda r: json_response(
+                {"message": f"status {r.params['code']} for {r.query.get('api_key', '')}"}, int(r.params["code"])
+            ),
+        )
+        self.route(
+            "GET",
+            "/html-error",
+            lambda r: text_response("<html><title>Broken gateway</title></html>", 502, "text/html"),
+        )
         self.route("GET", "/busy", self._busy)
 
     @staticmethod
@@ -73,8 +81,18 @@ def test_base_url_is_normalised_and_validated(server):
 
 @pytest.mark.parametrize(
     "status, error",
-    [(400, BadRequestError), (401, AuthError), (403, AuthError), (404, NotFoundError), (409, ConflictError),
-     (410, NotFoundError), (422, BadRequestError), (429, RateLimitedError), (500, ServerError), (503, ServerError)],
+    [
+        (400, BadRequestError),
+        (401, AuthError),
+        (403, AuthError),
+        (404, NotFoundError),
+        (409, ConflictError),
+        (410, NotFoundError),
+        (422, BadRequestError),
+        (429, RateLimitedError),
+        (500, ServerError),
+        (503, ServerError),
+    ],
 )
 def test_status_mapping_carries_status_endpoint_and_server_message(server, status, error):
     with pytest.raises(error) as caught:
@@ -222,3 +240,45 @@ def test_redactor():
     assert redactor.text("?k=p%40ss%20w%2Frd%21&j=p%40ss+w%2Frd%21 p@ss w/rd!") == "?k=***&j=*** ***"
     redactor.add("abc")  # too short to be masked safely: ignored
     assert redactor.text("abc") == "abc"
+
+
+def test_a_session_given_to_the_client_is_left_open_for_its_owner(server):
+    import requests
+
+    session = requests.Session()
+    given = client(server, session=session)
+    given.close()
+    assert given.session is session and session.adapters  # not closed: its owner's
+    assert session.get(server.url + "/echo", timeout=5).status_code == 200  # still usable
+    own = client(server)
+    own.request("GET", "echo")
+    pool = own.session.get_adapter(server.url).poolmanager
+    assert len(pool.pools) == 1
+    own.close()
+    assert len(pool.pools) == 0  # its own session is closed
+    session.close()
+
+
+def test_a_connection_never_made_is_told_by_the_exception_type_not_its_text():
+    import requests
+    import urllib3
+
+    from platypush_ext.http import _never_connected
+
+    refused = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection")
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    wrapped = urllib3.exceptions.MaxRetryError(None, "/x", reason=refused)  # type: ignore[arg-type]
+    assert _never_connected(requests.exceptions.ConnectionError(wrapped))
+    assert _never_connected(requests.exceptions.ConnectTimeout("connect timeout"))
+    # a broken connection whose text happens to say "Connection refused" may have reached the server
+    broken = urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError("Connection refused"))
+    assert not _never_connected(requests.exceptions.ConnectionError(broken))
+    assert not _never_connected(requests.exceptions.ConnectionError("NewConnectionError Connection refused"))
+    assert not _never_connected(requests.exceptions.ReadTimeout("read timeout"))
+
+
+def test_a_post_whose_connection_broke_after_sending_is_not_replayed(server):
+    server.faults.add("reset", count=1, method="POST", path="/echo")
+    with pytest.raises(ServiceConnectionError, match="connection failed or was reset"):
+        client(server).request("POST", "echo", data={"a": "1"})
+    assert calls(server, "POST", "/echo") == 1  # it may have arrived: never sent twice

@@ -50,7 +50,8 @@ def test_nothing_counts_as_delivered_while_nobody_listens(tmp_path: Any, publish
 
 
 def test_a_post_that_reached_nobody_is_retried_once_a_subscriber_listens(
-        tmp_path: Any, publisher: Publisher, redis_server: Any) -> None:
+    tmp_path: Any, publisher: Publisher, redis_server: Any
+) -> None:
     journal = Journal(str(tmp_path / "j.db"))
     journal.append("dev", ["a", "b", "broken"])
     late: list[Listener] = []
@@ -63,8 +64,7 @@ def test_a_post_that_reached_nobody_is_retried_once_a_subscriber_listens(
     journal.close()
 
 
-def test_pending_entries_are_delivered_after_a_restart(tmp_path: Any, publisher: Publisher,
-                                                       listener: Listener) -> None:
+def test_pending_entries_are_delivered_after_a_restart(tmp_path: Any, publisher: Publisher, listener: Listener) -> None:
     first = Journal(str(tmp_path / "j.db"))
     first.append("dev", ["a", "b"])
     first.close()  # stopped before posting
@@ -77,7 +77,8 @@ def test_pending_entries_are_delivered_after_a_restart(tmp_path: Any, publisher:
 
 
 def test_after_a_crash_the_last_deliveries_are_posted_again_and_counted(
-        tmp_path: Any, publisher: Publisher, listener: Listener) -> None:
+    tmp_path: Any, publisher: Publisher, listener: Listener
+) -> None:
     crashed = Journal(str(tmp_path / "j.db"), grace=5.0)
     crashed.append("dev", ["a", "b"])
     assert crashed.post_pending(publisher, build, threading.Event()) == 2
@@ -101,8 +102,7 @@ def test_a_stopping_caller_posts_nothing(tmp_path: Any, publisher: Publisher) ->
     journal.close()
 
 
-def test_only_the_newest_delivered_entries_are_kept(tmp_path: Any, publisher: Publisher,
-                                                    listener: Listener) -> None:
+def test_only_the_newest_delivered_entries_are_kept(tmp_path: Any, publisher: Publisher, listener: Listener) -> None:
     journal = Journal(str(tmp_path / "j.db"), keep_posted=3)
     journal.append("dev", [f"m{i}" for i in range(10)])
     assert journal.post_pending(publisher, build, threading.Event()) == 10
@@ -132,3 +132,25 @@ def test_the_first_pushjet_journal_schema_is_taken_over(tmp_path: Any) -> None:
     assert [(e.source, e.payload) for e in journal.pending()] == [("dev", "pending 1"), ("dev", "pending 2")]
     journal.close()
     assert [e.payload for e in Journal(str(tmp_path / "j.db")).pending()] == ["pending 1", "pending 2"]  # once
+
+
+def test_a_lazy_journal_opens_once_and_closes_only_when_no_post_runs(tmp_path: Any) -> None:
+    from platypush_ext.journal import LazyJournal
+
+    lazy = LazyJournal(str(tmp_path / "journal.db"), keep_posted=5)
+    opened: list[Journal] = []
+    threads = [threading.Thread(target=lambda: opened.append(lazy.get())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(opened) == 8 and len({id(j) for j in opened}) == 1 and opened[0].keep_posted == 5
+    busy = threading.Lock()
+    with busy:  # a post still runs: left open, as after a crash
+        lazy.close(busy, timeout=0.05)
+        assert lazy.get() is opened[0]
+    lazy.close(busy)
+    assert not busy.locked()
+    reopened = lazy.get()  # a clean stop, then a new start
+    assert reopened is not opened[0] and reopened.counts()["pending"] == 0
+    lazy.close(busy)

@@ -41,8 +41,22 @@ def test_no_platypush_package_init_is_shipped():
 
 
 def test_wheel_contents(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("platypush_ext-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "platypush/__init__.py" not in names and "platypush/plugins/__init__.py" not in names
@@ -68,17 +82,21 @@ def test_installed_bundle_is_current_and_uninstallable():
         relative = source.relative_to(ROOT).as_posix()
         assert relative in recorded, f"{relative} is not installed: run `make install`"
         assert Path(dist.locate_file(relative)).read_bytes() == source.read_bytes(), (
-            f"{relative} is stale: run `make install`")
+            f"{relative} is stale: run `make install`"
+        )
 
 
 def test_config_section_registers_the_plugin(tmp_path):
     """A `pushjet:` section is picked up by Platypush's Config (manifest discovery)."""
     config = tmp_path / "config.yaml"
     config.write_text(f"workdir: {tmp_path}/w\ncachedir: {tmp_path}/c\npushjet:\n  base_url: http://127.0.0.1:1/\n")
-    code = ("import sys; from platypush.config import Config; Config.init(sys.argv[1]); "
-            "print(Config.get_plugins().get('pushjet'))")
-    out = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, cwd=tmp_path,
-                         check=True).stdout
+    code = (
+        "import sys; from platypush.config import Config; Config.init(sys.argv[1]); "
+        "print(Config.get_plugins().get('pushjet'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(config)], capture_output=True, text=True, cwd=tmp_path, check=True
+    ).stdout
     assert "'base_url': 'http://127.0.0.1:1/'" in out
 
 
@@ -89,19 +107,26 @@ def test_config_example_is_valid_for_platypush(tmp_path):
     text = text.replace("<32-character service secret>", "0123456789abcdef0123456789abcdef")
     text = text.replace("<nikdev device id>", "01234567-89ab-cdef-0123-456789abcdef")
     text = text.replace("<nikdev api key>", "fedcba98-7654-3210-fedc-ba9876543210")
-    for placeholder, value in (("<mbed api key>", "ak_example"), ("<gett api key>", "t_api_key"), ("<gett account email>", "me@example.org"),
-                               ("<gett account password>", "pass-word")):
+    for placeholder, value in (
+        ("<mbed api key>", "ak_example"),
+        ("<gett api key>", "t_api_key"),
+        ("<gett account email>", "me@example.org"),
+        ("<gett account password>", "pass-word"),
+    ):
         text = text.replace(placeholder, value)
     assert "<" not in text.replace("<angle brackets>", "").replace("<bind>", "").replace("<port>", ""), "a placeholder"
     config = tmp_path / "config.yaml"
     config.write_text(f"workdir: {tmp_path}/w\ncachedir: {tmp_path}/c\n" + text)
-    code = ("import sys; from platypush.config import Config; Config.init(sys.argv[1]); "
-            "print(sorted(Config.get_plugins())); print(sorted(Config.get_event_hooks())); "
-            "print(sorted(Config.get_procedures())); from platypush.context import get_plugin; "
-            "print([type(get_plugin(name)).__name__ for name in sys.argv[2:]])")
+    code = (
+        "import sys; from platypush.config import Config; Config.init(sys.argv[1]); "
+        "print(sorted(Config.get_plugins())); print(sorted(Config.get_event_hooks())); "
+        "print(sorted(Config.get_procedures())); from platypush.context import get_plugin; "
+        "print([type(get_plugin(name)).__name__ for name in sys.argv[2:]])"
+    )
     names = [shim.name for shim in SHIMS]
-    out = subprocess.run([sys.executable, "-c", code, str(config), *names], capture_output=True, text=True,
-                         cwd=tmp_path, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(config), *names], capture_output=True, text=True, cwd=tmp_path, check=True
+    ).stdout
     # each plugin accepts its example section
     assert out.splitlines()[3] == str([f"{name.capitalize()}Plugin" for name in names])
     for shim in SHIMS:

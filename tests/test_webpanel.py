@@ -60,8 +60,13 @@ def test_every_action_argument_as_platypush_reads_it(plugin):
 
 def test_pushjet_send_form_as_the_panel_gets_it():
     send = webpanel.plugin_metadata("pushjet")["actions"]["send"]
-    assert send["args"]["message"] == {"name": "message", "required": True, "doc": "the text.", "type": "str",
-                                       "default": None}
+    assert send["args"]["message"] == {
+        "name": "message",
+        "required": True,
+        "doc": "the text.",
+        "type": "str",
+        "default": None,
+    }
     assert [name for name, arg in send["args"].items() if arg["required"]] == ["message"]
     assert send["doc_url"] is None and send["has_kwargs"] is False
 
@@ -69,9 +74,12 @@ def test_pushjet_send_form_as_the_panel_gets_it():
 def test_every_event_argument_is_documented():
     classes = webpanel.event_classes()
     assert {f"{c.__module__}.{c.__name__}" for c in classes} >= {
-        "platypush_ext.events.ServiceConnectedEvent", "platypush_ext.pushjet.events.PushjetMessageEvent",
-        "platypush_ext.mbed.events.MbedNotificationEvent", "platypush_ext.gett.events.GettTransferCompletedEvent",
-        "platypush_ext.nikdev.events.NikdevDeadLetteredEvent"}
+        "platypush_ext.events.ServiceConnectedEvent",
+        "platypush_ext.pushjet.events.PushjetMessageEvent",
+        "platypush_ext.mbed.events.MbedNotificationEvent",
+        "platypush_ext.gett.events.GettTransferCompletedEvent",
+        "platypush_ext.nikdev.events.NikdevDeadLetteredEvent",
+    }
     assert len(classes) == 23
     for cls in classes:
         meta = webpanel.event_metadata(cls)

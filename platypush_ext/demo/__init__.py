@@ -17,7 +17,7 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any
 
 from ..runner import EventStream, PlatypushProcess
 from ..sandbox.core import SandboxServer
@@ -28,8 +28,8 @@ class DemoContext:
     """What the demo parts share."""
 
     servers: dict[str, SandboxServer]
-    platypush: Optional[PlatypushProcess] = None
-    events: Optional[EventStream] = None
+    platypush: PlatypushProcess | None = None
+    events: EventStream | None = None
     shared: dict[str, Any] = field(default_factory=dict)
 
     def say(self, text: str) -> None:

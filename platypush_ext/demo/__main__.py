@@ -38,8 +38,10 @@ def main() -> int:
     finally:
         for server in ctx.servers.values():
             server.stop()
-    print(f"\nDemo finished in {time.monotonic() - started:.1f} s"
-          + (f" with {failures} failed part(s); see {run_dir}/platypush.log" if failures else "."))
+    print(
+        f"\nDemo finished in {time.monotonic() - started:.1f} s"
+        + (f" with {failures} failed part(s); see {run_dir}/platypush.log" if failures else ".")
+    )
     return 1 if failures else 0
 
 

@@ -50,8 +50,10 @@ def run(ctx: Any) -> None:
     pp = ctx.platypush
     ctx.say("gett.upload_file: a short text note, into a new share titled 'demo'")
     note = pp.run("gett.upload_file", filename="note.txt", data="Hello from Platypush!", title="demo")
-    ctx.say(f"  uploaded {note['filename']} ({note['size']} bytes) as {note['sharename']}/{note['fileid']}, "
-            f"readystate {note['readystate']}, page {note['getturl']}")
+    ctx.say(
+        f"  uploaded {note['filename']} ({note['size']} bytes) as {note['sharename']}/{note['fileid']}, "
+        f"readystate {note['readystate']}, page {note['getturl']}"
+    )
     back = pp.run("gett.download_file", sharename=note["sharename"], fileid=note["fileid"])
     ctx.say(f"gett.download_file without a path returns the content: {back['data']!r}")
 
@@ -61,18 +63,20 @@ def run(ctx: Any) -> None:
         with open(source, "wb") as f:
             f.writelines(os.urandom(1 << 20) for _ in range(32))
         ctx.say("gett.upload_file with wait=false: a 32 MiB file in the background, with progress events")
-        started = pp.run("gett.upload_file", filename="video.bin", path=source, sharename=note["sharename"],
-                         wait=False)
+        started = pp.run("gett.upload_file", filename="video.bin", path=source, sharename=note["sharename"], wait=False)
         ctx.say(f"  the action answered at once with transfer {started['transfer_id']}")
         done = _follow(ctx, started["transfer_id"])
-        ctx.check(done["type"] == COMPLETED and done["size"] == 32 << 20,
-                  f"  {done['type'].rsplit('.', 1)[-1]}: {done.get('size', 0) / 2**20:.0f} MiB "
-                  f"in {done.get('duration', 0):.2f} s" + (f" ({done['error']})" if done.get("error") else ""))
+        ctx.check(
+            done["type"] == COMPLETED and done["size"] == 32 << 20,
+            f"  {done['type'].rsplit('.', 1)[-1]}: {done.get('size', 0) / 2**20:.0f} MiB "
+            f"in {done.get('duration', 0):.2f} s" + (f" ({done['error']})" if done.get("error") else ""),
+        )
 
         target = os.path.join(work, "copy.bin")
         ctx.say("gett.download_file with a path and wait=false: streamed to a temporary file, then renamed")
-        fetch = pp.run("gett.download_file", sharename=done["sharename"], fileid=done["fileid"], path=target,
-                       wait=False)
+        fetch = pp.run(
+            "gett.download_file", sharename=done["sharename"], fileid=done["fileid"], path=target, wait=False
+        )
         got = _follow(ctx, fetch["transfer_id"])
         same = got["type"] == COMPLETED and _sha256(source) == _sha256(target)
         ctx.check(same, f"  downloaded to {got.get('path')}: identical to the original")
@@ -83,8 +87,10 @@ def run(ctx: Any) -> None:
     deadline = time.monotonic() + 10
     while (receipts := _receipts(pp)) != expected and time.monotonic() < deadline:
         time.sleep(0.25)  # the hook runs in Platypush, after the event
-    ctx.check(receipts == expected, f"the hook on GettTransferCompletedEvent created the receipt shares: "
-                                    f"{', '.join(receipts) or 'none'}")
+    ctx.check(
+        receipts == expected,
+        f"the hook on GettTransferCompletedEvent created the receipt shares: {', '.join(receipts) or 'none'}",
+    )
     ctx.shared["gett_share"] = note["sharename"]
 
 

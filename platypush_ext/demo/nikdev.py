@@ -12,11 +12,17 @@ from ..sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID
 TITLE = "NikDev IoT: sensor values that are never lost"
 ORDER = 30
 
+
 def configure(ctx: Any) -> dict[str, Any]:
     server = ctx.servers["nikdev"]
     return {
-        "nikdev": {"base_url": server.base_url, "device_id": DEFAULT_DEVICE_ID, "api_key": DEFAULT_API_KEY,
-                   "flush_interval": 2, "retries": 0},
+        "nikdev": {
+            "base_url": server.base_url,
+            "device_id": DEFAULT_DEVICE_ID,
+            "api_key": DEFAULT_API_KEY,
+            "flush_interval": 2,
+            "retries": 0,
+        },
         # records one value; the mbed part's notification hook can call it with the resource's value
         "procedure.nikdev_record_value(field, value)": [
             {"action": "nikdev.add_value", "args": {"field": "${field}", "value": "${value}"}},
@@ -44,15 +50,19 @@ def run(ctx: Any) -> None:
     ctx.say(f"  nikdev.get_values lux,temp → {pp.run('nikdev.get_values', fields='lux,temp')}")
 
     ctx.say("The server goes down (503 for the next 3 uploads): commit_and_push keeps the entry")
-    requests.post(control + "/faults", json={"kind": "status", "status": 503, "count": 3,
-                                             "path": "/api/v1/entries/"}, timeout=10).raise_for_status()
+    requests.post(
+        control + "/faults", json={"kind": "status", "status": 503, "count": 3, "path": "/api/v1/entries/"}, timeout=10
+    ).raise_for_status()
     response = pp.execute("nikdev.commit_and_push", values={"temp": 22.5})
     ctx.say(f"  error: {response['errors'][0][:160]}…")
     deadline = time.monotonic() + 30
     while pp.run("nikdev.status")["pending"] and time.monotonic() < deadline:
         time.sleep(0.5)
-    delivered = 22.5 in [item.get("temp") for e in requests.get(control + "/entries", timeout=10).json()["entries"]
-                         for item in e["values"]]
+    delivered = 22.5 in [
+        item.get("temp")
+        for e in requests.get(control + "/entries", timeout=10).json()["entries"]
+        for item in e["values"]
+    ]
     ctx.check(delivered, "  the background flusher retried with backoff; temp=22.5 is on the server")
 
     ctx.say("The API key is revoked: the server rejects the upload (401) and it becomes a dead letter")
@@ -64,6 +74,8 @@ def run(ctx: Any) -> None:
     requests.post(control + "/keys", json={"api_key": DEFAULT_API_KEY}, timeout=10).raise_for_status()
     ctx.say(f"  key restored; nikdev.retry_dead → {pp.run('nikdev.retry_dead')}")
     status = pp.run("nikdev.status")
-    ctx.check(status["dead"] == status["pending"] == 0,
-              f"  outbox: {status['pending']} pending, {status['dead']} dead, "
-              f"{status['pushed_entries']} entries pushed in total")
+    ctx.check(
+        status["dead"] == status["pending"] == 0,
+        f"  outbox: {status['pending']} pending, {status['dead']} dead, "
+        f"{status['pushed_entries']} entries pushed in total",
+    )

@@ -44,12 +44,13 @@ def configure(ctx: DemoContext) -> dict[str, Any]:
 def run(ctx: DemoContext) -> None:
     assert ctx.platypush and ctx.events
     ctx.say("POST /execute pushjet.send(service='demo', message='Front door opened', importance=5)")
-    output = ctx.platypush.run("pushjet.send", service="demo", message="Front door opened", title="Home",
-                               importance=5)
+    output = ctx.platypush.run("pushjet.send", service="demo", message="Front door opened", title="Home", importance=5)
     ctx.say(f"response: {output}")
     event = ctx.events.wait_for(lambda e: e["type"] == EVENT and e["message"] == "Front door opened", 20)
-    ctx.say(f"event on /ws/events: PushjetMessageEvent(message={event['message']!r}, "
-            f"importance={event['importance']}, service_name={event['service_name']!r})")
+    ctx.say(
+        f"event on /ws/events: PushjetMessageEvent(message={event['message']!r}, "
+        f"importance={event['importance']}, service_name={event['service_name']!r})"
+    )
     echo = ctx.events.wait_for(lambda e: e["type"] == EVENT and e["message"].startswith("Hook fired"), 20)
     ctx.say(f"the hook DemoUrgentPushjetMessage answered with pushjet.send: {echo['message']!r}")
     subscriptions = ctx.platypush.run("pushjet.get_subscriptions")

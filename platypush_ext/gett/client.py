@@ -27,7 +27,6 @@ import re
 import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
@@ -35,55 +34,31 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
 
+from ..backoff import Backoff
 from ..http import (
     AuthError,
     BadRequestError,
+    ErrorDetails,
     HttpClient,
     InvalidArgumentError,
     NotFoundError,
     ProtocolError,
-    Redactor,
     RetryPolicy,
     ServiceClient,
     ServiceConnectionError,
     ServiceError,
     Timeouts,
+    error_class_for_status,
 )
 
 logger = logging.getLogger("platypush_ext.gett")
 
 #: Bytes read or written at a time by transfers.
 CHUNK_SIZE = 1 << 20
-DEFAULT_TIMEOUTS = Timeouts()
-DEFAULT_RETRY = RetryPolicy()
 NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 #: ``progress(bytes_done, bytes_total)``; ``bytes_total`` is ``None`` when unknown.
 Progress = Callable[[int, "int | None"], None]
-
-
-# -- log redaction ------------------------------------------------------------
-
-
-class _RedactingFilter(logging.Filter):
-    """Masks tokens and signatures in the debug lines of ``urllib3`` (it logs full URLs)."""
-
-    _PARAM_RE = re.compile(r"((?:accesstoken|refreshtoken|sig)=)[^&\s\"]+", re.IGNORECASE)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.redactors: weakref.WeakSet[Redactor] = weakref.WeakSet()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = self._PARAM_RE.sub(r"\1***", record.getMessage())
-        for redactor in list(self.redactors):
-            text = redactor.text(text)
-        record.msg, record.args = text, ()
-        return True
-
-
-_URLLIB3_FILTER = _RedactingFilter()
-logging.getLogger("urllib3.connectionpool").addFilter(_URLLIB3_FILTER)
 
 
 # -- errors -------------------------------------------------------------------
@@ -109,19 +84,15 @@ class TransferCancelled(GettError):
     """A transfer was cancelled by its caller."""
 
 
-def _gett_error(status: int, endpoint: str, payload: Any) -> ServiceError | None:
-    """Map ``{"error": "<message>"}`` bodies to exceptions (5xx and 429 stay generic, hence retried)."""
+_ERROR_CLASSES: dict[type[ServiceError], type[GettError]] = {AuthError: GettAuthError, NotFoundError: GettNotFoundError}
+
+
+def _gett_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+    """The classes of ``{"error": "<message>"}`` answers (5xx and 429 stay generic, hence retried)."""
     message = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(message, str) or status >= 500 or status == 429:
         return None
-    cls: type[GettError]
-    if status in (401, 403):
-        cls = GettAuthError
-    elif status in (404, 410):
-        cls = GettNotFoundError
-    else:
-        cls = GettBadRequest
-    return cls(f"{endpoint}: {message} (HTTP {status})", status=status, endpoint=endpoint, server_message=message)
+    return ErrorDetails(_ERROR_CLASSES.get(error_class_for_status(status), GettBadRequest))
 
 
 # -- models -------------------------------------------------------------------
@@ -375,8 +346,15 @@ class _ProgressReader:
     ``Content-Length``), and ``HttpClient`` rewinds it with ``seek()`` before a retry.
     """
 
-    def __init__(self, source: BinaryIO, size: int, progress: Progress | None, cancel: threading.Event | None,
-                 prefix: bytes = b"", suffix: bytes = b""):
+    def __init__(
+        self,
+        source: BinaryIO,
+        size: int,
+        progress: Progress | None,
+        cancel: threading.Event | None,
+        prefix: bytes = b"",
+        suffix: bytes = b"",
+    ):
         self._source, self._size = source, size
         self._prefix, self._suffix = prefix, suffix
         self._progress, self._cancel = progress, cancel
@@ -404,13 +382,13 @@ class _ProgressReader:
         n = CHUNK_SIZE if not n or n < 0 else max(n, CHUNK_SIZE)  # big reads: fewer calls
         out = b""
         if self._pos < len(self._prefix):
-            out = self._prefix[self._pos:self._pos + n]
+            out = self._prefix[self._pos : self._pos + n]
         body_end = len(self._prefix) + self._size
         if len(out) < n and self._pos + len(out) < body_end:
             out += self._source.read(min(n - len(out), body_end - self._pos - len(out)))
         if len(out) < n and self._pos + len(out) >= body_end:
             at = self._pos + len(out) - body_end
-            out += self._suffix[at:at + n - len(out)]
+            out += self._suffix[at : at + n - len(out)]
         self._pos += len(out)
         if self._progress is not None and out:
             done = min(max(self._pos - len(self._prefix), 0), self._size)
@@ -457,18 +435,20 @@ class GettClient(ServiceClient):
         email: str | None = None,
         password: str | None = None,
         refresh_token: str | None = None,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
         poll_timeout: float = 30.0,
         http: HttpClient | None = None,
     ):
-        for name, value in (("api_key", api_key), ("email", email), ("password", password),
-                            ("refresh_token", refresh_token)):
+        for name, value in (
+            ("api_key", api_key),
+            ("email", email),
+            ("password", password),
+            ("refresh_token", refresh_token),
+        ):
             if value is not None and not isinstance(value, str):
                 raise InvalidArgumentError(f"{name} must be a string")
-        self.http = http or HttpClient(base_url, timeouts=timeouts, retry=retry, error_factory=_gett_error,
-                                       secrets=(api_key, password, refresh_token))
-        _URLLIB3_FILTER.redactors.add(self.http.redactor)
+        self._connect(base_url, http, timeouts, retry, _gett_error, secrets=(api_key, password, refresh_token))
         self._api_key, self._email, self._password = api_key, email, password
         self._refresh_token = refresh_token
         self._access_token: str | None = None
@@ -477,8 +457,6 @@ class GettClient(ServiceClient):
         self._token_lock = threading.Lock()
         self.poll_timeout = poll_timeout
         self.user: User | None = None
-
-
 
     def __repr__(self) -> str:
         return f"GettClient({self.base_url!r}, email={self._email!r})"
@@ -492,8 +470,8 @@ class GettClient(ServiceClient):
         if not isinstance(payload, dict) or not isinstance(payload.get("accesstoken"), str):
             raise ProtocolError("POST /users/login: the answer lacks an accesstoken")
         access, refresh = payload["accesstoken"], payload.get("refreshtoken")
-        self.http.redactor.add(access)
-        self.http.redactor.add(refresh)
+        self.add_secret(access)
+        self.add_secret(refresh)
         try:
             lifetime = float(payload.get("expires", 86400))
         except (TypeError, ValueError):
@@ -510,8 +488,9 @@ class GettClient(ServiceClient):
         """Log in with the refresh token if there is one (else, or if it fails, with the password)."""
         if self._refresh_token:
             try:
-                payload = self.http.request_json("POST", "users/login", json_body={"refreshtoken": self._refresh_token},
-                                                 idempotent=False)
+                payload = self.http.request_json(
+                    "POST", "users/login", json_body={"refreshtoken": self._refresh_token}, idempotent=False
+                )
                 return self._store_login(payload)
             except AuthError as exc:
                 logger.info("gett: the refresh token was rejected (%s); logging in with the password", exc)
@@ -524,7 +503,9 @@ class GettClient(ServiceClient):
         except AuthError as exc:
             raise GettAuthError(
                 f"Ge.tt login failed: {exc.server_message or exc}; check api_key, email and password",
-                status=exc.status, endpoint=exc.endpoint, server_message=exc.server_message,
+                status=exc.status,
+                endpoint=exc.endpoint,
+                server_message=exc.server_message,
             ) from None
         return self._store_login(payload)
 
@@ -558,7 +539,9 @@ class GettClient(ServiceClient):
                     raise GettAuthError(
                         f"{exc.endpoint}: Ge.tt refused the request even after a new login "
                         f"({exc.server_message or 'HTTP ' + str(exc.status)})",
-                        status=exc.status, endpoint=exc.endpoint, server_message=exc.server_message,
+                        status=exc.status,
+                        endpoint=exc.endpoint,
+                        server_message=exc.server_message,
                     ) from None
                 logger.info("gett: %s; logging in anew", exc)
                 with self._token_lock:
@@ -575,8 +558,11 @@ class GettClient(ServiceClient):
 
     def get_shares(self, skip: int | None = None, limit: int | None = None) -> list[Share]:
         """The user's shares, optionally paged with ``skip`` and ``limit``."""
-        params = {k: v for k, v in (("skip", check_paging(skip, "skip")), ("limit", check_paging(limit, "limit")))
-                  if v is not None}
+        params = {
+            k: v
+            for k, v in (("skip", check_paging(skip, "skip")), ("limit", check_paging(limit, "limit")))
+            if v is not None
+        }
         items = self._authed("GET", "shares", params=params)
         if not isinstance(items, list):
             raise ProtocolError("GET /shares: the answer is not a list")
@@ -595,8 +581,9 @@ class GettClient(ServiceClient):
     def update_share(self, sharename: str, title: str | None = None) -> Share:
         """Set a share's title; ``None`` or ``""`` removes it."""
         path = f"shares/{quote(check_sharename(sharename))}/update"
-        return Share.from_json(self._authed("POST", path, json_body={"title": check_title(title) or None},
-                                            idempotent=True))
+        return Share.from_json(
+            self._authed("POST", path, json_body={"title": check_title(title) or None}, idempotent=True)
+        )
 
     def destroy_share(self, sharename: str) -> None:
         """Delete a share with all its files. Irreversible."""
@@ -614,8 +601,9 @@ class GettClient(ServiceClient):
     def create_file(self, sharename: str, filename: str) -> File:
         """Create a file record (``readystate`` ``remote``) with its upload URLs."""
         path = f"files/{quote(check_sharename(sharename))}/create"
-        file = File.from_json(self._authed("POST", path, json_body={"filename": check_filename(filename)},
-                                           idempotent=False))
+        file = File.from_json(
+            self._authed("POST", path, json_body={"filename": check_filename(filename)}, idempotent=False)
+        )
         self._register_urls(file.upload)
         return file
 
@@ -638,7 +626,7 @@ class GettClient(ServiceClient):
         """Mask the signature of a blob URL in errors and logs."""
         for name, value in parse_qsl(urlsplit(url).query):
             if name in ("sig", "signature"):
-                self.http.redactor.add(value)
+                self.add_secret(value)
 
     # -- uploads -------------------------------------------------------------
 
@@ -663,8 +651,9 @@ class GettClient(ServiceClient):
         self._register_url(put_url)
         with _open_source(path, bytes(data) if data is not None else None) as (source, size):
             body = _ProgressReader(source, size, progress, cancel)
-            response = self.http.request("PUT", put_url, data=body, idempotent=True,
-                                         headers={"Content-Type": "application/octet-stream"})
+            response = self.http.request(
+                "PUT", put_url, data=body, idempotent=True, headers={"Content-Type": "application/octet-stream"}
+            )
             response.close()
         return size
 
@@ -688,31 +677,40 @@ class GettClient(ServiceClient):
         self._register_url(post_url)
         boundary = "gett" + os.urandom(12).hex()
         safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
-        prefix = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"Filedata\"; filename=\"{safe_name}\"\r\n"
-                  "Content-Type: application/octet-stream\r\n\r\n").encode()
+        prefix = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="Filedata"; filename="{safe_name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
         suffix = f"\r\n--{boundary}--\r\n".encode()
         with _open_source(path, bytes(data) if data is not None else None) as (source, size):
             body = _ProgressReader(source, size, progress, cancel, prefix, suffix)
-            response = self.http.request("POST", post_url, data=body, idempotent=True,
-                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            response = self.http.request(
+                "POST",
+                post_url,
+                data=body,
+                idempotent=True,
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
             response.close()
         return size
 
     def wait_uploaded(self, sharename: str, fileid: str, timeout: float | None = None) -> File:
         """Poll the file until its ``readystate`` is ``uploaded`` (bounded in time); returns it."""
         deadline = time.monotonic() + (self.poll_timeout if timeout is None else timeout)
-        delay = 0.05
+        backoff = Backoff(base=0.05, cap=1.0, jitter=False)
         while True:
             file = self.get_file(sharename, fileid)
             if file.readystate == "uploaded":
                 return file
             if file.readystate not in ("remote", "uploading"):
                 raise GettError(f"file {sharename}/{fileid} is in state {file.readystate!r} after the upload")
+            delay = backoff.next_delay()
             if time.monotonic() + delay > deadline:
-                raise GettError(f"file {sharename}/{fileid} is still {file.readystate!r} after the upload "
-                                f"(waited {timeout if timeout is not None else self.poll_timeout:g} s)")
+                raise GettError(
+                    f"file {sharename}/{fileid} is still {file.readystate!r} after the upload "
+                    f"(waited {timeout if timeout is not None else self.poll_timeout:g} s)"
+                )
             time.sleep(delay)
-            delay = min(delay * 2, 1.0)
 
     def upload_file(
         self,
@@ -770,8 +768,14 @@ class GettClient(ServiceClient):
         response = self.http.request("GET", path, stream=True)  # follows the 302 to the blob host
         return response, self.http.endpoint("GET", self.http.url(path))
 
-    def _stream(self, response: requests.Response, endpoint: str, sink: Callable[[bytes], None],
-                progress: Progress | None, cancel: threading.Event | None) -> int:
+    def _stream(
+        self,
+        response: requests.Response,
+        endpoint: str,
+        sink: Callable[[bytes], None],
+        progress: Progress | None,
+        cancel: threading.Event | None,
+    ) -> int:
         total_header = response.headers.get("Content-Length")
         total = int(total_header) if total_header and total_header.isdigit() else None
         done = 0
@@ -787,13 +791,15 @@ class GettClient(ServiceClient):
             reason = "timed out" if "timed out" in str(exc).lower() else "the connection broke"
             raise ServiceConnectionError(
                 f"{endpoint}: the download stopped after {done} of {total if total is not None else '?'} bytes "
-                f"({reason})", endpoint=endpoint,
+                f"({reason})",
+                endpoint=endpoint,
             ) from None
         finally:
             response.close()
         if total is not None and done != total:
-            raise ServiceConnectionError(f"{endpoint}: the download stopped after {done} of {total} bytes",
-                                         endpoint=endpoint)
+            raise ServiceConnectionError(
+                f"{endpoint}: the download stopped after {done} of {total} bytes", endpoint=endpoint
+            )
         return done
 
     def download(
@@ -817,8 +823,9 @@ class GettClient(ServiceClient):
             destination = os.path.join(destination, ("thumb-" if thumb else "") + name)
         check_new_file(destination, overwrite)
         try:  # the temporary file first: if it cannot be created, no download is opened (and leaked)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(destination),
-                                       prefix=f".{os.path.basename(destination)[:100]}.", suffix=".part")
+            fd, tmp = tempfile.mkstemp(
+                dir=os.path.dirname(destination), prefix=f".{os.path.basename(destination)[:100]}.", suffix=".part"
+            )
         except OSError as exc:
             raise GettError(f"cannot write into {os.path.dirname(destination)}: {exc.strerror}") from None
         try:

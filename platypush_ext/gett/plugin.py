@@ -14,9 +14,8 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
-from .. import webpanel
-from ..glue import action
-from ..http import InvalidArgumentError, RetryPolicy, ServiceError, Timeouts
+from ..glue import ServicePlugin, action
+from ..http import InvalidArgumentError, ServiceError
 from .client import (
     GettClient,
     GettError,
@@ -59,15 +58,28 @@ class _Transfer:
     thread: threading.Thread | None = None
 
     def ids(self) -> dict[str, Any]:
-        return {"transfer_id": self.transfer_id, "direction": self.direction, "filename": self.filename,
-                "sharename": self.sharename, "fileid": self.fileid, "path": self.path}
+        return {
+            "transfer_id": self.transfer_id,
+            "direction": self.direction,
+            "filename": self.filename,
+            "sharename": self.sharename,
+            "fileid": self.fileid,
+            "path": self.path,
+        }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.ids(), "state": self.state, "bytes_done": self.bytes_done, "bytes_total": self.bytes_total,
-                "error": self.error, "started": self.started, "finished": self.finished}
+        return {
+            **self.ids(),
+            "state": self.state,
+            "bytes_done": self.bytes_done,
+            "bytes_total": self.bytes_total,
+            "error": self.error,
+            "started": self.started,
+            "finished": self.finished,
+        }
 
 
-class GettPlugin(RunnablePlugin):
+class GettPlugin(ServicePlugin, RunnablePlugin):
     """
     `Ge.tt <http://ge.tt>`_ file sharing: shares, files, uploads and downloads
     of any size (streamed, in the background if asked, with progress events).
@@ -132,14 +144,15 @@ class GettPlugin(RunnablePlugin):
             without a ``path`` returns inline (default: 16 MiB).
         """
         super().__init__(**kwargs)
-        webpanel.register()  # listed in the web panel's Execute tab and Extensions
-        self._client = GettClient(
+        self._open_client(
+            GettClient,
             base_url,
             api_key=api_key,
             email=email,
             password=password,
-            timeouts=Timeouts(float(connect_timeout), float(read_timeout)),
-            retry=RetryPolicy(attempts=max(1, int(retries) + 1)),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries=retries,
         )
         self._progress_interval = max(0.2, float(progress_interval))
         self._max_transfers = max(1, int(max_transfers))
@@ -172,8 +185,9 @@ class GettPlugin(RunnablePlugin):
             now = time.monotonic()
             if now - last[0] >= self._progress_interval:
                 last[0] = now
-                self._bus.post(GettTransferProgressEvent(bytes_done=done, bytes_total=transfer.bytes_total,
-                                                         **transfer.ids()))
+                self._bus.post(
+                    GettTransferProgressEvent(bytes_done=done, bytes_total=transfer.bytes_total, **transfer.ids())
+                )
 
         started = time.monotonic()
         try:
@@ -182,13 +196,22 @@ class GettPlugin(RunnablePlugin):
             cancelled = isinstance(exc, TransferCancelled)
             transfer.state, transfer.error = ("cancelled" if cancelled else "failed"), str(exc)
             transfer.finished = time.time()
-            self._bus.post(GettTransferFailedEvent(error=transfer.error, cancelled=cancelled,
-                                                   bytes_done=transfer.bytes_done, **transfer.ids()))
+            self._bus.post(
+                GettTransferFailedEvent(
+                    error=transfer.error, cancelled=cancelled, bytes_done=transfer.bytes_done, **transfer.ids()
+                )
+            )
             raise
         transfer.state, transfer.finished = "completed", time.time()
         transfer.bytes_done = int(result.get("size") or transfer.bytes_done)
-        self._bus.post(GettTransferCompletedEvent(size=transfer.bytes_done, duration=round(time.monotonic() - started, 3),
-                                                  getturl=result.get("getturl"), **transfer.ids()))
+        self._bus.post(
+            GettTransferCompletedEvent(
+                size=transfer.bytes_done,
+                duration=round(time.monotonic() - started, 3),
+                getturl=result.get("getturl"),
+                **transfer.ids(),
+            )
+        )
         return {**result, "transfer_id": transfer.transfer_id}
 
     def _start(self, transfer: _Transfer, work: Work, wait: bool) -> dict[str, Any]:
@@ -220,9 +243,13 @@ class GettPlugin(RunnablePlugin):
                     raise outcome["error"]
                 if "result" in outcome:
                     return outcome["result"]
-            return {"transfer_id": transfer.transfer_id, "state": "running", **transfer.ids(),
-                    "note": f"still running after {self.WAIT_LIMIT:g} s; it goes on in the background "
-                            "(see gett.get_transfers and the GettTransfer* events)"}
+            return {
+                "transfer_id": transfer.transfer_id,
+                "state": "running",
+                **transfer.ids(),
+                "note": f"still running after {self.WAIT_LIMIT:g} s; it goes on in the background "
+                "(see gett.get_transfers and the GettTransfer* events)",
+            }
         return {"transfer_id": transfer.transfer_id, "state": "running", **transfer.ids()}
 
     # -- account and shares --------------------------------------------------
@@ -428,8 +455,9 @@ class GettPlugin(RunnablePlugin):
         transfer = self._new_transfer("upload", filename=filename, sharename=sharename, path=source, bytes_total=size)
 
         def work(progress: Progress, cancel: threading.Event) -> dict[str, Any]:
-            file = self._client.upload_file(filename, path=source, data=content, sharename=sharename, title=title,
-                                            progress=progress, cancel=cancel)
+            file = self._client.upload_file(
+                filename, path=source, data=content, sharename=sharename, title=title, progress=progress, cancel=cancel
+            )
             transfer.sharename, transfer.fileid = file.sharename, file.fileid
             return file.to_dict()
 
@@ -521,17 +549,27 @@ class GettPlugin(RunnablePlugin):
         def work(progress: Progress, cancel: threading.Event) -> dict[str, Any]:
             file = self._client.get_file(sharename, fileid)
             transfer.filename, transfer.bytes_total = file.filename, file.size
-            final = self._client.download(sharename, fileid, destination, progress=progress, cancel=cancel,
-                                          overwrite=overwrite)
+            final = self._client.download(
+                sharename, fileid, destination, progress=progress, cancel=cancel, overwrite=overwrite
+            )
             transfer.path = final
-            return {"path": final, "size": os.path.getsize(final), "sharename": sharename, "fileid": fileid,
-                    "getturl": file.getturl}
+            return {
+                "path": final,
+                "size": os.path.getsize(final),
+                "sharename": sharename,
+                "fileid": fileid,
+                "getturl": file.getturl,
+            }
 
         return self._start(transfer, work, bool(wait))
 
     @action
     def get_thumbnail(
-        self, sharename: str, fileid: str, path: str | None = None, data_format: str = "base64",
+        self,
+        sharename: str,
+        fileid: str,
+        path: str | None = None,
+        data_format: str = "base64",
         overwrite: bool = False,
     ) -> dict[str, Any]:
         """
@@ -623,4 +661,3 @@ class GettPlugin(RunnablePlugin):
             assert transfer.thread is not None
             transfer.thread.join(max(0.0, deadline - time.monotonic()))
         super().stop()
-        self._client.close()

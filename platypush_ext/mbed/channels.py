@@ -23,34 +23,16 @@ import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from ..http import ProtocolError, RetryPolicy, ServiceConnectionError, ServiceError
+from ..backoff import Backoff
+from ..http import ProtocolError, ServiceConnectionError, ServiceError
+from ..listening import Listener
 
 logger = logging.getLogger("platypush_ext.mbed")
 
 #: The header carrying the callback channel's shared secret.
 SECRET_HEADER = "X-Platypush-Mbed-Secret"
-
-
-class BackoffLike(Protocol):
-    def next_delay(self) -> float: ...
-
-    def reset(self) -> None: ...
-
-
-class PolicyBackoff:
-    """Exponential backoff with jitter (1 s … 60 s) from the HTTP layer's :class:`RetryPolicy`."""
-
-    def __init__(self, base: float = 1.0, cap: float = 60.0):
-        self.policy, self.failures = RetryPolicy(backoff=base, backoff_max=cap), 0
-
-    def next_delay(self) -> float:
-        self.failures += 1
-        return self.policy.delay(self.failures - 1)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class Channel:
@@ -59,9 +41,9 @@ class Channel:
     :param client: the :class:`~platypush_ext.mbed.client.MbedClient`.
     :param on_message: called with each NotificationMessage (a dict or JSON text).
     :param on_up: called after each successful exchange (cheap; the caller
-        deduplicates, e.g. with ``glue.Availability``).
+        deduplicates, e.g. with ``listening.Availability``).
     :param on_down: called with the error of each failed exchange.
-    :param backoff: an object with ``next_delay()`` and ``reset()``.
+    :param backoff: the delays after failures (default: 1 s doubling to 60 s, with jitter).
     :param record: durably records a message before anything else happens to it
         and returns its id, then passed to ``on_message(message, id)`` (a journal).
     """
@@ -74,7 +56,7 @@ class Channel:
         on_message: Callable[[Any], Any],
         on_up: Callable[[], None] | None = None,
         on_down: Callable[[ServiceError], None] | None = None,
-        backoff: BackoffLike | None = None,
+        backoff: Backoff | None = None,
         record: Callable[[Any], int] | None = None,
     ):
         self.client = client
@@ -82,10 +64,9 @@ class Channel:
         self.on_message = on_message
         self.on_up = on_up or (lambda: None)
         self.on_down = on_down or (lambda error: logger.warning("mbed %s: %s", self.name, error))
-        self.backoff = backoff or PolicyBackoff()
+        self.backoff = backoff or Backoff()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
-        self.messages = 0
 
     # -- to implement --------------------------------------------------------
 
@@ -100,7 +81,6 @@ class Channel:
 
     def dispatch(self, message: Any, record_id: int | None = None) -> None:
         """Hand a message to ``on_message``, recorded first (unless ``record_id`` says it was)."""
-        self.messages += 1
         if self.record is not None and record_id is None:
             record_id = self.record(message)
         try:
@@ -116,22 +96,21 @@ class Channel:
     def run(self) -> None:
         """Run until :meth:`stop`."""
         try:
-            while not self.stopping.is_set():
-                try:
-                    self.step()
-                except ServiceError as exc:
-                    self.on_down(exc)
-                    self.stopping.wait(self.backoff.next_delay())
-                except Exception as exc:  # noqa: BLE001 - a bug or a surprise must not end the channel
-                    # Without this the thread died silently and no notification (nor any
-                    # async answer) ever arrived again. Text only: no traceback, no secret.
-                    text = self.client.redactor.text(f"{type(exc).__name__}: {exc}")
-                    logger.error("mbed %s: unexpected failure (%s); retrying with backoff", self.name, text)
-                    self.stopping.wait(self.backoff.next_delay())
-                else:
-                    self.backoff.reset()
+            Listener(
+                self._step, self.stopping, backoff=self.backoff, on_down=self.on_down, on_unexpected=self._unexpected
+            ).run()
         finally:
             self.close()
+
+    def _step(self) -> float:
+        self.step()
+        return 0.0
+
+    def _unexpected(self, exc: Exception) -> None:
+        # A bug or a surprise must not end the channel: without this the thread died silently and
+        # no notification (nor any async answer) ever arrived again. Text only: no traceback, no secret.
+        text = self.client.redact(f"{type(exc).__name__}: {exc}")
+        logger.error("mbed %s: unexpected failure (%s); retrying with backoff", self.name, text)
 
     def start_thread(self) -> threading.Thread:
         self.thread = threading.Thread(target=self.run, name=f"mbed-{self.name}", daemon=True)
@@ -160,8 +139,7 @@ class LongPollChannel(Channel):
     #: hold the poll) is followed by a pause up to this many seconds: never a busy loop.
     MIN_EMPTY_CYCLE = 0.5
 
-    def __init__(self, client: Any, on_message: Callable[[Any], Any], *, no_wait_first: bool = True,
-                 **kwargs: Any):
+    def __init__(self, client: Any, on_message: Callable[[Any], Any], *, no_wait_first: bool = True, **kwargs: Any):
         super().__init__(client, on_message, **kwargs)
         self._first = no_wait_first
 
@@ -246,9 +224,17 @@ class _Receiver(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], path: str, secret: str, *, max_body: int = 1 << 20,
-                 timeout: float = 10.0, max_connections: int = 16,
-                 record: Callable[[bytes], int] | None = None):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        path: str,
+        secret: str,
+        *,
+        max_body: int = 1 << 20,
+        timeout: float = 10.0,
+        max_connections: int = 16,
+        record: Callable[[bytes], int] | None = None,
+    ):
         self.path, self.secret, self.max_body, self.timeout_seconds = path, secret, max_body, timeout
         self.record = record
         self.inbox: queue.Queue[tuple[int | None, bytes]] = queue.Queue()
@@ -291,13 +277,24 @@ class CallbackChannel(Channel):
     name = "callback"
     PATH = "/mbed/callback"
 
-    def __init__(self, client: Any, on_message: Callable[[Any], Any], *, bind: str = "127.0.0.1", port: int = 0,
-                 public_url: str | None = None, recheck: float = 30.0, max_body: int = 1 << 20,
-                 timeout: float = 10.0, max_connections: int = 16, **kwargs: Any):
+    def __init__(
+        self,
+        client: Any,
+        on_message: Callable[[Any], Any],
+        *,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        public_url: str | None = None,
+        recheck: float = 30.0,
+        max_body: int = 1 << 20,
+        timeout: float = 10.0,
+        max_connections: int = 16,
+        **kwargs: Any,
+    ):
         super().__init__(client, on_message, **kwargs)
         self.limits = {"max_body": int(max_body), "timeout": float(timeout), "max_connections": int(max_connections)}
         self.secret = secrets.token_urlsafe(24)
-        client.redactor.add(self.secret)
+        client.add_secret(self.secret)
         self.bind, self.port, self.public_url, self.recheck = bind, port, public_url, recheck
         self.receiver: _Receiver | None = None
         self._registered_url: str | None = None
@@ -315,12 +312,15 @@ class CallbackChannel(Channel):
         if self.receiver is not None:
             return
         try:
-            self.receiver = _Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record,
-                                      **self.limits)
+            self.receiver = _Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record, **self.limits)
         except OSError as exc:
             raise ServiceConnectionError(f"cannot listen on {self.bind}:{self.port} for callbacks ({exc})") from None
-        threading.Thread(target=self.receiver.serve_forever, kwargs={"poll_interval": 0.2},
-                         name="mbed-callback-receiver", daemon=True).start()
+        threading.Thread(
+            target=self.receiver.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="mbed-callback-receiver",
+            daemon=True,
+        ).start()
 
     def step(self) -> None:
         self._start_receiver()

@@ -42,6 +42,7 @@ import requests
 from ..http import (
     BadRequestError,
     ConflictError,
+    ErrorDetails,
     HttpClient,
     InvalidArgumentError,
     NotFoundError,
@@ -51,7 +52,6 @@ from ..http import (
     ServiceError,
     ServiceTimeoutError,
     Timeouts,
-    error_class_for_status,
     parse_json,
 )
 from ..http import server_message as http_server_message
@@ -85,7 +85,6 @@ STATUS_MEANINGS = {
 }
 
 PELION_HOSTS = ("mbedcloud.com", "izumanetworks.com", "pelion.com")
-ASYNC_ID_RE = re.compile(r"^[\w-]{1,40}$")
 TEXT_TYPES = ("text/", "application/json", "application/link-format", "application/xml")
 
 
@@ -123,32 +122,22 @@ class DeviceTimeoutError(MbedError, ServiceTimeoutError):
     """No asynchronous answer arrived in time."""
 
 
-def _mbed_error(status: int, endpoint: str, payload: Any) -> ServiceError | None:
-    """Map error answers (plain text on the Connector, JSON objects on Pelion) to exceptions."""
-    if isinstance(payload, Mapping):
-        server_message = str(payload.get("message") or payload.get("type") or "")
-    else:
-        server_message = http_server_message(payload) or ""  # an HTML page (e.g. a proxy's 502): its title
-    device_path = any(p in endpoint for p in ("/v2/endpoints/", "/v2/subscriptions/", "/device-requests/"))
-    no_channel = status == 412 and "channel" in server_message.lower()
-    if not (device_path or no_channel):
+#: The paths of device requests, whose statuses mean what :data:`STATUS_MEANINGS` says.
+DEVICE_PATHS = ("/v2/endpoints/", "/v2/subscriptions/", "/device-requests/")
+
+
+def _mbed_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+    """The classes and meanings of device answers (plain text on the Connector, JSON on Pelion)."""
+    server_message = http_server_message(payload) or ""
+    if status == 412 and "channel" in server_message.lower():
+        return ErrorDetails(NoChannelError, "start the notification channel: long poll, callback or WebSocket")
+    if not any(p in endpoint for p in DEVICE_PATHS):
         return None
-    text = f"{endpoint}: HTTP {status}"
-    if server_message:
-        text += f": {server_message}"
-    meaning = STATUS_MEANINGS.get(status)
-    if meaning and not no_channel:
-        text += f" ({meaning})"
-    if no_channel:
-        text += " (start the notification channel: long poll, callback or WebSocket)"
-        cls: type[ServiceError] = NoChannelError
-    elif status in (404, 410) or server_message in ("DEVICE_NOT_FOUND", "RESOURCE_NOT_FOUND"):
-        cls = EndpointGoneError
-    elif status == 409:
-        cls = QueueModeError
+    if status in (404, 410) or server_message in ("DEVICE_NOT_FOUND", "RESOURCE_NOT_FOUND"):
+        cls: type[ServiceError] | None = EndpointGoneError
     else:
-        cls = error_class_for_status(status)
-    return cls(text, status=status, endpoint=endpoint, server_message=server_message or None)
+        cls = QueueModeError if status == 409 else None
+    return ErrorDetails(cls, STATUS_MEANINGS.get(status))
 
 
 # -- models -------------------------------------------------------------------
@@ -229,8 +218,14 @@ class AsyncResponse:
         payload = data.get("payload")
         if payload is not None and not isinstance(payload, str):
             raise ProtocolError(f"async response {data['id']!r}: payload is not a string")
-        return cls(async_id=data["id"], status=status, payload=payload, content_type=str(data.get("ct") or ""),
-                   max_age=_as_int(data.get("max-age")), error=data.get("error") or None)
+        return cls(
+            async_id=data["id"],
+            status=status,
+            payload=payload,
+            content_type=str(data.get("ct") or ""),
+            max_age=_as_int(data.get("max-age")),
+            error=data.get("error") or None,
+        )
 
     @property
     def ok(self) -> bool:
@@ -289,6 +284,7 @@ def parse_message(message: Any) -> tuple[list[Notification], list[str]]:
 
 
 def _parse_element(kind: str, element: Any) -> dict[str, Any]:
+    """The event fields of one element of a NotificationMessage of ``kind``."""
     if kind in ("de-registrations", "registrations-expired"):
         if isinstance(element, Mapping) and isinstance(element.get("ep"), str):
             element = element["ep"]
@@ -298,22 +294,42 @@ def _parse_element(kind: str, element: Any) -> dict[str, Any]:
     if kind == "async-responses":
         response = AsyncResponse.from_json(element)
         _, value, encoding = response.decoded()
-        return {"async_id": response.async_id, "status": response.status, "value": value, "encoding": encoding,
-                "content_type": response.content_type, "max_age": response.max_age, "error": response.error}
+        return {
+            "async_id": response.async_id,
+            "status": response.status,
+            "value": value,
+            "encoding": encoding,
+            "content_type": response.content_type,
+            "max_age": response.max_age,
+            "error": response.error,
+        }
     if not isinstance(element, Mapping) or not isinstance(element.get("ep"), str):
         raise ProtocolError(f"element without an endpoint name: {str(element)[:80]!r}")
-    if kind == "notifications":
-        path = element.get("path")
-        if not isinstance(path, str):
-            raise ProtocolError(f"notification of {element['ep']!r} without a path")
-        ctype = str(element.get("ct") or "")
-        _raw, value, encoding = decode_payload(element.get("payload"), ctype)
-        data = {"endpoint": element["ep"], "path": path, "value": value, "encoding": encoding,
-                "content_type": ctype, "max_age": _as_int(element.get("max-age"))}
-        if element.get("timestamp") is not None:
-            data["value_timestamp"] = element.get("timestamp")
-        return data
-    # registrations, reg-updates
+    return _notification(element) if kind == "notifications" else _registration(element)
+
+
+def _notification(element: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a ``notifications`` element (a resource's new value)."""
+    path = element.get("path")
+    if not isinstance(path, str):
+        raise ProtocolError(f"notification of {element['ep']!r} without a path")
+    ctype = str(element.get("ct") or "")
+    _raw, value, encoding = decode_payload(element.get("payload"), ctype)
+    data = {
+        "endpoint": element["ep"],
+        "path": path,
+        "value": value,
+        "encoding": encoding,
+        "content_type": ctype,
+        "max_age": _as_int(element.get("max-age")),
+    }
+    if element.get("timestamp") is not None:
+        data["value_timestamp"] = element.get("timestamp")
+    return data
+
+
+def _registration(element: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a ``registrations`` or ``reg-updates`` element."""
     resources = element.get("resources") or []
     if not isinstance(resources, list):
         raise ProtocolError(f"registration of {element['ep']!r}: resources is not an array")
@@ -323,9 +339,15 @@ def _parse_element(kind: str, element: Any) -> dict[str, Any]:
         "queue_mode": _as_bool(element.get("q", False)),
         "original_endpoint": element.get("original-ep"),
         "resources": [
-            {"path": str(r.get("path", "")), "rt": str(r.get("rt", r.get("rf", "")) or ""),
-             "ct": str(r.get("ct", "") or ""), "obs": _as_bool(r.get("obs", False)), "if": str(r.get("if", "") or "")}
-            for r in resources if isinstance(r, Mapping)
+            {
+                "path": str(r.get("path", "")),
+                "rt": str(r.get("rt", r.get("rf", "")) or ""),
+                "ct": str(r.get("ct", "") or ""),
+                "obs": _as_bool(r.get("obs", False)),
+                "if": str(r.get("if", "") or ""),
+            }
+            for r in resources
+            if isinstance(r, Mapping)
         ],
     }
 
@@ -363,7 +385,8 @@ class AsyncRegistry:
             now = time.monotonic()
             self._unmatched[response.async_id] = (now, response)
             while self._unmatched and (
-                len(self._unmatched) > self.buffer_size or next(iter(self._unmatched.values()))[0] < now - self.buffer_age
+                len(self._unmatched) > self.buffer_size
+                or next(iter(self._unmatched.values()))[0] < now - self.buffer_age
             ):
                 self._unmatched.popitem(last=False)
             return False
@@ -429,32 +452,36 @@ def check_timeout(timeout: Any, default: float) -> float:
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"timeout must be a number of seconds, got {timeout!r}") from None
     if not 0 < value <= 55:
-        raise InvalidArgumentError(f"timeout must be between 0 and 55 seconds (Platypush answers within 60), "
-                                   f"got {value:g}")
+        raise InvalidArgumentError(
+            f"timeout must be between 0 and 55 seconds (Platypush answers within 60), got {value:g}"
+        )
     return value
 
 
 def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
     """Validate pre-subscription rules (the original library sent invalid ones anyway)."""
     if not isinstance(rules, (list, tuple)):
-        raise InvalidArgumentError("pre-subscriptions must be a list of rules, e.g. "
-                                   '[{"endpoint-name": "node*", "resource-path": ["/3303/*"]}]')
+        raise InvalidArgumentError(
+            'pre-subscriptions must be a list of rules, e.g. [{"endpoint-name": "node*", "resource-path": ["/3303/*"]}]'
+        )
     checked = []
     for index, rule in enumerate(rules):
         if not isinstance(rule, Mapping):
             raise InvalidArgumentError(f"pre-subscription rule {index} is not an object: {rule!r}")
         unknown = set(rule) - {"endpoint-name", "endpoint-type", "resource-path"}
         if unknown:
-            raise InvalidArgumentError(f"pre-subscription rule {index}: unknown field(s) {sorted(unknown)} "
-                                       "(allowed: endpoint-name, endpoint-type, resource-path)")
+            raise InvalidArgumentError(
+                f"pre-subscription rule {index}: unknown field(s) {sorted(unknown)} "
+                "(allowed: endpoint-name, endpoint-type, resource-path)"
+            )
         for key in ("endpoint-name", "endpoint-type"):
             value = rule.get(key)
             if key in rule and (not isinstance(value, str) or not value or len(value) > 64):
-                raise InvalidArgumentError(f"pre-subscription rule {index}: {key} must be a string of 1-64 "
-                                           "characters")
+                raise InvalidArgumentError(f"pre-subscription rule {index}: {key} must be a string of 1-64 characters")
         if "endpoint-name" in rule and "*" in rule["endpoint-name"][:-1]:
-            raise InvalidArgumentError(f"pre-subscription rule {index}: '*' is only allowed at the end of "
-                                       "endpoint-name")
+            raise InvalidArgumentError(
+                f"pre-subscription rule {index}: '*' is only allowed at the end of endpoint-name"
+            )
         paths = rule.get("resource-path")
         if paths is not None:
             if isinstance(paths, str):
@@ -462,8 +489,10 @@ def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
             if not isinstance(paths, (list, tuple)) or not all(
                 isinstance(p, str) and p.startswith("/") and 0 < len(p) <= 128 and "*" not in p[:-1] for p in paths
             ):
-                raise InvalidArgumentError(f"pre-subscription rule {index}: resource-path must be a list of paths "
-                                           "starting with '/' ('*' allowed only at the end)")
+                raise InvalidArgumentError(
+                    f"pre-subscription rule {index}: resource-path must be a list of paths "
+                    "starting with '/' ('*' allowed only at the end)"
+                )
             rule = {**rule, "resource-path": list(paths)}
         checked.append(dict(rule))
     return checked
@@ -476,8 +505,6 @@ def _quote_path(path: str) -> str:
 # -- the client -----------------------------------------------------------------
 
 Handler = Callable[[dict[str, Any]], Any]
-DEFAULT_TIMEOUTS = Timeouts(5.0, 15.0)
-DEFAULT_RETRY = RetryPolicy(attempts=3, budget=20.0)
 
 
 class MbedClient(ServiceClient):
@@ -492,7 +519,11 @@ class MbedClient(ServiceClient):
     :param pull_timeout: read timeout of one long poll (the service holds it ~30 s).
     :param async_timeout: default seconds to wait for an async response.
     :param retry: retry policy of idempotent requests.
+    :param http: an :class:`~platypush_ext.http.HttpClient` to use instead of building one.
     """
+
+    DEFAULT_TIMEOUTS = Timeouts(5.0, 15.0)
+    DEFAULT_RETRY = RetryPolicy(attempts=3, budget=20.0)
 
     def __init__(
         self,
@@ -500,22 +531,29 @@ class MbedClient(ServiceClient):
         api_key: str,
         *,
         api: str = "auto",
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        timeouts: Timeouts | None = None,
         pull_timeout: float = 40.0,
         async_timeout: float = 20.0,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        retry: RetryPolicy | None = None,
+        http: HttpClient | None = None,
     ):
         if not isinstance(api_key, str) or len(api_key) < 4:
             raise InvalidArgumentError("api_key must be the account's access key (a string)")
         if api not in ("auto", "connector", "pelion"):
             raise InvalidArgumentError(f"api must be 'auto', 'connector' or 'pelion', got {api!r}")
-        self.http = HttpClient(base_url, timeouts=timeouts, retry=retry, secrets=[api_key],
-                               error_factory=_mbed_error, headers={"Authorization": f"Bearer {api_key}",
-                                                                   "Accept": "application/json"})
+        self._connect(
+            base_url,
+            http,
+            timeouts,
+            retry,
+            _mbed_error,
+            secrets=[api_key],
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+        )
         host = urlsplit(self.base_url).hostname or ""
         self.pelion = api == "pelion" or (api == "auto" and host.endswith(PELION_HOSTS))
         self._api_key = api_key
-        self.pull_timeouts = Timeouts(timeouts.connect, pull_timeout)
+        self.pull_timeouts = Timeouts(self.http.timeouts.connect, pull_timeout)
         self.async_timeout = check_timeout(async_timeout, 20.0)
         self.registry = AsyncRegistry()
         self._handlers: dict[str, Handler] = {}
@@ -529,10 +567,6 @@ class MbedClient(ServiceClient):
     def close(self) -> None:
         self.stop_long_polling()
         super().close()
-
-    @property
-    def redactor(self) -> Any:
-        return self.http.redactor
 
     # -- plumbing ----------------------------------------------------------
 
@@ -561,8 +595,7 @@ class MbedClient(ServiceClient):
         response = self.registry.wait(async_id, left)
         if response is None:
             hint = "" if self.channel_running() else " (is the notification channel being consumed?)"
-            raise DeviceTimeoutError(f"{what}: no answer from the device within {limit:g} s{hint}",
-                                     endpoint=what)
+            raise DeviceTimeoutError(f"{what}: no answer from the device within {limit:g} s{hint}", endpoint=what)
         if not response.ok:
             meaning = STATUS_MEANINGS.get(response.status, "")
             text = f"{what}: the device answered {response.status}"
@@ -570,13 +603,27 @@ class MbedClient(ServiceClient):
                 text += f" {response.error}"
             if meaning:
                 text += f" ({meaning})"
-            raise DeviceError(self.http.redactor.text(text), status=response.status, endpoint=what,
-                              server_message=response.error, code=response.error)
+            raise DeviceError(
+                self.redact(text),
+                status=response.status,
+                endpoint=what,
+                server_message=response.error,
+                code=response.error,
+            )
         return response
 
     def channel_running(self) -> bool:
         """Whether this client's own long-polling thread runs (the plugin feeds it otherwise)."""
         return self._poller is not None or self.external_channel
+
+    def _follow(self, async_id: str, what: str, limit: float, started: float, wait: bool) -> AsyncResponse | str:
+        """After a ``202``: the device's answer (``wait``), else the async id, forgotten here
+        (nobody waits: the answer arrives as an event; keeping it leaked one entry per call)."""
+        self.registry.expect(async_id)  # picks an answer that came before the 202
+        if not wait:
+            self.registry.wait(async_id, 0)
+            return async_id
+        return self._await(async_id, what, limit, started)
 
     def _device_call(
         self,
@@ -594,37 +641,23 @@ class MbedClient(ServiceClient):
         """One resource request; returns the async response, a cached value, the
         async id (``wait=False``) or ``None`` (``noResp``)."""
         started = time.monotonic()
-        ep = self._ep(endpoint)
-        path = check_path(path)
+        ep, path = self._ep(endpoint), check_path(path)
         limit = check_timeout(timeout, self.async_timeout)
         if body is not None:
             content_type = check_content_type(content_type)
         what = f"{method} {endpoint}{path}"
         if self.pelion and not (no_resp or cache_only):
-            async_id = uuid.uuid4().hex
-            request = {"method": method, "uri": path}
-            if body:
-                request["payload-b64"] = base64.standard_b64encode(body).decode("ascii")
-                request["content-type"] = content_type
-            if wait:  # before the request: the answer may come back before it returns
-                self.registry.expect(async_id)
-            try:
-                self.http.request("POST", f"v2/device-requests/{ep}", params={"async-id": async_id},
-                                  json_body=request, idempotent=method == "GET")
-            except BaseException:
-                self.registry.wait(async_id, 0)
-                raise
-            if not wait:  # nobody waits: the answer arrives as an event (registering it leaked one entry per call)
-                return async_id
-            return self._await(async_id, what, limit, started)
-        params: dict[str, str] = {}
-        if no_resp:
-            params["noResp"] = "true"
-        if cache_only:
-            params["cacheOnly"] = "true"
+            return self._pelion_call(method, ep, path, body, content_type, what, limit, started, wait)
+        params = {name: "true" for name, on in (("noResp", no_resp), ("cacheOnly", cache_only)) if on}
         headers = {"Content-Type": content_type} if body is not None else None
-        response = self.http.request(method, f"v2/endpoints/{ep}{_quote_path(path)}", params=params or None,
-                                     data=body, headers=headers, idempotent=method in ("GET", "PUT"))
+        response = self.http.request(
+            method,
+            f"v2/endpoints/{ep}{_quote_path(path)}",
+            params=params or None,
+            data=body,
+            headers=headers,
+            idempotent=method in ("GET", "PUT"),
+        )
         if response.status_code == 200 and method == "GET":
             ctype = response.headers.get("Content-Type", "").split(";")[0]
             raw = response.content
@@ -632,14 +665,42 @@ class MbedClient(ServiceClient):
             return ResourceValue(endpoint, path, value, ctype, encoding, None, True, raw)
         if response.status_code == 205:
             raise NoCacheError(f"{what}: HTTP 205 ({STATUS_MEANINGS[205]})", status=205, endpoint=what)
-        if response.status_code == 204:
-            return None
         if response.status_code != 202:
-            return None  # 200/201 without an async id: done
-        async_id = self._async_id(response, method, path)
-        self.registry.expect(async_id)
-        if not wait:
+            return None  # 204 (noResp), or 200/201 without an async id: done
+        return self._follow(self._async_id(response, method, path), what, limit, started, wait)
+
+    def _pelion_call(
+        self,
+        method: str,
+        ep: str,
+        path: str,
+        body: bytes | None,
+        content_type: str,
+        what: str,
+        limit: float,
+        started: float,
+        wait: bool,
+    ) -> AsyncResponse | str:
+        """``POST /v2/device-requests/{ep}?async-id=<our id>`` (Pelion / Izuma): no 202 race."""
+        async_id = uuid.uuid4().hex
+        request = {"method": method, "uri": path}
+        if body:
+            request["payload-b64"] = base64.standard_b64encode(body).decode("ascii")
+            request["content-type"] = content_type
+        if wait:  # before the request: the answer may come back before it returns
+            self.registry.expect(async_id)
+        try:
+            self.http.request(
+                "POST",
+                f"v2/device-requests/{ep}",
+                params={"async-id": async_id},
+                json_body=request,
+                idempotent=method == "GET",
+            )
+        except BaseException:
             self.registry.wait(async_id, 0)
+            raise
+        if not wait:  # nobody waits: the answer arrives as an event (registering it leaked one entry per call)
             return async_id
         return self._await(async_id, what, limit, started)
 
@@ -674,8 +735,9 @@ class MbedClient(ServiceClient):
 
     # -- resources -----------------------------------------------------------
 
-    def get_resource_value(self, endpoint: str, path: str, timeout: float | None = None,
-                           cache_only: bool = False, no_resp: bool = False) -> ResourceValue | None:
+    def get_resource_value(
+        self, endpoint: str, path: str, timeout: float | None = None, cache_only: bool = False, no_resp: bool = False
+    ) -> ResourceValue | None:
         """Read a resource: the cached value (``200``) or the device's answer.
 
         :return: the value, or ``None`` with ``no_resp`` (nothing comes back).
@@ -687,8 +749,9 @@ class MbedClient(ServiceClient):
             return result
         assert isinstance(result, AsyncResponse)
         raw, value, encoding = result.decoded()
-        return ResourceValue(endpoint, check_path(path), value, result.content_type, encoding, result.max_age,
-                             False, raw)
+        return ResourceValue(
+            endpoint, check_path(path), value, result.content_type, encoding, result.max_age, False, raw
+        )
 
     @staticmethod
     def _body(value: Any) -> bytes:
@@ -700,24 +763,50 @@ class MbedClient(ServiceClient):
             return str(value).encode("utf-8")
         raise InvalidArgumentError(f"value must be text, a number or bytes, got {type(value).__name__}")
 
-    def put_resource_value(self, endpoint: str, path: str, value: Any, content_type: str = "text/plain",
-                           timeout: float | None = None, no_resp: bool = False, wait: bool = True) -> Any:
+    def put_resource_value(
+        self,
+        endpoint: str,
+        path: str,
+        value: Any,
+        content_type: str = "text/plain",
+        timeout: float | None = None,
+        no_resp: bool = False,
+        wait: bool = True,
+    ) -> Any:
         """Write a resource: the raw value with ``content_type`` (never JSON-encoded).
 
         :return: the async response (``wait``), the async id (``wait=False``) or ``None`` (``no_resp``).
         """
-        return self._device_call("PUT", endpoint, path, body=self._body(value), content_type=content_type,
-                                 no_resp=no_resp, timeout=timeout, wait=wait)
+        return self._device_call(
+            "PUT",
+            endpoint,
+            path,
+            body=self._body(value),
+            content_type=content_type,
+            no_resp=no_resp,
+            timeout=timeout,
+            wait=wait,
+        )
 
-    def post_resource(self, endpoint: str, path: str, data: Any = None, content_type: str = "text/plain",
-                      timeout: float | None = None, no_resp: bool = False, wait: bool = True) -> Any:
+    def post_resource(
+        self,
+        endpoint: str,
+        path: str,
+        data: Any = None,
+        content_type: str = "text/plain",
+        timeout: float | None = None,
+        no_resp: bool = False,
+        wait: bool = True,
+    ) -> Any:
         """Execute a resource, passing ``data`` (optional) to the device's function."""
         body = self._body(data) if data is not None else b""
-        return self._device_call("POST", endpoint, path, body=body, content_type=content_type, no_resp=no_resp,
-                                 timeout=timeout, wait=wait)
+        return self._device_call(
+            "POST", endpoint, path, body=body, content_type=content_type, no_resp=no_resp, timeout=timeout, wait=wait
+        )
 
-    def delete_resource(self, endpoint: str, path: str, timeout: float | None = None,
-                        no_resp: bool = False, wait: bool = True) -> Any:
+    def delete_resource(
+        self, endpoint: str, path: str, timeout: float | None = None, no_resp: bool = False, wait: bool = True
+    ) -> Any:
         """Delete a resource (the device must handle it)."""
         return self._device_call("DELETE", endpoint, path, no_resp=no_resp, timeout=timeout, wait=wait)
 
@@ -728,12 +817,7 @@ class MbedClient(ServiceClient):
         response = self.http.request("DELETE", f"v2/endpoints/{self._ep(endpoint)}")
         if response.status_code != 202:
             return None
-        async_id = self._async_id(response, "DELETE", f"v2/endpoints/{endpoint}")
-        self.registry.expect(async_id)
-        if not wait:
-            self.registry.wait(async_id, 0)
-            return async_id
-        return self._await(async_id, what, limit, started)
+        return self._follow(self._async_id(response, "DELETE", f"v2/endpoints/{endpoint}"), what, limit, started, wait)
 
     # -- subscriptions -------------------------------------------------------
 
@@ -745,12 +829,9 @@ class MbedClient(ServiceClient):
         started, limit = time.monotonic(), check_timeout(timeout, self.async_timeout)
         response = self.http.request("PUT", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(path)}")
         if response.status_code == 202:
-            async_id = self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}")
-            self.registry.expect(async_id)
-            if not wait:
-                self.registry.wait(async_id, 0)
-                return True
-            self._await(async_id, what, limit, started)
+            self._follow(
+                self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}"), what, limit, started, wait
+            )
         return True
 
     def get_resource_subscription(self, endpoint: str, path: str) -> bool:
@@ -804,13 +885,15 @@ class MbedClient(ServiceClient):
         (the service sends a test ``PUT`` first). Header values are treated as secrets."""
         if not isinstance(url, str) or not re.match(r"^https?://[^/]+", url):
             raise InvalidArgumentError(f"url must be an http:// or https:// URL, got {url!r}")
-        if headers is not None and (not isinstance(headers, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+        if headers is not None and (
+            not isinstance(headers, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):
             raise InvalidArgumentError("headers must map header names to string values")
         if len(url) + sum(len(v) for v in (headers or {}).values()) > 400:
             raise InvalidArgumentError("the callback URL and header values must total at most 400 characters")
         for value in (headers or {}).values():
-            self.http.redactor.add(value)
+            self.add_secret(value)
         body: dict[str, Any] = {"url": url}
         if headers:
             body["headers"] = dict(headers)
@@ -836,8 +919,13 @@ class MbedClient(ServiceClient):
 
         Not replayed once sent (a pull consumes the events it returns).
         """
-        response = self.http.request("GET", "v2/notification/pull", params={"noWait": "true"} if no_wait else None,
-                                     idempotent=False, timeouts=self.pull_timeouts)
+        response = self.http.request(
+            "GET",
+            "v2/notification/pull",
+            params={"noWait": "true"} if no_wait else None,
+            idempotent=False,
+            timeouts=self.pull_timeouts,
+        )
         if response.status_code == 204 or not response.content.strip():
             return None
         return self._parse(response, "GET", "v2/notification/pull")
@@ -867,12 +955,11 @@ class MbedClient(ServiceClient):
 
         url = self.http.url("v2/notification/websocket-connect").replace("http", "ws", 1)
         try:
-            return websocket.create_connection(url, timeout=timeout,
-                                               header=[f"Authorization: Bearer {self._api_key}"])
+            return websocket.create_connection(url, timeout=timeout, header=[f"Authorization: Bearer {self._api_key}"])
         except (websocket.WebSocketException, OSError) as exc:
             from ..http import ServiceConnectionError
 
-            text = self.http.redactor.text(f"{type(exc).__name__}: {exc}")
+            text = self.redact(f"{type(exc).__name__}: {exc}")
             raise ServiceConnectionError(f"GET /v2/notification/websocket-connect: {text}") from None
 
     def get_channel(self) -> str | None:
@@ -900,14 +987,22 @@ class MbedClient(ServiceClient):
         Malformed elements are logged and skipped; the others still flow."""
         items, problems = parse_message(message)
         for problem in problems:
-            logger.warning("mbed: skipping a malformed notification element: %s", self.http.redactor.text(problem))
+            logger.warning("mbed: skipping a malformed notification element: %s", self.redact(problem))
         for item in items:
             if item.kind == "async-responses":
                 d = item.data
-                self.registry.deliver(AsyncResponse(
-                    async_id=d["async_id"], status=d["status"],
-                    payload=base64.standard_b64encode(d["value"].encode()).decode() if d["encoding"] == "text"
-                    else d["value"], content_type=d["content_type"], max_age=d["max_age"], error=d["error"]))
+                self.registry.deliver(
+                    AsyncResponse(
+                        async_id=d["async_id"],
+                        status=d["status"],
+                        payload=base64.standard_b64encode(d["value"].encode()).decode()
+                        if d["encoding"] == "text"
+                        else d["value"],
+                        content_type=d["content_type"],
+                        max_age=d["max_age"],
+                        error=d["error"],
+                    )
+                )
             handler = self._handlers.get(item.kind)
             if handler is not None:
                 try:

@@ -18,8 +18,18 @@ from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
 class MbedNotificationEvent(Event):
     """A subscribed resource changed (an element of ``notifications``)."""
 
-    def __init__(self, *args, endpoint: str, path: str, value: str, encoding: str = "text",
-                 content_type: str = "", max_age: int | None = None, value_timestamp: Any = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        endpoint: str,
+        path: str,
+        value: str,
+        encoding: str = "text",
+        content_type: str = "",
+        max_age: int | None = None,
+        value_timestamp: Any = None,
+        **kwargs,
+    ):
         """
         :param endpoint: the endpoint (device) name.
         :param path: the resource path, e.g. ``/3303/0/5700``.
@@ -29,15 +39,32 @@ class MbedNotificationEvent(Event):
         :param max_age: seconds the value stays valid in the service's cache.
         :param value_timestamp: when the value was measured, if the service says (Pelion).
         """
-        super().__init__(*args, endpoint=endpoint, path=path, value=value, encoding=encoding,
-                         content_type=content_type, max_age=max_age, value_timestamp=value_timestamp, **kwargs)
+        super().__init__(
+            *args,
+            endpoint=endpoint,
+            path=path,
+            value=value,
+            encoding=encoding,
+            content_type=content_type,
+            max_age=max_age,
+            value_timestamp=value_timestamp,
+            **kwargs,
+        )
 
 
 class MbedRegistrationEvent(Event):
     """An endpoint registered (an element of ``registrations``)."""
 
-    def __init__(self, *args, endpoint: str, endpoint_type: str = "", queue_mode: bool = False,
-                 resources: list | None = None, original_endpoint: str | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        endpoint: str,
+        endpoint_type: str = "",
+        queue_mode: bool = False,
+        resources: list | None = None,
+        original_endpoint: str | None = None,
+        **kwargs,
+    ):
         """
         :param endpoint: the endpoint name (Pelion: the device id).
         :param endpoint_type: the endpoint type (``ept``), e.g. ``Light``.
@@ -45,8 +72,15 @@ class MbedRegistrationEvent(Event):
         :param resources: its resources, ``[{"path", "rt", "ct", "obs", "if"}]``.
         :param original_endpoint: the device's own name (Pelion's ``original-ep``).
         """
-        super().__init__(*args, endpoint=endpoint, endpoint_type=endpoint_type, queue_mode=queue_mode,
-                         resources=resources or [], original_endpoint=original_endpoint, **kwargs)
+        super().__init__(
+            *args,
+            endpoint=endpoint,
+            endpoint_type=endpoint_type,
+            queue_mode=queue_mode,
+            resources=resources or [],
+            original_endpoint=original_endpoint,
+            **kwargs,
+        )
 
 
 class MbedRegistrationUpdateEvent(MbedRegistrationEvent):
@@ -80,8 +114,18 @@ class MbedAsyncResponseEvent(Event):
     results of requests made with ``wait=False``.
     """
 
-    def __init__(self, *args, async_id: str, status: int, value: str = "", encoding: str = "text",
-                 content_type: str = "", max_age: int | None = None, error: str | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        async_id: str,
+        status: int,
+        value: str = "",
+        encoding: str = "text",
+        content_type: str = "",
+        max_age: int | None = None,
+        error: str | None = None,
+        **kwargs,
+    ):
         """
         :param async_id: the request's ``async-response-id`` (``id`` in the service's JSON).
         :param status: the device's status, e.g. ``200``, ``404``, ``504``.
@@ -91,8 +135,17 @@ class MbedAsyncResponseEvent(Event):
         :param max_age: seconds the value stays cached.
         :param error: the service's error text, e.g. ``TIMEOUT``.
         """
-        super().__init__(*args, async_id=async_id, status=status, value=value, encoding=encoding,
-                         content_type=content_type, max_age=max_age, error=error, **kwargs)
+        super().__init__(
+            *args,
+            async_id=async_id,
+            status=status,
+            value=value,
+            encoding=encoding,
+            content_type=content_type,
+            max_age=max_age,
+            error=error,
+            **kwargs,
+        )
 
 
 class MbedConnectedEvent(ServiceConnectedEvent):

@@ -8,11 +8,11 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
-from .. import webpanel
+from ..backoff import Backoff
 from ..bus import Publisher
-from ..glue import Availability, Backoff, action, state_path
-from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, Timeouts
-from ..journal import Entry, Journal
+from ..glue import ServicePlugin, action, state_path
+from ..http import InvalidArgumentError, ProtocolError
+from ..journal import Entry, Journal, LazyJournal
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
 from .client import AsyncResponse, MbedClient, Notification, ResourceValue, parse_message
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
@@ -20,7 +20,7 @@ from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
 CHANNELS = ("long_poll", "callback", "websocket", "none")
 
 
-class MbedPlugin(RunnablePlugin):
+class MbedPlugin(ServicePlugin, RunnablePlugin):
     """
     `mbed Device Connector <https://github.com/ARMmbed/Connector-mDS-REST-API>`_
     (and its successors Pelion / Izuma Device Management): read, write and
@@ -102,38 +102,36 @@ class MbedPlugin(RunnablePlugin):
         """
         kwargs.setdefault("poll_interval", 1)
         super().__init__(**kwargs)
-        webpanel.register()  # listed in the web panel's Execute tab and Extensions
         if channel not in CHANNELS:
             raise InvalidArgumentError(f"mbed: channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
-        self._client = MbedClient(
+        self._open_client(
+            MbedClient,
             base_url,
             api_key,
             api=api,
-            timeouts=Timeouts(float(connect_timeout), float(read_timeout)),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries=retries,
             pull_timeout=float(pull_timeout),
             async_timeout=float(async_timeout),
-            retry=RetryPolicy(attempts=max(1, int(retries) + 1), budget=20.0),
         )
         self._client.external_channel = channel != "none"
         self._channel_name = channel
-        self._callback = {"bind": callback_bind, "port": int(callback_port), "public_url": callback_url,
-                          "max_body": int(callback_max_body)}
+        self._callback = {
+            "bind": callback_bind,
+            "port": int(callback_port),
+            "public_url": callback_url,
+            "max_body": int(callback_max_body),
+        }
         self._channel: Channel | None = None
-        self._channel_lock = threading.Lock()
-        self._channel_enabled = channel != "none"
+        self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
         self.events_posted = 0
         self._publisher = Publisher(lambda: self._bus)
-        self._journal: Journal | None = None
-        self._journal_lock = threading.Lock()
+        self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000)
         self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
         self._fresh: dict[int, list[Any]] = {}  # events of messages just received, by journal id
-        self._availability = Availability(
-            f"mbed notification channel ({channel}) at {self._client.base_url}",
-            self.logger,
-            on_up=lambda: self._bus.post(MbedConnectedEvent(base_url=self._client.base_url, channel=channel)),
-            on_down=lambda error: self._bus.post(
-                MbedDisconnectedEvent(base_url=self._client.base_url, channel=channel, error=error)
-            ),
+        self._availability = self._track_availability(
+            f"mbed notification channel ({channel}) at", MbedConnectedEvent, MbedDisconnectedEvent, channel=channel
         )
 
     def __repr__(self) -> str:
@@ -149,10 +147,7 @@ class MbedPlugin(RunnablePlugin):
     @property
     def journal(self) -> Journal:
         """The notification journal (opened on first use)."""
-        with self._journal_lock:
-            if self._journal is None:
-                self._journal = Journal(state_path("mbed", "journal.db"), keep_posted=2000)
-            return self._journal
+        return self._journal.get()
 
     def record(self, message: Any) -> int:
         """Durably journal one NotificationMessage; returns its journal id.
@@ -185,8 +180,9 @@ class MbedPlugin(RunnablePlugin):
         """Post the events of the journaled messages not delivered yet; returns how many messages were delivered."""
         with self._delivery_lock:
             try:
-                return self.journal.post_pending(self._publisher, self._journaled_events, self._should_stop,
-                                                 timeout=self.DELIVERY_TIMEOUT)
+                return self.journal.post_pending(
+                    self._publisher, self._journaled_events, self._should_stop, timeout=self.DELIVERY_TIMEOUT
+                )
             finally:
                 self._fresh.clear()
 
@@ -207,7 +203,7 @@ class MbedPlugin(RunnablePlugin):
             try:
                 events.append(EVENT_CLASSES[item.kind](**item.data, journal_id=f"{journal_id}.{index}"))
             except Exception as exc:  # noqa: BLE001 - one bad element never drops the rest
-                self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redactor.text(exc))
+                self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redact(exc))
         return events
 
     def _make_channel(self) -> Channel:
@@ -259,15 +255,7 @@ class MbedPlugin(RunnablePlugin):
         # finishes on its own when the poll returns; stop() itself returns promptly.
         self._stop_channel(timeout=0.5)
         super().stop()
-        self._client.http.close()
-        if self._delivery_lock.acquire(timeout=2):  # else a post still runs: closed as after a crash
-            try:
-                with self._journal_lock:
-                    if self._journal is not None:
-                        self._journal.close()  # a clean stop: no crash recovery at the next start
-                        self._journal = None
-            finally:
-                self._delivery_lock.release()
+        self._journal.close(self._delivery_lock)  # a post still running: closed as after a crash
 
     # -- helpers -----------------------------------------------------------------
 
@@ -393,8 +381,17 @@ class MbedPlugin(RunnablePlugin):
             async id at once (the result comes as an ``MbedAsyncResponseEvent``).
         :return: ``{"status": 200}``, ``{"async_id": "..."}`` or ``{"status": 204, "no_resp": true}``
         """
-        return self._async_result(self._client.put_resource_value(
-            endpoint, path, value, content_type=content_type, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)))
+        return self._async_result(
+            self._client.put_resource_value(
+                endpoint,
+                path,
+                value,
+                content_type=content_type,
+                timeout=timeout,
+                no_resp=bool(no_resp),
+                wait=bool(wait),
+            )
+        )
 
     @action
     def post_resource(
@@ -419,12 +416,16 @@ class MbedPlugin(RunnablePlugin):
         :param wait: wait for the device's answer (default), or return the async id.
         :return: ``{"status": 200}`` (plus ``value`` if the device returned one), or ``{"async_id": "..."}``
         """
-        return self._async_result(self._client.post_resource(
-            endpoint, path, data, content_type=content_type, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)))
+        return self._async_result(
+            self._client.post_resource(
+                endpoint, path, data, content_type=content_type, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)
+            )
+        )
 
     @action
-    def delete_resource(self, endpoint: str, path: str, timeout: float | None = None,
-                        no_resp: bool = False, wait: bool = True) -> dict[str, Any]:
+    def delete_resource(
+        self, endpoint: str, path: str, timeout: float | None = None, no_resp: bool = False, wait: bool = True
+    ) -> dict[str, Any]:
         """
         Delete a resource (the device must handle it).
 
@@ -435,8 +436,9 @@ class MbedPlugin(RunnablePlugin):
         :param wait: wait for the device's answer (default), or return the async id.
         :return: ``{"status": 200}`` or ``{"async_id": "..."}``
         """
-        return self._async_result(self._client.delete_resource(
-            endpoint, path, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)))
+        return self._async_result(
+            self._client.delete_resource(endpoint, path, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait))
+        )
 
     @action
     def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> dict[str, Any]:

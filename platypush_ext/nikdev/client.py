@@ -26,12 +26,13 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 from urllib.parse import quote
 
 from ..http import (
     AuthError,
     BadRequestError,
+    ErrorDetails,
     HttpClient,
     InvalidArgumentError,
     NotFoundError,
@@ -42,10 +43,7 @@ from ..http import (
     Timeouts,
 )
 
-#: The historic public base URL (its status is unknown: the base URL is required config).
-HISTORIC_BASE_URL = "https://iot.nik-dev.se/api/v1/"
-
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 MAX_FIELD_LENGTH = 255
 MAX_STRING_VALUE = 10_000
@@ -71,33 +69,16 @@ class NikdevNotFoundError(NikdevError, NotFoundError):
     """``get_values``: a field has no value on the server (404)."""
 
 
-def _reason(payload: Any, status: int) -> str:
-    """The server's explanation: ``message`` of a JSON body, an HTML title, the text, or the status."""
-    if isinstance(payload, Mapping):
-        message = payload.get("message")
-        if isinstance(message, str) and message:
-            return message
-        return f"HTTP {status}: {json.dumps(payload)[:200]}"
-    if isinstance(payload, str) and payload.strip():
-        text = payload.strip()
-        match = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-        return (match.group(1).strip() if match else text[:200]) if text.startswith("<") else text[:200]
-    return f"HTTP {status}"
-
-
-def _nikdev_error(status: int, endpoint: str, payload: Any) -> ServiceError | None:
+def _nikdev_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+    """The classes and hints of 4xx answers (5xx and 429 stay generic: transient)."""
     if status >= 500 or status == 429:
-        return None  # transient: the generic ServerError / RateLimitedError
-    reason = _reason(payload, status)
+        return None
     if status in (401, 403):
-        cls: type[NikdevError] = NikdevAuthError
         hint = "check nikdev.device_id / nikdev.api_key" + (" and the key's write access" if status == 403 else "")
-    elif status == 404 and endpoint.startswith("GET "):
-        cls, hint = NikdevNotFoundError, "the field has no value on the server"
-    else:
-        cls, hint = NikdevRejectedError, "the server rejected the data"
-    return cls(f"{endpoint}: HTTP {status}: {reason} ({hint})", status=status, endpoint=endpoint,
-               server_message=reason)
+        return ErrorDetails(NikdevAuthError, hint)
+    if status == 404 and endpoint.startswith("GET "):
+        return ErrorDetails(NikdevNotFoundError, "the field has no value on the server")
+    return ErrorDetails(NikdevRejectedError, "the server rejected the data")
 
 
 # -- validation ---------------------------------------------------------------
@@ -210,6 +191,9 @@ class NikdevClient(ServiceClient):
         at-least-once, see :meth:`push_serialized`).
     """
 
+    DEFAULT_TIMEOUTS = Timeouts(5.0, 10.0)
+    DEFAULT_RETRY = RetryPolicy(attempts=3, backoff=0.5, backoff_max=5.0, budget=20.0)
+
     def __init__(
         self,
         base_url: str,
@@ -223,16 +207,15 @@ class NikdevClient(ServiceClient):
         device_id = check_credential(device_id, "device_id")
         api_key = check_credential(api_key, "api_key")
         self.device_id = device_id
-        self.http = http or HttpClient(
+        self._connect(
             base_url,
-            timeouts=timeouts or Timeouts(5.0, 10.0),
-            retry=retry or RetryPolicy(attempts=3, backoff=0.5, backoff_max=5.0, budget=20.0),
+            http,
+            timeouts,
+            retry,
+            _nikdev_error,
             secrets=[api_key],
-            error_factory=_nikdev_error,
             headers={"x-device-id": device_id, "x-api-key": api_key},
         )
-
-
 
     def __repr__(self) -> str:
         return f"NikdevClient({self.base_url!r}, device_id={self.device_id!r})"
@@ -275,10 +258,11 @@ class NikdevClient(ServiceClient):
             for item in items:
                 if not isinstance(item, Mapping) or len(item) != 1:
                     raise TypeError(f"{item!r} is not a single-key object")
-                (field, body), = item.items()
+                ((field, body),) = item.items()
                 stamp = body.get("timestamp")
                 values.append(Value(str(field), body["value"], None if stamp is None else int(stamp) + skew))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProtocolError(f"{endpoint}: unexpected answer from the NikDev server ({exc})",
-                                endpoint=endpoint) from None
+            raise ProtocolError(
+                f"{endpoint}: unexpected answer from the NikDev server ({exc})", endpoint=endpoint
+            ) from None
         return values

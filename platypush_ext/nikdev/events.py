@@ -26,8 +26,7 @@ class NikdevPushFailedEvent(Event):
     The entries are retained in the outbox and retried with backoff.
     """
 
-    def __init__(self, *args, reason: str, retained: bool = True, will_retry: bool = True, pending: int = 0,
-                 **kwargs):
+    def __init__(self, *args, reason: str, retained: bool = True, will_retry: bool = True, pending: int = 0, **kwargs):
         """
         :param reason: what went wrong (no secrets).
         :param retained: whether the data is kept locally (always true: nothing is thrown away).
@@ -58,8 +57,9 @@ class NikdevDeadLetteredEvent(Event):
 class NikdevOutboxNearlyFullEvent(Event):
     """The outbox crossed its warning ratio of its entry or byte limit (reported once per crossing)."""
 
-    def __init__(self, *args, pending: int, dead: int, usage: float, max_entries: int, max_bytes: int,
-                 when_full: str, **kwargs):
+    def __init__(
+        self, *args, pending: int, dead: int, usage: float, max_entries: int, max_bytes: int, when_full: str, **kwargs
+    ):
         """
         :param pending: entries waiting to be pushed.
         :param dead: dead letters.
@@ -68,8 +68,16 @@ class NikdevOutboxNearlyFullEvent(Event):
         :param max_bytes: the byte limit.
         :param when_full: what happens when full: ``reject`` or ``drop_oldest``.
         """
-        super().__init__(*args, pending=pending, dead=dead, usage=usage, max_entries=max_entries,
-                         max_bytes=max_bytes, when_full=when_full, **kwargs)
+        super().__init__(
+            *args,
+            pending=pending,
+            dead=dead,
+            usage=usage,
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            when_full=when_full,
+            **kwargs,
+        )
 
 
 class NikdevConnectedEvent(ServiceConnectedEvent):

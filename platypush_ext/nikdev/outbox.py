@@ -148,8 +148,12 @@ class Outbox:
         batch_entries: int = 500,
         batch_bytes: int = 256 * 1024,
     ):
-        for name, number in (("max_entries", max_entries), ("max_bytes", max_bytes),
-                             ("batch_entries", batch_entries), ("batch_bytes", batch_bytes)):
+        for name, number in (
+            ("max_entries", max_entries),
+            ("max_bytes", max_bytes),
+            ("batch_entries", batch_entries),
+            ("batch_bytes", batch_bytes),
+        ):
             if isinstance(number, bool) or not isinstance(number, int) or number < 1:
                 raise InvalidArgumentError(f"{name} must be a positive integer, got {number!r}")
         if when_full not in WHEN_FULL:
@@ -165,10 +169,12 @@ class Outbox:
         self._lock = threading.RLock()  # the connection and the counters
         self._push_lock = threading.Lock()  # one flush at a time: a batch is never in flight twice
         self._warned = False
-        (self._pending, self._pending_bytes), = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM pending").fetchall()
-        (self._dead, self._dead_bytes), = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead").fetchall()
+        ((self._pending, self._pending_bytes),) = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM pending"
+        ).fetchall()
+        ((self._dead, self._dead_bytes),) = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead"
+        ).fetchall()
 
     # -- helpers -------------------------------------------------------------
 
@@ -179,7 +185,9 @@ class Outbox:
         if by:
             self._db.execute(
                 "INSERT INTO counters (name, value) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, by))
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (name, by),
+            )
 
     def _usage(self) -> float:
         entries = self._pending + self._dead
@@ -206,7 +214,9 @@ class Outbox:
         """
         return self.commit_many([entry], [added_at] if added_at is not None else None)[-1]
 
-    def commit_many(self, entries: Sequence[Entry], added_at: Sequence[Sequence[float]] | None = None) -> list[Committed]:
+    def commit_many(
+        self, entries: Sequence[Entry], added_at: Sequence[Sequence[float]] | None = None
+    ) -> list[Committed]:
         """Store several entries durably in one transaction (all or none)."""
         if not entries:
             raise InvalidArgumentError("nothing to commit")
@@ -219,9 +229,14 @@ class Outbox:
         with self._lock:
             dropped = self._make_room(len(rows), size)
             with self._transaction():
-                ids = [self._db.execute(
-                    "INSERT INTO pending (timestamp, committed_at, payload, value_count, added_at) "
-                    "VALUES (?, ?, ?, ?, ?)", row).lastrowid for row in rows]
+                ids = [
+                    self._db.execute(
+                        "INSERT INTO pending (timestamp, committed_at, payload, value_count, added_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        row,
+                    ).lastrowid
+                    for row in rows
+                ]
                 if dropped:
                     self._drop(dropped)
             self._pending += len(rows)
@@ -229,16 +244,24 @@ class Outbox:
             warn = self._check_warning()
             pending = self._pending
         return [
-            Committed(int(i or 0), e.timestamp, len(e.values), pending, dropped=sum(dropped.values()) if dropped else 0,
-                      nearly_full=warn)
+            Committed(
+                int(i or 0),
+                e.timestamp,
+                len(e.values),
+                pending,
+                dropped=sum(dropped.values()) if dropped else 0,
+                nearly_full=warn,
+            )
             for i, e in zip(ids, entries, strict=True)
         ]
 
     def _make_room(self, count: int, size: int) -> dict[str, int]:
         """Check the limits for ``count`` more entries of ``size`` bytes; returns what to drop per table."""
         if count > self.max_entries or size > self.max_bytes:
-            raise OutboxFullError(f"nikdev outbox: {count} entries of {size} bytes exceed the outbox's limits "
-                                  f"({self.max_entries} entries, {self.max_bytes} bytes)")
+            raise OutboxFullError(
+                f"nikdev outbox: {count} entries of {size} bytes exceed the outbox's limits "
+                f"({self.max_entries} entries, {self.max_bytes} bytes)"
+            )
         excess_entries = self._pending + self._dead + count - self.max_entries
         excess_bytes = self._pending_bytes + self._dead_bytes + size - self.max_bytes
         if excess_entries <= 0 and excess_bytes <= 0:
@@ -266,9 +289,9 @@ class Outbox:
         for table, count in plan.items():
             (size,) = self._db.execute(
                 f"SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM (SELECT payload FROM {table} ORDER BY id LIMIT ?)",
-                (count,)).fetchone()
-            self._db.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?)",
-                             (count,))
+                (count,),
+            ).fetchone()
+            self._db.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?)", (count,))
             if table == "pending":
                 self._pending -= count
                 self._pending_bytes -= size
@@ -284,7 +307,8 @@ class Outbox:
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, payload, value_count FROM pending WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, self.batch_entries)).fetchall()
+                (after_id, self.batch_entries),
+            ).fetchall()
         batch, size = [], 0
         for row in rows:
             if batch and size + len(row[1]) + 1 > self.batch_bytes:
@@ -293,7 +317,9 @@ class Outbox:
             size += len(row[1]) + 1
         return batch
 
-    def flush(self, client: NikdevClient, *, deadline: float | None = None, max_batches: int | None = None) -> FlushResult:
+    def flush(
+        self, client: NikdevClient, *, deadline: float | None = None, max_batches: int | None = None
+    ) -> FlushResult:
         """Push pending entries, oldest first, batch by batch.
 
         Stops at the first transient failure (reported in ``error``; the
@@ -318,8 +344,13 @@ class Outbox:
         result.pending = self._pending
         return result
 
-    def _send(self, client: NikdevClient, batch: list[tuple[int, str, int]], result: FlushResult,
-              deadline: float | None = None) -> ServiceError | None:
+    def _send(
+        self,
+        client: NikdevClient,
+        batch: list[tuple[int, str, int]],
+        result: FlushResult,
+        deadline: float | None = None,
+    ) -> ServiceError | None:
         """Send one batch; returns a transient error, or ``None`` when every entry was pushed, dead-lettered,
         or left pending because ``deadline`` passed while a rejected batch was being split."""
         ids = [row[0] for row in batch]
@@ -363,7 +394,8 @@ class Outbox:
         """Delete pending rows; returns how many existed and their size (some may have been dropped)."""
         marks = ",".join("?" * len(ids))
         (count, size) = self._db.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM pending WHERE id IN ({marks})", ids).fetchone()
+            f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM pending WHERE id IN ({marks})", ids
+        ).fetchone()
         self._db.execute(f"DELETE FROM pending WHERE id IN ({marks})", ids)
         return int(count), int(size)
 
@@ -372,7 +404,8 @@ class Outbox:
         with self._lock, self._transaction():
             self._db.execute(
                 f"UPDATE pending SET attempts = attempts + 1, last_error = ? WHERE id IN ({marks})",
-                (str(error)[:500], *ids))
+                (str(error)[:500], *ids),
+            )
 
     def _move_to_dead(self, ids: Sequence[int], reason: str, status: int | None) -> None:
         marks = ",".join("?" * len(ids))
@@ -380,11 +413,13 @@ class Outbox:
         with self._lock:
             with self._transaction():
                 (count, size) = self._db.execute(
-                    f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM pending WHERE id IN ({marks})",
-                    ids).fetchone()
+                    f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM pending WHERE id IN ({marks})", ids
+                ).fetchone()
                 self._db.execute(
                     f"INSERT INTO dead ({_COLUMNS}, reason, status, dead_at) SELECT {_COLUMNS}, ?, ?, ? "
-                    f"FROM pending WHERE id IN ({marks})", (reason[:1000], status, now, *ids))
+                    f"FROM pending WHERE id IN ({marks})",
+                    (reason[:1000], status, now, *ids),
+                )
                 self._db.execute(f"DELETE FROM pending WHERE id IN ({marks})", ids)
                 self._bump("dead_lettered_entries", count)
             self._pending -= count
@@ -441,14 +476,16 @@ class Outbox:
         """The oldest pending entries (for inspection)."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS}, last_error FROM pending ORDER BY id LIMIT ?", (limit,)).fetchall()
+                f"SELECT {_COLUMNS}, last_error FROM pending ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
         return [_row_dict(row[:7]) | {"last_error": row[7]} for row in rows]
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         """The oldest dead letters with the server's reason."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS}, reason, status, dead_at FROM dead ORDER BY id LIMIT ?", (limit,)).fetchall()
+                f"SELECT {_COLUMNS}, reason, status, dead_at FROM dead ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
         return [_row_dict(row[:7]) | {"reason": row[7], "status": row[8], "dead_at": row[9]} for row in rows]
 
     def _select_dead(self, ids: Iterable[int] | None) -> tuple[str, list[int]]:
@@ -469,7 +506,8 @@ class Outbox:
         with self._lock:
             with self._transaction():
                 count, size = self._db.execute(
-                    f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead{where}", args).fetchone()
+                    f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead{where}", args
+                ).fetchone()
                 self._db.execute(f"INSERT INTO pending ({_COLUMNS}) SELECT {_COLUMNS} FROM dead{where}", args)
                 self._db.execute(f"DELETE FROM dead{where}", args)
             self._pending += count
@@ -484,7 +522,8 @@ class Outbox:
         with self._lock:
             with self._transaction():
                 count, size = self._db.execute(
-                    f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead{where}", args).fetchone()
+                    f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead{where}", args
+                ).fetchone()
                 self._db.execute(f"DELETE FROM dead{where}", args)
                 self._bump("purged_entries", count)
             self._dead -= count

@@ -6,9 +6,9 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
-from .. import webpanel
-from ..glue import Availability, Backoff, action, state_path
-from ..http import InvalidArgumentError, RetryPolicy, Timeouts
+from ..glue import ServicePlugin, action, state_path
+from ..http import InvalidArgumentError
+from ..listening import Backoff, Listener
 from .client import NikdevClient, NikdevError
 from .events import (
     NikdevConnectedEvent,
@@ -26,7 +26,7 @@ class NikdevPushError(NikdevError):
     """A push did not deliver everything (the text says where the entries are)."""
 
 
-class NikdevPlugin(RunnablePlugin):
+class NikdevPlugin(ServicePlugin, RunnablePlugin):
     """
     Record sensor values to a `NikDev IoT <https://iot.nik-dev.se>`_ server,
     with the original ``nikdev_iot`` library's model — ``add_value``,
@@ -100,32 +100,38 @@ class NikdevPlugin(RunnablePlugin):
             seconds; the rest is left to the flusher (default: 20; more than 0,
             at most 50, so that the action answers within 60 s).
         """
-        if isinstance(push_time_limit, bool) or not isinstance(push_time_limit, (int, float)) or \
-                not 0 < push_time_limit <= 50:
+        if (
+            isinstance(push_time_limit, bool)
+            or not isinstance(push_time_limit, (int, float))
+            or not 0 < push_time_limit <= 50
+        ):
             # 0 made every push stop before its first batch, and the flusher re-run it every 0.1 s forever
             raise InvalidArgumentError(
-                f"nikdev.push_time_limit must be a number of seconds in (0, 50], got {push_time_limit!r}")
+                f"nikdev.push_time_limit must be a number of seconds in (0, 50], got {push_time_limit!r}"
+            )
         interval = max(1.0, float(flush_interval or 1))
         super().__init__(poll_interval=interval, **kwargs)
-        webpanel.register()  # listed in the web panel's Execute tab and Extensions
-        self._client = NikdevClient(
+        self._open_client(
+            NikdevClient,
             base_url,
             device_id,
             api_key,
-            timeouts=Timeouts(float(connect_timeout), float(read_timeout)),
-            retry=RetryPolicy(attempts=max(1, int(retries) + 1), backoff=0.5, backoff_max=5.0,
-                              budget=max(1.0, float(push_time_limit))),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries=retries,
+            retry={"budget": max(1.0, float(push_time_limit))},
         )
-        outbox = Outbox(state_path("nikdev", "outbox.db"), max_entries=max_entries, max_bytes=max_bytes,
-                        when_full=when_full, warn_ratio=warn_ratio, batch_entries=batch_entries,
-                        batch_bytes=batch_bytes)
+        outbox = Outbox(
+            state_path("nikdev", "outbox.db"),
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            when_full=when_full,
+            warn_ratio=warn_ratio,
+            batch_entries=batch_entries,
+            batch_bytes=batch_bytes,
+        )
         self._uploader = Uploader(self._client, outbox, float(push_time_limit))
-        self._availability = Availability(
-            f"NikDev server {self._client.base_url}",
-            self.logger,
-            on_up=lambda: self._bus.post(NikdevConnectedEvent(base_url=self._client.base_url)),
-            on_down=lambda error: self._bus.post(NikdevDisconnectedEvent(base_url=self._client.base_url, error=error)),
-        )
+        self._availability = self._track_availability("NikDev server", NikdevConnectedEvent, NikdevDisconnectedEvent)
 
     # -- helpers -------------------------------------------------------------
 
@@ -137,32 +143,59 @@ class NikdevPlugin(RunnablePlugin):
     def _after_commit(self, committed: Committed) -> dict[str, Any]:
         outbox = self.uploader.outbox
         if committed.dropped:
-            self.logger.warning("nikdev: outbox full, dropped the %d oldest entries (when_full: drop_oldest)",
-                                committed.dropped)
+            self.logger.warning(
+                "nikdev: outbox full, dropped the %d oldest entries (when_full: drop_oldest)", committed.dropped
+            )
         if committed.nearly_full:
             status = outbox.status()
             self.logger.warning("nikdev: the outbox is %.0f%% full", status["usage"] * 100)
-            self._bus.post(NikdevOutboxNearlyFullEvent(
-                pending=status["pending"], dead=status["dead"], usage=status["usage"],
-                max_entries=outbox.max_entries, max_bytes=outbox.max_bytes, when_full=outbox.when_full))
-        return {"entry_id": committed.entry_id, "timestamp": committed.timestamp, "values": committed.values,
-                "pending": committed.pending, "dropped": committed.dropped}
+            self._bus.post(
+                NikdevOutboxNearlyFullEvent(
+                    pending=status["pending"],
+                    dead=status["dead"],
+                    usage=status["usage"],
+                    max_entries=outbox.max_entries,
+                    max_bytes=outbox.max_bytes,
+                    when_full=outbox.when_full,
+                )
+            )
+        return {
+            "entry_id": committed.entry_id,
+            "timestamp": committed.timestamp,
+            "values": committed.values,
+            "pending": committed.pending,
+            "dropped": committed.dropped,
+        }
 
     def _report(self, result: FlushResult) -> None:
         """Post the events of a push and track availability."""
         if result.pushed_entries:
-            self._bus.post(NikdevEntriesPushedEvent(count=result.pushed_entries, values=result.pushed_values,
-                                                    batches=result.batches, pending=result.pending))
+            self._bus.post(
+                NikdevEntriesPushedEvent(
+                    count=result.pushed_entries,
+                    values=result.pushed_values,
+                    batches=result.batches,
+                    pending=result.pending,
+                )
+            )
         dead_total = self.uploader.outbox.status()["dead"] if result.dead else 0
         for dead in result.dead:
-            self.logger.warning("nikdev: %d entries rejected (HTTP %s: %s), moved to the dead letters",
-                                dead.entries, dead.status, dead.reason)
-            self._bus.post(NikdevDeadLetteredEvent(count=dead.entries, values=dead.values, reason=dead.reason,
-                                                   status=dead.status, dead=dead_total))
+            self.logger.warning(
+                "nikdev: %d entries rejected (HTTP %s: %s), moved to the dead letters",
+                dead.entries,
+                dead.status,
+                dead.reason,
+            )
+            self._bus.post(
+                NikdevDeadLetteredEvent(
+                    count=dead.entries, values=dead.values, reason=dead.reason, status=dead.status, dead=dead_total
+                )
+            )
         if result.error is not None:
             self._availability.failed(result.error)
-            self._bus.post(NikdevPushFailedEvent(reason=str(result.error), retained=True, will_retry=True,
-                                                 pending=result.pending))
+            self._bus.post(
+                NikdevPushFailedEvent(reason=str(result.error), retained=True, will_retry=True, pending=result.pending)
+            )
         elif result.batches:
             self._availability.ok()
 
@@ -174,15 +207,22 @@ class NikdevPlugin(RunnablePlugin):
         failure = describe_failure(result)
         fate = self.uploader.outbox.entry_state(entry_id) if entry_id is not None else {}
         if fate.get("state") == "dead":
-            own = (f"entry {entry_id} was committed, but the server rejected it (HTTP {fate['status']}: "
-                   f"{fate['reason']}) and it is in the dead letters (see nikdev.get_dead_letters, fix the cause, "
-                   "then nikdev.retry_dead)")
-            failure = f"{own} — {failure}" if failure else own
+            own = (
+                f"entry {entry_id} was committed, but the server rejected it (HTTP {fate['status']}: "
+                f"{fate['reason']}) and it is in the dead letters (see nikdev.get_dead_letters, fix the cause, "
+                "then nikdev.retry_dead)"
+            )
+            failure = f"{failure} — {own}" if failure else own  # what this push met first
         if failure:
             raise NikdevPushError(
-                f"{failure} (pushed {result.pushed_entries} entries before)" if result.pushed_entries else failure)
-        answer = {"pushed": result.pushed_entries, "values": result.pushed_values, "batches": result.batches,
-                  "pending": result.pending}
+                f"{failure} (pushed {result.pushed_entries} entries before)" if result.pushed_entries else failure
+            )
+        answer = {
+            "pushed": result.pushed_entries,
+            "values": result.pushed_values,
+            "batches": result.batches,
+            "pending": result.pending,
+        }
         return {**answer, "entry_state": fate["state"]} if fate else answer
 
     # -- actions -------------------------------------------------------------
@@ -241,8 +281,13 @@ class NikdevPlugin(RunnablePlugin):
         """
         committed = self._after_commit(self.uploader.commit(values))
         pushed = self._push(committed["entry_id"])
-        return {**committed, "pushed": pushed["pushed"], "batches": pushed["batches"], "pending": pushed["pending"],
-                "entry_state": pushed["entry_state"]}
+        return {
+            **committed,
+            "pushed": pushed["pushed"],
+            "batches": pushed["batches"],
+            "pending": pushed["pending"],
+            "entry_state": pushed["entry_state"],
+        }
 
     @action
     def get_values(self, fields: str | list[str]) -> list[dict[str, Any]]:
@@ -272,8 +317,12 @@ class NikdevPlugin(RunnablePlugin):
                  "usage": 0.0, "pushed_entries": 12, "pushed_values": 24,
                  "pushed_batches": 4, "dead_lettered_entries": 1, "dropped_entries": 0}
         """
-        return {"base_url": self._client.base_url, "reachable": self._availability.up,
-                "staged": self.uploader.staged(), **self.uploader.outbox.status()}
+        return {
+            "base_url": self._client.base_url,
+            "reachable": self._availability.up,
+            "staged": self.uploader.staged(),
+            **self.uploader.outbox.status(),
+        }
 
     @action
     def get_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -322,20 +371,14 @@ class NikdevPlugin(RunnablePlugin):
     # -- flusher ---------------------------------------------------------------
 
     def main(self) -> None:
-        backoff = Backoff(base=1.0, cap=60.0)
-        while not self.should_stop():
-            delay = self.poll_interval
-            if self.uploader.outbox.pending_count():
-                result = self.uploader.push()
-                self._report(result)
-                if result.error is not None:
-                    delay = backoff.next_delay()
-                else:
-                    backoff.reset()
-                    if result.pending and result.batches:
-                        delay = 0.1  # stopped at the time limit: go on soon
-            self.wait_stop(delay)
+        Listener(self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0)).run()
 
-    def stop(self) -> None:
-        super().stop()
-        self._client.close()
+    def _flush(self) -> float | None:
+        """Push what is pending (reported by :meth:`_report`); ``None`` after a failure (back off)."""
+        if not self.uploader.outbox.pending_count():
+            return self.poll_interval
+        result = self.uploader.push()
+        self._report(result)
+        if result.error is not None:
+            return None
+        return 0.1 if result.pending and result.batches else self.poll_interval  # 0.1: stopped at the time limit

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from ..http import (
     BadRequestError,
     ConflictError,
+    ErrorDetails,
     HttpClient,
     InvalidArgumentError,
     NotFoundError,
@@ -64,25 +65,16 @@ class PushjetBadRequest(PushjetError, BadRequestError):
 _ERROR_CLASSES: dict[int, type[PushjetError]] = {4: SubscriptionError, 11: SubscriptionError, 6: NonexistentError}
 
 
-def _pushjet_error(status: int, endpoint: str, payload: Any) -> Optional[ServiceError]:
-    """Map ``{"error": {"message", "id"}}`` bodies to exceptions."""
+def _pushjet_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+    """The error ids of ``{"error": {"message", "id"}}`` bodies (5: rate limited, whatever the status)."""
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict) or "id" not in error:
         return None
-    code, server_message = error.get("id"), str(error.get("message", ""))
-    if code == 5:
-        cls: type[ServiceError] = RateLimitedError
-    elif status >= 500:
+    code = error.get("id")
+    if code != 5 and status >= 500:
         return None
-    else:
-        cls = _ERROR_CLASSES.get(code, PushjetBadRequest)
-    return cls(
-        f"{endpoint}: {server_message} (Pushjet error {code})",
-        status=status,
-        endpoint=endpoint,
-        server_message=server_message,
-        code=code,
-    )
+    cls = RateLimitedError if code == 5 else _ERROR_CLASSES.get(code, PushjetBadRequest)
+    return ErrorDetails(cls, hint=f"Pushjet error {code}", code=code)
 
 
 # -- models -------------------------------------------------------------------
@@ -94,12 +86,12 @@ class Service:
 
     public_key: str
     name: str
-    icon_url: Optional[str]
+    icon_url: str | None
     created: int
-    secret_key: Optional[str] = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: Any, secret_key: Optional[str] = None) -> "Service":
+    def from_json(cls, data: Any, secret_key: str | None = None) -> "Service":
         try:
             return cls(
                 public_key=str(data["public"]),
@@ -148,8 +140,8 @@ class Message:
     """A message received by a device. ``title`` and ``link`` are ``None`` when absent."""
 
     message: str
-    title: Optional[str]
-    link: Optional[str]
+    title: str | None
+    link: str | None
     importance: int
     time_sent: int
     service: Service
@@ -201,7 +193,7 @@ def check_secret_key(secret_key: Any) -> str:
     return secret_key
 
 
-def check_importance(importance: Any) -> Optional[int]:
+def check_importance(importance: Any) -> int | None:
     if importance is None:
         return None
     if isinstance(importance, bool) or not isinstance(importance, (int, str)):
@@ -215,19 +207,23 @@ def check_importance(importance: Any) -> Optional[int]:
     return value
 
 
-def _check_text(value: Any, what: str, *, required: bool, max_characters: Optional[int] = None,
-                max_bytes: Optional[int] = MAX_TEXT_BYTES) -> Optional[str]:
+def _check_text(
+    value: Any, what: str, *, required: bool, max_characters: int | None = None, max_bytes: int | None = MAX_TEXT_BYTES
+) -> str | None:
     """A string within the server's limits (checked here: the server answers an unexplained 500)."""
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value.strip()):
         raise InvalidArgumentError(f"{what} must be a {'non-empty ' if required else ''}string, got {value!r}")
     if max_characters is not None and len(value.strip()) > max_characters:
-        raise InvalidArgumentError(f"{what} too long: {len(value.strip()):,} characters, the Pushjet server "
-                                   f"stores at most {max_characters}")
+        raise InvalidArgumentError(
+            f"{what} too long: {len(value.strip()):,} characters, the Pushjet server stores at most {max_characters}"
+        )
     if max_bytes is not None and len(value.encode("utf-8", errors="surrogatepass")) > max_bytes:
-        raise InvalidArgumentError(f"{what} too long: {len(value.encode('utf-8', errors='surrogatepass')):,} bytes "
-                                   f"of UTF-8, the Pushjet server stores at most {max_bytes:,}")
+        raise InvalidArgumentError(
+            f"{what} too long: {len(value.encode('utf-8', errors='surrogatepass')):,} bytes "
+            f"of UTF-8, the Pushjet server stores at most {max_bytes:,}"
+        )
     return value
 
 
@@ -246,23 +242,22 @@ class PushjetClient(ServiceClient):
         (a missing trailing ``/`` is added).
     :param timeouts: connect and read timeouts.
     :param retry: retry policy for idempotent requests.
+    :param http: an :class:`~platypush_ext.http.HttpClient` to use instead of building one.
     """
 
     def __init__(
         self,
         base_url: str,
         *,
-        timeouts: Timeouts = Timeouts(),
-        retry: RetryPolicy = RetryPolicy(),
-        http: Optional[HttpClient] = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        http: HttpClient | None = None,
     ):
-        self.http = http or HttpClient(base_url, timeouts=timeouts, retry=retry, error_factory=_pushjet_error)
+        self._connect(base_url, http, timeouts, retry, _pushjet_error)
 
-
-
-
-    def _call(self, method: str, path: str, *, key: Optional[str] = None, idempotent: Optional[bool] = None,
-              **kwargs: Any) -> Any:
+    def _call(
+        self, method: str, path: str, *, key: str | None = None, idempotent: bool | None = None, **kwargs: Any
+    ) -> Any:
         payload = self.http.request_json(method, path, idempotent=idempotent, **kwargs)
         if not isinstance(payload, dict) or (key is not None and key not in payload):
             raise ProtocolError(f"{method} /{path}: the Pushjet server's answer lacks {key or 'an object'!r}")
@@ -270,16 +265,16 @@ class PushjetClient(ServiceClient):
 
     # -- services ----------------------------------------------------------------
 
-    def create_service(self, name: str, icon_url: Optional[str] = None) -> Service:
+    def create_service(self, name: str, icon_url: str | None = None) -> Service:
         """Create a service; the result carries its ``secret_key`` (keep it)."""
         form = {"name": check_name(name)}
         if icon_url:
             form["icon"] = _check_text(icon_url, "icon_url", required=False)
         service = Service.from_json(self._call("POST", "service", key="service", data=form))
-        self.http.redactor.add(service.secret_key)
+        self.add_secret(service.secret_key)
         return service
 
-    def get_service(self, *, secret_key: Optional[str] = None, public_key: Optional[str] = None) -> Service:
+    def get_service(self, *, secret_key: str | None = None, public_key: str | None = None) -> Service:
         """Look a service up by public key or by secret key (the secret is kept in the result)."""
         if public_key is not None:
             params = {"service": check_public_key(public_key)}
@@ -291,7 +286,7 @@ class PushjetClient(ServiceClient):
         data = self._call("GET", "service", key="service", data=form)
         return Service.from_json(data, secret_key=secret_key)
 
-    def edit_service(self, secret_key: str, *, name: Optional[str] = None, icon_url: Optional[str] = None) -> None:
+    def edit_service(self, secret_key: str, *, name: str | None = None, icon_url: str | None = None) -> None:
         """Rename a service and/or change its icon (``icon_url=""`` removes the icon)."""
         form = {"secret": check_secret_key(secret_key)}
         if name is not None:
@@ -306,8 +301,15 @@ class PushjetClient(ServiceClient):
         """Delete a service, its subscriptions and its messages. Irreversible."""
         self._call("DELETE", "service", data={"secret": check_secret_key(secret_key)})
 
-    def send(self, secret_key: str, message: str, *, title: Optional[str] = None, link: Optional[str] = None,
-             importance: Optional[int] = None) -> None:
+    def send(
+        self,
+        secret_key: str,
+        message: str,
+        *,
+        title: str | None = None,
+        link: str | None = None,
+        importance: int | None = None,
+    ) -> None:
         """Send a message to the service's subscribers (never replayed once it may have arrived)."""
         form: dict[str, Any] = {
             "secret": check_secret_key(secret_key),

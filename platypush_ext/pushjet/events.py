@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from platypush.message.event import Event
 
 from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
@@ -20,15 +18,15 @@ class PushjetMessageEvent(Event):
         self,
         *args,
         message: str,
-        title: Optional[str] = None,
-        link: Optional[str] = None,
+        title: str | None = None,
+        link: str | None = None,
         importance: int = 3,
-        sent_at: Optional[int] = None,
-        service: Optional[str] = None,
-        service_name: Optional[str] = None,
-        service_icon: Optional[str] = None,
-        device: Optional[str] = None,
-        journal_id: Optional[int] = None,
+        sent_at: int | None = None,
+        service: str | None = None,
+        service_name: str | None = None,
+        service_icon: str | None = None,
+        device: str | None = None,
+        journal_id: int | None = None,
         **kwargs,
     ):
         """

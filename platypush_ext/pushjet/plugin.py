@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Sequence
 
 from platypush.plugins import RunnablePlugin
 
-from .. import webpanel
 from ..bus import Publisher
-from ..glue import Availability, Backoff, action, state_path
-from ..http import InvalidArgumentError, ProtocolError, RetryPolicy, ServiceError, Timeouts
-from ..journal import Entry, Journal
+from ..glue import ServicePlugin, action, state_path
+from ..http import InvalidArgumentError, ProtocolError
+from ..journal import Entry, Journal, LazyJournal
+from ..listening import Backoff, Listener
 from .client import (
     PUBLIC_KEY_RE,
     SECRET_KEY_RE,
@@ -27,7 +27,7 @@ from .client import (
 )
 from .events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 
-ServiceConfig = Union[str, Mapping[str, str]]
+ServiceConfig = str | Mapping[str, str]
 
 
 def _shown(service: Any) -> str:
@@ -46,12 +46,14 @@ def _check_alias(alias: Any) -> str:
     if not isinstance(alias, str) or not alias.strip():
         raise InvalidArgumentError("alias must be a non-empty string")
     if len(alias) > MAX_ALIAS or not alias.isprintable():
-        raise InvalidArgumentError(f"alias must be at most {MAX_ALIAS} printable characters (no line breaks or "
-                                   "control characters): pass a shorter alias")
+        raise InvalidArgumentError(
+            f"alias must be at most {MAX_ALIAS} printable characters (no line breaks or "
+            "control characters): pass a shorter alias"
+        )
     return alias
 
 
-class PushjetPlugin(RunnablePlugin):
+class PushjetPlugin(ServicePlugin, RunnablePlugin):
     """
     `Pushjet <https://github.com/Pushjet/Pushjet-Server-Api>`_ push notifications:
     create and manage services, send messages, subscribe devices, and receive
@@ -90,8 +92,8 @@ class PushjetPlugin(RunnablePlugin):
     def __init__(
         self,
         base_url: str,
-        devices: Optional[Union[str, Sequence[str]]] = None,
-        services: Optional[Mapping[str, ServiceConfig]] = None,
+        devices: str | Sequence[str] | None = None,
+        services: Mapping[str, ServiceConfig] | None = None,
         poll_interval: float = 10,
         connect_timeout: float = 5,
         read_timeout: float = 15,
@@ -119,54 +121,42 @@ class PushjetPlugin(RunnablePlugin):
         if interval < self.MIN_POLL_INTERVAL:
             interval = self.MIN_POLL_INTERVAL
         super().__init__(poll_interval=interval, **kwargs)
-        webpanel.register()  # listed in the web panel's Execute tab and Extensions
         if interval != float(poll_interval or 0):
             self.logger.warning("pushjet: poll_interval raised to %.0f s (the minimum)", interval)
-
-        self._client = PushjetClient(
-            base_url,
-            timeouts=Timeouts(connect_timeout, read_timeout),
-            retry=RetryPolicy(attempts=max(1, int(retries) + 1)),
+        self._open_client(
+            PushjetClient, base_url, connect_timeout=connect_timeout, read_timeout=read_timeout, retries=retries
         )
         if isinstance(devices, str):
             devices = [devices]
         self._devices = [check_uuid(device) for device in devices or []]
-        self._secrets: dict[str, str] = {}  # service name -> secret key
         self._public_keys: dict[str, str] = {}  # service name -> public key (looked up lazily)
         self._store_path = state_path("pushjet", "services.json")
-        self._secrets.update(self._load_store())
-        for name, config in (services or {}).items():
-            secret = config if isinstance(config, str) else (config or {}).get("secret")
-            try:
-                self._secrets[str(name)] = check_secret_key(secret)
-            except InvalidArgumentError as exc:
-                raise InvalidArgumentError(f"pushjet: services.{name}: {exc}") from None
-        for secret in self._secrets.values():
-            self._client.http.redactor.add(secret)
-
-        self._journal: Optional[Journal] = None
+        self._secrets = self._known_secrets(services or {})  # service name -> secret key
+        self._journal = LazyJournal(state_path("pushjet", "journal.db"))
         self._publisher = Publisher(lambda: self._bus)
-        self._journal_lock = threading.Lock()
         # one fetch-journal-post at a time (listener and actions): an RLock, as _fetch calls post_pending
         self._fetch_lock = threading.RLock()
-        self._availability = Availability(
-            f"Pushjet server {self._client.base_url}",
-            self.logger,
-            on_up=lambda: self._bus.post(PushjetConnectedEvent(base_url=self._client.base_url)),
-            on_down=lambda error: self._bus.post(
-                PushjetDisconnectedEvent(base_url=self._client.base_url, error=error)
-            ),
-        )
+        self._availability = self._track_availability("Pushjet server", PushjetConnectedEvent, PushjetDisconnectedEvent)
 
     # -- helpers -------------------------------------------------------------
+
+    def _known_secrets(self, services: Mapping[str, ServiceConfig]) -> dict[str, str]:
+        """The secrets of the services created here and of the configured ones (masked by the client)."""
+        secrets = self._load_store()
+        for name, config in services.items():
+            secret = config if isinstance(config, str) else (config or {}).get("secret")
+            try:
+                secrets[str(name)] = check_secret_key(secret)
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(f"pushjet: services.{name}: {exc}") from None
+        for secret in secrets.values():
+            self._client.add_secret(secret)
+        return secrets
 
     @property
     def journal(self) -> Journal:
         """The message journal (opened on first use)."""
-        with self._journal_lock:  # opened once, whichever thread (action or listener) comes first
-            if self._journal is None:
-                self._journal = Journal(state_path("pushjet", "journal.db"))
-            return self._journal
+        return self._journal.get()
 
     def _load_store(self) -> dict[str, str]:
         """Secrets of the services created through this plugin."""
@@ -180,7 +170,7 @@ class PushjetPlugin(RunnablePlugin):
             self.logger.warning("pushjet: ignoring unreadable %s", self._store_path)
             return {}
 
-    def _save_store(self, name: str, secret: Optional[str]) -> None:
+    def _save_store(self, name: str, secret: str | None) -> None:
         store = self._load_store()
         if secret is None:
             store.pop(name, None)
@@ -192,17 +182,17 @@ class PushjetPlugin(RunnablePlugin):
             json.dump(store, f)
         os.replace(tmp, self._store_path)
 
-    def _device(self, device: Optional[str]) -> str:
+    def _device(self, device: str | None) -> str:
         if device is not None:
             return check_uuid(device)
         if not self._devices:
             raise InvalidArgumentError("no device given, and none is configured (pushjet.devices)")
         return self._devices[0]
 
-    def _secret(self, service: Optional[str], secret_key: Optional[str]) -> str:
+    def _secret(self, service: str | None, secret_key: str | None) -> str:
         if secret_key is not None:
             secret = check_secret_key(secret_key)
-            self._client.http.redactor.add(secret)
+            self._client.add_secret(secret)
             return secret
         if service is None:
             raise InvalidArgumentError(
@@ -229,7 +219,7 @@ class PushjetPlugin(RunnablePlugin):
             )
         return check_public_key(service)
 
-    def _service_dict(self, service: Service, alias: Optional[str] = None) -> dict[str, Any]:
+    def _service_dict(self, service: Service, alias: str | None = None) -> dict[str, Any]:
         data = service.to_dict()
         names = [n for n, pk in self._public_keys.items() if pk == service.public_key]
         if alias or names:
@@ -240,7 +230,7 @@ class PushjetPlugin(RunnablePlugin):
 
     @action
     def create_service(
-        self, name: str, icon_url: Optional[str] = None, alias: Optional[str] = None, include_secret: bool = False
+        self, name: str, icon_url: str | None = None, alias: str | None = None, include_secret: bool = False
     ) -> dict[str, Any]:
         """
         Create a Pushjet service. Its secret key is kept by the plugin (in
@@ -273,7 +263,7 @@ class PushjetPlugin(RunnablePlugin):
 
     @action
     def get_service(
-        self, secret_key: Optional[str] = None, public_key: Optional[str] = None, service: Optional[str] = None
+        self, secret_key: str | None = None, public_key: str | None = None, service: str | None = None
     ) -> dict[str, Any]:
         """
         Get a service's current name, icon and creation time.
@@ -301,10 +291,10 @@ class PushjetPlugin(RunnablePlugin):
     @action
     def edit_service(
         self,
-        name: Optional[str] = None,
-        icon_url: Optional[str] = None,
-        service: Optional[str] = None,
-        secret_key: Optional[str] = None,
+        name: str | None = None,
+        icon_url: str | None = None,
+        service: str | None = None,
+        secret_key: str | None = None,
     ) -> dict[str, Any]:
         """
         Rename a service and/or change its icon.
@@ -320,7 +310,7 @@ class PushjetPlugin(RunnablePlugin):
         return self._service_dict(self._client.get_service(secret_key=secret))
 
     @action
-    def delete_service(self, service: Optional[str] = None, secret_key: Optional[str] = None) -> dict[str, Any]:
+    def delete_service(self, service: str | None = None, secret_key: str | None = None) -> dict[str, Any]:
         """
         Delete a service with its subscriptions and messages. Irreversible.
 
@@ -341,11 +331,11 @@ class PushjetPlugin(RunnablePlugin):
     def send(
         self,
         message: str,
-        title: Optional[str] = None,
-        link: Optional[str] = None,
-        importance: Optional[int] = None,
-        service: Optional[str] = None,
-        secret_key: Optional[str] = None,
+        title: str | None = None,
+        link: str | None = None,
+        importance: int | None = None,
+        service: str | None = None,
+        secret_key: str | None = None,
     ) -> dict[str, Any]:
         """
         Send a message to a service's subscribers.
@@ -365,7 +355,7 @@ class PushjetPlugin(RunnablePlugin):
     # -- devices -------------------------------------------------------------
 
     @action
-    def subscribe(self, service: str, device: Optional[str] = None) -> dict[str, Any]:
+    def subscribe(self, service: str, device: str | None = None) -> dict[str, Any]:
         """
         Subscribe a device to a service.
 
@@ -377,7 +367,7 @@ class PushjetPlugin(RunnablePlugin):
         return self._service_dict(self._client.subscribe(device_uuid, self._public_key(service)))
 
     @action
-    def unsubscribe(self, service: str, device: Optional[str] = None) -> dict[str, Any]:
+    def unsubscribe(self, service: str, device: str | None = None) -> dict[str, Any]:
         """
         Unsubscribe a device from a service.
 
@@ -390,7 +380,7 @@ class PushjetPlugin(RunnablePlugin):
         return {"unsubscribed": True}
 
     @action
-    def get_subscriptions(self, device: Optional[str] = None) -> list[dict[str, Any]]:
+    def get_subscriptions(self, device: str | None = None) -> list[dict[str, Any]]:
         """
         List a device's subscriptions.
 
@@ -407,7 +397,7 @@ class PushjetPlugin(RunnablePlugin):
         return [s.to_dict() for s in self._client.get_subscriptions(self._device(device))]
 
     @action
-    def get_messages(self, device: Optional[str] = None) -> list[dict[str, Any]]:
+    def get_messages(self, device: str | None = None) -> list[dict[str, Any]]:
         """
         Fetch a device's new messages. The server marks them read, so each
         message is returned once; it is also posted as a
@@ -427,7 +417,7 @@ class PushjetPlugin(RunnablePlugin):
         return [m.to_dict() for m in self._fetch(self._device(device))]
 
     @action
-    def mark_read(self, device: Optional[str] = None) -> dict[str, Any]:
+    def mark_read(self, device: str | None = None) -> dict[str, Any]:
         """
         Mark every message of a device read without fetching it.
 
@@ -475,8 +465,9 @@ class PushjetPlugin(RunnablePlugin):
         """Post the events of journaled messages not delivered yet; returns how many were delivered
         (received by a subscriber of the bus; the others stay pending)."""
         with self._fetch_lock:  # two concurrent runs would post the same pending messages twice
-            return self.journal.post_pending(self._publisher, self._events, self._should_stop,
-                                             timeout=self.DELIVERY_TIMEOUT)
+            return self.journal.post_pending(
+                self._publisher, self._events, self._should_stop, timeout=self.DELIVERY_TIMEOUT
+            )
 
     def _events(self, entry: Entry) -> list[PushjetMessageEvent]:
         """The event of a journaled message (none if it is malformed)."""
@@ -485,18 +476,20 @@ class PushjetPlugin(RunnablePlugin):
         except ProtocolError as exc:
             self.logger.warning("pushjet: skipping malformed message %d: %s", entry.id, exc)
             return []
-        return [PushjetMessageEvent(
-            message=message.message,
-            title=message.title,
-            link=message.link,
-            importance=message.importance,
-            sent_at=message.time_sent,
-            service=message.service.public_key,
-            service_name=message.service.name,
-            service_icon=message.service.icon_url,
-            device=entry.source,
-            journal_id=entry.id,
-        )]
+        return [
+            PushjetMessageEvent(
+                message=message.message,
+                title=message.title,
+                link=message.link,
+                importance=message.importance,
+                sent_at=message.time_sent,
+                service=message.service.public_key,
+                service_name=message.service.name,
+                service_icon=message.service.icon_url,
+                device=entry.source,
+                journal_id=entry.id,
+            )
+        ]
 
     def poll_once(self) -> None:
         """Fetch every configured device's new messages once (raises on failure)."""
@@ -515,28 +508,18 @@ class PushjetPlugin(RunnablePlugin):
                 return
             self.logger.info("pushjet: waiting for Platypush's bus to have a subscriber")
         self.post_pending()  # what a previous run journaled but did not deliver
-        backoff = Backoff(base=self.BACKOFF_BASE, cap=60.0)
-        while not self.should_stop():
-            try:
-                self.poll_once()
-            except ServiceError as exc:
-                self._availability.failed(exc)
-                delay = backoff.next_delay()
-            else:
-                self._availability.ok()
-                backoff.reset()
-                delay = self.poll_interval
-            self.wait_stop(delay)
+        Listener(
+            self._poll,
+            self._should_stop,
+            backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
+            on_up=self._availability.ok,
+            on_down=self._availability.failed,
+        ).run()
+
+    def _poll(self) -> float:
+        self.poll_once()
+        return self.poll_interval
 
     def stop(self) -> None:
         super().stop()
-        self._client.close()
-        if not self._fetch_lock.acquire(timeout=2):  # a fetch still runs: closed as after a crash
-            return
-        try:
-            with self._journal_lock:
-                if self._journal is not None:
-                    self._journal.close()  # a clean stop: no crash recovery at the next start
-                    self._journal = None
-        finally:
-            self._fetch_lock.release()
+        self._journal.close(self._fetch_lock)  # a fetch still running: closed as after a crash

@@ -18,28 +18,38 @@ from . import servers
 
 def main(argv: list[str] | None = None) -> int:
     available = servers()
-    parser = argparse.ArgumentParser(prog="python -m platypush_ext.sandbox", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m platypush_ext.sandbox",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--free-ports", action="store_true",
-                        help="start every server on a free port instead of its default one")
+    parser.add_argument(
+        "--free-ports", action="store_true", help="start every server on a free port instead of its default one"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     commands = parser.add_subparsers(dest="service", metavar="SERVICE")
     for name, server in available.items():
         sub = commands.add_parser(name, help=f"run the {name} server alone")
-        sub.add_argument("--port", type=int, default=server.default_port,
-                         help=f"port to listen on (default: {server.default_port}; 0 = a free port)")
+        sub.add_argument(
+            "--port",
+            type=int,
+            default=server.default_port,
+            help=f"port to listen on (default: {server.default_port}; 0 = a free port)",
+        )
         server.add_arguments(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s"
+    )
 
     if args.service:
         running = [available[args.service].from_args(args, args.host, args.port).start()]
     else:
         running = [
-            server.from_args(commands.choices[name].parse_args([]), args.host,
-                             0 if args.free_ports else server.default_port).start()
+            server.from_args(
+                commands.choices[name].parse_args([]), args.host, 0 if args.free_ports else server.default_port
+            ).start()
             for name, server in available.items()
         ]
     for server in running:

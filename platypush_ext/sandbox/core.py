@@ -14,6 +14,12 @@ server's own control API::
     DELETE /_sandbox/faults   disarm all
     GET    /_sandbox/requests the request log (method, path, status)
     GET    /_sandbox/health   {"service": name, "ok": true}
+
+A handler ends with a chosen error answer by raising :class:`Abort` (each
+service subclasses it to build its own error body). Any other exception is a
+bug of the sandbox: the server answers ``500`` as a Flask app would, and also
+records it (:func:`take_failures`), so that the test that caused it fails
+(``tests/conftest.py`` checks after every test), like ``pytest-httpserver``.
 """
 
 from __future__ import annotations
@@ -31,14 +37,50 @@ import time
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Iterator, Optional, Union
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 logger = logging.getLogger("platypush_ext.sandbox")
 
 FAULT_KINDS = ("status", "hang", "reset", "malformed")
 
-Body = Union[bytes, Iterable[bytes]]
+Body = bytes | Iterable[bytes]
+
+
+class Abort(Exception):
+    """Ends a handler with :attr:`response` (a service's error answer).
+
+    :param response: what the client gets.
+    :param text: the exception's text (default: the status).
+    """
+
+    def __init__(self, response: "Response", text: str = ""):
+        super().__init__(text or f"HTTP {response.status}")
+        self.response = response
+
+
+@dataclass(frozen=True)
+class HandlerFailure:
+    """An unexpected exception of a route handler (a bug of the sandbox)."""
+
+    server: str
+    request: str
+    error: BaseException
+
+    def __str__(self) -> str:
+        return f"{self.server}: the handler of {self.request} failed: {type(self.error).__name__}: {self.error}"
+
+
+_failures: list[HandlerFailure] = []
+_failures_lock = threading.Lock()
+
+
+def take_failures() -> list[HandlerFailure]:
+    """The handler failures of every server of this process since the last call (and forget them)."""
+    with _failures_lock:
+        taken = list(_failures)
+        _failures.clear()
+    return taken
 
 
 @dataclass
@@ -59,7 +101,7 @@ def json_response(
     status: int = 200,
     content_type: str = "application/json",
     compact: bool = True,
-    headers: Optional[dict[str, str]] = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """A JSON answer (``compact`` as Flask's ``jsonify``, else ``json.dumps``' default spacing)."""
     if compact:
@@ -95,7 +137,7 @@ class Request:
         self.query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         self.headers = handler.headers
         self.params = params
-        self._body: Optional[bytes] = None
+        self._body: bytes | None = None
         self._remaining = int(handler.headers.get("Content-Length") or 0)
 
     def iter_body(self, chunk_size: int = 1 << 16) -> Iterator[bytes]:
@@ -119,6 +161,10 @@ class Request:
         for _ in self.iter_body():
             pass
 
+    def abandon_body(self) -> None:
+        """Read nothing more of the body: the connection is broken (it will be closed)."""
+        self._remaining = 0
+
     @functools.cached_property
     def form(self) -> dict[str, str]:
         """Fields of an ``application/x-www-form-urlencoded`` body (others give ``{}``)."""
@@ -132,7 +178,7 @@ class Request:
         """The body parsed as JSON (``None`` when empty); raises ``ValueError``."""
         return json.loads(self.body) if self.body else None
 
-    def arg(self, name: str) -> Optional[str]:
+    def arg(self, name: str) -> str | None:
         """A parameter from the form body or else the query string (Flask's
         ``request.form.get(x) or request.args.get(x)``)."""
         return self.form.get(name) or self.query.get(name)
@@ -140,7 +186,7 @@ class Request:
 
 #: A route handler; returning ``None`` means it took the connection over
 #: (it wrote its own answer, e.g. a WebSocket upgrade) and nothing more is sent.
-Handler = Callable[[Request], Optional[Response]]
+Handler = Callable[[Request], Response | None]
 
 
 @dataclass
@@ -150,10 +196,10 @@ class Fault:
     kind: str
     count: int = 1
     status: int = 503
-    retry_after: Optional[float] = None
+    retry_after: float | None = None
     delay: float = 30.0
-    method: Optional[str] = None
-    path: Optional[str] = None
+    method: str | None = None
+    path: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method.upper() == method) and (
@@ -183,7 +229,7 @@ class FaultInjector:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str) -> Optional[Fault]:
+    def take(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(method, path):
@@ -243,6 +289,8 @@ class SandboxServer:
     default_port = 0
     #: The path under which the service's API answers (for the printed base URL).
     api_prefix = "/"
+    #: Route handlers run holding :attr:`lock` (one at a time), as a single-threaded service would.
+    serialized = False
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host = host
@@ -254,8 +302,8 @@ class SandboxServer:
         #: the raw request targets (``/path?query``), to check what travels in URLs
         self.targets: list[str] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._httpd: Optional[_HTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self.route("GET", "/_sandbox/health", lambda r: json_response({"service": self.name, "ok": True}))
         self.route("GET", "/_sandbox/faults", lambda r: json_response({"faults": self.faults.armed()}))
         self.route("POST", "/_sandbox/faults", self._arm_fault)
@@ -310,8 +358,10 @@ class SandboxServer:
         self._httpd = _HTTPServer((self.host, self.port), self)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-            name=f"sandbox-{self.name}", daemon=True,
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name=f"sandbox-{self.name}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -347,33 +397,20 @@ class SandboxServer:
 
         with self.lock:
             self.targets.append(handler.path)
-        if fault and fault.kind == "reset":
+        if fault and fault.kind in ("reset", "hang"):
             self._record(method, path, 0)
-            request.drain()
-            _reset(handler)
-            return
-        if fault and fault.kind == "hang":
-            self._record(method, path, 0)
-            time.sleep(fault.delay)
-            _reset(handler)
+            if fault.kind == "reset":
+                request.drain()
+            else:
+                time.sleep(fault.delay)
+            reset_connection(handler)
             return
         if fault and fault.kind == "status":
-            headers = {"Content-Type": "text/html; charset=utf-8"}
+            response: Response | None = html_error(fault.status)
             if fault.retry_after is not None:
-                headers["Retry-After"] = f"{fault.retry_after:g}"
-            response = html_error(fault.status)
-            response.headers.update(headers)
+                response.headers["Retry-After"] = f"{fault.retry_after:g}"
         else:
-            try:
-                if route is not None:
-                    response = route(request)
-                elif allowed:
-                    response = self.method_not_allowed(request)
-                else:
-                    response = self.not_found(request)
-            except Exception:  # a bug in the sandbox: answer as a Flask app would
-                logger.exception("%s: handler failed for %s %s", self.name, method, path)
-                response = html_error(500)
+            response = self._run_handler(request, route, allowed)
             if response is None:  # the handler took the connection over (e.g. a WebSocket upgrade)
                 self._record(method, path, 101)
                 handler.close_connection = True
@@ -381,10 +418,27 @@ class SandboxServer:
             if fault and fault.kind == "malformed":
                 response = Response(response.status, b'{"malformed": tru', dict(response.headers))
                 response.headers.pop("Content-Length", None)
-
         request.drain()
         self._record(method, path, response.status)
         self._write_response(handler, response)
+
+    def _run_handler(self, request: Request, route: Handler | None, allowed: bool) -> Response | None:
+        """The handler's answer: an :class:`Abort`'s response; a 500 for anything else (recorded)."""
+        try:
+            if route is None:
+                return self.method_not_allowed(request) if allowed else self.not_found(request)
+            if not self.serialized:
+                return route(request)
+            with self.lock:
+                return route(request)
+        except Abort as abort:
+            return abort.response
+        except Exception as exc:  # a bug in the sandbox: answer as a Flask app would, and fail the test
+            logger.exception("%s: handler failed for %s %s", self.name, request.method, request.path)
+            if not isinstance(exc, OSError):  # a connection that broke mid-body is no bug
+                with _failures_lock:
+                    _failures.append(HandlerFailure(self.name, f"{request.method} {request.path}", exc))
+            return html_error(500)
 
     def _record(self, method: str, path: str, status: int) -> None:
         with self.lock:
@@ -437,15 +491,20 @@ class SandboxServer:
         return json_response({"requests": log})
 
 
-def _reset(handler: BaseHTTPRequestHandler) -> None:
-    """Close the connection with a TCP RST."""
+def reset_connection(handler: BaseHTTPRequestHandler, now: bool = False) -> None:
+    """Break the connection with a TCP reset.
+
+    :param handler: the request's handler (``request.handler``).
+    :param now: shut the socket down at once, so that nothing written afterwards
+        reaches the client (mid-stream); else it is reset when the handler ends.
+    """
     sock: socket.socket = handler.connection
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     handler.close_connection = True
     try:
-        sock.close()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if now:
+            sock.shutdown(socket.SHUT_RDWR)
+        else:
+            sock.close()
     except OSError:
         pass

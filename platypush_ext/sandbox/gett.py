@@ -42,18 +42,16 @@ import io
 import os
 import secrets
 import shutil
-import socket
 import string
-import struct
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlencode
 
-from .core import Request, Response, SandboxServer, json_response, text_response
+from .core import Abort, Request, Response, SandboxServer, json_response, reset_connection, text_response
 
 DEFAULT_APIKEY = "sandbox-apikey"
 DEFAULT_EMAIL = "apitest@ge.tt"
@@ -63,11 +61,11 @@ CHUNK = 1 << 20
 BASE62 = string.digits + string.ascii_letters
 
 
-class GettFailure(Exception):
+class GettFailure(Abort):
     """Aborts a handler with a Ge.tt error body ``{"error": message}``."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(message)
+        super().__init__(_error(status, message), message)
         self.status, self.message = status, message
 
 
@@ -191,9 +189,9 @@ class GettBlobServer(SandboxServer):
             os.unlink(tmp)
             with self.api.lock:
                 file.readystate = previous
-            request._remaining = 0  # nothing more can be read from this connection
+            request.abandon_body()  # nothing more can be read from this connection
             if isinstance(exc, ConnectionResetError) and str(exc) == "sandbox: upload cut":
-                _cut_connection(request.handler)
+                reset_connection(request.handler, now=True)
                 return Response(400, b"")  # never written: the connection is gone
             request.handler.close_connection = True
             return _error(400, "upload interrupted")
@@ -210,20 +208,16 @@ class GettBlobServer(SandboxServer):
         return text_response("computer says yes")
 
     def _put(self, request: Request) -> Response:
-        return self._guarded(request, lambda: self._receive(request, self._file_for_upload(request),
-                                                            request.iter_body(CHUNK)))
+        return self._receive(request, self._file_for_upload(request), request.iter_body(CHUNK))
 
     def _post(self, request: Request) -> Response:
-        def run() -> Response:
-            file = self._file_for_upload(request)
-            ctype = request.headers.get("Content-Type", "")
-            marker = "boundary="
-            if not ctype.startswith("multipart/form-data") or marker not in ctype:
-                raise GettFailure(400, "expected a multipart/form-data body with a Filedata field")
-            boundary = ctype.split(marker, 1)[1].split(";")[0].strip().strip('"').encode()
-            return self._receive(request, file, _multipart_field(request.iter_body(CHUNK), boundary, "Filedata"))
-
-        return self._guarded(request, run)
+        file = self._file_for_upload(request)
+        ctype = request.headers.get("Content-Type", "")
+        marker = "boundary="
+        if not ctype.startswith("multipart/form-data") or marker not in ctype:
+            raise GettFailure(400, "expected a multipart/form-data body with a Filedata field")
+        boundary = ctype.split(marker, 1)[1].split(";")[0].strip().strip('"').encode()
+        return self._receive(request, file, _multipart_field(request.iter_body(CHUNK), boundary, "Filedata"))
 
     # -- downloads -----------------------------------------------------------
 
@@ -238,22 +232,19 @@ class GettBlobServer(SandboxServer):
         return file
 
     def _download(self, request: Request) -> Response:
-        def run() -> Response:
-            with self.api.lock:
-                file = self._signed_file(request)
-                path, size = file.path, file.size
-                handle = open(path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
-            return Response(
-                200,
-                self._stream(request, handle),
-                {
-                    "Content-Type": "application/octet-stream",
-                    "Content-Length": str(size),
-                    "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.filename)}",
-                },
-            )
-
-        return self._guarded(request, run)
+        with self.api.lock:
+            file = self._signed_file(request)
+            path, size = file.path, file.size
+            handle = open(path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
+        return Response(
+            200,
+            self._stream(request, handle),
+            {
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(size),
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.filename)}",
+            },
+        )
 
     def _stream(self, request: Request, handle: io.BufferedReader) -> Iterator[bytes]:
         cut = self._take_cut("download")
@@ -266,7 +257,7 @@ class GettBlobServer(SandboxServer):
                 if cut is not None and sent + len(chunk) > cut:
                     yield chunk[: cut - sent]
                     request.handler.wfile.flush()
-                    _cut_connection(request.handler)
+                    reset_connection(request.handler, now=True)
                     raise ConnectionResetError("sandbox: download cut")
                 sent += len(chunk)
                 yield chunk
@@ -274,34 +265,13 @@ class GettBlobServer(SandboxServer):
             handle.close()
 
     def _thumb(self, request: Request) -> Response:
-        def run() -> Response:
-            with self.api.lock:
-                path = self._signed_file(request).path
-            thumb = _thumbnail(path)
-            if thumb is None:
-                raise GettFailure(404, "no thumbnail: not an image")
-            data, ctype = thumb
-            return Response(200, data, {"Content-Type": ctype})
-
-        return self._guarded(request, run)
-
-    @staticmethod
-    def _guarded(request: Request, run: Callable[[], Response]) -> Response:
-        try:
-            return run()
-        except GettFailure as failure:
-            return _error(failure.status, failure.message)
-
-
-def _cut_connection(handler: Any) -> None:
-    """Break the connection now with a TCP reset: nothing written afterwards reaches the client."""
-    sock: socket.socket = handler.connection
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    handler.close_connection = True
+        with self.api.lock:
+            path = self._signed_file(request).path
+        thumb = _thumbnail(path)
+        if thumb is None:
+            raise GettFailure(404, "no thumbnail: not an image")
+        data, ctype = thumb
+        return Response(200, data, {"Content-Type": ctype})
 
 
 def _multipart_field(chunks: Iterator[bytes], boundary: bytes, name: str) -> Iterator[bytes]:
@@ -321,22 +291,22 @@ def _multipart_field(chunks: Iterator[bytes], boundary: bytes, name: str) -> Ite
     while True:  # find the part headers of the field
         index = buffer.find(delimiter)
         if index < 0:
-            buffer = buffer[-len(delimiter):]
+            buffer = buffer[-len(delimiter) :]
             if not fill():
                 raise GettFailure(400, f"no {name} field in the multipart body")
             continue
         after = index + len(delimiter)
         if len(buffer) < after + 2 and fill():
             continue
-        if buffer[after:after + 2] == b"--":  # the closing delimiter
+        if buffer[after : after + 2] == b"--":  # the closing delimiter
             raise GettFailure(400, f"no {name} field in the multipart body")
         end = buffer.find(b"\r\n\r\n", index)
         if end < 0:
             if not fill():
                 raise GettFailure(400, "truncated multipart body")
             continue
-        headers = buffer[index + len(delimiter): end].decode("latin-1")
-        buffer = buffer[end + 4:]
+        headers = buffer[index + len(delimiter) : end].decode("latin-1")
+        buffer = buffer[end + 4 :]
         if f'name="{name}"' in headers:
             break
     while True:  # stream the content up to the next delimiter
@@ -388,6 +358,8 @@ class GettServer(SandboxServer):
         default: the protocol notes do not say so; a guess for tests of clients).
     """
 
+    serialized = True
+
     name = "gett"
     default_port = 8084
     api_prefix = "/1/"
@@ -424,21 +396,34 @@ class GettServer(SandboxServer):
         parser.add_argument("--apikey", default=DEFAULT_APIKEY, help="API key to accept")
         parser.add_argument("--email", default=DEFAULT_EMAIL, help="user e-mail to accept")
         parser.add_argument("--password", default=DEFAULT_PASSWORD, help="user password to accept")
-        parser.add_argument("--token-lifetime", type=float, default=86400,
-                            help="seconds an access token is valid (default: 86400)")
+        parser.add_argument(
+            "--token-lifetime", type=float, default=86400, help="seconds an access token is valid (default: 86400)"
+        )
         parser.add_argument("--blob-port", type=int, default=0, help="port of the blob host (default: a free port)")
-        parser.add_argument("--single-use-refresh", action="store_true",
-                            help="accept each refresh token for one login only (a guess; default: reusable)")
+        parser.add_argument(
+            "--single-use-refresh",
+            action="store_true",
+            help="accept each refresh token for one login only (a guess; default: reusable)",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> GettServer:
-        return cls(host=host, port=port, apikey=args.apikey, email=args.email, password=args.password,
-                   token_lifetime=args.token_lifetime, blob_port=args.blob_port,
-                   single_use_refresh=args.single_use_refresh)
+        return cls(
+            host=host,
+            port=port,
+            apikey=args.apikey,
+            email=args.email,
+            password=args.password,
+            token_lifetime=args.token_lifetime,
+            blob_port=args.blob_port,
+            single_use_refresh=args.single_use_refresh,
+        )
 
     def describe(self) -> str:
-        return (f"gett: {self.base_url}  blobs: {self.blobs.url}/  "
-                f"(apikey={self.apikey!r} email={self.email!r} password={self.password!r})")
+        return (
+            f"gett: {self.base_url}  blobs: {self.blobs.url}/  "
+            f"(apikey={self.apikey!r} email={self.email!r} password={self.password!r})"
+        )
 
     # -- life cycle ----------------------------------------------------------
 
@@ -479,23 +464,13 @@ class GettServer(SandboxServer):
             ("POST", "/_sandbox/expire", self._expire),
         ]
         for method, pattern, handler in routes:
-            self.route(method, pattern, self._guarded(handler))
+            self.route(method, pattern, handler)
 
     def not_found(self, request: Request) -> Response:
         return _error(404, "not found")
 
     def method_not_allowed(self, request: Request) -> Response:
         return _error(405, "method not allowed")
-
-    def _guarded(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        def run(request: Request) -> Response:
-            try:
-                with self.lock:
-                    return handler(request)
-            except GettFailure as failure:
-                return _error(failure.status, failure.message)
-
-        return run
 
     # -- helpers -------------------------------------------------------------
 
@@ -626,12 +601,14 @@ class GettServer(SandboxServer):
         self.access_tokens[access] = _Token(userid, now + self.token_lifetime)
         self.refresh_tokens[refresh] = userid
         expires = self.token_lifetime
-        return json_response({
-            "accesstoken": access,
-            "refreshtoken": refresh,
-            "expires": int(expires) if float(expires).is_integer() else expires,
-            "user": self._user_dict(),
-        })
+        return json_response(
+            {
+                "accesstoken": access,
+                "refreshtoken": refresh,
+                "expires": int(expires) if float(expires).is_integer() else expires,
+                "user": self._user_dict(),
+            }
+        )
 
     def _me(self, request: Request) -> Response:
         self._user(request)
@@ -742,14 +719,16 @@ class GettServer(SandboxServer):
     def _state(self, request: Request) -> Response:
         files = [f for s in self.shares.values() for f in s.files.values()]
         now = time.time()
-        return json_response({
-            "shares": len(self.shares),
-            "files": len(files),
-            "bytes_stored": self.used_storage(),
-            "live_access_tokens": sum(1 for t in self.access_tokens.values() if t.expires_at > now),
-            "logins": dict(self.logins),
-            "titles": sorted(s.title for s in self.shares.values() if s.title),
-        })
+        return json_response(
+            {
+                "shares": len(self.shares),
+                "files": len(files),
+                "bytes_stored": self.used_storage(),
+                "live_access_tokens": sum(1 for t in self.access_tokens.values() if t.expires_at > now),
+                "logins": dict(self.logins),
+                "titles": sorted(s.title for s in self.shares.values() if s.title),
+            }
+        )
 
     def expire_tokens(self) -> int:
         """Expire every access token now; returns how many were live."""

@@ -50,12 +50,19 @@ from urllib.parse import quote, unquote
 
 import requests
 
-from .core import Request, Response, SandboxServer, _reset, json_response, logger, text_response
+from ..backoff import Backoff
+from .core import Request, Response, SandboxServer, json_response, logger, reset_connection, text_response
 
 DEFAULT_API_KEY = "mbed-sandbox-key-0123456789"
 VERSION_TEXT = "DeviceServer v3.0.0-520\nREST version = v2"
-EVENT_KINDS = ("notifications", "registrations", "reg-updates", "de-registrations",
-               "registrations-expired", "async-responses")
+EVENT_KINDS = (
+    "notifications",
+    "registrations",
+    "reg-updates",
+    "de-registrations",
+    "registrations-expired",
+    "async-responses",
+)
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ASYNC_ID_RE = re.compile(r"^[\w-]{1,40}$")
 V2 = r"(?:/v2)?"  # unversioned paths are the latest version
@@ -103,16 +110,35 @@ class Device:
         return data
 
     def as_registration(self) -> dict[str, Any]:
-        return {"ep": self.name, "ept": self.type, "q": self.queue_mode,
-                "resources": [r.as_registration() for r in self.resources.values()]}
+        return {
+            "ep": self.name,
+            "ept": self.type,
+            "q": self.queue_mode,
+            "resources": [r.as_registration() for r in self.resources.values()],
+        }
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name, "type": self.type, "queue_mode": self.queue_mode, "registered": self.registered,
-            "delay": self.delay, "silent": self.silent, "timeout_after": self.timeout_after,
-            "fail_status": self.fail_status, "fail_error": self.fail_error,
-            "resources": [{"path": r.path, "value": r.value.decode("utf-8", "replace"), "rt": r.rt, "ct": r.ct,
-                           "obs": r.obs, "max_age": r.max_age} for r in self.resources.values()],
+            "name": self.name,
+            "type": self.type,
+            "queue_mode": self.queue_mode,
+            "registered": self.registered,
+            "delay": self.delay,
+            "silent": self.silent,
+            "timeout_after": self.timeout_after,
+            "fail_status": self.fail_status,
+            "fail_error": self.fail_error,
+            "resources": [
+                {
+                    "path": r.path,
+                    "value": r.value.decode("utf-8", "replace"),
+                    "rt": r.rt,
+                    "ct": r.ct,
+                    "obs": r.obs,
+                    "max_age": r.max_age,
+                }
+                for r in self.resources.values()
+            ],
         }
 
 
@@ -129,8 +155,17 @@ def _plain(text: str, status: int) -> Response:
 
 
 def _pelion_error(status: int, kind: str, message: str) -> Response:
-    return json_response({"object": "error", "code": status, "type": kind, "message": message,
-                          "request_id": uuid.uuid4().hex, "fields": []}, status)
+    return json_response(
+        {
+            "object": "error",
+            "code": status,
+            "type": kind,
+            "message": message,
+            "request_id": uuid.uuid4().hex,
+            "fields": [],
+        },
+        status,
+    )
 
 
 def _matches(pattern: str, value: str) -> bool:
@@ -192,22 +227,36 @@ class MbedServer(SandboxServer):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--api-key", default=DEFAULT_API_KEY,
-                            help=f"access key to accept (default: {DEFAULT_API_KEY})")
-        parser.add_argument("--pull-timeout", type=float, default=30.0,
-                            help="seconds a long poll is held before 204 (default: 30)")
-        parser.add_argument("--auto-change", type=float, default=5.0,
-                            help="seconds between changes of the demo temperature (default: 5; 0 = never)")
+        parser.add_argument(
+            "--api-key", default=DEFAULT_API_KEY, help=f"access key to accept (default: {DEFAULT_API_KEY})"
+        )
+        parser.add_argument(
+            "--pull-timeout", type=float, default=30.0, help="seconds a long poll is held before 204 (default: 30)"
+        )
+        parser.add_argument(
+            "--auto-change",
+            type=float,
+            default=5.0,
+            help="seconds between changes of the demo temperature (default: 5; 0 = never)",
+        )
         parser.add_argument("--no-demo-devices", action="store_true", help="start without demo devices")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> MbedServer:
-        return cls(host=host, port=port, api_key=args.api_key, pull_timeout=args.pull_timeout,
-                   demo_devices=not args.no_demo_devices, auto_change=args.auto_change)
+        return cls(
+            host=host,
+            port=port,
+            api_key=args.api_key,
+            pull_timeout=args.pull_timeout,
+            demo_devices=not args.no_demo_devices,
+            auto_change=args.auto_change,
+        )
 
     def describe(self) -> str:
-        return (f"mbed: {self.base_url} (Authorization: Bearer {self.api_key}; "
-                f"devices: {', '.join(self.devices) or 'none'}; control API {self.url}/_sandbox/devices)")
+        return (
+            f"mbed: {self.base_url} (Authorization: Bearer {self.api_key}; "
+            f"devices: {', '.join(self.devices) or 'none'}; control API {self.url}/_sandbox/devices)"
+        )
 
     # -- life cycle ----------------------------------------------------------
 
@@ -237,23 +286,42 @@ class MbedServer(SandboxServer):
 
     def add_demo_devices(self) -> None:
         """A light, a temperature sensor and a queue-mode node."""
-        self.add_device("node-001", "Light", resources=[
-            {"path": "/3/0/0", "value": "ARM", "rt": "manufacturer", "obs": False},
-            {"path": "/3/0/1", "value": "Mbed", "rt": "model", "obs": False},
-            {"path": "/3311/0/5850", "value": "0", "rt": "5850"},
-            {"path": "/3311/0/5851", "value": "50", "rt": "5851"},
-            {"path": "/3311/0/5800", "value": "", "rt": "5800", "obs": False},
-        ])
-        self.add_device("temp-sensor-01", "Sensor", resources=[
-            {"path": "/3303/0/5700", "value": "21.5", "rt": "5700"},
-            {"path": "/3303/0/5701", "value": "Cel", "rt": "5701", "obs": False},
-        ])
-        self.add_device("queue-node-01", "QueueModeNode", queue_mode=True, resources=[
-            {"path": "/3/0/1", "value": "QNode", "rt": "model", "obs": False},
-        ])
+        self.add_device(
+            "node-001",
+            "Light",
+            resources=[
+                {"path": "/3/0/0", "value": "ARM", "rt": "manufacturer", "obs": False},
+                {"path": "/3/0/1", "value": "Mbed", "rt": "model", "obs": False},
+                {"path": "/3311/0/5850", "value": "0", "rt": "5850"},
+                {"path": "/3311/0/5851", "value": "50", "rt": "5851"},
+                {"path": "/3311/0/5800", "value": "", "rt": "5800", "obs": False},
+            ],
+        )
+        self.add_device(
+            "temp-sensor-01",
+            "Sensor",
+            resources=[
+                {"path": "/3303/0/5700", "value": "21.5", "rt": "5700"},
+                {"path": "/3303/0/5701", "value": "Cel", "rt": "5701", "obs": False},
+            ],
+        )
+        self.add_device(
+            "queue-node-01",
+            "QueueModeNode",
+            queue_mode=True,
+            resources=[
+                {"path": "/3/0/1", "value": "QNode", "rt": "model", "obs": False},
+            ],
+        )
 
-    def add_device(self, name: str, type: str = "", queue_mode: bool = False,
-                   resources: list[dict[str, Any]] | None = None, register: bool = True) -> Device:
+    def add_device(
+        self,
+        name: str,
+        type: str = "",
+        queue_mode: bool = False,
+        resources: list[dict[str, Any]] | None = None,
+        register: bool = True,
+    ) -> Device:
         """Create a device (and register it, which sends a ``registrations`` event)."""
         if not isinstance(name, str) or not name:
             raise ValueError("a device needs a non-empty name")
@@ -274,8 +342,14 @@ class MbedServer(SandboxServer):
             raise ValueError("a resource needs a path starting with '/'")
         value = spec.get("value", "")
         value = value if isinstance(value, bytes) else str(value).encode()
-        return Resource(path=path, value=value, rt=str(spec.get("rt", "")), ct=str(spec.get("ct", "text/plain")),
-                        obs=bool(spec.get("obs", True)), max_age=int(spec.get("max_age", 60)))
+        return Resource(
+            path=path,
+            value=value,
+            rt=str(spec.get("rt", "")),
+            ct=str(spec.get("ct", "text/plain")),
+            obs=bool(spec.get("obs", True)),
+            max_age=int(spec.get("max_age", 60)),
+        )
 
     def remove_device(self, name: str) -> None:
         """Forget a device (de-registering it first)."""
@@ -358,8 +432,7 @@ class MbedServer(SandboxServer):
             if not ((name, path) in self.subscriptions and device.registered):
                 return 0
             resource.cached_at = time.monotonic()
-            element = {"ep": name, "path": path, "ct": resource.ct, "payload": _b64(raw),
-                       "max-age": resource.max_age}
+            element = {"ep": name, "path": path, "ct": resource.ct, "payload": _b64(raw), "max-age": resource.max_age}
             for i in range(count):
                 self.transactions += 1
                 if numbered_from is not None:
@@ -430,7 +503,7 @@ class MbedServer(SandboxServer):
 
     def _callback_loop(self) -> None:
         session = requests.Session()
-        failures = 0
+        backoff = Backoff(base=0.1, cap=self.callback_retry_max, jitter=False)
         while not self._stopping.is_set():
             with self._cond:
                 while not self._stopping.is_set() and not (self.channel == "callback" and self._events):
@@ -442,18 +515,21 @@ class MbedServer(SandboxServer):
             if not message:
                 continue
             try:
-                answer = session.put(target["url"], data=json.dumps(message), timeout=(2, 5),
-                                     headers={"Content-Type": "application/json", **target.get("headers", {})})
+                answer = session.put(
+                    target["url"],
+                    data=json.dumps(message),
+                    timeout=(2, 5),
+                    headers={"Content-Type": "application/json", **target.get("headers", {})},
+                )
                 status = answer.status_code
             except requests.RequestException:
                 status = 0
             self.callback_deliveries.append(status)
             if status in (200, 204):
-                failures = 0
+                backoff.reset()
                 continue
             self._requeue(message)
-            failures += 1
-            self._stopping.wait(min(self.callback_retry_max, 0.05 * 2 ** failures))
+            self._stopping.wait(backoff.next_delay())
 
     # -- helpers for routes --------------------------------------------------
 
@@ -478,8 +554,13 @@ class MbedServer(SandboxServer):
                         return
                     element = {"id": async_id, "status": 504, "error": "TIMEOUT", "ct": "text/plain", "max-age": 0}
                 elif fail_status:
-                    element = {"id": async_id, "status": fail_status, "error": fail_error or "FAILED",
-                               "ct": "text/plain", "max-age": 0}
+                    element = {
+                        "id": async_id,
+                        "status": fail_status,
+                        "error": fail_error or "FAILED",
+                        "ct": "text/plain",
+                        "max-age": 0,
+                    }
                 else:
                     with self._cond:
                         element = {"id": async_id, **action()}
@@ -502,8 +583,9 @@ class MbedServer(SandboxServer):
         timer.daemon = True
         timer.start()
 
-    def _resource_request(self, method: str, ep: str, path: str, body: bytes, no_resp: bool,
-                          cache_only: bool) -> tuple[int, Any]:
+    def _resource_request(
+        self, method: str, ep: str, path: str, body: bytes, no_resp: bool, cache_only: bool
+    ) -> tuple[int, Any]:
         """The common part of the Connector and the Pelion device requests.
 
         Returns ``(status, detail)``: ``(202, async_id_factory)``, ``(200, bytes)``,
@@ -611,7 +693,7 @@ class MbedServer(SandboxServer):
     def _authenticated(self, handler: Any) -> Any:
         def run(request: Request) -> Response | None:
             if self._stopping.is_set():  # a stopped server: kept-alive connections die too
-                _reset(request.handler)
+                reset_connection(request.handler)
                 return None
             for key in ("ep", "path"):
                 if key in request.params:
@@ -651,14 +733,22 @@ class MbedServer(SandboxServer):
     def _limits(self, request: Request) -> Response:
         with self._cond:
             count = sum(1 for d in self.devices.values() if d.registered)
-        return json_response({"transaction-quota": 10000, "transaction-count": self.transactions,
-                              "endpoint-quota": 100, "endpoint-count": count}, compact=False)
+        return json_response(
+            {
+                "transaction-quota": 10000,
+                "transaction-count": self.transactions,
+                "endpoint-quota": 100,
+                "endpoint-count": count,
+            },
+            compact=False,
+        )
 
     def _endpoints(self, request: Request) -> Response:
         wanted = request.query.get("type")
         with self._cond:
-            listing = [d.as_listing() for d in self.devices.values()
-                       if d.registered and (wanted is None or d.type == wanted)]
+            listing = [
+                d.as_listing() for d in self.devices.values() if d.registered and (wanted is None or d.type == wanted)
+            ]
         return json_response(listing, compact=False)
 
     def _endpoint_resources(self, request: Request) -> Response:
@@ -690,8 +780,9 @@ class MbedServer(SandboxServer):
         ep, path, method = request.params["ep"], request.params["path"], request.method
         body = request.body
         with self._cond:
-            status, detail = self._resource_request(method, ep, path, body, _flag(request.query.get("noResp")),
-                                                    _flag(request.query.get("cacheOnly")))
+            status, detail = self._resource_request(
+                method, ep, path, body, _flag(request.query.get("noResp")), _flag(request.query.get("cacheOnly"))
+            )
             if status == 200:
                 return Response(200, detail.value, {"Content-Type": detail.ct})
             if status == 204:
@@ -829,8 +920,7 @@ class MbedServer(SandboxServer):
         if len(url) + sum(len(str(v)) for v in headers.values()) > 400:
             return _plain("Callback URL and headers are too long (400 characters at most)", 400)
         try:  # the test PUT, with an empty body
-            answer = requests.put(url, data=b"", headers={str(k): str(v) for k, v in headers.items()},
-                                  timeout=(2, 5))
+            answer = requests.put(url, data=b"", headers={str(k): str(v) for k, v in headers.items()}, timeout=(2, 5))
             if answer.status_code not in (200, 204):
                 return _plain(f"Callback URL answered {answer.status_code} to the test request", 400)
         except requests.RequestException:
@@ -894,8 +984,10 @@ class MbedServer(SandboxServer):
         return json_response({"status": "REMOVED"})
 
     def _ws_status(self) -> dict[str, Any]:
-        return {"queueSize": len(self._events) if self.channel == "websocket" else 0,
-                "status": "connected" if self._ws_generation and self._ws_connected else "disconnected"}
+        return {
+            "queueSize": len(self._events) if self.channel == "websocket" else 0,
+            "status": "connected" if self._ws_generation and self._ws_connected else "disconnected",
+        }
 
     _ws_connected = False
 
@@ -995,8 +1087,13 @@ class MbedServer(SandboxServer):
 
     def _ctl_add_device(self, request: Request) -> Response:
         spec = request.json() or {}
-        device = self.add_device(spec.get("name"), spec.get("type", ""), spec.get("queue_mode", False),
-                                 spec.get("resources"), spec.get("register", True))
+        device = self.add_device(
+            spec.get("name"),
+            spec.get("type", ""),
+            spec.get("queue_mode", False),
+            spec.get("resources"),
+            spec.get("register", True),
+        )
         return json_response(device.describe(), 201)
 
     def _ctl_remove_device(self, request: Request) -> Response:
@@ -1008,8 +1105,12 @@ class MbedServer(SandboxServer):
         return json_response(device.describe())
 
     def _ctl_lifecycle(self, request: Request) -> Response:
-        ops = {"register": self.register, "update": self.update_registration,
-               "deregister": self.deregister, "expire": self.expire}
+        ops = {
+            "register": self.register,
+            "update": self.update_registration,
+            "deregister": self.deregister,
+            "expire": self.expire,
+        }
         ops[request.params["op"]](request.params["ep"])
         return json_response(self._device(request.params["ep"]).describe())
 
@@ -1018,8 +1119,13 @@ class MbedServer(SandboxServer):
         if "value" not in spec:
             raise ValueError('give {"value": ...}')
         numbered = spec.get("numbered_from")
-        queued = self.set_value(request.params["ep"], request.params["path"], spec["value"],
-                                int(spec.get("count", 1)), None if numbered is None else int(numbered))
+        queued = self.set_value(
+            request.params["ep"],
+            request.params["path"],
+            spec["value"],
+            int(spec.get("count", 1)),
+            None if numbered is None else int(numbered),
+        )
         return json_response({"notifications": queued})
 
     def _ctl_inject(self, request: Request) -> Response:
@@ -1033,12 +1139,18 @@ class MbedServer(SandboxServer):
 
     def _ctl_state(self, request: Request) -> Response:
         with self._cond:
-            return json_response({
-                "channel": self.channel, "callback": self.callback, "queued": len(self._events),
-                "subscriptions": sorted(f"{ep}{p}" for ep, p in self.subscriptions),
-                "presubscriptions": self.presubscriptions, "race": self.race,
-                "pull_timeout": self.pull_timeout, "callback_deliveries": self.callback_deliveries[-50:],
-            })
+            return json_response(
+                {
+                    "channel": self.channel,
+                    "callback": self.callback,
+                    "queued": len(self._events),
+                    "subscriptions": sorted(f"{ep}{p}" for ep, p in self.subscriptions),
+                    "presubscriptions": self.presubscriptions,
+                    "race": self.race,
+                    "pull_timeout": self.pull_timeout,
+                    "callback_deliveries": self.callback_deliveries[-50:],
+                }
+            )
 
     def _ctl_config(self, request: Request) -> Response:
         spec = request.json() or {}

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from .core import Request, Response, SandboxServer, json_response
+from .core import Abort, Request, Response, SandboxServer, json_response
 
 #: Credentials accepted when none are given (documented, printed at start-up).
 DEFAULT_DEVICE_ID = "5a1e0d3c-0000-4000-8000-00000000d001"
@@ -64,11 +64,11 @@ OK = {"status": "ok"}
 SCALARS = (str, int, float, bool)
 
 
-class NikdevFailure(Exception):
+class NikdevFailure(Abort):
     """Aborts a handler with ``{"message": ...}``."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(message)
+        super().__init__(json_response({"message": message}, status), message)
         self.status, self.message = status, message
 
 
@@ -134,7 +134,7 @@ def _check_batch(body: Any) -> tuple[int, list[tuple[int, list[dict[str, Any]]]]
         for position, item in enumerate(values):
             if not isinstance(item, dict) or len(item) != 1:
                 raise NikdevFailure(400, f"Malformed data: {where}.values[{position}] must be a single-key object")
-            (field, value), = item.items()
+            ((field, value),) = item.items()
             if not field:
                 raise NikdevFailure(400, f"Malformed data: {where}.values[{position}] has an empty field id")
             if not isinstance(value, SCALARS) or (isinstance(value, float) and not math.isfinite(value)):
@@ -190,10 +190,14 @@ class NikdevServer(SandboxServer):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--device-id", default=DEFAULT_DEVICE_ID,
-                            help=f"the Device ID to accept (default: {DEFAULT_DEVICE_ID})")
-        parser.add_argument("--api-key", default=DEFAULT_API_KEY,
-                            help=f"the API key with write access to accept (default: {DEFAULT_API_KEY})")
+        parser.add_argument(
+            "--device-id", default=DEFAULT_DEVICE_ID, help=f"the Device ID to accept (default: {DEFAULT_DEVICE_ID})"
+        )
+        parser.add_argument(
+            "--api-key",
+            default=DEFAULT_API_KEY,
+            help=f"the API key with write access to accept (default: {DEFAULT_API_KEY})",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> NikdevServer:
@@ -208,8 +212,8 @@ class NikdevServer(SandboxServer):
     # -- routes ---------------------------------------------------------------
 
     def setup_routes(self) -> None:
-        self.route("POST", "/api/v1/entries/", self._guarded(self._post_entries))
-        self.route("GET", r"/api/v1/values/(?P<ids>[^/]*)", self._guarded(self._get_values))
+        self.route("POST", "/api/v1/entries/", self._post_entries)
+        self.route("GET", r"/api/v1/values/(?P<ids>[^/]*)", self._get_values)
         self.route("GET", "/_sandbox/entries", self._list_entries)
         self.route("DELETE", "/_sandbox/entries", self._reset_entries)
         self.route("GET", "/_sandbox/state", lambda r: json_response(self.state()))
@@ -222,15 +226,6 @@ class NikdevServer(SandboxServer):
 
     def method_not_allowed(self, request: Request) -> Response:
         return json_response({"message": f"Method {request.method} not allowed on {request.path}"}, 405)
-
-    def _guarded(self, handler: Any) -> Any:
-        def run(request: Request) -> Response:
-            try:
-                return handler(request)
-            except NikdevFailure as failure:
-                return json_response({"message": failure.message}, failure.status)
-
-        return run
 
     def _authenticate(self, request: Request, write: bool) -> _Key:
         device = request.headers.get("x-device-id") or request.headers.get("x-device")
@@ -274,7 +269,7 @@ class NikdevServer(SandboxServer):
                 )
                 self._entries.append(stored)
                 for item in values:
-                    (field, value), = item.items()
+                    ((field, value),) = item.items()
                     previous = self._latest.get((key.device_id, field))
                     if previous is None or stored.corrected_timestamp >= previous[1]:
                         self._latest[(key.device_id, field)] = (value, stored.corrected_timestamp, stored.seq)

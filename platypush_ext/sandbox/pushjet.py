@@ -18,9 +18,9 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
-from .core import Request, Response, SandboxServer, html_error, json_response
+from .core import Abort, Request, Response, SandboxServer, html_error, json_response
 
 UUID_RE = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
 PUBLIC_RE = re.compile(r"^[a-zA-Z0-9]{4}-[a-zA-Z0-9]{6}-[a-zA-Z0-9]{12}-[a-zA-Z0-9]{5}-[a-zA-Z0-9]{9}$")
@@ -40,17 +40,20 @@ ERRORS = {
 }
 
 
-class PushjetFailure(Exception):
+class PushjetFailure(Abort):
     """Aborts a handler with a Pushjet error body."""
 
-    def __init__(self, error_id: int, message: Optional[str] = None):
+    def __init__(self, error_id: int, message: str | None = None):
         status, default = ERRORS.get(error_id, (400, ""))
-        super().__init__(message or default)
         self.error_id, self.status, self.message = error_id, status, message or default
+        super().__init__(_plain({"error": {"message": self.message, "id": error_id}}, status), self.message)
 
 
-class ColumnOverflow(Exception):
+class ColumnOverflow(Abort):
     """A value longer than its database column: upstream (MariaDB in strict mode) answers an HTML 500."""
+
+    def __init__(self) -> None:
+        super().__init__(html_error(500))
 
 
 #: ``name`` is a 255-character column; ``text``, ``link`` and ``icon`` are TEXT columns (bytes of UTF-8).
@@ -147,6 +150,8 @@ def _new_keys() -> tuple[str, str]:
 class PushjetServer(SandboxServer):
     """The Pushjet API (REST part), in memory."""
 
+    serialized = True
+
     name = "pushjet"
     default_port = 8081
 
@@ -171,26 +176,19 @@ class PushjetServer(SandboxServer):
             ("DELETE", "/message"): self._mark_read,
         }
         for (method, path), handler in routes.items():
-            self.route(method, path, self._guarded(handler))
-        self.route("GET", "/", lambda r: Response(302, b"", {"Location": "http://docs.pushjet.io",
-                                                              "Content-Type": "text/html; charset=utf-8"}))
+            self.route(method, path, handler)
+        self.route(
+            "GET",
+            "/",
+            lambda r: Response(
+                302, b"", {"Location": "http://docs.pushjet.io", "Content-Type": "text/html; charset=utf-8"}
+            ),
+        )
         self.route("GET", "/version", lambda r: Response(200, b"7ddb7df", {"Content-Type": "text/html; charset=utf-8"}))
-        self.route("GET", "/_sandbox/state", lambda r: self._guarded(self._state)(r))
+        self.route("GET", "/_sandbox/state", self._state)
 
     def describe(self) -> str:
         return f"pushjet: {self.base_url}  (no credentials: create a service with POST /service)"
-
-    def _guarded(self, handler: Any) -> Any:
-        def run(request: Request) -> Response:
-            try:
-                with self.lock:
-                    return handler(request)
-            except PushjetFailure as failure:
-                return _plain({"error": {"message": failure.message, "id": failure.error_id}}, failure.status)
-            except ColumnOverflow:
-                return html_error(500)
-
-        return run
 
     # -- parameter validation (the decorators of upstream utils.py) ----------
 
@@ -244,8 +242,9 @@ class PushjetServer(SandboxServer):
         if not name:
             raise _missing("name")
         secret, public = _new_keys()
-        service = _Service(secret, public, _column(name, NAME_COLUMN), _column(request.form.get("icon", "").strip()),
-                           int(time.time()))
+        service = _Service(
+            secret, public, _column(name, NAME_COLUMN), _column(request.form.get("icon", "").strip()), int(time.time())
+        )
         self._services[secret] = service
         return _data({"service": service.as_dict(secret=True)})
 

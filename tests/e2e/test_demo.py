@@ -89,16 +89,20 @@ def ran_inside_platypush(names: set[str], function: str) -> bool:
         data = coverage.CoverageData(name)
         data.read()
         for path in data.measured_files():
-            if "site-packages" in path and path.endswith("platypush_ext/nikdev/plugin.py") and line in (
-                    data.lines(path) or []):
+            if (
+                "site-packages" in path
+                and path.endswith("platypush_ext/nikdev/plugin.py")
+                and line in (data.lines(path) or [])
+            ):
                 return True
     return False
 
 
 def test_the_demo_does_what_it_prints() -> None:
     before = coverage_files()
-    done = subprocess.run([sys.executable, "-m", "platypush_ext.demo"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=150)
+    done = subprocess.run(
+        [sys.executable, "-m", "platypush_ext.demo"], cwd=ROOT, capture_output=True, text=True, timeout=150
+    )
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "Traceback" not in out + done.stderr and "!!" not in out

@@ -31,14 +31,20 @@ SENSOR, TEMPERATURE = "temp-sensor-01", "/3303/0/5700"
 
 def documented_hooks() -> dict[str, dict[str, Any]]:
     """Every ``event.hook.*`` of the README, docs/*.md, config.example.yaml and the demo, by ``<source>:<name>``."""
-    sections: list[tuple[str, dict]] = [("config.example.yaml", yaml.safe_load((ROOT / "config.example.yaml").read_text()))]
+    sections: list[tuple[str, dict]] = [
+        ("config.example.yaml", yaml.safe_load((ROOT / "config.example.yaml").read_text()))
+    ]
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for block in re.findall(r"```yaml\n(.*?)```", doc.read_text(), re.S):
             sections.append((doc.name, yaml.safe_load(block)))
     ctx = DemoContext(servers={"mbed": MbedServer()}, shared={"pushjet_service": "alerts"})
     sections.append(("demo", demo_mbed.configure(ctx)))
-    return {f"{source}:{key}": value for source, section in sections for key, value in (section or {}).items()
-            if key.startswith("event.hook.")}
+    return {
+        f"{source}:{key}": value
+        for source, section in sections
+        for key, value in (section or {}).items()
+        if key.startswith("event.hook.")
+    }
 
 
 def is_operator(value: Any) -> bool:
@@ -60,8 +66,10 @@ def threshold_hooks() -> dict[str, dict[str, Any]]:
     for name, hook in documented_hooks().items():
         if hook["if"]["type"] == NOTIFICATION and any(is_operator(v) for v in hook["if"].values()):
             marker = "fired_" + re.sub(r"\W", "_", name)
-            found[marker] = {"if": hook["if"],
-                             "then": [*hook["then"], {"action": "variable.set", "args": {marker: "${value}"}}]}
+            found[marker] = {
+                "if": hook["if"],
+                "then": [*hook["then"], {"action": "variable.set", "args": {marker: "${value}"}}],
+            }
     return found
 
 
@@ -74,11 +82,16 @@ def test_threshold_hooks_fire_above_and_not_below(tmp_path):
         alerts = remote.create_service("alerts")
         config = {
             "mbed": {"base_url": mbed.base_url, "api_key": mbed.api_key, "channel": "long_poll", "pull_timeout": 10},
-            "pushjet": {"base_url": pushjet.base_url, "devices": [str(uuid.uuid4())],
-                        "services": {"alerts": {"secret": alerts.secret_key}}},
+            "pushjet": {
+                "base_url": pushjet.base_url,
+                "devices": [str(uuid.uuid4())],
+                "services": {"alerts": {"secret": alerts.secret_key}},
+            },
             # runs for every reading: once it has, every hook has been matched against it
-            "event.hook.EveryReading": {"if": {"type": NOTIFICATION, "path": TEMPERATURE},
-                                        "then": [{"action": "variable.set", "args": {"last_reading": "${value}"}}]},
+            "event.hook.EveryReading": {
+                "if": {"type": NOTIFICATION, "path": TEMPERATURE},
+                "then": [{"action": "variable.set", "args": {"last_reading": "${value}"}}],
+            },
             **{f"event.hook.{marker}": hook for marker, hook in hooks.items()},
         }
         with PlatypushProcess(config, tmp_path) as pp:
@@ -89,7 +102,9 @@ def test_threshold_hooks_fire_above_and_not_below(tmp_path):
             time.sleep(1)  # time for a wrongly matching hook to run
             fired = {marker: pp.run("variable.get", name=marker).get(marker) for marker in hooks}
             sent = [path for method, path, _ in pushjet.requests if method == "POST" and path.endswith("/message")]
-    assert {marker: str(value) for marker, value in fired.items()} == {marker: "35" for marker in hooks}  # above: each fired; below (21.5): none did
+    assert {marker: str(value) for marker, value in fired.items()} == {
+        marker: "35" for marker in hooks
+    }  # above: each fired; below (21.5): none did
     assert len(sent) == len(hooks)  # and each documented action (pushjet.send) ran once
 
 

@@ -64,8 +64,7 @@ def test_upload_then_download_over_execute_and_the_hook_runs(pp: PlatypushProces
     wait_until(lambda: "receipt-e2e.txt" in titles(gett), timeout=15)
 
 
-def test_background_transfers_with_progress_events(pp: PlatypushProcess, gett: GettServer,
-                                                   tmp_path: Path) -> None:
+def test_background_transfers_with_progress_events(pp: PlatypushProcess, gett: GettServer, tmp_path: Path) -> None:
     source = tmp_path / "big.bin"
     with open(source, "wb") as f:
         f.writelines(os.urandom(1 << 20) for _ in range(48))
@@ -73,12 +72,14 @@ def test_background_transfers_with_progress_events(pp: PlatypushProcess, gett: G
     with pp.events() as events:
         started = pp.run("gett.upload_file", filename="big.bin", path=str(source), wait=False)
         assert started["state"] == "running"
-        done = events.wait_for(lambda e: e["type"] == COMPLETED and e["transfer_id"] == started["transfer_id"],
-                               timeout=60)
+        done = events.wait_for(
+            lambda e: e["type"] == COMPLETED and e["transfer_id"] == started["transfer_id"], timeout=60
+        )
         assert done["size"] == 48 << 20 and done["fileid"] == "0"
         target = tmp_path / "copy.bin"
-        fetch = pp.run("gett.download_file", sharename=done["sharename"], fileid=done["fileid"],
-                       path=str(target), wait=False)
+        fetch = pp.run(
+            "gett.download_file", sharename=done["sharename"], fileid=done["fileid"], path=str(target), wait=False
+        )
         events.wait_for(lambda e: e["type"] == COMPLETED and e["transfer_id"] == fetch["transfer_id"], timeout=60)
     assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
     [info] = pp.run("gett.get_transfers", transfer_id=fetch["transfer_id"])

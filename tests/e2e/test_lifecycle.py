@@ -34,7 +34,9 @@ from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.pushjet import PushjetServer
 from tests.support import wait_until
 
-pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed (make test installs it)")
+pytestmark = pytest.mark.skipif(
+    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
+)
 
 KEY = "e2e-lifecycle-mbed-key-0001"
 NODE, OTHER, PATH = "lifecycle-node", "lifecycle-other", "/3303/0/5700"
@@ -123,8 +125,9 @@ def env(tmp_path: Any) -> Iterator[dict[str, Any]]:
         "mbed": {"base_url": mbed.base_url, "api_key": KEY, "channel": "long_poll", "pull_timeout": 5},
         "event.hook.LifecyclePushjet": {
             "if": {"type": "platypush_ext.pushjet.events.PushjetMessageEvent"},
-            "then": [{"action": "http.post", "args": {"url": recorder.url("pushjet"),
-                                                       "data": "${message} ${journal_id}"}}],
+            "then": [
+                {"action": "http.post", "args": {"url": recorder.url("pushjet"), "data": "${message} ${journal_id}"}}
+            ],
         },
         "event.hook.LifecycleMbed": {
             "if": {"type": "platypush_ext.mbed.events.MbedNotificationEvent", "endpoint": NODE},
@@ -132,8 +135,13 @@ def env(tmp_path: Any) -> Iterator[dict[str, Any]]:
         },
     }
     platypush = PlatypushProcess(config, tmp_path / "platypush")
-    yield {"platypush": platypush, "pushjet": pushjet, "mbed": mbed, "recorder": recorder,
-           "send": lambda text: remote.send(service.secret_key, text)}
+    yield {
+        "platypush": platypush,
+        "pushjet": pushjet,
+        "mbed": mbed,
+        "recorder": recorder,
+        "send": lambda text: remote.send(service.secret_key, text),
+    }
     platypush.stop()
     recorder.shutdown()
     remote.close()
@@ -199,8 +207,10 @@ def test_nothing_is_lost_when_platypush_is_killed_at_random_moments(env: dict[st
         lost = [t for t in texts if t not in seen]
         caught = in_flight(env[channel].handed, killed_at)
         duplicates = sum(seen[t] - 1 for t in texts if t in seen)
-        report.append(f"{channel}: {len(texts)} items, {kills} kills, {len(lost)} lost "
-                      f"({len(set(lost) & caught)} in flight at a kill), {duplicates} duplicate hook runs")
+        report.append(
+            f"{channel}: {len(texts)} items, {kills} kills, {len(lost)} lost "
+            f"({len(set(lost) & caught)} in flight at a kill), {duplicates} duplicate hook runs"
+        )
         ours = [t for t in lost if t not in caught]
         assert not ours, f"{channel}: {len(ours)} of {len(texts)} never fired a hook: {ours[:10]}"
     journals = {name: pp.run(f"{name}.status")["journal"] for name in ("pushjet", "mbed")}

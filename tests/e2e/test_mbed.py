@@ -15,14 +15,16 @@ from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 from platypush_ext.sandbox.pushjet import PushjetServer
 
-pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed (make test installs it)")
+pytestmark = pytest.mark.skipif(
+    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
+)
 
 KEY = "e2e-mbed-access-key-31337"
 NOTIFICATION = "platypush_ext.mbed.events.MbedNotificationEvent"
 PUSHJET_MESSAGE = "platypush_ext.pushjet.events.PushjetMessageEvent"
 
 # The @when equivalent of the original library's setHandler("de-registrations", fn).
-SCRIPT = '''
+SCRIPT = """
 from platypush import run, when
 from platypush_ext.mbed.events import MbedDeregistrationEvent
 
@@ -30,7 +32,7 @@ from platypush_ext.mbed.events import MbedDeregistrationEvent
 @when(MbedDeregistrationEvent)
 def on_deregistration(event, **_):
     run("variable.set", last_gone=event.args["endpoint"])
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +45,45 @@ def env(tmp_path_factory):
     device = str(uuid.uuid4())
     remote.subscribe(device, alerts.public_key)
     config = {
-        "mbed": {"base_url": mbed.base_url, "api_key": KEY, "channel": "long_poll", "pull_timeout": 10,
-                 "async_timeout": 10},
-        "pushjet": {"base_url": pushjet.base_url, "devices": [device],
-                    "services": {"alerts": {"secret": alerts.secret_key}}, "poll_interval": 4},
+        "mbed": {
+            "base_url": mbed.base_url,
+            "api_key": KEY,
+            "channel": "long_poll",
+            "pull_timeout": 10,
+            "async_timeout": 10,
+        },
+        "pushjet": {
+            "base_url": pushjet.base_url,
+            "devices": [device],
+            "services": {"alerts": {"secret": alerts.secret_key}},
+            "poll_interval": 4,
+        },
         "event.hook.HotTemperatureToPushjet": {
-            "if": {"type": NOTIFICATION, "endpoint": {"$eq": "temp-sensor-01"}, "path": {"$eq": "/3303/0/5700"},
-                   "value": {"$regex": "^(2[89]|[3-9][0-9])"}},
-            "then": [{"action": "pushjet.send",
-                      "args": {"service": "alerts", "title": "mbed", "importance": 4,
-                               "message": "${endpoint}${path} is ${value}"}}],
+            "if": {
+                "type": NOTIFICATION,
+                "endpoint": {"$eq": "temp-sensor-01"},
+                "path": {"$eq": "/3303/0/5700"},
+                "value": {"$regex": "^(2[89]|[3-9][0-9])"},
+            },
+            "then": [
+                {
+                    "action": "pushjet.send",
+                    "args": {
+                        "service": "alerts",
+                        "title": "mbed",
+                        "importance": 4,
+                        "message": "${endpoint}${path} is ${value}",
+                    },
+                }
+            ],
         },
         # every temperature reading is recorded to NikDev by a procedure (add_value + commit_and_push)
-        "nikdev": {"base_url": nikdev.base_url, "device_id": DEFAULT_DEVICE_ID, "api_key": DEFAULT_API_KEY,
-                   "flush_interval": 1},
+        "nikdev": {
+            "base_url": nikdev.base_url,
+            "device_id": DEFAULT_DEVICE_ID,
+            "api_key": DEFAULT_API_KEY,
+            "flush_interval": 1,
+        },
         "procedure.record_reading(field, value)": [
             {"action": "nikdev.add_value", "args": {"field": "${field}", "value": "${value}"}},
             {"action": "nikdev.commit_and_push"},

@@ -10,7 +10,9 @@ from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.mbed import MbedServer
 from tests.support import wait_until
 
-pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed (make test installs it)")
+pytestmark = pytest.mark.skipif(
+    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
+)
 
 KEY = "e2e-mbed-channels-key-4242"
 NOTIFICATION = "platypush_ext.mbed.events.MbedNotificationEvent"

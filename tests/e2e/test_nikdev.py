@@ -25,8 +25,13 @@ def server() -> Iterator[NikdevServer]:
 @pytest.fixture(scope="module")
 def pp(server: NikdevServer, tmp_path_factory: Any) -> Iterator[PlatypushProcess]:
     config = {
-        "nikdev": {"base_url": server.base_url, "device_id": DEFAULT_DEVICE_ID, "api_key": DEFAULT_API_KEY,
-                   "flush_interval": 1, "retries": 0},
+        "nikdev": {
+            "base_url": server.base_url,
+            "device_id": DEFAULT_DEVICE_ID,
+            "api_key": DEFAULT_API_KEY,
+            "flush_interval": 1,
+            "retries": 0,
+        },
         # a recorded value: the mbed plugin's notification hook will call this procedure
         "procedure.nikdev_record_value(field, value)": [
             {"action": "nikdev.add_value", "args": {"field": "${field}", "value": "${value}"}},

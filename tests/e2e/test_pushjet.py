@@ -13,12 +13,14 @@ from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.pushjet import PushjetServer
 
-pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed (make test installs it)")
+pytestmark = pytest.mark.skipif(
+    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
+)
 
 EVENT = "platypush_ext.pushjet.events.PushjetMessageEvent"
 
 # A user script: the @when equivalent of a hook.
-SCRIPT = '''
+SCRIPT = """
 from platypush import run, when
 from platypush_ext.pushjet.events import PushjetMessageEvent
 
@@ -26,7 +28,7 @@ from platypush_ext.pushjet.events import PushjetMessageEvent
 @when(PushjetMessageEvent, title="script")
 def on_script_message(event, **_):
     run("variable.set", seen_by_script=event.args["message"])
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +56,7 @@ def env(tmp_path_factory):
     }
     platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush"), scripts={"pushjet_hooks.py": SCRIPT})
     platypush.start()
-    yield {"platypush": platypush, "server": server, "remote": remote, "alerts": alerts, "echo": echo,
-           "device": device}
+    yield {"platypush": platypush, "server": server, "remote": remote, "alerts": alerts, "echo": echo, "device": device}
     platypush.stop()
     server.stop()
 
@@ -74,8 +75,9 @@ def wait_variable(platypush: PlatypushProcess, name: str, value, timeout: float 
 
 
 def test_execute_requires_the_token(env):
-    answer = requests.post(env["platypush"].url + "/execute", json={"type": "request", "action": "pushjet.status"},
-                           timeout=10)
+    answer = requests.post(
+        env["platypush"].url + "/execute", json={"type": "request", "action": "pushjet.status"}, timeout=10
+    )
     # 412 while no Platypush user exists (as here, where only the API token authenticates), 401 otherwise
     assert answer.status_code in (401, 403, 412) and "response" not in answer.text
 

@@ -21,8 +21,9 @@ def test_without_redis_server_nothing_starts(monkeypatch: pytest.MonkeyPatch, tm
     assert not (tmp_path / "config.yaml").exists()
 
 
-def test_a_platypush_that_exits_at_start_is_reported_with_its_log(monkeypatch: pytest.MonkeyPatch,
-                                                                  tmp_path: Path) -> None:
+def test_a_platypush_that_exits_at_start_is_reported_with_its_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PLATYPUSH_REDIS_BIN", str(tmp_path / "no-such-redis"))
     platypush = PlatypushProcess({}, tmp_path)
     assert platypush.log_tail() == "(no log)"
@@ -51,14 +52,19 @@ def test_failed_actions_raise_and_event_waits_end_on_time(tmp_path: Path) -> Non
             assert 0.25 < time.monotonic() - started < 5
             with pytest.raises(TimeoutError, match="within 0 s"):
                 events.wait_for(lambda e: True, timeout=0)
-            event = {"type": "event", "args": {"type": "platypush.message.event.custom.CustomEvent",
-                                               "subtype": "runner-test"}}
-            requests.post(platypush.url + "/execute", json=event, timeout=10,
-                          headers={"Authorization": f"Bearer {platypush.token}"}).raise_for_status()
+            event = {
+                "type": "event",
+                "args": {"type": "platypush.message.event.custom.CustomEvent", "subtype": "runner-test"},
+            }
+            requests.post(
+                platypush.url + "/execute",
+                json=event,
+                timeout=10,
+                headers={"Authorization": f"Bearer {platypush.token}"},
+            ).raise_for_status()
             first = next(iter(events))  # iterating yields the events as dictionaries
             assert (first["type"], first["subtype"]) == ("platypush.message.event.custom.CustomEvent", "runner-test")
         proc = platypush._proc
         assert proc is not None
         platypush.stop(timeout=0)  # no time for SIGINT: the process group is killed
         assert proc.returncode is not None
-

@@ -35,8 +35,13 @@ class Cli:
     """The command line in a subprocess, its output read line by line with a time limit."""
 
     def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "platypush_ext.sandbox", *args], cwd=ROOT,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "platypush_ext.sandbox", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -90,15 +95,20 @@ def talk_mbed(line: str) -> None:
 
 
 def talk_nikdev(line: str) -> None:
-    client = NikdevClient(URL.search(line).group(0), field(line, r"x-device-id: ([^,]+),"),
-                          field(line, r"x-api-key: ([^;]+);"))
+    client = NikdevClient(
+        URL.search(line).group(0), field(line, r"x-device-id: ([^,]+),"), field(line, r"x-api-key: ([^;]+);")
+    )
     client.push([Entry.build({"temp": 21.5})])
     assert [(v.field, v.value) for v in client.get_values("temp")] == [("temp", 21.5)]
 
 
 def talk_gett(line: str) -> None:
-    client = GettClient(URL.search(line).group(0), api_key=field(line, r"apikey='([^']+)'"),
-                        email=field(line, r"email='([^']+)'"), password=field(line, r"password='([^']+)'"))
+    client = GettClient(
+        URL.search(line).group(0),
+        api_key=field(line, r"apikey='([^']+)'"),
+        email=field(line, r"email='([^']+)'"),
+        password=field(line, r"password='([^']+)'"),
+    )
     try:
         file = client.upload_file("cli.txt", data=b"from the CLI test")
         assert client.contents(file.sharename, file.fileid) == b"from the CLI test"
@@ -107,8 +117,12 @@ def talk_gett(line: str) -> None:
         client.close()
 
 
-TALK: dict[str, Callable[[str], None]] = {"pushjet": talk_pushjet, "mbed": talk_mbed, "nikdev": talk_nikdev,
-                                          "gett": talk_gett}
+TALK: dict[str, Callable[[str], None]] = {
+    "pushjet": talk_pushjet,
+    "mbed": talk_mbed,
+    "nikdev": talk_nikdev,
+    "gett": talk_gett,
+}
 
 
 def assert_released(used: list[int]) -> None:
@@ -149,18 +163,29 @@ def test_all_servers_on_free_ports(sig: signal.Signals) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_one_server_on_a_chosen_port_with_its_options(sig: signal.Signals) -> None:
     port, blob_port = free_port(), free_port()
-    cli = Cli("gett", "--port", str(port), "--blob-port", str(blob_port), "--email", "cli@example.org",
-              "--single-use-refresh")
+    cli = Cli(
+        "gett", "--port", str(port), "--blob-port", str(blob_port), "--email", "cli@example.org", "--single-use-refresh"
+    )
     try:
         [line] = cli.read(1)
         assert line.startswith(f"gett: http://127.0.0.1:{port}/1/  blobs: http://127.0.0.1:{blob_port}/")
         assert "email='cli@example.org'" in line
         talk_gett(line)
-        login = requests.post(f"http://127.0.0.1:{port}/1/users/login", timeout=5, json={
-            "apikey": field(line, r"apikey='([^']+)'"), "email": "cli@example.org",
-            "password": field(line, r"password='([^']+)'")}).json()
-        answers = [requests.post(f"http://127.0.0.1:{port}/1/users/login", json={"refreshtoken": login["refreshtoken"]},
-                                 timeout=5).status_code for _ in range(2)]
+        login = requests.post(
+            f"http://127.0.0.1:{port}/1/users/login",
+            timeout=5,
+            json={
+                "apikey": field(line, r"apikey='([^']+)'"),
+                "email": "cli@example.org",
+                "password": field(line, r"password='([^']+)'"),
+            },
+        ).json()
+        answers = [
+            requests.post(
+                f"http://127.0.0.1:{port}/1/users/login", json={"refreshtoken": login["refreshtoken"]}, timeout=5
+            ).status_code
+            for _ in range(2)
+        ]
         assert answers == [200, 403]  # --single-use-refresh took effect
         assert cli.lines.empty()  # nothing but the one server
     except BaseException:
@@ -170,8 +195,9 @@ def test_one_server_on_a_chosen_port_with_its_options(sig: signal.Signals) -> No
 
 
 def test_an_unknown_service_is_a_usage_error() -> None:
-    done = subprocess.run([sys.executable, "-m", "platypush_ext.sandbox", "nosuch"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "platypush_ext.sandbox", "nosuch"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 2
     assert "invalid choice: 'nosuch'" in done.stderr and "Traceback" not in done.stderr
 

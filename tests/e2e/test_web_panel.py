@@ -35,16 +35,20 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed (make test installs it)"),
-    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                       reason="chromium and chromium-driver are not installed (make test installs them)"),
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="chromium and chromium-driver are not installed (make test installs them)",
+    ),
 ]
 
 SHOTS = Path(__file__).resolve().parents[2] / "run" / "screenshots"
 COMPONENTS = Path(platypush.__file__).parent / "components.json.gz"
 USER, PASSWORD = "first-user", "correct horse battery staple"
 # Root needs --no-sandbox; the background-networking flags keep Chromium off the (closed) network.
-CHROMIUM_FLAGS = ("--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-quic --no-first-run "
-                  "--disable-background-networking --disable-component-update --disable-sync --window-size=1280,900")
+CHROMIUM_FLAGS = (
+    "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-quic --no-first-run "
+    "--disable-background-networking --disable-component-update --disable-sync --window-size=1280,900"
+)
 
 
 def digest(path: Path) -> str:
@@ -133,8 +137,10 @@ def test_listed_right_after_start_with_nothing_written_into_platypush(env):
 def test_a_failed_execute_answers_success_false_and_the_sentence(env):
     """What the README says a failure answers."""
     answer = env["platypush"].execute("pushjet.send", service="demo", message="x", importance=11)
-    assert answer == {"output": {"success": False},
-                      "errors": ["importance must be from 1 (least) to 5 (most important), got 11"]}
+    assert answer == {
+        "output": {"success": False},
+        "errors": ["importance must be from 1 (least) to 5 (most important), got 11"],
+    }
 
 
 def test_register_the_first_user_and_log_in(env, browser):
@@ -174,7 +180,9 @@ def test_execute_pushjet_send_from_its_argument_form(env, browser):
     browser.get(env["platypush"].url + "/#execute")
     action = wait(browser).until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".autocomplete-container input")))
     action.send_keys("pushjet.")  # the autocomplete offers the plugin's actions: pick send
-    wait(browser).until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".autocomplete .item[data-item='pushjet.send']"))).click()
+    wait(browser).until(
+        EC.element_to_be_clickable((By.CSS_SELECTOR, ".autocomplete .item[data-item='pushjet.send']"))
+    ).click()
     wait(browser).until(lambda d: argument_fields(d))
     fields = argument_fields(browser)
     assert list(fields) == ["message", "title", "link", "importance", "service", "secret_key"]
@@ -182,7 +190,9 @@ def test_execute_pushjet_send_from_its_argument_form(env, browser):
     run = browser.find_element(By.CSS_SELECTOR, ".run-btn")
     assert not run.is_enabled(), "Run must stay disabled while the required message is empty"
     fields["message"][0].click()  # shows the argument's help next to the form
-    wait(browser).until(lambda d: any(e.is_displayed() for e in d.find_elements(By.XPATH, "//*[normalize-space()='the text.']")))
+    wait(browser).until(
+        lambda d: any(e.is_displayed() for e in d.find_elements(By.XPATH, "//*[normalize-space()='the text.']"))
+    )
     shot(browser, "03-execute-form")
 
     fields["message"][0].send_keys("Hello from the web panel")
@@ -208,8 +218,11 @@ def listed(driver, css: str) -> list[str]:
 def shows_plugin(driver, name: str, actions: list[str]) -> bool:
     """The page shows this plugin's actions and documentation (its configuration example), not the previous one's."""
     docs = [e.get_attribute("textContent") for e in driver.find_elements(By.CSS_SELECTOR, "section.doc .doc-content")]
-    return listed(driver, "li.action") == actions and bool(docs) and all(
-        re.search(rf"^{name}:$", doc, re.M) for doc in docs)
+    return (
+        listed(driver, "li.action") == actions
+        and bool(docs)
+        and all(re.search(rf"^{name}:$", doc, re.M) for doc in docs)
+    )
 
 
 def test_extensions_list_each_plugin_with_its_actions_and_events(env, browser):
@@ -233,7 +246,9 @@ def test_extensions_list_each_plugin_with_its_actions_and_events(env, browser):
 def test_events_view_shows_the_message_the_listener_posted(env, browser):
     pp, config = env["platypush"], env["config"]
     browser.get(pp.url + "/#application")
-    tabs = wait(browser).until(lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, ".tab") if t.text.strip() == "Events"])
+    tabs = wait(browser).until(
+        lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, ".tab") if t.text.strip() == "Events"]
+    )
     tabs[0].click()
     wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".events-container")))
     time.sleep(0.5)  # the view records events from now on
@@ -242,10 +257,17 @@ def test_events_view_shows_the_message_the_listener_posted(env, browser):
     PushjetClient(config["pushjet"]["base_url"]).send(secret, "Seen in the Events view", title="web panel")
 
     def arrived(driver) -> list:
-        return [e for e in driver.find_elements(By.CSS_SELECTOR, ".events-container .event .type")
-                if e.text == "platypush_ext.pushjet.events.PushjetMessageEvent"]
+        return [
+            e
+            for e in driver.find_elements(By.CSS_SELECTOR, ".events-container .event .type")
+            if e.text == "platypush_ext.pushjet.events.PushjetMessageEvent"
+        ]
 
     wait(browser, 20).until(arrived)[-1].click()  # expand the newest one, then its arguments
-    wait(browser).until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".events-container .object.renderer .compact"))).click()
-    wait(browser).until(lambda d: "Seen in the Events view" in d.find_element(By.CSS_SELECTOR, ".events-container").text)
+    wait(browser).until(
+        EC.element_to_be_clickable((By.CSS_SELECTOR, ".events-container .object.renderer .compact"))
+    ).click()
+    wait(browser).until(
+        lambda d: "Seen in the Events view" in d.find_element(By.CSS_SELECTOR, ".events-container").text
+    )
     shot(browser, "07-events")

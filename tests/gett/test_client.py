@@ -41,8 +41,13 @@ def server(start_server: Any) -> GettServer:
 
 
 def make_client(server: GettServer, **kwargs: Any) -> GettClient:
-    options: dict[str, Any] = {"api_key": server.apikey, "email": server.email, "password": server.password,
-                               "retry": FAST_RETRY, "timeouts": Timeouts(2, 5)}
+    options: dict[str, Any] = {
+        "api_key": server.apikey,
+        "email": server.email,
+        "password": server.password,
+        "retry": FAST_RETRY,
+        "timeouts": Timeouts(2, 5),
+    }
     options.update(kwargs)
     return GettClient(server.base_url, **options)
 
@@ -67,12 +72,16 @@ def test_login_and_user_info(client: GettClient, server: GettServer) -> None:
     assert (me.files, me.storage_used) == (1, 5)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("password", "wrong-password", "User not found"),
-    ("api_key", "wrong-api-key", "invalid apikey"),
-])
-def test_bad_credentials_give_a_clear_auth_error_without_secrets(server: GettServer, field: str, value: str,
-                                                                  message: str) -> None:
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("password", "wrong-password", "User not found"),
+        ("api_key", "wrong-api-key", "invalid apikey"),
+    ],
+)
+def test_bad_credentials_give_a_clear_auth_error_without_secrets(
+    server: GettServer, field: str, value: str, message: str
+) -> None:
     client = make_client(server, **{field: value})
     with pytest.raises(GettAuthError) as info:
         client.get_shares()
@@ -276,8 +285,9 @@ def test_5xx_during_upload_is_retried_from_the_start(client: GettClient, server:
     assert [s[2] for s in server.blobs.requests if s[0] == "PUT"] == [503, 503, 200]
 
 
-def test_reset_in_the_middle_of_an_upload_is_retried_from_the_start(client: GettClient, server: GettServer,
-                                                                   tmp_path: Any) -> None:
+def test_reset_in_the_middle_of_an_upload_is_retried_from_the_start(
+    client: GettClient, server: GettServer, tmp_path: Any
+) -> None:
     source = tmp_path / "big.bin"
     payload = os.urandom(5_000_000)
     source.write_bytes(payload)
@@ -286,8 +296,7 @@ def test_reset_in_the_middle_of_an_upload_is_retried_from_the_start(client: Gett
     assert client.contents(file.sharename, file.fileid) == payload
 
 
-def test_upload_that_keeps_failing_is_a_clear_error_and_leaves_nothing(client: GettClient,
-                                                                       server: GettServer) -> None:
+def test_upload_that_keeps_failing_is_a_clear_error_and_leaves_nothing(client: GettClient, server: GettServer) -> None:
     server.blobs.faults.add("status", count=3, status=503, method="PUT")
     with pytest.raises(ServerError, match="HTTP 503"):
         client.upload_file("x.bin", data=b"x" * 1000, title="doomed")
@@ -381,8 +390,9 @@ def test_server_rejections_map_to_bad_request(client: GettClient, server: GettSe
         client.http.request_json("GET", "shares", params={"accesstoken": client.access_token(), "skip": "x"})
 
 
-def test_secrets_never_in_errors_logs_or_reprs(server: GettServer, caplog: pytest.LogCaptureFixture,
-                                                tmp_path: Any) -> None:
+def test_secrets_never_in_errors_logs_or_reprs(
+    server: GettServer, caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
     caplog.set_level(logging.DEBUG)
     client = make_client(server)
     file = client.upload_file("s.txt", data=b"secret stuff")

@@ -39,25 +39,60 @@ def server(start_server: Any) -> ScriptedGett:
 
 
 def make_client(server: ScriptedGett) -> GettClient:
-    return GettClient(server.base_url, api_key="k", email="e@x", password="p", timeouts=Timeouts(2, 2),
-                      retry=RetryPolicy(attempts=1, backoff=0.01, backoff_max=0.01))
+    return GettClient(
+        server.base_url,
+        api_key="k",
+        email="e@x",
+        password="p",
+        timeouts=Timeouts(2, 2),
+        retry=RetryPolicy(attempts=1, backoff=0.01, backoff_max=0.01),
+    )
 
 
-@pytest.mark.parametrize("method, path, answer, call, message", [
-    ("GET", "/1/shares", {"not": "a list"}, lambda c: c.get_shares(), "GET /shares: the answer is not a list"),
-    ("GET", "/1/shares", [{"title": "x"}], lambda c: c.get_shares(),
-     "unexpected share object from Ge.tt (KeyError('sharename'))"),
-    ("GET", "/1/files/abc/0", {"fileid": "0"}, lambda c: c.get_file("abc", "0"),
-     "unexpected file object from Ge.tt (KeyError('filename'))"),
-    ("GET", "/1/files/abc/0/upload", {"puturl": "http://127.0.0.1:1/x"}, lambda c: c.upload_url("abc", "0"),
-     "unexpected upload URLs from Ge.tt (KeyError('posturl'))"),
-    ("GET", "/1/users/me", {"fullname": "nobody"}, lambda c: c.get_user(),
-     "unexpected user object from Ge.tt (KeyError('userid'))"),
-    ("POST", "/1/users/login", {"expires": 60}, lambda c: c.login(),
-     "POST /users/login: the answer lacks an accesstoken"),
-])
-def test_ill_formed_objects_are_protocol_errors(server: ScriptedGett, method: str, path: str, answer: Any,
-                                                call: Callable[[GettClient], Any], message: str) -> None:
+@pytest.mark.parametrize(
+    "method, path, answer, call, message",
+    [
+        ("GET", "/1/shares", {"not": "a list"}, lambda c: c.get_shares(), "GET /shares: the answer is not a list"),
+        (
+            "GET",
+            "/1/shares",
+            [{"title": "x"}],
+            lambda c: c.get_shares(),
+            "unexpected share object from Ge.tt (KeyError('sharename'))",
+        ),
+        (
+            "GET",
+            "/1/files/abc/0",
+            {"fileid": "0"},
+            lambda c: c.get_file("abc", "0"),
+            "unexpected file object from Ge.tt (KeyError('filename'))",
+        ),
+        (
+            "GET",
+            "/1/files/abc/0/upload",
+            {"puturl": "http://127.0.0.1:1/x"},
+            lambda c: c.upload_url("abc", "0"),
+            "unexpected upload URLs from Ge.tt (KeyError('posturl'))",
+        ),
+        (
+            "GET",
+            "/1/users/me",
+            {"fullname": "nobody"},
+            lambda c: c.get_user(),
+            "unexpected user object from Ge.tt (KeyError('userid'))",
+        ),
+        (
+            "POST",
+            "/1/users/login",
+            {"expires": 60},
+            lambda c: c.login(),
+            "POST /users/login: the answer lacks an accesstoken",
+        ),
+    ],
+)
+def test_ill_formed_objects_are_protocol_errors(
+    server: ScriptedGett, method: str, path: str, answer: Any, call: Callable[[GettClient], Any], message: str
+) -> None:
     server.answers[(method, path)] = answer
     client = make_client(server)
     try:

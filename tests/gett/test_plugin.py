@@ -30,8 +30,14 @@ def server(start_server: Any) -> GettServer:
 
 @pytest.fixture
 def plugin(server: GettServer, bus: RecordingBus) -> GettPlugin:
-    p = GettPlugin(base_url=server.base_url, api_key=server.apikey, email=server.email, password=server.password,
-                   retries=1, progress_interval=0.2)
+    p = GettPlugin(
+        base_url=server.base_url,
+        api_key=server.apikey,
+        email=server.email,
+        password=server.password,
+        retries=1,
+        progress_interval=0.2,
+    )
     yield p
     p.stop()
 
@@ -67,8 +73,11 @@ def test_upload_and_download_round_trip(plugin: GettPlugin, bus: RecordingBus, t
     down = ok(plugin.download_file(sharename=up["sharename"], fileid=up["fileid"]))
     assert (down["data"], down["data_format"]) == ("héllo", "text")
     binary = bytes(range(256))
-    up2 = ok(plugin.upload_file(filename="b.bin", data=base64.b64encode(binary).decode(), data_format="base64",
-                                sharename=up["sharename"]))
+    up2 = ok(
+        plugin.upload_file(
+            filename="b.bin", data=base64.b64encode(binary).decode(), data_format="base64", sharename=up["sharename"]
+        )
+    )
     down2 = ok(plugin.download_file(sharename=up2["sharename"], fileid=up2["fileid"]))
     assert down2["data_format"] == "base64" and base64.b64decode(down2["data"]) == binary
     saved = ok(plugin.download_file(sharename=up2["sharename"], fileid=up2["fileid"], path=str(tmp_path / "o.bin")))
@@ -113,8 +122,7 @@ def test_thumbnail_action(plugin: GettPlugin, tmp_path: Path) -> None:
     assert saved["path"].endswith("thumb-p.png")
 
 
-def test_bad_input_for_every_action_is_a_readable_error(plugin: GettPlugin, server: GettServer,
-                                                         tmp_path: Path) -> None:
+def test_bad_input_for_every_action_is_a_readable_error(plugin: GettPlugin, server: GettServer, tmp_path: Path) -> None:
     cases = {
         "get_shares": {"skip": -1},
         "get_shares_list": {"limit": "ten"},
@@ -158,8 +166,9 @@ def test_service_errors_are_readable_and_secret_free(server: GettServer, bus: Re
     assert "share not found" in text and missing._client.access_token() not in text
 
 
-def test_background_upload_reports_progress_and_completion(plugin: GettPlugin, server: GettServer,
-                                                           bus: RecordingBus, tmp_path: Path) -> None:
+def test_background_upload_reports_progress_and_completion(
+    plugin: GettPlugin, server: GettServer, bus: RecordingBus, tmp_path: Path
+) -> None:
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(24 << 20))
     server.blobs.faults.add("hang", count=1, delay=0.6, method="GET")  # slows down nothing of the upload
@@ -177,16 +186,21 @@ def test_background_upload_reports_progress_and_completion(plugin: GettPlugin, s
         assert 0 < event.args["bytes_done"] <= event.args["bytes_total"] == 24 << 20
 
 
-def test_background_download_can_be_cancelled(plugin: GettPlugin, server: GettServer, bus: RecordingBus,
-                                              tmp_path: Path) -> None:
-    file = ok(plugin.upload_file(filename="c.bin", data=base64.b64encode(os.urandom(8 << 20)).decode(),
-                                 data_format="base64"))
+def test_background_download_can_be_cancelled(
+    plugin: GettPlugin, server: GettServer, bus: RecordingBus, tmp_path: Path
+) -> None:
+    file = ok(
+        plugin.upload_file(filename="c.bin", data=base64.b64encode(os.urandom(8 << 20)).decode(), data_format="base64")
+    )
     server.blobs.cut("download", after=10**12)  # a no-op cut: only to show the transfer is not cut
     server.blobs.faults.clear()
     # slow the download down so that it is still running when cancelled
     server.blobs.faults.add("hang", count=1, delay=1.0, method="GET")
-    started = ok(plugin.download_file(sharename=file["sharename"], fileid=file["fileid"],
-                                      path=str(tmp_path / "c.bin"), wait=False))
+    started = ok(
+        plugin.download_file(
+            sharename=file["sharename"], fileid=file["fileid"], path=str(tmp_path / "c.bin"), wait=False
+        )
+    )
     answer = ok(plugin.cancel_transfer(transfer_id=started["transfer_id"]))
     assert answer["state"] in ("cancelled", "failed")
     [failed] = bus.wait_for(GettTransferFailedEvent, timeout=15)
@@ -194,13 +208,15 @@ def test_background_download_can_be_cancelled(plugin: GettPlugin, server: GettSe
     assert os.listdir(tmp_path) == []
 
 
-def test_cancelled_background_upload_cleans_up(plugin: GettPlugin, server: GettServer, bus: RecordingBus,
-                                               tmp_path: Path) -> None:
+def test_cancelled_background_upload_cleans_up(
+    plugin: GettPlugin, server: GettServer, bus: RecordingBus, tmp_path: Path
+) -> None:
     source = tmp_path / "u.bin"
     source.write_bytes(os.urandom(64 << 20))
     started = ok(plugin.upload_file(filename="u.bin", path=str(source), wait=False))
-    wait_until(lambda: ok(plugin.get_transfers(transfer_id=started["transfer_id"]))[0]["bytes_done"] > 0, 15,
-               interval=0.001)
+    wait_until(
+        lambda: ok(plugin.get_transfers(transfer_id=started["transfer_id"]))[0]["bytes_done"] > 0, 15, interval=0.001
+    )
     assert ok(plugin.cancel_transfer(transfer_id=started["transfer_id"]))["state"] in ("cancelled", "completed")
     state = ok(plugin.get_transfers(transfer_id=started["transfer_id"]))[0]["state"]
     if state == "cancelled":  # the usual case; a very fast machine may finish first
@@ -209,20 +225,25 @@ def test_cancelled_background_upload_cleans_up(plugin: GettPlugin, server: GettS
         assert server.shares == {}
 
 
-def test_failed_background_download_posts_failure_and_leaves_nothing(plugin: GettPlugin, server: GettServer,
-                                                                     bus: RecordingBus, tmp_path: Path) -> None:
+def test_failed_background_download_posts_failure_and_leaves_nothing(
+    plugin: GettPlugin, server: GettServer, bus: RecordingBus, tmp_path: Path
+) -> None:
     file = ok(plugin.upload_file(filename="f.bin", data="x" * 3_000_000))
     server.blobs.cut("download", after=500_000)
-    started = ok(plugin.download_file(sharename=file["sharename"], fileid=file["fileid"],
-                                      path=str(tmp_path / "f.bin"), wait=False))
+    started = ok(
+        plugin.download_file(
+            sharename=file["sharename"], fileid=file["fileid"], path=str(tmp_path / "f.bin"), wait=False
+        )
+    )
     [failed] = bus.wait_for(GettTransferFailedEvent, timeout=15)
     assert failed.args["transfer_id"] == started["transfer_id"] and failed.args["cancelled"] is False
     assert "the download stopped after" in failed.args["error"]
     assert os.listdir(tmp_path) == []
 
 
-def test_upload_retried_after_5xx_and_failing_upload_reports_failure(plugin: GettPlugin, server: GettServer,
-                                                                     bus: RecordingBus) -> None:
+def test_upload_retried_after_5xx_and_failing_upload_reports_failure(
+    plugin: GettPlugin, server: GettServer, bus: RecordingBus
+) -> None:
     server.blobs.faults.add("status", count=1, status=503, method="PUT")
     assert ok(plugin.upload_file(filename="r.txt", data="retry me"))["size"] == 8
     server.blobs.faults.add("status", count=2, status=500, method="PUT")
@@ -234,21 +255,22 @@ def test_upload_retried_after_5xx_and_failing_upload_reports_failure(plugin: Get
 
 
 def test_stop_cancels_running_transfers(server: GettServer, bus: RecordingBus, tmp_path: Path) -> None:
-    plugin = GettPlugin(base_url=server.base_url, api_key=server.apikey, email=server.email,
-                        password=server.password)
+    plugin = GettPlugin(base_url=server.base_url, api_key=server.apikey, email=server.email, password=server.password)
     source = tmp_path / "s.bin"
     source.write_bytes(os.urandom(32 << 20))
     server.blobs.faults.add("hang", count=1, delay=2, method="PUT")
     started = ok(plugin.upload_file(filename="s.bin", path=str(source), wait=False))
-    wait_until(lambda: ok(plugin.get_transfers(transfer_id=started["transfer_id"]))[0]["bytes_done"] > 0, 10,
-               interval=0.001)
+    wait_until(
+        lambda: ok(plugin.get_transfers(transfer_id=started["transfer_id"]))[0]["bytes_done"] > 0, 10, interval=0.001
+    )
     plugin.stop()
     [failed] = bus.wait_for(GettTransferFailedEvent, timeout=10)
     assert failed.args["transfer_id"] == started["transfer_id"]
 
 
-def test_a_waiting_transfer_answers_within_the_wait_limit(plugin: GettPlugin, server: GettServer,
-                                                          bus: RecordingBus, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_waiting_transfer_answers_within_the_wait_limit(
+    plugin: GettPlugin, server: GettServer, bus: RecordingBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """wait=True never holds an action past WAIT_LIMIT (Platypush's /execute gives up at 60 s):
     a transfer still running then answers with its id and goes on in the background."""
     monkeypatch.setattr(GettPlugin, "WAIT_LIMIT", 0.3)
@@ -258,11 +280,13 @@ def test_a_waiting_transfer_answers_within_the_wait_limit(plugin: GettPlugin, se
     done = bus.wait_for(GettTransferCompletedEvent, 1, timeout=20)
     assert done[0].args["transfer_id"] == answer["transfer_id"]
     assert ok(plugin.download_file(sharename=done[0].args["sharename"], fileid=done[0].args["fileid"]))["data"] == (
-        "eventually")
+        "eventually"
+    )
 
 
-def test_a_waiting_transfer_reports_its_failure_as_the_action_error(plugin: GettPlugin, server: GettServer,
-                                                                    bus: RecordingBus) -> None:
+def test_a_waiting_transfer_reports_its_failure_as_the_action_error(
+    plugin: GettPlugin, server: GettServer, bus: RecordingBus
+) -> None:
     server.blobs.faults.add("status", count=5, status=500, method="PUT")
     message = error(plugin.upload_file(filename="x.txt", data="x"))
     assert "500" in message
@@ -276,25 +300,36 @@ def test_download_never_overwrites_an_existing_file_unless_asked(plugin: GettPlu
     for call in (
         lambda: plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(target)),
         lambda: plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(target), wait=False),
-        lambda: plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(target),
-                                     overwrite="false"),
+        lambda: plugin.download_file(
+            sharename=up["sharename"], fileid=up["fileid"], path=str(target), overwrite="false"
+        ),
     ):
         assert "kept.txt already exists: pass overwrite: true to replace it" in error(call())
     (tmp_path / "new.txt").write_text("precious too")  # the file's own name, in a folder
-    assert "new.txt already exists" in error(plugin.download_file(sharename=up["sharename"], fileid=up["fileid"],
-                                                                  path=str(tmp_path)))
+    assert "new.txt already exists" in error(
+        plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(tmp_path))
+    )
     assert target.read_text() == "precious" and (tmp_path / "new.txt").read_text() == "precious too"
     assert sorted(os.listdir(tmp_path)) == ["kept.txt", "new.txt"]  # no temporary file left behind
     done = ok(plugin.download_file(sharename=up["sharename"], fileid=up["fileid"], path=str(target), overwrite=True))
     assert done["path"] == str(target) and target.read_text() == "new content"
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("..", "{share}-0"), ("../../escaped.txt", "escaped.txt"), ("..\\..\\escaped.txt", "escaped.txt"),
-    ("/etc/passwd", "passwd"), ("a\r\nb\x00\u202ec.txt", "a__b__c.txt"), (".", "{share}-0"), ("x" * 300, "x" * 240),
-])
-def test_names_from_the_server_never_escape_the_target_folder(plugin: GettPlugin, server: GettServer,
-                                                             tmp_path: Path, name: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("..", "{share}-0"),
+        ("../../escaped.txt", "escaped.txt"),
+        ("..\\..\\escaped.txt", "escaped.txt"),
+        ("/etc/passwd", "passwd"),
+        ("a\r\nb\x00\u202ec.txt", "a__b__c.txt"),
+        (".", "{share}-0"),
+        ("x" * 300, "x" * 240),
+    ],
+)
+def test_names_from_the_server_never_escape_the_target_folder(
+    plugin: GettPlugin, server: GettServer, tmp_path: Path, name: str, expected: str
+) -> None:
     up = ok(plugin.upload_file(filename="innocent.txt", data="payload"))
     server.shares[up["sharename"]].files[up["fileid"]].filename = name  # a hostile (or broken) server
     folder = tmp_path / "inbox"

@@ -34,10 +34,15 @@ def login(server: GettServer) -> dict[str, Any]:
 
 
 def create_file(server: GettServer, token: str, filename: str = "myfile.txt") -> tuple[str, dict[str, Any]]:
-    share = requests.post(server.base_url + "shares/create", params={"accesstoken": token}, data="null",
-                          timeout=TIMEOUT).json()
-    file = requests.post(f"{server.base_url}files/{share['sharename']}/create", params={"accesstoken": token},
-                         json={"filename": filename}, timeout=TIMEOUT).json()
+    share = requests.post(
+        server.base_url + "shares/create", params={"accesstoken": token}, data="null", timeout=TIMEOUT
+    ).json()
+    file = requests.post(
+        f"{server.base_url}files/{share['sharename']}/create",
+        params={"accesstoken": token},
+        json={"filename": filename},
+        timeout=TIMEOUT,
+    ).json()
     return share["sharename"], file
 
 
@@ -69,8 +74,10 @@ def test_login_errors_are_error_bodies(server: GettServer, body: dict[str, Any],
 
 def test_a_refresh_token_can_be_used_more_than_once(server: GettServer) -> None:
     first = login(server)
-    answers = [requests.post(server.base_url + "users/login", json={"refreshtoken": first["refreshtoken"]},
-                             timeout=TIMEOUT) for _ in range(3)]
+    answers = [
+        requests.post(server.base_url + "users/login", json={"refreshtoken": first["refreshtoken"]}, timeout=TIMEOUT)
+        for _ in range(3)
+    ]
     assert [a.status_code for a in answers] == [200, 200, 200]
     tokens = {first["accesstoken"]} | {a.json()["accesstoken"] for a in answers}
     assert len(tokens) == 4  # a new access token (and refresh token) each time
@@ -80,15 +87,18 @@ def test_a_refresh_token_can_be_used_more_than_once(server: GettServer) -> None:
 def test_single_use_refresh_tokens_as_an_option(start_server: Any) -> None:
     server = start_server(GettServer, single_use_refresh=True)
     first = login(server)
-    again = requests.post(server.base_url + "users/login", json={"refreshtoken": first["refreshtoken"]},
-                          timeout=TIMEOUT)
+    again = requests.post(
+        server.base_url + "users/login", json={"refreshtoken": first["refreshtoken"]}, timeout=TIMEOUT
+    )
     assert again.status_code == 200
     assert again.json()["accesstoken"] != first["accesstoken"]
-    reused = requests.post(server.base_url + "users/login", json={"refreshtoken": first["refreshtoken"]},
-                           timeout=TIMEOUT)
+    reused = requests.post(
+        server.base_url + "users/login", json={"refreshtoken": first["refreshtoken"]}, timeout=TIMEOUT
+    )
     assert (reused.status_code, reused.json()) == (403, {"error": "invalid refreshtoken"})
-    renewed = requests.post(server.base_url + "users/login", json={"refreshtoken": again.json()["refreshtoken"]},
-                            timeout=TIMEOUT)
+    renewed = requests.post(
+        server.base_url + "users/login", json={"refreshtoken": again.json()["refreshtoken"]}, timeout=TIMEOUT
+    )
     assert renewed.status_code == 200
 
 
@@ -107,31 +117,40 @@ def test_tokens_expire_after_the_configured_lifetime(start_server: Any) -> None:
 def test_share_create_get_update_destroy(server: GettServer) -> None:
     token = login(server)["accesstoken"]
     auth = {"accesstoken": token}
-    share = requests.post(server.base_url + "shares/create", params=auth, json={"title": "holiday"},
-                          timeout=TIMEOUT).json()
+    share = requests.post(
+        server.base_url + "shares/create", params=auth, json={"title": "holiday"}, timeout=TIMEOUT
+    ).json()
     # the documented example: sharename, title, created, getturl, live, files
     assert set(share) == {"sharename", "title", "created", "getturl", "live", "files"}
     assert share["title"] == "holiday" and share["files"] == [] and share["live"] is False
     name = share["sharename"]
     assert share["getturl"] == f"http://ge.tt/{name}"  # the documented form
     assert requests.get(server.base_url + "shares/" + name, timeout=TIMEOUT).json() == share  # public read
-    updated = requests.post(f"{server.base_url}shares/{name}/update", params=auth, json={"title": "new"},
-                            timeout=TIMEOUT).json()
+    updated = requests.post(
+        f"{server.base_url}shares/{name}/update", params=auth, json={"title": "new"}, timeout=TIMEOUT
+    ).json()
     assert updated["title"] == "new"
     # pygett's update() without arguments sends {"title": null}: the title is removed
-    removed = requests.post(f"{server.base_url}shares/{name}/update", params=auth, data='{"title": null}',
-                            timeout=TIMEOUT).json()
+    removed = requests.post(
+        f"{server.base_url}shares/{name}/update", params=auth, data='{"title": null}', timeout=TIMEOUT
+    ).json()
     assert "title" not in removed
-    assert requests.post(f"{server.base_url}shares/{name}/destroy", params=auth, data="null",
-                         timeout=TIMEOUT).status_code == 200
+    assert (
+        requests.post(f"{server.base_url}shares/{name}/destroy", params=auth, data="null", timeout=TIMEOUT).status_code
+        == 200
+    )
     gone = requests.get(server.base_url + "shares/" + name, timeout=TIMEOUT)
     assert (gone.status_code, gone.json()) == (404, {"error": "share not found"})
 
 
 def test_share_listing_pages_with_skip_and_limit(server: GettServer) -> None:
     auth = {"accesstoken": login(server)["accesstoken"]}
-    names = [requests.post(server.base_url + "shares/create", params=auth, json={"title": f"s{i}"},
-                           timeout=TIMEOUT).json()["sharename"] for i in range(5)]
+    names = [
+        requests.post(server.base_url + "shares/create", params=auth, json={"title": f"s{i}"}, timeout=TIMEOUT).json()[
+            "sharename"
+        ]
+        for i in range(5)
+    ]
     listed = requests.get(server.base_url + "shares", params=auth, timeout=TIMEOUT).json()
     assert [s["sharename"] for s in listed] == names
     page = requests.get(server.base_url + "shares", params={**auth, "skip": 1, "limit": 2}, timeout=TIMEOUT).json()
@@ -183,8 +202,12 @@ def test_multipart_post_with_filedata_field(server: GettServer) -> None:
     token = login(server)["accesstoken"]
     sharename, file = create_file(server, token)
     payload = b"\r\n--tricky--\r\n" * 20000 + os.urandom(3000)
-    answer = requests.post(file["upload"]["posturl"], files={"Filedata": ("x.bin", io.BytesIO(payload))},
-                           data={"other": "field"}, timeout=TIMEOUT)
+    answer = requests.post(
+        file["upload"]["posturl"],
+        files={"Filedata": ("x.bin", io.BytesIO(payload))},
+        data={"other": "field"},
+        timeout=TIMEOUT,
+    )
     assert answer.status_code == 200
     assert requests.get(f"{server.base_url}files/{sharename}/0/blob", timeout=TIMEOUT).content == payload
     no_field = requests.post(file["upload"]["posturl"], files={"other": ("x", b"1")}, timeout=TIMEOUT)
@@ -197,6 +220,7 @@ def test_readystate_is_uploading_while_bytes_arrive(server: GettServer) -> None:
     url = urlsplit(file["upload"]["puturl"])
     sock = socket.create_connection((url.hostname, url.port), timeout=TIMEOUT)
     sock.sendall(f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello".encode())
+
     def state() -> str:
         return requests.get(f"{server.base_url}files/{sharename}/0", timeout=TIMEOUT).json()["readystate"]
 
@@ -215,8 +239,9 @@ def test_readystate_is_uploading_while_bytes_arrive(server: GettServer) -> None:
 def test_new_upload_urls_and_old_ones_stay_valid(server: GettServer) -> None:
     token = login(server)["accesstoken"]
     sharename, file = create_file(server, token)
-    fresh = requests.get(f"{server.base_url}files/{sharename}/0/upload", params={"accesstoken": token},
-                         timeout=TIMEOUT).json()
+    fresh = requests.get(
+        f"{server.base_url}files/{sharename}/0/upload", params={"accesstoken": token}, timeout=TIMEOUT
+    ).json()
     assert set(fresh) == {"puturl", "posturl"} and fresh["puturl"] != file["upload"]["puturl"]
     requests.put(fresh["puturl"], data=b"one", timeout=TIMEOUT).raise_for_status()
     requests.put(file["upload"]["puturl"], data=b"two!", timeout=TIMEOUT).raise_for_status()
@@ -228,8 +253,12 @@ def test_new_upload_urls_and_old_ones_stay_valid(server: GettServer) -> None:
 def test_file_ids_are_strings_and_can_be_non_numeric(server: GettServer) -> None:
     auth = {"accesstoken": login(server)["accesstoken"]}
     sharename = requests.post(server.base_url + "shares/create", params=auth, timeout=TIMEOUT).json()["sharename"]
-    ids = [requests.post(f"{server.base_url}files/{sharename}/create", params=auth, json={"filename": f"f{i}"},
-                         timeout=TIMEOUT).json()["fileid"] for i in range(11)]
+    ids = [
+        requests.post(
+            f"{server.base_url}files/{sharename}/create", params=auth, json={"filename": f"f{i}"}, timeout=TIMEOUT
+        ).json()["fileid"]
+        for i in range(11)
+    ]
     assert ids[:3] == ["0", "1", "2"] and ids[10] == "a"
     assert requests.get(f"{server.base_url}files/{sharename}/a", timeout=TIMEOUT).json()["filename"] == "f10"
 
@@ -248,8 +277,9 @@ def test_destroy_file_removes_record_and_blob(server: GettServer) -> None:
     token = login(server)["accesstoken"]
     sharename, file = create_file(server, token)
     requests.put(file["upload"]["puturl"], data=b"x" * 100, timeout=TIMEOUT).raise_for_status()
-    gone = requests.post(f"{server.base_url}files/{sharename}/0/destroy", params={"accesstoken": token},
-                         timeout=TIMEOUT)
+    gone = requests.post(
+        f"{server.base_url}files/{sharename}/0/destroy", params={"accesstoken": token}, timeout=TIMEOUT
+    )
     assert gone.status_code == 200
     assert requests.get(f"{server.base_url}files/{sharename}/0", timeout=TIMEOUT).status_code == 404
     assert os.listdir(server.blob_dir) == []

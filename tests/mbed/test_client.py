@@ -76,7 +76,8 @@ def test_versions_limits_endpoints(client: MbedClient) -> None:
     names = [e["name"] for e in client.get_endpoints()]
     assert names == ["node-001", "temp-sensor-01", "queue-node-01"]
     assert client.get_endpoints(type="QueueModeNode") == [
-        {"name": "queue-node-01", "type": "QueueModeNode", "status": "ACTIVE", "q": True}]
+        {"name": "queue-node-01", "type": "QueueModeNode", "status": "ACTIVE", "q": True}
+    ]
     resources = client.get_resources("temp-sensor-01")
     assert resources[0] == {"uri": "/3303/0/5700", "rt": "5700", "obs": True, "type": "text/plain"}
     with pytest.raises(EndpointGoneError, match="404"):
@@ -107,8 +108,10 @@ def test_cache_only_without_cache_and_no_resp(polling: MbedClient, server: MbedS
 
 
 def test_binary_values_come_back_as_base64(polling: MbedClient, server: MbedServer) -> None:
-    server.add_device("bin-01", resources=[{"path": "/5/0/0", "value": b"\xff\x00\x01",
-                                            "ct": "application/octet-stream", "obs": False}])
+    server.add_device(
+        "bin-01",
+        resources=[{"path": "/5/0/0", "value": b"\xff\x00\x01", "ct": "application/octet-stream", "obs": False}],
+    )
     value = polling.get_resource_value("bin-01", "/5/0/0")
     assert value.encoding == "base64" and value.value == "/wAB" and value.raw == b"\xff\x00\x01"
 
@@ -173,19 +176,24 @@ def test_timeout_bounds_the_whole_call_including_a_slow_request(polling: MbedCli
         return real_request(*args, **kwargs)
 
     polling.http.request = slow_request  # type: ignore[method-assign]
-    for call in (lambda: polling.get_resource_value("node-001", "/3311/0/5851", timeout=2.5),
-                 lambda: polling.put_resource_value("node-001", "/3311/0/5850", "1", timeout=2.5)):
+    for call in (
+        lambda: polling.get_resource_value("node-001", "/3311/0/5851", timeout=2.5),
+        lambda: polling.put_resource_value("node-001", "/3311/0/5850", "1", timeout=2.5),
+    ):
         started = time.monotonic()
         with pytest.raises(DeviceTimeoutError, match="within 2.5 s"):
             call()
         assert time.monotonic() - started < 3.9  # 2.5 s in all, not 2 s + 2.5 s
 
 
-def test_subscribe_and_delete_endpoint_check_the_timeout_before_any_request(client: MbedClient,
-                                                                            server: MbedServer) -> None:
+def test_subscribe_and_delete_endpoint_check_the_timeout_before_any_request(
+    client: MbedClient, server: MbedServer
+) -> None:
     before = len(server.requests)
-    for call in (lambda: client.subscribe("node-001", "/3303/0/5700", timeout=100),
-                 lambda: client.delete_endpoint("node-001", timeout=0)):
+    for call in (
+        lambda: client.subscribe("node-001", "/3303/0/5700", timeout=100),
+        lambda: client.delete_endpoint("node-001", timeout=0),
+    ):
         with pytest.raises(InvalidArgumentError, match="timeout"):
             call()
     assert len(server.requests) == before
@@ -223,8 +231,14 @@ def test_subscriptions(polling: MbedClient, server: MbedServer) -> None:
     assert polling.get_resource_subscription("temp-sensor-01", "/3303/0/5700")
     server.set_value("temp-sensor-01", "/3303/0/5700", "23.5")
     wait_until(lambda: got)
-    assert got[0] == {"endpoint": "temp-sensor-01", "path": "/3303/0/5700", "value": "23.5", "encoding": "text",
-                      "content_type": "text/plain", "max_age": 60}
+    assert got[0] == {
+        "endpoint": "temp-sensor-01",
+        "path": "/3303/0/5700",
+        "value": "23.5",
+        "encoding": "text",
+        "content_type": "text/plain",
+        "max_age": 60,
+    }
     with pytest.raises(BadRequestError, match="412.*not observable"):
         polling.subscribe("temp-sensor-01", "/3303/0/5701")  # not observable
     polling.subscribe("node-001", "/3311/0/5850")
@@ -247,10 +261,18 @@ def test_pre_subscriptions(client: MbedClient, server: MbedServer) -> None:
     assert client.get_pre_subscriptions() == [] and server.subscriptions == set()
 
 
-@pytest.mark.parametrize("rules", [
-    {"endpoint-name": "x"}, ["x"], [{"endpoint": "x"}], [{"endpoint-name": "a*b"}],
-    [{"resource-path": ["no-slash"]}], [{"endpoint-name": ""}], [{"resource-path": [1]}],
-])
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"endpoint-name": "x"},
+        ["x"],
+        [{"endpoint": "x"}],
+        [{"endpoint-name": "a*b"}],
+        [{"resource-path": ["no-slash"]}],
+        [{"endpoint-name": ""}],
+        [{"resource-path": [1]}],
+    ],
+)
 def test_pre_subscriptions_validated_before_sending(client: MbedClient, server: MbedServer, rules: Any) -> None:
     before = len(server.requests)
     with pytest.raises(InvalidArgumentError):
@@ -328,11 +350,13 @@ def test_long_poll_survives_faults(server: MbedServer, caplog: pytest.LogCapture
     client = make_client(server)
     seen: list[dict[str, Any]] = []
     client.set_handler("reg-updates", seen.append)
-    from platypush_ext.mbed.channels import LongPollChannel, PolicyBackoff
+    from platypush_ext.backoff import Backoff
+    from platypush_ext.mbed.channels import LongPollChannel
 
     downs: list[str] = []
-    channel = LongPollChannel(client, client.handle_notification, on_down=lambda e: downs.append(str(e)),
-                              backoff=PolicyBackoff(base=0.05, cap=0.2))
+    channel = LongPollChannel(
+        client, client.handle_notification, on_down=lambda e: downs.append(str(e)), backoff=Backoff(base=0.05, cap=0.2)
+    )
     server.faults.add("status", count=2, status=500, path="/v2/notification/pull")
     server.faults.add("malformed", count=1, path="/v2/notification/pull")
     server.faults.add("reset", count=1, path="/v2/notification/pull")
@@ -358,7 +382,8 @@ def test_long_poll_survives_faults(server: MbedServer, caplog: pytest.LogCapture
 
 def test_channel_survives_an_unexpected_exception(server: MbedServer, caplog: pytest.LogCaptureFixture) -> None:
     # Only ServiceError was caught: anything else ended the channel thread for good, silently.
-    from platypush_ext.mbed.channels import LongPollChannel, PolicyBackoff
+    from platypush_ext.backoff import Backoff
+    from platypush_ext.mbed.channels import LongPollChannel
 
     client = make_client(server)
     seen: list[dict[str, Any]] = []
@@ -372,7 +397,7 @@ def test_channel_survives_an_unexpected_exception(server: MbedServer, caplog: py
         return real_pull(no_wait)
 
     client.pull = pull  # type: ignore[method-assign]
-    channel = LongPollChannel(client, client.handle_notification, backoff=PolicyBackoff(base=0.05, cap=0.2))
+    channel = LongPollChannel(client, client.handle_notification, backoff=Backoff(base=0.05, cap=0.2))
     with caplog.at_level(logging.ERROR, logger="platypush_ext.mbed"):
         channel.start_thread()
         try:
@@ -424,12 +449,14 @@ def test_pelion_device_requests(server: MbedServer) -> None:
 
 
 def test_websocket_channel_with_reconnect(server: MbedServer) -> None:
-    from platypush_ext.mbed.channels import PolicyBackoff, WebSocketChannel
+    from platypush_ext.backoff import Backoff
+    from platypush_ext.mbed.channels import WebSocketChannel
 
     client = make_client(server, api="pelion")
     ups: list[int] = []
-    channel = WebSocketChannel(client, client.handle_notification, on_up=lambda: ups.append(1),
-                               backoff=PolicyBackoff(base=0.05, cap=0.2))
+    channel = WebSocketChannel(
+        client, client.handle_notification, on_up=lambda: ups.append(1), backoff=Backoff(base=0.05, cap=0.2)
+    )
     channel.start_thread()
     try:
         wait_until(lambda: ups, timeout=5)
@@ -459,20 +486,36 @@ def test_registry_buffer_is_bounded() -> None:
 
 
 def test_parse_message_shapes() -> None:
-    items, problems = parse_message({
-        "registrations": [{"ep": "a", "ept": "T", "q": "true", "resources": [{"path": "/1", "obs": "false",
-                                                                              "rf": "x"}]}],
-        "de-registrations": ["a", {"ep": "b"}, 3],
-        "registrations-expired": ["c"],
-        "async-responses": [{"id": "1#a@d/1", "status": 200, "payload": "MTI=", "ct": "text/plain", "max-age": "0"}],
-        "notifications": [{"ep": "a", "path": "/1", "payload": "MjMuNQ==", "max-age": "60", "timestamp": 5}],
-        "bogus": [],
-    })
+    items, problems = parse_message(
+        {
+            "registrations": [
+                {"ep": "a", "ept": "T", "q": "true", "resources": [{"path": "/1", "obs": "false", "rf": "x"}]}
+            ],
+            "de-registrations": ["a", {"ep": "b"}, 3],
+            "registrations-expired": ["c"],
+            "async-responses": [
+                {"id": "1#a@d/1", "status": 200, "payload": "MTI=", "ct": "text/plain", "max-age": "0"}
+            ],
+            "notifications": [{"ep": "a", "path": "/1", "payload": "MjMuNQ==", "max-age": "60", "timestamp": 5}],
+            "bogus": [],
+        }
+    )
     kinds = [i.kind for i in items]
-    assert kinds == ["registrations", "de-registrations", "de-registrations", "registrations-expired",
-                     "async-responses", "notifications"]
+    assert kinds == [
+        "registrations",
+        "de-registrations",
+        "de-registrations",
+        "registrations-expired",
+        "async-responses",
+        "notifications",
+    ]
     assert items[0].data["queue_mode"] is True and items[0].data["resources"][0] == {
-        "path": "/1", "rt": "x", "ct": "", "obs": False, "if": ""}
+        "path": "/1",
+        "rt": "x",
+        "ct": "",
+        "obs": False,
+        "if": "",
+    }
     assert items[4].data["value"] == "12" and items[4].data["max_age"] == 0
     assert items[5].data["value"] == "23.5" and items[5].data["value_timestamp"] == 5
     assert len(problems) == 2  # the number in de-registrations, the unknown kind

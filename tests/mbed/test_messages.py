@@ -28,14 +28,19 @@ def test_payloads_text_binary_and_refused() -> None:
 
 def test_malformed_elements_are_reported_and_the_rest_flows() -> None:
     good = {"ep": "node-1", "path": "/3/0/1", "payload": b64(b"ok"), "ct": "text/plain"}
-    items, problems = parse_message({
-        "notifications": [good, {"ep": "node-1"}],
-        "registrations": {"ep": "node-2"},
-        "reg-updates": [{"ep": "node-3", "resources": "none"}],
-        "async-responses": [{"id": "a1"}, {"id": "a2", "status": 200, "payload": 5},
-                            {"id": "a3", "status": 200, "payload": b64(b"v")}],
-        "colours": [],
-    })
+    items, problems = parse_message(
+        {
+            "notifications": [good, {"ep": "node-1"}],
+            "registrations": {"ep": "node-2"},
+            "reg-updates": [{"ep": "node-3", "resources": "none"}],
+            "async-responses": [
+                {"id": "a1"},
+                {"id": "a2", "status": 200, "payload": 5},
+                {"id": "a3", "status": 200, "payload": b64(b"v")},
+            ],
+            "colours": [],
+        }
+    )
     assert [(i.kind, i.data.get("value")) for i in items] == [("notifications", "ok"), ("async-responses", "v")]
     assert problems == [
         "notifications[1]: notification of 'node-1' without a path",
@@ -47,10 +52,13 @@ def test_malformed_elements_are_reported_and_the_rest_flows() -> None:
     ]
 
 
-@pytest.mark.parametrize("message, error", [
-    ("{not json", "notification message is not JSON: '{not json'"),
-    (b"[1, 2]", "notification message is not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "message, error",
+    [
+        ("{not json", "notification message is not JSON: '{not json'"),
+        (b"[1, 2]", "notification message is not a JSON object"),
+    ],
+)
 def test_a_message_that_is_not_an_object_is_refused(message: object, error: str) -> None:
     with pytest.raises(ProtocolError, match=error.replace("[", "\\[").replace("(", "\\(")):
         parse_message(message)

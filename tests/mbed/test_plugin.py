@@ -44,8 +44,15 @@ def server(start_server: Any) -> MbedServer:
 
 
 def make_plugin(server: MbedServer, **config: Any) -> MbedPlugin:
-    config = {"channel": "long_poll", "connect_timeout": 1, "read_timeout": 2, "pull_timeout": 3,
-              "async_timeout": 5, "retries": 1, **config}
+    config = {
+        "channel": "long_poll",
+        "connect_timeout": 1,
+        "read_timeout": 2,
+        "pull_timeout": 3,
+        "async_timeout": 5,
+        "retries": 1,
+        **config,
+    }
     return MbedPlugin(base_url=server.base_url, api_key=KEY, **config)
 
 
@@ -70,17 +77,23 @@ def test_actions(plugin: MbedPlugin, server: MbedServer) -> None:
     assert run(plugin, "get_limits")[0]["endpoint-quota"] == 100
     assert [e["name"] for e in run(plugin, "get_endpoints", type="Sensor")[0]] == ["temp-sensor-01"]
     assert run(plugin, "get_resources", endpoint="node-001")[0][0]["uri"] == "/3/0/0"
-    assert run(plugin, "get_resource_value", endpoint="temp-sensor-01", path="/3303/0/5700") == (21.5, [])  # Platypush parses JSON-looking text
+    assert run(plugin, "get_resource_value", endpoint="temp-sensor-01", path="/3303/0/5700") == (
+        21.5,
+        [],
+    )  # Platypush parses JSON-looking text
     details = run(plugin, "get_resource_value", endpoint="temp-sensor-01", path="/3303/0/5700", details=True)[0]
     assert details["from_cache"] and details["value"] == "21.5" and details["content_type"] == "text/plain"
-    assert run(plugin, "put_resource_value", endpoint="node-001", path="/3311/0/5850", value=1) == (
-        {"status": 200}, [])
+    assert run(plugin, "put_resource_value", endpoint="node-001", path="/3311/0/5850", value=1) == ({"status": 200}, [])
     assert server.devices["node-001"].resources["/3311/0/5850"].value == b"1"
     assert run(plugin, "post_resource", endpoint="node-001", path="/3311/0/5800", data="go")[0] == {"status": 200}
-    assert "async_id" in run(plugin, "put_resource_value", endpoint="node-001", path="/3311/0/5851", value=3,
-                             wait=False)[0]
+    assert (
+        "async_id"
+        in run(plugin, "put_resource_value", endpoint="node-001", path="/3311/0/5851", value=3, wait=False)[0]
+    )
     assert run(plugin, "put_resource_value", endpoint="node-001", path="/3311/0/5851", value=4, no_resp=True)[0] == {
-        "status": 204, "no_resp": True}
+        "status": 204,
+        "no_resp": True,
+    }
     assert run(plugin, "subscribe", endpoint="node-001", path="/3311/0/5850") == ({"subscribed": True}, [])
     assert run(plugin, "get_resource_subscription", endpoint="node-001", path="/3311/0/5850") == (True, [])
     assert run(plugin, "get_endpoint_subscriptions", endpoint="node-001") == (["/3311/0/5850"], [])
@@ -97,8 +110,9 @@ def test_actions(plugin: MbedPlugin, server: MbedServer) -> None:
     assert status["running"] and status["reachable"] and status["channel"] == "long_poll"
 
 
-def test_errors_are_readable_and_secret_free(plugin: MbedPlugin, server: MbedServer,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_errors_are_readable_and_secret_free(
+    plugin: MbedPlugin, server: MbedServer, caplog: pytest.LogCaptureFixture
+) -> None:
     server.set_behaviour("node-001", silent=True)
     cases = [
         ("get_resource_value", {"endpoint": "", "path": "/3/0/1"}, "endpoint must be"),
@@ -109,8 +123,11 @@ def test_errors_are_readable_and_secret_free(plugin: MbedPlugin, server: MbedSer
         ("put_callback", {"url": "nope"}, "url must be"),
         ("get_resource_value", {"endpoint": "ghost", "path": "/3/0/1"}, "410"),
         ("get_resources", {"endpoint": "ghost"}, "404"),
-        ("get_resource_value", {"endpoint": "node-001", "path": "/3/0/1", "timeout": 0.3},
-         "no answer from the device within 0.3 s"),
+        (
+            "get_resource_value",
+            {"endpoint": "node-001", "path": "/3/0/1", "timeout": 0.3},
+            "no answer from the device within 0.3 s",
+        ),
         ("subscribe", {"endpoint": "temp-sensor-01", "path": "/3303/0/5701"}, "not observable"),
     ]
     with caplog.at_level(logging.DEBUG):
@@ -148,20 +165,34 @@ def test_every_kind_of_element_becomes_an_event(plugin: MbedPlugin, server: Mbed
     responses = bus.wait_for(MbedAsyncResponseEvent)
     assert responses[0].args["status"] == 200 and "#" in responses[0].args["async_id"]
     # the hook condition of the docs matches
-    condition = EventCondition.build({"type": "platypush_ext.mbed.events.MbedNotificationEvent",
-                                      "endpoint": "temp-sensor-01", "value": {"$regex": "^2"}})
+    condition = EventCondition.build(
+        {
+            "type": "platypush_ext.mbed.events.MbedNotificationEvent",
+            "endpoint": "temp-sensor-01",
+            "value": {"$regex": "^2"},
+        }
+    )
     assert note.matches_condition(condition).is_match
 
 
-def test_malformed_elements_are_skipped_not_the_batch(plugin: MbedPlugin, server: MbedServer,
-                                                     bus: RecordingBus, caplog: pytest.LogCaptureFixture) -> None:
+def test_malformed_elements_are_skipped_not_the_batch(
+    plugin: MbedPlugin, server: MbedServer, bus: RecordingBus, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING):
-        requests.post(server.url + "/_sandbox/notifications", timeout=5, json={
-            "notifications": [{"ep": "x"}, {"ep": "a", "path": "/1", "payload": "MQ=="}, "junk",
-                              {"ep": "b", "path": "/2", "payload": "%%%"}],
-            "de-registrations": [42, "gone-1"],
-            "async-responses": [{"status": 200}],
-        })
+        requests.post(
+            server.url + "/_sandbox/notifications",
+            timeout=5,
+            json={
+                "notifications": [
+                    {"ep": "x"},
+                    {"ep": "a", "path": "/1", "payload": "MQ=="},
+                    "junk",
+                    {"ep": "b", "path": "/2", "payload": "%%%"},
+                ],
+                "de-registrations": [42, "gone-1"],
+                "async-responses": [{"status": 200}],
+            },
+        )
         bus.wait_for(MbedDeregistrationEvent)
         wait_until(lambda: bus.of(MbedNotificationEvent))
     assert [e.args["endpoint"] for e in bus.of(MbedNotificationEvent)] == ["a"]
@@ -169,8 +200,9 @@ def test_malformed_elements_are_skipped_not_the_batch(plugin: MbedPlugin, server
     assert caplog.text.count("skipping a malformed notification element") == 5
 
 
-def test_listener_faults_backoff_and_events_once(server: MbedServer, bus: RecordingBus,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_listener_faults_backoff_and_events_once(
+    server: MbedServer, bus: RecordingBus, caplog: pytest.LogCaptureFixture
+) -> None:
     mbed = make_plugin(server)
     server.faults.add("status", count=2, status=503, path="/v2/notification/pull")
     with caplog.at_level(logging.INFO):
@@ -237,8 +269,12 @@ def test_callback_channel(server: MbedServer, bus: RecordingBus) -> None:
         assert callback["url"].endswith("/mbed/callback") and set(callback["headers"].values()) == {"***"}
         secret = server.callback["headers"]["X-Platypush-Mbed-Secret"]
         # a forged delivery (wrong or no secret) is refused
-        forged = requests.put(callback["url"], json={"de-registrations": ["forged"]}, timeout=5,
-                              headers={"X-Platypush-Mbed-Secret": "guess"})
+        forged = requests.put(
+            callback["url"],
+            json={"de-registrations": ["forged"]},
+            timeout=5,
+            headers={"X-Platypush-Mbed-Secret": "guess"},
+        )
         assert forged.status_code == 401
         assert requests.put(callback["url"], json={"de-registrations": ["forged"]}, timeout=5).status_code == 401
         assert run(mbed, "get_resource_value", endpoint="node-001", path="/3/0/1") == ("Mbed", [])
@@ -265,8 +301,9 @@ def test_websocket_channel(server: MbedServer, bus: RecordingBus) -> None:
         run(mbed, "subscribe", endpoint="temp-sensor-01", path="/3303/0/5700")
         server.set_value("temp-sensor-01", "/3303/0/5700", "18.0")
         assert bus.wait_for(MbedNotificationEvent)[0].args["value"] == "18.0"
-        requests.delete(server.url + "/v2/notification/websocket", headers={"Authorization": f"Bearer {KEY}"},
-                        timeout=5)  # closed by the service: reconnects with backoff
+        requests.delete(
+            server.url + "/v2/notification/websocket", headers={"Authorization": f"Bearer {KEY}"}, timeout=5
+        )  # closed by the service: reconnects with backoff
         bus.wait_for(MbedDisconnectedEvent, timeout=10)
         bus.wait_for(MbedConnectedEvent, 2, timeout=10)
     finally:
@@ -288,8 +325,9 @@ def test_manifests_are_identical_and_valid() -> None:
         assert hasattr(importlib.import_module(module), name)
 
 
-def test_events_carry_their_journal_id_and_status_counts_the_journal(plugin: MbedPlugin, server: MbedServer,
-                                                                      bus: RecordingBus) -> None:
+def test_events_carry_their_journal_id_and_status_counts_the_journal(
+    plugin: MbedPlugin, server: MbedServer, bus: RecordingBus
+) -> None:
     run(plugin, "subscribe", endpoint="temp-sensor-01", path="/3303/0/5700")
     server.set_value("temp-sensor-01", "/3303/0/5700", "18", count=3, numbered_from=0)
     events = wait_until(lambda: [e for e in bus.of(MbedNotificationEvent) if e.args["value"].startswith("18")])
@@ -309,9 +347,9 @@ def redis_bus(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> RedisBus:
     return redis_bus
 
 
-def test_a_message_nobody_received_is_posted_again_after_a_restart(server: MbedServer, redis_bus: RedisBus,
-                                                                   redis_server: Any,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_message_nobody_received_is_posted_again_after_a_restart(
+    server: MbedServer, redis_bus: RedisBus, redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(MbedPlugin, "DELIVERY_TIMEOUT", 0.2)
     message = {"notifications": [{"ep": "node-9", "path": "/1/0/1", "ct": "text/plain", "payload": "NDI="}]}
     first = make_plugin(server)
@@ -332,9 +370,9 @@ def test_a_message_nobody_received_is_posted_again_after_a_restart(server: MbedS
         listener.close()
 
 
-def test_the_channel_waits_for_a_bus_subscriber_before_its_first_pull(server: MbedServer, redis_bus: RedisBus,
-                                                                      redis_server: Any,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_channel_waits_for_a_bus_subscriber_before_its_first_pull(
+    server: MbedServer, redis_bus: RedisBus, redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(MbedPlugin, "LISTEN_TIMEOUT", 0.2)
     mbed = make_plugin(server)
     mbed.start()
@@ -350,8 +388,9 @@ def test_the_channel_waits_for_a_bus_subscriber_before_its_first_pull(server: Mb
         mbed.stop()
 
 
-def test_a_plugin_stopped_while_waiting_for_the_bus_never_pulls(server: MbedServer, redis_bus: RedisBus,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plugin_stopped_while_waiting_for_the_bus_never_pulls(
+    server: MbedServer, redis_bus: RedisBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(MbedPlugin, "LISTEN_TIMEOUT", 0.1)
     mbed = make_plugin(server)
     mbed.start()

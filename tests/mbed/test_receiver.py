@@ -34,8 +34,9 @@ def receiver(caplog: pytest.LogCaptureFixture) -> Iterator[_Receiver]:
         recorded.append(body)
         return len(recorded)
 
-    server = _Receiver(("127.0.0.1", 0), PATH, SECRET, max_body=64 * 1024, timeout=0.5, max_connections=4,
-                       record=record)
+    server = _Receiver(
+        ("127.0.0.1", 0), PATH, SECRET, max_body=64 * 1024, timeout=0.5, max_connections=4, record=record
+    )
     server.recorded = recorded  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -76,21 +77,25 @@ def answer(sock: socket.socket) -> tuple[int, bool]:
     return status, closed
 
 
-@pytest.mark.parametrize(("request_head", "status"), [
-    (head("2", path="/elsewhere"), 404),
-    (head("2", secret=None), 401),
-    (head("2", secret="wrong-secret"), 401),
-    (head("2", secret="ünïcode"), 401),
-    (head("abc"), 400),
-    (head("-1"), 400),
-    (head("1e3"), 400),
-    (head(str(1 << 40)), 413),  # 1 TB
-    (head("9" * 40), 413),
-    (head(str(64 * 1024 + 1)), 413),  # over max_body
-    (head(None, extra="Transfer-Encoding: chunked\r\n"), 411),
-])
-def test_bad_requests_are_refused_before_the_body_and_closed(receiver: _Receiver, request_head: bytes,
-                                                             status: int) -> None:
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (head("2", path="/elsewhere"), 404),
+        (head("2", secret=None), 401),
+        (head("2", secret="wrong-secret"), 401),
+        (head("2", secret="ünïcode"), 401),
+        (head("abc"), 400),
+        (head("-1"), 400),
+        (head("1e3"), 400),
+        (head(str(1 << 40)), 413),  # 1 TB
+        (head("9" * 40), 413),
+        (head(str(64 * 1024 + 1)), 413),  # over max_body
+        (head(None, extra="Transfer-Encoding: chunked\r\n"), 411),
+    ],
+)
+def test_bad_requests_are_refused_before_the_body_and_closed(
+    receiver: _Receiver, request_head: bytes, status: int
+) -> None:
     with connect(receiver) as sock:
         sock.sendall(request_head)  # the body is never sent: the answer must not wait for it
         assert answer(sock) == (status, True)
@@ -183,8 +188,10 @@ def test_a_192_mib_body_without_the_secret_costs_no_memory(receiver: _Receiver) 
                 sent += len(chunk)
         except OSError:
             pass  # refused and closed: the rest is never read
-    print(f"\nreceiver: 192 MiB body without the secret: {sent / MIB:.0f} MiB sent before the close, "
-          f"peak RSS growth {memory.growth:.1f} MiB")
+    print(
+        f"\nreceiver: 192 MiB body without the secret: {sent / MIB:.0f} MiB sent before the close, "
+        f"peak RSS growth {memory.growth:.1f} MiB"
+    )
     assert receiver.rejected == 1
     assert memory.growth < 16  # the receiver read all of it before: +188 MiB
 
@@ -209,8 +216,10 @@ def test_idle_connections_claiming_1_gb_are_bounded_and_time_out(receiver: _Rece
         except ConnectionResetError:
             closed += 1
         sock.close()
-    print(f"\nreceiver: 40 idle connections claiming 1 GB: {receiver.refused} closed at once, "
-          f"{peak_threads} handler threads at most, peak RSS growth {memory.growth:.1f} MiB, all {closed} closed")
+    print(
+        f"\nreceiver: 40 idle connections claiming 1 GB: {receiver.refused} closed at once, "
+        f"{peak_threads} handler threads at most, peak RSS growth {memory.growth:.1f} MiB, all {closed} closed"
+    )
     assert receiver.refused == 36 and peak_threads <= 4 and closed == 40  # before: 40 threads, never closed
     assert memory.growth < 16
     wait_until(lambda: handlers() == 0, timeout=5)
@@ -223,10 +232,9 @@ def test_the_channel_uses_the_configured_body_cap(monkeypatch: Any) -> None:
     from platypush_ext.mbed.channels import CallbackChannel
 
     class Client:
-        class redactor:
-            @staticmethod
-            def add(secret: str) -> None:
-                pass
+        @staticmethod
+        def add_secret(secret: str) -> None:
+            pass
 
     channel = CallbackChannel(Client(), lambda message: None, max_body=10, timeout=1, max_connections=2)
     channel._start_receiver()

@@ -76,8 +76,9 @@ def test_async_read_delivered_on_long_poll(server: MbedServer) -> None:
     assert all(c in async_id for c in "#@/")
     batch = pull(server)
     assert batch.status_code == 200
-    assert batch.json() == {"async-responses": [{"id": async_id, "status": 200, "payload": "TWJlZA==",
-                                                 "ct": "text/plain", "max-age": 60}]}
+    assert batch.json() == {
+        "async-responses": [{"id": async_id, "status": 200, "payload": "TWJlZA==", "ct": "text/plain", "max-age": 60}]
+    }
     cached = api(server, "GET", "/v2/endpoints/node-001/3/0/1")  # now from the cache, raw
     assert cached.status_code == 200 and cached.content == b"Mbed"
 
@@ -95,15 +96,17 @@ def test_cache_only_no_resp_and_errors(server: MbedServer) -> None:
 
 def test_write_is_raw_and_execute_and_delete(server: MbedServer) -> None:
     drain(server)
-    put = api(server, "PUT", "/v2/endpoints/node-001/3311/0/5850", data=b"95",
-              headers={"Content-Type": "text/plain"})
+    put = api(server, "PUT", "/v2/endpoints/node-001/3311/0/5850", data=b"95", headers={"Content-Type": "text/plain"})
     assert put.status_code == 202
     post = api(server, "POST", "/v2/endpoints/node-001/3311/0/5800", data=b"Data for the function")
     delete = api(server, "DELETE", "/v2/endpoints/node-001/3311/0/5800")
     assert post.status_code == delete.status_code == 202
     responses = pull(server).json()["async-responses"]
-    assert [r["id"] for r in responses] == [put.json()["async-response-id"], post.json()["async-response-id"],
-                                            delete.json()["async-response-id"]]
+    assert [r["id"] for r in responses] == [
+        put.json()["async-response-id"],
+        post.json()["async-response-id"],
+        delete.json()["async-response-id"],
+    ]
     assert all(r["status"] == 200 and r["payload"] == "" for r in responses)
     assert server.devices["node-001"].resources["/3311/0/5850"].value == b"95"
     assert "/3311/0/5800" not in server.devices["node-001"].resources
@@ -158,8 +161,12 @@ def test_pre_subscriptions(server: MbedServer) -> None:
     assert api(server, "PUT", "/v2/subscriptions", json=[{"bad": 1}]).status_code == 400
     server.register("node-001")  # a re-registration applies the rules (observable resources only)
     assert server.subscriptions == {("node-001", "/3311/0/5850"), ("node-001", "/3311/0/5851")}
-    assert api(server, "PUT", "/v2/subscriptions", json=[{"endpoint-type": "Sensor",
-                                                            "resource-path": ["/3303/*"]}]).status_code == 204
+    assert (
+        api(
+            server, "PUT", "/v2/subscriptions", json=[{"endpoint-type": "Sensor", "resource-path": ["/3303/*"]}]
+        ).status_code
+        == 204
+    )
     assert server.subscriptions == set()  # changing the rules removes every subscription
     server.register("temp-sensor-01")
     assert server.subscriptions == {("temp-sensor-01", "/3303/0/5700")}
@@ -276,8 +283,13 @@ def test_websocket_channel(server: MbedServer) -> None:
 
 def test_device_requests(server: MbedServer) -> None:
     drain(server)
-    body = {"method": "PUT", "uri": "/3311/0/5851", "accept": "text/plain", "content-type": "text/plain",
-            "payload-b64": base64.b64encode(b"value1\n").decode()}
+    body = {
+        "method": "PUT",
+        "uri": "/3311/0/5851",
+        "accept": "text/plain",
+        "content-type": "text/plain",
+        "payload-b64": base64.b64encode(b"value1\n").decode(),
+    }
     answer = api(server, "POST", "/v2/device-requests/node-001?async-id=my-id-1", json=body)
     assert answer.status_code == 202 and answer.content == b""
     assert pull(server).json()["async-responses"][0]["id"] == "my-id-1"
@@ -285,8 +297,10 @@ def test_device_requests(server: MbedServer) -> None:
     bad = api(server, "POST", "/v2/device-requests/node-001?async-id=bad%20id", json=body)
     assert bad.status_code == 400 and bad.json()["message"] == "MALFORMED_ASYNC_ID"
     assert set(bad.json()) == {"object", "code", "type", "message", "request_id", "fields"}
-    assert api(server, "POST", "/v2/device-requests/node-001?async-id=x", data=b"{").json()["message"] == \
-        "MALFORMED_JSON_CONTENT"
+    assert (
+        api(server, "POST", "/v2/device-requests/node-001?async-id=x", data=b"{").json()["message"]
+        == "MALFORMED_JSON_CONTENT"
+    )
     assert api(server, "POST", "/v2/device-requests/ghost?async-id=x", json=body).status_code == 404
     missing = api(server, "POST", "/v2/device-requests/node-001?async-id=x", json={"method": "GET", "uri": "/9/9"})
     assert missing.json()["message"] == "RESOURCE_NOT_FOUND"
@@ -307,11 +321,15 @@ def test_race_switch_delivers_before_the_202(server: MbedServer) -> None:
 def test_control_api(server: MbedServer) -> None:
     ctl = server.url + "/_sandbox"
     drain(server)
-    created = requests.post(ctl + "/devices", json={"name": "lamp 2", "type": "Light", "resources": [
-        {"path": "/3311/0/5850", "value": "0"}]}, timeout=5)
+    created = requests.post(
+        ctl + "/devices",
+        json={"name": "lamp 2", "type": "Light", "resources": [{"path": "/3311/0/5850", "value": "0"}]},
+        timeout=5,
+    )
     assert created.status_code == 201
-    assert requests.put(ctl + "/devices/lamp%202/values/3311/0/5850", json={"value": "1"}, timeout=5).json() == \
-        {"notifications": 0}  # not subscribed
+    assert requests.put(ctl + "/devices/lamp%202/values/3311/0/5850", json={"value": "1"}, timeout=5).json() == {
+        "notifications": 0
+    }  # not subscribed
     assert requests.patch(ctl + "/devices/lamp%202", json={"delay": 0.5}, timeout=5).json()["delay"] == 0.5
     assert requests.patch(ctl + "/devices/lamp%202", json={"nope": 1}, timeout=5).status_code == 400
     for op in ("update", "deregister", "register", "expire"):

@@ -22,8 +22,7 @@ def server(start_server: Any) -> MbedServer:
 
 
 def api(server: MbedServer, method: str, path: str, **kwargs: Any) -> requests.Response:
-    return requests.request(method, server.url + path, headers={"Authorization": f"Bearer {KEY}"}, timeout=10,
-                            **kwargs)
+    return requests.request(method, server.url + path, headers={"Authorization": f"Bearer {KEY}"}, timeout=10, **kwargs)
 
 
 def state(server: MbedServer) -> dict[str, Any]:
@@ -33,21 +32,28 @@ def state(server: MbedServer) -> dict[str, Any]:
 NO_CHANNEL = (412, "No notification channel")
 
 
-@pytest.mark.parametrize("method, path, body, expected", [
-    ("GET", "/v2/nosuch", None, (404, "Not Found")),
-    ("PATCH", "/v2/endpoints", None, (405, "Method Not Allowed")),
-    ("GET", "/v2/endpoints/nosuch", None, (404, "Endpoint not found")),
-    ("DELETE", "/v2/endpoints/node-001", None, NO_CHANNEL),
-    ("PUT", "/v2/subscriptions/temp-sensor-01/3303/0/5700", None, NO_CHANNEL),
-    ("DELETE", "/v2/subscriptions/nosuch/3303/0/5700", None, (404, "Endpoint or resource not found")),
-    ("DELETE", "/v2/subscriptions/nosuch", None, (404, "Endpoint not found")),
-    ("PUT", "/v2/subscriptions", {"endpoint-name": "node-001"}, (400, "Malformed content")),
-    ("PUT", "/v2/subscriptions", [{"endpoint-name": 5}], (400, "Malformed content")),
-    ("PUT", "/v2/subscriptions", [{"resource-path": "/3/0/1"}], (400, "Malformed content")),
-    ("PUT", "/v2/notification/callback", {"url": 5}, (400, "Malformed content")),
-    ("PUT", "/v2/notification/callback", {"url": "http://127.0.0.1:1/" + "x" * 400},
-     (400, "Callback URL and headers are too long (400 characters at most)")),
-])
+@pytest.mark.parametrize(
+    "method, path, body, expected",
+    [
+        ("GET", "/v2/nosuch", None, (404, "Not Found")),
+        ("PATCH", "/v2/endpoints", None, (405, "Method Not Allowed")),
+        ("GET", "/v2/endpoints/nosuch", None, (404, "Endpoint not found")),
+        ("DELETE", "/v2/endpoints/node-001", None, NO_CHANNEL),
+        ("PUT", "/v2/subscriptions/temp-sensor-01/3303/0/5700", None, NO_CHANNEL),
+        ("DELETE", "/v2/subscriptions/nosuch/3303/0/5700", None, (404, "Endpoint or resource not found")),
+        ("DELETE", "/v2/subscriptions/nosuch", None, (404, "Endpoint not found")),
+        ("PUT", "/v2/subscriptions", {"endpoint-name": "node-001"}, (400, "Malformed content")),
+        ("PUT", "/v2/subscriptions", [{"endpoint-name": 5}], (400, "Malformed content")),
+        ("PUT", "/v2/subscriptions", [{"resource-path": "/3/0/1"}], (400, "Malformed content")),
+        ("PUT", "/v2/notification/callback", {"url": 5}, (400, "Malformed content")),
+        (
+            "PUT",
+            "/v2/notification/callback",
+            {"url": "http://127.0.0.1:1/" + "x" * 400},
+            (400, "Callback URL and headers are too long (400 characters at most)"),
+        ),
+    ],
+)
 def test_refused_requests(server: MbedServer, method: str, path: str, body: Any, expected: tuple[int, str]) -> None:
     before = state(server)
     answer = api(server, method, path, json=body)
@@ -55,10 +61,13 @@ def test_refused_requests(server: MbedServer, method: str, path: str, body: Any,
     assert state(server) == before
 
 
-@pytest.mark.parametrize("body, expected", [
-    ({"method": "PATCH", "uri": "/3/0/1"}, (400, "MALFORMED_JSON_CONTENT")),
-    ({"method": "GET", "uri": "/3/0/1"}, (412, "No notification channel")),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({"method": "PATCH", "uri": "/3/0/1"}, (400, "MALFORMED_JSON_CONTENT")),
+        ({"method": "GET", "uri": "/3/0/1"}, (412, "No notification channel")),
+    ],
+)
 def test_refused_device_requests(server: MbedServer, body: dict[str, Any], expected: tuple[int, str]) -> None:
     answer = api(server, "POST", "/v2/device-requests/node-001?async-id=req-1", json=body)
     assert answer.status_code == expected[0] and expected[1] in answer.text
@@ -67,8 +76,7 @@ def test_refused_device_requests(server: MbedServer, body: dict[str, Any], expec
 def test_device_request_to_a_deregistered_device(server: MbedServer) -> None:
     api(server, "GET", "/v2/notification/pull?noWait=true")  # a channel
     requests.post(server.url + "/_sandbox/devices/node-001/deregister", timeout=10).raise_for_status()
-    answer = api(server, "POST", "/v2/device-requests/node-001?async-id=req-2", json={"method": "GET",
-                                                                                      "uri": "/3/0/1"})
+    answer = api(server, "POST", "/v2/device-requests/node-001?async-id=req-2", json={"method": "GET", "uri": "/3/0/1"})
     assert answer.status_code == 400 and "DEVICE_NOT_CONNECTED" in answer.text
 
 
@@ -123,8 +131,10 @@ def test_websocket_frames_of_every_length_and_pings(server: MbedServer) -> None:
         assert frames[0][0] == websocket.ABNF.OPCODE_TEXT and "registrations" in json.loads(frames[0][1])
         assert frames[1] == (websocket.ABNF.OPCODE_PONG, b"are you there")
         value = base64.b64encode(b"v" * 80_000).decode()  # a notification larger than 64 KiB
-        requests.post(server.url + "/_sandbox/notifications", timeout=10, json={
-            "notifications": [{"ep": "node-001", "path": "/3/0/1", "ct": "text/plain", "payload": value}]},
+        requests.post(
+            server.url + "/_sandbox/notifications",
+            timeout=10,
+            json={"notifications": [{"ep": "node-001", "path": "/3/0/1", "ct": "text/plain", "payload": value}]},
         ).raise_for_status()
         assert json.loads(ws.recv())["notifications"][0]["payload"] == value
     finally:

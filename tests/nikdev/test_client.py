@@ -43,11 +43,17 @@ def make(server: NikdevServer, key: str = DEFAULT_API_KEY, **kwargs: Any) -> Nik
 def test_push_and_get_values(server: NikdevServer) -> None:
     client = make(server)
     now = int(time.time())
-    client.push([Entry.build({"temp": 21.5, "hum": 40, "ok": True, "note": "hé"}, timestamp=now - 60),
-                 Entry.build([("temp", 22.0)], timestamp=now - 30)])
+    client.push(
+        [
+            Entry.build({"temp": 21.5, "hum": 40, "ok": True, "note": "hé"}, timestamp=now - 60),
+            Entry.build([("temp", 22.0)], timestamp=now - 30),
+        ]
+    )
     entries = server.entries()
-    assert [e["values"] for e in entries] == [[{"temp": 21.5}, {"hum": 40}, {"ok": True}, {"note": "hé"}],
-                                              [{"temp": 22.0}]]
+    assert [e["values"] for e in entries] == [
+        [{"temp": 21.5}, {"hum": 40}, {"ok": True}, {"note": "hé"}],
+        [{"temp": 22.0}],
+    ]
     assert abs(entries[0]["client_timestamp"] - now) <= 2
     values = client.get_values(["temp", "hum"])
     assert [(v.field, v.value) for v in values] == [("temp", 22.0), ("hum", 40)]
@@ -119,7 +125,8 @@ def test_hang_times_out(server: NikdevServer) -> None:
     started = time.monotonic()
     with pytest.raises(ServiceTimeoutError):
         make(server, timeouts=Timeouts(1, 0.3), retry=RetryPolicy(attempts=2, backoff=0.05, budget=5)).push(
-            [Entry.build({"a": 1})])
+            [Entry.build({"a": 1})]
+        )
     assert time.monotonic() - started < 5
 
 

@@ -11,16 +11,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from platypush_ext.nikdev.durability import run_check
+from benchmarks.nikdev_durability import run_check
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 
 
-def test_sigkill_at_random_moments_loses_no_committed_value(start_server: Any, tmp_path: Any,
-                                                            record_property: Any) -> None:
+def test_sigkill_at_random_moments_loses_no_committed_value(
+    start_server: Any, tmp_path: Any, record_property: Any
+) -> None:
     server: NikdevServer = start_server(NikdevServer)
     server.faults.add("reset", count=5, path="/api/v1/entries/")  # some pushes fail too
-    report = run_check(server.base_url, DEFAULT_DEVICE_ID, DEFAULT_API_KEY, lambda: server.received_values("seq"),
-                       seconds=12, path=str(tmp_path / "outbox.db"))
+    report = run_check(
+        server.base_url,
+        DEFAULT_DEVICE_ID,
+        DEFAULT_API_KEY,
+        lambda: server.received_values("seq"),
+        seconds=12,
+        path=str(tmp_path / "outbox.db"),
+    )
     print(f"\nnikdev SIGKILL durability: {report.as_dict()}")
     record_property("nikdev_durability", report.as_dict())
     assert report.kills >= 20, report  # "many times": the worker was inside its loop when killed
@@ -33,9 +40,14 @@ def test_sigkill_at_random_moments_loses_no_committed_value(start_server: Any, t
 
 
 def test_the_check_by_hand_from_the_command_line() -> None:
-    """``python -m platypush_ext.nikdev.durability``: its own sandbox, a progress line, the report, exit 0."""
-    done = subprocess.run([sys.executable, "-m", "platypush_ext.nikdev.durability", "--seconds", "3"],
-                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+    """``python -m benchmarks.nikdev_durability``: its own sandbox, a progress line, the report, exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.nikdev_durability", "--seconds", "3"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     *progress, last = done.stdout.splitlines()
     report = ast.literal_eval(last)

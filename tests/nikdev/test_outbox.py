@@ -126,13 +126,16 @@ def test_rejected_entry_is_isolated_from_its_batch(tmp_path: Any, server: Nikdev
     assert dead["values"]["seq"] == 99 and dead["reason"].startswith("Malformed data") and dead["status"] == 400
 
 
-def test_splitting_a_rejected_batch_respects_the_deadline(tmp_path: Any, server: NikdevServer,
-                                                           client: NikdevClient) -> None:
+def test_splitting_a_rejected_batch_respects_the_deadline(
+    tmp_path: Any, server: NikdevServer, client: NikdevClient
+) -> None:
     # Isolating rejected entries splits a batch in halves (~2n requests for n bad entries) and
     # ignored the deadline: a push action could run far past Platypush's 60 s limit.
     box = Outbox(str(tmp_path / "o.db"))
-    bad = [Entry(timestamp=int(time.time()), values=(("seq", n), ("bad", [1])))  # type: ignore[arg-type]
-           for n in range(64)]
+    bad = [
+        Entry(timestamp=int(time.time()), values=(("seq", n), ("bad", [1])))  # type: ignore[arg-type]
+        for n in range(64)
+    ]
     box.commit_many(bad)
     real_request = client.http.request
 

@@ -38,8 +38,14 @@ def make(server: NikdevServer, workdir: str, bus: RecordingBus) -> Any:
     made: list[NikdevPlugin] = []
 
     def make(**config: Any) -> NikdevPlugin:
-        config = {"base_url": server.base_url, "device_id": DEFAULT_DEVICE_ID, "api_key": SECRET,
-                  "retries": 0, "flush_interval": 1, **config}
+        config = {
+            "base_url": server.base_url,
+            "device_id": DEFAULT_DEVICE_ID,
+            "api_key": SECRET,
+            "retries": 0,
+            "flush_interval": 1,
+            **config,
+        }
         plugin = NikdevPlugin(**config)
         made.append(plugin)
         return plugin
@@ -75,8 +81,10 @@ def test_add_commit_push(make: Any, server: NikdevServer, bus: RecordingBus) -> 
     bus.wait_for(NikdevConnectedEvent)
     answer = ok(plugin.commit_and_push(values={"temp": 23}))
     assert answer["pushed"] == 1 and answer["pending"] == 0
-    assert [(v["field"], v["value"]) for v in ok(plugin.get_values(fields=["temp", "hum"]))] == [("temp", 23),
-                                                                                                ("hum", 40)]
+    assert [(v["field"], v["value"]) for v in ok(plugin.get_values(fields=["temp", "hum"]))] == [
+        ("temp", 23),
+        ("hum", 40),
+    ]
     status = ok(plugin.status())
     assert status["pushed_entries"] == 2 and status["pending"] == 0 and status["reachable"] is True
     assert status["staged"] == {}
@@ -100,8 +108,9 @@ def test_add_commit_push(make: Any, server: NikdevServer, bus: RecordingBus) -> 
         ("purge_dead", {"ids": [1.5]}, "ids[0]: expected an integer"),
     ],
 )
-def test_bad_input_is_a_readable_error(make: Any, server: NikdevServer, name: str, args: dict, text: str,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_input_is_a_readable_error(
+    make: Any, server: NikdevServer, name: str, args: dict, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
     plugin = make()
     message = error(getattr(plugin, name)(**args))
     assert text in message and SECRET not in message
@@ -126,8 +135,9 @@ def test_bad_configuration(make: Any, config: dict, text: str) -> None:
         make(**config)
 
 
-def test_transient_failure_is_retained_and_flushed_in_background(make: Any, server: NikdevServer,
-                                                                 bus: RecordingBus) -> None:
+def test_transient_failure_is_retained_and_flushed_in_background(
+    make: Any, server: NikdevServer, bus: RecordingBus
+) -> None:
     plugin = make()
     server.faults.add("status", count=3, status=503, path="/api/v1/entries/")
     message = error(plugin.commit_and_push(values={"temp": 20}))
@@ -200,8 +210,9 @@ def test_flusher_stops_promptly_while_the_server_hangs(make: Any, server: Nikdev
     assert not plugin._thread or not plugin._thread.is_alive()
 
 
-def test_secret_never_in_events_or_logs(make: Any, server: NikdevServer, bus: RecordingBus,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_secret_never_in_events_or_logs(
+    make: Any, server: NikdevServer, bus: RecordingBus, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("DEBUG")
     plugin = make()
     server.faults.add("status", count=1, status=500)

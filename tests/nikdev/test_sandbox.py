@@ -32,8 +32,9 @@ def server(start_server: Any) -> NikdevServer:
 
 
 def post(server: NikdevServer, body: Any = None, headers: Any = None, **kwargs: Any) -> requests.Response:
-    return requests.post(server.base_url + "entries/", json=body, headers=AUTH if headers is None else headers,
-                         timeout=5, **kwargs)
+    return requests.post(
+        server.base_url + "entries/", json=body, headers=AUTH if headers is None else headers, timeout=5, **kwargs
+    )
 
 
 def test_observed_push_is_accepted_and_stored(server: NikdevServer) -> None:
@@ -131,8 +132,11 @@ def test_get_values_errors(server: NikdevServer) -> None:
     assert no_auth.status_code == 401 and no_auth.json()["message"]
     # a read-only key may read
     post(server, OBSERVED_BODY)
-    read = requests.get(server.base_url + "values/temp",
-                        headers={"x-device-id": DEFAULT_DEVICE_ID, "x-api-key": DEFAULT_READ_ONLY_KEY}, timeout=5)
+    read = requests.get(
+        server.base_url + "values/temp",
+        headers={"x-device-id": DEFAULT_DEVICE_ID, "x-api-key": DEFAULT_READ_ONLY_KEY},
+        timeout=5,
+    )
     assert read.status_code == 200 and read.json()["data"]["values"][0]["temp"]["value"] == 23
 
 
@@ -154,12 +158,16 @@ def test_duplicates_are_counted(server: NikdevServer) -> None:
 
 def test_control_api_keys_and_reset(server: NikdevServer) -> None:
     added = requests.post(server.url + "/_sandbox/keys", json={"api_key": "k2-key", "write": True}, timeout=5)
-    assert added.status_code == 200 and {"device_id": DEFAULT_DEVICE_ID, "api_key": "k2-key", "write": True} in \
-        added.json()["keys"]
+    assert (
+        added.status_code == 200
+        and {"device_id": DEFAULT_DEVICE_ID, "api_key": "k2-key", "write": True} in added.json()["keys"]
+    )
     assert post(server, OBSERVED_BODY, headers={"x-device-id": DEFAULT_DEVICE_ID, "x-api-key": "k2-key"}).ok
     assert requests.delete(server.url + "/_sandbox/keys/k2-key", timeout=5).status_code == 200
-    assert post(server, OBSERVED_BODY, headers={"x-device-id": DEFAULT_DEVICE_ID, "x-api-key": "k2-key"}).status_code \
+    assert (
+        post(server, OBSERVED_BODY, headers={"x-device-id": DEFAULT_DEVICE_ID, "x-api-key": "k2-key"}).status_code
         == 401
+    )
     assert requests.delete(server.url + "/_sandbox/keys/k2-key", timeout=5).status_code == 404
     assert requests.post(server.url + "/_sandbox/keys", json={"write": True}, timeout=5).status_code == 400
     assert requests.delete(server.url + "/_sandbox/entries", timeout=5).json() == {"entries": []}
@@ -204,7 +212,9 @@ try:
 except GetException as exc:
     print("get:", exc)
 """
-    done = subprocess.run([sys.executable, "-c", script], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "[('hum', 40), ('temp', 23)]"
@@ -216,16 +226,31 @@ except GetException as exc:
 
 def test_cli_starts_with_given_credentials() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "platypush_ext.sandbox", "nikdev", "--port", "0", "--device-id", "my-dev",
-         "--api-key", "my-key-123"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "platypush_ext.sandbox",
+            "nikdev",
+            "--port",
+            "0",
+            "--device-id",
+            "my-dev",
+            "--api-key",
+            "my-key-123",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert line.startswith("nikdev: http://127.0.0.1:") and "my-dev" in line and "my-key-123" in line
         base_url = line.split()[1]
-        answer = requests.post(base_url + "entries/", json=OBSERVED_BODY,
-                               headers={"x-device-id": "my-dev", "x-api-key": "my-key-123"}, timeout=5)
+        answer = requests.post(
+            base_url + "entries/",
+            json=OBSERVED_BODY,
+            headers={"x-device-id": "my-dev", "x-api-key": "my-key-123"},
+            timeout=5,
+        )
         assert answer.status_code == 200
     finally:
         proc.terminate()

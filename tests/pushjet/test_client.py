@@ -40,8 +40,9 @@ def server(start_server):
 
 @pytest.fixture
 def client(server):
-    client = PushjetClient(server.base_url, timeouts=Timeouts(2, 2),
-                           retry=RetryPolicy(attempts=3, backoff=0.01, backoff_max=0.05))
+    client = PushjetClient(
+        server.base_url, timeouts=Timeouts(2, 2), retry=RetryPolicy(attempts=3, backoff=0.01, backoff_max=0.05)
+    )
     yield client
     client.close()
 
@@ -92,7 +93,9 @@ def test_subscribe_send_fetch(client, service, device):
     client.send(service.secret_key, "plain")
     messages = client.fetch_messages(device)
     assert [(m.message, m.title, m.link, m.importance) for m in messages] == [
-        ("hello", "title", "http://l/", 4), ("plain", None, None, 3)]
+        ("hello", "title", "http://l/", 4),
+        ("plain", None, None, 3),
+    ]
     assert messages[0].service.name == "Alerts" and messages[0].time_sent > 0
     assert client.fetch_messages(device) == []  # consumed
 
@@ -114,47 +117,56 @@ def test_mark_read(client, service, device):
     assert client.fetch_messages(device) == []
 
 
-@pytest.mark.parametrize("code, call", [
-    (4, lambda c, s, d: (c.subscribe(d, s.public_key), c.subscribe(d, s.public_key))),
-    (11, lambda c, s, d: c.unsubscribe(d, s.public_key)),
-])
+@pytest.mark.parametrize(
+    "code, call",
+    [
+        (4, lambda c, s, d: (c.subscribe(d, s.public_key), c.subscribe(d, s.public_key))),
+        (11, lambda c, s, d: c.unsubscribe(d, s.public_key)),
+    ],
+)
 def test_subscription_errors(client, service, device, code, call):
     with pytest.raises(SubscriptionError) as caught:
         call(client, service, device)
     assert caught.value.code == code and caught.value.status == 409
 
 
-@pytest.mark.parametrize("call", [
-    lambda c, d: c.subscribe(d, UNKNOWN_PUBLIC),
-    lambda c, d: c.unsubscribe(d, UNKNOWN_PUBLIC),
-    lambda c, d: c.get_service(public_key=UNKNOWN_PUBLIC),
-    lambda c, d: c.get_service(secret_key=UNKNOWN_SECRET),
-    lambda c, d: c.send(UNKNOWN_SECRET, "x"),
-    lambda c, d: c.edit_service(UNKNOWN_SECRET, name="x"),
-    lambda c, d: c.delete_service(UNKNOWN_SECRET),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c, d: c.subscribe(d, UNKNOWN_PUBLIC),
+        lambda c, d: c.unsubscribe(d, UNKNOWN_PUBLIC),
+        lambda c, d: c.get_service(public_key=UNKNOWN_PUBLIC),
+        lambda c, d: c.get_service(secret_key=UNKNOWN_SECRET),
+        lambda c, d: c.send(UNKNOWN_SECRET, "x"),
+        lambda c, d: c.edit_service(UNKNOWN_SECRET, name="x"),
+        lambda c, d: c.delete_service(UNKNOWN_SECRET),
+    ],
+)
 def test_nonexistent_service(client, device, call):
     with pytest.raises(NonexistentError, match="Service not found"):
         call(client, device)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda c: c.subscribe("xyz", UNKNOWN_PUBLIC), "invalid device UUID"),
-    (lambda c: c.get_subscriptions("not-a-uuid"), "invalid device UUID"),
-    (lambda c: c.fetch_messages("1234"), "invalid device UUID"),
-    (lambda c: c.subscribe(str(uuid.uuid4()), "not-a-key"), "invalid service public key"),
-    (lambda c: c.send("short", "x"), "invalid secret key"),
-    (lambda c: c.send(None, "x"), "needs the service's secret key"),
-    (lambda c: c.send(UNKNOWN_SECRET, ""), "message must be a non-empty string"),
-    (lambda c: c.send(UNKNOWN_SECRET, "x", importance=0), r"from 1 \(least\) to 5"),
-    (lambda c: c.send(UNKNOWN_SECRET, "x", importance=6), r"from 1 \(least\) to 5"),
-    (lambda c: c.send(UNKNOWN_SECRET, "x", importance="high"), "integer from 1 to 5"),
-    (lambda c: c.send(UNKNOWN_SECRET, "x", importance=True), "integer from 1 to 5"),
-    (lambda c: c.create_service(""), "name must be a non-empty string"),
-    (lambda c: c.edit_service(UNKNOWN_SECRET), "nothing to change"),
-    (lambda c: c.edit_service(UNKNOWN_SECRET, name=" "), "name must be a non-empty string"),
-    (lambda c: c.get_service(), "public_key or secret_key"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda c: c.subscribe("xyz", UNKNOWN_PUBLIC), "invalid device UUID"),
+        (lambda c: c.get_subscriptions("not-a-uuid"), "invalid device UUID"),
+        (lambda c: c.fetch_messages("1234"), "invalid device UUID"),
+        (lambda c: c.subscribe(str(uuid.uuid4()), "not-a-key"), "invalid service public key"),
+        (lambda c: c.send("short", "x"), "invalid secret key"),
+        (lambda c: c.send(None, "x"), "needs the service's secret key"),
+        (lambda c: c.send(UNKNOWN_SECRET, ""), "message must be a non-empty string"),
+        (lambda c: c.send(UNKNOWN_SECRET, "x", importance=0), r"from 1 \(least\) to 5"),
+        (lambda c: c.send(UNKNOWN_SECRET, "x", importance=6), r"from 1 \(least\) to 5"),
+        (lambda c: c.send(UNKNOWN_SECRET, "x", importance="high"), "integer from 1 to 5"),
+        (lambda c: c.send(UNKNOWN_SECRET, "x", importance=True), "integer from 1 to 5"),
+        (lambda c: c.create_service(""), "name must be a non-empty string"),
+        (lambda c: c.edit_service(UNKNOWN_SECRET), "nothing to change"),
+        (lambda c: c.edit_service(UNKNOWN_SECRET, name=" "), "name must be a non-empty string"),
+        (lambda c: c.get_service(), "public_key or secret_key"),
+    ],
+)
 def test_bad_input_is_rejected_before_any_request(server, client, call, message):
     before = len(server.requests)
     with pytest.raises(InvalidArgumentError, match=message) as caught:
@@ -229,7 +241,8 @@ def test_base_url_with_path_and_without_trailing_slash(start_server):
     assert client.base_url == server.url + "/"
     assert client.create_service("x").name == "x"
     assert PushjetClient("https://example.org/pushjet/api").http.url("service") == (
-        "https://example.org/pushjet/api/service")
+        "https://example.org/pushjet/api/service"
+    )
 
 
 def test_secret_never_travels_in_urls(server, client, service, device):
@@ -240,15 +253,23 @@ def test_secret_never_travels_in_urls(server, client, service, device):
     assert len(server.targets) >= 4 and all("secret" not in target for target in server.targets)
 
 
-@pytest.mark.parametrize("call, expected", [
-    (lambda c, s: c.create_service("n" * 256), "name too long: 256 characters, the Pushjet server stores at most 255"),
-    (lambda c, s: c.create_service("N", icon_url="é" * 32768), "icon_url too long: 65,536 bytes of UTF-8"),
-    (lambda c, s: c.edit_service(s.secret_key, name=" " + "n" * 256), "stores at most 255"),
-    (lambda c, s: c.edit_service(s.secret_key, icon_url="i" * 65536), "icon_url too long: 65,536 bytes"),
-    (lambda c, s: c.send(s.secret_key, "m" * 65536), "message too long: 65,536 bytes of UTF-8, the Pushjet server "
-                                                     "stores at most 65,535"),
-    (lambda c, s: c.send(s.secret_key, "m", link="€" * 21846), "link too long: 65,538 bytes"),
-])
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (
+            lambda c, s: c.create_service("n" * 256),
+            "name too long: 256 characters, the Pushjet server stores at most 255",
+        ),
+        (lambda c, s: c.create_service("N", icon_url="é" * 32768), "icon_url too long: 65,536 bytes of UTF-8"),
+        (lambda c, s: c.edit_service(s.secret_key, name=" " + "n" * 256), "stores at most 255"),
+        (lambda c, s: c.edit_service(s.secret_key, icon_url="i" * 65536), "icon_url too long: 65,536 bytes"),
+        (
+            lambda c, s: c.send(s.secret_key, "m" * 65536),
+            "message too long: 65,536 bytes of UTF-8, the Pushjet server stores at most 65,535",
+        ),
+        (lambda c, s: c.send(s.secret_key, "m", link="€" * 21846), "link too long: 65,538 bytes"),
+    ],
+)
 def test_values_beyond_the_servers_columns_are_refused_before_sending(client, server, service, call, expected):
     before = len(server.requests)
     with pytest.raises(InvalidArgumentError) as caught:

@@ -81,7 +81,9 @@ def test_send_by_configured_name_and_by_secret(plugin, remote, alerts, device):
     assert ok(plugin.send(message="again", secret_key=alerts.secret_key)) == {"sent": True}
     got = remote.fetch_messages(device)
     assert [(m.message, m.title, m.link, m.importance) for m in got] == [
-        ("hi", "T", "http://l/", 5), ("again", None, None, 3)]
+        ("hi", "T", "http://l/", 5),
+        ("again", None, None, 3),
+    ]
 
 
 def test_service_lifecycle_keeps_secret_out_of_output(plugin, workdir):
@@ -134,26 +136,32 @@ def test_get_messages_returns_and_posts_events(plugin, bus, remote, alerts):
     assert ok(plugin.get_messages()) == []
 
 
-@pytest.mark.parametrize("call, expected", [
-    (lambda p: p.send(message="x"), "needs the service's secret"),
-    (lambda p: p.send(message="x", service="nope"), "no secret known for service 'nope'"),
-    (lambda p: p.send(message="x", service="abcd-abcdef-abcdefabcdef-abcde-abcdefabc"), "public key grants no write"),
-    (lambda p: p.send(message="x", secret_key="tooshort"), "invalid secret key"),
-    (lambda p: p.send(message="", service="alerts"), "message must be a non-empty string"),
-    (lambda p: p.send(message="x", service="alerts", importance=9), "from 1 (least) to 5"),
-    (lambda p: p.send(message="x", service="alerts", importance="urgent"), "importance: expected an integer"),
-    (lambda p: p.create_service(name=""), "name must be a non-empty string"),
-    (lambda p: p.get_service(), "give secret_key, public_key or service"),
-    (lambda p: p.get_service(public_key="bad"), "invalid service public key"),
-    (lambda p: p.edit_service(service="alerts"), "nothing to change"),
-    (lambda p: p.delete_service(), "needs the service's secret"),
-    (lambda p: p.subscribe(service="bad"), "neither a service public key nor a configured service name"),
-    (lambda p: p.subscribe(service="alerts", device="not-a-uuid"), "invalid device UUID"),
-    (lambda p: p.unsubscribe(service="abcd-abcdef-abcdefabcdef-abcde-abcdefabc"), "Service not found"),
-    (lambda p: p.get_subscriptions(device="x"), "invalid device UUID"),
-    (lambda p: p.get_messages(device="x"), "invalid device UUID"),
-    (lambda p: p.mark_read(device="x"), "invalid device UUID"),
-])
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (lambda p: p.send(message="x"), "needs the service's secret"),
+        (lambda p: p.send(message="x", service="nope"), "no secret known for service 'nope'"),
+        (
+            lambda p: p.send(message="x", service="abcd-abcdef-abcdefabcdef-abcde-abcdefabc"),
+            "public key grants no write",
+        ),
+        (lambda p: p.send(message="x", secret_key="tooshort"), "invalid secret key"),
+        (lambda p: p.send(message="", service="alerts"), "message must be a non-empty string"),
+        (lambda p: p.send(message="x", service="alerts", importance=9), "from 1 (least) to 5"),
+        (lambda p: p.send(message="x", service="alerts", importance="urgent"), "importance: expected an integer"),
+        (lambda p: p.create_service(name=""), "name must be a non-empty string"),
+        (lambda p: p.get_service(), "give secret_key, public_key or service"),
+        (lambda p: p.get_service(public_key="bad"), "invalid service public key"),
+        (lambda p: p.edit_service(service="alerts"), "nothing to change"),
+        (lambda p: p.delete_service(), "needs the service's secret"),
+        (lambda p: p.subscribe(service="bad"), "neither a service public key nor a configured service name"),
+        (lambda p: p.subscribe(service="alerts", device="not-a-uuid"), "invalid device UUID"),
+        (lambda p: p.unsubscribe(service="abcd-abcdef-abcdefabcdef-abcde-abcdefabc"), "Service not found"),
+        (lambda p: p.get_subscriptions(device="x"), "invalid device UUID"),
+        (lambda p: p.get_messages(device="x"), "invalid device UUID"),
+        (lambda p: p.mark_read(device="x"), "invalid device UUID"),
+    ],
+)
 def test_bad_input_gives_a_readable_error_without_traceback_or_secret(plugin, alerts, caplog, call, expected):
     caplog.set_level(logging.DEBUG)
     message = error(call(plugin))
@@ -168,8 +176,10 @@ def test_a_secret_key_passed_as_service_is_not_echoed(make_plugin, alerts, caplo
     # the error text, returned over /execute and logged, quoted the secret back.
     caplog.set_level(logging.DEBUG)
     plugin = make_plugin()
-    for call in (lambda: plugin.send(message="x", service=alerts.secret_key),
-                 lambda: plugin.subscribe(service=alerts.secret_key, device=str(uuid.uuid4()))):
+    for call in (
+        lambda: plugin.send(message="x", service=alerts.secret_key),
+        lambda: plugin.subscribe(service=alerts.secret_key, device=str(uuid.uuid4())),
+    ):
         message = error(call())
         assert alerts.secret_key not in message and "looks like a secret key" in message
     assert all(alerts.secret_key not in record.getMessage() for record in caplog.records)
@@ -296,9 +306,25 @@ def test_journal_reposts_after_a_crash(make_plugin, bus, remote, alerts, device,
 
 
 def test_journal_skips_a_malformed_message_and_keeps_the_rest(plugin, bus, device):
-    plugin.journal.append(device, [{"message": "broken"}, {
-        "message": "fine", "title": "", "link": "", "level": 2, "timestamp": 1,
-        "service": {"public": "abcd-abcdef-abcdefabcdef-abcde-abcdefabc", "name": "S", "icon": "", "created": 1}}])
+    plugin.journal.append(
+        device,
+        [
+            {"message": "broken"},
+            {
+                "message": "fine",
+                "title": "",
+                "link": "",
+                "level": 2,
+                "timestamp": 1,
+                "service": {
+                    "public": "abcd-abcdef-abcdefabcdef-abcde-abcdefabc",
+                    "name": "S",
+                    "icon": "",
+                    "created": 1,
+                },
+            },
+        ],
+    )
     assert plugin.post_pending() == 1
     assert [e.args["message"] for e in bus.of(PushjetMessageEvent)] == ["fine"]
     assert plugin.journal.counts()["pending"] == 0
@@ -311,8 +337,9 @@ def test_concurrent_post_pending_posts_each_message_once(make_plugin, bus, devic
 
     plugin = make_plugin(devices=[device])
     service = {"public": "abcd-abcdef-abcdefabcdef-abcde-abcdefabc", "name": "S", "icon": "", "created": 1}
-    plugin.journal.append(device, [{"message": f"m{i}", "level": 3, "timestamp": 1, "service": service}
-                                   for i in range(5)])
+    plugin.journal.append(
+        device, [{"message": f"m{i}", "level": 3, "timestamp": 1, "service": service} for i in range(5)]
+    )
     slow_post = bus.post
 
     def post(event):
@@ -340,8 +367,9 @@ def redis_bus(bus, redis_server, monkeypatch):
     return redis_bus
 
 
-def test_a_fetch_nobody_received_stays_pending_and_is_delivered_later(make_plugin, redis_bus, redis_server,
-                                                                      remote, alerts, device, monkeypatch):
+def test_a_fetch_nobody_received_stays_pending_and_is_delivered_later(
+    make_plugin, redis_bus, redis_server, remote, alerts, device, monkeypatch
+):
     from tests.test_bus import Listener
 
     monkeypatch.setattr(PushjetPlugin, "DELIVERY_TIMEOUT", 0.2)
@@ -358,8 +386,9 @@ def test_a_fetch_nobody_received_stays_pending_and_is_delivered_later(make_plugi
         listener.close()
 
 
-def test_the_listener_waits_for_a_bus_subscriber_before_its_first_fetch(make_plugin, redis_bus, redis_server,
-                                                                        remote, alerts, device, monkeypatch):
+def test_the_listener_waits_for_a_bus_subscriber_before_its_first_fetch(
+    make_plugin, redis_bus, redis_server, remote, alerts, device, monkeypatch
+):
     from tests.test_bus import Listener
 
     monkeypatch.setattr(PushjetPlugin, "LISTEN_TIMEOUT", 0.2)
@@ -376,8 +405,9 @@ def test_the_listener_waits_for_a_bus_subscriber_before_its_first_fetch(make_plu
         plugin.stop()
 
 
-def test_a_listener_stopped_while_waiting_for_the_bus_never_fetches(make_plugin, redis_bus, remote, alerts, device,
-                                                                    monkeypatch):
+def test_a_listener_stopped_while_waiting_for_the_bus_never_fetches(
+    make_plugin, redis_bus, remote, alerts, device, monkeypatch
+):
     monkeypatch.setattr(PushjetPlugin, "LISTEN_TIMEOUT", 0.1)
     plugin = make_plugin(devices=[device])
     remote.send(alerts.secret_key, "kept")

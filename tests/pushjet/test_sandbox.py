@@ -97,7 +97,10 @@ def test_get_service_by_public_or_secret_never_returns_secret(api, service):
 def test_edit_service_quirks(api, service):
     secret = service["secret"]
     assert error(api("PATCH", "service", params={"secret": secret})) == (
-        400, HTML, {"error": {"message": "No changes were made", "id": 10}})
+        400,
+        HTML,
+        {"error": {"message": "No changes were made", "id": 10}},
+    )
     ok = api("PATCH", "service", params={"secret": secret}, data={"name": "Renamed"})
     assert (ok.status_code, ok.headers["Content-Type"], ok.text) == (200, HTML, '{"status": "ok"}')
     assert api("PATCH", "service", data={"secret": secret, "icon": "http://example.com/2.png"}).status_code == 200
@@ -114,7 +117,10 @@ def test_delete_service_cascades_and_second_delete_is_404(api, service):
     assert api("DELETE", "service", params={"secret": service["secret"]}).text == '{"status": "ok"}'
     assert error(api("GET", "service", params={"service": service["public"]}))[0] == 404
     assert error(api("DELETE", "service", params={"secret": service["secret"]})) == (
-        404, HTML, {"error": {"message": "Service not found", "id": 6}})
+        404,
+        HTML,
+        {"error": {"message": "Service not found", "id": 6}},
+    )
     assert api("GET", "subscription", params={"uuid": dev}).json() == {"subscriptions": []}
 
 
@@ -125,27 +131,42 @@ def test_subscription_lifecycle(api, service):
     assert response.status_code == 200 and response.headers["Content-Type"] == JSON
     assert "secret" not in response.json()["service"]
     assert error(api("POST", "subscription", params={"uuid": dev}, data={"service": service["public"]})) == (
-        409, HTML, {"error": {"message": "Already subscribed to that service", "id": 4}})
+        409,
+        HTML,
+        {"error": {"message": "Already subscribed to that service", "id": 4}},
+    )
     listed = api("GET", "subscription", params={"uuid": dev}).json()["subscriptions"]
     assert len(listed) == 1
     assert sorted(listed[0]) == ["service", "timestamp", "timestamp_checked", "uuid"]
     assert listed[0]["uuid"] == dev and listed[0]["timestamp"] == listed[0]["timestamp_checked"]
     assert api("DELETE", "subscription", params={"uuid": dev}, data={"service": service["public"]}).text == (
-        '{"status": "ok"}')
+        '{"status": "ok"}'
+    )
     assert error(api("DELETE", "subscription", params={"uuid": dev}, data={"service": service["public"]})) == (
-        409, HTML, {"error": {"message": "Not subscribed to that service", "id": 11}})
+        409,
+        HTML,
+        {"error": {"message": "Not subscribed to that service", "id": 11}},
+    )
 
 
 def test_subscription_validation_order(api, service):
     # uuid is checked before service
     assert error(api("POST", "subscription", params={"uuid": "xyz"}, data={"service": service["public"]}))[2] == {
-        "error": {"message": "Invalid client uuid", "id": 1}}
+        "error": {"message": "Invalid client uuid", "id": 1}
+    }
     assert error(api("POST", "subscription", data={"service": "bad"}))[2]["error"] == {
-        "message": "Missing argument uuid", "id": 7}
-    assert error(api("POST", "subscription", params={"uuid": device()}, data={"service": "bad"}))[2]["error"][
-        "id"] == 2
-    assert error(api("POST", "subscription", params={"uuid": device()},
-                     data={"service": "abcd-abcdef-abcdefabcdef-abcde-abcdefabc"}))[:2] == (404, HTML)
+        "message": "Missing argument uuid",
+        "id": 7,
+    }
+    assert error(api("POST", "subscription", params={"uuid": device()}, data={"service": "bad"}))[2]["error"]["id"] == 2
+    assert error(
+        api(
+            "POST",
+            "subscription",
+            params={"uuid": device()},
+            data={"service": "abcd-abcdef-abcdefabcdef-abcde-abcdefabc"},
+        )
+    )[:2] == (404, HTML)
 
 
 def test_send_and_fetch_semantics(api, service):
@@ -155,9 +176,13 @@ def test_send_and_fetch_semantics(api, service):
     dev = device()
     api("POST", "subscription", params={"uuid": dev}, data={"service": public})
     assert error(api("POST", "message", data={"secret": secret}))[2]["error"] == {
-        "message": "Missing argument message", "id": 7}
+        "message": "Missing argument message",
+        "id": 7,
+    }
     assert error(api("POST", "message", data={"message": "x"}))[2]["error"] == {
-        "message": "Missing argument secret", "id": 7}
+        "message": "Missing argument secret",
+        "id": 7,
+    }
     sends = [
         {"message": "Hello", "title": "T", "link": "http://x.y/", "level": "5"},
         {"message": "Lvl9", "level": "9"},
@@ -195,7 +220,10 @@ def test_late_subscriber_and_grouped_order(api):
     api("POST", "message", data={"secret": a["secret"], "message": "a2"})
     # grouped by subscription, not by time
     assert [m["message"] for m in api("GET", "message", params={"uuid": early}).json()["messages"]] == [
-        "a1", "a2", "b1"]
+        "a1",
+        "a2",
+        "b1",
+    ]
     # the late subscriber only gets what was sent after it subscribed
     assert [m["message"] for m in api("GET", "message", params={"uuid": late}).json()["messages"]] == ["a2"]
 
@@ -226,6 +254,7 @@ def test_framework_pages(api):
 
 def test_values_longer_than_their_columns_get_an_html_500_as_upstream(api, service):
     """protocols/pushjet.md §12: name is 255 characters, text/link/icon 65,535 bytes of UTF-8 (strict SQL mode)."""
+
     def status(response):
         return response.status_code, "<title>500 Internal Server Error</title>" in response.text
 
@@ -238,8 +267,10 @@ def test_values_longer_than_their_columns_get_an_html_500_as_upstream(api, servi
     api("POST", "subscription", params={"uuid": dev}, data={"service": service["public"]})
     assert api("POST", "message", data={"secret": service["secret"], "message": "m" * 65535}).status_code == 200
     assert status(api("POST", "message", data={"secret": service["secret"], "message": "m" * 65536})) == (500, True)
-    assert status(api("POST", "message", data={"secret": service["secret"], "message": "m",
-                                               "link": "€" * 21846})) == (500, True)  # 65,538 bytes
+    assert status(api("POST", "message", data={"secret": service["secret"], "message": "m", "link": "€" * 21846})) == (
+        500,
+        True,
+    )  # 65,538 bytes
     long_title = api("POST", "message", data={"secret": service["secret"], "message": "t", "title": "t" * 300})
     assert long_title.status_code == 200  # titles are truncated to 255, never refused
     assert [m["message"][:1] for m in api("GET", "message", params={"uuid": dev}).json()["messages"]] == ["m", "t"]

@@ -12,7 +12,7 @@ server received are compared with the values whose commit returned:
 
 Run it by hand against a fresh sandbox::
 
-    python -m platypush_ext.nikdev.durability --seconds 20
+    python -m benchmarks.nikdev_durability --seconds 20
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..http import RetryPolicy, Timeouts
-from .client import NikdevClient
-from .outbox import Outbox
-from .uploader import Uploader
+from platypush_ext.http import RetryPolicy, Timeouts
+from platypush_ext.nikdev.client import NikdevClient
+from platypush_ext.nikdev.outbox import Outbox
+from platypush_ext.nikdev.uploader import Uploader
+
+#: The checkout's root: the workers run ``python -m benchmarks.nikdev_durability`` from there.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass
@@ -53,8 +56,13 @@ class DurabilityReport:
 
 
 def _client(base_url: str, device_id: str, api_key: str) -> NikdevClient:
-    return NikdevClient(base_url, device_id, api_key, timeouts=Timeouts(2, 2),
-                        retry=RetryPolicy(attempts=2, backoff=0.05, backoff_max=0.2, budget=2))
+    return NikdevClient(
+        base_url,
+        device_id,
+        api_key,
+        timeouts=Timeouts(2, 2),
+        retry=RetryPolicy(attempts=2, backoff=0.05, backoff_max=0.2, budget=2),
+    )
 
 
 def worker(base_url: str, device_id: str, api_key: str, path: str, run: int) -> None:  # pragma: no cover
@@ -76,8 +84,16 @@ def worker(base_url: str, device_id: str, api_key: str, path: str, run: int) -> 
             uploader.push()
 
 
-def run_check(base_url: str, device_id: str, api_key: str, received: Any, seconds: float = 20.0,
-              path: str | None = None, kill_window: float = 0.25, log: Any = None) -> DurabilityReport:
+def run_check(
+    base_url: str,
+    device_id: str,
+    api_key: str,
+    received: Any,
+    seconds: float = 20.0,
+    path: str | None = None,
+    kill_window: float = 0.25,
+    log: Any = None,
+) -> DurabilityReport:
     """Kill workers at random for ``seconds``, drain the outbox, compare.
 
     :param received: a callable returning every ``seq`` value the server received, in order.
@@ -95,9 +111,21 @@ def run_check(base_url: str, device_id: str, api_key: str, received: Any, second
     while time.monotonic() - started < seconds:
         run += 1
         proc = subprocess.Popen(
-            [sys.executable, "-m", "platypush_ext.nikdev.durability", "--worker", base_url, device_id, api_key,
-             path, str(run)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.nikdev_durability",
+                "--worker",
+                base_url,
+                device_id,
+                api_key,
+                path,
+                str(run),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
         )
         assert proc.stdout is not None
         ready = proc.stdout.readline().strip() == "READY"
@@ -122,8 +150,13 @@ def run_check(base_url: str, device_id: str, api_key: str, received: Any, second
     committed_set = set(committed)
     lost = len(committed_set - set(counts))
     report = DurabilityReport(
-        kills=kills, committed=len(committed), received=len(got), unique_received=len(counts), lost=lost,
-        duplicates=len(got) - len(counts), unconfirmed=len(set(counts) - committed_set),
+        kills=kills,
+        committed=len(committed),
+        received=len(got),
+        unique_received=len(counts),
+        lost=lost,
+        duplicates=len(got) - len(counts),
+        unconfirmed=len(set(counts) - committed_set),
         seconds=round(time.monotonic() - started, 1),
     )
     if folder:
@@ -138,15 +171,24 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--worker":  # pragma: no cover - a worker, killed with SIGKILL (see worker())
         worker(*argv[1:5], run=int(argv[5]))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m platypush_ext.nikdev.durability", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.nikdev_durability",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to keep killing (default: 20)")
     args = parser.parse_args(argv)
-    from ..sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
+    from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 
     with NikdevServer() as server:
-        report = run_check(server.base_url, DEFAULT_DEVICE_ID, DEFAULT_API_KEY,
-                           lambda: server.received_values("seq"), seconds=args.seconds, log=print)
+        report = run_check(
+            server.base_url,
+            DEFAULT_DEVICE_ID,
+            DEFAULT_API_KEY,
+            lambda: server.received_values("seq"),
+            seconds=args.seconds,
+            log=print,
+        )
     print(report.as_dict())
     return 0 if report.lost == 0 else 1
 
