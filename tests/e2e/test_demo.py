@@ -45,7 +45,7 @@ CLAIMS: dict[str, list[str]] = {
         r"\{'field': 'lux', 'value': 312\.5, ",
         r"error: push failed: POST /api/v1/entries/: HTTP 503",
         r"temp=22\.5 is on the server",
-        r"error: entry \d+ was committed, but the server rejected it \(HTTP 401: Invalid API key\) and it is in the dead letters",
+        r"error: the server rejected 1 entries \(HTTP 401: Invalid API key\)",
         r"dead letter: values \{'temp': 23\.0\}, reason 'Invalid API key'",
         r"retry_dead → \{'requeued': 1, 'pushed': 1, 'pending': 0\}",
         r"outbox: 0 pending, 0 dead, 4 entries pushed in total",
