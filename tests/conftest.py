@@ -24,7 +24,7 @@ Config.init(_CONFIG)
 import platypush.context  # noqa: E402
 
 from platypush_ext.sandbox.core import take_failures  # noqa: E402
-from tests.support import RecordingBus, RedisServer, fail_on_sandbox_bugs  # noqa: E402
+from tests.support import Listener, RecordingBus, RedisServer, fail_on_sandbox_bugs  # noqa: E402
 
 
 @pytest.fixture
@@ -74,3 +74,11 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def listener(redis_server: RedisServer) -> Iterator[Listener]:
+    """Platypush's own bus loop subscribed to :func:`redis_server`'s bus; closed after the test."""
+    started = Listener(redis_server.port)
+    yield started
+    started.close()

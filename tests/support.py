@@ -8,7 +8,11 @@ import time
 from typing import Any, Callable
 
 import pytest
+from platypush.bus.redis import RedisBus
+from platypush.message import Message
 from platypush.message.event import Event
+
+from platypush_ext.bus import Publisher
 
 
 class RecordingBus:
@@ -97,3 +101,19 @@ def fail_on_sandbox_bugs(expected: bool = False) -> None:
     failures = take_failures()
     if failures and not expected:
         pytest.fail("; ".join(str(f) for f in failures), pytrace=False)
+
+
+class Listener:
+    """Platypush's own bus loop (``RedisBus.poll``) in a thread: what Platypush's main loop runs."""
+
+    def __init__(self, port: int):
+        self.received: list[Message] = []
+        self.bus = RedisBus(on_message=self.received.append, host="127.0.0.1", port=port)
+        self.bus._on_message = self.received.append  # type: ignore[method-assign]  # no executor here
+        self.thread = threading.Thread(target=self.bus.poll, daemon=True)
+        self.thread.start()
+        wait_until(lambda: Publisher(lambda: self.bus).listeners() >= 1, timeout=10)
+
+    def close(self) -> None:
+        self.bus.stop()
+        self.thread.join(5)

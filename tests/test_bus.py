@@ -5,47 +5,23 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
 from platypush.bus.redis import RedisBus
-from platypush.message import Message
 from platypush.message.event import Event
 
 from platypush_ext.bus import BATCH, Publisher
 from platypush_ext.runner import free_port, redis_server_binary
-from tests.support import RecordingBus, wait_until
+from tests.support import Listener, RecordingBus, wait_until
 
 pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed")
-
-
-class Listener:
-    """Platypush's own bus loop (``RedisBus.poll``) in a thread: what Platypush's main loop runs."""
-
-    def __init__(self, port: int):
-        self.received: list[Message] = []
-        self.bus = RedisBus(on_message=self.received.append, host="127.0.0.1", port=port)
-        self.bus._on_message = self.received.append  # type: ignore[method-assign]  # no executor here
-        self.thread = threading.Thread(target=self.bus.poll, daemon=True)
-        self.thread.start()
-        wait_until(lambda: Publisher(lambda: self.bus).listeners() >= 1, timeout=10)
-
-    def close(self) -> None:
-        self.bus.stop()
-        self.thread.join(5)
 
 
 @pytest.fixture
 def redis_bus(redis_server: Any) -> RedisBus:
     return RedisBus(host="127.0.0.1", port=redis_server.port)
-
-
-@pytest.fixture
-def listener(redis_server: Any) -> Iterator[Listener]:
-    started = Listener(redis_server.port)
-    yield started
-    started.close()
 
 
 def numbered(n: int) -> list[Event]:

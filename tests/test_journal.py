@@ -5,7 +5,7 @@ and (its last deliveries) after a crash; duplicates are counted."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from platypush.bus.redis import RedisBus
@@ -14,8 +14,7 @@ from platypush.message.event import Event
 from platypush_ext.bus import Publisher
 from platypush_ext.journal import Entry, Journal
 from platypush_ext.runner import redis_server_binary
-from tests.support import wait_until
-from tests.test_bus import Listener
+from tests.support import Listener, wait_until
 
 pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed")
 
@@ -28,13 +27,6 @@ def build(entry: Entry) -> list[Event]:
 def publisher(redis_server: Any) -> Publisher:
     bus = RedisBus(host="127.0.0.1", port=redis_server.port)
     return Publisher(lambda: bus)
-
-
-@pytest.fixture
-def listener(redis_server: Any) -> Iterator[Listener]:
-    started = Listener(redis_server.port)
-    yield started
-    started.close()
 
 
 def texts(listener: Listener) -> list[str]:
