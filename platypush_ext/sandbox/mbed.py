@@ -46,7 +46,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 import requests
 
@@ -68,6 +68,20 @@ ASYNC_ID_RE = re.compile(r"^[\w-]{1,40}$")
 V2 = r"(?:/v2)?"  # unversioned paths are the latest version
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One API request and its answer, as recorded with ``record=True``."""
+
+    method: str
+    path: str  # as sent (percent-encoded)
+    query: dict[str, str]
+    request_type: str
+    request_body: bytes
+    status: int  # 101: a WebSocket upgrade
+    response_type: str
+    response_body: bytes
+
+
 @dataclass
 class Resource:
     """A simulated LwM2M resource."""
@@ -79,6 +93,10 @@ class Resource:
     obs: bool = True
     max_age: int = 60
     cached_at: float | None = None  # when the Connector last learned the value
+    rules: dict[str, float] = field(default_factory=dict)  # notification rules (pmin, pmax, gt, lt, st)
+    notified_at: float | None = None  # when the last notification under rules was sent
+    notified_value: float | None = None  # the value it carried (for st), numeric
+    held: bool = False  # a change waits for pmin to pass
 
     def as_listing(self) -> dict[str, Any]:
         return {"uri": self.path, "rt": self.rt, "obs": self.obs, "type": self.ct}
@@ -102,6 +120,7 @@ class Device:
     fail_status: int | None = None  # answer every request with this async status
     fail_error: str = ""
     pending: int = 0
+    label: str = ""  # Pelion mode: the device's own endpoint name (``name`` is the platform's id)
 
     def as_listing(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "type": self.type, "status": "ACTIVE"}
@@ -110,16 +129,33 @@ class Device:
         return data
 
     def as_registration(self) -> dict[str, Any]:
-        return {
+        data = {
             "ep": self.name,
             "ept": self.type,
             "q": self.queue_mode,
             "resources": [r.as_registration() for r in self.resources.values()],
         }
+        if self.label:
+            data["original-ep"] = self.label
+        return data
+
+    def as_device_data(self) -> dict[str, Any]:
+        """A ``DeviceData`` of the Pelion device directory (``GET /v3/devices/``)."""
+        return {
+            "object": "device",
+            "id": self.name,
+            "name": self.label,
+            "endpoint_name": self.label,
+            "endpoint_type": self.type,
+            "state": "registered" if self.registered else "deregistered",
+            "mechanism": "connector",
+            "deployed_state": "development",
+        }
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "label": self.label,
             "type": self.type,
             "queue_mode": self.queue_mode,
             "registered": self.registered,
@@ -154,6 +190,21 @@ def _plain(text: str, status: int) -> Response:
     return text_response(text, status, "text/plain")
 
 
+#: The ``type`` of Pelion's ``ErrorResponse`` by status.
+ERROR_TYPES = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    410: "gone",
+    412: "precondition_failed",
+    429: "too_many_requests",
+}
+#: The notification rules of a resource (LwM2M write attributes), as in ``/5/0/1?pmax=120``.
+RULES = ("pmin", "pmax", "gt", "lt", "st")
+
+
 def _pelion_error(status: int, kind: str, message: str) -> Response:
     return json_response(
         {
@@ -166,6 +217,25 @@ def _pelion_error(status: int, kind: str, message: str) -> Response:
         },
         status,
     )
+
+
+def _rules_of(query: dict[str, str]) -> dict[str, float] | None:
+    """The notification rules of a query (``None`` without any); raises ``ValueError`` on a bad one."""
+    given = {k: v for k, v in query.items() if k in RULES}
+    if not given:
+        return None
+    rules = {k: float(v) for k, v in given.items()}
+    if any(rules.get(k, 0) < 0 for k in ("pmin", "pmax")) or rules.get("st", 1) <= 0:
+        raise ValueError("pmin/pmax must not be negative, st must be positive")
+    return rules
+
+
+def _number(value: bytes) -> float | None:
+    """A resource value as a number, or ``None`` when it is not one."""
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _matches(pattern: str, value: str) -> bool:
@@ -184,6 +254,11 @@ class MbedServer(SandboxServer):
     :param auto_change: seconds between two changes of the demo temperature
         (``0`` = never).
     :param callback_retry_max: cap (seconds) of the callback delivery backoff.
+    :param api: ``"connector"`` (the Connector's v2 API, plus Pelion's device requests
+        and WebSocket) or ``"pelion"`` (only what the published Pelion / Izuma API has:
+        32-hex device ids, ``/v3/devices/``, one channel type at a time, JSON errors;
+        see ``docs/mbed.md``).
+    :param record: keep every API exchange in :attr:`exchanges` (for conformance checks).
     """
 
     name = "mbed"
@@ -199,7 +274,14 @@ class MbedServer(SandboxServer):
         demo_devices: bool = False,
         auto_change: float = 0.0,
         callback_retry_max: float = 2.0,
+        api: str = "connector",
+        record: bool = False,
     ):
+        if api not in ("connector", "pelion"):
+            raise ValueError(f"api must be 'connector' or 'pelion', got {api!r}")
+        self.pelion = api == "pelion"
+        #: with ``record``: one :class:`Exchange` per API request
+        self.exchanges: list[Exchange] | None = [] if record else None
         self.api_key = api_key
         self.pull_timeout = pull_timeout
         self.callback_retry_max = callback_retry_max
@@ -214,6 +296,7 @@ class MbedServer(SandboxServer):
         self._events: list[tuple[str, Any]] = []  # queued (kind, element), in order
         self._cond = threading.Condition(threading.RLock())
         self._polling = False
+        self._channel_generation = 0  # changes whenever the channel is replaced or removed
         self._ws_generation = 0
         self._ids = itertools.count(1073741825)
         self._stopping = threading.Event()
@@ -240,6 +323,12 @@ class MbedServer(SandboxServer):
             help="seconds between changes of the demo temperature (default: 5; 0 = never)",
         )
         parser.add_argument("--no-demo-devices", action="store_true", help="start without demo devices")
+        parser.add_argument(
+            "--api",
+            choices=("connector", "pelion"),
+            default="connector",
+            help="which API to serve (default: connector)",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> MbedServer:
@@ -250,6 +339,7 @@ class MbedServer(SandboxServer):
             pull_timeout=args.pull_timeout,
             demo_devices=not args.no_demo_devices,
             auto_change=args.auto_change,
+            api=args.api,
         )
 
     def describe(self) -> str:
@@ -326,14 +416,21 @@ class MbedServer(SandboxServer):
         if not isinstance(name, str) or not name:
             raise ValueError("a device needs a non-empty name")
         device = Device(name=name, type=type, queue_mode=bool(queue_mode))
+        if self.pelion:  # the platform assigns the id; the device's own name is its label
+            device.name, device.label = self.device_id(name), name
         for spec in resources or []:
             resource = self._resource_from(spec)
             device.resources[resource.path] = resource
         with self._cond:
-            self.devices[name] = device
+            self.devices[device.name] = device
         if register:
-            self.register(name)
+            self.register(device.name)
         return device
+
+    @staticmethod
+    def device_id(name: str) -> str:
+        """The 32-hex device id that Pelion mode gives the device called ``name``."""
+        return hashlib.md5(name.encode()).hexdigest()
 
     @staticmethod
     def _resource_from(spec: dict[str, Any]) -> Resource:
@@ -353,16 +450,17 @@ class MbedServer(SandboxServer):
 
     def remove_device(self, name: str) -> None:
         """Forget a device (de-registering it first)."""
-        if self._device(name).registered:
-            self.deregister(name)
+        device = self._device(name)
+        if device.registered:
+            self.deregister(device.name)
         with self._cond:
-            self.devices.pop(name, None)
+            self.devices.pop(device.name, None)
 
     def register(self, name: str) -> None:
         """A full (re-)registration: manual subscriptions are dropped, pre-subscriptions applied."""
         with self._cond:
             device = self._device(name)
-            device.registered = True
+            device.registered, name = True, device.name
             self.subscriptions = {(ep, p) for ep, p in self.subscriptions if ep != name}
             for resource in device.resources.values():
                 if resource.obs and self._presubscribed(device, resource.path):
@@ -389,7 +487,7 @@ class MbedServer(SandboxServer):
     def _unregister(self, name: str, kind: str) -> None:
         with self._cond:
             device = self._device(name)
-            device.registered = False
+            device.registered, name = False, device.name
             self.subscriptions = {(ep, p) for ep, p in self.subscriptions if ep != name}
             self.enqueue(kind, name)
 
@@ -418,7 +516,8 @@ class MbedServer(SandboxServer):
 
     def set_value(self, name: str, path: str, value: Any, count: int = 1, numbered_from: int | None = None) -> int:
         """The device's resource changes ``count`` times (the last value stays);
-        each change of a subscribed resource is one ``notifications`` element.
+        each change of a subscribed resource is one ``notifications`` element,
+        unless the resource's notification rules hold it back (see :meth:`_passes`).
         With ``numbered_from``, the *i*-th value is ``f"{value}{numbered_from + i}"``
         (for load tests that check that nothing is lost).
         Returns how many notifications were queued."""
@@ -429,19 +528,78 @@ class MbedServer(SandboxServer):
             if resource is None:
                 resource = device.resources[path] = Resource(path=path)
             resource.value = raw
-            if not ((name, path) in self.subscriptions and device.registered):
+            if not ((device.name, path) in self.subscriptions and device.registered):
                 return 0
             resource.cached_at = time.monotonic()
-            element = {"ep": name, "path": path, "ct": resource.ct, "payload": _b64(raw), "max-age": resource.max_age}
+            queued = 0
             for i in range(count):
-                self.transactions += 1
                 if numbered_from is not None:
-                    numbered = f"{value}{numbered_from + i}".encode()
-                    resource.value = numbered
-                    element = {**element, "payload": _b64(numbered)}
-                self._events.append(("notifications", dict(element)))
-            self._cond.notify_all()
-            return count
+                    resource.value = f"{value}{numbered_from + i}".encode()
+                if not resource.rules or self._passes(resource):
+                    self._notify(device, resource)
+                    queued += 1
+            return queued
+
+    def _notify(self, device: Device, resource: Resource) -> None:
+        """Queue one ``notifications`` element with the resource's current value."""
+        self.transactions += 1
+        element = {
+            "ep": device.name,
+            "path": resource.path,
+            "ct": resource.ct,
+            "payload": _b64(resource.value),
+            "max-age": resource.max_age,
+        }
+        self._events.append(("notifications", element))
+        if resource.rules:
+            resource.notified_at, resource.held = time.monotonic(), False
+            resource.notified_value = _number(resource.value)
+        self._cond.notify_all()
+
+    @staticmethod
+    def _passes(resource: Resource) -> bool:
+        """Whether a change is notified at once under the resource's rules: a numeric
+        value must be above ``gt``, below ``lt`` or ``st`` away from the last notified
+        one (when any of them is set); within ``pmin`` of the last notification it is
+        held, and the rules loop sends the latest value once ``pmin`` has passed."""
+        rules, number = resource.rules, _number(resource.value)
+        if number is not None and any(k in rules for k in ("gt", "lt", "st")):
+            last = resource.notified_value
+            if not (
+                ("gt" in rules and number > rules["gt"])
+                or ("lt" in rules and number < rules["lt"])
+                or ("st" in rules and (last is None or abs(number - last) >= rules["st"]))
+            ):
+                return False
+        since = time.monotonic() - (resource.notified_at or 0.0)
+        if "pmin" in rules and since < rules["pmin"]:
+            resource.held = True
+            return False
+        return True
+
+    def set_rules(self, name: str, path: str, rules: dict[str, float]) -> None:
+        """Set a resource's notification rules (``{}`` clears them); ``pmax`` starts counting now."""
+        with self._cond:
+            resource = self._device(name).resources[path]
+            resource.rules = dict(rules)
+            resource.notified_at, resource.held = time.monotonic(), False
+            if rules and not any(t.name == "mbed-rules" for t in self._threads):
+                self._spawn(self._rules_loop, "mbed-rules")
+
+    def _rules_loop(self) -> None:
+        """Sends what ``pmin`` held back once it passed, and the value of a silent resource after ``pmax``."""
+        while not self._stopping.wait(0.05):
+            with self._cond:
+                now = time.monotonic()
+                for ep, path in sorted(self.subscriptions):
+                    device = self.devices.get(ep)
+                    resource = device.resources.get(path) if device and device.registered else None
+                    if resource is None or not resource.rules:
+                        continue
+                    since = now - (resource.notified_at or now)
+                    pmin, pmax = resource.rules.get("pmin", 0.0), resource.rules.get("pmax")
+                    if (resource.held and since >= pmin) or (pmax is not None and since >= max(pmax, pmin)):
+                        self._notify(device, resource)
 
     def enqueue(self, kind: str, element: Any) -> None:
         """Queue one raw element of a NotificationMessage (anything, even malformed)."""
@@ -454,10 +612,17 @@ class MbedServer(SandboxServer):
             return len(self._events)
 
     def _device(self, name: str) -> Device:
-        device = self.devices.get(name)
+        """A device by its name (its id in Pelion mode) or its label."""
+        device = self.devices.get(name) or self.devices.get(self.device_id(name))
         if device is None:
             raise KeyError(name)
         return device
+
+    def _fail(self, text: str, status: int) -> Response:
+        """An error answer: plain text on the Connector, an ``ErrorResponse`` object in Pelion mode."""
+        if self.pelion:
+            return _pelion_error(status, ERROR_TYPES.get(status, "error"), text)
+        return _plain(text, status)
 
     def _presubscribed(self, device: Device, path: str) -> bool:
         for rule in self.presubscriptions:
@@ -491,6 +656,8 @@ class MbedServer(SandboxServer):
             self._cond.notify_all()
         message: dict[str, list[Any]] = {}
         for kind, element in taken:
+            if self.pelion and isinstance(element, dict) and isinstance(element.get("max-age"), int):
+                element = {**element, "max-age": str(element["max-age"])}  # a string in Pelion's schema
             message.setdefault(kind, []).append(element)
         return message
 
@@ -511,7 +678,7 @@ class MbedServer(SandboxServer):
                 if self._stopping.is_set():
                     return
                 target = dict(self.callback or {})
-            message = self._take_batch()
+                message = self._take_batch()  # under the lock: never for a channel replaced meanwhile
             if not message:
                 continue
             try:
@@ -667,7 +834,7 @@ class MbedServer(SandboxServer):
             ("GET", V2 + r"/notification/websocket-connect", self._websocket_connect),
             ("POST", V2 + r"/device-requests/(?P<ep>[^/]+)", self._device_request),
         ]
-        for method, pattern, handler in api:
+        for method, pattern, handler in self._mode_routes(api):
             self.route(method, pattern, self._authenticated(handler))
         control = [
             ("GET", r"/_sandbox/devices", self._ctl_devices),
@@ -684,29 +851,88 @@ class MbedServer(SandboxServer):
         for method, pattern, handler in control:
             self.route(method, pattern, self._control(handler))
 
+    def _mode_routes(self, api: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+        """The routes of the mode: in Pelion mode, ``/v2`` paths only, without what that API
+        lacks (``/``, ``/rest-versions``, limits, the endpoint listing and delete), plus the
+        device directory ``/v3/devices/``."""
+        if not self.pelion:
+            return api
+        gone = {self._version, self._rest_versions, self._limits, self._endpoints, self._delete_endpoint}
+        routes = [(m, p.replace(V2, "/v2"), h) for m, p, h in api if h not in gone]
+        return routes + [("GET", r"/v3/devices/", self._device_directory)]
+
+    def _device_directory(self, request: Request) -> Response:
+        """``GET /v3/devices/``: a ``DevicePage`` (``limit``, ``after``, ``order``, ``include=total_count``,
+        and the ``state__eq`` / ``endpoint_type__eq`` / ``id__eq`` filters)."""
+        query = request.query
+        try:
+            limit = min(1000, max(2, int(query.get("limit", "50"))))
+        except ValueError:
+            return self._fail("limit must be an integer", 400)
+        order = query.get("order", "ASC").upper()
+        with self._cond:
+            data = [d.as_device_data() for d in self.devices.values()]
+        if order == "DESC":
+            data.reverse()
+        for key in ("state", "endpoint_type", "id"):
+            if f"{key}__eq" in query:
+                data = [d for d in data if d[key] == query[f"{key}__eq"]]
+        total = len(data)
+        if "after" in query:
+            ids = [d["id"] for d in data]
+            data = data[ids.index(query["after"]) + 1 :] if query["after"] in ids else []
+        page = {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "limit": limit, "order": order}
+        if "after" in query:
+            page["after"] = query["after"]
+        if "total_count" in query.get("include", ""):
+            page["total_count"] = total
+        return json_response(page)
+
     def not_found(self, request: Request) -> Response:
-        return _plain("Not Found", 404)
+        return self._fail("Not Found", 404)
 
     def method_not_allowed(self, request: Request) -> Response:
-        return _plain("Method Not Allowed", 405)
+        return self._fail("Method Not Allowed", 405)
 
     def _authenticated(self, handler: Any) -> Any:
         def run(request: Request) -> Response | None:
+            response = serve(request)
+            if self.exchanges is not None:
+                self._record_exchange(request, response)
+            return response
+
+        def serve(request: Request) -> Response | None:
             if self._stopping.is_set():  # a stopped server: kept-alive connections die too
                 reset_connection(request.handler)
                 return None
             for key in ("ep", "path"):
                 if key in request.params:
                     request.params[key] = unquote(request.params[key])
-            if request.path.endswith("/websocket-connect") and self._ws_key_ok(request):
+            if request.path.endswith("/websocket-connect") and (self._ws_key_ok(request) or self.pelion):
                 return handler(request)
             if not self._authorized(request):
-                return _plain("Unauthorized", 401)
+                return self._fail("Unauthorized", 401)
             with self.lock:
                 self.transactions += 1
             return handler(request)
 
         return run
+
+    def _record_exchange(self, request: Request, response: Response | None) -> None:
+        body = response.body if response is not None and isinstance(response.body, bytes) else b""
+        exchange = Exchange(
+            request.method,
+            request.path,
+            dict(request.query),
+            request.headers.get("Content-Type", ""),
+            request.body if response is not None else b"",
+            101 if response is None else response.status,
+            "" if response is None else response.headers.get("Content-Type", ""),
+            body,
+        )
+        with self.lock:
+            assert self.exchanges is not None
+            self.exchanges.append(exchange)
 
     def _control(self, handler: Any) -> Any:
         def run(request: Request) -> Response:
@@ -755,16 +981,16 @@ class MbedServer(SandboxServer):
         with self._cond:
             device = self.devices.get(request.params["ep"])
             if device is None or not device.registered:
-                return _plain("Endpoint not found", 404)
+                return self._fail("Endpoint not found", 404)
             return json_response([r.as_listing() for r in device.resources.values()], compact=False)
 
     def _delete_endpoint(self, request: Request) -> Response:
         with self._cond:
             device = self.devices.get(request.params["ep"])
             if device is None or not device.registered:
-                return _plain("Endpoint not found", 404)
+                return self._fail("Endpoint not found", 404)
             if not self._has_channel():
-                return _plain("No notification channel", 412)
+                return self._fail("No notification channel", 412)
             async_id = self._new_async_id(device.name, "")
 
             def action() -> dict[str, Any]:
@@ -779,16 +1005,24 @@ class MbedServer(SandboxServer):
     def _resource(self, request: Request) -> Response:
         ep, path, method = request.params["ep"], request.params["path"], request.method
         body = request.body
+        try:
+            rules = _rules_of(request.query) if method == "PUT" else None
+        except ValueError:
+            return self._fail("Malformed notification rules", 400)
+        if rules is not None:  # write attributes: notification rules, not a write
+            return self._rules_request(ep, path, rules, lambda: self._new_async_id(ep, path))
+        if self.pelion and method == "PUT" and not body:
+            return self._fail("The value to write is required (an empty body)", 400)
         with self._cond:
             status, detail = self._resource_request(
                 method, ep, path, body, _flag(request.query.get("noResp")), _flag(request.query.get("cacheOnly"))
             )
             if status == 200:
                 return Response(200, detail.value, {"Content-Type": detail.ct})
-            if status == 204:
-                return Response(204)
+            if status in (204, 205):  # neither carries a body
+                return Response(status)
             if status != 202:
-                return _plain(detail, status)
+                return self._fail(detail, status)
             device = self.devices[ep]
             async_id = self._new_async_id(ep, path)
         self._respond_later(device, async_id, lambda: self._apply(device, method, path, body))
@@ -798,30 +1032,59 @@ class MbedServer(SandboxServer):
         ep = request.params["ep"]
         async_id = request.query.get("async-id", "")
         if not ASYNC_ID_RE.match(async_id):
-            return _pelion_error(400, "validation_error", "MALFORMED_ASYNC_ID")
+            return self._request_error(400, "MALFORMED_ASYNC_ID")
         try:
             spec = request.json()
             method = str(spec["method"]).upper()
-            uri = str(spec["uri"]).split("?", 1)[0]
+            uri, _, query = str(spec["uri"]).partition("?")
             body = base64.standard_b64decode(spec.get("payload-b64") or "")
+            rules = _rules_of(dict(parse_qsl(query, keep_blank_values=True))) if method == "PUT" else None
             if method not in ("GET", "PUT", "POST", "DELETE") or not uri.startswith("/"):
                 raise ValueError(method)
+            if self.pelion and method == "PUT" and not body and rules is None:
+                raise ValueError("a write needs payload-b64")
         except (ValueError, TypeError, KeyError):
-            return _pelion_error(400, "validation_error", "MALFORMED_JSON_CONTENT")
+            return self._request_error(400, "MALFORMED_JSON_CONTENT")
         with self._cond:
             device = self.devices.get(ep)
             if device is None:
-                return _pelion_error(404, "not_found", "DEVICE_NOT_FOUND")
+                return self._request_error(404, "DEVICE_NOT_FOUND")
             if not device.registered:
-                return _pelion_error(400, "validation_error", "DEVICE_NOT_CONNECTED")
-            if uri not in device.resources and method != "PUT":
-                return _pelion_error(400, "validation_error", "RESOURCE_NOT_FOUND")
-            if not self._has_channel():
-                return _pelion_error(412, "precondition_failed", "No notification channel")
+                return self._request_error(400, "DEVICE_NOT_CONNECTED")
+            if uri not in device.resources and (method != "PUT" or rules is not None):
+                return self._request_error(400, "RESOURCE_NOT_FOUND")
             if device.pending >= 20:
-                return _pelion_error(400, "validation_error", "TOO_MANY_REQUESTS")
+                return self._request_error(400, "TOO_MANY_REQUESTS")
+        # accepted whatever the channel's state: the answer waits in the queue for a channel
+        if rules is not None:
+            return self._rules_request(ep, uri, rules, lambda: async_id, Response(202))
         self._respond_later(device, async_id, lambda: self._apply(device, method, uri, body))
         return Response(202)
+
+    def _request_error(self, status: int, code: str) -> Response:
+        """A device request's error: the code as a JSON string (Pelion's schema), an object otherwise."""
+        if self.pelion:
+            return json_response(code, status)
+        return _pelion_error(status, ERROR_TYPES[status], code)
+
+    def _rules_request(
+        self, ep: str, path: str, rules: dict[str, float], new_id: Any, accepted: Response | None = None
+    ) -> Response:
+        """Set notification rules (``PUT`` with ``pmin``/``pmax``/``gt``/``lt``/``st``): ``202``, then the device's answer."""
+        with self._cond:
+            device = self.devices.get(ep)
+            if device is None or not device.registered:
+                return self._fail("Endpoint not found", 410)
+            if path not in device.resources:
+                return self._fail("Resource not found", 404)
+            async_id = new_id()
+
+        def action() -> dict[str, Any]:
+            self.set_rules(ep, path, rules)
+            return {"status": 200, "payload": "", "ct": "text/plain", "max-age": 0}
+
+        self._respond_later(device, async_id, action)
+        return accepted or json_response({"async-response-id": async_id}, 202)
 
     # subscriptions
 
@@ -830,11 +1093,11 @@ class MbedServer(SandboxServer):
         with self._cond:
             device = self.devices.get(ep)
             if device is None or not device.registered or path not in device.resources:
-                return _plain("Endpoint or resource not found", 404)
+                return self._fail("Endpoint or resource not found", 404)
             if not device.resources[path].obs:
-                return _plain("Resource is not observable", 412)
+                return self._fail("Resource is not observable", 412)
             if not self._has_channel():
-                return _plain("No notification channel", 412)
+                return self._fail("No notification channel", 412)
             async_id = self._new_async_id(ep, path)
 
         def action() -> dict[str, Any]:
@@ -848,7 +1111,7 @@ class MbedServer(SandboxServer):
         ep, path = request.params["ep"], request.params["path"]
         with self._cond:
             if (ep, path) not in self.subscriptions:
-                return _plain("Not subscribed", 404)
+                return self._fail("Not subscribed", 404)
         return text_response(f"/subscriptions/{quote(ep, safe='')}{path}", 200, "text/uri-list")
 
     def _endpoint_subscriptions(self, request: Request) -> Response:
@@ -856,7 +1119,7 @@ class MbedServer(SandboxServer):
         with self._cond:
             paths = sorted(p for e, p in self.subscriptions if e == ep)
         if not paths:
-            return _plain("Endpoint not found or no subscriptions", 404)
+            return self._fail("Endpoint not found or no subscriptions", 404)
         lines = "\n".join(f"/subscriptions/{quote(ep, safe='')}{p}" for p in paths)
         return text_response(lines, 200, "text/uri-list")
 
@@ -865,21 +1128,24 @@ class MbedServer(SandboxServer):
         with self._cond:
             device = self.devices.get(ep)
             if device is None or path not in device.resources:
-                return _plain("Endpoint or resource not found", 404)
+                return self._fail("Endpoint or resource not found", 404)
             self.subscriptions.discard((ep, path))
         return Response(204)
 
     def _delete_endpoint_subscriptions(self, request: Request) -> Response:
         ep = request.params["ep"]
         with self._cond:
-            if ep not in self.devices:
-                return _plain("Endpoint not found", 404)
+            if ep not in self.devices and not self.pelion:  # Pelion answers 204 only
+                return self._fail("Endpoint not found", 404)
             self.subscriptions = {(e, p) for e, p in self.subscriptions if e != ep}
         return Response(204)
 
     def _delete_all_subscriptions(self, request: Request) -> Response:
         with self._cond:
-            self.subscriptions.clear()
+            if self.pelion:  # Pelion's DELETE /v2/subscriptions removes the pre-subscriptions
+                self.presubscriptions = []
+            else:
+                self.subscriptions.clear()
         return Response(204)
 
     def _put_presubscriptions(self, request: Request) -> Response:
@@ -897,7 +1163,7 @@ class MbedServer(SandboxServer):
                 if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
                     raise ValueError("resource-path")
         except (ValueError, TypeError):
-            return _plain("Malformed content", 400)
+            return self._fail("Malformed content", 400)
         with self._cond:
             self.presubscriptions = rules
             self.subscriptions.clear()
@@ -916,34 +1182,41 @@ class MbedServer(SandboxServer):
             if not isinstance(url, str) or not isinstance(headers, dict):
                 raise TypeError("url must be a string, headers an object")
         except (ValueError, TypeError, KeyError):
-            return _plain("Malformed content", 400)
+            return self._fail("Malformed content", 400)
+        with self._cond:
+            refused = self._other_channel("callback")
+        if refused is not None:
+            return refused
         if len(url) + sum(len(str(v)) for v in headers.values()) > 400:
-            return _plain("Callback URL and headers are too long (400 characters at most)", 400)
+            return self._fail("Callback URL and headers are too long (400 characters at most)", 400)
         try:  # the test PUT, with an empty body
             answer = requests.put(url, data=b"", headers={str(k): str(v) for k, v in headers.items()}, timeout=(2, 5))
             if answer.status_code not in (200, 204):
-                return _plain(f"Callback URL answered {answer.status_code} to the test request", 400)
+                return self._fail(f"Callback URL answered {answer.status_code} to the test request", 400)
         except requests.RequestException:
-            return _plain("Callback URL is not reachable", 400)
+            return self._fail("Callback URL is not reachable", 400)
         with self._cond:
+            refused = self._other_channel("callback")  # created while the test PUT ran
+            if refused is not None:
+                return refused
             self.callback = {"url": url, "headers": {str(k): str(v) for k, v in headers.items()}}
-            self.channel = "callback"
-            self._cond.notify_all()
+            self._set_channel("callback")
         return Response(204)
 
     def _get_callback(self, request: Request) -> Response:
         with self._cond:
             if self.callback is None:
-                return _plain("No callback URL", 404)
+                return self._fail("No callback URL", 404)
             return json_response(self.callback, compact=False)
 
     def _delete_callback(self, request: Request) -> Response:
         with self._cond:
             if self.callback is None:
-                return _plain("No callback URL", 404)
+                return self._fail("No callback URL", 404)
             self.callback = None
-            self.channel = None
-            self.subscriptions.clear()
+            self._set_channel(None)
+            if not self.pelion:  # the Connector also removed every subscription
+                self.subscriptions.clear()
         return Response(204)
 
     def _get_channel(self, request: Request) -> Response:
@@ -956,31 +1229,49 @@ class MbedServer(SandboxServer):
     def _pull(self, request: Request) -> Response:
         with self._cond:
             if self.channel in ("callback", "websocket"):
-                return _plain(f"Another channel type exists ({self.channel})", 400)
+                return self._fail(f"Another channel type exists ({self.channel})", 400)
             if self._polling:
-                return _plain("A long-poll request is already open", 409)
-            self.channel = "long_poll"
-            self._polling = True
+                return self._fail("A long-poll request is already open", 409)
+            self._set_channel("long_poll")
+            self._polling = token = object()
+            generation = self._channel_generation
             try:
                 if not _flag(request.query.get("noWait")):
                     deadline = time.monotonic() + self.pull_timeout
                     while not self._events and not self._stopping.is_set():
                         left = deadline - time.monotonic()
-                        if left <= 0:
+                        if left <= 0 or self._channel_generation != generation:
                             break
                         self._cond.wait(left)
-                message = self._take_batch()
+                # a poll whose channel was replaced or deleted while it waited takes nothing
+                message = self._take_batch() if self._channel_generation == generation else None
             finally:
-                self._polling = False
+                if self._polling is token:
+                    self._polling = False
         if message is None:
             return Response(204)
         return json_response(message, compact=False)
+
+    def _set_channel(self, kind: str | None) -> None:
+        """The channel becomes ``kind``: a replaced or removed one gets nothing more."""
+        with self._cond:
+            if self.channel != kind:
+                self.channel = kind
+                self._channel_generation += 1
+                self._polling = False  # a poll of the replaced channel no longer blocks the next one
+                self._cond.notify_all()
+
+    def _other_channel(self, kind: str) -> Response | None:
+        """Pelion mode: ``400`` while a channel of another type exists (one type at a time)."""
+        if self.pelion and self.channel not in (None, kind):
+            return self._fail(f"Another channel type exists ({self.channel}); delete it first", 400)
+        return None
 
     def _delete_pull(self, request: Request) -> Response:
         with self._cond:
             if self.channel != "long_poll":
                 return json_response({"status": "ALREADY_DELETED"})
-            self.channel = None
+            self._set_channel(None)
         return json_response({"status": "REMOVED"})
 
     def _ws_status(self) -> dict[str, Any]:
@@ -995,9 +1286,9 @@ class MbedServer(SandboxServer):
         with self._cond:
             if self.channel == "websocket":
                 return json_response(self._ws_status(), 200)
-            if self.channel == "callback":
-                return _pelion_error(400, "validation_error", "Another channel type exists (callback)")
-            self.channel = "websocket"
+            if self.channel == "callback" or (self.pelion and self.channel is not None):
+                return _pelion_error(400, "validation_error", f"Another channel type exists ({self.channel})")
+            self._set_channel("websocket")
             return json_response(self._ws_status(), 201)
 
     def _get_websocket(self, request: Request) -> Response:
@@ -1010,7 +1301,7 @@ class MbedServer(SandboxServer):
         with self._cond:
             if self.channel != "websocket":
                 return _pelion_error(404, "not_found", "No WebSocket channel")
-            self.channel = None
+            self._set_channel(None)
             self._ws_generation += 1  # closes the open socket with 1001
             self._cond.notify_all()
         return Response(204)
@@ -1022,7 +1313,7 @@ class MbedServer(SandboxServer):
     def _websocket_connect(self, request: Request) -> Response | None:
         key = request.headers.get("Sec-WebSocket-Key")
         if request.headers.get("Upgrade", "").lower() != "websocket" or not key:
-            return _plain("Upgrade Required", 426)
+            return self._fail("Upgrade Required", 426)
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
         handler = request.handler
         handler.send_response(101)
@@ -1034,6 +1325,9 @@ class MbedServer(SandboxServer):
         handler.end_headers()
         handler.wfile.flush()
         sock: socket.socket = handler.connection
+        if not (self._authorized(request) or self._ws_key_ok(request)):  # Pelion: the upgrade, then 1008
+            _ws_close(sock, 1008, "Policy violation: missing or invalid API key")
+            return None
         with self._cond:
             if self.channel != "websocket":
                 _ws_close(sock, 1011, "No WebSocket channel registered")
@@ -1053,7 +1347,7 @@ class MbedServer(SandboxServer):
     def _ws_serve(self, sock: socket.socket, generation: int) -> None:
         while True:
             with self._cond:
-                if self._stopping.is_set() or self._ws_generation != generation:
+                if self._stopping.is_set() or self._ws_generation != generation or self.channel != "websocket":
                     _ws_close(sock, 1001, "Going away")
                     return
                 if not self._events:
