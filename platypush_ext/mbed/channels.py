@@ -26,8 +26,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from ..backoff import Backoff
-from ..http import ProtocolError, ServiceConnectionError, ServiceError
+from ..http import BadRequestError, ProtocolError, ServiceConnectionError, ServiceError
 from ..listening import Listener
+from .client import ChannelConflictError
 
 logger = logging.getLogger("platypush_ext.mbed")
 
@@ -67,6 +68,8 @@ class Channel:
         self.backoff = backoff or Backoff()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
+        #: why the channel ended on its own (a :class:`ChannelConflictError`), else ``None``
+        self.failure: str | None = None
 
     # -- to implement --------------------------------------------------------
 
@@ -103,8 +106,39 @@ class Channel:
             self.close()
 
     def _step(self) -> float:
-        self.step()
+        try:
+            self.step()
+        except ChannelConflictError as exc:  # retrying cannot help: one readable error, and the channel ends
+            self.failure = str(exc)
+            logger.error("%s", exc)
+            self.stopping.set()
+            raise
         return 0.0
+
+    def claim(self, register: Callable[[], Any]) -> Any:
+        """Run ``register`` (the request that creates or uses this channel on the service).
+
+        Pelion / Izuma allow one channel type at a time and answer ``400`` otherwise: then
+        the channel of the other type is removed and ``register`` tried once more; a second
+        refusal raises :class:`ChannelConflictError` (no blind retries). A ``400`` while no
+        other channel exists (e.g. an unreachable callback URL) is raised as it is."""
+        try:
+            return register()
+        except BadRequestError as exc:
+            if not self.client.pelion or exc.status != 400:
+                raise
+            removed = self.client.remove_other_channel(self.name)
+            if removed is None:
+                raise
+        logger.warning("mbed %s: removed the account's %s channel (one channel type at a time)", self.name, removed)
+        try:
+            return register()
+        except BadRequestError as exc:
+            raise ChannelConflictError(
+                f"mbed {self.name}: the service still refuses this channel after the {removed} channel "
+                f"was removed ({exc}); not retrying",
+                status=exc.status,
+            ) from None
 
     def _unexpected(self, exc: Exception) -> None:
         # A bug or a surprise must not end the channel: without this the thread died silently and
@@ -146,7 +180,7 @@ class LongPollChannel(Channel):
     def step(self) -> None:
         no_wait, self._first = self._first, False
         started = time.monotonic()
-        message = self.client.pull(no_wait=no_wait)
+        message = self.claim(lambda: self.client.pull(no_wait=no_wait))
         if message:
             self.dispatch(message)  # journaled first: the service keeps nothing once it answered
         self.on_up()
@@ -328,7 +362,7 @@ class CallbackChannel(Channel):
         if self._registered_url is None or self._since_check >= self.recheck:
             current = self.client.get_callback() if self._registered_url else None
             if current is None or current.get("url") != self.url:
-                self.client.put_callback(self.url, headers={SECRET_HEADER: self.secret})
+                self.claim(lambda: self.client.put_callback(self.url, headers={SECRET_HEADER: self.secret}))
                 logger.info("mbed callback: registered %s", self.url)
             self._registered_url = self.url
             self._since_check = 0.0
@@ -366,7 +400,7 @@ class WebSocketChannel(Channel):
         import websocket
 
         if self.ws is None:
-            self.client.register_websocket()
+            self.claim(self.client.register_websocket)
             self.ws = self.client.connect_websocket()
             self.ws.settimeout(0.5)
             self.on_up()

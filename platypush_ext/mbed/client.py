@@ -122,6 +122,20 @@ class DeviceTimeoutError(MbedError, ServiceTimeoutError):
     """No asynchronous answer arrived in time."""
 
 
+class NotInThisApiError(MbedError, InvalidArgumentError):
+    """The configured API (``connector`` or ``pelion``) has no such operation; nothing was sent."""
+
+
+class ChannelConflictError(MbedError, BadRequestError):
+    """Another notification channel type is registered and could not be removed (Pelion / Izuma)."""
+
+
+#: The channel kinds of the plugin by Pelion's ``delivery_mechanism``.
+MECHANISMS = {"LONG_POLLING": "long_poll", "CALLBACK": "callback", "WEB_SOCKET": "websocket"}
+#: The notification rules of a resource (LwM2M write attributes): periods in seconds, thresholds.
+RULES = ("pmin", "pmax", "gt", "lt", "st")
+
+
 #: The paths of device requests, whose statuses mean what :data:`STATUS_MEANINGS` says.
 DEVICE_PATHS = ("/v2/endpoints/", "/v2/subscriptions/", "/device-requests/")
 
@@ -430,7 +444,9 @@ def check_path(path: Any) -> str:
     if not isinstance(path, str) or not path.strip("/ "):
         raise InvalidArgumentError(f"path must be a resource path such as '/3303/0/5700', got {path!r}")
     if "?" in path or "#" in path:
-        raise InvalidArgumentError(f"path must not contain '?' or '#': {path!r}")
+        raise InvalidArgumentError(
+            f"path must not contain '?' or '#': {path!r} (notification rules: set_notification_rules or subscribe's rules)"
+        )
     return path if path.startswith("/") else "/" + path
 
 
@@ -456,6 +472,39 @@ def check_timeout(timeout: Any, default: float) -> float:
             f"timeout must be between 0 and 55 seconds (Platypush answers within 60), got {value:g}"
         )
     return value
+
+
+def check_rules(rules: Any) -> dict[str, float]:
+    """Notification rules ``{"pmin", "pmax", "gt", "lt", "st"}`` (numbers; ``None`` values are left out):
+    ``pmin`` ≤ ``pmax`` non-negative seconds, ``st`` positive, ``lt`` below ``gt``; at least one."""
+    if not isinstance(rules, Mapping):
+        raise InvalidArgumentError('rules must be an object such as {"pmin": 10, "pmax": 120, "st": 0.5}')
+    unknown = sorted(set(rules) - set(RULES))
+    if unknown:
+        raise InvalidArgumentError(f"unknown notification rule(s) {unknown}; use {', '.join(RULES)}")
+    checked: dict[str, float] = {}
+    for key, value in rules.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) > 1e15:
+            raise InvalidArgumentError(f"notification rule {key} must be a number, got {value!r}")
+        checked[key] = value
+    if not checked:
+        raise InvalidArgumentError(f"give at least one notification rule ({', '.join(RULES)})")
+    if any(checked.get(k, 0) < 0 for k in ("pmin", "pmax")) or checked.get("st", 1) <= 0:
+        raise InvalidArgumentError("pmin and pmax must be seconds (not negative), st a positive step")
+    if checked.get("pmin", 0) > checked.get("pmax", float("inf")):
+        raise InvalidArgumentError("pmin must not exceed pmax")
+    if "gt" in checked and "lt" in checked and checked["lt"] >= checked["gt"]:
+        raise InvalidArgumentError("lt must be below gt")
+    return checked
+
+
+def rules_query(rules: Mapping[str, float]) -> str:
+    """``pmin=10&pmax=120`` (integers without a decimal point), in :data:`RULES` order."""
+    return "&".join(
+        f"{k}={rules[k]:g}" if isinstance(rules[k], float) else f"{k}={rules[k]}" for k in RULES if k in rules
+    )
 
 
 def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
@@ -496,6 +545,18 @@ def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
             rule = {**rule, "resource-path": list(paths)}
         checked.append(dict(rule))
     return checked
+
+
+def _endpoint_of(device: Mapping[str, Any]) -> dict[str, Any]:
+    """A Pelion ``DeviceData`` as an entry of :meth:`MbedClient.get_endpoints`."""
+    state = str(device.get("state") or "")
+    return {
+        "name": device["id"],
+        "type": str(device.get("endpoint_type") or ""),
+        "status": "ACTIVE" if state == "registered" else state.upper(),
+        "q": False,  # the directory does not say; registration events carry q
+        "label": str(device.get("name") or device.get("endpoint_name") or device["id"]),
+    }
 
 
 def _quote_path(path: str) -> str:
@@ -706,25 +767,72 @@ class MbedClient(ServiceClient):
 
     # -- versions, limits, endpoints --------------------------------------
 
+    def _connector_only(self, what: str, instead: str) -> None:
+        """Refuse, in one line, an operation that the Pelion / Izuma API does not have."""
+        if self.pelion:
+            raise NotInThisApiError(f"{what} does not exist in the Pelion / Izuma API (api: pelion); {instead}")
+
     def get_connector_version(self) -> str:
-        """``GET /``: the service's version text, e.g. ``"DeviceServer v3.0.0-520\\nREST version = v2"``."""
+        """``GET /``: the service's version text, e.g. ``"DeviceServer v3.0.0-520\\nREST version = v2"`` (Connector)."""
+        self._connector_only("GET / (the service version)", "it has no version endpoint")
         return self.http.request("GET", "").text
 
     def get_api_versions(self) -> list[str]:
-        """``GET /rest-versions``: e.g. ``["v1", "v2"]``."""
+        """``GET /rest-versions``: e.g. ``["v1", "v2"]`` (Connector)."""
+        self._connector_only("GET /rest-versions", "its paths are versioned (/v2, /v3)")
         return list(self._json("GET", "rest-versions"))
 
     def get_limits(self) -> dict[str, Any]:
-        """``GET /v2/limits``: the account's quotas and counters."""
+        """``GET /v2/limits``: the account's quotas and counters (Connector)."""
+        self._connector_only("GET /v2/limits", "usage figures are in the portal or /v3/metrics, quotas in the contract")
         return dict(self._json("GET", "v2/limits"))
 
-    def get_endpoints(self, type: str | None = None) -> list[dict[str, Any]]:
-        """``GET /v2/endpoints[?type=]``: ``[{"name", "type", "status", "q"}]`` (``q`` always a boolean)."""
-        params = {"type": type} if type else None
-        endpoints = self._json("GET", "v2/endpoints", params=params)
+    def get_endpoints(self, type: str | None = None, all_states: bool = False) -> list[dict[str, Any]]:
+        """The registered endpoints: ``[{"name", "type", "status", "q", "label"}]`` in both APIs.
+
+        ``name`` is what every other call takes as ``endpoint`` (Pelion / Izuma: the 32-hex
+        device id); ``label`` is the device's own name (equal to ``name`` on the Connector);
+        ``q`` is always a boolean. Connector: ``GET /v2/endpoints[?type=]``. Pelion / Izuma:
+        the device directory ``GET /v3/devices/``, every page (see :meth:`get_devices`).
+
+        :param type: only endpoints of this type (``ept``).
+        :param all_states: Pelion / Izuma: also devices that are not registered (``status``
+            is then the directory's ``state`` in capitals, e.g. ``"DEREGISTERED"``).
+        """
+        if self.pelion:
+            devices = self.get_devices(type=type, state=None if all_states else "registered")
+            return [_endpoint_of(d) for d in devices]
+        endpoints = self._json("GET", "v2/endpoints", params={"type": type} if type else None)
         if not isinstance(endpoints, list):
             raise ProtocolError("GET /v2/endpoints: expected a JSON array")
-        return [{**e, "q": _as_bool(e.get("q", False))} for e in endpoints if isinstance(e, Mapping)]
+        return [
+            {**e, "q": _as_bool(e.get("q", False)), "label": e.get("name")} for e in endpoints if isinstance(e, Mapping)
+        ]
+
+    def get_devices(
+        self, type: str | None = None, state: str | None = "registered", page_size: int = 100, max_pages: int = 100
+    ) -> list[dict[str, Any]]:
+        """``GET /v3/devices/`` (Pelion / Izuma device directory), following ``after``/``has_more``
+        over at most ``max_pages`` pages: the ``DeviceData`` objects as the service sends them.
+
+        :param type: ``endpoint_type__eq``.
+        :param state: ``state__eq`` (``None``: every state).
+        :param page_size: ``limit`` of one page (2-1000).
+        :param max_pages: the most pages read; more gives a :class:`ProtocolError` (a looping ``after``).
+        """
+        params: dict[str, Any] = {"limit": min(1000, max(2, int(page_size))), "order": "ASC"}
+        params.update({k: v for k, v in (("endpoint_type__eq", type), ("state__eq", state)) if v})
+        devices: list[dict[str, Any]] = []
+        for _ in range(max_pages):
+            page = self._json("GET", "v3/devices/", params=params)
+            data = page.get("data") if isinstance(page, Mapping) else None
+            if not isinstance(data, list):
+                raise ProtocolError("GET /v3/devices/: expected a DevicePage with a data array")
+            devices += [d for d in data if isinstance(d, Mapping) and isinstance(d.get("id"), str)]
+            if not page.get("has_more") or not data:
+                return devices
+            params["after"] = data[-1].get("id")
+        raise ProtocolError(f"GET /v3/devices/: still more after {max_pages} pages of {params['limit']}; giving up")
 
     def get_resources(self, endpoint: str) -> list[dict[str, Any]]:
         """``GET /v2/endpoints/{ep}``: ``[{"uri", "rt", "obs", "type"}]`` (``obs`` always a boolean)."""
@@ -777,11 +885,14 @@ class MbedClient(ServiceClient):
 
         :return: the async response (``wait``), the async id (``wait=False``) or ``None`` (``no_resp``).
         """
+        body = self._body(value)
+        if self.pelion and not body:
+            raise InvalidArgumentError("value must not be empty (the Pelion / Izuma API requires a value to write)")
         return self._device_call(
             "PUT",
             endpoint,
             path,
-            body=self._body(value),
+            body=body,
             content_type=content_type,
             no_resp=no_resp,
             timeout=timeout,
@@ -811,7 +922,14 @@ class MbedClient(ServiceClient):
         return self._device_call("DELETE", endpoint, path, no_resp=no_resp, timeout=timeout, wait=wait)
 
     def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> Any:
-        """``DELETE /v2/endpoints/{ep}`` (the original ``deleteEndpoint``; not in the Connector docs)."""
+        """``DELETE /v2/endpoints/{ep}`` (the original ``deleteEndpoint``; not in the Connector docs).
+
+        Refused with ``api: pelion``: that API has no deregistration; ``DELETE /v3/devices/{id}/``
+        removes the device from the directory (its credentials with it), which is not the same."""
+        self._connector_only(
+            "DELETE /v2/endpoints/{device-id} (deregistration)",
+            "removing a device from the directory (DELETE /v3/devices/{id}/) is not done by this action",
+        )
         what = f"DELETE {endpoint}"
         started, limit = time.monotonic(), check_timeout(timeout, self.async_timeout)
         response = self.http.request("DELETE", f"v2/endpoints/{self._ep(endpoint)}")
@@ -821,18 +939,62 @@ class MbedClient(ServiceClient):
 
     # -- subscriptions -------------------------------------------------------
 
-    def subscribe(self, endpoint: str, path: str, timeout: float | None = None, wait: bool = True) -> bool:
+    def subscribe(
+        self,
+        endpoint: str,
+        path: str,
+        timeout: float | None = None,
+        wait: bool = True,
+        rules: Mapping[str, float] | None = None,
+    ) -> bool:
         """``PUT /v2/subscriptions/{ep}/{path}``: subscribe to a resource's changes (original
-        ``putResourceSubscription``); returns once the device accepted (``200``, or the async answer)."""
+        ``putResourceSubscription``); returns once the device accepted (``200``, or the async answer).
+        With ``rules``, :meth:`set_notification_rules` first (validated before anything is sent)."""
         path = check_path(path)
+        checked = check_rules(rules) if rules is not None else None
         what = f"subscribe {endpoint}{path}"
         started, limit = time.monotonic(), check_timeout(timeout, self.async_timeout)
+        if checked is not None:
+            self.set_notification_rules(endpoint, path, timeout=limit, **checked)
+            limit = max(0.1, limit - (time.monotonic() - started))
+            started = time.monotonic()
         response = self.http.request("PUT", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(path)}")
         if response.status_code == 202:
             self._follow(
                 self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}"), what, limit, started, wait
             )
         return True
+
+    def set_notification_rules(
+        self,
+        endpoint: str,
+        path: str,
+        pmin: float | None = None,
+        pmax: float | None = None,
+        gt: float | None = None,
+        lt: float | None = None,
+        st: float | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, float]:
+        """Set a resource's notification rules (Pelion / Izuma: a device request ``PUT`` whose
+        ``uri`` carries them, e.g. ``/3303/0/5700?pmax=120``); returns the rules once the
+        device accepted them. The Connector API documents no notification rules: refused there.
+
+        :param pmin: at least this many seconds between two notifications.
+        :param pmax: a notification at least every this many seconds, even without a change.
+        :param gt: notify when the value is above this.
+        :param lt: notify when the value is below this.
+        :param st: notify when the value moved at least this much since the last notification.
+        """
+        rules = check_rules({"pmin": pmin, "pmax": pmax, "gt": gt, "lt": lt, "st": st})
+        path, limit = check_path(path), check_timeout(timeout, self.async_timeout)
+        if not self.pelion:
+            raise NotInThisApiError("notification rules are not part of the Connector API (use api: pelion)")
+        uri = f"{path}?{rules_query(rules)}"
+        self._pelion_call(
+            "PUT", self._ep(endpoint), uri, None, "", f"rules {endpoint}{uri}", limit, time.monotonic(), True
+        )
+        return rules
 
     def get_resource_subscription(self, endpoint: str, path: str) -> bool:
         """``GET /v2/subscriptions/{ep}/{path}``: whether the resource is subscribed."""
@@ -968,6 +1130,26 @@ class MbedClient(ServiceClient):
             return self._json("GET", "v2/notification/channel").get("delivery_mechanism")
         except NotFoundError:
             return None
+
+    def delete_channel(self, kind: str) -> bool:
+        """Remove the account's channel of ``kind`` (``long_poll``: ``DELETE /v2/notification/pull``,
+        ``callback``, ``websocket``); returns whether there was one."""
+        if kind == "callback":
+            return self.delete_callback()
+        if kind == "websocket":
+            return self.delete_websocket()
+        if kind != "long_poll":
+            raise InvalidArgumentError(f"unknown channel kind {kind!r}; use long_poll, callback or websocket")
+        return "ALREADY_DELETED" not in self.http.request("DELETE", "v2/notification/pull").text
+
+    def remove_other_channel(self, kind: str) -> str | None:
+        """Pelion / Izuma (one channel type at a time): remove the registered channel when it is
+        not of ``kind``; returns the kind removed, or ``None`` when there was nothing to remove."""
+        other = MECHANISMS.get(self.get_channel() or "")
+        if other is None or other == kind:
+            return None
+        self.delete_channel(other)
+        return other
 
     # -- handling notifications ---------------------------------------------
 

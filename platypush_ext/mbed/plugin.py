@@ -14,10 +14,12 @@ from ..glue import ServicePlugin, action, state_path
 from ..http import InvalidArgumentError, ProtocolError
 from ..journal import Entry, Journal, LazyJournal
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
-from .client import AsyncResponse, MbedClient, Notification, ResourceValue, parse_message
+from .client import AsyncResponse, MbedClient, Notification, ResourceValue, check_rules, parse_message
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
 
 CHANNELS = ("long_poll", "callback", "websocket", "none")
+#: A channel that the service holds (``none`` is no channel).
+SERVICE_CHANNELS = CHANNELS[:3]
 
 
 class MbedPlugin(ServicePlugin, RunnablePlugin):
@@ -40,7 +42,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         mbed:
           base_url: https://api.us-east-1.mbedcloud.com
           api_key: ak_...
-          channel: websocket      # long_poll (Connector), callback or websocket (Pelion / Izuma)
+          channel: websocket      # auto (websocket with Pelion / Izuma, else long_poll), long_poll, callback
 
     Every NotificationMessage (a pull's answer, a callback body — before it is
     acknowledged —, a WebSocket frame) is first written to a local journal (in
@@ -59,7 +61,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         self,
         base_url: str,
         api_key: str,
-        channel: str = "long_poll",
+        channel: str = "auto",
         api: str = "auto",
         connect_timeout: float = 5,
         read_timeout: float = 15,
@@ -78,8 +80,9 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
             self-hosted Device Server; the Connector's historic
             ``https://api.connector.mbed.com`` is retired. Required.
         :param api_key: the account's access key (``ak_...`` on Pelion / Izuma).
-        :param channel: how notifications are received: ``long_poll`` (the
-            Connector's default; each poll is held ~30 s by the service),
+        :param channel: how notifications are received: ``auto`` (default:
+            ``websocket`` with Pelion / Izuma, ``long_poll`` otherwise), ``long_poll``
+            (each poll is held ~30 s by the service; deprecated by Pelion),
             ``callback`` (a small HTTP receiver started by the plugin, see
             ``callback_*``), ``websocket`` (Pelion / Izuma) or ``none`` (no
             listener: asynchronous actions then time out).
@@ -102,8 +105,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         """
         kwargs.setdefault("poll_interval", 1)
         super().__init__(**kwargs)
-        if channel not in CHANNELS:
-            raise InvalidArgumentError(f"mbed: channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
+        if channel not in CHANNELS + ("auto",):
+            raise InvalidArgumentError(f"mbed: channel must be one of auto, {', '.join(CHANNELS)}, got {channel!r}")
         self._open_client(
             MbedClient,
             base_url,
@@ -115,6 +118,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
             pull_timeout=float(pull_timeout),
             async_timeout=float(async_timeout),
         )
+        if channel == "auto":
+            channel = "websocket" if self._client.pelion else "long_poll"
         self._client.external_channel = channel != "none"
         self._channel_name = channel
         self._callback = {
@@ -306,10 +311,14 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
     @action
     def get_endpoints(self, type: str | None = None) -> list[dict[str, Any]]:
         """
-        List the registered endpoints (devices).
+        List the registered endpoints (devices). On Pelion / Izuma this reads every page
+        of the device directory (``/v3/devices/``); ``name`` is then the platform's device
+        id, which every other action takes as ``endpoint``, and ``label`` the device's own
+        name (on the Connector both are the endpoint name).
 
         :param type: only endpoints of this type (``ept``), e.g. ``Light``.
-        :return: e.g. ``[{"name": "node-001", "type": "Light", "status": "ACTIVE", "q": false}]``
+        :return: e.g. ``[{"name": "015f3850a657000000000001001002ab", "label": "node-001",
+            "type": "Light", "status": "ACTIVE", "q": false}]``
         """
         return self._client.get_endpoints(type=type)
 
@@ -455,7 +464,9 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
     # -- actions: subscriptions -------------------------------------------------
 
     @action
-    def subscribe(self, endpoint: str, path: str, timeout: float | None = None) -> dict[str, Any]:
+    def subscribe(
+        self, endpoint: str, path: str, timeout: float | None = None, rules: Mapping[str, float] | None = None
+    ) -> dict[str, Any]:
         """
         Subscribe to a resource: each change becomes an ``MbedNotificationEvent``.
         The resource must be observable.
@@ -463,9 +474,45 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         :param endpoint: the endpoint name.
         :param path: the resource path, e.g. ``/3303/0/5700``.
         :param timeout: seconds to wait for the device to accept.
-        :return: ``{"subscribed": true}``
+        :param rules: notification rules set first (Pelion / Izuma), e.g.
+            ``{"pmin": 10, "pmax": 120, "st": 0.5}``; see ``set_notification_rules``.
+        :return: ``{"subscribed": true}`` (plus ``rules`` when given)
         """
-        return {"subscribed": self._client.subscribe(endpoint, path, timeout=timeout)}
+        result: dict[str, Any] = {"subscribed": self._client.subscribe(endpoint, path, timeout=timeout, rules=rules)}
+        if rules is not None:
+            result["rules"] = check_rules(rules)
+        return result
+
+    @action
+    def set_notification_rules(
+        self,
+        endpoint: str,
+        path: str,
+        pmin: float | None = None,
+        pmax: float | None = None,
+        gt: float | None = None,
+        lt: float | None = None,
+        st: float | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Set when a subscribed resource notifies (LwM2M write attributes; Pelion / Izuma only,
+        the Connector API has none). Give at least one rule; the device applies them.
+
+        :param endpoint: the endpoint (device id).
+        :param path: the resource path, e.g. ``/3303/0/5700``.
+        :param pmin: at least this many seconds between two notifications.
+        :param pmax: a notification at least every this many seconds, even without a change.
+        :param gt: notify when the value is above this.
+        :param lt: notify when the value is below this (below ``gt``).
+        :param st: notify when the value moved at least this much since the last notification.
+        :param timeout: seconds to wait for the device to accept.
+        :return: ``{"rules": {"pmin": 10, "pmax": 120}}``
+        """
+        rules = self._client.set_notification_rules(
+            endpoint, path, pmin=pmin, pmax=pmax, gt=gt, lt=lt, st=st, timeout=timeout
+        )
+        return {"rules": rules}
 
     @action
     def unsubscribe(self, endpoint: str, path: str) -> dict[str, Any]:
@@ -594,6 +641,26 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         return {"started": self._start_channel()}
 
     @action
+    def switch_channel(self, channel: str) -> dict[str, Any]:
+        """
+        Receive notifications through another channel type from now on (until a restart,
+        which uses the configuration's): the running channel stops, its registration is
+        removed from the service (Pelion / Izuma allow one type at a time), the new one starts.
+
+        :param channel: ``long_poll``, ``callback`` or ``websocket``.
+        :return: ``{"channel": "callback", "previous": "websocket", "removed": true}``
+        """
+        if channel not in SERVICE_CHANNELS:
+            raise InvalidArgumentError(f"channel must be one of {', '.join(SERVICE_CHANNELS)}, got {channel!r}")
+        previous = self._channel_name
+        self._stop_channel(timeout=2.0)
+        removed = previous != channel and previous in SERVICE_CHANNELS and self._client.delete_channel(previous)
+        self._channel_name, self._channel_enabled = channel, True
+        self._client.external_channel = True
+        self._start_channel()
+        return {"channel": channel, "previous": previous, "removed": bool(removed)}
+
+    @action
     def stop_channel(self) -> dict[str, Any]:
         """
         Stop consuming the notification channel (asynchronous actions then time out).
@@ -618,7 +685,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
             "base_url": self._client.base_url,
             "api": "pelion" if self._client.pelion else "connector",
             "channel": self._channel_name,
-            "running": self._channel is not None,
+            "running": self._channel is not None and self._channel.failure is None,
+            "channel_error": self._channel.failure if self._channel is not None else None,
             "reachable": self._availability.up,
             "events_posted": self.events_posted,
             "journal": self.journal.counts(),

@@ -76,7 +76,7 @@ def test_versions_limits_endpoints(client: MbedClient) -> None:
     names = [e["name"] for e in client.get_endpoints()]
     assert names == ["node-001", "temp-sensor-01", "queue-node-01"]
     assert client.get_endpoints(type="QueueModeNode") == [
-        {"name": "queue-node-01", "type": "QueueModeNode", "status": "ACTIVE", "q": True}
+        {"name": "queue-node-01", "type": "QueueModeNode", "status": "ACTIVE", "q": True, "label": "queue-node-01"}
     ]
     resources = client.get_resources("temp-sensor-01")
     assert resources[0] == {"uri": "/3303/0/5700", "rt": "5700", "obs": True, "type": "text/plain"}
