@@ -1079,12 +1079,13 @@ class MbedClient(ServiceClient):
     def pull(self, no_wait: bool = False) -> dict[str, Any] | None:
         """One long poll ``GET /v2/notification/pull``: the NotificationMessage, or ``None`` (``204``).
 
-        Not replayed once sent (a pull consumes the events it returns).
+        Not replayed once sent (a pull consumes the events it returns). ``no_wait`` (the
+        Connector's ``noWait=true``) is not sent to Pelion / Izuma, whose API does not have it.
         """
         response = self.http.request(
             "GET",
             "v2/notification/pull",
-            params={"noWait": "true"} if no_wait else None,
+            params={"noWait": "true"} if no_wait and not self.pelion else None,
             idempotent=False,
             timeouts=self.pull_timeouts,
         )
