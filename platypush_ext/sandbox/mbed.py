@@ -77,7 +77,7 @@ class Exchange:
     query: dict[str, str]
     request_type: str
     request_body: bytes
-    status: int  # 101: a WebSocket upgrade
+    status: int  # 101: a WebSocket upgrade; 0: a message the service pushed (method ``MESSAGE``)
     response_type: str
     response_body: bytes
 
@@ -681,6 +681,7 @@ class MbedServer(SandboxServer):
                 message = self._take_batch()  # under the lock: never for a channel replaced meanwhile
             if not message:
                 continue
+            self._record_message("callback", message)
             try:
                 answer = session.put(
                     target["url"],
@@ -933,6 +934,13 @@ class MbedServer(SandboxServer):
         with self.lock:
             assert self.exchanges is not None
             self.exchanges.append(exchange)
+
+    def _record_message(self, channel: str, message: dict[str, Any]) -> None:
+        """With ``record``: a NotificationMessage pushed on a callback or WebSocket, as ``MESSAGE <channel>``."""
+        if self.exchanges is not None:
+            body = json.dumps(message).encode()
+            with self.lock:
+                self.exchanges.append(Exchange("MESSAGE", channel, {}, "", b"", 0, "application/json", body))
 
     def _control(self, handler: Any) -> Any:
         def run(request: Request) -> Response:
@@ -1355,6 +1363,7 @@ class MbedServer(SandboxServer):
                 message = self._take_batch() if self._events else None
             if message is not None:
                 try:
+                    self._record_message("websocket", message)
                     sock.sendall(_ws_frame(json.dumps(message).encode(), 0x1))
                 except OSError:
                     self._requeue(message)

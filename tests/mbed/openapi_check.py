@@ -10,7 +10,10 @@ Swagger 2.0, ``info.version`` "3"). For each exchange (``platypush_ext.sandbox.m
 * a request body only where the operation declares one (``in: body``), present when required,
   with an allowed content type (``consumes``) and, for JSON, the body parameter's schema;
 * the status is one the operation lists;
-* a response body matches the listed schema of that status (JSON), and ``204``/``205`` carry none.
+* each NotificationMessage the service pushes (a callback body, a WebSocket frame; recorded as
+  ``MESSAGE``) matches ``NotificationMessage``;
+* a success's body has a content type the operation ``produces`` (when it says), a response body
+  matches the listed schema of that status (JSON), and ``204``/``205`` carry none.
 
 The schema validator covers the subset of JSON Schema the file uses: ``$ref``, ``type``,
 ``properties``, ``required``, ``items``, ``enum``, ``additionalProperties``, ``pattern``,
@@ -161,9 +164,12 @@ def _check_request_body(exchange: Any, op: dict[str, Any], params: list[dict[str
     return validate(value, body_param.get("schema", {}), "request")
 
 
-def _check_response(exchange: Any, listed: dict[str, Any]) -> list[str]:
+def _check_response(exchange: Any, listed: dict[str, Any], produces: list[str] | None) -> list[str]:
     if exchange.status in (204, 205):
         return [f"response: a {exchange.status} with a body"] if exchange.response_body else []
+    ctype = exchange.response_type.split(";")[0].strip()
+    if produces and exchange.response_body and 200 <= exchange.status < 300 and ctype not in produces:
+        return [f"response: content type {ctype!r} is not one of {produces}"]
     schema = (listed or {}).get("schema")
     if schema is None or not exchange.response_body:
         return [] if schema is None else ["response: no body, but the status has a schema"]
@@ -179,6 +185,13 @@ def _check_response(exchange: Any, listed: dict[str, Any]) -> list[str]:
 
 def check(exchange: Any) -> list[str]:
     """Every problem of one exchange (``[]`` when it conforms)."""
+    if exchange.method == "MESSAGE":  # a callback body or a WebSocket frame: a NotificationMessage
+        try:
+            value = json.loads(exchange.response_body)
+        except ValueError:
+            return [f"MESSAGE {exchange.path}: not JSON"]
+        problems = validate(value, {"$ref": "#/definitions/NotificationMessage"}, "message")
+        return [f"MESSAGE {exchange.path}: {p}" for p in problems]
     found = operation(exchange.method, exchange.path)
     if found is None:
         return [f"{exchange.method} {exchange.path}: no such operation in the API"]
@@ -189,7 +202,7 @@ def check(exchange: Any) -> list[str]:
     if exchange.status not in responses:
         problems.append(f"status {exchange.status} is not listed ({sorted(responses)})")
     else:
-        problems += _check_response(exchange, responses[exchange.status])
+        problems += _check_response(exchange, responses[exchange.status], op.get("produces"))
     return [f"{exchange.method} {template} -> {exchange.status}: {p}" for p in problems]
 
 
