@@ -1,0 +1,117 @@
+"""End to end with ``api: pelion``: a real Platypush (real Redis) against the sandbox's Pelion
+mode. The user lists their devices, switches channels websocket → callback → websocket, sets
+notification rules and receives notifications; a config.yaml hook fires only on what it matches.
+Every exchange of the module is then checked against the published OpenAPI file."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from platypush_ext.runner import PlatypushProcess, redis_server_binary
+from tests.mbed import openapi_check
+from tests.mbed.test_pelion import KEY, NODE, SENSOR, TEMP, start
+from tests.support import wait_until
+
+pytestmark = pytest.mark.skipif(
+    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
+)
+
+NOTIFICATION = "platypush_ext.mbed.events.MbedNotificationEvent"
+LEVEL = "/3311/0/5851"  # where the hook writes what it saw: the sandbox keeps every write
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    mbed = start()  # Pelion mode, every exchange recorded
+    config = {
+        "mbed": {"base_url": mbed.base_url, "api_key": KEY, "api": "pelion", "async_timeout": 10},
+        "event.hook.PelionHotSensor": {
+            "if": {"type": NOTIFICATION, "endpoint": {"$eq": SENSOR}, "value": {"$regex": "^3[0-9]"}},
+            "then": [
+                {"action": "mbed.put_resource_value", "args": {"endpoint": NODE, "path": LEVEL, "value": "${value}"}}
+            ],
+        },
+    }
+    platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush-mbed-pelion"))
+    platypush.start()
+    wait_until(lambda: mbed._ws_connected, timeout=15)  # the default channel with Pelion: the WebSocket
+    yield {"platypush": platypush, "mbed": mbed}
+    platypush.stop()
+    mbed.stop()
+
+
+def hook_writes(mbed) -> list[str]:
+    """The values the hook wrote to node-001 (device requests carrying a payload)."""
+    writes = []
+    for e in mbed.exchanges:
+        if e.method == "POST" and e.path == f"/v2/device-requests/{NODE}" and e.status == 202:
+            body = json.loads(e.request_body)
+            if body.get("uri") == LEVEL and "payload-b64" in body:
+                writes.append(base64.b64decode(body["payload-b64"]).decode())
+    return writes
+
+
+def test_devices_are_listed_by_id_with_their_own_names(env):
+    pp = env["platypush"]
+    assert pp.run("mbed.status")["channel"] == "websocket"
+    listed = pp.run("mbed.get_endpoints")
+    assert [(e["label"], e["name"]) for e in listed][:2] == [("node-001", NODE), ("temp-sensor-01", SENSOR)]
+    assert all(e["status"] == "ACTIVE" and e["q"] is False for e in listed)
+    assert pp.run("mbed.get_resource_value", endpoint=NODE, path="/3/0/1") == "Mbed"
+    refused = pp.execute("mbed.get_limits")
+    assert "does not exist in the Pelion / Izuma API" in refused["errors"][0] and KEY not in refused["errors"][0]
+
+
+def test_switching_channels_websocket_callback_websocket(env):
+    pp, mbed = env["platypush"], env["mbed"]
+    assert pp.run("mbed.switch_channel", channel="callback") == {
+        "channel": "callback",
+        "previous": "websocket",
+        "removed": True,
+    }
+    wait_until(lambda: mbed.channel == "callback", timeout=10)
+    assert pp.run("mbed.get_resource_value", endpoint=NODE, path="/3/0/0") == "ARM"  # answered via the callback
+    assert pp.run("mbed.switch_channel", channel="websocket")["removed"] is True
+    wait_until(lambda: mbed.channel == "websocket" and mbed._ws_connected, timeout=10)
+    assert pp.run("mbed.get_resource_value", endpoint=NODE, path="/3/0/1") == "Mbed"
+    assert pp.run("mbed.status")["running"] is True and mbed.callback is None
+
+
+def test_rules_shape_the_notifications_and_the_hook_fires_only_on_its_match(env):
+    pp, mbed = env["platypush"], env["mbed"]
+    assert pp.run("mbed.subscribe", endpoint=SENSOR, path=TEMP, rules={"gt": 25}) == {
+        "subscribed": True,
+        "rules": {"gt": 25},
+    }
+    with pp.events() as events:
+        for value in ("20", "26", "24", "31"):  # 20 and 24 are below gt: never notified
+            mbed.set_value("temp-sensor-01", TEMP, value)
+        seen: list[str] = []
+
+        def notified(event: dict) -> bool:
+            if event["type"] == NOTIFICATION:
+                seen.append(event["value"])
+            return seen[-1:] == ["31"]
+
+        events.wait_for(notified)
+    assert "20" not in seen and "24" not in seen and "26" in seen
+    wait_until(lambda: hook_writes(mbed) == ["31"], timeout=10)  # and never "26": the regex did not match it
+    assert pp.run("mbed.set_notification_rules", endpoint=SENSOR, path=TEMP, pmax=0.5) == {"rules": {"pmax": 0.5}}
+    with pp.events() as events:  # a silent sensor now reports every 0.5 s
+        events.wait_for(lambda e: e["type"] == NOTIFICATION and e["value"] == "31", timeout=10)
+        events.wait_for(lambda e: e["type"] == NOTIFICATION and e["value"] == "31", timeout=10)
+    bad = pp.execute("mbed.set_notification_rules", endpoint=SENSOR, path=TEMP, pmin=10, pmax=5)
+    assert "pmin must not exceed pmax" in bad["errors"][0]
+    assert hook_writes(mbed)[0] == "31" and "26" not in hook_writes(mbed)
+
+
+def test_every_exchange_of_the_module_conforms_to_the_published_api(env):
+    mbed = env["mbed"]
+    kinds = {(e.method, e.path.split("/")[2] if e.path.startswith("/v") else e.path) for e in mbed.exchanges}
+    assert {("GET", "devices"), ("PUT", "notification"), ("POST", "device-requests"), ("MESSAGE", "websocket")} <= kinds
+    assert ("MESSAGE", "callback") in kinds
+    problems = openapi_check.check_all(mbed.exchanges)
+    assert not problems, "\n".join(problems[:20])
