@@ -22,6 +22,7 @@ from platypush_ext.backoff import Backoff
 from platypush_ext.http import InvalidArgumentError, ProtocolError, RetryPolicy, Timeouts
 from platypush_ext.mbed.channels import CallbackChannel, LongPollChannel, WebSocketChannel
 from platypush_ext.mbed.client import ChannelConflictError, MbedClient, NotInThisApiError, parse_message
+from platypush_ext.sandbox.core import json_response
 from platypush_ext.sandbox.mbed import MbedServer
 from tests.mbed import openapi_check
 from tests.support import wait_until
@@ -328,6 +329,7 @@ def test_rules_filter_and_pace_what_is_notified(pelion: MbedServer, client: Mbed
     ep = SENSOR
     with Inbox(client) as inbox:
         wait_until(lambda: pelion._ws_connected, timeout=5)
+        assert client.subscribe(NODE, "/3311/0/5850")  # no rules: notified as before
         assert client.subscribe(ep, TEMP, rules={"gt": 25, "lt": 10})
         rules_request = [e for e in pelion.exchanges or [] if e.path.startswith("/v2/device-requests/")][-1]
         assert json.loads(rules_request.request_body) == {"method": "PUT", "uri": "/3303/0/5700?gt=25&lt=10"}
@@ -417,3 +419,40 @@ def test_the_client_refuses_an_empty_write(pelion: MbedServer, client: MbedClien
     with pytest.raises(InvalidArgumentError, match="must not be empty"):
         client.put_resource_value(NODE, "/3311/0/5851", "")
     assert pelion.exchanges == []
+
+
+@pytest.mark.parametrize("mode", ["connector", "pelion"])
+def test_a_400_with_no_other_channel_is_raised_as_it_is(mode: str) -> None:
+    server = start(api=mode, record=False)
+    client = make_client(server, api=mode)
+    downs: list[Exception] = []
+    channel = CallbackChannel(client, lambda m: None, public_url="http://127.0.0.1:9/dead", on_down=downs.append)
+    channel.backoff = Backoff(base=0.05, cap=0.1)
+    channel.start_thread()
+    try:
+        wait_until(lambda: len(downs) >= 2, timeout=5)  # a callback URL that may come back: retried with backoff
+    finally:
+        channel.stop(timeout=5)
+        client.close()
+        server.stop()
+    assert "not reachable" in str(downs[0]) and channel.failure is None
+    checks = [r for r in server.requests if r[:2] == ("GET", "/v2/notification/channel")]
+    assert bool(checks) == (mode == "pelion")  # Pelion: was it another channel? (no: nothing removed)
+    with pytest.raises(InvalidArgumentError, match="unknown channel kind"):
+        client.delete_channel("smoke")
+
+
+class OddDirectory(MbedServer):
+    """A directory answering something that is not a DevicePage."""
+
+    def setup_routes(self) -> None:
+        self.route("GET", r"/v3/devices/", lambda request: json_response({"data": "none"}))
+
+
+def test_a_directory_answer_that_is_not_a_device_page_is_a_protocol_error() -> None:
+    server = OddDirectory(api_key=KEY).start()
+    try:
+        with pytest.raises(ProtocolError, match="expected a DevicePage"):
+            make_client(server).get_endpoints()
+    finally:
+        server.stop()
