@@ -118,10 +118,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
             pull_timeout=float(pull_timeout),
             async_timeout=float(async_timeout),
         )
-        if channel == "auto":
-            channel = "websocket" if self._client.pelion else "long_poll"
-        self._client.external_channel = channel != "none"
-        self._channel_name = channel
+        channel = ("websocket" if self._client.pelion else "long_poll") if channel == "auto" else channel
+        self._channel_name, self._client.external_channel = channel, channel != "none"
         self._callback = {
             "bind": callback_bind,
             "port": int(callback_port),
@@ -677,9 +675,11 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         The plugin's state.
 
         :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll",
-            "running": true, "reachable": true, "events_posted": 12,
+            "running": true, "channel_error": null, "reachable": true, "events_posted": 12,
             "journal": {"pending": 0, "posted": 3, "duplicates": 0}}`` (``journal`` counts
-            NotificationMessages; ``duplicates``: deliveries beyond a message's first)
+            NotificationMessages; ``duplicates``: deliveries beyond a message's first;
+            ``channel_error``: why the channel ended on its own, e.g. another channel type
+            that could not be removed)
         """
         return {
             "base_url": self._client.base_url,
