@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -456,3 +457,26 @@ def test_a_directory_answer_that_is_not_a_device_page_is_a_protocol_error() -> N
             make_client(server).get_endpoints()
     finally:
         server.stop()
+
+
+def test_a_channel_created_during_the_callback_test_put_wins(raw: MbedServer) -> None:
+    class Receiver(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:  # the test PUT: meanwhile, another application opens a WebSocket channel
+            api(raw, "PUT", "/v2/notification/websocket")
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/cb"
+        answer = api(raw, "PUT", "/v2/notification/callback", json={"url": url})
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    assert answer.status_code == 400 and "Another channel type exists (websocket)" in answer.json()["message"]
+    assert raw.channel == "websocket" and raw.callback is None
