@@ -94,9 +94,10 @@ class RealtimeChannel:
             self._open()
             return 0.0
         try:
-            opcode, frame = ws.recv_data_frame(control_frame=True)
-        except websocket.WebSocketTimeoutException:
-            return self._keep_alive(ws)
+            try:
+                opcode, frame = ws.recv_data_frame(control_frame=True)
+            except websocket.WebSocketTimeoutException:
+                return self._keep_alive(ws)  # its ping may fail too: handled below
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             return self._lost(f"connection lost ({one_line(exc) or type(exc).__name__})")
         self._pinged = False
@@ -124,10 +125,7 @@ class RealtimeChannel:
         if self._pinged or not self.up:
             waited = self.ping_timeout if self.up else self.connect_timeout
             return self._lost(f"the connector stalled (no answer in {waited:g} s)")
-        try:
-            ws.ping()
-        except (websocket.WebSocketException, OSError) as exc:
-            return self._lost(f"connection lost ({one_line(exc)})")
+        ws.ping()
         self._pinged = True
         ws.settimeout(self.ping_timeout)
         return 0.0

@@ -26,6 +26,7 @@ Run it alone with ``python -m platypush_ext.sandbox pushjet --port 8081``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -486,22 +487,17 @@ class _Connection:
 
     def send(self, payload: Any, raw: bytes | None = None) -> bool:
         """Send ``payload`` as a JSON text frame (or ``raw`` text); ``False`` if it did not go."""
-        if self.stalled:
-            return False
-        with self._lock:
-            try:
+        if not self.stalled:
+            with self._lock, contextlib.suppress(OSError):
                 self.sock.sendall(ws_frame(raw if raw is not None else json.dumps(payload).encode(), TEXT))
-            except OSError:
-                return False
-        return True
+                return True
+        return False
 
     def drop(self) -> None:
         """Break the connection with a TCP reset."""
-        try:
+        with contextlib.suppress(OSError):  # already closed
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 class PushjetConnector(SandboxServer):

@@ -73,7 +73,9 @@ def test_connector_replays_unread_then_pushes_live_marking_read(server, remote, 
     )
     remote.send(alerts.secret_key, "live")
     assert received(ws)["message"]["message"] == "live"
-    wait_until(lambda: server._subscriptions[0].last_read == 2)  # marked read, as the connector's DELETE
+    remote.send(alerts.secret_key, "x" * 65_535)  # the longest: a frame over 64 KiB
+    assert received(ws)["message"]["message"] == "x" * 65_535
+    wait_until(lambda: server._subscriptions[0].last_read == 3)  # marked read, as the connector's DELETE
     assert remote.fetch_messages(device) == []
     assert server.connector.connected() == [device]
     ws.close()
@@ -103,7 +105,8 @@ def test_connector_errors_and_upgrade_required(server, device):
     assert received(ws) == {"status": "ok"}
     ws.ping(b"x")
     assert ws.recv_data_frame(control_frame=True)[0] == websocket.ABNF.OPCODE_PONG
-    ws.send("later text frames are ignored")
+    for size in (200, 70_000):  # the two longer length encodings of a client frame
+        ws.send("later text frames are ignored".ljust(size))
     ws.close()
     plain = requests.get(server.realtime_url.replace("ws://", "http://") + "/", timeout=5)
     assert plain.status_code == 426
@@ -245,6 +248,15 @@ def test_channel_survives_a_hostile_connector(start_server, device, caplog):
     HostileConnector.frames = [b'{"error": {"id": 1, "message": "Invalid client uuid"}}']
     wait_until(lambda: any("refused the device uuid (Invalid client uuid)" in e for e in channel.errors))
     channel.close()
+
+
+def test_a_connection_opened_while_closing_is_not_kept(server, device):
+    channel = RealtimeChannel(server.realtime_url, device, lambda m: None, lambda: None)
+    channel.close()
+    assert channel.step() == 0.0  # closed: nothing to do
+    channel._open()  # as if close() had come during the handshake
+    assert channel._ws is None
+    wait_until(lambda: server.connector.requests[-1:] == [("GET", "/", 101)])
 
 
 def test_realtime_url_is_checked():
