@@ -599,6 +599,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             self._should_stop,
             backoff=Backoff(base=self.BACKOFF_BASE, cap=self.REALTIME_BACKOFF_CAP),
             on_down=self._realtime_down,
+            on_unexpected=lambda exc: self.logger.error("pushjet: a pushed message was not journaled: %r", exc),
         )
         thread = threading.Thread(target=listener.run, name=f"pushjet-realtime-{device[:8]}", daemon=True)
         thread.start()

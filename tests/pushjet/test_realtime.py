@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -407,6 +408,27 @@ def test_pushed_and_polled_posts_one_event_and_twins_two(make_plugin, bus, serve
     wait_until(lambda: message_texts(bus) == ["both ways", "twin", "twin"])
     time.sleep(1.0)  # the late mark-read of the first message has run
     assert len(bus.of(PushjetMessageEvent)) == 3
+
+
+def test_a_journal_failure_is_logged_and_the_connection_goes_on(
+    make_plugin, bus, server, remote, alerts, device, caplog, monkeypatch
+):
+    plugin = make_plugin(device, alerts)
+    plugin.start()
+    wait_until(lambda: on_realtime(plugin))
+    journal = plugin.journal
+    append = journal.append
+
+    def disk_full(*args):
+        monkeypatch.setattr(journal, "append", append)  # once
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(journal, "append", disk_full)
+    remote.send(alerts.secret_key, "not journaled")
+    wait_until(lambda: "a pushed message was not journaled: OperationalError" in caplog.text)
+    remote.send(alerts.secret_key, "journaled")
+    wait_until(lambda: message_texts(bus) == ["journaled"])
+    assert on_realtime(plugin)
 
 
 def test_messages_sent_while_platypush_is_down_are_replayed(make_plugin, bus, server, remote, alerts, device):
