@@ -9,7 +9,7 @@ parsing by its first character and pruning of fully-read messages.
 State lives in memory.
 
 It also runs the realtime path (``protocols/pushjet.md`` §8), the WebSocket
-connector, on its own port (:class:`PushjetConnector`, ``realtime_url``), fed
+connector (and its TCP variant) on its own ports (:class:`PushjetConnector`, ``realtime_url``), fed
 by this server's store as the upstream connectors are fed by the API server
 through the broker: replay of the unread messages on connect (marking them
 read), every accepted message pushed live to the subscribed connections (then
@@ -20,7 +20,7 @@ mark-read (the connector's separate request) are reachable from tests and over
 ``POST /_sandbox/realtime`` of the API server.
 
 Run it alone with ``python -m platypush_ext.sandbox pushjet --port 8081``
-(the connector on ``ws://127.0.0.1:8181``).
+(the connectors on ``ws://127.0.0.1:8181`` and TCP port 7171).
 """
 
 from __future__ import annotations
@@ -32,14 +32,27 @@ import json
 import os
 import re
 import socket
+import socketserver
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .core import Abort, Request, Response, SandboxServer, html_error, json_response, text_response
-from .websocket import BINARY, CLOSE, PING, PONG, TEXT, accept_upgrade, is_upgrade, ws_close, ws_frame, ws_read
+from .websocket import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    accept_upgrade,
+    is_upgrade,
+    recv_exact,
+    ws_close,
+    ws_frame,
+    ws_read,
+)
 
 UUID_RE = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
 PUBLIC_RE = re.compile(r"^[a-zA-Z0-9]{4}-[a-zA-Z0-9]{6}-[a-zA-Z0-9]{12}-[a-zA-Z0-9]{5}-[a-zA-Z0-9]{9}$")
@@ -174,11 +187,12 @@ class PushjetServer(SandboxServer):
     name = "pushjet"
     default_port = 8081
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, realtime_port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, realtime_port: int = 0, tcp_port: int = 0):
         """
         :param host: the address to listen on.
         :param port: the API's port (0: a free one).
         :param realtime_port: the WebSocket connector's port (0: a free one).
+        :param tcp_port: the TCP connector's port (0: a free one).
         """
         self._services: dict[str, _Service] = {}  # by secret
         self._subscriptions: list[_Subscription] = []  # in creation order
@@ -187,24 +201,28 @@ class PushjetServer(SandboxServer):
         #: seconds between a push and its mark-read (upstream: a separate ``DELETE /message``)
         self.mark_read_delay = 0.0
         super().__init__(host, port)
-        self.connector = PushjetConnector(self, host, realtime_port)
+        self.connector = PushjetConnector(self, host, realtime_port, tcp_port)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--realtime-port",
-            type=int,
-            default=None,
-            help=f"the WebSocket connector's port (default: {PushjetConnector.default_port} "
-            f"with the default --port, else a free one)",
-        )
+        for option, default in (("--realtime-port", "default_port"), ("--tcp-port", "default_tcp_port")):
+            parser.add_argument(
+                option,
+                type=int,
+                default=None,
+                help=f"the {'WebSocket' if option == '--realtime-port' else 'TCP'} connector's port (default: "
+                f"{getattr(PushjetConnector, default)} with the default --port, else a free one)",
+            )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> "PushjetServer":
-        realtime = getattr(args, "realtime_port", None)
+        defaults = port == cls.default_port
+        realtime, tcp = getattr(args, "realtime_port", None), getattr(args, "tcp_port", None)
         if realtime is None:
-            realtime = PushjetConnector.default_port if port == cls.default_port else 0
-        return cls(host=host, port=port, realtime_port=realtime)
+            realtime = PushjetConnector.default_port if defaults else 0
+        if tcp is None:
+            tcp = PushjetConnector.default_tcp_port if defaults else 0
+        return cls(host=host, port=port, realtime_port=realtime, tcp_port=tcp)
 
     def start(self) -> "PushjetServer":
         """Start the API and the connector."""
@@ -250,7 +268,7 @@ class PushjetServer(SandboxServer):
 
     def describe(self) -> str:
         return (
-            f"pushjet: {self.base_url}  realtime_url: {self.realtime_url}  "
+            f"pushjet: {self.base_url}  realtime_url: {self.realtime_url} (TCP: port {self.connector.tcp_port})  "
             "(no credentials: create a service with POST /service)"
         )
 
@@ -477,11 +495,21 @@ class PushjetServer(SandboxServer):
 CONNECTOR_FAULTS = ("drop", "stall", "garbage")
 
 
-class _Connection:
-    """One client of the connector: its socket, device and topics (public keys)."""
+def _ws_text(data: bytes) -> bytes:
+    """A WebSocket text frame."""
+    return ws_frame(data, TEXT)
 
-    def __init__(self, sock: socket.socket, uuid: str, topics: set[str]):
-        self.sock, self.uuid, self.topics = sock, uuid, topics
+
+def _tcp_text(data: bytes) -> bytes:
+    """The TCP connector's framing: ``\\x02`` + JSON + ``\\x03``."""
+    return b"\x02" + data + b"\x03"
+
+
+class _Connection:
+    """One client of the connector: its socket, device, topics (public keys) and framing."""
+
+    def __init__(self, sock: socket.socket, uuid: str, topics: set[str], frame: Callable[[bytes], bytes]):
+        self.sock, self.uuid, self.topics, self.frame = sock, uuid, topics, frame
         self.stalled = False  # sends nothing, answers no ping: a connection that hangs
         self._lock = threading.Lock()
 
@@ -489,7 +517,7 @@ class _Connection:
         """Send ``payload`` as a JSON text frame (or ``raw`` text); ``False`` if it did not go."""
         if not self.stalled:
             with self._lock, contextlib.suppress(OSError):
-                self.sock.sendall(ws_frame(raw if raw is not None else json.dumps(payload).encode(), TEXT))
+                self.sock.sendall(self.frame(raw if raw is not None else json.dumps(payload).encode()))
                 return True
         return False
 
@@ -500,21 +528,42 @@ class _Connection:
             self.sock.shutdown(socket.SHUT_RDWR)
 
 
+class _TcpServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], connector: "PushjetConnector"):
+        self.connector = connector
+        super().__init__(address, _TcpHandler)
+
+
 class PushjetConnector(SandboxServer):
-    """The WebSocket connector (``Pushjet-Connectors``, §8) of a :class:`PushjetServer`.
+    """The connectors (``Pushjet-Connectors``, §8) of a :class:`PushjetServer`: WebSocket,
+    and TCP with its ``\\x02``/``\\x03`` framing.
 
     :param api: the API server whose store feeds it.
     :param host: the address to listen on.
-    :param port: its port (0: a free one; kept across a stop and start).
+    :param port: the WebSocket port (0: a free one; kept across a stop and start).
+    :param tcp_port: the TCP port (likewise).
     """
 
     name = "pushjet-connector"
     default_port = 8181
+    default_tcp_port = 7171
 
-    def __init__(self, api: PushjetServer, host: str = "127.0.0.1", port: int = 0):
-        self.api = api
+    def __init__(self, api: PushjetServer, host: str = "127.0.0.1", port: int = 0, tcp_port: int = 0):
+        self.api, self.tcp_port = api, tcp_port
         self._connections: list[_Connection] = []
+        self._tcp: _TcpServer | None = None
         super().__init__(host, port)
+
+    def start(self) -> "PushjetConnector":
+        """Accept connections, WebSocket and TCP."""
+        super().start()
+        self._tcp = _TcpServer((self.host, self.tcp_port), self)
+        self.tcp_port = self._tcp.server_address[1]
+        threading.Thread(target=self._tcp.serve_forever, args=(0.2,), daemon=True).start()
+        return self
 
     def setup_routes(self) -> None:
         self.route("GET", "/.*", self._connect)
@@ -532,6 +581,10 @@ class PushjetConnector(SandboxServer):
     def stop(self) -> None:
         """Stop accepting connections and drop the live ones."""
         super().stop()
+        if self._tcp is not None:
+            self._tcp.shutdown()
+            self._tcp.server_close()
+            self._tcp = None
         self.fault("drop")
 
     def connected(self) -> list[str]:
@@ -598,9 +651,29 @@ class PushjetConnector(SandboxServer):
                     return None
                 connection = self._frame(sock, connection, opcode, payload)
         finally:
-            with self.api.lock:
-                if connection in self._connections:
-                    self._connections.remove(connection)
+            self._detach(connection)
+
+    def serve_tcp(self, sock: socket.socket) -> None:
+        """A TCP client: its uuid is the first 36 bytes (anything after is ignored).
+
+        :param sock: the connection.
+        """
+        uuid = (recv_exact(sock, 36) or b"").decode("utf-8", "replace")
+        if not UUID_RE.match(uuid):
+            with contextlib.suppress(OSError):  # the client may be gone
+                sock.sendall(_tcp_text(json.dumps({"error": {"id": 1, "message": "Invalid client uuid"}}).encode()))
+            return
+        connection = self._attach(sock, uuid, _tcp_text)
+        try:
+            while recv_exact(sock, 1) is not None:
+                pass
+        finally:
+            self._detach(connection)
+
+    def _detach(self, connection: _Connection | None) -> None:
+        with self.api.lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
 
     def _frame(self, sock: socket.socket, connection: _Connection | None, opcode: int, payload: bytes) -> Any:
         """Answer one client frame; the connection once its uuid arrived."""
@@ -616,18 +689,25 @@ class PushjetConnector(SandboxServer):
                 error = {"error": {"id": 1, "message": "Invalid client uuid"}}
                 sock.sendall(ws_frame(json.dumps(error).encode(), TEXT))
                 return None
-            return self._attach(sock, uuid)
+            return self._attach(sock, uuid, _ws_text)
         return connection  # later text frames are ignored, as upstream
 
-    def _attach(self, sock: socket.socket, uuid: str) -> _Connection:
+    def _attach(self, sock: socket.socket, uuid: str, frame: Callable[[bytes], bytes]) -> _Connection:
         """``{"status": "ok"}``, then the replay of the unread messages (marked read), then live."""
         with self.api.lock:  # no message can slip between the replay and the live pushes
-            connection = _Connection(sock, uuid, self.api.topics(uuid))
+            connection = _Connection(sock, uuid, self.api.topics(uuid), frame)
             connection.send(OK)
             for message in self.api.take_unread(uuid):
                 connection.send({"message": message.as_dict()})
             self._connections.append(connection)
         return connection
+
+
+class _TcpHandler(socketserver.BaseRequestHandler):
+    server: _TcpServer
+
+    def handle(self) -> None:
+        self.server.connector.serve_tcp(self.request)
 
 
 SERVER = PushjetServer

@@ -136,12 +136,49 @@ def test_connector_faults_and_control_api(server, remote, alerts, device):
     assert requests.post(control, json={"colour": 1}, timeout=5).status_code == 400
 
 
-def test_sandbox_command_line_puts_the_connector_on_its_default_port_or_a_free_one():
-    parser_args = type("Args", (), {"realtime_port": None})()
-    assert PushjetServer.from_args(parser_args, "127.0.0.1", 8081).connector.port == 8181
-    assert PushjetServer.from_args(parser_args, "127.0.0.1", 0).connector.port == 0
-    parser_args.realtime_port = 9999
-    assert PushjetServer.from_args(parser_args, "127.0.0.1", 0).connector.port == 9999
+def test_sandbox_command_line_puts_the_connectors_on_their_default_ports_or_free_ones():
+    parser_args = type("Args", (), {"realtime_port": None, "tcp_port": None})()
+    connector = PushjetServer.from_args(parser_args, "127.0.0.1", 8081).connector
+    assert (connector.port, connector.tcp_port) == (8181, 7171)
+    connector = PushjetServer.from_args(parser_args, "127.0.0.1", 0).connector
+    assert (connector.port, connector.tcp_port) == (0, 0)
+    parser_args.realtime_port, parser_args.tcp_port = 9999, 9998
+    connector = PushjetServer.from_args(parser_args, "127.0.0.1", 0).connector
+    assert (connector.port, connector.tcp_port) == (9999, 9998)
+
+
+def tcp_items(sock: socket.socket, count: int) -> list[dict]:
+    """``count`` items of the TCP connector (``\\x02`` JSON ``\\x03``)."""
+    data = b""
+    while data.count(b"\x03") < count:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    frames = data.split(b"\x03")[:count]
+    assert all(f.startswith(b"\x02") for f in frames)
+    return [json.loads(f[1:]) for f in frames]
+
+
+def test_tcp_connector_frames_status_replay_and_live_pushes(server, remote, alerts, device):
+    remote.send(alerts.secret_key, "while offline")
+    with socket.create_connection(("127.0.0.1", server.connector.tcp_port), timeout=5) as sock:
+        sock.sendall(device.encode() + b"anything after the uuid is ignored")
+        status, replayed = tcp_items(sock, 2)
+        assert status == {"status": "ok"} and replayed["message"]["message"] == "while offline"
+        remote.send(alerts.secret_key, "live")
+        assert tcp_items(sock, 1)[0]["message"]["message"] == "live"
+        assert server.connector.connected() == [device]
+    wait_until(lambda: server.connector.connected() == [])
+    assert remote.fetch_messages(device) == []  # both marked read
+    with socket.create_connection(("127.0.0.1", server.connector.tcp_port), timeout=5) as sock:
+        sock.sendall(b"x" * 36)
+        assert tcp_items(sock, 1) == [{"error": {"id": 1, "message": "Invalid client uuid"}}]
+        assert sock.recv(10) == b""  # then closed
+    with socket.create_connection(("127.0.0.1", server.connector.tcp_port), timeout=5):
+        pass  # gone before its uuid: nothing to answer
+    server.connector.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.connector.tcp_port), timeout=2)
 
 
 # -- the client's channel ------------------------------------------------------
