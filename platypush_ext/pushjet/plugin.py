@@ -599,7 +599,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             self._should_stop,
             backoff=Backoff(base=self.BACKOFF_BASE, cap=self.REALTIME_BACKOFF_CAP),
             on_down=self._realtime_down,
-            on_unexpected=lambda exc: self.logger.error("pushjet: a pushed message was not journaled: %r", exc),
+            on_unexpected=self._realtime_broken,
         )
         thread = threading.Thread(target=listener.run, name=f"pushjet-realtime-{device[:8]}", daemon=True)
         thread.start()
@@ -609,6 +609,11 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         """A device lost the connector: poll it at once (and until the connector is back)."""
         self._wakeup.set()
         self._realtime.failed(error)
+
+    def _realtime_broken(self, error: Exception) -> None:
+        """An unexpected failure in a device's connection (e.g. the journal could not be written):
+        logged; the connection goes on."""
+        self.logger.error("pushjet: a pushed message was not journaled: %r (the connection goes on)", error)
 
     def stop(self) -> None:
         self._should_stop.set()  # before the wake-ups: the woken loops must see it
