@@ -1,7 +1,8 @@
 """End to end, the realtime path: one real ``platypush`` process (real Redis, the installed
 bundle) with ``realtime_url`` set to the Pushjet sandbox's WebSocket connector. A message sent
 over ``/execute pushjet.send`` fires a ``config.yaml`` hook through the connector, then through
-polling while the connector is down, then through the connector once it is back."""
+polling while the connector is down, then through the connector once it is back; a message sent
+while Platypush is stopped fires it after the restart."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def env(tmp_path_factory):
     }
     platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush"))
     platypush.start()
-    yield {"platypush": platypush, "server": server}
+    yield {"platypush": platypush, "server": server, "remote": remote, "alerts": alerts}
     platypush.stop()
     server.stop()
 
@@ -106,3 +107,19 @@ def test_hook_does_not_fire_for_another_title(env):
         events.wait_for(lambda e: e["type"] == MESSAGE and e["message"] == "the window", 10)
     time.sleep(1)  # give a wrongly matching hook the time to run
     assert platypush.run("variable.get", name="door")["door"] == "unchanged"
+
+
+def test_a_message_sent_while_platypush_is_stopped_fires_the_hook_after_a_restart(env):
+    platypush, server = env["platypush"], env["server"]
+    platypush.stop()
+    deadline = time.monotonic() + 10
+    while server.connector.connected() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.connector.connected() == []
+    env["remote"].send(env["alerts"].secret_key, "opened while stopped", title="door")  # stays unread
+    platypush.start()
+    deadline = time.monotonic() + 20
+    while platypush.run("variable.get", name="door")["door"] != "opened while stopped":
+        assert time.monotonic() < deadline, "the hook did not run after the restart"
+        time.sleep(0.1)
+    wait_path(platypush, "realtime", 20)
