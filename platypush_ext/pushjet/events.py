@@ -58,8 +58,31 @@ class PushjetMessageEvent(Event):
 
 
 class PushjetConnectedEvent(ServiceConnectedEvent):
-    """The Pushjet server is reachable (first successful poll, or back after an outage)."""
+    """A path of the messages came up: the Pushjet server answered a poll (``path:
+    polling``), or its connector accepted a device (``path: realtime``); the first
+    time, or back after an outage."""
+
+    def __init__(self, *args, base_url: str, path: str = "polling", realtime_url: str | None = None, **kwargs):
+        """
+        :param base_url: the Pushjet server's base URL.
+        :param path: ``polling`` (the REST API) or ``realtime`` (the WebSocket connector).
+        :param realtime_url: the connector's URL (``None`` without one).
+        """
+        super().__init__(*args, base_url=base_url, path=path, realtime_url=realtime_url, **kwargs)
 
 
 class PushjetDisconnectedEvent(ServiceDisconnectedEvent):
-    """The Pushjet server became unavailable; the listener keeps retrying with backoff."""
+    """A path of the messages went down: a poll failed (``path: polling``; the
+    listener retries with backoff), or the connector became unreachable (``path:
+    realtime``; the listener polls until it is back)."""
+
+    def __init__(
+        self, *args, base_url: str, error: str, path: str = "polling", realtime_url: str | None = None, **kwargs
+    ):
+        """
+        :param base_url: the Pushjet server's base URL.
+        :param error: what went wrong (never a secret).
+        :param path: ``polling`` (the REST API) or ``realtime`` (the WebSocket connector).
+        :param realtime_url: the connector's URL (``None`` without one).
+        """
+        super().__init__(*args, base_url=base_url, error=error, path=path, realtime_url=realtime_url, **kwargs)

@@ -26,6 +26,7 @@ from .client import (
     check_uuid,
 )
 from .events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
+from .realtime import POLLING, REALTIME, CrossPathFilter, RealtimeChannel, check_realtime_url
 
 ServiceConfig = str | Mapping[str, str]
 
@@ -72,12 +73,18 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             alerts:
               secret: 0123456789abcdef0123456789abcdef
           poll_interval: 10
+          realtime_url: wss://pushjet.example.org/ws   # optional: messages in milliseconds
 
     Fetching messages is destructive on the server, so every fetched message is
     first written to a local journal (in Platypush's workdir) and its event is
     posted from there; it counts as delivered only once a subscriber of
     Platypush's bus received it (at-least-once: nothing is lost if Platypush
     stops or crashes at the wrong moment; a re-post carries the same ``journal_id``).
+
+    With ``realtime_url``, the messages are pushed by the server's WebSocket
+    connector the moment they are sent; the listener polls only while the
+    connector is unreachable, and switches back to it by itself. A message that
+    arrives both pushed and polled posts one event.
     """
 
     #: The listener never polls faster than this (seconds).
@@ -88,6 +95,14 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     DELIVERY_TIMEOUT = 10.0
     #: Seconds between two log lines while the listener waits for the bus to have a subscriber.
     LISTEN_TIMEOUT = 30.0
+    #: A connector connection silent this long gets a ping (seconds).
+    PING_INTERVAL = 30.0
+    #: ... and is given up when nothing arrived this long after the ping.
+    PING_TIMEOUT = 10.0
+    #: The longest wait between two attempts to reach the connector (seconds).
+    REALTIME_BACKOFF_CAP = 30.0
+    #: While every device is on the connector, the poller sleeps this long at most (woken when one drops).
+    IDLE_WAIT = 300.0
 
     def __init__(
         self,
@@ -95,6 +110,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         devices: str | Sequence[str] | None = None,
         services: Mapping[str, ServiceConfig] | None = None,
         poll_interval: float = 10,
+        realtime_url: str | None = None,
         connect_timeout: float = 5,
         read_timeout: float = 15,
         retries: int = 2,
@@ -111,7 +127,13 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             than sent in each request, as ``{name: {secret: <secret key>}}``
             (or ``{name: <secret key>}``). Actions take ``service=<name>``.
         :param poll_interval: seconds between two polls of new messages
-            (default: 10, at least 4).
+            (default: 10, at least 4); with ``realtime_url``, only while the
+            connector is unreachable.
+        :param realtime_url: the server's WebSocket connector, e.g.
+            ``wss://pushjet.example.org/ws`` or ``ws://127.0.0.1:8181`` (default:
+            none, polling only). It is a separate process from the API at
+            ``base_url`` (``Pushjet-Connectors``, fed by the same API server),
+            usually published by the reverse proxy next to the API.
         :param connect_timeout: seconds to wait for a connection (default: 5).
         :param read_timeout: seconds to wait for an answer (default: 15).
         :param retries: how many times an idempotent request is retried on a
@@ -136,7 +158,20 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         self._publisher = Publisher(lambda: self._bus)
         # one fetch-journal-post at a time (listener and actions): an RLock, as _fetch calls post_pending
         self._fetch_lock = threading.RLock()
-        self._availability = self._track_availability("Pushjet server", PushjetConnectedEvent, PushjetDisconnectedEvent)
+        self._availability = self._track_availability(
+            "Pushjet server", PushjetConnectedEvent, PushjetDisconnectedEvent, path=POLLING
+        )
+        self._realtime_url = None if realtime_url is None else check_realtime_url(realtime_url)
+        self._realtime = self._track_availability(
+            f"Pushjet connector {self._realtime_url} of",
+            PushjetConnectedEvent,
+            PushjetDisconnectedEvent,
+            path=REALTIME,
+            realtime_url=self._realtime_url,
+        )
+        self._channels: dict[str, RealtimeChannel] = {}  # device -> its connection to the connector
+        self._paths = CrossPathFilter()  # pushed and polled: one event
+        self._wakeup = threading.Event()  # set when a device falls back to polling, and on stop
 
     # -- helpers -------------------------------------------------------------
 
@@ -433,14 +468,23 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         The plugin's state.
 
         :return: e.g. ``{"base_url": "...", "devices": ["..."], "services": ["alerts"],
-            "reachable": true, "journal": {"pending": 0, "posted": 12, "duplicates": 0}}``
-            (``duplicates``: deliveries beyond a message's first, e.g. re-posted after a crash)
+            "reachable": true, "path": "realtime", "realtime": {"url": "wss://...",
+            "connected": ["..."], "merged": 0}, "journal": {"pending": 0, "posted": 12,
+            "duplicates": 0}}``. ``path``: how messages arrive now, ``realtime`` when
+            every device is on the connector, else ``polling``; ``realtime`` is
+            ``null`` without a ``realtime_url`` (``merged``: messages that arrived
+            both pushed and polled, posted once); ``duplicates``: deliveries beyond
+            a message's first, e.g. re-posted after a crash.
         """
+        connected = [d for d in self._devices if d in self._channels and self._channels[d].up]
+        realtime = {"url": self._realtime_url, "connected": connected, "merged": self._paths.duplicates}
         return {
             "base_url": self._client.base_url,
             "devices": list(self._devices),
             "services": sorted(self._secrets),
             "reachable": self._availability.up,
+            "path": REALTIME if self._devices and len(connected) == len(self._devices) else POLLING,
+            "realtime": realtime if self._realtime_url else None,
             "journal": self.journal.counts(),
         }
 
@@ -449,7 +493,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     def _fetch(self, device: str) -> list[Message]:
         """Fetch, journal, then post the device's new messages; returns them."""
         with self._fetch_lock:
-            payloads = self._client.fetch_message_payloads(device)
+            payloads = self._paths.admit(POLLING, device, self._client.fetch_message_payloads(device))
             if payloads:
                 self.journal.append(device, payloads)
             messages = []
@@ -491,6 +535,14 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             )
         ]
 
+    def _pushed(self, device: str, payload: dict[str, Any]) -> None:
+        """Journal, then post a message pushed by the connector (unless it arrived polled already)."""
+        with self._fetch_lock:
+            payloads = self._paths.admit(REALTIME, device, [payload])
+            if payloads:
+                self.journal.append(device, payloads)
+            self.post_pending()
+
     def poll_once(self) -> None:
         """Fetch every configured device's new messages once (raises on failure)."""
         for device in self._devices:
@@ -508,18 +560,65 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
                 return
             self.logger.info("pushjet: waiting for Platypush's bus to have a subscriber")
         self.post_pending()  # what a previous run journaled but did not deliver
+        threads = [self._start_channel(device) for device in self._devices] if self._realtime_url else []
         Listener(
             self._poll,
             self._should_stop,
             backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
-            on_up=self._availability.ok,
             on_down=self._availability.failed,
         ).run()
+        for thread in threads:
+            thread.join(timeout=5)
 
     def _poll(self) -> float:
-        self.poll_once()
+        """Poll the devices that are not on the connector; sleep while none is."""
+        devices = [d for d in self._devices if not (d in self._channels and self._channels[d].up)]
+        if not devices:
+            self._wakeup.wait(self.IDLE_WAIT)
+            self._wakeup.clear()
+            return 0.0
+        for device in devices:
+            self._fetch(device)
+        self._availability.ok()
         return self.poll_interval
 
+    def _start_channel(self, device: str) -> threading.Thread:
+        """Connect ``device`` to the connector in a thread of its own (reconnecting with backoff)."""
+        channel = RealtimeChannel(
+            self._realtime_url or "",
+            device,
+            lambda payload: self._pushed(device, payload),
+            self._realtime.ok,
+            connect_timeout=self._client.http.timeouts.connect,
+            ping_interval=self.PING_INTERVAL,
+            ping_timeout=self.PING_TIMEOUT,
+        )
+        self._channels[device] = channel
+        listener = Listener(
+            channel.step,
+            self._should_stop,
+            backoff=Backoff(base=self.BACKOFF_BASE, cap=self.REALTIME_BACKOFF_CAP),
+            on_down=self._realtime_down,
+            on_unexpected=self._realtime_broken,
+        )
+        thread = threading.Thread(target=listener.run, name=f"pushjet-realtime-{device[:8]}", daemon=True)
+        thread.start()
+        return thread
+
+    def _realtime_down(self, error: Exception) -> None:
+        """A device lost the connector: poll it at once (and until the connector is back)."""
+        self._wakeup.set()
+        self._realtime.failed(error)
+
+    def _realtime_broken(self, error: Exception) -> None:
+        """An unexpected failure in a device's connection (e.g. the journal could not be written):
+        logged; the connection goes on."""
+        self.logger.error("pushjet: a pushed message was not journaled: %r (the connection goes on)", error)
+
     def stop(self) -> None:
-        super().stop()
+        self._should_stop.set()  # before the wake-ups: the woken loops must see it
+        self._wakeup.set()
+        for channel in list(self._channels.values()):
+            channel.close()
+        super().stop()  # waits for main
         self._journal.close(self._fetch_lock)  # a fetch still running: closed as after a crash

@@ -40,7 +40,6 @@ import random
 import re
 import select
 import socket
-import struct
 import threading
 import time
 import uuid
@@ -51,7 +50,8 @@ from urllib.parse import parse_qsl, quote, unquote
 import requests
 
 from ..backoff import Backoff
-from .core import Request, Response, SandboxServer, json_response, logger, reset_connection, text_response
+from .core import Request, Response, SandboxServer, json_response, reset_connection, text_response
+from .websocket import accept_upgrade, is_upgrade, ws_close, ws_frame, ws_read
 
 DEFAULT_API_KEY = "mbed-sandbox-key-0123456789"
 VERSION_TEXT = "DeviceServer v3.0.0-520\nREST version = v2"
@@ -63,7 +63,6 @@ EVENT_KINDS = (
     "registrations-expired",
     "async-responses",
 )
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ASYNC_ID_RE = re.compile(r"^[\w-]{1,40}$")
 V2 = r"(?:/v2)?"  # unversioned paths are the latest version
 
@@ -1319,26 +1318,15 @@ class MbedServer(SandboxServer):
         return f"pelion_ak_{self.api_key}" in protocols
 
     def _websocket_connect(self, request: Request) -> Response | None:
-        key = request.headers.get("Sec-WebSocket-Key")
-        if request.headers.get("Upgrade", "").lower() != "websocket" or not key:
+        if not is_upgrade(request):
             return self._fail("Upgrade Required", 426)
-        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-        handler = request.handler
-        handler.send_response(101)
-        handler.send_header("Upgrade", "websocket")
-        handler.send_header("Connection", "Upgrade")
-        handler.send_header("Sec-WebSocket-Accept", accept)
-        if request.headers.get("Sec-WebSocket-Protocol"):
-            handler.send_header("Sec-WebSocket-Protocol", "wss")
-        handler.end_headers()
-        handler.wfile.flush()
-        sock: socket.socket = handler.connection
+        sock = accept_upgrade(request, "wss" if request.headers.get("Sec-WebSocket-Protocol") else None)
         if not (self._authorized(request) or self._ws_key_ok(request)):  # Pelion: the upgrade, then 1008
-            _ws_close(sock, 1008, "Policy violation: missing or invalid API key")
+            ws_close(sock, 1008, "Policy violation: missing or invalid API key")
             return None
         with self._cond:
             if self.channel != "websocket":
-                _ws_close(sock, 1011, "No WebSocket channel registered")
+                ws_close(sock, 1011, "No WebSocket channel registered")
                 return None
             self._ws_generation += 1
             self._cond.notify_all()
@@ -1356,7 +1344,7 @@ class MbedServer(SandboxServer):
         while True:
             with self._cond:
                 if self._stopping.is_set() or self._ws_generation != generation or self.channel != "websocket":
-                    _ws_close(sock, 1001, "Going away")
+                    ws_close(sock, 1001, "Going away")
                     return
                 if not self._events:
                     self._cond.wait(0.2)
@@ -1364,19 +1352,19 @@ class MbedServer(SandboxServer):
             if message is not None:
                 try:
                     self._record_message("websocket", message)
-                    sock.sendall(_ws_frame(json.dumps(message).encode(), 0x1))
+                    sock.sendall(ws_frame(json.dumps(message).encode(), 0x1))
                 except OSError:
                     self._requeue(message)
                     return
             readable, _, _ = select.select([sock], [], [], 0)
             if readable:
-                opcode, payload = _ws_read(sock)
+                opcode, payload = ws_read(sock)
                 if opcode in (None, 0x8):
                     if opcode == 0x8:
-                        _ws_close(sock, 1000, "")
+                        ws_close(sock, 1000, "")
                     return
                 if opcode == 0x9:
-                    sock.sendall(_ws_frame(payload, 0xA))
+                    sock.sendall(ws_frame(payload, 0xA))
 
     # -- control API ---------------------------------------------------------
 
@@ -1465,60 +1453,6 @@ class MbedServer(SandboxServer):
         if "pull_timeout" in spec:
             self.pull_timeout = float(spec["pull_timeout"])
         return json_response({"race": self.race, "pull_timeout": self.pull_timeout})
-
-
-# -- a minimal WebSocket (RFC 6455) server side --------------------------------
-
-
-def _ws_frame(payload: bytes, opcode: int) -> bytes:
-    header = bytes([0x80 | opcode])
-    length = len(payload)
-    if length < 126:
-        header += bytes([length])
-    elif length < 1 << 16:
-        header += bytes([126]) + struct.pack("!H", length)
-    else:
-        header += bytes([127]) + struct.pack("!Q", length)
-    return header + payload
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
-    data = b""
-    while len(data) < size:
-        try:
-            chunk = sock.recv(size - len(data))
-        except OSError:
-            return None
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def _ws_read(sock: socket.socket) -> tuple[int | None, bytes]:
-    """One client frame (masked): ``(opcode, payload)``, ``(None, b"")`` when the socket closed."""
-    head = _recv_exact(sock, 2)
-    if head is None:
-        return None, b""
-    opcode, length = head[0] & 0x0F, head[1] & 0x7F
-    if length == 126:
-        raw = _recv_exact(sock, 2)
-        length = struct.unpack("!H", raw)[0] if raw else 0
-    elif length == 127:
-        raw = _recv_exact(sock, 8)
-        length = struct.unpack("!Q", raw)[0] if raw else 0
-    mask = _recv_exact(sock, 4) if head[1] & 0x80 else b"\0\0\0\0"
-    data = _recv_exact(sock, length) if length else b""
-    if mask is None or data is None:
-        return None, b""
-    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
-def _ws_close(sock: socket.socket, code: int, reason: str) -> None:
-    try:
-        sock.sendall(_ws_frame(struct.pack("!H", code) + reason.encode(), 0x8))
-    except OSError:
-        logger.debug("mbed: WebSocket already closed")
 
 
 SERVER = MbedServer

@@ -8,19 +8,51 @@ parameters read from the form body or else the query string, destructive
 parsing by its first character and pruning of fully-read messages.
 State lives in memory.
 
-Run it alone with ``python -m platypush_ext.sandbox pushjet --port 8081``.
+It also runs the realtime path (``protocols/pushjet.md`` §8), the WebSocket
+connector (and its TCP variant) on its own ports (:class:`PushjetConnector`, ``realtime_url``), fed
+by this server's store as the upstream connectors are fed by the API server
+through the broker: replay of the unread messages on connect (marking them
+read), every accepted message pushed live to the subscribed connections (then
+marked read, as the connector's ``DELETE /message`` does), subscription changes
+on subscribe and service delete, the documented errors. Its faults
+(:meth:`PushjetConnector.fault`: ``drop``, ``stall``, ``garbage``) and a delayed
+mark-read (the connector's separate request) are reachable from tests and over
+``POST /_sandbox/realtime`` of the API server.
+
+Run it alone with ``python -m platypush_ext.sandbox pushjet --port 8081``
+(the connectors on ``ws://127.0.0.1:8181`` and TCP port 7171).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import hashlib
+import json
 import os
 import re
+import socket
+import socketserver
+import struct
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from .core import Abort, Request, Response, SandboxServer, html_error, json_response
+from .core import Abort, Request, Response, SandboxServer, html_error, json_response, text_response
+from .websocket import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    accept_upgrade,
+    is_upgrade,
+    recv_exact,
+    ws_close,
+    ws_frame,
+    ws_read,
+)
 
 UUID_RE = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
 PUBLIC_RE = re.compile(r"^[a-zA-Z0-9]{4}-[a-zA-Z0-9]{6}-[a-zA-Z0-9]{12}-[a-zA-Z0-9]{5}-[a-zA-Z0-9]{9}$")
@@ -155,12 +187,58 @@ class PushjetServer(SandboxServer):
     name = "pushjet"
     default_port = 8081
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, realtime_port: int = 0, tcp_port: int = 0):
+        """
+        :param host: the address to listen on.
+        :param port: the API's port (0: a free one).
+        :param realtime_port: the WebSocket connector's port (0: a free one).
+        :param tcp_port: the TCP connector's port (0: a free one).
+        """
         self._services: dict[str, _Service] = {}  # by secret
         self._subscriptions: list[_Subscription] = []  # in creation order
         self._messages: list[_Message] = []
         self._next_message_id = 1
+        #: seconds between a push and its mark-read (upstream: a separate ``DELETE /message``)
+        self.mark_read_delay = 0.0
         super().__init__(host, port)
+        self.connector = PushjetConnector(self, host, realtime_port, tcp_port)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        for option, default in (("--realtime-port", "default_port"), ("--tcp-port", "default_tcp_port")):
+            parser.add_argument(
+                option,
+                type=int,
+                default=None,
+                help=f"the {'WebSocket' if option == '--realtime-port' else 'TCP'} connector's port (default: "
+                f"{getattr(PushjetConnector, default)} with the default --port, else a free one)",
+            )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, host: str, port: int) -> "PushjetServer":
+        defaults = port == cls.default_port
+        realtime, tcp = getattr(args, "realtime_port", None), getattr(args, "tcp_port", None)
+        if realtime is None:
+            realtime = PushjetConnector.default_port if defaults else 0
+        if tcp is None:
+            tcp = PushjetConnector.default_tcp_port if defaults else 0
+        return cls(host=host, port=port, realtime_port=realtime, tcp_port=tcp)
+
+    def start(self) -> "PushjetServer":
+        """Start the API and the connector."""
+        super().start()
+        self.connector.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the connector (dropping its connections) and the API."""
+        self.connector.stop()
+        super().stop()
+
+    @property
+    def realtime_url(self) -> str:
+        """The connector's ``ws://host:port`` (a client's ``realtime_url``)."""
+        return self.connector.ws_url
 
     def setup_routes(self) -> None:
         routes = {
@@ -186,9 +264,13 @@ class PushjetServer(SandboxServer):
         )
         self.route("GET", "/version", lambda r: Response(200, b"7ddb7df", {"Content-Type": "text/html; charset=utf-8"}))
         self.route("GET", "/_sandbox/state", self._state)
+        self.route("POST", "/_sandbox/realtime", self._ctl_realtime)
 
     def describe(self) -> str:
-        return f"pushjet: {self.base_url}  (no credentials: create a service with POST /service)"
+        return (
+            f"pushjet: {self.base_url}  realtime_url: {self.realtime_url} (TCP: port {self.connector.tcp_port})  "
+            "(no credentials: create a service with POST /service)"
+        )
 
     # -- parameter validation (the decorators of upstream utils.py) ----------
 
@@ -267,6 +349,9 @@ class PushjetServer(SandboxServer):
 
     def _delete_service(self, request: Request) -> Response:
         service = self._service_by_secret(request)
+        for subscription in self._subscriptions:
+            if subscription.service is service:
+                self.connector.publish_subscription(subscription)
         self._subscriptions = [s for s in self._subscriptions if s.service is not service]
         self._messages = [m for m in self._messages if m.service is not service]
         del self._services[service.secret]
@@ -280,7 +365,9 @@ class PushjetServer(SandboxServer):
         if any(s.service is service for s in self._device_subscriptions(uuid)):
             raise PushjetFailure(4)
         now = int(time.time())
-        self._subscriptions.append(_Subscription(uuid, service, now, now, self._newest_message_id()))
+        subscription = _Subscription(uuid, service, now, now, self._newest_message_id())
+        self._subscriptions.append(subscription)
+        self.connector.publish_subscription(subscription)
         return _data({"service": service.as_dict()})
 
     def _list_subscriptions(self, request: Request) -> Response:
@@ -318,10 +405,17 @@ class PushjetServer(SandboxServer):
         self._next_message_id += 1
         self._messages.append(message)
         self._prune(service)
+        self.connector.publish_message(message)
         return _plain(OK)
 
     def _fetch(self, request: Request) -> Response:
-        uuid = self._uuid(request)
+        return _data({"messages": [m.as_dict() for m in self.take_unread(self._uuid(request))]})
+
+    def take_unread(self, uuid: str) -> list["_Message"]:
+        """The device's unread messages, marked read (``GET /message``; the connector's replay).
+
+        :param uuid: the device.
+        """
         subscriptions = self._device_subscriptions(uuid)
         found: list[_Message] = []
         for subscription in subscriptions:
@@ -336,15 +430,29 @@ class PushjetServer(SandboxServer):
             subscription.timestamp_checked = now
         for service in {id(s.service): s.service for s in subscriptions}.values():
             self._prune(service)
-        return _data({"messages": [m.as_dict() for m in found]})
+        return found
 
     def _mark_read(self, request: Request) -> Response:
-        uuid = self._uuid(request)
-        newest, now = self._newest_message_id(), int(time.time())
-        for subscription in self._device_subscriptions(uuid):
-            subscription.last_read = newest
-            subscription.timestamp_checked = now
+        self.mark_read(self._uuid(request))
         return _plain(OK)
+
+    def mark_read(self, uuid: str) -> None:
+        """Mark everything read for the device (``DELETE /message``; the connector after a push).
+
+        :param uuid: the device.
+        """
+        with self.lock:
+            newest, now = self._newest_message_id(), int(time.time())
+            for subscription in self._device_subscriptions(uuid):
+                subscription.last_read = newest
+                subscription.timestamp_checked = now
+
+    def topics(self, uuid: str) -> set[str]:
+        """The public keys of the services the device is subscribed to (the connector's topics).
+
+        :param uuid: the device.
+        """
+        return {s.service.public for s in self._device_subscriptions(uuid)}
 
     # -- control API ---------------------------------------------------------
 
@@ -356,8 +464,250 @@ class PushjetServer(SandboxServer):
                 "subscriptions": len(self._subscriptions),
                 "stored_messages": len(self._messages),
                 "messages_accepted": self._next_message_id - 1,
+                "realtime_url": self.realtime_url,
+                "realtime_connections": self.connector.connected(),
             }
         )
+
+    def _ctl_realtime(self, request: Request) -> Response:
+        """``POST /_sandbox/realtime {"up": false, "fault": "drop", "mark_read_delay": 1}``:
+        stop or start the connector, inject a fault into its connections, delay its mark-reads."""
+        spec = request.json() or {}
+        unknown = set(spec) - {"up", "fault", "mark_read_delay"}
+        if unknown:
+            return json_response({"error": f"unknown settings {sorted(unknown)}; use up, fault, mark_read_delay"}, 400)
+        if "mark_read_delay" in spec:
+            self.mark_read_delay = float(spec["mark_read_delay"])
+        if "fault" in spec:
+            if spec["fault"] not in CONNECTOR_FAULTS:
+                return json_response({"error": f"unknown fault; use one of {', '.join(CONNECTOR_FAULTS)}"}, 400)
+            self.connector.fault(spec["fault"])
+        if spec.get("up") is False:
+            self.connector.stop()
+        elif spec.get("up") is True and not self.connector.running:
+            self.connector.start()
+        return json_response({"up": self.connector.running, "connections": self.connector.connected()})
+
+
+# -- the realtime connector ---------------------------------------------------
+
+#: The faults :meth:`PushjetConnector.fault` injects into the live connections.
+CONNECTOR_FAULTS = ("drop", "stall", "garbage")
+
+
+def _ws_text(data: bytes) -> bytes:
+    """A WebSocket text frame."""
+    return ws_frame(data, TEXT)
+
+
+def _tcp_text(data: bytes) -> bytes:
+    """The TCP connector's framing: ``\\x02`` + JSON + ``\\x03``."""
+    return b"\x02" + data + b"\x03"
+
+
+class _Connection:
+    """One client of the connector: its socket, device, topics (public keys) and framing."""
+
+    def __init__(self, sock: socket.socket, uuid: str, topics: set[str], frame: Callable[[bytes], bytes]):
+        self.sock, self.uuid, self.topics, self.frame = sock, uuid, topics, frame
+        self.stalled = False  # sends nothing, answers no ping: a connection that hangs
+        self._lock = threading.Lock()
+
+    def send(self, payload: Any, raw: bytes | None = None) -> bool:
+        """Send ``payload`` as a JSON text frame (or ``raw`` text); ``False`` if it did not go."""
+        if not self.stalled:
+            with self._lock, contextlib.suppress(OSError):
+                self.sock.sendall(self.frame(raw if raw is not None else json.dumps(payload).encode()))
+                return True
+        return False
+
+    def drop(self) -> None:
+        """Break the connection with a TCP reset."""
+        with contextlib.suppress(OSError):  # already closed
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class _TcpServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], connector: "PushjetConnector"):
+        self.connector = connector
+        super().__init__(address, _TcpHandler)
+
+
+class PushjetConnector(SandboxServer):
+    """The connectors (``Pushjet-Connectors``, §8) of a :class:`PushjetServer`: WebSocket,
+    and TCP with its ``\\x02``/``\\x03`` framing.
+
+    :param api: the API server whose store feeds it.
+    :param host: the address to listen on.
+    :param port: the WebSocket port (0: a free one; kept across a stop and start).
+    :param tcp_port: the TCP port (likewise).
+    """
+
+    name = "pushjet-connector"
+    default_port = 8181
+    default_tcp_port = 7171
+
+    def __init__(self, api: PushjetServer, host: str = "127.0.0.1", port: int = 0, tcp_port: int = 0):
+        self.api, self.tcp_port = api, tcp_port
+        self._connections: list[_Connection] = []
+        self._tcp: _TcpServer | None = None
+        super().__init__(host, port)
+
+    def start(self) -> "PushjetConnector":
+        """Accept connections, WebSocket and TCP."""
+        super().start()
+        self._tcp = _TcpServer((self.host, self.tcp_port), self)
+        self.tcp_port = self._tcp.server_address[1]
+        threading.Thread(target=self._tcp.serve_forever, args=(0.2,), daemon=True).start()
+        return self
+
+    def setup_routes(self) -> None:
+        self.route("GET", "/.*", self._connect)
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://host:port``."""
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether it accepts connections."""
+        return self._httpd is not None
+
+    def stop(self) -> None:
+        """Stop accepting connections and drop the live ones."""
+        super().stop()
+        if self._tcp is not None:
+            self._tcp.shutdown()
+            self._tcp.server_close()
+            self._tcp = None
+        self.fault("drop")
+
+    def connected(self) -> list[str]:
+        """The devices of the live connections."""
+        with self.api.lock:
+            return [c.uuid for c in self._connections]
+
+    def fault(self, kind: str) -> None:
+        """Inject a fault into every live connection.
+
+        :param kind: ``drop`` (TCP reset), ``stall`` (silent from now on: no push, no pong)
+            or ``garbage`` (a text frame that is not JSON).
+        """
+        with self.api.lock:
+            connections = list(self._connections)
+        for connection in connections:
+            if kind == "drop":
+                connection.drop()
+            elif kind == "stall":
+                connection.stalled = True
+            else:
+                connection.send(None, raw=b"}{ not JSON \x01")
+
+    # -- fed by the API --------------------------------------------------------
+
+    def publish_message(self, message: _Message) -> None:
+        """Push an accepted message to the connections subscribed to its service, then mark
+        it read for their devices (after :attr:`PushjetServer.mark_read_delay`)."""
+        for connection in self._subscribers(message.service.public):
+            if connection.send({"message": message.as_dict()}):
+                self._mark_read_later(connection.uuid)
+
+    def publish_subscription(self, subscription: _Subscription) -> None:
+        """Push a subscription change to its device's connections (each toggles its topic)."""
+        for connection in list(self._connections):
+            if connection.uuid.lower() == subscription.uuid.lower():
+                connection.topics ^= {subscription.service.public}
+                connection.send({"subscription": subscription.as_dict()})
+
+    def _subscribers(self, public: str) -> list[_Connection]:
+        return [c for c in self._connections if public in c.topics]
+
+    def _mark_read_later(self, uuid: str) -> None:
+        if self.api.mark_read_delay <= 0:
+            self.api.mark_read(uuid)
+            return
+        timer = threading.Timer(self.api.mark_read_delay, self.api.mark_read, (uuid,))
+        timer.daemon = True
+        timer.start()
+
+    # -- a connection ------------------------------------------------------------
+
+    def _connect(self, request: Request) -> Response | None:
+        if not is_upgrade(request):
+            return text_response("This service requires use of the WebSocket protocol", 426)
+        sock = accept_upgrade(request)
+        connection: _Connection | None = None
+        try:
+            while True:
+                opcode, payload = ws_read(sock)
+                if opcode in (None, CLOSE):
+                    if opcode == CLOSE:
+                        ws_close(sock, 1000, "")
+                    return None
+                connection = self._frame(sock, connection, opcode, payload)
+        finally:
+            self._detach(connection)
+
+    def serve_tcp(self, sock: socket.socket) -> None:
+        """A TCP client: its uuid is the first 36 bytes (anything after is ignored).
+
+        :param sock: the connection.
+        """
+        uuid = (recv_exact(sock, 36) or b"").decode("utf-8", "replace")
+        if not UUID_RE.match(uuid):
+            with contextlib.suppress(OSError):  # the client may be gone
+                sock.sendall(_tcp_text(json.dumps({"error": {"id": 1, "message": "Invalid client uuid"}}).encode()))
+            return
+        connection = self._attach(sock, uuid, _tcp_text)
+        try:
+            while recv_exact(sock, 1) is not None:
+                pass
+        finally:
+            self._detach(connection)
+
+    def _detach(self, connection: _Connection | None) -> None:
+        with self.api.lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+
+    def _frame(self, sock: socket.socket, connection: _Connection | None, opcode: int, payload: bytes) -> Any:
+        """Answer one client frame; the connection once its uuid arrived."""
+        if opcode == PING:
+            if connection is None or not connection.stalled:
+                sock.sendall(ws_frame(payload, PONG))
+        elif opcode == BINARY:
+            error = {"error": {"id": -1, "message": "Expected text got binary data"}}
+            sock.sendall(ws_frame(json.dumps(error).encode(), TEXT))
+        elif opcode == TEXT and connection is None:
+            uuid = payload.decode("utf-8", "replace")[:36]
+            if not UUID_RE.match(uuid):
+                error = {"error": {"id": 1, "message": "Invalid client uuid"}}
+                sock.sendall(ws_frame(json.dumps(error).encode(), TEXT))
+                return None
+            return self._attach(sock, uuid, _ws_text)
+        return connection  # later text frames are ignored, as upstream
+
+    def _attach(self, sock: socket.socket, uuid: str, frame: Callable[[bytes], bytes]) -> _Connection:
+        """``{"status": "ok"}``, then the replay of the unread messages (marked read), then live."""
+        with self.api.lock:  # no message can slip between the replay and the live pushes
+            connection = _Connection(sock, uuid, self.api.topics(uuid), frame)
+            connection.send(OK)
+            for message in self.api.take_unread(uuid):
+                connection.send({"message": message.as_dict()})
+            self._connections.append(connection)
+        return connection
+
+
+class _TcpHandler(socketserver.BaseRequestHandler):
+    server: _TcpServer
+
+    def handle(self) -> None:
+        self.server.connector.serve_tcp(self.request)
 
 
 SERVER = PushjetServer

@@ -1,0 +1,236 @@
+"""The realtime path of a Pushjet device: the WebSocket connector (``protocols/pushjet.md`` §8).
+
+A :class:`RealtimeChannel` is one device's connection: it sends the device's
+uuid as the first text frame, waits for ``{"status": "ok"}``, then hands every
+``{"message": …}`` it receives (the replay of the unread messages, then the live
+pushes) to its caller. Its :meth:`~RealtimeChannel.step` makes one bounded
+exchange, for a :class:`~platypush_ext.listening.Listener`; the protocol has no
+keep-alive, so a connection silent for ``ping_interval`` seconds gets a
+WebSocket ping and is given up when nothing arrives ``ping_timeout`` seconds later
+(a stalled connector). The client side is the ``websocket-client`` library.
+
+A message has no id. :class:`CrossPathFilter` recognises one that arrived both
+pushed and polled (see its rule), so that it posts a single event.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import websocket
+
+from ..http import InvalidArgumentError, ServiceError, one_line
+from .client import check_uuid
+
+logger = logging.getLogger("platypush_ext.pushjet")
+
+REALTIME, POLLING = "realtime", "polling"
+
+
+class RealtimeError(ServiceError):
+    """The connector is unreachable, refused the device, or the connection broke."""
+
+
+def check_realtime_url(url: Any) -> str:
+    """A connector URL: ``ws://`` or ``wss://``, a host, no credentials or query.
+
+    :param url: e.g. ``wss://pushjet.example.org/ws``.
+    """
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise InvalidArgumentError(
+            f"invalid realtime_url {url!r}: expected ws://host:port or wss://host/path, e.g. ws://127.0.0.1:8181"
+        )
+    if parts.username or parts.password or parts.query:
+        raise InvalidArgumentError("realtime_url must not carry credentials or a query string")
+    return url
+
+
+class RealtimeChannel:
+    """One device's connection to the Pushjet connector.
+
+    :param url: the connector, e.g. ``ws://127.0.0.1:8181``.
+    :param device: the device uuid.
+    :param deliver: called (in the channel's thread) with each message object pushed.
+    :param on_ready: called when the connector accepted the device (``{"status": "ok"}``).
+    :param connect_timeout: seconds to connect and to get the connector's first answer.
+    :param ping_interval: seconds of silence before a ping.
+    :param ping_timeout: seconds to wait for any frame after a ping.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        device: str,
+        deliver: Callable[[dict[str, Any]], None],
+        on_ready: Callable[[], None],
+        *,
+        connect_timeout: float = 5.0,
+        ping_interval: float = 30.0,
+        ping_timeout: float = 10.0,
+    ):
+        self.url, self.device = check_realtime_url(url), check_uuid(device)
+        self.deliver, self.on_ready = deliver, on_ready
+        self.connect_timeout, self.ping_interval, self.ping_timeout = connect_timeout, ping_interval, ping_timeout
+        #: whether the connector accepted the device on the open connection
+        self.up = False
+        self._ws: websocket.WebSocket | None = None
+        self._pinged = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def step(self) -> float:
+        """Connect, or receive one frame (bounded by the ping timers); raises :class:`RealtimeError`."""
+        ws = self._ws
+        if self._closed:
+            return 0.0
+        if ws is None:
+            self._open()
+            return 0.0
+        try:
+            try:
+                opcode, frame = ws.recv_data_frame(control_frame=True)
+            except websocket.WebSocketTimeoutException:
+                return self._keep_alive(ws)  # its ping may fail too: handled below
+        except (websocket.WebSocketException, OSError, ValueError) as exc:
+            return self._lost(f"connection lost ({one_line(exc) or type(exc).__name__})")
+        self._pinged = False
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return self._lost("the connector closed the connection")
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            self._handle(frame.data)
+        ws.settimeout(self.ping_interval if self.up else self.connect_timeout)
+        return 0.0
+
+    def _open(self) -> None:
+        try:
+            ws = websocket.create_connection(self.url, timeout=self.connect_timeout, enable_multithread=True)
+            ws.send(self.device)  # the first text frame: who we are
+        except (websocket.WebSocketException, OSError, ValueError) as exc:
+            raise RealtimeError(f"cannot reach the Pushjet connector {self.url} ({one_line(exc)})") from None
+        with self._lock:
+            if self._closed:
+                ws.close(timeout=0)
+                return
+            self._ws, self._pinged = ws, False
+
+    def _keep_alive(self, ws: websocket.WebSocket) -> float:
+        """Silence: ping once, and give up when the ping got no answer either."""
+        if self._pinged or not self.up:
+            waited = self.ping_timeout if self.up else self.connect_timeout
+            return self._lost(f"the connector stalled (no answer in {waited:g} s)")
+        ws.ping()
+        self._pinged = True
+        ws.settimeout(self.ping_timeout)
+        return 0.0
+
+    def _handle(self, data: bytes) -> None:
+        """One text frame: the status, a message, a subscription change or an error."""
+        text = data.decode("utf-8", "replace")
+        try:
+            item = json.loads(text)
+        except ValueError:
+            item = None
+        if not isinstance(item, dict):
+            logger.warning("pushjet: ignoring a frame of the connector that is not a JSON object: %s", one_line(text))
+        elif item.get("status") == "ok" and not self.up:
+            self.up = True
+            self.on_ready()
+        elif isinstance(item.get("message"), dict):
+            self.deliver(item["message"])
+        elif isinstance(item.get("error"), dict):
+            error = item["error"]
+            if error.get("id") == 1:
+                self._lost(f"the connector refused the device uuid ({one_line(error.get('message'))})")
+            logger.warning("pushjet: the connector answered an error: %s", one_line(error.get("message")))
+        else:
+            logger.debug("pushjet: connector item %s", one_line(text, 200))  # a subscription change
+
+    def _lost(self, reason: str) -> float:
+        """Close the connection; raise :class:`RealtimeError` unless the channel is closing."""
+        with self._lock:
+            ws, self._ws, self.up = self._ws, None, False
+        if ws is not None:
+            ws.shutdown()
+        if self._closed:
+            return 0.0
+        raise RealtimeError(f"Pushjet connector {self.url}: {reason}")
+
+    def close(self) -> None:
+        """Stop at once: a receive in progress ends (from any thread)."""
+        with self._lock:
+            self._closed, ws = True, self._ws
+        if ws is not None:
+            ws.abort()
+
+
+class CrossPathFilter:
+    """Recognises a message that arrived by both paths, pushed and polled.
+
+    Pushjet messages have no id, so a message's identity is its device, its
+    service's public key, its timestamp (seconds), text, title, link and level.
+    A message is a duplicate when a message of the same identity arrived by the
+    *other* path less than ``window`` seconds before and was not matched yet;
+    each arrival matches at most one. Two identical messages sent within the
+    same second both arrive (by one path they are never merged); they would
+    only be merged if one came pushed and the other polled.
+
+    :param window: how long an arrival can match one by the other path (seconds).
+    :param limit: at most this many arrivals remembered.
+    """
+
+    def __init__(self, window: float = 600.0, limit: int = 10_000):
+        self.window, self.limit = window, limit
+        self._seen: dict[tuple[str, str], collections.deque[float]] = {}
+        self._order: collections.deque[tuple[float, tuple[str, str]]] = collections.deque()
+        self.duplicates = 0
+
+    @staticmethod
+    def identity(device: str, payload: Any) -> str | None:
+        """The identity of a message object (``None`` when it is not one).
+
+        :param device: the device that received it.
+        :param payload: the message object.
+        """
+        if not isinstance(payload, dict) or not isinstance(payload.get("service"), dict):
+            return None
+        fields = [payload.get(k) for k in ("timestamp", "message", "title", "link", "level")]
+        return json.dumps([device, payload["service"].get("public"), *fields])
+
+    def admit(self, path: str, device: str, payloads: list[Any]) -> list[Any]:
+        """The payloads that are not duplicates of an arrival by the other path.
+
+        :param path: ``realtime`` or ``polling``.
+        :param device: the device that received them.
+        :param payloads: message objects.
+        """
+        now = time.monotonic()
+        self._expire(now)
+        other = POLLING if path == REALTIME else REALTIME
+        kept = []
+        for payload in payloads:
+            key = self.identity(device, payload)
+            if key is not None and self._seen.get((key, other)):
+                self._seen[(key, other)].popleft()
+                self.duplicates += 1
+                continue
+            if key is not None:
+                self._seen.setdefault((key, path), collections.deque()).append(now)
+                self._order.append((now, (key, path)))
+            kept.append(payload)
+        return kept
+
+    def _expire(self, now: float) -> None:
+        while self._order and (self._order[0][0] < now - self.window or len(self._order) > self.limit):
+            at, key = self._order.popleft()
+            arrivals = self._seen.get(key)
+            if arrivals and arrivals[0] == at:
+                arrivals.popleft()
+            if not arrivals:
+                self._seen.pop(key, None)

@@ -1,0 +1,125 @@
+"""End to end, the realtime path: one real ``platypush`` process (real Redis, the installed
+bundle) with ``realtime_url`` set to the Pushjet sandbox's WebSocket connector. A message sent
+over ``/execute pushjet.send`` fires a ``config.yaml`` hook through the connector, then through
+polling while the connector is down, then through the connector once it is back; a message sent
+while Platypush is stopped fires it after the restart."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from platypush_ext.pushjet.client import PushjetClient
+from platypush_ext.runner import PlatypushProcess, redis_server_binary
+from platypush_ext.sandbox.pushjet import PushjetServer
+
+pytestmark = pytest.mark.skipif(
+    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
+)
+
+MESSAGE = "platypush_ext.pushjet.events.PushjetMessageEvent"
+CONNECTED = "platypush_ext.pushjet.events.PushjetConnectedEvent"
+DISCONNECTED = "platypush_ext.pushjet.events.PushjetDisconnectedEvent"
+POLL_INTERVAL = 4  # the plugin's minimum: a message polled takes up to 4 s, one pushed milliseconds
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    server = PushjetServer().start()
+    remote = PushjetClient(server.base_url)
+    alerts = remote.create_service("Alerts")
+    device = str(uuid.uuid4())
+    remote.subscribe(device, alerts.public_key)
+    config = {
+        "pushjet": {
+            "base_url": server.base_url,
+            "realtime_url": server.realtime_url,
+            "devices": [device],
+            "services": {"alerts": {"secret": alerts.secret_key}},
+            "poll_interval": POLL_INTERVAL,
+        },
+        "event.hook.RealtimePushjetMessage": {
+            "if": {"type": MESSAGE, "title": "door"},
+            "then": [{"action": "variable.set", "args": {"door": "${message}"}}],
+        },
+    }
+    platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush"))
+    platypush.start()
+    yield {"platypush": platypush, "server": server, "remote": remote, "alerts": alerts}
+    platypush.stop()
+    server.stop()
+
+
+def wait_path(platypush: PlatypushProcess, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while platypush.run("pushjet.status")["path"] != path:
+        assert time.monotonic() < deadline, f"the listener is not on {path} after {timeout} s"
+        time.sleep(0.1)
+
+
+def send_and_wait_hook(platypush: PlatypushProcess, text: str, timeout: float) -> float:
+    """``/execute pushjet.send``; the seconds until the hook set the variable."""
+    started = time.monotonic()
+    response = platypush.execute("pushjet.send", service="alerts", message=text, title="door")
+    assert response == {"output": {"sent": True}, "errors": []}
+    while platypush.run("variable.get", name="door")["door"] != text:
+        assert time.monotonic() - started < timeout, f"the hook did not run for {text!r} within {timeout} s"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def polls_since(server: PushjetServer, since: int) -> int:
+    return sum(1 for method, path, _ in server.requests[since:] if (method, path) == ("GET", "/message"))
+
+
+def test_hook_fires_via_the_connector_then_polling_then_the_connector_again(env):
+    platypush, server = env["platypush"], env["server"]
+    wait_path(platypush, "realtime", 20)
+    since = len(server.requests)
+    assert send_and_wait_hook(platypush, "opened (pushed)", 5) < 2
+    assert polls_since(server, since) == 0  # the connector carried it
+
+    with platypush.events() as events:
+        server.connector.stop()
+        down = events.wait_for(lambda e: e["type"] == DISCONNECTED, 10)
+        assert (down["path"], down["realtime_url"]) == ("realtime", server.realtime_url)
+        wait_path(platypush, "polling", 5)
+        since = len(server.requests)
+        send_and_wait_hook(platypush, "closed (polled)", POLL_INTERVAL + 6)
+        assert polls_since(server, since) >= 1
+
+        server.connector.start()
+        up = events.wait_for(lambda e: e["type"] == CONNECTED and e["path"] == "realtime", 40)
+        assert up["realtime_url"] == server.realtime_url
+    wait_path(platypush, "realtime", 5)
+    since = len(server.requests)
+    assert send_and_wait_hook(platypush, "opened again (pushed)", 5) < 2
+    assert polls_since(server, since) == 0
+
+
+def test_hook_does_not_fire_for_another_title(env):
+    platypush = env["platypush"]
+    platypush.run("variable.set", door="unchanged")
+    with platypush.events() as events:
+        platypush.run("pushjet.send", service="alerts", message="the window", title="window")
+        events.wait_for(lambda e: e["type"] == MESSAGE and e["message"] == "the window", 10)
+    time.sleep(1)  # give a wrongly matching hook the time to run
+    assert platypush.run("variable.get", name="door")["door"] == "unchanged"
+
+
+def test_a_message_sent_while_platypush_is_stopped_fires_the_hook_after_a_restart(env):
+    platypush, server = env["platypush"], env["server"]
+    platypush.stop()
+    deadline = time.monotonic() + 10
+    while server.connector.connected() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.connector.connected() == []
+    env["remote"].send(env["alerts"].secret_key, "opened while stopped", title="door")  # stays unread
+    platypush.start()
+    deadline = time.monotonic() + 20
+    while platypush.run("variable.get", name="door")["door"] != "opened while stopped":
+        assert time.monotonic() < deadline, "the hook did not run after the restart"
+        time.sleep(0.1)
+    wait_path(platypush, "realtime", 20)
