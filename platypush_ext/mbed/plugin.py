@@ -6,6 +6,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from platypush.entities.managers.sensors import SensorEntityManager
+from platypush.entities.managers.switches import DimmerEntityManager, SwitchEntityManager
+
 from platypush.plugins import RunnablePlugin
 
 from ..backoff import Backoff
@@ -15,12 +18,13 @@ from ..http import InvalidArgumentError, ProtocolError
 from ..journal import Entry, Journal, LazyJournal
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
 from .client import AsyncResponse, MbedClient, Notification, ResourceValue, parse_message
+from .entities import EntityMap, EntitySync, Fleet, to_platypush
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
 
 CHANNELS = ("long_poll", "callback", "websocket", "none")
 
 
-class MbedPlugin(ServicePlugin, RunnablePlugin):
+class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntityManager, SensorEntityManager):
     """
     `mbed Device Connector <https://github.com/ARMmbed/Connector-mDS-REST-API>`_
     (and its successors Pelion / Izuma Device Management): read, write and
@@ -48,6 +52,11 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
     Platypush's bus received its events, and is posted again otherwise (after a
     restart or a crash too: at-least-once). Each event carries a ``journal_id``
     (``"<message>.<element>"``) that is the same in a re-post.
+
+    The registered endpoints show on Platypush's Home panel as entities: a
+    device per endpoint, its IPSO resources (temperature, humidity, battery,
+    switches, dimmers…) as live sensors and controls (``on``, ``off``,
+    ``toggle``, ``set_value``), kept live by the notification channel.
     """
 
     #: The most seconds the channel waits for a subscriber of the bus to post a message's events.
@@ -70,6 +79,10 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         callback_port: int = 0,
         callback_url: str | None = None,
         callback_max_body: int = 1 << 20,
+        entities_enabled: bool = True,
+        entities: Mapping[str, Mapping[str, Any]] | None = None,
+        entities_concurrency: int = 4,
+        entities_max_reads: int = 100,
         **kwargs: Any,
     ):
         """
@@ -99,6 +112,13 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
             ``http://<callback_bind>:<port>/mbed/callback`` (reverse proxy, NAT).
         :param callback_max_body: the largest callback body accepted, in bytes
             (default: 1 MiB; larger ones are answered ``413``).
+        :param entities_enabled: show the endpoints on the Home panel as entities (default: true).
+        :param entities: how to show resources the IPSO map does not know, or differently, e.g.
+            ``{"/26241/0/1": {"type": "temperature", "unit": "°C"}}`` (``/26241/*/1``: every
+            instance; ``type: none`` hides one); see ``docs/mbed.md``.
+        :param entities_concurrency: requests in flight at once when the entities are synced (default: 4).
+        :param entities_max_reads: device reads at start-up for values the service has not cached
+            (default: 100; the others show with their first notification).
         """
         kwargs.setdefault("poll_interval", 1)
         super().__init__(**kwargs)
@@ -133,6 +153,16 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         self._availability = self._track_availability(
             f"mbed notification channel ({channel}) at", MbedConnectedEvent, MbedDisconnectedEvent, channel=channel
         )
+        self._sync: EntitySync | None = None
+        if bool(entities_enabled):
+            self._sync = EntitySync(
+                self._client,
+                Fleet(EntityMap(entities)),
+                self.publish_entities,
+                ready=lambda: self._availability.up,
+                concurrency=int(entities_concurrency),
+                max_reads=int(entities_max_reads),
+            )
 
     def __repr__(self) -> str:
         return f"MbedPlugin({self._client!r}, channel={self._channel_name!r})"
@@ -169,6 +199,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         if journal_id is None:
             journal_id = self.record(message)
         items = self._client.handle_notification(message)  # also answers the waiting actions
+        if self._sync is not None:
+            self._sync.handle(items)
         events = self._events(items, journal_id)
         with self._delivery_lock:
             self._fresh[journal_id] = events
@@ -243,6 +275,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
                 return
             self.logger.info("mbed: waiting for Platypush's bus to have a subscriber")
         self.post_pending()  # what a previous run journaled but did not deliver
+        if self._sync is not None:
+            self._sync.start()
         if self._channel_enabled:
             self._start_channel()
         else:
@@ -254,6 +288,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         # A long poll cannot be interrupted: the channel thread is told to end and
         # finishes on its own when the poll returns; stop() itself returns promptly.
         self._stop_channel(timeout=0.5)
+        if self._sync is not None:
+            self._sync.stop()
         super().stop()
         self._journal.close(self._delivery_lock)  # a post still running: closed as after a crash
 
@@ -622,7 +658,78 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
             "reachable": self._availability.up,
             "events_posted": self.events_posted,
             "journal": self.journal.counts(),
+            "entities": self._publish_all(),
         }
+
+    # -- entities ------------------------------------------------------------------
+
+    def transform_entities(self, entities: Any, **_: Any) -> Any:
+        """The fleet's endpoints as Platypush entities (``entities.to_platypush``).
+
+        :param entities: :class:`platypush_ext.mbed.entities.Endpoint` objects.
+        """
+        return super().transform_entities(to_platypush(entities))
+
+    def _publish_all(self) -> int:
+        """Publish every known endpoint (``entities.scan`` calls ``status``); returns how many."""
+        endpoints = self._sync.fleet.all() if self._sync else []
+        if endpoints:
+            self.publish_entities(endpoints)
+        return len(endpoints)
+
+    def _entity_sync(self) -> EntitySync:
+        if self._sync is None:
+            raise InvalidArgumentError("entities are disabled (entities_enabled: false)")
+        return self._sync
+
+    @action
+    def on(self, entity: str) -> dict[str, Any]:
+        """
+        Turn an on/off entity on (a light, a power switch, a digital output).
+
+        :param entity: the entity id, ``<endpoint><path>``, e.g. ``node-001/3311/0/5850``.
+        :return: ``{"entity": "node-001/3311/0/5850", "value": true}``
+        """
+        return self._entity_sync().write(entity, True)
+
+    @action
+    def off(self, entity: str) -> dict[str, Any]:
+        """
+        Turn an on/off entity off.
+
+        :param entity: the entity id, e.g. ``node-001/3311/0/5850``.
+        :return: ``{"entity": "node-001/3311/0/5850", "value": false}``
+        """
+        return self._entity_sync().write(entity, False)
+
+    @action
+    def toggle(self, entity: str) -> dict[str, Any]:
+        """
+        Switch an on/off entity to the opposite of its current state.
+
+        :param entity: the entity id, e.g. ``node-001/3311/0/5850``.
+        :return: ``{"entity": "node-001/3311/0/5850", "value": true}``
+        """
+        return self._entity_sync().write(entity, toggle=True)
+
+    @action
+    def set_value(self, entity: str, value: Any) -> dict[str, Any]:
+        """
+        Set a writable entity: a dimmer's level, a switch's state.
+
+        :param entity: the entity id, e.g. ``node-001/3311/0/5851``.
+        :param value: the new value, e.g. ``75`` or ``true``.
+        :return: ``{"entity": "node-001/3311/0/5851", "value": 75.0}``
+        """
+        return self._entity_sync().write(entity, value)
+
+    def set(self, entity: str, value: Any, **_: Any) -> Any:
+        """What the dashboard's dimmers and switches call: :meth:`set_value`.
+
+        :param entity: the entity id.
+        :param value: the new value.
+        """
+        return self.set_value(entity, value)
 
 
 __all__ = ["MbedPlugin"]
