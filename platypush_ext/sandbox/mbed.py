@@ -52,6 +52,7 @@ import requests
 
 from ..backoff import Backoff
 from .core import Request, Response, SandboxServer, json_response, logger, reset_connection, text_response
+from .mbed_fleet import FLEETS, simulated
 
 DEFAULT_API_KEY = "mbed-sandbox-key-0123456789"
 VERSION_TEXT = "DeviceServer v3.0.0-520\nREST version = v2"
@@ -184,6 +185,7 @@ class MbedServer(SandboxServer):
     :param auto_change: seconds between two changes of the demo temperature
         (``0`` = never).
     :param callback_retry_max: cap (seconds) of the callback delivery backoff.
+    :param fleet: which demo devices (``basic`` or ``home``, see ``mbed_fleet``).
     """
 
     name = "mbed"
@@ -199,6 +201,7 @@ class MbedServer(SandboxServer):
         demo_devices: bool = False,
         auto_change: float = 0.0,
         callback_retry_max: float = 2.0,
+        fleet: str = "basic",
     ):
         self.api_key = api_key
         self.pull_timeout = pull_timeout
@@ -221,7 +224,7 @@ class MbedServer(SandboxServer):
         self.auto_change = auto_change
         super().__init__(host, port)
         if demo_devices:
-            self.add_demo_devices()
+            self.add_demo_devices(fleet)
 
     # -- CLI -----------------------------------------------------------------
 
@@ -240,6 +243,9 @@ class MbedServer(SandboxServer):
             help="seconds between changes of the demo temperature (default: 5; 0 = never)",
         )
         parser.add_argument("--no-demo-devices", action="store_true", help="start without demo devices")
+        parser.add_argument(
+            "--fleet", choices=sorted(FLEETS), default="basic", help="the demo devices (default: basic)"
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> MbedServer:
@@ -250,6 +256,7 @@ class MbedServer(SandboxServer):
             pull_timeout=args.pull_timeout,
             demo_devices=not args.no_demo_devices,
             auto_change=args.auto_change,
+            fleet=args.fleet,
         )
 
     def describe(self) -> str:
@@ -284,35 +291,26 @@ class MbedServer(SandboxServer):
 
     # -- simulated devices (the Python side of the control API) ---------------
 
-    def add_demo_devices(self) -> None:
-        """A light, a temperature sensor and a queue-mode node."""
-        self.add_device(
-            "node-001",
-            "Light",
-            resources=[
-                {"path": "/3/0/0", "value": "ARM", "rt": "manufacturer", "obs": False},
-                {"path": "/3/0/1", "value": "Mbed", "rt": "model", "obs": False},
-                {"path": "/3311/0/5850", "value": "0", "rt": "5850"},
-                {"path": "/3311/0/5851", "value": "50", "rt": "5851"},
-                {"path": "/3311/0/5800", "value": "", "rt": "5800", "obs": False},
-            ],
-        )
-        self.add_device(
-            "temp-sensor-01",
-            "Sensor",
-            resources=[
-                {"path": "/3303/0/5700", "value": "21.5", "rt": "5700"},
-                {"path": "/3303/0/5701", "value": "Cel", "rt": "5701", "obs": False},
-            ],
-        )
-        self.add_device(
-            "queue-node-01",
-            "QueueModeNode",
-            queue_mode=True,
-            resources=[
-                {"path": "/3/0/1", "value": "QNode", "rt": "model", "obs": False},
-            ],
-        )
+    def add_demo_devices(self, fleet: str = "basic") -> None:
+        """Add a fleet of ``mbed_fleet``: ``basic`` (a light, a temperature sensor, a queue-mode
+        node) or ``home`` (sensors, a dimmable light, a smart plug, presence, batteries).
+
+        :param fleet: the fleet's name.
+        """
+        if fleet not in FLEETS:
+            raise ValueError(f"unknown fleet {fleet[:40]!r}; use {', '.join(FLEETS)}")
+        self.add_fleet(FLEETS[fleet])
+
+    def add_fleet(self, specs: list[dict[str, Any]], announce: bool = True) -> None:
+        """Add (and register) devices given as :meth:`add_device` specs.
+
+        :param specs: ``[{"name", "type", "queue_mode", "resources"}]``.
+        :param announce: queue their ``registrations`` events (``False``: they registered
+            before any channel existed, as a fleet found by a restarted client).
+        """
+        for spec in specs:
+            self.add_device(spec["name"], spec.get("type", ""), spec.get("queue_mode", False), spec["resources"], False)
+            self.register(spec["name"], announce)
 
     def add_device(
         self,
@@ -358,8 +356,12 @@ class MbedServer(SandboxServer):
         with self._cond:
             self.devices.pop(name, None)
 
-    def register(self, name: str) -> None:
-        """A full (re-)registration: manual subscriptions are dropped, pre-subscriptions applied."""
+    def register(self, name: str, announce: bool = True) -> None:
+        """A full (re-)registration: manual subscriptions are dropped, pre-subscriptions applied.
+
+        :param name: the device.
+        :param announce: queue the ``registrations`` event (default).
+        """
         with self._cond:
             device = self._device(name)
             device.registered = True
@@ -368,7 +370,8 @@ class MbedServer(SandboxServer):
                 if resource.obs and self._presubscribed(device, resource.path):
                     self.subscriptions.add((name, resource.path))
             self.transactions += 1
-            self.enqueue("registrations", device.as_registration())
+            if announce:
+                self.enqueue("registrations", device.as_registration())
 
     def update_registration(self, name: str) -> None:
         """A registration update (``reg-updates``)."""
@@ -623,10 +626,9 @@ class MbedServer(SandboxServer):
             resource.cached_at = time.monotonic()
             return {"status": 200, "payload": _b64(resource.value), "ct": resource.ct, "max-age": resource.max_age}
         if method == "PUT":
-            if resource is None:
-                resource = device.resources[path] = Resource(path=path)
-            resource.value = body
-            resource.cached_at = None
+            if resource is not None:
+                resource.cached_at = None
+            self.set_value(device.name, path, body)  # a subscriber is notified of the written value
         elif method == "DELETE":
             if path in device.resources:
                 del device.resources[path]
@@ -678,6 +680,7 @@ class MbedServer(SandboxServer):
             ("POST", r"/_sandbox/devices/(?P<ep>[^/]+)/(?P<op>register|update|deregister|expire)", self._ctl_lifecycle),
             ("PUT", r"/_sandbox/devices/(?P<ep>[^/]+)/values(?P<path>/.+)", self._ctl_set_value),
             ("POST", r"/_sandbox/notifications", self._ctl_inject),
+            ("POST", r"/_sandbox/fleet", self._ctl_fleet),
             ("GET", r"/_sandbox/state", self._ctl_state),
             ("PATCH", r"/_sandbox/config", self._ctl_config),
         ]
@@ -1127,6 +1130,14 @@ class MbedServer(SandboxServer):
             None if numbered is None else int(numbered),
         )
         return json_response({"notifications": queued})
+
+    def _ctl_fleet(self, request: Request) -> Response:
+        spec = request.json() or {}
+        if "count" in spec:
+            self.add_fleet(simulated(int(spec["count"]), str(spec.get("prefix", "sim-"))), spec.get("announce", True))
+        else:
+            self.add_fleet(FLEETS[str(spec.get("fleet", "home"))], spec.get("announce", True))
+        return json_response({"devices": len(self.devices)}, 201)
 
     def _ctl_inject(self, request: Request) -> Response:
         message = request.json()
