@@ -51,8 +51,8 @@ from urllib.parse import quote, unquote
 import requests
 
 from ..backoff import Backoff
+from . import mbed_fleet
 from .core import Request, Response, SandboxServer, json_response, logger, reset_connection, text_response
-from .mbed_fleet import FLEETS, simulated
 
 DEFAULT_API_KEY = "mbed-sandbox-key-0123456789"
 VERSION_TEXT = "DeviceServer v3.0.0-520\nREST version = v2"
@@ -244,7 +244,7 @@ class MbedServer(SandboxServer):
         )
         parser.add_argument("--no-demo-devices", action="store_true", help="start without demo devices")
         parser.add_argument(
-            "--fleet", choices=sorted(FLEETS), default="basic", help="the demo devices (default: basic)"
+            "--fleet", choices=sorted(mbed_fleet.FLEETS), default="basic", help="the demo devices (default: basic)"
         )
 
     @classmethod
@@ -297,9 +297,7 @@ class MbedServer(SandboxServer):
 
         :param fleet: the fleet's name.
         """
-        if fleet not in FLEETS:
-            raise ValueError(f"unknown fleet {fleet[:40]!r}; use {', '.join(FLEETS)}")
-        self.add_fleet(FLEETS[fleet])
+        self.add_fleet(mbed_fleet.fleet(fleet))
 
     def add_fleet(self, specs: list[dict[str, Any]], announce: bool = True) -> None:
         """Add (and register) devices given as :meth:`add_device` specs.
@@ -1134,9 +1132,10 @@ class MbedServer(SandboxServer):
     def _ctl_fleet(self, request: Request) -> Response:
         spec = request.json() or {}
         if "count" in spec:
-            self.add_fleet(simulated(int(spec["count"]), str(spec.get("prefix", "sim-"))), spec.get("announce", True))
+            specs = mbed_fleet.simulated(int(spec["count"]), str(spec.get("prefix", "sim-")))
         else:
-            self.add_fleet(FLEETS[str(spec.get("fleet", "home"))], spec.get("announce", True))
+            specs = mbed_fleet.fleet(str(spec.get("fleet", "home")))
+        self.add_fleet(specs, bool(spec.get("announce", True)))
         return json_response({"devices": len(self.devices)}, 201)
 
     def _ctl_inject(self, request: Request) -> Response:

@@ -79,6 +79,17 @@ HOME: list[dict[str, Any]] = [
 FLEETS = {"basic": BASIC, "home": HOME}
 
 
+def fleet(name: str) -> list[dict[str, Any]]:
+    """A fleet by name.
+
+    :param name: ``basic`` or ``home``.
+    :raises ValueError: no such fleet.
+    """
+    if name not in FLEETS:
+        raise ValueError(f"unknown fleet {name[:40]!r}; use {', '.join(FLEETS)}")
+    return FLEETS[name]
+
+
 def simulated(count: int, prefix: str = "sim-") -> list[dict[str, Any]]:
     """``count`` endpoints, each a temperature + humidity sensor with a switch and a battery.
 
