@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -367,7 +368,7 @@ class EntitySync:
 
     def _submit(self, name: str, label: str, type: str, queue_mode: Any, resources: Any) -> None:
         if not self._stopped.is_set():
-            self._pool.submit(self._sync, name, label, type, bool(queue_mode), resources)
+            self._pool.submit(self._sync, name, label, type, bool(queue_mode), resources).add_done_callback(_log_bug)
 
     def _sync(self, name: str, label: str, type: str, queue_mode: bool, resources: Any) -> None:
         """One endpoint: its resources, subscriptions and first values; published twice (shape, values)."""
@@ -428,9 +429,16 @@ class EntitySync:
 
     def handle(self, items: list[Notification]) -> None:
         """The elements of one NotificationMessage: entity updates (published once per endpoint).
+        A bug here is logged: it never stops the message's events.
 
         :param items: the parsed elements.
         """
+        try:
+            self._handle(items)
+        except Exception:  # noqa: BLE001 - the events flow on
+            logger.exception("mbed entities: could not update the entities")
+
+    def _handle(self, items: list[Notification]) -> None:
         changed: dict[str, Endpoint] = {}
         for item in items:
             data = item.data
@@ -473,8 +481,30 @@ class EntitySync:
         return {"entity": endpoint.entity_id(shown.path), "value": parse_value(shown.kind, text)}
 
 
+def _log_bug(future: Any) -> None:
+    """A sync that failed with something else than a service error (a bug): logged, with its traceback."""
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("mbed entities: the sync failed", exc_info=future.exception())
+
+
+@functools.cache
 def _entity_classes() -> dict[str, type]:
-    from platypush.entities import (
+    """Platypush's entity classes by name, however their modules were loaded (Platypush's start-up
+    discovery defines each model once, in module objects of its own)."""
+    _import_entity_modules()
+    from platypush.entities import Entity
+
+    classes: dict[str, type] = {}
+    pending: list[type] = [Entity]
+    while pending:
+        cls = pending.pop()
+        classes.setdefault(cls.__name__, cls)
+        pending.extend(cls.__subclasses__())
+    return classes
+
+
+def _import_entity_modules() -> None:
+    from platypush.entities import (  # noqa: F401 - defines the models (outside Platypush's start-up)
         batteries,
         devices,
         dimmers,
@@ -488,12 +518,6 @@ def _entity_classes() -> dict[str, type]:
         switches,
         temperature,
     )
-
-    modules = (batteries, devices, dimmers, electricity, humidity, illuminance, motion, presence, pressure)
-    classes = {}
-    for module in (*modules, sensors, switches, temperature):
-        classes.update({k: v for k, v in vars(module).items() if isinstance(v, type)})
-    return classes
 
 
 def to_platypush(endpoints: Iterable[Endpoint]) -> list[Any]:

@@ -28,7 +28,7 @@ from platypush_ext.mbed.entities import (
     parse_value,
     to_platypush,
 )
-from platypush_ext.mbed.events import MbedConnectedEvent
+from platypush_ext.mbed.events import MbedConnectedEvent, MbedNotificationEvent
 from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.mbed_fleet import HOME, simulated
@@ -385,3 +385,20 @@ def test_the_sandbox_creates_fleets_and_notifies_writes(start_server: Any) -> No
     queued = server.queued()
     server._apply(server.devices["hall-light"], "PUT", "/3311/0/5850", b"1")  # not subscribed: no notification
     assert server.queued() == queued and server.devices["hall-light"].resources["/3311/0/5850"].value == b"1"
+
+
+def test_a_bug_in_the_entities_never_stops_the_events(
+    home: tuple[MbedPlugin, Dashboard], server: MbedServer, bus: RecordingBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    plugin, _ = home
+
+    def broken(endpoints: list[Endpoint]) -> None:
+        raise RuntimeError("publish is broken")
+
+    plugin._sync.publish = broken
+    server.set_value("living-room-sensor", "/3303/0/5700", "19.0")
+    event = wait_until(lambda: [e for e in bus.of(MbedNotificationEvent) if e.args["value"] == "19.0"])
+    assert event and "could not update the entities" in caplog.text
+    server.add_device("late-node", "Env", resources=[{"path": "/3304/0/5700", "value": "51"}])
+    wait_until(lambda: "the sync failed" in caplog.text)
+    assert "publish is broken" in caplog.text
