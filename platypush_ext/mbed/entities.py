@@ -307,7 +307,9 @@ class EntitySync:
     observable resource and one ``cacheOnly`` read per shown resource; only what the cache
     does not hold is read from the device, at most ``max_reads`` such reads in total (never
     from queue-mode endpoints), by ``concurrency`` workers. After that the channel's
-    messages (:meth:`handle`) keep it live: no polling.
+    messages (:meth:`handle`) keep it live: no polling. Updates are published at most every
+    ``publish_interval`` seconds, the newest state of each changed endpoint (Platypush's entities
+    engine saves in batches of a second: more frequent publishes of one endpoint are wasted work).
 
     :param client: the service's client.
     :param fleet: the state it updates.
@@ -316,6 +318,7 @@ class EntitySync:
     :param concurrency: requests in flight at once (default: 4).
     :param max_reads: device reads at start-up (default: 100; the rest shows once notified).
     :param read_timeout: seconds one device read may take (default: 10).
+    :param publish_interval: the least seconds between two publishes (default: 0.2).
     """
 
     def __init__(
@@ -327,6 +330,7 @@ class EntitySync:
         concurrency: int = 4,
         max_reads: int = 100,
         read_timeout: float = 10.0,
+        publish_interval: float = 0.2,
     ):
         if concurrency < 1 or max_reads < 0:
             raise InvalidArgumentError("entities_concurrency must be at least 1 and entities_max_reads at least 0")
@@ -335,6 +339,31 @@ class EntitySync:
         self._pool = ThreadPoolExecutor(max_workers=int(concurrency), thread_name_prefix="mbed-entities")
         self._lock, self._stopped = threading.Lock(), threading.Event()
         self.stats = dict.fromkeys(("listings", "subscriptions", "cache_reads", "device_reads", "errors"), 0)
+        self.publish_interval, self._pending = float(publish_interval), {}
+        self._publisher: threading.Thread | None = None
+        self._changed = threading.Condition(self._lock)
+
+    def _queue(self, endpoints: list[Endpoint]) -> None:
+        """Publish soon: the newest state of each endpoint replaces what is still pending."""
+        with self._lock:
+            self._pending.update({e.name: e for e in endpoints})
+            if self._publisher is None:
+                self._publisher = threading.Thread(target=self._publish_loop, name="mbed-entities", daemon=True)
+                self._publisher.start()
+            self._changed.notify()
+
+    def _publish_loop(self) -> None:
+        while not self._stopped.is_set():
+            with self._lock:
+                while not self._pending and not self._stopped.is_set():
+                    self._changed.wait(1.0)
+                endpoints, self._pending = list(self._pending.values()), {}
+            if endpoints:
+                try:
+                    self.publish(endpoints)
+                except Exception:  # noqa: BLE001 - the next changes are published all the same
+                    logger.exception("mbed entities: could not publish the entities")
+            self._stopped.wait(self.publish_interval)
 
     def _count(self, what: str) -> None:
         with self._lock:
@@ -364,6 +393,8 @@ class EntitySync:
     def stop(self) -> None:
         """Stop: what is queued is dropped, what runs finishes."""
         self._stopped.set()
+        with self._lock:
+            self._changed.notify()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _submit(self, name: str, label: str, type: str, queue_mode: Any, resources: Any) -> None:
@@ -383,7 +414,7 @@ class EntitySync:
             return
         if not endpoint.resources:
             return
-        self.publish([endpoint])
+        self._queue([endpoint])
         for shown in endpoint.resources.values():
             if shown.observable:
                 self._attempt("subscriptions", name, self.client.subscribe, name, shown.path, wait=False)
@@ -393,7 +424,7 @@ class EntitySync:
                 self.fleet.update(name, shown.path, text)
         current = self.fleet.get(name)
         if current is not None:
-            self.publish([current])
+            self._queue([current])
 
     def _attempt(self, what: str, name: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._stopped.is_set():
@@ -456,7 +487,7 @@ class EntitySync:
             if endpoint is not None:
                 changed[name] = endpoint
         if changed:
-            self.publish(list(changed.values()))
+            self._queue(list(changed.values()))
 
     def write(self, entity_id: str, value: Any = None, toggle: bool = False) -> dict[str, Any]:
         """PUT an entity's resource; the entity shows the written value once the device accepted it.
@@ -477,7 +508,7 @@ class EntitySync:
         self.client.put_resource_value(endpoint.name, shown.path, text)
         updated = self.fleet.update(endpoint.name, shown.path, text)
         if updated is not None:
-            self.publish([updated])
+            self._queue([updated])
         return {"entity": endpoint.entity_id(shown.path), "value": parse_value(shown.kind, text)}
 
 

@@ -647,8 +647,10 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
 
         :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll",
             "running": true, "reachable": true, "events_posted": 12,
-            "journal": {"pending": 0, "posted": 3, "duplicates": 0}}`` (``journal`` counts
-            NotificationMessages; ``duplicates``: deliveries beyond a message's first)
+            "journal": {"pending": 0, "posted": 3, "duplicates": 0}, "entities": {"endpoints": 5,
+            "listings": 5, "subscriptions": 13, "cache_reads": 13, "device_reads": 13, "errors": 0}}``
+            (``journal`` counts NotificationMessages; ``duplicates``: deliveries beyond a message's
+            first; ``entities``: the shown endpoints and the requests made for them, ``null`` when disabled)
         """
         return {
             "base_url": self._client.base_url,
@@ -670,12 +672,14 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         """
         return super().transform_entities(to_platypush(entities))
 
-    def _publish_all(self) -> int:
-        """Publish every known endpoint (``entities.scan`` calls ``status``); returns how many."""
-        endpoints = self._sync.fleet.all() if self._sync else []
+    def _publish_all(self) -> dict[str, int] | None:
+        """Publish every known endpoint (``entities.scan`` calls ``status``); returns the counts."""
+        if self._sync is None:
+            return None
+        endpoints = self._sync.fleet.all()
         if endpoints:
             self.publish_entities(endpoints)
-        return len(endpoints)
+        return {"endpoints": len(endpoints), **self._sync.stats}
 
     def _entity_sync(self) -> EntitySync:
         if self._sync is None:

@@ -203,7 +203,7 @@ def test_start_up_shows_the_fleet_with_values_and_subscribes(
     stats = plugin._sync.stats
     assert stats["listings"] == len(HOME) and stats["errors"] == 0
     assert stats["device_reads"] == stats["cache_reads"] == len(subscribed)  # nothing cached yet
-    assert run(plugin, "status")[0]["entities"] == len(HOME)
+    assert run(plugin, "status")[0]["entities"] == {"endpoints": len(HOME), **stats}
 
 
 def test_notifications_update_and_deregistrations_mark_unreachable(
@@ -243,12 +243,14 @@ def test_entity_actions_write_the_device(home: tuple[MbedPlugin, Dashboard], ser
     plugin, dashboard = home
     light, level = "hall-light/3311/0/5850", "hall-light/3311/0/5851"
     assert run(plugin, "toggle", entity=light) == ({"entity": light, "value": True}, [])
-    assert server.devices["hall-light"].resources["/3311/0/5850"].value == b"1" and dashboard.value(light) is True
+    assert server.devices["hall-light"].resources["/3311/0/5850"].value == b"1"
+    wait_until(lambda: dashboard.value(light) is True)
     assert run(plugin, "toggle", entity=light)[0]["value"] is False
     assert server.devices["hall-light"].resources["/3311/0/5850"].value == b"0"
     assert run(plugin, "on", entity=light)[0]["value"] is True and run(plugin, "off", entity=light)[0]["value"] is False
     assert run(plugin, "set_value", entity=level, value=75) == ({"entity": level, "value": 75.0}, [])
-    assert server.devices["hall-light"].resources["/3311/0/5851"].value == b"75" and dashboard.value(level) == 75.0
+    assert server.devices["hall-light"].resources["/3311/0/5851"].value == b"75"
+    wait_until(lambda: dashboard.value(level) == 75.0)
     assert plugin.set(level, 30).output["value"] == 30.0  # what the dashboard's dimmer calls
     assert plugin.set("kitchen-plug/3312/0/5850", False).output["value"] is False
     assert server.devices["kitchen-plug"].resources["/3312/0/5850"].value == b"0"
@@ -284,7 +286,7 @@ def test_entities_can_be_turned_off(server: MbedServer, bus: RecordingBus) -> No
         server.set_value("hall-light", "/3311/0/5850", "1")
         output, errors = run(plugin, "on", entity="hall-light/3311/0/5850")
         assert output is None and errors == ["entities are disabled (entities_enabled: false)"]
-        assert server.subscriptions == set() and run(plugin, "status")[0]["entities"] == 0
+        assert server.subscriptions == set() and run(plugin, "status")[0]["entities"] is None
         assert server.devices["hall-light"].resources["/3311/0/5850"].value == b"1"
     finally:
         plugin.stop()
@@ -390,15 +392,22 @@ def test_the_sandbox_creates_fleets_and_notifies_writes(start_server: Any) -> No
 def test_a_bug_in_the_entities_never_stops_the_events(
     home: tuple[MbedPlugin, Dashboard], server: MbedServer, bus: RecordingBus, caplog: pytest.LogCaptureFixture
 ) -> None:
-    plugin, _ = home
+    plugin, dashboard = home
 
-    def broken(endpoints: list[Endpoint]) -> None:
-        raise RuntimeError("publish is broken")
+    def broken(*_: Any) -> None:
+        raise RuntimeError("this part is broken")
 
-    plugin._sync.publish = broken
+    plugin._sync.publish = broken  # faults injected into the plugin's own parts, one at a time
     server.set_value("living-room-sensor", "/3303/0/5700", "19.0")
-    event = wait_until(lambda: [e for e in bus.of(MbedNotificationEvent) if e.args["value"] == "19.0"])
-    assert event and "could not update the entities" in caplog.text
+    wait_until(lambda: "could not publish the entities" in caplog.text)
+    plugin._sync.publish = dashboard.publish
+    server.set_value("living-room-sensor", "/3303/0/5700", "19.5")  # the next change shows all the same
+    wait_until(lambda: dashboard.value("living-room-sensor/3303/0/5700") == 19.5)
+    plugin._sync.fleet.update = broken
+    server.set_value("living-room-sensor", "/3303/0/5700", "20.0")
+    wait_until(lambda: [e for e in bus.of(MbedNotificationEvent) if e.args["value"] == "20.0"])  # the event flows
+    assert "could not update the entities" in caplog.text
+    plugin._sync.fleet.add = broken
     server.add_device("late-node", "Env", resources=[{"path": "/3304/0/5700", "value": "51"}])
     wait_until(lambda: "the sync failed" in caplog.text)
-    assert "publish is broken" in caplog.text
+    assert "this part is broken" in caplog.text
