@@ -219,7 +219,9 @@ def test_the_home_panel_shows_the_devices_and_a_switch_works_in_the_browser(env,
         "living-room-sensor / Humidity": "45%",
         "living-room-sensor / Battery": "87%",
         "kitchen-plug / Power meter": "42.5W",
-        "kitchen-plug / Power switch": "on" if mbed.devices["kitchen-plug"].resources["/3312/0/5850"].value == b"1" else "off",
+        "kitchen-plug / Power switch": "on"
+        if mbed.devices["kitchen-plug"].resources["/3312/0/5850"].value == b"1"
+        else "off",
         "hall-light / Light": "off",
         "garden-barometer / Pressure": "101325Pa",
     }
