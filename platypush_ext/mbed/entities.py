@@ -333,7 +333,9 @@ class EntitySync:
         publish_interval: float = 0.2,
     ):
         if concurrency < 1 or max_reads < 0:
-            raise InvalidArgumentError("entities_concurrency must be at least 1 and entities_max_reads at least 0")
+            raise InvalidArgumentError(
+                "mbed entities: concurrency must be at least 1 and entities_max_reads at least 0"
+            )
         self.client, self.fleet, self.publish, self.ready = client, fleet, publish, ready
         self.read_timeout, self._reads_left = float(read_timeout), int(max_reads)
         self._pool = ThreadPoolExecutor(max_workers=int(concurrency), thread_name_prefix="mbed-entities")

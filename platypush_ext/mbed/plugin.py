@@ -63,6 +63,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
     DELIVERY_TIMEOUT = 10.0
     #: Seconds between two log lines while the listener waits for the bus to have a subscriber.
     LISTEN_TIMEOUT = 30.0
+    #: Requests in flight at once while the entities are synced.
+    ENTITIES_CONCURRENCY = 4
 
     def __init__(
         self,
@@ -81,7 +83,6 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         callback_max_body: int = 1 << 20,
         entities_enabled: bool = True,
         entities: Mapping[str, Mapping[str, Any]] | None = None,
-        entities_concurrency: int = 4,
         entities_max_reads: int = 100,
         **kwargs: Any,
     ):
@@ -116,7 +117,6 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         :param entities: how to show resources the IPSO map does not know, or differently, e.g.
             ``{"/26241/0/1": {"type": "temperature", "unit": "°C"}}`` (``/26241/*/1``: every
             instance; ``type: none`` hides one); see ``docs/mbed.md``.
-        :param entities_concurrency: requests in flight at once when the entities are synced (default: 4).
         :param entities_max_reads: device reads at start-up for values the service has not cached
             (default: 100; the others show with their first notification).
         """
@@ -137,32 +137,19 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         )
         self._client.external_channel = channel != "none"
         self._channel_name = channel
-        self._callback = {
-            "bind": callback_bind,
-            "port": int(callback_port),
-            "public_url": callback_url,
-            "max_body": int(callback_max_body),
-        }
+        self._callback = dict(
+            bind=callback_bind, port=int(callback_port), public_url=callback_url, max_body=int(callback_max_body)
+        )
         self._channel: Channel | None = None
         self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
-        self.events_posted = 0
-        self._publisher = Publisher(lambda: self._bus)
+        self.events_posted, self._publisher = 0, Publisher(lambda: self._bus)
         self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000)
         self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
         self._fresh: dict[int, list[Any]] = {}  # events of messages just received, by journal id
         self._availability = self._track_availability(
             f"mbed notification channel ({channel}) at", MbedConnectedEvent, MbedDisconnectedEvent, channel=channel
         )
-        self._sync: EntitySync | None = None
-        if bool(entities_enabled):
-            self._sync = EntitySync(
-                self._client,
-                Fleet(EntityMap(entities)),
-                self.publish_entities,
-                ready=lambda: self._availability.up,
-                concurrency=int(entities_concurrency),
-                max_reads=int(entities_max_reads),
-            )
+        self._sync = self._entity_sync_for(entities, int(entities_max_reads)) if entities_enabled else None
 
     def __repr__(self) -> str:
         return f"MbedPlugin({self._client!r}, channel={self._channel_name!r})"
@@ -680,6 +667,11 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         if endpoints:
             self.publish_entities(endpoints)
         return {"endpoints": len(endpoints), **self._sync.stats}
+
+    def _entity_sync_for(self, entities: Mapping[str, Mapping[str, Any]] | None, max_reads: int) -> EntitySync:
+        fleet = Fleet(EntityMap(entities))
+        ready = lambda: self._availability.up  # noqa: E731 - device answers come through the channel
+        return EntitySync(self._client, fleet, self.publish_entities, ready, self.ENTITIES_CONCURRENCY, max_reads)
 
     def _entity_sync(self) -> EntitySync:
         if self._sync is None:

@@ -297,7 +297,7 @@ def test_the_start_up_budget_bounds_device_reads(start_server: Any, bus: Recordi
     server.add_fleet(simulated(30), announce=False)
     server.add_device("sleepy", "Q", True, [{"path": "/3303/0/5700", "value": "5"}], register=False)
     server.register("sleepy", announce=False)
-    plugin, dashboard = started(server, bus, entities_max_reads=10, entities_concurrency=3)
+    plugin, dashboard = started(server, bus, entities_max_reads=10)
     try:
         wait_until(lambda: plugin._sync.stats["cache_reads"] == 30 * 4 + 1, timeout=20)
         wait_until(lambda: dashboard.get("sim-0029") is not None and dashboard.get("sleepy") is not None)
@@ -337,6 +337,8 @@ def test_unknown_resources_show_when_mapped(start_server: Any, bus: RecordingBus
         assert isinstance(entity, TemperatureSensor) and entity.unit == "°C" and dashboard.get("boiler/3/0/9") is None
     finally:
         plugin.stop()
+    with pytest.raises(InvalidArgumentError, match="entities_max_reads at least 0"):
+        make_plugin(server, entities_enabled=True, entities_max_reads=-1)
     with pytest.raises(InvalidArgumentError, match="unknown type"):
         make_plugin(server, entities_enabled=True, entities={"/26241/0/1": {"type": "kelvin"}})
 
