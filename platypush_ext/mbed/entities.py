@@ -93,7 +93,10 @@ _TRUE, _FALSE = frozenset({"1", "true", "on"}), frozenset({"0", "false", "off"})
 
 
 def split_path(path: str) -> tuple[int, int, int] | None:
-    """``"/3303/0/5700"`` -> ``(3303, 0, 5700)``; ``None`` for anything else."""
+    """``"/3303/0/5700"`` -> ``(3303, 0, 5700)``; ``None`` for anything else.
+
+    :param path: a resource path.
+    """
     parts = path.strip("/").split("/")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         return None
@@ -101,7 +104,11 @@ def split_path(path: str) -> tuple[int, int, int] | None:
 
 
 def parse_value(kind: Kind, text: str | None) -> Any:
-    """A resource's text as the entity's value (``None`` when it is not one)."""
+    """A resource's text as the entity's value (``None`` when it is not one).
+
+    :param kind: how the resource shows.
+    :param text: its value, as the service gives it.
+    """
     if text is None:
         return None
     text = text.strip()
@@ -119,6 +126,8 @@ def parse_value(kind: Kind, text: str | None) -> Any:
 def encode_value(kind: Kind, value: Any) -> str:
     """What to PUT for an entity value (LwM2M text: ``1``/``0`` for booleans, plain numbers).
 
+    :param kind: how the resource shows.
+    :param value: the entity's new value.
     :raises InvalidArgumentError: the value does not fit the entity.
     """
     if kind.parse == "bool":
@@ -216,6 +225,10 @@ class Endpoint:
     resources: dict[str, Shown] = field(default_factory=dict)
 
     def entity_id(self, path: str) -> str:
+        """The entity id of one of its resources.
+
+        :param path: the resource path.
+        """
         return f"{self.name}{path}"
 
 
@@ -254,7 +267,12 @@ class Fleet:
             return self._copy(endpoint)
 
     def update(self, name: str, path: str, text: str | None) -> Endpoint | None:
-        """A notification: the endpoint (copy) if the resource is shown, else ``None``."""
+        """A notification: the endpoint (copy) if the resource is shown, else ``None``.
+
+        :param name: the endpoint name.
+        :param path: the resource path.
+        :param text: the new value.
+        """
         with self._lock:
             endpoint = self._endpoints.get(name)
             if endpoint is None or path not in endpoint.resources:
@@ -265,7 +283,11 @@ class Fleet:
             return self._copy(endpoint)
 
     def set_reachable(self, name: str, reachable: bool) -> Endpoint | None:
-        """A de-registration/expiration (``False``) or a registration update (``True``)."""
+        """A de-registration/expiration (``False``) or a registration update (``True``).
+
+        :param name: the endpoint name.
+        :param reachable: whether it is reachable now.
+        """
         with self._lock:
             endpoint = self._endpoints.get(name)
             if endpoint is None:
@@ -276,6 +298,7 @@ class Fleet:
     def find(self, entity_id: str) -> tuple[Endpoint, Shown]:
         """The endpoint and resource of an entity id (``<endpoint><path>``).
 
+        :param entity_id: e.g. ``node-001/3311/0/5850``.
         :raises InvalidArgumentError: no such entity.
         """
         with self._lock:
@@ -286,11 +309,16 @@ class Fleet:
         raise InvalidArgumentError(f"no mbed entity {entity_id[:80]!r} (ids look like 'node-001/3311/0/5850')")
 
     def get(self, name: str) -> Endpoint | None:
+        """An endpoint (a copy), or ``None``.
+
+        :param name: the endpoint name.
+        """
         with self._lock:
             endpoint = self._endpoints.get(name)
             return self._copy(endpoint) if endpoint else None
 
     def all(self) -> list[Endpoint]:
+        """Every endpoint (copies)."""
         with self._lock:
             return [self._copy(e) for e in self._endpoints.values()]
 
@@ -346,7 +374,10 @@ class EntitySync:
         self._changed = threading.Condition(self._lock)
 
     def _queue(self, endpoints: list[Endpoint]) -> None:
-        """Publish soon: the newest state of each endpoint replaces what is still pending."""
+        """Publish soon: the newest state of each endpoint replaces what is still pending.
+
+        :param endpoints: the changed endpoints.
+        """
         with self._lock:
             self._pending.update({e.name: e for e in endpoints})
             if self._publisher is None:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from platypush.entities.managers.sensors import SensorEntityManager
 from platypush.entities.managers.switches import DimmerEntityManager, SwitchEntityManager
+from redis.exceptions import RedisError
 
 from platypush.plugins import RunnablePlugin
 
 from ..backoff import Backoff
 from ..bus import Publisher
 from ..glue import ServicePlugin, action, state_path
-from ..http import InvalidArgumentError, ProtocolError
+from ..http import InvalidArgumentError, ProtocolError, one_line
 from ..journal import Entry, Journal, LazyJournal
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
 from .client import AsyncResponse, MbedClient, Notification, ResourceValue, parse_message
@@ -150,6 +152,15 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             f"mbed notification channel ({channel}) at", MbedConnectedEvent, MbedDisconnectedEvent, channel=channel
         )
         self._sync = self._entity_sync_for(entities, int(entities_max_reads)) if entities_enabled else None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> MbedPlugin:
+        # An entity manager registers itself in Platypush's Redis when it is created; without
+        # Redis (a script reading the configuration) the plugin still works, off the dashboard.
+        try:
+            return super().__new__(cls, *args, **kwargs)
+        except RedisError as exc:
+            logging.getLogger("platypush_ext.mbed").warning("mbed: not in the entity registry: %s", one_line(exc))
+            return object.__new__(cls)
 
     def __repr__(self) -> str:
         return f"MbedPlugin({self._client!r}, channel={self._channel_name!r})"

@@ -413,3 +413,16 @@ def test_a_bug_in_the_entities_never_stops_the_events(
     server.add_device("late-node", "Env", resources=[{"path": "/3304/0/5700", "value": "51"}])
     wait_until(lambda: "the sync failed" in caplog.text)
     assert "this part is broken" in caplog.text
+
+
+def test_without_redis_the_plugin_works_off_the_registry(
+    server: MbedServer, bus: RecordingBus, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from platypush.config import Config
+
+    from platypush_ext.runner import free_port
+
+    monkeypatch.setitem(Config._get_instance()._config, "redis", {"host": "127.0.0.1", "port": free_port()})
+    plugin = make_plugin(server, entities_enabled=True)  # as a script reading config.yaml: nothing listens
+    assert "not in the entity registry" in caplog.text and "Traceback" not in caplog.text
+    assert run(plugin, "get_api_versions") == (["v1", "v2"], [])
