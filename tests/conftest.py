@@ -76,6 +76,14 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def entity_registry_redis(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> int:
+    """Platypush's Redis (``Config["redis"]``) is :func:`redis_server`: an entity manager (the
+    ``mbed`` plugin) registers itself there when it is created, as inside Platypush."""
+    monkeypatch.setitem(Config._get_instance()._config, "redis", {"host": "127.0.0.1", "port": redis_server.port})
+    return redis_server.port
+
+
 @pytest.fixture
 def listener(redis_server: RedisServer) -> Iterator[Listener]:
     """Platypush's own bus loop subscribed to :func:`redis_server`'s bus; closed after the test."""

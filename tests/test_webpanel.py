@@ -20,7 +20,7 @@ from platypush.utils import get_plugin_class_by_name
 
 from platypush_ext import webpanel
 
-ACTIONS = {"pushjet": 11, "mbed": 26, "nikdev": 9, "gett": 18}  # 64 in all
+ACTIONS = {"pushjet": 11, "mbed": 30, "nikdev": 9, "gett": 18}  # 68 in all
 
 
 def source_method(cls: type, name: str):

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from platypush.entities.managers.sensors import SensorEntityManager
+from platypush.entities.managers.switches import DimmerEntityManager, SwitchEntityManager
+from redis.exceptions import RedisError
 
 from platypush.plugins import RunnablePlugin
 
 from ..backoff import Backoff
 from ..bus import Publisher
 from ..glue import ServicePlugin, action, state_path
-from ..http import InvalidArgumentError, ProtocolError
+from ..http import InvalidArgumentError, ProtocolError, one_line
 from ..journal import Entry, Journal, LazyJournal
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
 from .client import AsyncResponse, MbedClient, Notification, ResourceValue, check_rules, parse_message
+from .entities import EntityMap, EntitySync, Fleet, to_platypush
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
 
 CHANNELS = ("long_poll", "callback", "websocket", "none")
@@ -22,7 +28,7 @@ CHANNELS = ("long_poll", "callback", "websocket", "none")
 SERVICE_CHANNELS = CHANNELS[:3]
 
 
-class MbedPlugin(ServicePlugin, RunnablePlugin):
+class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntityManager, SensorEntityManager):
     """
     `mbed Device Connector <https://github.com/ARMmbed/Connector-mDS-REST-API>`_
     (and its successors Pelion / Izuma Device Management): read, write and
@@ -50,12 +56,19 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
     Platypush's bus received its events, and is posted again otherwise (after a
     restart or a crash too: at-least-once). Each event carries a ``journal_id``
     (``"<message>.<element>"``) that is the same in a re-post.
+
+    The registered endpoints show on Platypush's Home panel as entities: a
+    device per endpoint, its IPSO resources (temperature, humidity, battery,
+    switches, dimmers…) as live sensors and controls (``on``, ``off``,
+    ``toggle``, ``set_value``), kept live by the notification channel.
     """
 
     #: The most seconds the channel waits for a subscriber of the bus to post a message's events.
     DELIVERY_TIMEOUT = 10.0
     #: Seconds between two log lines while the listener waits for the bus to have a subscriber.
     LISTEN_TIMEOUT = 30.0
+    #: Requests in flight at once while the entities are synced.
+    ENTITIES_CONCURRENCY = 4
 
     def __init__(
         self,
@@ -72,6 +85,9 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         callback_port: int = 0,
         callback_url: str | None = None,
         callback_max_body: int = 1 << 20,
+        entities_enabled: bool = True,
+        entities: Mapping[str, Mapping[str, Any]] | None = None,
+        entities_max_reads: int = 100,
         **kwargs: Any,
     ):
         """
@@ -102,6 +118,12 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
             ``http://<callback_bind>:<port>/mbed/callback`` (reverse proxy, NAT).
         :param callback_max_body: the largest callback body accepted, in bytes
             (default: 1 MiB; larger ones are answered ``413``).
+        :param entities_enabled: show the endpoints on the Home panel as entities (default: true).
+        :param entities: how to show resources the IPSO map does not know, or differently, e.g.
+            ``{"/26241/0/1": {"type": "temperature", "unit": "°C"}}`` (``/26241/*/1``: every
+            instance; ``type: none`` hides one); see ``docs/mbed.md``.
+        :param entities_max_reads: device reads at start-up for values the service has not cached
+            (default: 100; the others show with their first notification).
         """
         kwargs.setdefault("poll_interval", 1)
         super().__init__(**kwargs)
@@ -120,22 +142,28 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         )
         channel = ("websocket" if self._client.pelion else "long_poll") if channel == "auto" else channel
         self._channel_name, self._client.external_channel = channel, channel != "none"
-        self._callback = {
-            "bind": callback_bind,
-            "port": int(callback_port),
-            "public_url": callback_url,
-            "max_body": int(callback_max_body),
-        }
+        self._callback = dict(
+            bind=callback_bind, port=int(callback_port), public_url=callback_url, max_body=int(callback_max_body)
+        )
         self._channel: Channel | None = None
         self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
-        self.events_posted = 0
-        self._publisher = Publisher(lambda: self._bus)
+        self.events_posted, self._publisher = 0, Publisher(lambda: self._bus)
         self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000)
         self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
         self._fresh: dict[int, list[Any]] = {}  # events of messages just received, by journal id
         self._availability = self._track_availability(
             f"mbed notification channel ({channel}) at", MbedConnectedEvent, MbedDisconnectedEvent, channel=channel
         )
+        self._sync = self._entity_sync_for(entities, int(entities_max_reads)) if entities_enabled else None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> MbedPlugin:
+        # An entity manager registers itself in Platypush's Redis when it is created; without
+        # Redis (a script reading the configuration) the plugin still works, off the dashboard.
+        try:
+            return super().__new__(cls, *args, **kwargs)
+        except RedisError as exc:
+            logging.getLogger("platypush_ext.mbed").warning("mbed: not in the entity registry: %s", one_line(exc))
+            return object.__new__(cls)
 
     def __repr__(self) -> str:
         return f"MbedPlugin({self._client!r}, channel={self._channel_name!r})"
@@ -172,6 +200,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         if journal_id is None:
             journal_id = self.record(message)
         items = self._client.handle_notification(message)  # also answers the waiting actions
+        if self._sync is not None:
+            self._sync.handle(items)
         events = self._events(items, journal_id)
         with self._delivery_lock:
             self._fresh[journal_id] = events
@@ -246,6 +276,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
                 return
             self.logger.info("mbed: waiting for Platypush's bus to have a subscriber")
         self.post_pending()  # what a previous run journaled but did not deliver
+        if self._sync is not None:
+            self._sync.start()
         if self._channel_enabled:
             self._start_channel()
         else:
@@ -257,6 +289,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
         # A long poll cannot be interrupted: the channel thread is told to end and
         # finishes on its own when the poll returns; stop() itself returns promptly.
         self._stop_channel(timeout=0.5)
+        if self._sync is not None:
+            self._sync.stop()
         super().stop()
         self._journal.close(self._delivery_lock)  # a post still running: closed as after a crash
 
@@ -676,10 +710,12 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
 
         :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll",
             "running": true, "channel_error": null, "reachable": true, "events_posted": 12,
-            "journal": {"pending": 0, "posted": 3, "duplicates": 0}}`` (``journal`` counts
-            NotificationMessages; ``duplicates``: deliveries beyond a message's first;
-            ``channel_error``: why the channel ended on its own, e.g. another channel type
-            that could not be removed)
+            "journal": {"pending": 0, "posted": 3, "duplicates": 0}, "entities": {"endpoints": 5,
+            "listings": 5, "subscriptions": 13, "cache_reads": 13, "device_reads": 13, "errors": 0}}``
+            (``journal`` counts NotificationMessages; ``duplicates``: deliveries beyond a message's
+            first; ``channel_error``: why the channel ended on its own, e.g. another channel type
+            that could not be removed; ``entities``: the shown endpoints and the requests made for
+            them, ``null`` when disabled)
         """
         return {
             "base_url": self._client.base_url,
@@ -690,7 +726,85 @@ class MbedPlugin(ServicePlugin, RunnablePlugin):
             "reachable": self._availability.up,
             "events_posted": self.events_posted,
             "journal": self.journal.counts(),
+            "entities": self._publish_all(),
         }
+
+    # -- entities ------------------------------------------------------------------
+
+    def transform_entities(self, entities: Any, **_: Any) -> Any:
+        """The fleet's endpoints as Platypush entities (``entities.to_platypush``).
+
+        :param entities: :class:`platypush_ext.mbed.entities.Endpoint` objects.
+        """
+        return super().transform_entities(to_platypush(entities))
+
+    def _publish_all(self) -> dict[str, int] | None:
+        """Publish every known endpoint (``entities.scan`` calls ``status``); returns the counts."""
+        if self._sync is None:
+            return None
+        endpoints = self._sync.fleet.all()
+        if endpoints:
+            self.publish_entities(endpoints)
+        return {"endpoints": len(endpoints), **self._sync.stats}
+
+    def _entity_sync_for(self, entities: Mapping[str, Mapping[str, Any]] | None, max_reads: int) -> EntitySync:
+        fleet = Fleet(EntityMap(entities))
+        ready = lambda: self._availability.up  # noqa: E731 - device answers come through the channel
+        return EntitySync(self._client, fleet, self.publish_entities, ready, self.ENTITIES_CONCURRENCY, max_reads)
+
+    def _entity_sync(self) -> EntitySync:
+        if self._sync is None:
+            raise InvalidArgumentError("entities are disabled (entities_enabled: false)")
+        return self._sync
+
+    @action
+    def on(self, entity: str) -> dict[str, Any]:
+        """
+        Turn an on/off entity on (a light, a power switch, a digital output).
+
+        :param entity: the entity id, ``<endpoint><path>``, e.g. ``node-001/3311/0/5850``.
+        :return: ``{"entity": "node-001/3311/0/5850", "value": true}``
+        """
+        return self._entity_sync().write(entity, True)
+
+    @action
+    def off(self, entity: str) -> dict[str, Any]:
+        """
+        Turn an on/off entity off.
+
+        :param entity: the entity id, e.g. ``node-001/3311/0/5850``.
+        :return: ``{"entity": "node-001/3311/0/5850", "value": false}``
+        """
+        return self._entity_sync().write(entity, False)
+
+    @action
+    def toggle(self, entity: str) -> dict[str, Any]:
+        """
+        Switch an on/off entity to the opposite of its current state.
+
+        :param entity: the entity id, e.g. ``node-001/3311/0/5850``.
+        :return: ``{"entity": "node-001/3311/0/5850", "value": true}``
+        """
+        return self._entity_sync().write(entity, toggle=True)
+
+    @action
+    def set_value(self, entity: str, value: Any) -> dict[str, Any]:
+        """
+        Set a writable entity: a dimmer's level, a switch's state.
+
+        :param entity: the entity id, e.g. ``node-001/3311/0/5851``.
+        :param value: the new value, e.g. ``75`` or ``true``.
+        :return: ``{"entity": "node-001/3311/0/5851", "value": 75.0}``
+        """
+        return self._entity_sync().write(entity, value)
+
+    def set(self, entity: str, value: Any, **_: Any) -> Any:
+        """What the dashboard's dimmers and switches call: :meth:`set_value`.
+
+        :param entity: the entity id.
+        :param value: the new value.
+        """
+        return self.set_value(entity, value)
 
 
 __all__ = ["MbedPlugin"]

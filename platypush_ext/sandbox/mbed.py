@@ -50,6 +50,7 @@ from urllib.parse import parse_qsl, quote, unquote
 import requests
 
 from ..backoff import Backoff
+from . import mbed_fleet
 from .core import Request, Response, SandboxServer, json_response, reset_connection, text_response
 from .websocket import accept_upgrade, is_upgrade, ws_close, ws_frame, ws_read
 
@@ -258,6 +259,7 @@ class MbedServer(SandboxServer):
         32-hex device ids, ``/v3/devices/``, one channel type at a time, JSON errors;
         see ``docs/mbed.md``).
     :param record: keep every API exchange in :attr:`exchanges` (for conformance checks).
+    :param fleet: which demo devices (``basic`` or ``home``, see ``mbed_fleet``).
     """
 
     name = "mbed"
@@ -275,6 +277,7 @@ class MbedServer(SandboxServer):
         callback_retry_max: float = 2.0,
         api: str = "connector",
         record: bool = False,
+        fleet: str = "basic",
     ):
         if api not in ("connector", "pelion"):
             raise ValueError(f"api must be 'connector' or 'pelion', got {api!r}")
@@ -303,7 +306,7 @@ class MbedServer(SandboxServer):
         self.auto_change = auto_change
         super().__init__(host, port)
         if demo_devices:
-            self.add_demo_devices()
+            self.add_demo_devices(fleet)
 
     # -- CLI -----------------------------------------------------------------
 
@@ -328,6 +331,9 @@ class MbedServer(SandboxServer):
             default="connector",
             help="which API to serve (default: connector)",
         )
+        parser.add_argument(
+            "--fleet", choices=sorted(mbed_fleet.FLEETS), default="basic", help="the demo devices (default: basic)"
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> MbedServer:
@@ -339,6 +345,7 @@ class MbedServer(SandboxServer):
             demo_devices=not args.no_demo_devices,
             auto_change=args.auto_change,
             api=args.api,
+            fleet=args.fleet,
         )
 
     def describe(self) -> str:
@@ -373,35 +380,24 @@ class MbedServer(SandboxServer):
 
     # -- simulated devices (the Python side of the control API) ---------------
 
-    def add_demo_devices(self) -> None:
-        """A light, a temperature sensor and a queue-mode node."""
-        self.add_device(
-            "node-001",
-            "Light",
-            resources=[
-                {"path": "/3/0/0", "value": "ARM", "rt": "manufacturer", "obs": False},
-                {"path": "/3/0/1", "value": "Mbed", "rt": "model", "obs": False},
-                {"path": "/3311/0/5850", "value": "0", "rt": "5850"},
-                {"path": "/3311/0/5851", "value": "50", "rt": "5851"},
-                {"path": "/3311/0/5800", "value": "", "rt": "5800", "obs": False},
-            ],
-        )
-        self.add_device(
-            "temp-sensor-01",
-            "Sensor",
-            resources=[
-                {"path": "/3303/0/5700", "value": "21.5", "rt": "5700"},
-                {"path": "/3303/0/5701", "value": "Cel", "rt": "5701", "obs": False},
-            ],
-        )
-        self.add_device(
-            "queue-node-01",
-            "QueueModeNode",
-            queue_mode=True,
-            resources=[
-                {"path": "/3/0/1", "value": "QNode", "rt": "model", "obs": False},
-            ],
-        )
+    def add_demo_devices(self, fleet: str = "basic") -> None:
+        """Add a fleet of ``mbed_fleet``: ``basic`` (a light, a temperature sensor, a queue-mode
+        node) or ``home`` (sensors, a dimmable light, a smart plug, presence, batteries).
+
+        :param fleet: the fleet's name.
+        """
+        self.add_fleet(mbed_fleet.fleet(fleet))
+
+    def add_fleet(self, specs: list[dict[str, Any]], announce: bool = True) -> None:
+        """Add (and register) devices given as :meth:`add_device` specs.
+
+        :param specs: ``[{"name", "type", "queue_mode", "resources"}]``.
+        :param announce: queue their ``registrations`` events (``False``: they registered
+            before any channel existed, as a fleet found by a restarted client).
+        """
+        for spec in specs:
+            self.add_device(spec["name"], spec.get("type", ""), spec.get("queue_mode", False), spec["resources"], False)
+            self.register(spec["name"], announce)
 
     def add_device(
         self,
@@ -455,8 +451,12 @@ class MbedServer(SandboxServer):
         with self._cond:
             self.devices.pop(device.name, None)
 
-    def register(self, name: str) -> None:
-        """A full (re-)registration: manual subscriptions are dropped, pre-subscriptions applied."""
+    def register(self, name: str, announce: bool = True) -> None:
+        """A full (re-)registration: manual subscriptions are dropped, pre-subscriptions applied.
+
+        :param name: the device.
+        :param announce: queue the ``registrations`` event (default).
+        """
         with self._cond:
             device = self._device(name)
             device.registered, name = True, device.name
@@ -465,7 +465,8 @@ class MbedServer(SandboxServer):
                 if resource.obs and self._presubscribed(device, resource.path):
                     self.subscriptions.add((name, resource.path))
             self.transactions += 1
-            self.enqueue("registrations", device.as_registration())
+            if announce:
+                self.enqueue("registrations", device.as_registration())
 
     def update_registration(self, name: str) -> None:
         """A registration update (``reg-updates``)."""
@@ -790,10 +791,9 @@ class MbedServer(SandboxServer):
             resource.cached_at = time.monotonic()
             return {"status": 200, "payload": _b64(resource.value), "ct": resource.ct, "max-age": resource.max_age}
         if method == "PUT":
-            if resource is None:
-                resource = device.resources[path] = Resource(path=path)
-            resource.value = body
-            resource.cached_at = None
+            if resource is not None:
+                resource.cached_at = None
+            self.set_value(device.name, path, body)  # a subscriber is notified of the written value
         elif method == "DELETE":
             if path in device.resources:
                 del device.resources[path]
@@ -845,6 +845,7 @@ class MbedServer(SandboxServer):
             ("POST", r"/_sandbox/devices/(?P<ep>[^/]+)/(?P<op>register|update|deregister|expire)", self._ctl_lifecycle),
             ("PUT", r"/_sandbox/devices/(?P<ep>[^/]+)/values(?P<path>/.+)", self._ctl_set_value),
             ("POST", r"/_sandbox/notifications", self._ctl_inject),
+            ("POST", r"/_sandbox/fleet", self._ctl_fleet),
             ("GET", r"/_sandbox/state", self._ctl_state),
             ("PATCH", r"/_sandbox/config", self._ctl_config),
         ]
@@ -1418,6 +1419,15 @@ class MbedServer(SandboxServer):
             None if numbered is None else int(numbered),
         )
         return json_response({"notifications": queued})
+
+    def _ctl_fleet(self, request: Request) -> Response:
+        spec = request.json() or {}
+        if "count" in spec:
+            specs = mbed_fleet.simulated(int(spec["count"]), str(spec.get("prefix", "sim-")))
+        else:
+            specs = mbed_fleet.fleet(str(spec.get("fleet", "home")))
+        self.add_fleet(specs, bool(spec.get("announce", True)))
+        return json_response({"devices": len(self.devices)}, 201)
 
     def _ctl_inject(self, request: Request) -> Response:
         message = request.json()

@@ -51,6 +51,7 @@ def make_plugin(server: MbedServer, **config: Any) -> MbedPlugin:
         "pull_timeout": 3,
         "async_timeout": 5,
         "retries": 1,
+        "entities_enabled": False,  # the entities' own subscriptions and reads: tests/mbed/test_entities.py
         **config,
     }
     return MbedPlugin(base_url=server.base_url, api_key=KEY, **config)

@@ -1,0 +1,617 @@
+"""mbed endpoints as Platypush entities: the IPSO map, the fleet's state and its live updates.
+
+* :data:`IPSO` — which LwM2M resources (``object/resource``) show on Platypush's Home panel,
+  as which entity type, with which unit, and whether they can be written;
+* :class:`EntityMap` — that map with the user's overrides (``entities:`` in the configuration);
+* :class:`Fleet` — the endpoints and their shown resources (thread-safe, framework-free), changed
+  by registrations, notifications, de-registrations and expirations;
+* :class:`EntitySync` — what the plugin runs: the start-up sync (bounded: a few workers, a total
+  budget of device reads, values from the service's cache first), the subscriptions, the writes;
+* :func:`to_platypush` — a fleet's endpoints as Platypush entity objects (a ``Device`` per
+  endpoint, its resources as children).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..http import InvalidArgumentError, ServiceError, one_line
+from .client import MbedClient, NoCacheError, Notification
+
+logger = logging.getLogger("platypush_ext.mbed")
+
+#: Entity types: name -> (Platypush entity class, its value column, how a value is parsed).
+TYPES: dict[str, tuple[str, str, str]] = {
+    "temperature": ("TemperatureSensor", "value", "number"),
+    "humidity": ("HumiditySensor", "value", "number"),
+    "illuminance": ("IlluminanceSensor", "value", "number"),
+    "pressure": ("PressureSensor", "value", "number"),
+    "voltage": ("VoltageSensor", "value", "number"),
+    "current": ("CurrentSensor", "value", "number"),
+    "power": ("PowerSensor", "value", "number"),
+    "energy": ("EnergySensor", "value", "number"),
+    "battery": ("Battery", "value", "number"),
+    "numeric": ("NumericSensor", "value", "number"),
+    "binary": ("BinarySensor", "value", "bool"),
+    "presence": ("PresenceSensor", "value", "bool"),
+    "motion": ("MotionSensor", "value", "bool"),
+    "switch": ("Switch", "state", "bool"),
+    "dimmer": ("Dimmer", "value", "number"),
+    "raw": ("RawSensor", "value", "text"),
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one resource shows on the dashboard."""
+
+    type: str
+    name: str
+    unit: str | None = None
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
+    icon: str | None = None
+
+    @property
+    def parse(self) -> str:
+        return TYPES[self.type][2]
+
+
+_LIGHT = "fas fa-lightbulb"
+#: The IPSO objects and resources shown by default, by ``(object, resource)``.
+IPSO: dict[tuple[int, int], Kind] = {
+    (3, 9): Kind("battery", "Battery", "%", min=0, max=100),
+    (3200, 5500): Kind("binary", "Digital input"),
+    (3201, 5550): Kind("switch", "Digital output", writable=True),
+    (3300, 5700): Kind("numeric", "Sensor"),
+    (3301, 5700): Kind("illuminance", "Illuminance", "lx"),
+    (3302, 5500): Kind("presence", "Presence"),
+    (3303, 5700): Kind("temperature", "Temperature", "°C"),
+    (3304, 5700): Kind("humidity", "Humidity", "%", min=0, max=100),
+    (3306, 5850): Kind("switch", "Actuator", writable=True),
+    (3311, 5850): Kind("switch", "Light", writable=True, icon=_LIGHT),
+    (3311, 5851): Kind("dimmer", "Brightness", "%", writable=True, min=0, max=100, icon=_LIGHT),
+    (3312, 5850): Kind("switch", "Power switch", writable=True, icon="fas fa-plug"),
+    (3315, 5700): Kind("pressure", "Barometer", "hPa"),
+    (3316, 5700): Kind("voltage", "Voltage", "V"),
+    (3317, 5700): Kind("current", "Current", "A"),
+    (3323, 5700): Kind("pressure", "Pressure", "Pa"),
+    (3328, 5700): Kind("power", "Power meter", "W"),
+    (3331, 5805): Kind("energy", "Energy", "Wh"),
+    (3342, 5500): Kind("binary", "On/off switch"),
+    (3343, 5548): Kind("numeric", "Dimmer level", "%", min=0, max=100),
+}
+
+_TRUE, _FALSE = frozenset({"1", "true", "on"}), frozenset({"0", "false", "off"})
+
+
+def split_path(path: str) -> tuple[int, int, int] | None:
+    """``"/3303/0/5700"`` -> ``(3303, 0, 5700)``; ``None`` for anything else.
+
+    :param path: a resource path.
+    """
+    parts = path.strip("/").split("/")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def parse_value(kind: Kind, text: str | None) -> Any:
+    """A resource's text as the entity's value (``None`` when it is not one).
+
+    :param kind: how the resource shows.
+    :param text: its value, as the service gives it.
+    """
+    if text is None:
+        return None
+    text = text.strip()
+    if kind.parse == "bool":
+        return True if text.lower() in _TRUE else False if text.lower() in _FALSE else None
+    if kind.parse == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if number == number and abs(number) != float("inf") else None
+    return text
+
+
+def encode_value(kind: Kind, value: Any) -> str:
+    """What to PUT for an entity value (LwM2M text: ``1``/``0`` for booleans, plain numbers).
+
+    :param kind: how the resource shows.
+    :param value: the entity's new value.
+    :raises InvalidArgumentError: the value does not fit the entity.
+    """
+    if kind.parse == "bool":
+        parsed = value if isinstance(value, bool) else parse_value(kind, str(value))
+        if parsed is None:
+            raise InvalidArgumentError(f"{kind.name}: expected on/off (true, false, 1, 0), got {str(value)[:40]!r}")
+        return "1" if parsed else "0"
+    if kind.parse == "text":
+        return str(value)
+    number = None if isinstance(value, bool) else parse_value(kind, str(value))
+    if number is None:
+        raise InvalidArgumentError(f"{kind.name}: expected a number, got {str(value)[:40]!r}")
+    if (kind.min is not None and number < kind.min) or (kind.max is not None and number > kind.max):
+        raise InvalidArgumentError(f"{kind.name}: {number:g} is out of range [{kind.min:g}, {kind.max:g}]")
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+class EntityMap:
+    """The IPSO map with the user's overrides.
+
+    :param overrides: ``{path: spec}``; ``path`` is exact (``/26241/0/1``) or any instance
+        (``/26241/*/1``); ``spec`` has ``type`` (one of :data:`TYPES`, or ``none`` to hide a
+        resource) and optionally ``name``, ``unit``, ``writable``, ``min``, ``max``.
+    """
+
+    FIELDS = frozenset({"type", "name", "unit", "writable", "min", "max"})
+
+    def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None):
+        self.overrides: dict[str, Kind | None] = {}
+        for path, spec in (overrides or {}).items():
+            self.overrides[self._key(path)] = self._kind(path, spec)
+
+    @staticmethod
+    def _key(path: str) -> str:
+        parts = str(path).strip("/").split("/")
+        if len(parts) != 3 or not (
+            parts[0].isdigit() and parts[2].isdigit() and (parts[1].isdigit() or parts[1] == "*")
+        ):
+            raise InvalidArgumentError(
+                f"entities: {str(path)[:60]!r} is not a resource path like /26241/0/1 or /26241/*/1"
+            )
+        return "/" + "/".join(parts)
+
+    def _kind(self, path: str, spec: Any) -> Kind | None:
+        if not isinstance(spec, Mapping) or set(spec) - self.FIELDS:
+            raise InvalidArgumentError(f"entities.{path}: expected an object with {', '.join(sorted(self.FIELDS))}")
+        type_ = str(spec.get("type", "raw")).lower()
+        if type_ == "none":
+            return None
+        if type_ not in TYPES:
+            raise InvalidArgumentError(
+                f"entities.{path}: unknown type {type_[:30]!r} (one of {', '.join(TYPES)}, none)"
+            )
+        bounds = {k: float(spec[k]) for k in ("min", "max") if spec.get(k) is not None}
+        writable = bool(spec.get("writable", type_ in ("switch", "dimmer")))
+        name = str(spec.get("name") or f"Resource {path}")
+        return Kind(type_, name, spec.get("unit"), writable, **bounds)
+
+    def kind(self, path: str) -> Kind | None:
+        """How a resource shows, or ``None`` when it stays off the dashboard.
+
+        :param path: the resource path, e.g. ``/3303/0/5700``.
+        """
+        ids = split_path(path)
+        if ids is None:
+            return None
+        for key in (path, f"/{ids[0]}/*/{ids[2]}"):
+            if key in self.overrides:
+                return self.overrides[key]
+        kind = IPSO.get((ids[0], ids[2]))
+        if kind is not None and ids[1] > 0:
+            kind = replace(kind, name=f"{kind.name} {ids[1] + 1}")
+        return kind
+
+
+@dataclass
+class Shown:
+    """One resource on the dashboard."""
+
+    path: str
+    kind: Kind
+    observable: bool = True
+    value: Any = None
+
+
+@dataclass
+class Endpoint:
+    """One endpoint (a ``Device`` entity) and its shown resources."""
+
+    name: str
+    label: str
+    type: str = ""
+    queue_mode: bool = False
+    reachable: bool = True
+    resources: dict[str, Shown] = field(default_factory=dict)
+
+    def entity_id(self, path: str) -> str:
+        """The entity id of one of its resources.
+
+        :param path: the resource path.
+        """
+        return f"{self.name}{path}"
+
+
+class Fleet:
+    """The endpoints and their shown resources (thread-safe; snapshots are copies).
+
+    :param entity_map: which resources show, and how.
+    """
+
+    def __init__(self, entity_map: EntityMap):
+        self.map = entity_map
+        self._endpoints: dict[str, Endpoint] = {}
+        self._lock = threading.Lock()
+
+    def add(
+        self, name: str, label: str, type: str, queue_mode: bool, resources: Iterable[Mapping[str, Any]]
+    ) -> Endpoint:
+        """A (re-)registered endpoint: its shown resources (values kept for those it still has).
+
+        :param name: the endpoint name (the id every request takes).
+        :param label: how the dashboard names it.
+        :param type: the endpoint type.
+        :param queue_mode: whether it is a queue-mode endpoint.
+        :param resources: ``[{"path" or "uri", "obs"}]`` as a registration or a listing gives them.
+        """
+        with self._lock:
+            old = self._endpoints.get(name)
+            endpoint = Endpoint(name, label or (old.label if old else name), type, bool(queue_mode))
+            for resource in resources:
+                path = str(resource.get("path") or resource.get("uri") or "")
+                kind = self.map.kind(path)
+                if kind is not None:
+                    value = old.resources[path].value if old and path in old.resources else None
+                    endpoint.resources[path] = Shown(path, kind, bool(resource.get("obs", True)), value)
+            self._endpoints[name] = endpoint
+            return self._copy(endpoint)
+
+    def update(self, name: str, path: str, text: str | None) -> Endpoint | None:
+        """A notification: the endpoint (copy) if the resource is shown, else ``None``.
+
+        :param name: the endpoint name.
+        :param path: the resource path.
+        :param text: the new value.
+        """
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+            if endpoint is None or path not in endpoint.resources:
+                return None
+            shown = endpoint.resources[path]
+            shown.value = parse_value(shown.kind, text)
+            endpoint.reachable = True
+            return self._copy(endpoint)
+
+    def set_reachable(self, name: str, reachable: bool) -> Endpoint | None:
+        """A de-registration/expiration (``False``) or a registration update (``True``).
+
+        :param name: the endpoint name.
+        :param reachable: whether it is reachable now.
+        """
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+            if endpoint is None:
+                return None
+            endpoint.reachable = reachable
+            return self._copy(endpoint)
+
+    def find(self, entity_id: str) -> tuple[Endpoint, Shown]:
+        """The endpoint and resource of an entity id (``<endpoint><path>``).
+
+        :param entity_id: e.g. ``node-001/3311/0/5850``.
+        :raises InvalidArgumentError: no such entity.
+        """
+        with self._lock:
+            for endpoint in self._endpoints.values():
+                if entity_id.startswith(endpoint.name) and entity_id[len(endpoint.name) :] in endpoint.resources:
+                    copy = self._copy(endpoint)
+                    return copy, copy.resources[entity_id[len(endpoint.name) :]]
+        raise InvalidArgumentError(f"no mbed entity {entity_id[:80]!r} (ids look like 'node-001/3311/0/5850')")
+
+    def get(self, name: str) -> Endpoint | None:
+        """An endpoint (a copy), or ``None``.
+
+        :param name: the endpoint name.
+        """
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+            return self._copy(endpoint) if endpoint else None
+
+    def all(self) -> list[Endpoint]:
+        """Every endpoint (copies)."""
+        with self._lock:
+            return [self._copy(e) for e in self._endpoints.values()]
+
+    @staticmethod
+    def _copy(endpoint: Endpoint) -> Endpoint:
+        return replace(endpoint, resources={p: replace(s) for p, s in endpoint.resources.items()})
+
+
+class EntitySync:
+    """Keeps the fleet and the dashboard in step with the service.
+
+    Start-up (:meth:`start`): one ``GET /v2/endpoints``, then per endpoint one resource
+    listing (the service's cache, never the device), one subscription request per shown
+    observable resource and one ``cacheOnly`` read per shown resource; only what the cache
+    does not hold is read from the device, at most ``max_reads`` such reads in total (never
+    from queue-mode endpoints), by ``concurrency`` workers. After that the channel's
+    messages (:meth:`handle`) keep it live: no polling. Updates are published at most every
+    ``publish_interval`` seconds, the newest state of each changed endpoint (Platypush's entities
+    engine saves in batches of a second: more frequent publishes of one endpoint are wasted work).
+
+    :param client: the service's client.
+    :param fleet: the state it updates.
+    :param publish: called with the endpoints whose entities changed.
+    :param ready: whether the notification channel runs (device answers arrive through it).
+    :param concurrency: requests in flight at once (default: 4).
+    :param max_reads: device reads at start-up (default: 100; the rest shows once notified).
+    :param read_timeout: seconds one device read may take (default: 10).
+    :param publish_interval: the least seconds between two publishes (default: 0.2).
+    """
+
+    def __init__(
+        self,
+        client: MbedClient,
+        fleet: Fleet,
+        publish: Callable[[list[Endpoint]], Any],
+        ready: Callable[[], bool] = lambda: True,
+        concurrency: int = 4,
+        max_reads: int = 100,
+        read_timeout: float = 10.0,
+        publish_interval: float = 0.2,
+    ):
+        if concurrency < 1 or max_reads < 0:
+            raise InvalidArgumentError(
+                "mbed entities: concurrency must be at least 1 and entities_max_reads at least 0"
+            )
+        self.client, self.fleet, self.publish, self.ready = client, fleet, publish, ready
+        self.read_timeout, self._reads_left = float(read_timeout), int(max_reads)
+        self._pool = ThreadPoolExecutor(max_workers=int(concurrency), thread_name_prefix="mbed-entities")
+        self._lock, self._stopped = threading.Lock(), threading.Event()
+        self.stats = dict.fromkeys(("listings", "subscriptions", "cache_reads", "device_reads", "errors"), 0)
+        self.publish_interval, self._pending = float(publish_interval), {}
+        self._publisher: threading.Thread | None = None
+        self._changed = threading.Condition(self._lock)
+
+    def _queue(self, endpoints: list[Endpoint]) -> None:
+        """Publish soon: the newest state of each endpoint replaces what is still pending.
+
+        :param endpoints: the changed endpoints.
+        """
+        with self._lock:
+            self._pending.update({e.name: e for e in endpoints})
+            if self._publisher is None:
+                self._publisher = threading.Thread(target=self._publish_loop, name="mbed-entities", daemon=True)
+                self._publisher.start()
+            self._changed.notify()
+
+    def _publish_loop(self) -> None:
+        while not self._stopped.is_set():
+            with self._lock:
+                while not self._pending and not self._stopped.is_set():
+                    self._changed.wait(1.0)
+                endpoints, self._pending = list(self._pending.values()), {}
+            if endpoints:
+                try:
+                    self.publish(endpoints)
+                except Exception:  # noqa: BLE001 - the next changes are published all the same
+                    logger.exception("mbed entities: could not publish the entities")
+            self._stopped.wait(self.publish_interval)
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.stats[what] += 1
+
+    def start(self, wait: float = 30.0) -> None:
+        """Sync the registered endpoints in the background, once the channel runs (at most ``wait`` s).
+
+        :param wait: the most seconds to wait for the channel before syncing anyway.
+        """
+        threading.Thread(target=self._start, args=(wait,), name="mbed-entities-sync", daemon=True).start()
+
+    def _start(self, wait: float) -> None:
+        for _ in range(int(wait * 10)):
+            if self.ready() or self._stopped.wait(0.1):
+                break
+        try:
+            endpoints = self.client.get_endpoints()
+        except ServiceError as exc:
+            self._count("errors")
+            logger.warning("mbed entities: cannot list the endpoints: %s", one_line(exc))
+            return
+        for ep in endpoints:
+            if str(ep.get("status", "ACTIVE")).upper() == "ACTIVE" and isinstance(ep.get("name"), str):
+                self._submit(ep["name"], ep.get("label") or ep["name"], ep.get("type") or "", ep.get("q"), None)
+
+    def stop(self) -> None:
+        """Stop: what is queued is dropped, what runs finishes."""
+        self._stopped.set()
+        with self._lock:
+            self._changed.notify()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, name: str, label: str, type: str, queue_mode: Any, resources: Any) -> None:
+        if not self._stopped.is_set():
+            self._pool.submit(self._sync, name, label, type, bool(queue_mode), resources).add_done_callback(_log_bug)
+
+    def _sync(self, name: str, label: str, type: str, queue_mode: bool, resources: Any) -> None:
+        """One endpoint: its resources, subscriptions and first values; published twice (shape, values)."""
+        try:
+            if resources is None:
+                self._count("listings")
+                resources = self.client.get_resources(name)
+            endpoint = self.fleet.add(name, label, type, queue_mode, resources)
+        except ServiceError as exc:
+            self._count("errors")
+            logger.warning("mbed entities: %s: %s", name, one_line(exc))
+            return
+        if not endpoint.resources:
+            return
+        self._queue([endpoint])
+        for shown in endpoint.resources.values():
+            if shown.observable:
+                self._attempt("subscriptions", name, self.client.subscribe, name, shown.path, wait=False)
+        for shown in endpoint.resources.values():
+            text = self._first_value(endpoint, shown)
+            if text is not None:
+                self.fleet.update(name, shown.path, text)
+        current = self.fleet.get(name)
+        if current is not None:
+            self._queue([current])
+
+    def _attempt(self, what: str, name: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._stopped.is_set():
+            return None
+        self._count(what)
+        try:
+            return call(*args, **kwargs)
+        except ServiceError as exc:
+            self._count("errors")
+            logger.warning("mbed entities: %s: %s", name, one_line(exc))
+            return None
+
+    def _first_value(self, endpoint: Endpoint, shown: Shown) -> str | None:
+        """The service's cached value; else one device read while the budget lasts."""
+        self._count("cache_reads")
+        try:
+            return self.client.get_resource_value(endpoint.name, shown.path, cache_only=True).value  # type: ignore[union-attr]
+        except NoCacheError:
+            pass
+        except ServiceError as exc:
+            self._count("errors")
+            logger.warning("mbed entities: %s%s: %s", endpoint.name, shown.path, one_line(exc))
+            return None
+        with self._lock:
+            allowed = not endpoint.queue_mode and self._reads_left > 0
+            self._reads_left -= allowed
+        if not allowed:
+            return None
+        value = self._attempt(
+            "device_reads", endpoint.name, self.client.get_resource_value, endpoint.name, shown.path, self.read_timeout
+        )
+        return None if value is None else value.value
+
+    def handle(self, items: list[Notification]) -> None:
+        """The elements of one NotificationMessage: entity updates (published once per endpoint).
+        A bug here is logged: it never stops the message's events.
+
+        :param items: the parsed elements.
+        """
+        try:
+            self._handle(items)
+        except Exception:  # noqa: BLE001 - the events flow on
+            logger.exception("mbed entities: could not update the entities")
+
+    def _handle(self, items: list[Notification]) -> None:
+        changed: dict[str, Endpoint] = {}
+        for item in items:
+            data = item.data
+            name = data.get("endpoint", "")
+            if item.kind == "notifications":
+                endpoint = self.fleet.update(name, data["path"], data.get("value"))
+            elif item.kind == "registrations" or (item.kind == "reg-updates" and self.fleet.get(name) is None):
+                label = data.get("original_endpoint") or name
+                self._submit(name, label, data.get("endpoint_type", ""), data.get("queue_mode"), data["resources"])
+                continue
+            elif item.kind in ("reg-updates", "de-registrations", "registrations-expired"):
+                endpoint = self.fleet.set_reachable(name, item.kind == "reg-updates")
+            else:
+                continue
+            if endpoint is not None:
+                changed[name] = endpoint
+        if changed:
+            self._queue(list(changed.values()))
+
+    def write(self, entity_id: str, value: Any = None, toggle: bool = False) -> dict[str, Any]:
+        """PUT an entity's resource; the entity shows the written value once the device accepted it.
+
+        :param entity_id: ``<endpoint><path>``, e.g. ``node-001/3311/0/5850``.
+        :param value: the new value (ignored with ``toggle``).
+        :param toggle: write the opposite of the current on/off state.
+        :return: ``{"entity": <id>, "value": <new value>}``
+        """
+        endpoint, shown = self.fleet.find(entity_id)
+        if not shown.kind.writable:
+            raise InvalidArgumentError(f"{endpoint.label} {shown.kind.name} ({entity_id}) is read-only")
+        if toggle:
+            if shown.kind.parse != "bool":
+                raise InvalidArgumentError(f"{endpoint.label} {shown.kind.name} is not an on/off entity")
+            value = not shown.value
+        text = encode_value(shown.kind, value)
+        self.client.put_resource_value(endpoint.name, shown.path, text)
+        updated = self.fleet.update(endpoint.name, shown.path, text)
+        if updated is not None:
+            self._queue([updated])
+        return {"entity": endpoint.entity_id(shown.path), "value": parse_value(shown.kind, text)}
+
+
+def _log_bug(future: Any) -> None:
+    """A sync that failed with something else than a service error (a bug): logged, with its traceback."""
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("mbed entities: the sync failed", exc_info=future.exception())
+
+
+@functools.cache
+def _entity_classes() -> dict[str, type]:
+    """Platypush's entity classes by name, however their modules were loaded (Platypush's start-up
+    discovery defines each model once, in module objects of its own)."""
+    _import_entity_modules()
+    from platypush.entities import Entity
+
+    classes: dict[str, type] = {}
+    pending: list[type] = [Entity]
+    while pending:
+        cls = pending.pop()
+        classes.setdefault(cls.__name__, cls)
+        pending.extend(cls.__subclasses__())
+    return classes
+
+
+def _import_entity_modules() -> None:
+    from platypush.entities import (  # noqa: F401 - defines the models (outside Platypush's start-up)
+        batteries,
+        devices,
+        dimmers,
+        electricity,
+        humidity,
+        illuminance,
+        motion,
+        presence,
+        pressure,
+        sensors,
+        switches,
+        temperature,
+    )
+
+
+def to_platypush(endpoints: Iterable[Endpoint]) -> list[Any]:
+    """Platypush entities: per endpoint its shown resources, then the ``Device`` that is their parent.
+
+    :param endpoints: the endpoints to show.
+    """
+    classes, entities = _entity_classes(), []
+    for endpoint in endpoints:
+        parent = classes["Device"](
+            id=endpoint.name, name=endpoint.label, description=endpoint.type or None, reachable=endpoint.reachable
+        )
+        for shown in endpoint.resources.values():
+            cls_name, column, _ = TYPES[shown.kind.type]
+            cls = classes[cls_name]
+            kind = shown.kind
+            extra = {
+                k: getattr(kind, k) for k in ("unit", "min", "max") if getattr(kind, k) is not None and hasattr(cls, k)
+            }
+            child = cls(
+                id=endpoint.entity_id(shown.path),
+                name=kind.name,
+                reachable=endpoint.reachable,
+                is_read_only=not kind.writable,
+                data={"endpoint": endpoint.name, "path": shown.path},
+                meta={"icon": {"class": kind.icon}} if kind.icon else {},
+                **{column: shown.value},
+                **extra,
+            )
+            child.parent = parent
+            entities.append(child)
+        entities.append(parent)
+    return entities
