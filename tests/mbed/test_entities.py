@@ -426,3 +426,33 @@ def test_without_redis_the_plugin_works_off_the_registry(
     plugin = make_plugin(server, entities_enabled=True)  # as a script reading config.yaml: nothing listens
     assert "not in the entity registry" in caplog.text and "Traceback" not in caplog.text
     assert run(plugin, "get_api_versions") == (["v1", "v2"], [])
+
+
+@pytest.mark.parametrize(
+    ("api", "channel"),
+    [("connector", "callback"), ("connector", "websocket"), ("pelion", "websocket"), ("pelion", "long_poll")],
+)
+def test_the_dashboard_works_in_both_api_modes_over_every_channel(
+    start_server: Any, bus: RecordingBus, api: str, channel: str
+) -> None:
+    """Pelion / Izuma: devices from the directory, named by their own name, addressed by their
+    32-hex id; the same live updates, unreachability and writes over each channel."""
+    server = start_server(MbedServer, api_key=KEY, pull_timeout=0.5, api=api)
+    server.add_fleet(HOME, announce=False)
+    ep = MbedServer.device_id if api == "pelion" else (lambda name: name)
+    plugin, dashboard = started(server, bus, api=api, channel=channel, callback_bind="127.0.0.1", callback_port=0)
+    try:
+        light, sensor = f"{ep('hall-light')}/3311/0/5850", f"{ep('living-room-sensor')}/3303/0/5700"
+        wait_until(lambda: dashboard.value(sensor) == 21.5 and dashboard.value(light) is False)
+        assert dashboard.get(ep("hall-light")).name == "hall-light"  # the device's own name, not its id
+        assert isinstance(dashboard.get(sensor), TemperatureSensor) and plugin._sync.stats["errors"] == 0
+        server.set_value("living-room-sensor", "/3303/0/5700", "24.5")
+        wait_until(lambda: dashboard.value(sensor) == 24.5)
+        assert run(plugin, "toggle", entity=light) == ({"entity": light, "value": True}, [])
+        assert server.devices[ep("hall-light")].resources["/3311/0/5850"].value == b"1"
+        server.deregister("hall-light")
+        wait_until(lambda: dashboard.get(light).reachable is False)
+        assert dashboard.get(sensor).reachable is True
+        assert run(plugin, "status")[0]["channel"] == channel
+    finally:
+        plugin.stop()
