@@ -34,11 +34,6 @@ UNKNOWN_SECRET = "a" * 32
 
 
 @pytest.fixture
-def server(start_server):
-    return start_server(PushjetServer)
-
-
-@pytest.fixture
 def client(server):
     client = PushjetClient(
         server.base_url, timeouts=Timeouts(2, 2), retry=RetryPolicy(attempts=3, backoff=0.01, backoff_max=0.05)

@@ -12,35 +12,10 @@ import uuid
 import pytest
 
 from platypush_ext.http import InvalidArgumentError
-from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 from platypush_ext.pushjet.plugin import PushjetPlugin
 from platypush_ext.runner import free_port
-from platypush_ext.sandbox.pushjet import PushjetServer
 from tests.support import wait_until
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server(PushjetServer)
-
-
-@pytest.fixture
-def remote(server):
-    """A second client, standing for other senders and for the user's phone."""
-    return PushjetClient(server.base_url)
-
-
-@pytest.fixture
-def alerts(remote):
-    return remote.create_service("Alerts")
-
-
-@pytest.fixture
-def device(remote, alerts):
-    device = str(uuid.uuid4())
-    remote.subscribe(device, alerts.public_key)
-    return device
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import requests
 import websocket
 
 from platypush_ext.http import InvalidArgumentError
-from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 from platypush_ext.pushjet.plugin import PushjetPlugin
 from platypush_ext.pushjet.realtime import CrossPathFilter, RealtimeChannel, RealtimeError, check_realtime_url
@@ -24,28 +23,6 @@ from platypush_ext.sandbox.core import Request, SandboxServer
 from platypush_ext.sandbox.pushjet import PushjetServer
 from platypush_ext.sandbox.websocket import TEXT, accept_upgrade, ws_close, ws_frame, ws_read
 from tests.support import wait_until
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server(PushjetServer)
-
-
-@pytest.fixture
-def remote(server):
-    return PushjetClient(server.base_url)
-
-
-@pytest.fixture
-def alerts(remote):
-    return remote.create_service("Alerts")
-
-
-@pytest.fixture
-def device(remote, alerts):
-    device = str(uuid.uuid4())
-    remote.subscribe(device, alerts.public_key)
-    return device
 
 
 def connect(server: PushjetServer, device: str | None = None) -> websocket.WebSocket:

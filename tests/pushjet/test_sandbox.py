@@ -9,15 +9,10 @@ import uuid
 import pytest
 import requests
 
-from platypush_ext.sandbox.pushjet import PUBLIC_RE, SECRET_RE, PushjetServer
+from platypush_ext.sandbox.pushjet import PUBLIC_RE, SECRET_RE
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server(PushjetServer)
 
 
 @pytest.fixture
