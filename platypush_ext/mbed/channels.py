@@ -9,24 +9,32 @@
 
 Each runs in its own thread, hands every NotificationMessage to ``on_message``,
 reports ``on_up()`` / ``on_down(error)``, backs off with jitter on failures
-(never busy-loops) and stops when asked. A long poll cannot be interrupted:
-:meth:`Channel.stop` returns at once, and the thread ends when the current poll
-returns (what it brings is still handed over).
+(never busy-loops) and stops when asked. :meth:`Channel.stop` releases what the
+service holds for the channel: a held long poll's connection is shut down (what the
+service has next stays queued for the next poll), the receiver closes (the service
+retries its deliveries). Device calls wait for a starting channel (:meth:`Channel.wait_ready`).
 """
 
 from __future__ import annotations
 
+import copy
 import hmac
 import logging
 import queue
 import secrets
+import socket
 import threading
 import time
+import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
 from ..backoff import Backoff
-from ..http import BadRequestError, ProtocolError, ServiceConnectionError, ServiceError
+from ..http import BadRequestError, HttpClient, ProtocolError, ServiceConnectionError, ServiceError
 from ..listening import Listener
 from .client import ChannelConflictError
 
@@ -63,7 +71,9 @@ class Channel:
         self.client = client
         self.record = record
         self.on_message = on_message
-        self.on_up = on_up or (lambda: None)
+        self._up = on_up or (lambda: None)
+        #: set once the channel exists on the service (device calls wait for it, see :meth:`wait_ready`)
+        self.ready = threading.Event()
         self.on_down = on_down or (lambda error: logger.warning("mbed %s: %s", self.name, error))
         self.backoff = backoff or Backoff()
         self.stopping = threading.Event()
@@ -79,6 +89,32 @@ class Channel:
 
     def close(self) -> None:
         """Release what the channel holds (sockets, servers)."""
+
+    # -- readiness -------------------------------------------------------------
+
+    def on_up(self) -> None:
+        """An exchange succeeded: the channel exists on the service."""
+        self.ready.set()
+        self._up()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until the channel exists on the service; whether it does.
+        Returns at once when the channel stopped or ended."""
+        deadline = time.monotonic() + timeout
+        while not self.ready.is_set() and self.why_down() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.ready.wait(min(left, 0.05))
+        return self.ready.is_set()
+
+    def why_down(self) -> str | None:
+        """Why the channel does not run (one line), or ``None`` while it runs or starts."""
+        if self.failure:
+            return f"the {self.name} channel ended: {self.failure}"
+        if self.stopping.is_set() or (self.thread is not None and not self.thread.is_alive()):
+            return f"the {self.name} channel is stopped"
+        return None
 
     # -- loop ------------------------------------------------------------------
 
@@ -162,8 +198,98 @@ class Channel:
         """Unblock a waiting :meth:`step` if possible."""
 
 
+class AbortableAdapter(HTTPAdapter):
+    """A ``requests`` transport whose connections another thread can shut down (:meth:`abort`).
+
+    ``requests`` cannot interrupt a request in flight, and closing a session only closes its idle
+    connections: a long poll held by the service would stay open after the plugin stopped, and the
+    service would hand the next batch to that connection, which nobody reads. Every connection this
+    adapter opens is tracked; :meth:`abort` shuts them down (the blocked read ends at once, the
+    service sees the connection close) and refuses any later request.
+
+    :param on_sent: called when a request was written and its answer is awaited.
+    """
+
+    def __init__(self, on_sent: Callable[[], None] | None = None):
+        self._lock = threading.Lock()
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.aborted = False
+        self.on_sent = on_sent or (lambda: None)
+        super().__init__(pool_connections=1, pool_maxsize=1)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": self._tracking(HTTPConnectionPool),
+            "https": self._tracking(HTTPSConnectionPool),
+        }
+
+    def _tracking(self, pool: type) -> type:
+        adapter = self
+
+        class Connection(pool.ConnectionCls):  # type: ignore[misc, name-defined]
+            def connect(self) -> None:
+                if adapter.aborted:
+                    raise ConnectionAbortedError("the long poll was stopped")
+                super().connect()
+                adapter._track(self)
+
+            def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+                adapter.on_sent()
+                return super().getresponse(*args, **kwargs)
+
+        return type(f"Tracking{pool.__name__}", (pool,), {"ConnectionCls": Connection})
+
+    def _track(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.add(connection)
+            aborted = self.aborted
+        if aborted:  # abort() ran while this connection was being opened
+            _shut(connection)
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.aborted:
+            raise requests.ConnectionError("the long poll was stopped")
+        return super().send(request, *args, **kwargs)
+
+    def abort(self) -> None:
+        """Shut every connection down (a request in flight fails at once) and refuse new requests."""
+        with self._lock:
+            self.aborted = True
+            connections = list(self._connections)
+        for connection in connections:
+            _shut(connection)
+
+
+def _shut(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+def abortable_http(http: HttpClient, adapter: AbortableAdapter) -> HttpClient:
+    """A copy of ``http`` (same base URL, headers, timeouts, retries, error table and redaction) with a
+    session of its own on ``adapter``, for the long poll alone."""
+    session = requests.Session()
+    session.headers = http.session.headers.copy()
+    session.proxies, session.verify = dict(http.session.proxies), http.session.verify
+    session.cert, session.trust_env = http.session.cert, http.session.trust_env
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    dedicated = copy.copy(http)
+    dedicated.session = session
+    return dedicated
+
+
 class LongPollChannel(Channel):
     """``GET /v2/notification/pull`` in a loop; re-polls at once after ``200`` or ``204``.
+
+    The polls go through a connection of their own, which :meth:`stop` shuts down: a poll that the
+    service holds is released at once, so that what the service has next stays queued for the next
+    poll (after a restart) instead of being handed to a connection nobody reads.
 
     :param no_wait_first: the first poll uses ``noWait=true`` (answers at once).
     """
@@ -176,16 +302,38 @@ class LongPollChannel(Channel):
     def __init__(self, client: Any, on_message: Callable[[Any], Any], *, no_wait_first: bool = True, **kwargs: Any):
         super().__init__(client, on_message, **kwargs)
         self._first = no_wait_first
+        # the channel exists on the service once a poll was sent (Pelion's first poll is held ~30 s)
+        self._adapter = AbortableAdapter(on_sent=self.ready.set)
+        http = getattr(client, "http", None)
+        self._http = abortable_http(http, self._adapter) if isinstance(http, HttpClient) else None
+
+    def _pull(self, no_wait: bool) -> Any:
+        if self._http is None:
+            return self.client.pull(no_wait=no_wait)
+        return self.client.pull(no_wait=no_wait, http=self._http)
 
     def step(self) -> None:
         no_wait, self._first = self._first, False
         started = time.monotonic()
-        message = self.claim(lambda: self.client.pull(no_wait=no_wait))
+        try:
+            message = self.claim(lambda: self._pull(no_wait))
+        except ServiceError:
+            if self.stopping.is_set():  # the held poll released by stop(): no outage to report
+                logger.debug("mbed long_poll: the held poll was released at stop")
+                return
+            raise
         if message:
             self.dispatch(message)  # journaled first: the service keeps nothing once it answered
         self.on_up()
         if not message and not no_wait:
             self.stopping.wait(max(0.0, self.MIN_EMPTY_CYCLE - (time.monotonic() - started)))
+
+    def interrupt(self) -> None:
+        self._adapter.abort()
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.session.close()
 
 
 class _ReceiverHandler(BaseHTTPRequestHandler):
