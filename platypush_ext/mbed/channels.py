@@ -18,15 +18,12 @@ retries its deliveries). Device calls wait for a starting channel (:meth:`Channe
 from __future__ import annotations
 
 import copy
-import hmac
 import logging
-import queue
 import secrets
 import socket
 import threading
 import time
 import weakref
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import requests
@@ -37,11 +34,14 @@ from ..backoff import Backoff
 from ..http import BadRequestError, HttpClient, ProtocolError, ServiceConnectionError, ServiceError
 from ..listening import Listener
 from .client import ChannelConflictError
+from .receiver import SECRET_HEADER, Receiver
+
+__all__ = ["SECRET_HEADER", "CallbackChannel", "Channel", "LongPollChannel", "Receiver", "WebSocketChannel"]
 
 logger = logging.getLogger("platypush_ext.mbed")
 
-#: The header carrying the callback channel's shared secret.
-SECRET_HEADER = "X-Platypush-Mbed-Secret"
+#: the receiver's former name here (tests and callers of the previous releases)
+_Receiver = Receiver
 
 
 class Channel:
@@ -336,112 +336,6 @@ class LongPollChannel(Channel):
             self._http.session.close()
 
 
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    """Checks the path and the secret header before reading any body, then the
-    body's announced size; answers 204, or 400/401/404/411/413 (and closes)."""
-
-    protocol_version = "HTTP/1.1"
-    server: _Receiver
-
-    def setup(self) -> None:
-        self.timeout = self.server.timeout_seconds  # idle or slow connections end
-        super().setup()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("mbed callback receiver: " + format, *args)
-
-    def _refuse(self, status: int) -> None:
-        if status in (401, 404):
-            self.server.rejected += 1
-        self.close_connection = True  # an unread body must not be taken for the next request
-        self._answer(status, close=True)
-
-    def _length(self) -> int | None:
-        """The announced body size, or ``None`` after answering an error."""
-        if self.headers.get("Transfer-Encoding"):
-            return self._refuse(411)
-        text = (self.headers.get("Content-Length") or "0").strip()
-        if not (text.isascii() and text.isdigit()):
-            return self._refuse(400)
-        if len(text) > 15 or int(text) > self.server.max_body:
-            return self._refuse(413)
-        return int(text)
-
-    def _receive(self) -> None:
-        if self.path.split("?")[0] != self.server.path:
-            return self._refuse(404)
-        given = self.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), self.server.secret.encode()):
-            return self._refuse(401)
-        length = self._length()
-        if length is None:
-            return None
-        body = self.rfile.read(length) if length else b""
-        if len(body) < length:  # the client gave up (or timed out) before sending it all
-            return self._refuse(400)
-        if body.strip():
-            try:
-                record_id = self.server.record(body) if self.server.record else None
-            except Exception as exc:  # noqa: BLE001 - not acknowledged: the service sends it again
-                logger.error("mbed callback: cannot journal a message (%s: %s)", type(exc).__name__, exc)
-                return self._answer(500, close=True)
-            self.server.inbox.put((record_id, body))
-        return self._answer(204)
-
-    def _answer(self, status: int, close: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        if close:
-            self.send_header("Connection", "close")
-        self.end_headers()
-
-    do_PUT = do_POST = _receive
-
-
-class _Receiver(ThreadingHTTPServer):
-    """The callback receiver: at most ``max_connections`` connections handled at once
-    (others are closed at once), each ending after ``timeout`` idle seconds."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        path: str,
-        secret: str,
-        *,
-        max_body: int = 1 << 20,
-        timeout: float = 10.0,
-        max_connections: int = 16,
-        record: Callable[[bytes], int] | None = None,
-    ):
-        self.path, self.secret, self.max_body, self.timeout_seconds = path, secret, max_body, timeout
-        self.record = record
-        self.inbox: queue.Queue[tuple[int | None, bytes]] = queue.Queue()
-        self.rejected = self.refused = 0
-        self._slots = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, _ReceiverHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.refused += 1
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver prints a traceback to stderr; a broken or hostile connection is one debug line
-        logger.debug("mbed callback receiver: a connection failed", exc_info=False)
-
-
 class CallbackChannel(Channel):
     """A local HTTP receiver registered as the account's callback URL.
 
@@ -454,6 +348,8 @@ class CallbackChannel(Channel):
     :param max_body: the largest body accepted, in bytes (larger: ``413``).
     :param timeout: seconds a connection may stay idle or slow before it is closed.
     :param max_connections: connections handled at once; more are closed at once.
+    :param max_queue: accepted bodies waiting for this channel at most, as journal ids (``503`` beyond).
+    :param load: the journaled body of an id (required with ``record``: only ids wait in memory).
     """
 
     name = "callback"
@@ -471,14 +367,24 @@ class CallbackChannel(Channel):
         max_body: int = 1 << 20,
         timeout: float = 10.0,
         max_connections: int = 16,
+        max_queue: int = 100,
+        load: Callable[[int], Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(client, on_message, **kwargs)
-        self.limits = {"max_body": int(max_body), "timeout": float(timeout), "max_connections": int(max_connections)}
+        if self.record is not None and load is None:
+            raise ValueError("a callback channel that journals (record) needs load (the body of a journal id)")
+        self.load = load
+        self.limits = {
+            "max_body": int(max_body),
+            "timeout": float(timeout),
+            "max_connections": int(max_connections),
+            "max_queue": int(max_queue),
+        }
         self.secret = secrets.token_urlsafe(24)
         client.add_secret(self.secret)
         self.bind, self.port, self.public_url, self.recheck = bind, port, public_url, recheck
-        self.receiver: _Receiver | None = None
+        self.receiver: Receiver | None = None
         self._registered_url: str | None = None
         self._since_check = 0.0
 
@@ -494,7 +400,7 @@ class CallbackChannel(Channel):
         if self.receiver is not None:
             return
         try:
-            self.receiver = _Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record, **self.limits)
+            self.receiver = Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record, **self.limits)
         except OSError as exc:
             raise ServiceConnectionError(f"cannot listen on {self.bind}:{self.port} for callbacks ({exc})") from None
         threading.Thread(
@@ -515,17 +421,22 @@ class CallbackChannel(Channel):
             self._registered_url = self.url
             self._since_check = 0.0
             self.on_up()
-        try:
-            record_id, body = self.receiver.inbox.get(timeout=0.5)
-        except queue.Empty:
+        record_id = self.receiver.take(timeout=0.5)
+        if record_id is None:
             self._since_check += 0.5
             return
-        if body:
-            self.dispatch(body, record_id)
+        if self.load is None:  # no journal: the receiver kept the body
+            self.dispatch(self.receiver.load(record_id))
+            return
+        body = self.load(record_id)
+        if body is None:
+            logger.warning("mbed callback: journal entry %d is gone; its message is skipped", record_id)
+            return
+        self.dispatch(body, record_id)
 
     def interrupt(self) -> None:
         if self.receiver is not None:
-            self.receiver.inbox.put((None, b""))
+            self.receiver.inbox.put(None)
 
     def close(self) -> None:
         receiver, self.receiver = self.receiver, None

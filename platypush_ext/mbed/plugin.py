@@ -280,6 +280,11 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
                 self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redact(exc))
         return events
 
+    def _journaled(self, journal_id: int) -> Any:
+        """The journaled NotificationMessage of an id (the callback receiver queues ids, not bodies)."""
+        entry = self.journal.get(journal_id)
+        return entry.payload if entry is not None else None
+
     def _make_channel(self) -> Channel:
         common = {
             "on_up": self._availability.ok,
@@ -288,7 +293,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             "record": self.record,
         }
         if self._channel_name == "callback":
-            return CallbackChannel(self._client, self.on_message, **self._callback, **common)
+            return CallbackChannel(self._client, self.on_message, load=self._journaled, **self._callback, **common)
         if self._channel_name == "websocket":
             return WebSocketChannel(self._client, self.on_message, **common)
         return LongPollChannel(self._client, self.on_message, no_wait_first=True, **common)
