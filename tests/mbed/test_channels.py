@@ -120,6 +120,14 @@ def test_a_websocket_that_closed_gets_no_batch(server: MbedServer) -> None:
 # -- item 3: device calls while the channel starts ---------------------------------------------------
 
 
+#: The request that creates each channel on the service.
+REGISTRATION = {
+    "long_poll": ("GET", "/v2/notification/pull"),
+    "callback": ("PUT", "/v2/notification/callback"),
+    "websocket": ("PUT", "/v2/notification/websocket"),
+}
+
+
 @pytest.fixture
 def fresh(start_server: Any, workdir: str) -> MbedServer:
     """A sandbox that has no notification channel yet (a first start)."""
@@ -152,6 +160,9 @@ def test_subscribe_at_start_up_waits_for_the_starting_channel(
     fresh: MbedServer, bus: RecordingBus, started: list[MbedPlugin], channel: str
 ) -> None:
     assert fresh.channel is None
+    # the channel's first registration fails (it retries): the start-up takes a moment, as on a real service
+    method, path = REGISTRATION[channel]
+    fresh.faults.add("status", count=1, status=503, method=method, path=path)
     plugin = plugin_for(fresh, channel)
     answers: list[Any] = []
     plugin.start()
