@@ -173,6 +173,7 @@ def wait_all(recorder: Recorder, texts: list[str], timeout: float) -> None:
 
 def test_items_queued_while_platypush_was_down_fire_their_hooks(env: dict[str, Any]) -> None:
     pp, recorder = env["platypush"], env["recorder"]
+    env["mbed"].pull_timeout = 30  # as the Connector: a poll is held ~30 s, longer than Platypush takes to stop
     pp.start()
     wait_until(lambda: env["mbed"]._polling, timeout=10)  # the service holds the plugin's long poll
     pp.stop()  # a clean stop; the plugins have run once
