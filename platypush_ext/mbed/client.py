@@ -700,8 +700,10 @@ class MbedClient(ServiceClient):
             try:
                 return send()
             except NoChannelError as exc:
+                if gate is None:  # nobody here consumes a channel: the service's answer says it all
+                    raise
                 pause = self.NO_CHANNEL_PAUSES[min(attempt, len(self.NO_CHANNEL_PAUSES) - 1)]
-                why = gate.why_down() if gate is not None else "no notification channel is consumed (channel: none?)"
+                why = gate.why_down()
                 if why is None and limit - (time.monotonic() - started) <= pause:
                     why = f"the notification channel was not ready within {limit:g} s"
                 if why is not None:

@@ -182,12 +182,11 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         )
         channel = ("websocket" if self._client.pelion else "long_poll") if channel == "auto" else channel
         self._channel_name, self._client.external_channel = channel, channel != "none"
-        self._callback = dict(
-            bind=callback_bind, port=int(callback_port), public_url=callback_url, max_body=int(callback_max_body)
-        )
+        self._client.channel_gate = _ChannelGate(self)  # device calls wait for the channel while it starts
+        callback = dict(bind=callback_bind, port=int(callback_port), public_url=callback_url)
+        self._callback = {**callback, "max_body": int(callback_max_body)}
         self._channel: Channel | None = None
         self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
-        self._client.channel_gate = _ChannelGate(self)  # device calls wait for the channel while it starts
         self.events_posted, self._publisher = 0, Publisher(lambda: self._bus)
         self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000)
         self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
