@@ -5,6 +5,7 @@ fallback, under every fault (drop, stall, garbage, connector down, server restar
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import threading
@@ -479,3 +480,27 @@ def test_without_devices_the_connector_is_not_used(make_plugin, server, alerts):
     with socket.create_connection(("127.0.0.1", server.connector.port), timeout=2):
         pass  # the connector is up; nobody connected to it
     assert server.connector.connected() == []
+
+
+# -- reconnect storms, doubled channels, hostile frames, a connection closing (issue 18) ----
+
+#: The storm tests run the production timings (1 s backoff base, 30 s cap and settle, a 30 s
+#: window) scaled by this factor; ``STORM_SCALE=1`` measures the real 30 s.
+STORM_SCALE = float(os.environ.get("STORM_SCALE", "0.1"))
+
+
+def test_a_connector_that_accepts_and_drops_every_connection_causes_no_storm(
+    make_plugin, bus, server, alerts, device, monkeypatch
+):
+    monkeypatch.setattr(PushjetPlugin, "BACKOFF_BASE", 1.0 * STORM_SCALE)
+    monkeypatch.setattr(PushjetPlugin, "REALTIME_BACKOFF_CAP", 30.0 * STORM_SCALE)
+    monkeypatch.setattr(PushjetPlugin, "REALTIME_SETTLE", 30.0 * STORM_SCALE, raising=False)  # new
+    server.connector.drop_new = True  # another client took the device's connection, each time
+    plugin = make_plugin(device, alerts, poll_interval=5)
+    plugin.start()
+    time.sleep(30.0 * STORM_SCALE)
+    connections = sum(1 for r in server.connector.requests if r[2] == 101)
+    events = bus.of(PushjetConnectedEvent) + bus.of(PushjetDisconnectedEvent)
+    print(f"\nstorm: pushjet/realtime {connections} connections, {len(events)} events in 30 s (x{STORM_SCALE:g})")
+    assert 2 <= connections <= 8 and len(events) <= 4
+    assert [e.args["path"] for e in bus.of(PushjetDisconnectedEvent)] == ["realtime"]  # one outage: one event
