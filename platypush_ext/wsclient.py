@@ -7,7 +7,8 @@ hostile or broken server could make the plugin hold any amount of memory. A
 connection from :func:`connect` refuses a message (one frame, or the fragments of one)
 longer than ``max_message`` bytes with :class:`MessageTooLarge` — for a frame, from
 its header, before its payload is read — and gives its handshake ``timeout`` seconds
-in all. The Pushjet realtime channel and the mbed WebSocket channel connect with it.
+in all; after a refusal the connection is unusable (abort it: a closing handshake would
+read on). The Pushjet realtime channel and the mbed WebSocket channel connect with it.
 """
 
 from __future__ import annotations
@@ -35,11 +36,18 @@ class _Frames(frame_buffer):
     """Frames whose announced length is checked before the payload is read."""
 
     limit = MAX_MESSAGE
+    refused: str | None = None  # once a frame was refused, the stream is unusable: every read fails
+
+    def recv_frame(self) -> ABNF:
+        if self.refused:
+            raise MessageTooLarge(self.refused)
+        return super().recv_frame()
 
     def recv_length(self) -> None:
         super().recv_length()
         if self.length is not None and self.length > self.limit:
-            raise MessageTooLarge(f"a frame of {self.length:,} bytes announced (at most {self.limit:,})")
+            self.refused = f"a frame of {self.length:,} bytes announced (at most {self.limit:,})"
+            raise MessageTooLarge(self.refused)
 
 
 class _Message(continuous_frame):

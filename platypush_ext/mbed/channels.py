@@ -443,7 +443,7 @@ class WebSocketChannel(Channel):
         except websocket.WebSocketTimeoutException:
             return
         except MessageTooLarge as exc:
-            self._drop()
+            self._drop(abort=True)
             raise ServiceConnectionError(f"dropped the notification WebSocket: {exc}") from None
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             self._drop()
@@ -473,11 +473,11 @@ class WebSocketChannel(Channel):
         else:
             self.on_up()
 
-    def _drop(self) -> None:
+    def _drop(self, abort: bool = False) -> None:
         ws, self.ws = self.ws, None
         if ws is not None:
             try:
-                ws.close(timeout=1)
+                ws.shutdown() if abort else ws.close(timeout=1)
             except Exception:
                 logger.debug("mbed websocket: close failed", exc_info=True)
 
