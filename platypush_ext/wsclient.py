@@ -13,6 +13,8 @@ read on). The Pushjet realtime channel and the mbed WebSocket channel connect wi
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from typing import Any
 
@@ -108,7 +110,10 @@ def connect(url: str, timeout: float, *, max_message: int = MAX_MESSAGE, **optio
 
     def expire() -> None:
         expired.set()
-        ws.abort()  # a handshake still reading header lines ends at once
+        sock = ws.sock  # (ws.abort() acts only once the handshake is done)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # a handshake still reading header lines ends at once
 
     timer = threading.Timer(timeout, expire)
     timer.daemon = True

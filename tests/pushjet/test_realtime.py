@@ -4,6 +4,7 @@ fallback, under every fault (drop, stall, garbage, connector down, server restar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -601,3 +602,27 @@ def test_the_sandbox_pushes_nothing_into_a_connection_whose_client_went_away(ser
     assert [m.message for m in server.take_unread(device)] == ["kept too"]
     server.connector._connections.clear()
     ours.close(), ours_again.close(), theirs_again.close()
+
+
+def test_a_handshake_that_never_ends_is_given_up_at_the_connect_timeout(device):
+    """Header lines trickled a byte at a time (each read within the timeout): one deadline."""
+    stop = threading.Event()
+
+    def trickle(listening: socket.socket) -> None:
+        sock = listening.accept()[0]
+        sock.recv(4096)
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nX-Endless: ")
+        while not stop.wait(0.05):
+            with contextlib.suppress(OSError):
+                sock.sendall(b"y")
+        sock.close()
+
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        threading.Thread(target=trickle, args=(listening,), daemon=True).start()
+        channel = Channel(f"ws://127.0.0.1:{listening.getsockname()[1]}/", device, connect_timeout=0.5)
+        started = time.monotonic()
+        wait_until(lambda: channel.errors, timeout=5)
+        stop.set()
+        channel.close()
+    assert time.monotonic() - started < 2
+    assert "no complete handshake within 0.5 s" in channel.errors[0]
