@@ -104,3 +104,64 @@ def test_listener_backs_off_after_a_reported_failure_and_on_unexpected_errors() 
     assert seen == [0, 1, 2] and [type(e) for e in unexpected] == [KeyError] and backoff.failures == 0
     with pytest.raises(KeyError):  # without on_unexpected, a bug ends the loop (Platypush logs it)
         Listener(lambda: {}["x"], threading.Event()).run()
+
+
+class Connections:
+    """A step that holds a connection: each one is established (``connected``), brings
+    ``data[i]`` messages (``delivered``), stays up ``up_for[i]`` steps, then breaks."""
+
+    def __init__(self, data: list[int], up_for: list[int], stopping: threading.Event):
+        self.data, self.up_for, self.stopping = data, up_for, stopping
+        self.listener: Listener | None = None
+        self.opened, self.failures_at_open, self._left = 0, [], 0
+
+    def step(self) -> float:
+        assert self.listener is not None
+        if self._left == 0:
+            if self.opened == len(self.up_for):
+                self.stopping.set()
+                return 0.0
+            self.failures_at_open.append(self.listener.backoff.failures)
+            self.listener.connected()
+            self._left, self.opened = self.up_for[self.opened] + 1, self.opened + 1
+            for _ in range(self.data[self.opened - 1]):
+                self.listener.delivered()
+        self._left -= 1
+        if self._left == 0:
+            raise ServiceConnectionError("dropped")
+        return 0.01
+
+
+def run_connections(data: list[int], up_for: list[int], settle: float) -> tuple[Connections, list[str]]:
+    stopping, events = threading.Event(), []
+    connections = Connections(data, up_for, stopping)
+    availability = Availability(
+        "X", logging.getLogger("probe"), lambda: events.append("up"), lambda e: events.append("down")
+    )
+    connections.listener = Listener(
+        connections.step,
+        stopping,
+        backoff=Backoff(0.001, 0.004, jitter=False),
+        on_up=availability.ok,
+        on_down=availability.failed,
+        settle=settle,
+    )
+    thread = _run(connections.listener)
+    thread.join(10)
+    assert not thread.is_alive()
+    return connections, events
+
+
+def test_connections_accepted_and_dropped_neither_reset_the_backoff_nor_flap() -> None:
+    connections, events = run_connections(data=[0] * 6, up_for=[0] * 6, settle=5.0)
+    assert connections.failures_at_open == [0, 1, 2, 3, 4, 5]  # ever longer waits (capped)
+    assert events == ["up", "down"]  # one outage, reported once each way
+
+
+def test_a_connection_proves_itself_by_data_or_by_staying_up() -> None:
+    # 1: no data, dropped; 2: held (the previous did not prove itself), brings data: announced,
+    # backoff reset (the wait after it is the base delay again); 3: announced at once, dropped at
+    # once; 4: held, up 30 steps (> 0.2 s): announced
+    connections, events = run_connections(data=[0, 1, 0, 0], up_for=[0, 1, 0, 30], settle=0.2)
+    assert connections.failures_at_open == [0, 1, 1, 2]
+    assert events == ["up", "down", "up", "down", "up", "down", "up", "down"]

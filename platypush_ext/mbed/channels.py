@@ -21,6 +21,7 @@ import copy
 import logging
 import secrets
 import socket
+import struct
 import threading
 import time
 import weakref
@@ -33,6 +34,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from ..backoff import Backoff
 from ..http import BadRequestError, HttpClient, ProtocolError, ServiceConnectionError, ServiceError
 from ..listening import Listener
+from ..wsclient import MAX_MESSAGE, MessageTooLarge
 from .client import ChannelConflictError
 from .receiver import SECRET_HEADER, Receiver
 
@@ -447,40 +449,94 @@ class CallbackChannel(Channel):
 
 class WebSocketChannel(Channel):
     """The Pelion / Izuma WebSocket channel: registered with ``PUT
-    /v2/notification/websocket``, then each text frame is a NotificationMessage."""
+    /v2/notification/websocket``, then each text frame is a NotificationMessage.
+
+    The channel is registered once; a reconnect only opens the socket again. When the
+    service closes it with 1001 (another socket, the channel deleted, a shutdown) or
+    1011 (no channel registered), the next attempt asks ``GET /v2/notification/websocket``
+    and registers again only if that answers that the channel is missing. A connection
+    counts as a success (backoff reset, ``on_up`` after an outage) once it brought a
+    message or stayed up :attr:`SETTLE` seconds (see :class:`~platypush_ext.listening.Listener`);
+    a message over ``max_message`` bytes drops the connection.
+
+    :param max_message: the longest message accepted (bytes).
+    """
 
     name = "websocket"
+    #: A connection that stayed up this long (or brought a message) ends an outage (seconds).
+    SETTLE = 30.0
+    #: Close codes after which the channel may be gone: check it before reconnecting.
+    CHECK_AFTER = (1001, 1011)
 
-    def __init__(self, client: Any, on_message: Callable[[Any], Any], **kwargs: Any):
+    def __init__(self, client: Any, on_message: Callable[[Any], Any], *, max_message: int = MAX_MESSAGE, **kwargs: Any):
         super().__init__(client, on_message, **kwargs)
         self.ws: Any = None
+        self.max_message = max_message
+        self._registered = False  # by this channel, and not since reported missing
+        self._check = False  # the service closed the socket in a way that may mean the channel is gone
+        self._listener: Listener | None = None
+
+    def run(self) -> None:
+        """Run until :meth:`stop`, as one connection after another (see the class)."""
+        self._listener = Listener(
+            self._step,
+            self.stopping,
+            backoff=self.backoff,
+            on_up=self.on_up,
+            on_down=self.on_down,
+            on_unexpected=self._unexpected,
+            settle=self.SETTLE,
+        )
+        try:
+            self._listener.run()
+        finally:
+            self.close()
 
     def step(self) -> None:
         import websocket
 
         if self.ws is None:
-            self.claim(self.client.register_websocket)
-            self.ws = self.client.connect_websocket()
-            self.ws.settimeout(0.5)
-            self.on_up()
+            self._open()
         try:
-            frame = self.ws.recv()
+            opcode, frame = self.ws.recv_data_frame()
         except websocket.WebSocketTimeoutException:
             return
-        except (websocket.WebSocketException, OSError) as exc:
+        except MessageTooLarge as exc:
+            self._drop(abort=True)
+            raise ServiceConnectionError(f"dropped the notification WebSocket: {exc}") from None
+        except (websocket.WebSocketException, OSError, ValueError) as exc:
             self._drop()
             raise ServiceConnectionError(f"the notification WebSocket closed ({type(exc).__name__})") from None
-        if not frame:  # a close frame
-            code = getattr(self.ws, "status", None)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            code = struct.unpack("!H", frame.data[:2])[0] if len(frame.data) >= 2 else None
+            self._check = code in self.CHECK_AFTER
             self._drop()
             raise ServiceConnectionError(f"the service closed the notification WebSocket (code {code})")
-        self.dispatch(frame)
+        if self._listener is not None:
+            self._listener.delivered()
+        text = frame.data.decode("utf-8", "replace") if opcode == websocket.ABNF.OPCODE_TEXT else frame.data
+        self.dispatch(text)
 
-    def _drop(self) -> None:
+    def _open(self) -> None:
+        """Register the channel unless it is known to exist, then connect."""
+        if self._check and self._registered:
+            self._registered = self.client.get_websocket() is not None
+        self._check = False
+        if not self._registered:
+            self.claim(self.client.register_websocket)
+            self._registered = True
+        self.ws = self.client.connect_websocket(max_message=self.max_message)
+        self.ws.settimeout(0.5)
+        if self._listener is not None:
+            self._listener.connected()
+        else:
+            self.on_up()
+
+    def _drop(self, abort: bool = False) -> None:
         ws, self.ws = self.ws, None
         if ws is not None:
             try:
-                ws.close(timeout=1)
+                ws.shutdown() if abort else ws.close(timeout=1)
             except Exception:
                 logger.debug("mbed websocket: close failed", exc_info=True)
 

@@ -1160,13 +1160,17 @@ class MbedClient(ServiceClient):
             return False
         return True
 
-    def connect_websocket(self, timeout: float = 10.0) -> Any:
-        """Open ``/v2/notification/websocket-connect`` (a ``websocket-client`` connection)."""
+    def connect_websocket(self, timeout: float = 10.0, max_message: int = 16 << 20) -> Any:
+        """Open ``/v2/notification/websocket-connect`` (a bounded ``websocket-client`` connection:
+        :mod:`platypush_ext.wsclient`; a message over ``max_message`` bytes drops it)."""
         import websocket
+
+        from ..wsclient import connect
 
         url = self.http.url("v2/notification/websocket-connect").replace("http", "ws", 1)
         try:
-            return websocket.create_connection(url, timeout=timeout, header=[f"Authorization: Bearer {self._api_key}"])
+            header = [f"Authorization: Bearer {self._api_key}"]
+            return connect(url, timeout, max_message=max_message, header=header)
         except (websocket.WebSocketException, OSError) as exc:
             from ..http import ServiceConnectionError
 

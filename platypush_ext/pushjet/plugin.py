@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from typing import Any, Mapping, Sequence
 
 from platypush.plugins import RunnablePlugin
@@ -101,6 +102,9 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     PING_TIMEOUT = 10.0
     #: The longest wait between two attempts to reach the connector (seconds).
     REALTIME_BACKOFF_CAP = 30.0
+    #: A connection to the connector that stayed up this long (or brought a message) resets the
+    #: backoff and ends an outage; one accepted and dropped does neither (seconds).
+    REALTIME_SETTLE = 30.0
     #: While every device is on the connector, the poller sleeps this long at most (woken when one drops).
     IDLE_WAIT = 300.0
 
@@ -170,6 +174,8 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             realtime_url=self._realtime_url,
         )
         self._channels: dict[str, RealtimeChannel] = {}  # device -> its connection to the connector
+        self._channel_threads: dict[str, threading.Thread] = {}  # device -> the thread running it
+        self._channels_lock = threading.Lock()
         self._paths = CrossPathFilter()  # pushed and polled: one event
         self._wakeup = threading.Event()  # set when a device falls back to polling, and on stop
 
@@ -559,16 +565,19 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             if self.should_stop():
                 return
             self.logger.info("pushjet: waiting for Platypush's bus to have a subscriber")
-        self.post_pending()  # what a previous run journaled but did not deliver
-        threads = [self._start_channel(device) for device in self._devices] if self._realtime_url else []
-        Listener(
-            self._poll,
-            self._should_stop,
-            backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
-            on_down=self._availability.failed,
-        ).run()
-        for thread in threads:
-            thread.join(timeout=5)
+        try:  # whatever ends this run (a stop, an error), its connections end with it
+            self.post_pending()  # what a previous run journaled but did not deliver
+            if self._realtime_url:
+                for device in self._devices:
+                    self._start_channel(device)
+            Listener(
+                self._poll,
+                self._should_stop,
+                backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
+                on_down=self._availability.failed,
+            ).run()
+        finally:
+            self._close_channels()
 
     def _poll(self) -> float:
         """Poll the devices that are not on the connector; sleep while none is."""
@@ -583,27 +592,52 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         return self.poll_interval
 
     def _start_channel(self, device: str) -> threading.Thread:
-        """Connect ``device`` to the connector in a thread of its own (reconnecting with backoff)."""
-        channel = RealtimeChannel(
-            self._realtime_url or "",
-            device,
-            lambda payload: self._pushed(device, payload),
-            self._realtime.ok,
-            connect_timeout=self._client.http.timeouts.connect,
-            ping_interval=self.PING_INTERVAL,
-            ping_timeout=self.PING_TIMEOUT,
-        )
-        self._channels[device] = channel
-        listener = Listener(
-            channel.step,
-            self._should_stop,
-            backoff=Backoff(base=self.BACKOFF_BASE, cap=self.REALTIME_BACKOFF_CAP),
-            on_down=self._realtime_down,
-            on_unexpected=self._realtime_broken,
-        )
-        thread = threading.Thread(target=listener.run, name=f"pushjet-realtime-{device[:8]}", daemon=True)
-        thread.start()
-        return thread
+        """Connect ``device`` to the connector in a thread of its own (reconnecting with backoff);
+        the running one if there is one: never two connections per device."""
+        with self._channels_lock:
+            running = self._channel_threads.get(device)
+            if running is not None and running.is_alive() and not self._channels[device].stopping.is_set():
+                return running
+            listener: Listener | None = None
+
+            def deliver(payload: dict[str, Any]) -> None:
+                assert listener is not None
+                listener.delivered()  # a connection that brings messages proved itself
+                self._pushed(device, payload)
+
+            channel = RealtimeChannel(
+                self._realtime_url or "",
+                device,
+                deliver,
+                lambda: listener.connected() if listener else None,
+                connect_timeout=self._client.http.timeouts.connect,
+                ping_interval=self.PING_INTERVAL,
+                ping_timeout=self.PING_TIMEOUT,
+            )
+            listener = Listener(
+                channel.step,
+                channel.stopping,
+                backoff=Backoff(base=self.BACKOFF_BASE, cap=self.REALTIME_BACKOFF_CAP),
+                on_up=self._realtime.ok,
+                on_down=self._realtime_down,
+                on_unexpected=self._realtime_broken,
+                settle=self.REALTIME_SETTLE,
+            )
+            thread = threading.Thread(target=listener.run, name=f"pushjet-realtime-{device[:8]}", daemon=True)
+            self._channels[device], self._channel_threads[device] = channel, thread
+            thread.start()
+            return thread
+
+    def _close_channels(self, timeout: float = 5.0) -> None:
+        """Close every connection to the connector and wait (at most ``timeout`` s) for their threads."""
+        with self._channels_lock:  # closed channels stay listed (not up) until replaced
+            channels, threads = list(self._channels.values()), list(self._channel_threads.values())
+        for channel in channels:
+            channel.close()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _realtime_down(self, error: Exception) -> None:
         """A device lost the connector: poll it at once (and until the connector is back)."""
@@ -618,7 +652,6 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     def stop(self) -> None:
         self._should_stop.set()  # before the wake-ups: the woken loops must see it
         self._wakeup.set()
-        for channel in list(self._channels.values()):
-            channel.close()
+        self._close_channels(timeout=0)  # at once: the connector sees them gone before it pushes more
         super().stop()  # waits for main
         self._journal.close(self._fetch_lock)  # a fetch still running: closed as after a crash

@@ -7,7 +7,9 @@ pushes) to its caller. Its :meth:`~RealtimeChannel.step` makes one bounded
 exchange, for a :class:`~platypush_ext.listening.Listener`; the protocol has no
 keep-alive, so a connection silent for ``ping_interval`` seconds gets a
 WebSocket ping and is given up when nothing arrives ``ping_timeout`` seconds later
-(a stalled connector). The client side is the ``websocket-client`` library.
+(a stalled connector). The client side is the ``websocket-client`` library,
+bounded (:mod:`platypush_ext.wsclient`): a message beyond ``max_message`` bytes
+drops the connection.
 
 A message has no id. :class:`CrossPathFilter` recognises one that arrived both
 pushed and polled (see its rule), so that it posts a single event.
@@ -26,6 +28,8 @@ from urllib.parse import urlsplit
 import websocket
 
 from ..http import InvalidArgumentError, ServiceError, one_line
+from ..wsclient import MAX_MESSAGE, MessageTooLarge
+from ..wsclient import connect as ws_connect
 from .client import check_uuid
 
 logger = logging.getLogger("platypush_ext.pushjet")
@@ -62,6 +66,7 @@ class RealtimeChannel:
     :param connect_timeout: seconds to connect and to get the connector's first answer.
     :param ping_interval: seconds of silence before a ping.
     :param ping_timeout: seconds to wait for any frame after a ping.
+    :param max_message: the longest message accepted (bytes); a longer one drops the connection.
     """
 
     def __init__(
@@ -74,10 +79,14 @@ class RealtimeChannel:
         connect_timeout: float = 5.0,
         ping_interval: float = 30.0,
         ping_timeout: float = 10.0,
+        max_message: int = MAX_MESSAGE,
     ):
         self.url, self.device = check_realtime_url(url), check_uuid(device)
         self.deliver, self.on_ready = deliver, on_ready
         self.connect_timeout, self.ping_interval, self.ping_timeout = connect_timeout, ping_interval, ping_timeout
+        self.max_message = max_message
+        #: set by :meth:`close`: the loop running :meth:`step` ends
+        self.stopping = threading.Event()
         #: whether the connector accepted the device on the open connection
         self.up = False
         self._ws: websocket.WebSocket | None = None
@@ -98,6 +107,8 @@ class RealtimeChannel:
                 opcode, frame = ws.recv_data_frame(control_frame=True)
             except websocket.WebSocketTimeoutException:
                 return self._keep_alive(ws)  # its ping may fail too: handled below
+        except MessageTooLarge as exc:
+            return self._lost(f"dropped the connection: {one_line(exc)}")
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             return self._lost(f"connection lost ({one_line(exc) or type(exc).__name__})")
         self._pinged = False
@@ -110,7 +121,7 @@ class RealtimeChannel:
 
     def _open(self) -> None:
         try:
-            ws = websocket.create_connection(self.url, timeout=self.connect_timeout, enable_multithread=True)
+            ws = ws_connect(self.url, self.connect_timeout, max_message=self.max_message)
             ws.send(self.device)  # the first text frame: who we are
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             raise RealtimeError(f"cannot reach the Pushjet connector {self.url} ({one_line(exc)})") from None
@@ -165,9 +176,10 @@ class RealtimeChannel:
     def close(self) -> None:
         """Stop at once: a receive in progress ends (from any thread)."""
         with self._lock:
-            self._closed, ws = True, self._ws
+            self._closed, ws, self.up = True, self._ws, False
+        self.stopping.set()
         if ws is not None:
-            ws.abort()
+            ws.abort()  # the connector sees the connection end now, not when the process exits
 
 
 class CrossPathFilter:

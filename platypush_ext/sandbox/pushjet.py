@@ -15,7 +15,8 @@ through the broker: replay of the unread messages on connect (marking them
 read), every accepted message pushed live to the subscribed connections (then
 marked read, as the connector's ``DELETE /message`` does), subscription changes
 on subscribe and service delete, the documented errors. Its faults
-(:meth:`PushjetConnector.fault`: ``drop``, ``stall``, ``garbage``) and a delayed
+(:meth:`PushjetConnector.fault`: ``drop``, ``stall``, ``garbage``; ``drop_new``: every
+connection accepted, then dropped) and a delayed
 mark-read (the connector's separate request) are reachable from tests and over
 ``POST /_sandbox/realtime`` of the API server.
 
@@ -31,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import socket
 import socketserver
 import struct
@@ -470,14 +472,19 @@ class PushjetServer(SandboxServer):
         )
 
     def _ctl_realtime(self, request: Request) -> Response:
-        """``POST /_sandbox/realtime {"up": false, "fault": "drop", "mark_read_delay": 1}``:
-        stop or start the connector, inject a fault into its connections, delay its mark-reads."""
+        """``POST /_sandbox/realtime {"up": false, "fault": "drop", "mark_read_delay": 1, "drop_new": true}``:
+        stop or start the connector, inject a fault into its connections, delay its mark-reads,
+        drop every new connection once accepted."""
         spec = request.json() or {}
-        unknown = set(spec) - {"up", "fault", "mark_read_delay"}
+        unknown = set(spec) - {"up", "fault", "mark_read_delay", "drop_new"}
         if unknown:
-            return json_response({"error": f"unknown settings {sorted(unknown)}; use up, fault, mark_read_delay"}, 400)
+            return json_response(
+                {"error": f"unknown settings {sorted(unknown)}; use up, fault, mark_read_delay, drop_new"}, 400
+            )
         if "mark_read_delay" in spec:
             self.mark_read_delay = float(spec["mark_read_delay"])
+        if "drop_new" in spec:
+            self.connector.drop_new = bool(spec["drop_new"])
         if "fault" in spec:
             if spec["fault"] not in CONNECTOR_FAULTS:
                 return json_response({"error": f"unknown fault; use one of {', '.join(CONNECTOR_FAULTS)}"}, 400)
@@ -506,20 +513,40 @@ def _tcp_text(data: bytes) -> bytes:
 
 
 class _Connection:
-    """One client of the connector: its socket, device, topics (public keys) and framing."""
+    """One client of the connector: its socket, device, topics (public keys) and framing.
+
+    As an event-driven server handles a connection's readable event before it writes to it,
+    a push first looks whether the client went away (its end of the connection, or a close
+    frame, waiting to be read): then nothing is sent, and nothing marked read. The reader
+    takes each client frame under the same lock, so that no close slips between the look
+    and the push. (A real server may still push into a connection whose client is gone
+    without a word — a crash, a network cut — until TCP tells it; that message is lost.)
+    """
 
     def __init__(self, sock: socket.socket, uuid: str, topics: set[str], frame: Callable[[bytes], bytes]):
         self.sock, self.uuid, self.topics, self.frame = sock, uuid, topics, frame
         self.stalled = False  # sends nothing, answers no ping: a connection that hangs
-        self._lock = threading.Lock()
+        self.gone = False  # the client closed its end (read by the reader)
+        self.lock = threading.Lock()
 
     def send(self, payload: Any, raw: bytes | None = None) -> bool:
-        """Send ``payload`` as a JSON text frame (or ``raw`` text); ``False`` if it did not go."""
+        """Send ``payload`` as a JSON text frame (or ``raw`` text); ``False`` if it did not go
+        (stalled, or the client went away)."""
         if not self.stalled:
-            with self._lock, contextlib.suppress(OSError):
+            with self.lock, contextlib.suppress(OSError):
+                if self.gone or self._closing():
+                    return False
                 self.sock.sendall(self.frame(raw if raw is not None else json.dumps(payload).encode()))
                 return True
         return False
+
+    def _closing(self) -> bool:
+        """Whether the client's end of the connection or a close frame waits to be read."""
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if not readable:
+            return False
+        pending = self.sock.recv(1, socket.MSG_PEEK)
+        return not pending or (self.frame is _ws_text and pending[0] & 0x0F == CLOSE)
 
     def drop(self) -> None:
         """Break the connection with a TCP reset."""
@@ -554,6 +581,9 @@ class PushjetConnector(SandboxServer):
     def __init__(self, api: PushjetServer, host: str = "127.0.0.1", port: int = 0, tcp_port: int = 0):
         self.api, self.tcp_port = api, tcp_port
         self._connections: list[_Connection] = []
+        #: accept each new connection (``{"status": "ok"}`` and the replay), then drop it at once:
+        #: another client took the device's connection, or a proxy that resets connections
+        self.drop_new = False
         self._tcp: _TcpServer | None = None
         super().__init__(host, port)
 
@@ -644,7 +674,7 @@ class PushjetConnector(SandboxServer):
         connection: _Connection | None = None
         try:
             while True:
-                opcode, payload = ws_read(sock)
+                opcode, payload = self._read(sock, connection)
                 if opcode in (None, CLOSE):
                     if opcode == CLOSE:
                         ws_close(sock, 1000, "")
@@ -652,6 +682,18 @@ class PushjetConnector(SandboxServer):
                 connection = self._frame(sock, connection, opcode, payload)
         finally:
             self._detach(connection)
+
+    @staticmethod
+    def _read(sock: socket.socket, connection: _Connection | None) -> tuple[int | None, bytes]:
+        """The next client frame; once attached, read under the connection's lock (see :class:`_Connection`)."""
+        if connection is None:
+            return ws_read(sock)
+        select.select([sock], [], [])
+        with connection.lock:
+            opcode, payload = ws_read(sock)
+            if opcode in (None, CLOSE):
+                connection.gone = True
+        return opcode, payload
 
     def serve_tcp(self, sock: socket.socket) -> None:
         """A TCP client: its uuid is the first 36 bytes (anything after is ignored).
@@ -665,8 +707,12 @@ class PushjetConnector(SandboxServer):
             return
         connection = self._attach(sock, uuid, _tcp_text)
         try:
-            while recv_exact(sock, 1) is not None:
-                pass
+            while True:
+                select.select([sock], [], [])
+                with connection.lock:
+                    if recv_exact(sock, 1) is None:
+                        connection.gone = True
+                        break
         finally:
             self._detach(connection)
 
@@ -699,7 +745,13 @@ class PushjetConnector(SandboxServer):
             connection.send(OK)
             for message in self.api.take_unread(uuid):
                 connection.send({"message": message.as_dict()})
-            self._connections.append(connection)
+            if self.drop_new:  # a close frame after the status (TCP: the end of the stream)
+                with contextlib.suppress(OSError):
+                    if frame is _ws_text:
+                        ws_close(sock, 1001, "Going away")
+                    sock.shutdown(socket.SHUT_WR)
+            else:
+                self._connections.append(connection)
         return connection
 
 

@@ -2,12 +2,18 @@
 bundle) with ``realtime_url`` set to the Pushjet sandbox's WebSocket connector. A message sent
 over ``/execute pushjet.send`` fires a ``config.yaml`` hook through the connector, then through
 polling while the connector is down, then through the connector once it is back; a message sent
-while Platypush is stopped fires it after the restart."""
+while Platypush is stopped fires it after the restart; 40 messages sent while Platypush is
+stopping (SIGINT) fire 40 hooks after the restart, on polling and on the connector (issue 18:
+hook runs counted by their ``http.post`` to a recording server, not by ``/ws/events``)."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -25,9 +31,45 @@ DISCONNECTED = "platypush_ext.pushjet.events.PushjetDisconnectedEvent"
 POLL_INTERVAL = 4  # the plugin's minimum: a message polled takes up to 4 s, one pushed milliseconds
 
 
+class Recorder(ThreadingHTTPServer):
+    """Where the restart hook's ``http.post`` lands: the texts, in order."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _RecorderHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/pushjet"
+
+    def count(self, texts: list[str]) -> int:
+        with self.lock:
+            return len(set(texts) & set(self.texts))
+
+
+class _RecorderHandler(BaseHTTPRequestHandler):
+    server: Recorder
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        with self.server.lock:
+            self.server.texts.append(body)
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    server = PushjetServer().start()
+    server, recorder = PushjetServer().start(), Recorder()
     remote = PushjetClient(server.base_url)
     alerts = remote.create_service("Alerts")
     device = str(uuid.uuid4())
@@ -44,11 +86,16 @@ def env(tmp_path_factory):
             "if": {"type": MESSAGE, "title": "door"},
             "then": [{"action": "variable.set", "args": {"door": "${message}"}}],
         },
+        "event.hook.RestartPushjetMessage": {
+            "if": {"type": MESSAGE, "title": "restart"},
+            "then": [{"action": "http.post", "args": {"url": recorder.url, "data": "${message}"}}],
+        },
     }
     platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush"))
     platypush.start()
-    yield {"platypush": platypush, "server": server, "remote": remote, "alerts": alerts}
+    yield {"platypush": platypush, "server": server, "remote": remote, "alerts": alerts, "recorder": recorder}
     platypush.stop()
+    recorder.shutdown()
     server.stop()
 
 
@@ -123,3 +170,24 @@ def test_a_message_sent_while_platypush_is_stopped_fires_the_hook_after_a_restar
         assert time.monotonic() < deadline, "the hook did not run after the restart"
         time.sleep(0.1)
     wait_path(platypush, "realtime", 20)
+
+
+def test_what_is_sent_while_platypush_stops_fires_every_hook_after_the_restart(env):
+    platypush, server, recorder = env["platypush"], env["server"], env["recorder"]
+    for path in ("realtime", "polling"):
+        if path == "polling":
+            server.connector.stop()  # the listener falls back to polling, and stays there
+        wait_path(platypush, path, 20)
+        texts = [f"{path}-{i}" for i in range(40)]
+        platypush._proc.send_signal(signal.SIGINT)  # a clean stop, as Ctrl-C or systemd's KillSignal=SIGINT
+        time.sleep(0.3)
+        for text in texts:  # while Platypush stops: its connection to the connector may still be open
+            env["remote"].send(env["alerts"].secret_key, text, title="restart")
+        platypush._proc.wait(20)
+        platypush.stop()  # it exited: stops nothing more, only collects it
+        platypush.start()
+        deadline = time.monotonic() + 20
+        while recorder.count(texts) < 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        print(f"\nrestart: pushjet/{path} {recorder.count(texts)}/40")
+        assert recorder.count(texts) == 40, f"{path}: {recorder.count(texts)}/40 hooks ran after the restart"

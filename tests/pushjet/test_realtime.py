@@ -4,9 +4,12 @@ fallback, under every fault (drop, stall, garbage, connector down, server restar
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import sqlite3
+import struct
 import threading
 import time
 import uuid
@@ -20,7 +23,7 @@ from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnec
 from platypush_ext.pushjet.plugin import PushjetPlugin
 from platypush_ext.pushjet.realtime import CrossPathFilter, RealtimeChannel, RealtimeError, check_realtime_url
 from platypush_ext.sandbox.core import Request, SandboxServer
-from platypush_ext.sandbox.pushjet import PushjetServer
+from platypush_ext.sandbox.pushjet import PushjetServer, _Connection, _ws_text
 from platypush_ext.sandbox.websocket import TEXT, accept_upgrade, ws_close, ws_frame, ws_read
 from tests.support import wait_until
 
@@ -479,3 +482,147 @@ def test_without_devices_the_connector_is_not_used(make_plugin, server, alerts):
     with socket.create_connection(("127.0.0.1", server.connector.port), timeout=2):
         pass  # the connector is up; nobody connected to it
     assert server.connector.connected() == []
+
+
+# -- reconnect storms, doubled channels, hostile frames, a connection closing (issue 18) ----
+
+#: The storm tests run the production timings (1 s backoff base, 30 s cap and settle, a 30 s
+#: window) scaled by this factor; ``STORM_SCALE=1`` measures the real 30 s.
+STORM_SCALE = float(os.environ.get("STORM_SCALE", "0.1"))
+
+
+def test_a_connector_that_accepts_and_drops_every_connection_causes_no_storm(
+    make_plugin, bus, server, alerts, device, monkeypatch
+):
+    monkeypatch.setattr(PushjetPlugin, "BACKOFF_BASE", 1.0 * STORM_SCALE)
+    monkeypatch.setattr(PushjetPlugin, "REALTIME_BACKOFF_CAP", 30.0 * STORM_SCALE)
+    monkeypatch.setattr(PushjetPlugin, "REALTIME_SETTLE", 30.0 * STORM_SCALE, raising=False)  # new
+    server.connector.drop_new = True  # another client took the device's connection, each time
+    plugin = make_plugin(device, alerts, poll_interval=5)
+    plugin.start()
+    time.sleep(30.0 * STORM_SCALE)
+    connections = sum(1 for r in server.connector.requests if r[2] == 101)
+    events = bus.of(PushjetConnectedEvent) + bus.of(PushjetDisconnectedEvent)
+    print(f"\nstorm: pushjet/realtime {connections} connections, {len(events)} events in 30 s (x{STORM_SCALE:g})")
+    assert 2 <= connections <= 8 and len(events) <= 4
+    assert [e.args["path"] for e in bus.of(PushjetDisconnectedEvent)] == ["realtime"]  # one outage: one event
+
+
+def test_main_ended_by_an_error_neither_doubles_nor_leaves_connections(
+    make_plugin, bus, server, remote, alerts, device, caplog
+):
+    plugin = make_plugin(device, alerts)
+    poll, failed = plugin._poll, []
+
+    def poll_failing_once() -> float:
+        if not failed:
+            failed.append(1)
+            time.sleep(0.3)  # the channel is up by now
+            raise RuntimeError("a bug in the poll loop")
+        return poll()
+
+    plugin._poll = poll_failing_once
+    plugin.start()  # Platypush's runner logs the error and runs main() again
+    wait_until(lambda: failed and "a bug in the poll loop" in caplog.text)
+    wait_until(lambda: on_realtime(plugin), timeout=5)
+    time.sleep(0.5)
+    assert server.connector.connected() == [device]  # one connection, not two
+    remote.send(alerts.secret_key, "once")
+    wait_until(lambda: message_texts(bus) == ["once"])
+    time.sleep(0.3)
+    assert message_texts(bus) == ["once"]  # one event, not one per connection
+    plugin.stop()
+    wait_until(lambda: server.connector.connected() == [], timeout=2)  # none left open
+
+
+class HugeFrames(SandboxServer):
+    """A connector that answers the uuid with ``{"status": "ok"}``, then a hostile frame:
+    a header announcing ``announce`` bytes, or fragments without end; counts what it got out."""
+
+    name = "huge-frames"
+    mode, sent, limit = "header", 0, 16 << 20
+
+    def setup_routes(self) -> None:
+        self.route("GET", "/", self._connect)
+
+    def _connect(self, request: Request) -> None:
+        sock = accept_upgrade(request)
+        ws_read(sock)
+        sock.sendall(ws_frame(b'{"status": "ok"}', TEXT))
+        chunk = b"x" * 65_000
+        if self.mode == "header":
+            sock.sendall(bytes([0x81, 127]) + struct.pack("!Q", 1 << 30))  # 1 GiB announced
+            frames = (chunk for _ in range(self.limit // len(chunk)))
+        else:  # a text frame without FIN, then continuation frames without FIN
+            frames = (
+                bytes([0x01 if i == 0 else 0x00, 126]) + struct.pack("!H", len(chunk)) + chunk
+                for i in range(self.limit // len(chunk))
+            )
+        type(self).sent = 0
+        try:
+            for data in frames:
+                sock.sendall(data)
+                type(self).sent += len(data)
+        except OSError:
+            pass  # the client dropped the connection
+        return None
+
+
+@pytest.mark.parametrize("mode", ["header", "fragments"])
+def test_a_hostile_connector_cannot_make_the_channel_buffer_a_huge_message(start_server, device, mode):
+    HugeFrames.mode = mode
+    hostile = start_server(HugeFrames)
+    channel = Channel(f"ws://127.0.0.1:{hostile.port}/", device, max_message=1 << 20)
+    wait_until(lambda: channel.errors, timeout=10)
+    channel.close()
+    assert "dropped the connection: a " in channel.errors[0] and len(channel.errors[0]) <= 500
+    assert HugeFrames.sent < 8 << 20  # of the 16 MiB offered: the channel stopped reading at 1 MiB
+    assert RealtimeChannel(f"ws://127.0.0.1:{hostile.port}/", device, print, print).max_message == 16 << 20
+
+
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """The server's and the client's ends of a TCP connection on 127.0.0.1."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        client = socket.create_connection(listening.getsockname()[:2], timeout=5)
+        return listening.accept()[0], client
+
+
+def test_the_sandbox_pushes_nothing_into_a_connection_whose_client_went_away(server, remote, alerts, device):
+    ours, theirs = tcp_pair()
+    connection = _Connection(ours, device, server.topics(device), _ws_text)
+    server.connector._connections.append(connection)  # no reader yet: as if it had not run
+    theirs.close()  # the client went away
+    remote.send(alerts.secret_key, "kept for the next connection")
+    assert [m.message for m in server.take_unread(device)] == ["kept for the next connection"]
+    ours_again, theirs_again = tcp_pair()
+    closing = _Connection(ours_again, device, server.topics(device), _ws_text)
+    server.connector._connections[:] = [closing]
+    theirs_again.sendall(bytes([0x88, 0x80]) + b"\0\0\0\0")  # a close frame, not read yet
+    remote.send(alerts.secret_key, "kept too")
+    assert [m.message for m in server.take_unread(device)] == ["kept too"]
+    server.connector._connections.clear()
+    ours.close(), ours_again.close(), theirs_again.close()
+
+
+def test_a_handshake_that_never_ends_is_given_up_at_the_connect_timeout(device):
+    """Header lines trickled a byte at a time (each read within the timeout): one deadline."""
+    stop = threading.Event()
+
+    def trickle(listening: socket.socket) -> None:
+        sock = listening.accept()[0]
+        sock.recv(4096)
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nX-Endless: ")
+        while not stop.wait(0.05):
+            with contextlib.suppress(OSError):
+                sock.sendall(b"y")
+        sock.close()
+
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        threading.Thread(target=trickle, args=(listening,), daemon=True).start()
+        channel = Channel(f"ws://127.0.0.1:{listening.getsockname()[1]}/", device, connect_timeout=0.5)
+        started = time.monotonic()
+        wait_until(lambda: channel.errors, timeout=5)
+        stop.set()
+        channel.close()
+    assert time.monotonic() - started < 2
+    assert "no complete handshake within 0.5 s" in channel.errors[0]
