@@ -114,6 +114,15 @@ class Journal:
                 raise
         return ids
 
+    def get(self, entry_id: int) -> Entry | None:
+        """One entry by its id, delivered or not (``None`` when unknown or pruned).
+
+        :param entry_id: the id :meth:`append` returned.
+        """
+        with self._lock:
+            row = self._db.execute("SELECT id, source, payload FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        return Entry(row[0], row[1], json.loads(row[2])) if row else None
+
     def pending(self, limit: int = 500) -> list[Entry]:
         """Entries not delivered yet, oldest first.
 

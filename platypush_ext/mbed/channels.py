@@ -9,33 +9,41 @@
 
 Each runs in its own thread, hands every NotificationMessage to ``on_message``,
 reports ``on_up()`` / ``on_down(error)``, backs off with jitter on failures
-(never busy-loops) and stops when asked. A long poll cannot be interrupted:
-:meth:`Channel.stop` returns at once, and the thread ends when the current poll
-returns (what it brings is still handed over).
+(never busy-loops) and stops when asked. :meth:`Channel.stop` releases what the
+service holds for the channel: a held long poll's connection is shut down (what the
+service has next stays queued for the next poll), the receiver closes (the service
+retries its deliveries). Device calls wait for a starting channel (:meth:`Channel.wait_ready`).
 """
 
 from __future__ import annotations
 
-import hmac
+import copy
 import logging
-import queue
 import secrets
+import socket
 import struct
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import weakref
 from typing import Any, Callable
 
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
 from ..backoff import Backoff
-from ..http import BadRequestError, ProtocolError, ServiceConnectionError, ServiceError
+from ..http import BadRequestError, HttpClient, ProtocolError, ServiceConnectionError, ServiceError
 from ..listening import Listener
 from ..wsclient import MAX_MESSAGE, MessageTooLarge
 from .client import ChannelConflictError
+from .receiver import SECRET_HEADER, Receiver
+
+__all__ = ["SECRET_HEADER", "CallbackChannel", "Channel", "LongPollChannel", "Receiver", "WebSocketChannel"]
 
 logger = logging.getLogger("platypush_ext.mbed")
 
-#: The header carrying the callback channel's shared secret.
-SECRET_HEADER = "X-Platypush-Mbed-Secret"
+#: the receiver's former name here (tests and callers of the previous releases)
+_Receiver = Receiver
 
 
 class Channel:
@@ -65,7 +73,9 @@ class Channel:
         self.client = client
         self.record = record
         self.on_message = on_message
-        self.on_up = on_up or (lambda: None)
+        self._up = on_up or (lambda: None)
+        #: set once the channel exists on the service (device calls wait for it, see :meth:`wait_ready`)
+        self.ready = threading.Event()
         self.on_down = on_down or (lambda error: logger.warning("mbed %s: %s", self.name, error))
         self.backoff = backoff or Backoff()
         self.stopping = threading.Event()
@@ -81,6 +91,32 @@ class Channel:
 
     def close(self) -> None:
         """Release what the channel holds (sockets, servers)."""
+
+    # -- readiness -------------------------------------------------------------
+
+    def on_up(self) -> None:
+        """An exchange succeeded: the channel exists on the service."""
+        self.ready.set()
+        self._up()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until the channel exists on the service; whether it does.
+        Returns at once when the channel stopped or ended."""
+        deadline = time.monotonic() + timeout
+        while not self.ready.is_set() and self.why_down() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.ready.wait(min(left, 0.05))
+        return self.ready.is_set()
+
+    def why_down(self) -> str | None:
+        """Why the channel does not run (one line), or ``None`` while it runs or starts."""
+        if self.failure:
+            return f"the {self.name} channel ended: {self.failure}"
+        if self.stopping.is_set() or (self.thread is not None and not self.thread.is_alive()):
+            return f"the {self.name} channel is stopped"
+        return None
 
     # -- loop ------------------------------------------------------------------
 
@@ -164,8 +200,98 @@ class Channel:
         """Unblock a waiting :meth:`step` if possible."""
 
 
+class AbortableAdapter(HTTPAdapter):
+    """A ``requests`` transport whose connections another thread can shut down (:meth:`abort`).
+
+    ``requests`` cannot interrupt a request in flight, and closing a session only closes its idle
+    connections: a long poll held by the service would stay open after the plugin stopped, and the
+    service would hand the next batch to that connection, which nobody reads. Every connection this
+    adapter opens is tracked; :meth:`abort` shuts them down (the blocked read ends at once, the
+    service sees the connection close) and refuses any later request.
+
+    :param on_sent: called when a request was written and its answer is awaited.
+    """
+
+    def __init__(self, on_sent: Callable[[], None] | None = None):
+        self._lock = threading.Lock()
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.aborted = False
+        self.on_sent = on_sent or (lambda: None)
+        super().__init__(pool_connections=1, pool_maxsize=1)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": self._tracking(HTTPConnectionPool),
+            "https": self._tracking(HTTPSConnectionPool),
+        }
+
+    def _tracking(self, pool: type) -> type:
+        adapter = self
+
+        class Connection(pool.ConnectionCls):  # type: ignore[misc, name-defined]
+            def connect(self) -> None:
+                if adapter.aborted:
+                    raise ConnectionAbortedError("the long poll was stopped")
+                super().connect()
+                adapter._track(self)
+
+            def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+                adapter.on_sent()
+                return super().getresponse(*args, **kwargs)
+
+        return type(f"Tracking{pool.__name__}", (pool,), {"ConnectionCls": Connection})
+
+    def _track(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.add(connection)
+            aborted = self.aborted
+        if aborted:  # abort() ran while this connection was being opened
+            _shut(connection)
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.aborted:
+            raise requests.ConnectionError("the long poll was stopped")
+        return super().send(request, *args, **kwargs)
+
+    def abort(self) -> None:
+        """Shut every connection down (a request in flight fails at once) and refuse new requests."""
+        with self._lock:
+            self.aborted = True
+            connections = list(self._connections)
+        for connection in connections:
+            _shut(connection)
+
+
+def _shut(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+def abortable_http(http: HttpClient, adapter: AbortableAdapter) -> HttpClient:
+    """A copy of ``http`` (same base URL, headers, timeouts, retries, error table and redaction) with a
+    session of its own on ``adapter``, for the long poll alone."""
+    session = requests.Session()
+    session.headers = http.session.headers.copy()
+    session.proxies, session.verify = dict(http.session.proxies), http.session.verify
+    session.cert, session.trust_env = http.session.cert, http.session.trust_env
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    dedicated = copy.copy(http)
+    dedicated.session = session
+    return dedicated
+
+
 class LongPollChannel(Channel):
     """``GET /v2/notification/pull`` in a loop; re-polls at once after ``200`` or ``204``.
+
+    The polls go through a connection of their own, which :meth:`stop` shuts down: a poll that the
+    service holds is released at once, so that what the service has next stays queued for the next
+    poll (after a restart) instead of being handed to a connection nobody reads.
 
     :param no_wait_first: the first poll uses ``noWait=true`` (answers at once).
     """
@@ -178,122 +304,38 @@ class LongPollChannel(Channel):
     def __init__(self, client: Any, on_message: Callable[[Any], Any], *, no_wait_first: bool = True, **kwargs: Any):
         super().__init__(client, on_message, **kwargs)
         self._first = no_wait_first
+        # the channel exists on the service once a poll was sent (Pelion's first poll is held ~30 s)
+        self._adapter = AbortableAdapter(on_sent=self.ready.set)
+        http = getattr(client, "http", None)
+        self._http = abortable_http(http, self._adapter) if isinstance(http, HttpClient) else None
+
+    def _pull(self, no_wait: bool) -> Any:
+        if self._http is None:
+            return self.client.pull(no_wait=no_wait)
+        return self.client.pull(no_wait=no_wait, http=self._http)
 
     def step(self) -> None:
         no_wait, self._first = self._first, False
         started = time.monotonic()
-        message = self.claim(lambda: self.client.pull(no_wait=no_wait))
+        try:
+            message = self.claim(lambda: self._pull(no_wait))
+        except ServiceError:
+            if self.stopping.is_set():  # the held poll released by stop(): no outage to report
+                logger.debug("mbed long_poll: the held poll was released at stop")
+                return
+            raise
         if message:
             self.dispatch(message)  # journaled first: the service keeps nothing once it answered
         self.on_up()
         if not message and not no_wait:
             self.stopping.wait(max(0.0, self.MIN_EMPTY_CYCLE - (time.monotonic() - started)))
 
+    def interrupt(self) -> None:
+        self._adapter.abort()
 
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    """Checks the path and the secret header before reading any body, then the
-    body's announced size; answers 204, or 400/401/404/411/413 (and closes)."""
-
-    protocol_version = "HTTP/1.1"
-    server: _Receiver
-
-    def setup(self) -> None:
-        self.timeout = self.server.timeout_seconds  # idle or slow connections end
-        super().setup()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("mbed callback receiver: " + format, *args)
-
-    def _refuse(self, status: int) -> None:
-        if status in (401, 404):
-            self.server.rejected += 1
-        self.close_connection = True  # an unread body must not be taken for the next request
-        self._answer(status, close=True)
-
-    def _length(self) -> int | None:
-        """The announced body size, or ``None`` after answering an error."""
-        if self.headers.get("Transfer-Encoding"):
-            return self._refuse(411)
-        text = (self.headers.get("Content-Length") or "0").strip()
-        if not (text.isascii() and text.isdigit()):
-            return self._refuse(400)
-        if len(text) > 15 or int(text) > self.server.max_body:
-            return self._refuse(413)
-        return int(text)
-
-    def _receive(self) -> None:
-        if self.path.split("?")[0] != self.server.path:
-            return self._refuse(404)
-        given = self.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), self.server.secret.encode()):
-            return self._refuse(401)
-        length = self._length()
-        if length is None:
-            return None
-        body = self.rfile.read(length) if length else b""
-        if len(body) < length:  # the client gave up (or timed out) before sending it all
-            return self._refuse(400)
-        if body.strip():
-            try:
-                record_id = self.server.record(body) if self.server.record else None
-            except Exception as exc:  # noqa: BLE001 - not acknowledged: the service sends it again
-                logger.error("mbed callback: cannot journal a message (%s: %s)", type(exc).__name__, exc)
-                return self._answer(500, close=True)
-            self.server.inbox.put((record_id, body))
-        return self._answer(204)
-
-    def _answer(self, status: int, close: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        if close:
-            self.send_header("Connection", "close")
-        self.end_headers()
-
-    do_PUT = do_POST = _receive
-
-
-class _Receiver(ThreadingHTTPServer):
-    """The callback receiver: at most ``max_connections`` connections handled at once
-    (others are closed at once), each ending after ``timeout`` idle seconds."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        path: str,
-        secret: str,
-        *,
-        max_body: int = 1 << 20,
-        timeout: float = 10.0,
-        max_connections: int = 16,
-        record: Callable[[bytes], int] | None = None,
-    ):
-        self.path, self.secret, self.max_body, self.timeout_seconds = path, secret, max_body, timeout
-        self.record = record
-        self.inbox: queue.Queue[tuple[int | None, bytes]] = queue.Queue()
-        self.rejected = self.refused = 0
-        self._slots = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, _ReceiverHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.refused += 1
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver prints a traceback to stderr; a broken or hostile connection is one debug line
-        logger.debug("mbed callback receiver: a connection failed", exc_info=False)
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.session.close()
 
 
 class CallbackChannel(Channel):
@@ -308,6 +350,8 @@ class CallbackChannel(Channel):
     :param max_body: the largest body accepted, in bytes (larger: ``413``).
     :param timeout: seconds a connection may stay idle or slow before it is closed.
     :param max_connections: connections handled at once; more are closed at once.
+    :param max_queue: accepted bodies waiting for this channel at most, as journal ids (``503`` beyond).
+    :param load: the journaled body of an id (required with ``record``: only ids wait in memory).
     """
 
     name = "callback"
@@ -325,14 +369,24 @@ class CallbackChannel(Channel):
         max_body: int = 1 << 20,
         timeout: float = 10.0,
         max_connections: int = 16,
+        max_queue: int = 100,
+        load: Callable[[int], Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(client, on_message, **kwargs)
-        self.limits = {"max_body": int(max_body), "timeout": float(timeout), "max_connections": int(max_connections)}
+        if self.record is not None and load is None:
+            raise ValueError("a callback channel that journals (record) needs load (the body of a journal id)")
+        self.load = load
+        self.limits = {
+            "max_body": int(max_body),
+            "timeout": float(timeout),
+            "max_connections": int(max_connections),
+            "max_queue": int(max_queue),
+        }
         self.secret = secrets.token_urlsafe(24)
         client.add_secret(self.secret)
         self.bind, self.port, self.public_url, self.recheck = bind, port, public_url, recheck
-        self.receiver: _Receiver | None = None
+        self.receiver: Receiver | None = None
         self._registered_url: str | None = None
         self._since_check = 0.0
 
@@ -348,7 +402,7 @@ class CallbackChannel(Channel):
         if self.receiver is not None:
             return
         try:
-            self.receiver = _Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record, **self.limits)
+            self.receiver = Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record, **self.limits)
         except OSError as exc:
             raise ServiceConnectionError(f"cannot listen on {self.bind}:{self.port} for callbacks ({exc})") from None
         threading.Thread(
@@ -369,17 +423,22 @@ class CallbackChannel(Channel):
             self._registered_url = self.url
             self._since_check = 0.0
             self.on_up()
-        try:
-            record_id, body = self.receiver.inbox.get(timeout=0.5)
-        except queue.Empty:
+        record_id = self.receiver.take(timeout=0.5)
+        if record_id is None:
             self._since_check += 0.5
             return
-        if body:
-            self.dispatch(body, record_id)
+        if self.load is None:  # no journal: the receiver kept the body
+            self.dispatch(self.receiver.load(record_id))
+            return
+        body = self.load(record_id)
+        if body is None:
+            logger.warning("mbed callback: journal entry %d is gone; its message is skipped", record_id)
+            return
+        self.dispatch(body, record_id)
 
     def interrupt(self) -> None:
         if self.receiver is not None:
-            self.receiver.inbox.put((None, b""))
+            self.receiver.inbox.put(None)
 
     def close(self) -> None:
         receiver, self.receiver = self.receiver, None

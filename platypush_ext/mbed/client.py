@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
+import itertools
 import json
 import logging
 import re
@@ -52,6 +54,7 @@ from ..http import (
     ServiceError,
     ServiceTimeoutError,
     Timeouts,
+    one_line,
     parse_json,
 )
 from ..http import server_message as http_server_message
@@ -621,6 +624,9 @@ class MbedClient(ServiceClient):
         self._poller: Any | None = None
         #: set by whoever consumes the channel and calls :meth:`handle_notification` (the plugin)
         self.external_channel = False
+        #: the consumer's channel, as device calls wait for it: ``wait_ready(timeout) -> bool`` and
+        #: ``why_down() -> str | None`` (the plugin's; the own poller's otherwise)
+        self.channel_gate: Any | None = None
 
     def __repr__(self) -> str:
         return f"MbedClient({self.http.redactor.url(self.base_url)!r}, api={'pelion' if self.pelion else 'connector'})"
@@ -677,6 +683,40 @@ class MbedClient(ServiceClient):
         """Whether this client's own long-polling thread runs (the plugin feeds it otherwise)."""
         return self._poller is not None or self.external_channel
 
+    #: Pauses between two tries of a request answered ``412 No notification channel`` while the channel starts.
+    NO_CHANNEL_PAUSES = (0.1, 0.2, 0.4, 0.8, 1.0)
+
+    def _gate(self) -> Any | None:
+        return self.channel_gate if self.channel_gate is not None else self._poller
+
+    def _with_channel(self, send: Callable[[], requests.Response], limit: float, started: float) -> requests.Response:
+        """``send()`` a request that needs the notification channel. While the consumer's channel is
+        starting, it is waited for (within ``limit`` seconds from ``started``), and a ``412 No notification
+        channel`` is tried again; a ``412`` while the channel is really down says why, in one line."""
+        gate = self._gate()
+        if gate is not None and gate.why_down() is None:
+            gate.wait_ready(max(0.0, limit - (time.monotonic() - started)))
+        for attempt in itertools.count():
+            try:
+                return send()
+            except NoChannelError as exc:
+                if gate is None:  # nobody here consumes a channel: the service's answer says it all
+                    raise
+                pause = self.NO_CHANNEL_PAUSES[min(attempt, len(self.NO_CHANNEL_PAUSES) - 1)]
+                why = gate.why_down()
+                if why is None and limit - (time.monotonic() - started) <= pause:
+                    why = f"the notification channel was not ready within {limit:g} s"
+                if why is not None:
+                    raise NoChannelError(
+                        one_line(f"{exc}; {why}"),
+                        status=exc.status,
+                        endpoint=exc.endpoint,
+                        server_message=exc.server_message,
+                        code=exc.code,
+                    ) from None
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
+
     def _follow(self, async_id: str, what: str, limit: float, started: float, wait: bool) -> AsyncResponse | str:
         """After a ``202``: the device's answer (``wait``), else the async id, forgotten here
         (nobody waits: the answer arrives as an event; keeping it leaked one entry per call)."""
@@ -711,7 +751,8 @@ class MbedClient(ServiceClient):
             return self._pelion_call(method, ep, path, body, content_type, what, limit, started, wait)
         params = {name: "true" for name, on in (("noResp", no_resp), ("cacheOnly", cache_only)) if on}
         headers = {"Content-Type": content_type} if body is not None else None
-        response = self.http.request(
+        send = functools.partial(
+            self.http.request,
             method,
             f"v2/endpoints/{ep}{_quote_path(path)}",
             params=params or None,
@@ -719,6 +760,7 @@ class MbedClient(ServiceClient):
             headers=headers,
             idempotent=method in ("GET", "PUT"),
         )
+        response = self._with_channel(send, limit, started)  # a 412 is answered before anything is done
         if response.status_code == 200 and method == "GET":
             ctype = response.headers.get("Content-Type", "").split(";")[0]
             raw = response.content
@@ -750,14 +792,16 @@ class MbedClient(ServiceClient):
             request["content-type"] = content_type
         if wait:  # before the request: the answer may come back before it returns
             self.registry.expect(async_id)
+        send = functools.partial(
+            self.http.request,
+            "POST",
+            f"v2/device-requests/{ep}",
+            params={"async-id": async_id},
+            json_body=request,
+            idempotent=method == "GET",
+        )
         try:
-            self.http.request(
-                "POST",
-                f"v2/device-requests/{ep}",
-                params={"async-id": async_id},
-                json_body=request,
-                idempotent=method == "GET",
-            )
+            self._with_channel(send, limit, started) if wait else send()
         except BaseException:
             self.registry.wait(async_id, 0)
             raise
@@ -932,7 +976,9 @@ class MbedClient(ServiceClient):
         )
         what = f"DELETE {endpoint}"
         started, limit = time.monotonic(), check_timeout(timeout, self.async_timeout)
-        response = self.http.request("DELETE", f"v2/endpoints/{self._ep(endpoint)}")
+        response = self._with_channel(
+            functools.partial(self.http.request, "DELETE", f"v2/endpoints/{self._ep(endpoint)}"), limit, started
+        )
         if response.status_code != 202:
             return None
         return self._follow(self._async_id(response, "DELETE", f"v2/endpoints/{endpoint}"), what, limit, started, wait)
@@ -958,7 +1004,8 @@ class MbedClient(ServiceClient):
             self.set_notification_rules(endpoint, path, timeout=limit, **checked)
             limit = max(0.1, limit - (time.monotonic() - started))
             started = time.monotonic()
-        response = self.http.request("PUT", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(path)}")
+        send = functools.partial(self.http.request, "PUT", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(path)}")
+        response = self._with_channel(send, limit, started)
         if response.status_code == 202:
             self._follow(
                 self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}"), what, limit, started, wait
@@ -1076,13 +1123,14 @@ class MbedClient(ServiceClient):
             return False
         return True
 
-    def pull(self, no_wait: bool = False) -> dict[str, Any] | None:
+    def pull(self, no_wait: bool = False, http: HttpClient | None = None) -> dict[str, Any] | None:
         """One long poll ``GET /v2/notification/pull``: the NotificationMessage, or ``None`` (``204``).
 
         Not replayed once sent (a pull consumes the events it returns). ``no_wait`` (the
         Connector's ``noWait=true``) is not sent to Pelion / Izuma, whose API does not have it.
+        ``http``: the connection to poll on (the channel's own, which it can shut down at stop).
         """
-        response = self.http.request(
+        response = (http or self.http).request(
             "GET",
             "v2/notification/pull",
             params={"noWait": "true"} if no_wait and not self.pelion else None,

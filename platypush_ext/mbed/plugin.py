@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,45 @@ from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
 CHANNELS = ("long_poll", "callback", "websocket", "none")
 #: A channel that the service holds (``none`` is no channel).
 SERVICE_CHANNELS = CHANNELS[:3]
+
+
+class _ChannelGate:
+    """What device calls wait for (``MbedClient.channel_gate``): the plugin's own channel, which
+    ``main()`` starts once Platypush's bus listens and ``switch_channel`` may replace."""
+
+    def __init__(self, plugin: MbedPlugin):
+        self.plugin = plugin
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the channel to exist on the service; whether it does.
+
+        :param timeout: seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            channel = self.plugin._channel
+            if channel is not None:
+                return channel.wait_ready(max(0.0, deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            if left <= 0 or self.why_down() is not None:
+                return False
+            self.plugin._should_stop.wait(min(left, 0.05))  # main() starts it once the bus listens
+
+    def why_down(self) -> str | None:
+        """Why the plugin's channel does not run (one line), or ``None`` while it runs or starts."""
+        plugin = self.plugin
+        if plugin._channel_name == "none":
+            return "the plugin consumes no notification channel (channel: none)"
+        if not plugin._channel_enabled:
+            return "the notification channel was stopped (mbed.stop_channel): start it with mbed.start_channel"
+        if plugin.should_stop():
+            return "Platypush is stopping"
+        channel = plugin._channel
+        if channel is not None:
+            return channel.why_down()
+        if getattr(plugin, "_thread", None) is None:
+            return "the plugin's listener was not started (Platypush starts it)"
+        return None
 
 
 class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntityManager, SensorEntityManager):
@@ -142,9 +182,9 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         )
         channel = ("websocket" if self._client.pelion else "long_poll") if channel == "auto" else channel
         self._channel_name, self._client.external_channel = channel, channel != "none"
-        self._callback = dict(
-            bind=callback_bind, port=int(callback_port), public_url=callback_url, max_body=int(callback_max_body)
-        )
+        self._client.channel_gate = _ChannelGate(self)  # device calls wait for the channel while it starts
+        callback = dict(bind=callback_bind, port=int(callback_port), public_url=callback_url)
+        self._callback = {**callback, "max_body": int(callback_max_body)}
         self._channel: Channel | None = None
         self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
         self.events_posted, self._publisher = 0, Publisher(lambda: self._bus)
@@ -239,6 +279,11 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
                 self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redact(exc))
         return events
 
+    def _journaled(self, journal_id: int) -> Any:
+        """The journaled NotificationMessage of an id (the callback receiver queues ids, not bodies)."""
+        entry = self.journal.get(journal_id)
+        return entry.payload if entry is not None else None
+
     def _make_channel(self) -> Channel:
         common = {
             "on_up": self._availability.ok,
@@ -247,7 +292,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             "record": self.record,
         }
         if self._channel_name == "callback":
-            return CallbackChannel(self._client, self.on_message, **self._callback, **common)
+            return CallbackChannel(self._client, self.on_message, load=self._journaled, **self._callback, **common)
         if self._channel_name == "websocket":
             return WebSocketChannel(self._client, self.on_message, **common)
         return LongPollChannel(self._client, self.on_message, no_wait_first=True, **common)
@@ -286,8 +331,9 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         self._stop_channel(timeout=min(2.0, float(self._stop_timeout or 5) / 2))
 
     def stop(self) -> None:
-        # A long poll cannot be interrupted: the channel thread is told to end and
-        # finishes on its own when the poll returns; stop() itself returns promptly.
+        # The channel is released first: a held long poll's connection is shut down (the service keeps
+        # what comes next for the next poll), the callback receiver closes (the service retries), the
+        # WebSocket is closed; stop() itself returns promptly.
         self._stop_channel(timeout=0.5)
         if self._sync is not None:
             self._sync.stop()

@@ -238,6 +238,32 @@ def _number(value: bytes) -> float | None:
         return None
 
 
+def _readable(sock: socket.socket) -> bool:
+    """Whether the client sent something (data, a close, an EOF or a reset) that waits to be read."""
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):  # a closed socket (fileno -1)
+        return True
+
+
+def client_gone(sock: socket.socket) -> bool:
+    """Whether the client closed or reset the connection (an EOF waits to be read), without reading.
+
+    What an event-driven server learns from its event loop before it writes to a connection; the
+    sandbox checks it while it holds a long poll and right before it takes a batch for one, so that
+    a batch meant for a client that went away stays queued for the next poll."""
+    if not _readable(sock):
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:  # reset, or closed here
+        return True
+
+
 def _matches(pattern: str, value: str) -> bool:
     """Pre-subscription matching: exact, or a prefix with a trailing ``*``."""
     return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
@@ -297,7 +323,8 @@ class MbedServer(SandboxServer):
         self.transactions = 0
         self._events: list[tuple[str, Any]] = []  # queued (kind, element), in order
         self._cond = threading.Condition(threading.RLock())
-        self._polling = False
+        self._polling: object = False  # the token of the poll being held
+        self._poll_socket: socket.socket | None = None  # its connection
         self._channel_generation = 0  # changes whenever the channel is replaced or removed
         self._ws_generation = 0
         self._ids = itertools.count(1073741825)
@@ -1235,30 +1262,41 @@ class MbedServer(SandboxServer):
             return json_response({"delivery_mechanism": names[self.channel]})
 
     def _pull(self, request: Request) -> Response:
+        sock: socket.socket = request.handler.connection
         with self._cond:
             if self.channel in ("callback", "websocket"):
                 return self._fail(f"Another channel type exists ({self.channel})", 400)
-            if self._polling:
+            holder = self._poll_socket
+            if self._polling and not (holder is not None and client_gone(holder)):
                 return self._fail("A long-poll request is already open", 409)
             self._set_channel("long_poll")
-            self._polling = token = object()
-            generation = self._channel_generation
+            token = object()  # a held poll whose client went away is replaced by this one
+            self._polling, self._poll_socket = token, sock
+            self._cond.notify_all()
             try:
-                if not _flag(request.query.get("noWait")):
-                    deadline = time.monotonic() + self.pull_timeout
-                    while not self._events and not self._stopping.is_set():
-                        left = deadline - time.monotonic()
-                        if left <= 0 or self._channel_generation != generation:
-                            break
-                        self._cond.wait(left)
-                # a poll whose channel was replaced or deleted while it waited takes nothing
-                message = self._take_batch() if self._channel_generation == generation else None
+                message = self._hold(sock, token, wait=not _flag(request.query.get("noWait")))
             finally:
                 if self._polling is token:
                     self._polling = False
         if message is None:
             return Response(204)
         return json_response(message, compact=False)
+
+    def _hold(self, sock: socket.socket, token: object, wait: bool) -> dict[str, list[Any]] | None:
+        """Hold a poll (under the lock) until events come, ``pull_timeout`` passes, the channel is
+        replaced, another poll replaces it or its client goes away; then the batch, or ``None``."""
+        generation, deadline = self._channel_generation, time.monotonic() + self.pull_timeout
+        while wait and not self._events and not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._channel_generation != generation or self._polling is not token:
+                break
+            if client_gone(sock):
+                return None
+            self._cond.wait(min(left, 0.1))
+        # a poll whose channel was replaced or deleted while it waited, or whose client went away, takes nothing
+        if self._channel_generation != generation or self._polling is not token or client_gone(sock):
+            return None
+        return self._take_batch()
 
     def _set_channel(self, kind: str | None) -> None:
         """The channel becomes ``kind``: a replaced or removed one gets nothing more."""
@@ -1342,14 +1380,19 @@ class MbedServer(SandboxServer):
         return None
 
     def _ws_serve(self, sock: socket.socket, generation: int) -> None:
+        """Push each batch as a text frame; what the client sends (a ping, a close, an EOF) is read
+        first, and nothing is taken for a client whose close or EOF waits to be read."""
         while True:
+            if _readable(sock) and not self._ws_answer(sock):
+                return  # the client closed: what is queued stays queued for its next connection
             with self._cond:
                 if self._stopping.is_set() or self._ws_generation != generation or self.channel != "websocket":
                     ws_close(sock, 1001, "Going away")
                     return
                 if not self._events:
                     self._cond.wait(0.2)
-                message = self._take_batch() if self._events else None
+                # right before taking a batch: nothing from the client waits (a close frame, an EOF)
+                message = self._take_batch() if self._events and not _readable(sock) else None
             if message is not None:
                 try:
                     self._record_message("websocket", message)
@@ -1357,15 +1400,21 @@ class MbedServer(SandboxServer):
                 except OSError:
                     self._requeue(message)
                     return
-            readable, _, _ = select.select([sock], [], [], 0)
-            if readable:
-                opcode, payload = ws_read(sock)
-                if opcode in (None, 0x8):
-                    if opcode == 0x8:
-                        ws_close(sock, 1000, "")
-                    return
-                if opcode == 0x9:
-                    sock.sendall(ws_frame(payload, 0xA))
+
+    @staticmethod
+    def _ws_answer(sock: socket.socket) -> bool:
+        """Read one client frame and answer a ping; ``False`` when the client closed or reset."""
+        try:
+            opcode, payload = ws_read(sock)
+            if opcode == 0x9:
+                sock.sendall(ws_frame(payload, 0xA))
+        except OSError:
+            return False
+        if opcode in (None, 0x8):
+            if opcode == 0x8:
+                ws_close(sock, 1000, "")
+            return False
+        return True
 
     # -- control API ---------------------------------------------------------
 

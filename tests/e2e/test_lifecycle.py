@@ -173,9 +173,15 @@ def wait_all(recorder: Recorder, texts: list[str], timeout: float) -> None:
 
 def test_items_queued_while_platypush_was_down_fire_their_hooks(env: dict[str, Any]) -> None:
     pp, recorder = env["platypush"], env["recorder"]
+    env["mbed"].pull_timeout = 30  # as the Connector: a poll is held ~30 s, longer than Platypush takes to stop
     pp.start()
+    wait_until(lambda: env["mbed"]._polling, timeout=10)  # the service holds the plugin's long poll
     pp.stop()  # a clean stop; the plugins have run once
-    texts = queue(env, "clean", 40)
+    # right after the stop, without waiting for the service to drop the poll the stopped Platypush held
+    texts = [f"clean{i}" for i in range(40)]
+    assert env["mbed"].set_value(NODE, PATH, "clean", count=40, numbered_from=0) == 40
+    for text in texts:
+        env["send"](text)
     env["mbed"].set_value(OTHER, PATH, "other")  # the mbed hook must NOT fire for another endpoint
     pp.start()
     wait_all(recorder, texts, timeout=20)

@@ -390,11 +390,11 @@ def test_channel_survives_an_unexpected_exception(server: MbedServer, caplog: py
     client.set_handler("reg-updates", seen.append)
     real_pull, failures = client.pull, [0]
 
-    def pull(no_wait: bool = False) -> Any:
+    def pull(no_wait: bool = False, **kwargs: Any) -> Any:
         if failures[0] < 2:
             failures[0] += 1
             raise ValueError(f"surprise with {server.api_key}")
-        return real_pull(no_wait)
+        return real_pull(no_wait, **kwargs)
 
     client.pull = pull  # type: ignore[method-assign]
     channel = LongPollChannel(client, client.handle_notification, backoff=Backoff(base=0.05, cap=0.2))

@@ -6,6 +6,7 @@ traceback. Memory growth is measured (psutil RSS) and printed for docs/mbed.md."
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import struct
 import threading
@@ -111,7 +112,7 @@ def test_a_good_callback_is_journaled_before_its_204(receiver: _Receiver) -> Non
             status, _ = answer_keepalive(sock)
             assert status == 204
     assert receiver.recorded == [body, body]  # type: ignore[attr-defined]
-    assert receiver.inbox.get_nowait() == (1, body)
+    assert receiver.inbox.get_nowait() == 1  # the journal id: the body waits in the journal, not in memory
 
 
 def answer_keepalive(sock: socket.socket) -> tuple[int, bytes]:
@@ -245,3 +246,111 @@ def test_the_channel_uses_the_configured_body_cap(monkeypatch: Any) -> None:
             assert answer(sock) == (413, True)
     finally:
         channel.close()
+
+
+# -- issue 18, item 4: the head's deadline and limits, the bounded queue ----------------------------
+
+
+def closed(sock: socket.socket) -> bool:
+    """Whether the receiver closed (or reset) the connection; does not wait."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(4096) == b"" or closed(sock)
+    except (ConnectionResetError, BlockingIOError):
+        return True
+
+
+def test_slow_loris_connections_are_closed_by_the_head_deadline(receiver: _Receiver) -> None:
+    socks = [connect(receiver) for _ in range(4)]  # the fixture's 0.5 s timeout: the head's deadline
+    for sock in socks:
+        sock.sendall(f"PUT {PATH} HTTP/1.1\r\n".encode())
+    started, closed_after = time.monotonic(), {}
+    for line in range(20):  # one header line every 0.15 s, each well within the per-read timeout
+        for index, sock in enumerate(socks):
+            if index in closed_after:
+                continue
+            try:
+                sock.sendall(f"X-Slow-{line}: 1\r\n".encode())
+            except OSError:
+                closed_after[index] = time.monotonic() - started
+                continue
+            if closed(sock):
+                closed_after[index] = time.monotonic() - started
+        if len(closed_after) == len(socks):
+            break
+        time.sleep(0.15)
+    for sock in socks:
+        sock.close()
+    print(f"\nreceiver: 4 slow-loris connections (a header line every 0.15 s): closed after {closed_after} s")
+    assert len(closed_after) == 4, f"{4 - len(closed_after)} of 4 still open after 3 s"  # before: all 4 open
+    assert max(closed_after.values()) < 1.5
+    assert receiver.recorded == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "".join(f"X-Flood-{i}: {'v' * 20}\r\n" for i in range(60)),  # 60 lines (http.server accepts 100)
+        f"X-Flood: {'v' * 20000}\r\n",  # one 20 KB line (http.server accepts 64 KiB)
+    ],
+    ids=["60 header lines", "a 20 KB header line"],
+)
+def test_header_floods_are_refused(receiver: _Receiver, extra: str) -> None:
+    with connect(receiver) as sock:
+        sock.sendall(head("2", extra=extra) + b"{}")
+        assert answer(sock) == (431, True)  # before: 204, the flood held in memory meanwhile
+    assert receiver.recorded == [] and receiver.oversized == 1  # type: ignore[attr-defined]
+
+
+def test_a_full_queue_answers_503_before_the_body_so_that_the_service_retries() -> None:
+    recorded: list[bytes] = []
+    server = _Receiver(
+        ("127.0.0.1", 0), PATH, SECRET, timeout=1, max_queue=2, record=lambda b: recorded.append(b) or len(recorded)
+    )
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        statuses = []
+        for _ in range(3):  # nobody takes from the queue: the bus is down, say
+            with connect(server) as sock:
+                sock.sendall(head("2") + b"{}")
+                statuses.append(answer_keepalive(sock)[0])
+        assert statuses == [204, 204, 503] and len(recorded) == 2  # the third is not journaled
+        assert server.take(timeout=1) == 1  # the channel takes an id: room again
+        with connect(server) as sock:
+            sock.sendall(head("2") + b"{}")
+            assert answer_keepalive(sock)[0] == 204
+        assert server.inbox.qsize() == 2 and all(isinstance(server.inbox.get_nowait(), int) for _ in range(2))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_header_floods_of_8_connections_cost_no_memory() -> None:
+    server = _Receiver(("127.0.0.1", 0), PATH, SECRET, record=lambda body: 1)  # the defaults: 16 connections, 10 s
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    line, sent = b"X-Flood: " + b"v" * (60 * 1024) + b"\r\n", 0
+    socks = [connect(server) for _ in range(8)]
+    try:
+        with PeakRSS() as memory:
+            for sock in socks:
+                sock.sendall(f"PUT {PATH} HTTP/1.1\r\n{SECRET_HEADER}: {SECRET}\r\n".encode())
+            for _ in range(99):  # up to 99 lines of 60 KiB each (6 MiB), the head never finished
+                for sock in socks:
+                    try:
+                        sock.sendall(line)
+                        sent += len(line)
+                    except OSError:
+                        pass  # refused and closed
+            time.sleep(0.3)  # what was sent is read meanwhile
+        print(
+            f"\nreceiver: 8 connections flooding header lines (60 KiB each, head never finished): "
+            f"{sent / MIB:.1f} MiB sent, peak RSS growth {memory.growth:.1f} MiB"
+        )
+        assert memory.growth < 8  # before: the receiver held every line (~48 MiB)
+    finally:
+        for sock in socks:
+            sock.close()
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,281 @@
+"""The callback channel's public HTTP receiver, hardened against strangers (framework-free).
+
+Anyone who can reach the callback URL can connect, so nothing a client sends before it proved the
+shared secret may cost more than a little, for a short time:
+
+* the request line and headers must arrive within one deadline (``head_timeout``, at most 10 s,
+  however slowly they trickle in), in at most ``max_head_bytes`` bytes and ``max_header_lines``
+  lines (else ``431``, closed);
+* the path (``404``) and the secret header (``401``) are checked as soon as the headers are read,
+  before any body; then the announced size (``400``/``411``/``413``);
+* at most ``max_connections`` connections are handled at once (others are closed at once);
+* an accepted body is journaled (``record``) before its ``204``, and only its journal id waits in a
+  queue of at most ``max_queue`` ids for the channel; when the queue is full the answer is ``503``
+  before the body is read (the service delivers it again later).
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import logging
+import queue
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+logger = logging.getLogger("platypush_ext.mbed")
+
+#: The header carrying the callback channel's shared secret.
+SECRET_HEADER = "X-Platypush-Mbed-Secret"
+#: The longest deadline for a request's line and headers.
+MAX_HEAD_TIMEOUT = 10.0
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+class _HeadTooLarge(Exception):
+    """The request line and headers exceed the receiver's limits."""
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    """Reads the head within its deadline and limits, checks the path and the secret header before
+    reading any body, then the body's announced size; answers 204, or 400/401/404/411/413/431/503."""
+
+    protocol_version = "HTTP/1.1"
+    server: Receiver
+
+    def setup(self) -> None:
+        self.timeout = self.server.timeout_seconds  # a slow body ends too
+        super().setup()
+        self._connection_rfile = self.rfile
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("mbed callback receiver: " + format, *args)
+
+    def handle_one_request(self) -> None:
+        try:
+            head = self._read_head()
+        except _HeadTooLarge:
+            self.server.oversized += 1
+            self.requestline, self.request_version, self.command = "", "", ""
+            return self._refuse(431)
+        except OSError:  # the deadline passed (TimeoutError), or the connection broke
+            self.server.timed_out += 1
+            self.close_connection = True
+            return None
+        if head is None:  # the client closed the connection
+            self.close_connection = True
+            return None
+        self.rfile = io.BytesIO(head)  # what http.server parses; the body comes from the connection
+        try:
+            super().handle_one_request()
+        finally:
+            self.rfile = self._connection_rfile
+        return None
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.rfile = self._connection_rfile
+        return parsed
+
+    def _read_head(self) -> bytes | None:
+        """The request line and headers (up to the empty line), read within the deadline and limits,
+        without consuming anything after them; ``None`` if the client closed first."""
+        limits, head = self.server, bytearray()
+        deadline = time.monotonic() + limits.head_timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("request head not complete in time")
+            self.connection.settimeout(left)
+            data = self._connection_rfile.peek(1)  # at most one read from the connection, within the deadline
+            if not data:
+                return None
+            kept = min(3, len(head))
+            end = _HEAD_END.search(bytes(head[len(head) - kept :]) + data)
+            head += self._connection_rfile.read(len(data) if end is None else end.end() - kept)
+            if len(head) > limits.max_head_bytes or head.count(b"\n") > limits.max_header_lines + 1:
+                raise _HeadTooLarge
+            if end is not None:
+                self.connection.settimeout(self.timeout)
+                return bytes(head)
+
+    def _refuse(self, status: int) -> None:
+        if status in (401, 404):
+            self.server.rejected += 1
+        self.close_connection = True  # an unread body must not be taken for the next request
+        self._answer(status, close=True)
+
+    def _length(self) -> int | None:
+        """The announced body size, or ``None`` after answering an error."""
+        if self.headers.get("Transfer-Encoding"):
+            return self._refuse(411)
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not (text.isascii() and text.isdigit()):
+            return self._refuse(400)
+        if len(text) > 15 or int(text) > self.server.max_body:
+            return self._refuse(413)
+        return int(text)
+
+    def _receive(self) -> None:
+        if self.path.split("?")[0] != self.server.path:
+            return self._refuse(404)
+        given = self.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), self.server.secret.encode()):
+            return self._refuse(401)
+        length = self._length()
+        if length is None:
+            return None
+        if not self.server.reserve():  # the channel is behind: the service delivers it again later
+            self.server.full += 1
+            return self._refuse(503)
+        queued = False
+        try:
+            queued = self._take(length)
+        finally:
+            if not queued:
+                self.server.unreserve()
+        return None
+
+    def _take(self, length: int) -> bool:
+        """Read the body, journal it and queue its id (the reservation goes with it); whether it was queued."""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client gave up (or timed out) before sending it all
+            self._refuse(400)
+            return False
+        queued = False
+        if body.strip():
+            try:
+                record_id = self.server.record(body)
+            except Exception as exc:  # noqa: BLE001 - not acknowledged: the service sends it again
+                logger.error("mbed callback: cannot journal a message (%s: %s)", type(exc).__name__, exc)
+                self._answer(500, close=True)
+                return False
+            self.server.inbox.put(record_id)
+            queued = True
+        self._answer(204)
+        return queued
+
+    def _answer(self, status: int, close: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        if status == 503:
+            self.send_header("Retry-After", "1")
+        if close:
+            self.send_header("Connection", "close")
+        self.end_headers()
+
+    do_PUT = do_POST = _receive
+
+
+class _MemoryStore:
+    """Without a journal: the bodies by id until the channel loads them (at most the queue's size)."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[int, bytes] = {}
+        self._ids = iter(range(1, 1 << 62))
+        self._lock = threading.Lock()
+
+    def record(self, body: bytes) -> int:
+        with self._lock:
+            record_id = next(self._ids)
+            self._bodies[record_id] = body
+        return record_id
+
+    def load(self, record_id: int) -> bytes | None:
+        with self._lock:
+            return self._bodies.pop(record_id, None)
+
+
+class Receiver(ThreadingHTTPServer):
+    """The callback receiver: at most ``max_connections`` connections handled at once (others are
+    closed at once); each request's head within ``head_timeout`` seconds and the limits; a body
+    journaled by ``record`` and its id queued in :attr:`inbox` (at most ``max_queue``).
+
+    :param address: where to listen.
+    :param path: the callback path.
+    :param secret: the value of :data:`SECRET_HEADER` required.
+    :param max_body: the largest body accepted (``413`` above).
+    :param timeout: seconds a connection may stay idle or slow (the head's deadline too, at most 10 s).
+    :param max_connections: connections handled at once.
+    :param record: durably records a body and returns its id (default: kept in memory until loaded).
+    :param max_queue: journal ids waiting for the channel at most (``503`` when full).
+    :param max_head_bytes: the longest request line and headers, in bytes (``431`` above).
+    :param max_header_lines: the most header lines (``431`` above).
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        path: str,
+        secret: str,
+        *,
+        max_body: int = 1 << 20,
+        timeout: float = 10.0,
+        max_connections: int = 16,
+        record: Callable[[bytes], int] | None = None,
+        max_queue: int = 100,
+        max_head_bytes: int = 16 * 1024,
+        max_header_lines: int = 40,
+    ):
+        self.path, self.secret, self.max_body, self.timeout_seconds = path, secret, max_body, timeout
+        self.head_timeout = min(float(timeout), MAX_HEAD_TIMEOUT)
+        self.max_head_bytes, self.max_header_lines = int(max_head_bytes), int(max_header_lines)
+        self._memory = None if record is not None else _MemoryStore()
+        self.record: Callable[[bytes], int] = record or self._memory.record  # type: ignore[union-attr]
+        #: journal ids of accepted bodies, for the channel (``None`` wakes it up)
+        self.inbox: queue.Queue[int | None] = queue.Queue()
+        self._room = threading.BoundedSemaphore(max(1, int(max_queue)))
+        self.rejected = self.refused = self.oversized = self.timed_out = self.full = 0
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, _ReceiverHandler)
+
+    # -- the queue of journal ids ------------------------------------------------
+
+    def reserve(self) -> bool:
+        """Reserve room for one id (``False`` when the queue is full)."""
+        return self._room.acquire(blocking=False)
+
+    def unreserve(self) -> None:
+        """Give back a reservation that queued nothing (a queued id keeps its own until :meth:`take`)."""
+        self._room.release()
+
+    def take(self, timeout: float) -> int | None:
+        """The next id (``None`` after ``timeout`` seconds, or when woken up)."""
+        try:
+            record_id = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if record_id is not None:
+            self._room.release()
+        return record_id
+
+    def load(self, record_id: int) -> bytes | None:
+        """The body of an id recorded without a journal (``None`` with a journal: the journal has it)."""
+        return self._memory.load(record_id) if self._memory is not None else None
+
+    # -- connections -------------------------------------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr; a broken or hostile connection is one debug line
+        logger.debug("mbed callback receiver: a connection failed", exc_info=False)
