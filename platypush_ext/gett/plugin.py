@@ -550,7 +550,13 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
             file = self._client.get_file(sharename, fileid)
             transfer.filename, transfer.bytes_total = file.filename, file.size
             final = self._client.download(
-                sharename, fileid, destination, progress=progress, cancel=cancel, overwrite=overwrite
+                sharename,
+                fileid,
+                destination,
+                progress=progress,
+                cancel=cancel,
+                overwrite=overwrite,
+                stored_size=file.size,
             )
             transfer.path = final
             return {
