@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote
 
 import requests
 import urllib3
@@ -607,29 +607,16 @@ class GettClient(ServiceClient):
         file = File.from_json(
             self._authed("POST", path, json_body={"filename": check_filename(filename)}, idempotent=False)
         )
-        self._register_urls(file.upload)
         return file
 
     def upload_url(self, sharename: str, fileid: str) -> UploadUrls:
         """New signed upload URLs of a file (earlier ones stay valid)."""
         urls = UploadUrls.from_json(self._authed("GET", self._file_path(sharename, fileid, "/upload")))
-        self._register_urls(urls)
         return urls
 
     def destroy_file(self, sharename: str, fileid: str) -> None:
         """Delete a file. Irreversible."""
         self._authed("POST", self._file_path(sharename, fileid, "/destroy"), json_body={}, idempotent=True)
-
-    def _register_urls(self, urls: UploadUrls | None) -> None:
-        if urls is not None:
-            for url in (urls.puturl, urls.posturl):
-                self._register_url(url)
-
-    def _register_url(self, url: str) -> None:
-        """Mask the signature of a blob URL in errors and logs."""
-        for name, value in parse_qsl(urlsplit(url).query):
-            if name in ("sig", "signature"):
-                self.add_secret(value)
 
     # -- uploads -------------------------------------------------------------
 
@@ -651,7 +638,6 @@ class GettClient(ServiceClient):
         path = check_source_path(path) if path is not None else None
         if path is None and not isinstance(data, (bytes, bytearray)):
             raise InvalidArgumentError("give a path or data (bytes) to upload")
-        self._register_url(put_url)
         with _open_source(path, bytes(data) if data is not None else None) as (source, size):
             body = _ProgressReader(source, size, progress, cancel)
             response = self.http.request(
@@ -677,7 +663,6 @@ class GettClient(ServiceClient):
         path = check_source_path(path) if path is not None else None
         if path is None and not isinstance(data, (bytes, bytearray)):
             raise InvalidArgumentError("give a path or data (bytes) to upload")
-        self._register_url(post_url)
         boundary = "gett" + os.urandom(12).hex()
         safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
         prefix = (
