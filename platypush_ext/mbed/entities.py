@@ -427,6 +427,9 @@ class EntitySync:
         self.publish_interval, self._pending = float(publish_interval), {}
         self._publisher: threading.Thread | None = None
         self._changed = threading.Condition(self._lock)
+        #: Endpoints with syncs queued or running: ``[how many, whether it left meanwhile]`` (a
+        #: de-registration then may find no endpoint in the fleet yet: applied once a sync adds it).
+        self._syncing: dict[str, list[Any]] = {}
 
     def _queue(self, endpoints: list[Endpoint]) -> None:
         """Publish soon: the newest state of each endpoint replaces what is still pending.
@@ -487,19 +490,52 @@ class EntitySync:
 
     def _submit(self, name: str, label: str, type: str, queue_mode: Any, resources: Any) -> None:
         if not self._stopped.is_set():
+            with self._lock:
+                pending = self._syncing.setdefault(name, [0, False])
+                pending[0], pending[1] = pending[0] + 1, False  # a registration: it is there
             self._pool.submit(self._sync, name, label, type, bool(queue_mode), resources).add_done_callback(_log_bug)
+
+    def _added(self, name: str, label: str, type: str, queue_mode: bool, resources: Any) -> Endpoint:
+        """The synced endpoint in the fleet, unreachable if it left while its sync waited."""
+        with self._lock:
+            self.fleet.add(name, label, type, queue_mode, resources)
+            left = self._release(name)
+            return self.fleet.set_reachable(name, not left)  # type: ignore[return-value]
+
+    def _release(self, name: str) -> bool:
+        """One sync of ``name`` ended (call with the lock held); returns whether it left meanwhile."""
+        pending = self._syncing.get(name)
+        if pending is None:
+            return False
+        pending[0] -= 1
+        if pending[0] <= 0:
+            del self._syncing[name]
+        return bool(pending[1])
+
+    def _reachable(self, name: str, reachable: bool) -> Endpoint | None:
+        """A de-registration, expiration or registration update: the endpoint (copy) if in the fleet;
+        for one whose sync is still waiting, also noted for that sync."""
+        with self._lock:
+            if name in self._syncing:
+                self._syncing[name][1] = not reachable
+            return self.fleet.set_reachable(name, reachable)
 
     def _sync(self, name: str, label: str, type: str, queue_mode: bool, resources: Any) -> None:
         """One endpoint: its resources, subscriptions and first values; published twice (shape, values)."""
+        added = False
         try:
             if resources is None:
                 self._count("listings")
                 resources = self.client.get_resources(name)
-            endpoint = self.fleet.add(name, label, type, queue_mode, resources)
+            endpoint, added = self._added(name, label, type, queue_mode, resources), True
         except ServiceError as exc:
             self._count("errors")
             logger.warning("mbed entities: %s: %s", name, one_line(exc))
             return
+        finally:
+            if not added:
+                with self._lock:
+                    self._release(name)
         if not endpoint.resources:
             return
         self._queue([endpoint])
@@ -569,7 +605,7 @@ class EntitySync:
                 self._submit(name, label, data.get("endpoint_type", ""), data.get("queue_mode"), data["resources"])
                 continue
             elif item.kind in ("reg-updates", "de-registrations", "registrations-expired"):
-                endpoint = self.fleet.set_reachable(name, item.kind == "reg-updates")
+                endpoint = self._reachable(name, item.kind == "reg-updates")
             else:
                 continue
             if endpoint is not None:

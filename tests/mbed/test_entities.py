@@ -341,6 +341,31 @@ def test_notifications_update_and_deregistrations_mark_unreachable(
     assert dashboard.get("living-room-sensor/3/0/0") is None
 
 
+def test_a_device_that_leaves_while_its_sync_waits_shows_unreachable(
+    server: MbedServer, bus: RecordingBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A de-registration that arrives while the device's registration still waits for a sync worker
+    (a registration storm; here one worker busy reading a slow device) is not lost: the device shows
+    unreachable once synced (it showed reachable for ever)."""
+    monkeypatch.setattr(MbedPlugin, "ENTITIES_CONCURRENCY", 1)
+    plugin, dashboard = started(server, bus)
+    try:
+        wait_until(lambda: dashboard.value("garden-barometer/3323/0/5700") is not None)
+        server.add_device("slow-node", "Env", resources=[{"path": "/3303/0/5700", "value": "20"}], register=False)
+        server.set_behaviour("slow-node", delay=1.0)  # nothing cached: its first value is a 1-s device read
+        server.register("slow-node")
+        wait_until(lambda: dashboard.get("slow-node") is not None)
+        server.add_device("brief-node", "Env", resources=[{"path": "/3304/0/5700", "value": "50"}])
+        server.deregister("brief-node")
+        wait_until(lambda: dashboard.get("brief-node/3304/0/5700") is not None, timeout=10)
+        wait_until(lambda: dashboard.get("brief-node").reachable is False, timeout=5)
+        assert dashboard.get("brief-node/3304/0/5700").reachable is False
+        server.register("brief-node")  # back: reachable again
+        wait_until(lambda: dashboard.get("brief-node").reachable is True, timeout=10)
+    finally:
+        plugin.stop()
+
+
 def test_a_new_device_appears_on_its_registration(home: tuple[MbedPlugin, Dashboard], server: MbedServer) -> None:
     _, dashboard = home
     server.add_device("new-node", "Env", resources=[{"path": "/3304/0/5700", "value": "51"}])
