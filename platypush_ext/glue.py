@@ -242,6 +242,13 @@ def _check_any(value: Any, where: str, limit: int, depth: int = 0) -> Any:
     return value
 
 
+def check_value(value: Any, hint: Any, where: str, limit: int = DEFAULT_MAX_LENGTH) -> Any:
+    """``value`` checked against ``hint`` as an action's argument is (a boolean spelling such as
+    ``"no"`` becomes a bool), for settings a plugin validates itself; else :class:`InvalidArgumentError`
+    naming ``where``."""
+    return _check(value, hint, where, limit)
+
+
 def state_path(service: str, filename: str) -> str:
     """``<Platypush workdir>/platypush_ext/<service>/<filename>``."""
     return os.path.join(Config.get_workdir(), "platypush_ext", service, filename)

@@ -82,8 +82,13 @@ SECRET_NAMES = frozenset(
         "refresh_token",
         "authorization",
         "proxy-authorization",
+        "sig",
+        "signature",
     }
 )
+#: A signed URL's signature wherever it appears in free text (``...?sig=<value>``): masked by its
+#: name, as the values of a long run's many signed URLs are not kept (each new one rebuilt the pattern).
+_SIGNATURE_RE = re.compile(r"(?<![\w-])((?:sig|signature)=)[^&\s\"'<>]+", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------
@@ -230,8 +235,8 @@ class Redactor:
                 self.add(value)
 
     def text(self, text: Any) -> str:
-        """``text`` with every known secret value masked."""
-        text = str(text)
+        """``text`` with every known secret value and every URL signature (``sig=…``) masked."""
+        text = _SIGNATURE_RE.sub(r"\1" + MASK, str(text))
         with self._lock:
             if not self._values:
                 return text

@@ -27,12 +27,13 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote
 
 import requests
+import urllib3
 
 from ..backoff import Backoff
 from ..http import (
@@ -55,6 +56,8 @@ logger = logging.getLogger("platypush_ext.gett")
 
 #: Bytes read or written at a time by transfers.
 CHUNK_SIZE = 1 << 20
+#: Headers of blob downloads: the stored bytes as they are, not a compressed copy of them.
+BLOB_HEADERS = {"Accept-Encoding": "identity"}
 NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 #: ``progress(bytes_done, bytes_total)``; ``bytes_total`` is ``None`` when unknown.
@@ -604,29 +607,16 @@ class GettClient(ServiceClient):
         file = File.from_json(
             self._authed("POST", path, json_body={"filename": check_filename(filename)}, idempotent=False)
         )
-        self._register_urls(file.upload)
         return file
 
     def upload_url(self, sharename: str, fileid: str) -> UploadUrls:
         """New signed upload URLs of a file (earlier ones stay valid)."""
         urls = UploadUrls.from_json(self._authed("GET", self._file_path(sharename, fileid, "/upload")))
-        self._register_urls(urls)
         return urls
 
     def destroy_file(self, sharename: str, fileid: str) -> None:
         """Delete a file. Irreversible."""
         self._authed("POST", self._file_path(sharename, fileid, "/destroy"), json_body={}, idempotent=True)
-
-    def _register_urls(self, urls: UploadUrls | None) -> None:
-        if urls is not None:
-            for url in (urls.puturl, urls.posturl):
-                self._register_url(url)
-
-    def _register_url(self, url: str) -> None:
-        """Mask the signature of a blob URL in errors and logs."""
-        for name, value in parse_qsl(urlsplit(url).query):
-            if name in ("sig", "signature"):
-                self.add_secret(value)
 
     # -- uploads -------------------------------------------------------------
 
@@ -648,7 +638,6 @@ class GettClient(ServiceClient):
         path = check_source_path(path) if path is not None else None
         if path is None and not isinstance(data, (bytes, bytearray)):
             raise InvalidArgumentError("give a path or data (bytes) to upload")
-        self._register_url(put_url)
         with _open_source(path, bytes(data) if data is not None else None) as (source, size):
             body = _ProgressReader(source, size, progress, cancel)
             response = self.http.request(
@@ -674,7 +663,6 @@ class GettClient(ServiceClient):
         path = check_source_path(path) if path is not None else None
         if path is None and not isinstance(data, (bytes, bytearray)):
             raise InvalidArgumentError("give a path or data (bytes) to upload")
-        self._register_url(post_url)
         boundary = "gett" + os.urandom(12).hex()
         safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
         prefix = (
@@ -764,8 +752,11 @@ class GettClient(ServiceClient):
     # -- downloads -----------------------------------------------------------
 
     def _open_blob(self, sharename: str, fileid: str, thumb: bool) -> tuple[requests.Response, str]:
+        """The blob's answer, not read yet: the stored bytes as they are (``Accept-Encoding: identity``;
+        a host that sends a ``Content-Encoding`` anyway, as S3 does for an object stored with one, is
+        read without decoding, see :meth:`_stream`)."""
         path = self._file_path(sharename, fileid, "/blob/thumb" if thumb else "/blob")
-        response = self.http.request("GET", path, stream=True)  # follows the 302 to the blob host
+        response = self.http.request("GET", path, stream=True, headers=BLOB_HEADERS)  # follows the 302
         return response, self.http.endpoint("GET", self.http.url(path))
 
     def _stream(
@@ -775,31 +766,36 @@ class GettClient(ServiceClient):
         sink: Callable[[bytes], None],
         progress: Progress | None,
         cancel: threading.Event | None,
+        stored: int | None = None,
     ) -> int:
-        total_header = response.headers.get("Content-Length")
-        total = int(total_header) if total_header and total_header.isdigit() else None
-        done = 0
+        """Pass the body's bytes, undecoded, to ``sink``; returns their count. The count is checked
+        against ``Content-Length`` and ``stored`` (the size Ge.tt records), when known."""
+        total, done = _content_length(response), 0
+        if stored is not None and total is not None and total != stored:
+            response.close()
+            raise GettError(f"{endpoint}: the blob host announces {total} bytes, Ge.tt stores {stored}")
+        total = stored if total is None else total
         try:
-            for chunk in response.iter_content(CHUNK_SIZE):
+            for chunk in _raw_chunks(response):
                 if cancel is not None and cancel.is_set():
                     raise TransferCancelled("the download was cancelled")
                 sink(chunk)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
-        except requests.RequestException as exc:
-            reason = "timed out" if "timed out" in str(exc).lower() else "the connection broke"
+        except _BrokenStream as exc:
             raise ServiceConnectionError(
-                f"{endpoint}: the download stopped after {done} of {total if total is not None else '?'} bytes "
-                f"({reason})",
+                f"{endpoint}: the download stopped after {done} of {total if total is not None else '?'} bytes ({exc})",
                 endpoint=endpoint,
             ) from None
         finally:
             response.close()
-        if total is not None and done != total:
+        if total is not None and done < total:
             raise ServiceConnectionError(
                 f"{endpoint}: the download stopped after {done} of {total} bytes", endpoint=endpoint
             )
+        if stored is not None and done != stored:
+            raise GettError(f"{endpoint}: the download has {done} bytes, Ge.tt stores {stored}")
         return done
 
     def download(
@@ -812,15 +808,25 @@ class GettClient(ServiceClient):
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         overwrite: bool = False,
+        stored_size: int | None = None,
     ) -> str:
         """Download a file (or its thumbnail) to ``path`` (a folder: the file's own name in it,
         made safe by :func:`safe_file_name`), streamed through a temporary file that is renamed
-        when complete; an existing file is replaced only with ``overwrite``. Returns the final path."""
+        when complete; an existing file is replaced only with ``overwrite``. Returns the final path.
+
+        The file's bytes are saved as Ge.tt stores them, never decoded (a blob host's
+        ``Content-Encoding`` included), and their count must be the size Ge.tt records
+        (``stored_size`` if the caller has it, else the file's metadata is read first)."""
         sharename, fileid = check_sharename(sharename), check_fileid(fileid)
         destination = check_destination(path)
+        file = None
+        if os.path.isdir(destination) or (not thumb and stored_size is None):
+            file = self.get_file(sharename, fileid)
         if os.path.isdir(destination):
-            name = safe_file_name(self.get_file(sharename, fileid).filename, f"{sharename}-{fileid}")
+            name = safe_file_name(file.filename, f"{sharename}-{fileid}")  # type: ignore[union-attr]
             destination = os.path.join(destination, ("thumb-" if thumb else "") + name)
+        if not thumb and stored_size is None:
+            stored_size = file.size  # type: ignore[union-attr]
         check_new_file(destination, overwrite)
         try:  # the temporary file first: if it cannot be created, no download is opened (and leaked)
             fd, tmp = tempfile.mkstemp(
@@ -831,7 +837,7 @@ class GettClient(ServiceClient):
         try:
             with os.fdopen(fd, "wb") as out:
                 response, endpoint = self._open_blob(sharename, fileid, thumb)
-                self._stream(response, endpoint, out.write, progress, cancel)
+                self._stream(response, endpoint, out.write, progress, cancel, None if thumb else stored_size)
             _publish(tmp, destination, overwrite)
         except OSError as exc:  # the disk is full, the destination is a folder… (requests' errors are converted)
             raise GettError(f"cannot write {destination}: {exc.strerror or exc}") from None
@@ -848,12 +854,20 @@ class GettClient(ServiceClient):
         thumb: bool = False,
         max_size: int = 16 << 20,
         cancel: threading.Event | None = None,
+        stored_size: int | None = None,
     ) -> bytes:
-        """A file's (or its thumbnail's) bytes, untouched; refuses files larger than ``max_size``."""
+        """A file's (or its thumbnail's) bytes, untouched (as :meth:`download`, the size Ge.tt records
+        checked: ``stored_size``, else from the file's metadata); refuses files larger than ``max_size``."""
         sharename, fileid = check_sharename(sharename), check_fileid(fileid)
+        if not thumb and stored_size is None:
+            stored_size = self.get_file(sharename, fileid).size
+        if stored_size is not None and stored_size > max_size:
+            raise GettError(
+                f"{sharename}/{fileid} has {stored_size} bytes, more than {max_size}: download it to a path"
+            )
         response, endpoint = self._open_blob(sharename, fileid, thumb)
-        size = response.headers.get("Content-Length")
-        if size and size.isdigit() and int(size) > max_size:
+        size = _content_length(response)
+        if size is not None and size > max_size:
             response.close()
             raise GettError(f"{sharename}/{fileid} has {size} bytes, more than {max_size}: download it to a path")
         parts: list[bytes] = []
@@ -865,5 +879,32 @@ class GettClient(ServiceClient):
                 raise GettError(f"{sharename}/{fileid} is larger than {max_size} bytes: download it to a path")
             parts.append(chunk)
 
-        self._stream(response, endpoint, keep, None, cancel)
+        self._stream(response, endpoint, keep, None, cancel, None if thumb else stored_size)
         return b"".join(parts)
+
+
+def _content_length(response: requests.Response) -> int | None:
+    """The announced length of the body as sent (of the stored bytes, whatever its ``Content-Encoding``)."""
+    text = response.headers.get("Content-Length", "").strip()
+    return int(text) if text.isdigit() else None
+
+
+class _BrokenStream(Exception):
+    """Reading a blob failed (its reason: ``timed out`` or ``the connection broke``)."""
+
+
+def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body's bytes as sent, in chunks, never decoded (``requests``' ``iter_content`` would undo a
+    ``Content-Encoding``: then neither the bytes nor their count are the stored ones).
+
+    :raises _BrokenStream: the connection broke or timed out.
+    """
+    chunks = response.raw.stream(CHUNK_SIZE, decode_content=False)
+    while True:
+        try:
+            chunk = next(chunks, None)
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+            raise _BrokenStream("timed out" if "timed out" in str(exc).lower() else "the connection broke") from None
+        if chunk is None:
+            return
+        yield chunk

@@ -163,9 +163,11 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
     # -- transfers -----------------------------------------------------------
 
     def _new_transfer(self, direction: str, **fields: Any) -> _Transfer:
+        """Admit a transfer, or :class:`GettError` when ``max_transfers`` run. Counted and registered
+        under one lock: a transfer holds its slot from here (before its thread exists) until it ends."""
         transfer = _Transfer(transfer_id=uuid.uuid4().hex[:12], direction=direction, **fields)
         with self._lock:
-            running = sum(1 for t in self._transfers.values() if t.state == "running" and t.thread is not None)
+            running = sum(1 for t in self._transfers.values() if t.state == "running")
             if running >= self._max_transfers:
                 raise GettError(f"{running} transfers are running (max_transfers): wait for one or cancel it")
             self._transfers[transfer.transfer_id] = transfer
@@ -234,7 +236,12 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
                     outcome["result"] = result
 
         transfer.thread = threading.Thread(target=background, name=f"gett-{transfer.transfer_id}", daemon=True)
-        transfer.thread.start()
+        try:
+            transfer.thread.start()
+        except RuntimeError as exc:  # no thread could be started: the slot is freed
+            transfer.state, transfer.finished = "failed", time.time()
+            transfer.error = f"cannot start the transfer: {exc}"
+            raise GettError(transfer.error) from None
         if wait:
             transfer.thread.join(self.WAIT_LIMIT)
             with lock:
@@ -550,7 +557,13 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
             file = self._client.get_file(sharename, fileid)
             transfer.filename, transfer.bytes_total = file.filename, file.size
             final = self._client.download(
-                sharename, fileid, destination, progress=progress, cancel=cancel, overwrite=overwrite
+                sharename,
+                fileid,
+                destination,
+                progress=progress,
+                cancel=cancel,
+                overwrite=overwrite,
+                stored_size=file.size,
             )
             transfer.path = final
             return {

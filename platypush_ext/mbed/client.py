@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import decimal
 import functools
 import itertools
 import json
@@ -504,10 +505,17 @@ def check_rules(rules: Any) -> dict[str, float]:
 
 
 def rules_query(rules: Mapping[str, float]) -> str:
-    """``pmin=10&pmax=120`` (integers without a decimal point), in :data:`RULES` order."""
-    return "&".join(
-        f"{k}={rules[k]:g}" if isinstance(rules[k], float) else f"{k}={rules[k]}" for k in RULES if k in rules
-    )
+    """``pmin=10&pmax=120&gt=101325.5`` in :data:`RULES` order, each value as :func:`rule_text` writes it."""
+    return "&".join(f"{k}={rule_text(rules[k])}" for k in RULES if k in rules)
+
+
+def rule_text(value: float) -> str:
+    """A rule's value as a URI carries it (``/5/0/1?lt=10&gt=60&pmax=120``): a whole number without a
+    decimal point, any other as the shortest decimal that reads back as the same number, never with
+    an exponent (``101325.5``, ``1234567.5``, ``0.00001``; ``:g`` rounded them to 6 digits)."""
+    if isinstance(value, int) or value.is_integer():
+        return str(int(value))
+    return format(decimal.Decimal(repr(value)), "f")
 
 
 def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:

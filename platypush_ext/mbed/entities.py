@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..glue import check_value
 from ..http import InvalidArgumentError, ServiceError, one_line
 from .client import MbedClient, NoCacheError, Notification
 
@@ -141,8 +142,29 @@ def encode_value(kind: Kind, value: Any) -> str:
     if number is None:
         raise InvalidArgumentError(f"{kind.name}: expected a number, got {str(value)[:40]!r}")
     if (kind.min is not None and number < kind.min) or (kind.max is not None and number > kind.max):
-        raise InvalidArgumentError(f"{kind.name}: {number:g} is out of range [{kind.min:g}, {kind.max:g}]")
+        raise InvalidArgumentError(f"{kind.name}: {_number(number)} is out of range {_range(kind)}")
     return str(int(number)) if number.is_integer() else repr(number)
+
+
+#: The fields of one ``entities:`` mapping and their types, checked as action arguments are
+#: (:func:`platypush_ext.glue.check_value`: ``writable: "no"``, ``"false"`` or ``0`` is false).
+SPEC_FIELDS: dict[str, Any] = {
+    "type": str,
+    "name": str | None,
+    "unit": str | None,
+    "writable": bool | None,
+    "min": float | None,
+    "max": float | None,
+}
+#: Longest text of a mapping's ``type``, ``name`` or ``unit``.
+MAX_SPEC_TEXT = 200
+
+
+def _range(kind: Kind) -> str:
+    """``[0, 100]``, ``(at least 0)`` or ``(at most 100)``."""
+    if kind.min is not None and kind.max is not None:
+        return f"[{_number(kind.min)}, {_number(kind.max)}]"
+    return f"(at least {_number(kind.min)})" if kind.min is not None else f"(at most {_number(kind.max or 0)})"
 
 
 class EntityMap:
@@ -151,40 +173,13 @@ class EntityMap:
     :param overrides: ``{path: spec}``; ``path`` is exact (``/26241/0/1``) or any instance
         (``/26241/*/1``); ``spec`` has ``type`` (one of :data:`TYPES`, or ``none`` to hide a
         resource) and optionally ``name``, ``unit``, ``writable``, ``min``, ``max``.
+    :raises InvalidArgumentError: a mapping is not valid (one line, see :func:`check_overrides`).
     """
 
-    FIELDS = frozenset({"type", "name", "unit", "writable", "min", "max"})
+    FIELDS = frozenset(SPEC_FIELDS)
 
     def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None):
-        self.overrides: dict[str, Kind | None] = {}
-        for path, spec in (overrides or {}).items():
-            self.overrides[self._key(path)] = self._kind(path, spec)
-
-    @staticmethod
-    def _key(path: str) -> str:
-        parts = str(path).strip("/").split("/")
-        if len(parts) != 3 or not (
-            parts[0].isdigit() and parts[2].isdigit() and (parts[1].isdigit() or parts[1] == "*")
-        ):
-            raise InvalidArgumentError(
-                f"entities: {str(path)[:60]!r} is not a resource path like /26241/0/1 or /26241/*/1"
-            )
-        return "/" + "/".join(parts)
-
-    def _kind(self, path: str, spec: Any) -> Kind | None:
-        if not isinstance(spec, Mapping) or set(spec) - self.FIELDS:
-            raise InvalidArgumentError(f"entities.{path}: expected an object with {', '.join(sorted(self.FIELDS))}")
-        type_ = str(spec.get("type", "raw")).lower()
-        if type_ == "none":
-            return None
-        if type_ not in TYPES:
-            raise InvalidArgumentError(
-                f"entities.{path}: unknown type {type_[:30]!r} (one of {', '.join(TYPES)}, none)"
-            )
-        bounds = {k: float(spec[k]) for k in ("min", "max") if spec.get(k) is not None}
-        writable = bool(spec.get("writable", type_ in ("switch", "dimmer")))
-        name = str(spec.get("name") or f"Resource {path}")
-        return Kind(type_, name, spec.get("unit"), writable, **bounds)
+        self.overrides: dict[str, Kind | None] = check_overrides(overrides)
 
     def kind(self, path: str) -> Kind | None:
         """How a resource shows, or ``None`` when it stays off the dashboard.
@@ -201,6 +196,66 @@ class EntityMap:
         if kind is not None and ids[1] > 0:
             kind = replace(kind, name=f"{kind.name} {ids[1] + 1}")
         return kind
+
+
+def check_overrides(overrides: Any) -> dict[str, Kind | None]:
+    """The one validator of the ``entities:`` configuration: ``{path key: Kind, or None (hidden)}``.
+
+    :param overrides: ``{path: spec}`` as :class:`EntityMap` takes it (``None``: no overrides).
+    :raises InvalidArgumentError: whatever is wrong with it, in one line that names the path and field.
+    """
+    try:
+        if overrides is None:
+            return {}
+        if not isinstance(overrides, Mapping):
+            raise InvalidArgumentError(
+                "entities: expected an object {resource path: {type, name, unit, writable, min, max}}, "
+                f"got {type(overrides).__name__}"
+            )
+        checked: dict[str, Kind | None] = {}
+        for path, spec in overrides.items():
+            checked[_path_key(path)] = _check_spec(str(path), spec)  # named as written (a valid path)
+        return checked
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(one_line(exc)) from None
+
+
+def _path_key(path: Any) -> str:
+    """``/26241/0/1`` or ``/26241/*/1`` (a missing leading ``/`` is added)."""
+    parts = str(path).strip("/").split("/")
+    if len(parts) != 3 or not (parts[0].isdigit() and parts[2].isdigit() and (parts[1].isdigit() or parts[1] == "*")):
+        raise InvalidArgumentError(f"entities: {str(path)[:60]!r} is not a resource path like /26241/0/1 or /26241/*/1")
+    return "/" + "/".join(parts)
+
+
+def _check_spec(path: str, spec: Any) -> Kind | None:
+    """One mapping as a :class:`Kind` (``None`` for ``type: none``)."""
+    expected = f"entities.{path}: expected an object with {', '.join(SPEC_FIELDS)}"
+    if not isinstance(spec, Mapping):
+        raise InvalidArgumentError(f"{expected}, got {type(spec).__name__}")
+    unknown = sorted(str(k)[:30] for k in spec if k not in SPEC_FIELDS)
+    if unknown:
+        raise InvalidArgumentError(f"{expected} (unknown: {', '.join(unknown)[:100]})")
+    values = {k: check_value(v, SPEC_FIELDS[k], f"entities.{path}.{k}", MAX_SPEC_TEXT) for k, v in spec.items()}
+    type_ = (values.get("type") or "raw").lower()
+    if type_ == "none":
+        return None
+    if type_ not in TYPES:
+        raise InvalidArgumentError(f"entities.{path}: unknown type {type_[:30]!r} (one of {', '.join(TYPES)}, none)")
+    low, high = (None if values.get(k) is None else float(values[k]) for k in ("min", "max"))
+    if low is not None and high is not None and low > high:
+        raise InvalidArgumentError(f"entities.{path}: min ({_number(low)}) must not exceed max ({_number(high)})")
+    writable = values.get("writable")
+    if writable is None:
+        writable = type_ in ("switch", "dimmer")
+    name = values.get("name") or f"Resource {path}"
+    return Kind(type_, name, values.get("unit"), writable, min=low, max=high)
+
+
+def _number(value: float) -> str:
+    """A number for a message: whole numbers without a decimal point, others exactly (``repr``)."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
 
 
 @dataclass
@@ -372,6 +427,9 @@ class EntitySync:
         self.publish_interval, self._pending = float(publish_interval), {}
         self._publisher: threading.Thread | None = None
         self._changed = threading.Condition(self._lock)
+        #: Endpoints with syncs queued or running: ``[how many, whether it left meanwhile]`` (a
+        #: de-registration then may find no endpoint in the fleet yet: applied once a sync adds it).
+        self._syncing: dict[str, list[Any]] = {}
 
     def _queue(self, endpoints: list[Endpoint]) -> None:
         """Publish soon: the newest state of each endpoint replaces what is still pending.
@@ -432,19 +490,52 @@ class EntitySync:
 
     def _submit(self, name: str, label: str, type: str, queue_mode: Any, resources: Any) -> None:
         if not self._stopped.is_set():
+            with self._lock:
+                pending = self._syncing.setdefault(name, [0, False])
+                pending[0], pending[1] = pending[0] + 1, False  # a registration: it is there
             self._pool.submit(self._sync, name, label, type, bool(queue_mode), resources).add_done_callback(_log_bug)
+
+    def _added(self, name: str, label: str, type: str, queue_mode: bool, resources: Any) -> Endpoint:
+        """The synced endpoint in the fleet, unreachable if it left while its sync waited."""
+        with self._lock:
+            self.fleet.add(name, label, type, queue_mode, resources)
+            left = self._release(name)
+            return self.fleet.set_reachable(name, not left)  # type: ignore[return-value]
+
+    def _release(self, name: str) -> bool:
+        """One sync of ``name`` ended (call with the lock held); returns whether it left meanwhile."""
+        pending = self._syncing.get(name)
+        if pending is None:
+            return False
+        pending[0] -= 1
+        if pending[0] <= 0:
+            del self._syncing[name]
+        return bool(pending[1])
+
+    def _reachable(self, name: str, reachable: bool) -> Endpoint | None:
+        """A de-registration, expiration or registration update: the endpoint (copy) if in the fleet;
+        for one whose sync is still waiting, also noted for that sync."""
+        with self._lock:
+            if name in self._syncing:
+                self._syncing[name][1] = not reachable
+            return self.fleet.set_reachable(name, reachable)
 
     def _sync(self, name: str, label: str, type: str, queue_mode: bool, resources: Any) -> None:
         """One endpoint: its resources, subscriptions and first values; published twice (shape, values)."""
+        added = False
         try:
             if resources is None:
                 self._count("listings")
                 resources = self.client.get_resources(name)
-            endpoint = self.fleet.add(name, label, type, queue_mode, resources)
+            endpoint, added = self._added(name, label, type, queue_mode, resources), True
         except ServiceError as exc:
             self._count("errors")
             logger.warning("mbed entities: %s: %s", name, one_line(exc))
             return
+        finally:
+            if not added:
+                with self._lock:
+                    self._release(name)
         if not endpoint.resources:
             return
         self._queue([endpoint])
@@ -514,7 +605,7 @@ class EntitySync:
                 self._submit(name, label, data.get("endpoint_type", ""), data.get("queue_mode"), data["resources"])
                 continue
             elif item.kind in ("reg-updates", "de-registrations", "registrations-expired"):
-                endpoint = self.fleet.set_reachable(name, item.kind == "reg-updates")
+                endpoint = self._reachable(name, item.kind == "reg-updates")
             else:
                 continue
             if endpoint is not None:

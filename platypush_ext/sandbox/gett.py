@@ -31,6 +31,11 @@ which the blob host has too, for its own requests):
 * ``POST /_sandbox/expire`` on the API: expire every access token now;
 * ``POST /_sandbox/cut {"direction": "upload"|"download", "after": N}`` on the
   blob host: the next transfer in that direction is cut (TCP reset) after N bytes.
+
+``content_encoding="gzip"`` (``--blob-content-encoding gzip``; or set ``server.blobs.content_encoding``)
+makes the blob host answer every download and thumbnail with that ``Content-Encoding``, as S3 does for
+an object stored with that metadata: whatever the client's ``Accept-Encoding``, the body is the stored
+bytes as they are (gzip data when that is what was uploaded) and ``Content-Length`` their size.
 """
 
 from __future__ import annotations
@@ -120,9 +125,11 @@ class GettBlobServer(SandboxServer):
     default_port = 0
     api_prefix = "/"
 
-    def __init__(self, api: GettServer, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, api: GettServer, host: str = "127.0.0.1", port: int = 0, content_encoding: str | None = None):
         self.api = api
         self._cuts: dict[str, int] = {}
+        #: ``Content-Encoding`` of every download and thumbnail (the stored bytes are sent untouched).
+        self.content_encoding = content_encoding
         super().__init__(host, port)
 
     def setup_routes(self) -> None:
@@ -234,17 +241,17 @@ class GettBlobServer(SandboxServer):
     def _download(self, request: Request) -> Response:
         with self.api.lock:
             file = self._signed_file(request)
-            path, size = file.path, file.size
-            handle = open(path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
-        return Response(
-            200,
-            self._stream(request, handle),
-            {
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(size),
-                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.filename)}",
-            },
-        )
+            handle = open(file.path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(os.fstat(handle.fileno()).st_size),  # the blob's own size, as a blob host knows it
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.filename)}",
+        }
+        return Response(200, self._stream(request, handle), self._encoded(headers))
+
+    def _encoded(self, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` with the configured ``Content-Encoding`` (the body stays the stored bytes)."""
+        return {**headers, "Content-Encoding": self.content_encoding} if self.content_encoding else headers
 
     def _stream(self, request: Request, handle: io.BufferedReader) -> Iterator[bytes]:
         cut = self._take_cut("download")
@@ -271,7 +278,7 @@ class GettBlobServer(SandboxServer):
         if thumb is None:
             raise GettFailure(404, "no thumbnail: not an image")
         data, ctype = thumb
-        return Response(200, data, {"Content-Type": ctype})
+        return Response(200, data, self._encoded({"Content-Type": ctype, "Content-Length": str(len(data))}))
 
 
 def _multipart_field(chunks: Iterator[bytes], boundary: bytes, name: str) -> Iterator[bytes]:
@@ -356,6 +363,8 @@ class GettServer(SandboxServer):
     :param blob_port: port of the blob host (0 = a free port).
     :param single_use_refresh: a refresh token is good for one login only (off by
         default: the protocol notes do not say so; a guess for tests of clients).
+    :param blob_content_encoding: the ``Content-Encoding`` the blob host answers downloads with
+        (e.g. ``gzip``, as S3 for an object stored with that metadata; the body is the stored bytes).
     """
 
     serialized = True
@@ -375,6 +384,7 @@ class GettServer(SandboxServer):
         storage_limit: int = 20_000_000_000,
         blob_port: int = 0,
         single_use_refresh: bool = False,
+        blob_content_encoding: str | None = None,
     ):
         self.apikey, self.email, self.password = apikey, email, password
         self.token_lifetime = token_lifetime
@@ -389,7 +399,7 @@ class GettServer(SandboxServer):
         self.blob_dir = ""
         self._sign_key = secrets.token_bytes(16)
         super().__init__(host, port)
-        self.blobs = GettBlobServer(self, host, blob_port)
+        self.blobs = GettBlobServer(self, host, blob_port, content_encoding=blob_content_encoding)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -405,6 +415,11 @@ class GettServer(SandboxServer):
             action="store_true",
             help="accept each refresh token for one login only (a guess; default: reusable)",
         )
+        parser.add_argument(
+            "--blob-content-encoding",
+            default=None,
+            help="Content-Encoding of the blob host's downloads, e.g. gzip (the body stays the stored bytes)",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> GettServer:
@@ -417,6 +432,7 @@ class GettServer(SandboxServer):
             token_lifetime=args.token_lifetime,
             blob_port=args.blob_port,
             single_use_refresh=args.single_use_refresh,
+            blob_content_encoding=args.blob_content_encoding,
         )
 
     def describe(self) -> str:

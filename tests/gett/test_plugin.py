@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +340,62 @@ def test_names_from_the_server_never_escape_the_target_folder(
     expected = expected.format(share=up["sharename"])
     assert done["path"] == str(folder / expected) and (folder / expected).read_text() == "payload"
     assert os.listdir(folder) == [expected] and sorted(os.listdir(tmp_path)) == ["inbox"]
+
+
+def test_max_transfers_holds_under_concurrent_calls(server: GettServer, bus: RecordingBus, tmp_path: Path) -> None:
+    """Admission is atomic (issue 18, item 8): many ``wait: false`` uploads and downloads called at once
+    never start more than ``max_transfers``, however the threads interleave; slots free when transfers end.
+
+    The calling threads are slowed (2 ms) on entering ``GettPlugin._start``, the step after admission,
+    so that every call is admitted or refused while the others are between the two: the schedule that
+    let admission count only transfers whose thread was set exceed the limit (6 and 5 of 24 admitted)."""
+    limit, calls = 2, 24
+    plugin = GettPlugin(
+        base_url=server.base_url,
+        api_key=server.apikey,
+        email=server.email,
+        password=server.password,
+        max_transfers=limit,
+    )
+    try:
+        file = ok(plugin.upload_file(filename="d.bin", data="d" * 1000))
+        admitted = [_concurrent_round(plugin, server, file["sharename"], tmp_path / str(r), calls) for r in range(2)]
+        assert all(1 <= n <= limit for n in admitted), admitted
+    finally:
+        plugin.stop()
+
+
+def _slow_start(frame: Any, event: str, arg: Any) -> None:
+    """A profile hook: a thread entering ``GettPlugin._start`` pauses there (other threads run)."""
+    if event == "call" and frame.f_code is GettPlugin._start.__code__:
+        time.sleep(0.002)
+
+
+def _concurrent_round(plugin: GettPlugin, server: GettServer, sharename: str, folder: Path, calls: int) -> int:
+    """``calls`` transfers started at once (half uploads, half downloads); returns how many were admitted,
+    once they all ended."""
+    folder.mkdir()
+    server.blobs.faults.add("hang", count=2 * calls, delay=0.5)  # each admitted transfer runs ≥ 0.5 s
+    barrier, answers = threading.Barrier(calls), []
+
+    def call(i: int) -> None:
+        barrier.wait()
+        if i % 2:
+            answers.append(plugin.upload_file(filename=f"u{i}.txt", data="u", wait=False))
+        else:
+            answers.append(plugin.download_file(sharename=sharename, fileid="0", path=str(folder / str(i)), wait=False))
+
+    threading.setprofile(_slow_start)
+    try:
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(calls)]
+        for thread in threads:
+            thread.start()
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+    for thread in threads:
+        thread.join(10)
+    refused = [error(a) for a in answers if a.errors]
+    assert len(answers) == calls and all("transfers are running (max_transfers)" in text for text in refused)
+    server.blobs.faults.clear()
+    wait_until(lambda: all(t["state"] != "running" for t in ok(plugin.get_transfers())), 20)
+    return calls - len(refused)

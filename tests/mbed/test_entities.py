@@ -132,6 +132,116 @@ def test_overrides_map_hide_and_are_validated() -> None:
         assert "\n" not in str(raised.value)
 
 
+# Issue 18, item 8: every entity-mapping error is one line through the one validator
+# (``check_overrides``); booleans are read as the actions' arguments are.
+
+P = "/26241/0/1"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({P: {"type": "dimmer", "min": "abc"}}, f"entities.{P}.min: expected a number or null, got a string of 3"),
+        ({P: {"max": [1]}}, f"entities.{P}.max: expected a number or null, got a list of 1 item"),
+        ({P: {"min": True}}, f"entities.{P}.min: expected a number or null, got true"),
+        ({P: {"min": float("nan")}}, f"entities.{P}.min: expected a finite number, got nan"),
+        ({P: {"max": float("inf")}}, f"entities.{P}.max: expected a finite number, got inf"),
+        ({P: {"max": 10**400}}, f"entities.{P}.max: out of range (an integer of 1329 bits"),
+        ({P: {"type": "numeric", "min": 5, "max": 1.5}}, f"entities.{P}: min (5) must not exceed max (1.5)"),
+        ({P: {"type": "switch", "writable": "maybe"}}, f"entities.{P}.writable: expected true or false or null"),
+        ({P: {"writable": 2}}, f"entities.{P}.writable: expected true or false or null, got the integer 2"),
+        ({P: {"writable": 0.0}}, f"entities.{P}.writable: expected true or false or null, got the number 0.0"),
+        ({P: {"name": {"en": "x"}}}, f"entities.{P}.name: expected a string or null, got an object of 1 key"),
+        ({P: {"name": "x" * 201}}, f"entities.{P}.name: at most 200 characters, got 201"),
+        ({P: {"unit": ["°C"]}}, f"entities.{P}.unit: expected a string or null, got a list of 1 item"),
+        ({P: {"type": None}}, f"entities.{P}.type: expected a string, got null"),
+        ({P: {"type": "kelvin"}}, f"entities.{P}: unknown type 'kelvin' (one of temperature"),
+        ({P: {"type": "raw", "colour": "red"}}, f"entities.{P}: expected an object with type, name, unit, writable"),
+        ({P: {"type": "raw", "colour": "red"}}, "(unknown: colour)"),
+        ({P: "temperature"}, f"entities.{P}: expected an object with type, name, unit, writable, min, max, got str"),
+        ({P: None}, "got NoneType"),
+        ({"/26241/0": {"type": "raw"}}, "entities: '/26241/0' is not a resource path like /26241/0/1"),
+        ({"/a/0/1": {"type": "raw"}}, "is not a resource path"),
+        ({"/1/0/1\nx": {"type": "raw"}}, "is not a resource path"),
+        (["/1/0/1"], "entities: expected an object {resource path: {type, name, unit, writable, min, max}}, got list"),
+        ("/1/0/1", "got str"),
+    ],
+)
+def test_a_bad_entity_mapping_is_one_line(overrides: Any, message: str) -> None:
+    with pytest.raises(InvalidArgumentError) as raised:
+        EntityMap(overrides)
+    text = str(raised.value)
+    assert message in text and "\n" not in text and len(text) <= 500, text
+
+
+@pytest.mark.parametrize(
+    "writable, expected",
+    [
+        (True, True),
+        ("true", True),
+        ("yes", True),
+        ("on", True),
+        ("1", True),
+        (1, True),
+        (" Yes ", True),
+        (False, False),
+        ("false", False),
+        ("no", False),
+        ("off", False),
+        ("0", False),
+        (0, False),
+        ("FALSE", False),
+        (None, True),  # not given: a switch is writable
+    ],
+)
+def test_writable_is_read_as_an_action_boolean(writable: Any, expected: bool) -> None:
+    kind = EntityMap({P: {"type": "switch", "writable": writable}}).kind(P)
+    assert kind is not None and kind.writable is expected
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        (
+            {"type": "Dimmer", "name": "Fan", "unit": "lvl", "min": 0, "max": 255, "writable": "no"},
+            Kind("dimmer", "Fan", "lvl", False, 0.0, 255.0),
+        ),
+        ({"type": "numeric", "min": -40.5}, Kind("numeric", f"Resource {P}", None, False, min=-40.5)),
+        ({"type": "numeric", "max": 1e6, "min": None}, Kind("numeric", f"Resource {P}", None, False, max=1e6)),
+        ({"type": "numeric", "min": 3, "max": 3}, Kind("numeric", f"Resource {P}", None, False, 3.0, 3.0)),
+        ({}, Kind("raw", f"Resource {P}")),
+        ({"name": 12}, Kind("raw", "12")),  # as a string argument given a number: its JSON text
+        ({"type": "none"}, None),
+    ],
+)
+def test_a_good_entity_mapping(spec: dict[str, Any], expected: Kind | None) -> None:
+    assert EntityMap({P: spec}).kind(P) == expected
+
+
+@pytest.mark.parametrize(
+    "kind, value, message",
+    [
+        (Kind("numeric", "Level", writable=True, min=0), -1, "Level: -1 is out of range (at least 0)"),
+        (Kind("numeric", "Level", writable=True, max=10), 10.5, "Level: 10.5 is out of range (at most 10)"),
+        (Kind("numeric", "Level", writable=True, min=0.5), 0.25, "Level: 0.25 is out of range (at least 0.5)"),
+        (Kind("dimmer", "Dim", writable=True, min=0, max=100), 101, "Dim: 101 is out of range [0, 100]"),
+        (Kind("dimmer", "Dim", writable=True, min=0, max=100), "1234567.5", "Dim: 1234567.5 is out of range"),
+    ],
+)
+def test_a_value_out_of_a_one_sided_range_is_one_line(kind: Kind, value: Any, message: str) -> None:
+    with pytest.raises(InvalidArgumentError) as raised:
+        encode_value(kind, value)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+def test_the_plugin_refuses_a_bad_mapping_in_one_line(server: MbedServer) -> None:
+    with pytest.raises(InvalidArgumentError) as raised:
+        make_plugin(server, entities_enabled=True, entities={P: {"type": "dimmer", "min": "abc"}})
+    assert str(raised.value).startswith(f"entities.{P}.min: expected a number or null") and "\n" not in str(
+        raised.value
+    )
+
+
 def test_values_are_parsed_and_encoded_as_lwm2m_text() -> None:
     switch, dimmer, raw = IPSO[(3311, 5850)], IPSO[(3311, 5851)], Kind("raw", "Raw", writable=True)
     assert [parse_value(switch, t) for t in ("1", " true", "OFF", "0", "2", None)] == [
@@ -229,6 +339,31 @@ def test_notifications_update_and_deregistrations_mark_unreachable(
     server.update_registration("entrance-presence")
     wait_until(lambda: dashboard.get("entrance-presence/3302/0/5500").reachable is True)
     assert dashboard.get("living-room-sensor/3/0/0") is None
+
+
+def test_a_device_that_leaves_while_its_sync_waits_shows_unreachable(
+    server: MbedServer, bus: RecordingBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A de-registration that arrives while the device's registration still waits for a sync worker
+    (a registration storm; here one worker busy reading a slow device) is not lost: the device shows
+    unreachable once synced (it showed reachable for ever)."""
+    monkeypatch.setattr(MbedPlugin, "ENTITIES_CONCURRENCY", 1)
+    plugin, dashboard = started(server, bus)
+    try:
+        wait_until(lambda: dashboard.value("garden-barometer/3323/0/5700") is not None)
+        server.add_device("slow-node", "Env", resources=[{"path": "/3303/0/5700", "value": "20"}], register=False)
+        server.set_behaviour("slow-node", delay=1.0)  # nothing cached: its first value is a 1-s device read
+        server.register("slow-node")
+        wait_until(lambda: dashboard.get("slow-node") is not None)
+        server.add_device("brief-node", "Env", resources=[{"path": "/3304/0/5700", "value": "50"}])
+        server.deregister("brief-node")
+        wait_until(lambda: dashboard.get("brief-node/3304/0/5700") is not None, timeout=10)
+        wait_until(lambda: dashboard.get("brief-node").reachable is False, timeout=5)
+        assert dashboard.get("brief-node/3304/0/5700").reachable is False
+        server.register("brief-node")  # back: reachable again
+        wait_until(lambda: dashboard.get("brief-node").reachable is True, timeout=10)
+    finally:
+        plugin.stop()
 
 
 def test_a_new_device_appears_on_its_registration(home: tuple[MbedPlugin, Dashboard], server: MbedServer) -> None:
