@@ -40,15 +40,18 @@ class Publisher:
     def __init__(self, get_bus: Callable[[], Any]):
         self._get_bus = get_bus
 
-    def publish(self, events: Sequence[Any]) -> list[int]:
+    def publish(self, events: Sequence[Any], texts: Sequence[str] | None = None) -> list[int]:
         """Publish ``events`` in order (pipelined on Redis).
 
         :param events: the events.
+        :param texts: their wire texts (``str(event)``), if the caller made them already.
         :return: the number of subscribers that received each event (0: nobody got it,
             also when Redis cannot be reached).
         """
         from redis.exceptions import RedisError
 
+        if not events:
+            return []
         bus = self._get_bus()
         target = _redis_of(bus)
         if target is None:
@@ -56,19 +59,19 @@ class Publisher:
                 bus.post(event)
             return [1] * len(events)
         try:
-            return self._publish(*target, events)
+            return self._publish(*target, [str(e) for e in events] if texts is None else texts)
         except RedisError:
             return [0] * len(events)
 
     @staticmethod
-    def _publish(redis: Any, channel: str, events: Sequence[Any]) -> list[int]:
-        if len(events) == 1:
-            return [int(redis.publish(channel, str(events[0])))]
+    def _publish(redis: Any, channel: str, texts: Sequence[str]) -> list[int]:
+        if len(texts) == 1:
+            return [int(redis.publish(channel, texts[0]))]
         counts: list[int] = []
-        for start in range(0, len(events), BATCH):
+        for start in range(0, len(texts), BATCH):
             pipeline = redis.pipeline(transaction=False)
-            for event in events[start : start + BATCH]:
-                pipeline.publish(channel, str(event))
+            for text in texts[start : start + BATCH]:
+                pipeline.publish(channel, text)
             counts += [int(n) for n in pipeline.execute()]
         return counts
 
