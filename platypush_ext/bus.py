@@ -31,6 +31,12 @@ def _redis_of(bus: Any) -> tuple[Any, str] | None:
     return bus.redis, bus.redis_queue
 
 
+def _mark() -> str:
+    from .events import DeliveryMarkEvent
+
+    return str(DeliveryMarkEvent())
+
+
 class Publisher:
     """Publishes events on Platypush's bus and tells how many subscribers received each.
 
@@ -40,11 +46,13 @@ class Publisher:
     def __init__(self, get_bus: Callable[[], Any]):
         self._get_bus = get_bus
 
-    def publish(self, events: Sequence[Any], texts: Sequence[str] | None = None) -> list[int]:
+    def publish(self, events: Sequence[Any], texts: Sequence[str] | None = None, mark: bool = False) -> list[int]:
         """Publish ``events`` in order (pipelined on Redis).
 
         :param events: the events.
         :param texts: their wire texts (``str(event)``), if the caller made them already.
+        :param mark: then a :class:`platypush_ext.events.DeliveryMarkEvent` (Redis only), so that
+            Platypush's bus loop lets go of the last event.
         :return: the number of subscribers that received each event (0: nobody got it,
             also when Redis cannot be reached).
         """
@@ -59,7 +67,8 @@ class Publisher:
                 bus.post(event)
             return [1] * len(events)
         try:
-            return self._publish(*target, [str(e) for e in events] if texts is None else texts)
+            texts = [str(e) for e in events] if texts is None else list(texts)
+            return self._publish(*target, texts + [_mark()] if mark else texts)[: len(events)]
         except RedisError:
             return [0] * len(events)
 

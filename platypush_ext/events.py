@@ -7,6 +7,7 @@ these base classes as ``type``, to any of them.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import Any, ClassVar
 
@@ -71,3 +72,14 @@ class JournaledEvent(Event):
             return
         self.__dict__["_journal_watched"] = True
         weakref.finalize(self, confirm, self.journal_name, journal_id).atexit = False
+
+
+class DeliveryMarkEvent(Event):
+    """Says nothing: published after each batch of journaled events, so that Platypush's bus
+    loop lets go of the last one (it keeps the last message it decoded until the next one
+    comes) and that event can be confirmed. Quiet: logged at debug level, not sent to the
+    web clients; no hook should need it."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.update(logging_level=logging.DEBUG, disable_web_clients_notification=True)
+        super().__init__(*args, **kwargs)

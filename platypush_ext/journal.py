@@ -13,11 +13,12 @@ never retried, and never in the way of the entries after it.
 Platypush's main loop notes each event of the bundle it is done with — evaluated
 against the hooks, and every hook it started returned (:func:`confirm`, called by
 :class:`platypush_ext.events.JournaledEvent`) — as *seen*. After a crash (the
-journal was not closed after a delivery), the entries delivered in the last
-``grace`` seconds before it are posted once more, but only their events that were
-not seen: Platypush may have died before running their hooks. Each entry keeps
-its id, which its events carry so that a hook can recognise a re-post; every
-delivery beyond an entry's first is counted as a duplicate.
+journal was not closed after a delivery), the deliveries of the crashed run are
+posted once more, but only their events that were not seen: Platypush may have died
+before running their hooks. (If it confirmed nothing in that run, e.g. a Platypush
+that evaluates events elsewhere, the deliveries of the last ``grace`` seconds before
+the last one are posted again, whole.) Each entry keeps its id, which its events
+carry so that a hook can recognise a re-post; every delivery beyond an entry's first is counted as a duplicate.
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ class Journal:
 
     :param path: the database file.
     :param keep_posted: how many delivered entries to keep (older ones are pruned).
-    :param grace: after a crash, entries delivered this many seconds before the
-        last delivery are posted again (their events not seen by Platypush).
+    :param grace: after a crash, if Platypush confirmed none of the crashed run's events,
+        the entries delivered this many seconds before the last delivery are posted again.
     :param name: the name under which Platypush's main loop confirms the events
         it is done with (:func:`confirm`); ``""``: none are.
     :param keep_dropped: how many dropped entries to keep for :meth:`dropped`.
@@ -151,16 +152,35 @@ class Journal:
             db.execute("DROP TABLE messages")
 
     def _recover(self) -> int:
-        """After a crash, mark pending again the deliveries of the last ``grace`` seconds whose
-        events Platypush did not all see (an entry of an older version: all of them)."""
+        """After a crash, mark pending again the deliveries whose events Platypush did not all see.
+
+        The ``open`` state holds when the crashed run first delivered. If Platypush confirmed
+        any event of that run, every delivery of the run it did not see is posted again;
+        otherwise (no confirmation came, or a file of an older version), those of the last
+        ``grace`` seconds before the last delivery.
+        """
         row = self._db.execute("SELECT value FROM state WHERE key = 'open'").fetchone()
-        if not row or row[0] != "1":
+        if not row or row[0] == "0":
             return 0
+        try:
+            since: float | None = None if row[0] == "1" else float(row[0])
+        except ValueError:
+            since = None
+        unseen = "dropped IS NULL AND (events IS NULL OR events > (SELECT COUNT(*) FROM seen WHERE entry = entries.id))"
         with self._transaction() as db:
+            confirmed = (
+                since is not None
+                and db.execute(
+                    "SELECT 1 FROM seen WHERE entry IN (SELECT id FROM entries WHERE posted_at >= ?) LIMIT 1", (since,)
+                ).fetchone()
+            )
+            if confirmed:
+                return db.execute(
+                    f"UPDATE entries SET posted_at = NULL WHERE posted_at >= ? AND {unseen}", (since,)
+                ).rowcount
             return db.execute(
-                "UPDATE entries SET posted_at = NULL WHERE dropped IS NULL AND posted_at >= "
-                "(SELECT MAX(posted_at) FROM entries WHERE dropped IS NULL) - ? AND (events IS NULL OR "
-                "events > (SELECT COUNT(*) FROM seen WHERE seen.entry = entries.id))",
+                "UPDATE entries SET posted_at = NULL WHERE posted_at >= "
+                f"(SELECT MAX(posted_at) FROM entries WHERE dropped IS NULL) - ? AND {unseen}",
                 (self.grace,),
             ).rowcount
 
@@ -236,7 +256,7 @@ class Journal:
         now = time.time()
         with self._transaction(relaxed=True) as db:
             if not self._open:
-                db.execute("INSERT OR REPLACE INTO state VALUES ('open', '1')")
+                db.execute("INSERT OR REPLACE INTO state VALUES ('open', ?)", (repr(now),))  # the run's first delivery
             db.executemany(
                 "UPDATE entries SET posted_at = ?, deliveries = deliveries + ?, events = COALESCE(?, events) "
                 "WHERE id = ?",
@@ -366,7 +386,8 @@ class Journal:
             else:
                 ready.append(outcome)
         self._drop(dropped)
-        counts = iter(publisher.publish([e for r in ready for e in r.events], [t for r in ready for t in r.texts]))
+        events, texts = [e for r in ready for e in r.events], [t for r in ready for t in r.texts]
+        counts = iter(publisher.publish(events, texts, mark=True))
         ok = [r for r in ready if min([next(counts) for _ in r.events] or [1]) >= 1]
         self._delivered([(r.id, r.total, 1 if r.events else 0) for r in ok])
         return len(ok), len(ready)

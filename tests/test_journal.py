@@ -8,6 +8,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from platypush.bus.redis import RedisBus
 from platypush.message.event import Event
 
 from platypush_ext.bus import Publisher
+from platypush_ext.events import JournaledEvent
 from platypush_ext.journal import Entry, Journal
 from platypush_ext.runner import redis_server_binary
 from tests.support import Listener, wait_until
@@ -242,3 +244,80 @@ def test_a_lazy_journal_used_after_its_clean_close_does_not_make_the_next_start_
     assert again.recovered == 0  # not a crash: "a" is not posted twice
     assert [e.payload for e in again.pending()] == ["late"]
     again.close()
+
+
+class NoteEvent(JournaledEvent, journal="journal-tests"):
+    """A journaled event of these tests (its journal is named ``journal-tests``)."""
+
+
+def note_build(entry: Entry) -> list[Event]:
+    return [NoteEvent(text=entry.payload, journal_id=entry.id)]
+
+
+class MainLoop:
+    """What Platypush's main loop runs: its Redis bus loop, its message handler
+    (``Application.on_message``) and its hook engine (``EventProcessor``), with one
+    ``@hook`` that records each ``NoteEvent`` whose ``lane`` is ``hooked``, and blocks
+    on ``text == "slow"`` until released."""
+
+    def __init__(self, port: int):
+        from types import SimpleNamespace
+
+        from platypush.app import Application
+        from platypush.event.hook import hook
+        from platypush.event.processor import EventProcessor
+
+        self.ran: list[str] = []
+        self.release = threading.Event()
+
+        @hook(NoteEvent, lane="hooked")
+        def record(event: NoteEvent, **_: Any) -> None:
+            if event.args["text"].startswith("slow"):
+                self.release.wait(10)
+            self.ran.append(event.args["text"])
+
+        processor = EventProcessor(hooks={"Record": record})
+        self.bus = RedisBus(
+            on_message=Application.on_message(SimpleNamespace(event_processor=processor)),  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=port,
+        )
+        self.thread = threading.Thread(target=self.bus.poll, daemon=True)
+        self.thread.start()
+        wait_until(lambda: Publisher(lambda: self.bus).listeners() >= 1, timeout=10)
+
+    def close(self) -> None:
+        self.release.set()
+        self.bus.stop()
+        self.thread.join(5)
+
+
+def test_after_a_crash_only_the_events_platypush_was_not_done_with_are_posted_again(
+    tmp_path: Any, publisher: Publisher, redis_server: Any
+) -> None:
+    loop = MainLoop(redis_server.port)
+    lanes = {"a": "hooked", "b": "hooked", "slow": "hooked"}
+
+    def lane_build(entry: Entry) -> list[Event]:
+        return [NoteEvent(text=entry.payload, lane=lanes.get(entry.payload, "other"), journal_id=entry.id)]
+
+    try:
+        crashed = Journal(str(tmp_path / "j.db"), grace=0.3, name="journal-tests")
+        crashed.append("dev", ["slow"])
+        assert crashed.post_pending(publisher, lane_build, threading.Event()) == 1
+        time.sleep(0.5)  # more than grace: the main loop may lag behind by more than that
+        crashed.append("dev", ["a", "b"])
+        crashed.append("other", ["no hook matches it"])
+        assert crashed.post_pending(publisher, lane_build, threading.Event()) == 3
+        wait_until(lambda: crashed._seen([1, 2, 3, 4]) == {"2", "3", "4"}, timeout=5)  # "slow": its hook still runs
+        assert sorted(loop.ran) == ["a", "b"]  # (hooks run in threads of their own)
+        # no close(): the process died while the hook of "slow" ran
+        again = Journal(str(tmp_path / "j.db"), grace=0.3, name="journal-tests")
+        assert again.recovered == 1 and [e.payload for e in again.pending()] == ["slow"]
+        assert again.post_pending(publisher, lane_build, threading.Event()) == 1
+        loop.release.set()  # (after the re-post: here the "crashed" loop lives on and would confirm "slow" now)
+        wait_until(lambda: loop.ran.count("slow") == 2, timeout=5)
+        assert sorted(loop.ran) == ["a", "b", "slow", "slow"]  # the first run of "slow" was not done: it ran again
+        again.close()
+    finally:
+        loop.close()
