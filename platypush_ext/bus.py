@@ -18,8 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-#: Events published per Redis pipeline.
+#: Events published per Redis pipeline, and the most bytes of one pipeline.
 BATCH = 500
+BATCH_BYTES = 1024 * 1024
+#: Before the next pipeline, wait (at most ``DRAIN_WAIT`` seconds) until no subscriber has more
+#: than this many bytes waiting in Redis: Redis drops a subscriber that reaches 32 MiB, or stays
+#: above 8 MiB for 60 s (``client-output-buffer-limit pubsub``, its default), after ``PUBLISH``
+#: counted it as a receiver.
+BACKLOG_BYTES = 2 * 1024 * 1024
+DRAIN_WAIT = 5.0
 
 
 def _redis_of(bus: Any) -> tuple[Any, str] | None:
@@ -35,6 +42,36 @@ def _mark() -> str:
     from .events import DeliveryMarkEvent
 
     return str(DeliveryMarkEvent())
+
+
+def _batches(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """``(start, end)`` of the pipelines: at most :data:`BATCH` events and (unless one alone is
+    larger) :data:`BATCH_BYTES` characters each."""
+    batches, start, size = [], 0, 0
+    for index, text in enumerate(texts):
+        if index > start and (index - start >= BATCH or size + len(text) > BATCH_BYTES):
+            batches.append((start, index))
+            start, size = index, 0
+        size += len(text)
+    return batches + [(start, len(texts))] if texts else batches
+
+
+def _backlog(redis: Any) -> int:
+    """The most bytes waiting in Redis for one pub/sub client (0 if Redis does not say)."""
+    from redis.exceptions import RedisError
+
+    try:
+        return max([int(c.get("omem", 0)) for c in redis.client_list(_type="pubsub")] or [0])
+    except (RedisError, ValueError):
+        return 0  # e.g. CLIENT disabled on a managed Redis: unpaced
+
+
+def _wait_drained(redis: Any, interval: float = 0.02) -> None:
+    """Wait (at most :data:`DRAIN_WAIT` seconds: a stuck stranger does not stop delivery) until
+    every subscriber read all but :data:`BACKLOG_BYTES` of what was published to it."""
+    deadline = time.monotonic() + DRAIN_WAIT
+    while _backlog(redis) > BACKLOG_BYTES and time.monotonic() < deadline:
+        time.sleep(interval)
 
 
 class Publisher:
@@ -77,9 +114,11 @@ class Publisher:
         if len(texts) == 1:
             return [int(redis.publish(channel, texts[0]))]
         counts: list[int] = []
-        for start in range(0, len(texts), BATCH):
+        for start, end in _batches(texts):
+            if start:
+                _wait_drained(redis)
             pipeline = redis.pipeline(transaction=False)
-            for text in texts[start : start + BATCH]:
+            for text in texts[start:end]:
                 pipeline.publish(channel, text)
             counts += [int(n) for n in pipeline.execute()]
         return counts

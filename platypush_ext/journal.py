@@ -290,6 +290,29 @@ class Journal:
             with self._transaction(relaxed=True) as db:
                 db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", rows)
 
+    def try_mark_seen(self, key: str) -> bool:
+        """:meth:`mark_seen` for one event, at once if nobody uses the journal now (never waits).
+
+        :param key: the event's ``journal_id``.
+        :return: whether it is recorded (``False``: the journal was busy or failed).
+        """
+        entry = _entry_of(key)
+        if entry is None:
+            return True
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (entry, key))
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
+            return True
+        except sqlite3.Error:
+            return False
+        finally:
+            self._lock.release()
+
     def _seen(self, ids: Sequence[int]) -> set[str]:
         """The seen events of these entries."""
         if not ids:
@@ -430,13 +453,20 @@ _writer: list[threading.Thread] = []
 
 
 def confirm(name: str, journal_id: Any) -> None:
-    """Note that Platypush's main loop is done with an event of the journal ``name`` (recorded
-    soon by a thread of this module). Called from a finaliser: never blocks, never raises.
+    """Note that Platypush's main loop is done with an event of the journal ``name``: recorded
+    at once if the journal is free, else soon by a thread of this module. Called from a
+    finaliser: never waits for a lock, never raises.
 
     :param name: the journal's name (``pushjet``, ``mbed``).
     :param journal_id: the event's ``journal_id``.
     """
-    _confirmed.put((name, str(journal_id)))
+    journal, key = _journals.get(name), str(journal_id)
+    try:
+        if journal is not None and journal.try_mark_seen(key):
+            return
+    except Exception:  # noqa: BLE001 - e.g. closed meanwhile: the writer thread says so
+        pass
+    _confirmed.put((name, key))
 
 
 def _register(journal: Journal) -> None:
