@@ -18,8 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-#: Events published per Redis pipeline.
+#: Events published per Redis pipeline, and the most bytes of one pipeline.
 BATCH = 500
+BATCH_BYTES = 1024 * 1024
+#: Before the next pipeline, wait (at most ``DRAIN_WAIT`` seconds) until no subscriber has more
+#: than this many bytes waiting in Redis: Redis drops a subscriber that reaches 32 MiB, or stays
+#: above 8 MiB for 60 s (``client-output-buffer-limit pubsub``, its default), after ``PUBLISH``
+#: counted it as a receiver.
+BACKLOG_BYTES = 2 * 1024 * 1024
+DRAIN_WAIT = 5.0
 
 
 def _redis_of(bus: Any) -> tuple[Any, str] | None:
@@ -31,6 +38,42 @@ def _redis_of(bus: Any) -> tuple[Any, str] | None:
     return bus.redis, bus.redis_queue
 
 
+def _mark() -> str:
+    from .events import DeliveryMarkEvent
+
+    return str(DeliveryMarkEvent())
+
+
+def _batches(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """``(start, end)`` of the pipelines: at most :data:`BATCH` events and (unless one alone is
+    larger) :data:`BATCH_BYTES` characters each."""
+    batches, start, size = [], 0, 0
+    for index, text in enumerate(texts):
+        if index > start and (index - start >= BATCH or size + len(text) > BATCH_BYTES):
+            batches.append((start, index))
+            start, size = index, 0
+        size += len(text)
+    return batches + [(start, len(texts))] if texts else batches
+
+
+def _backlog(redis: Any) -> int:
+    """The most bytes waiting in Redis for one pub/sub client (0 if Redis does not say)."""
+    from redis.exceptions import RedisError
+
+    try:
+        return max([int(c.get("omem", 0)) for c in redis.client_list(_type="pubsub")] or [0])
+    except (RedisError, ValueError):
+        return 0  # e.g. CLIENT disabled on a managed Redis: unpaced
+
+
+def _wait_drained(redis: Any, interval: float = 0.02) -> None:
+    """Wait (at most :data:`DRAIN_WAIT` seconds: a stuck stranger does not stop delivery) until
+    every subscriber read all but :data:`BACKLOG_BYTES` of what was published to it."""
+    deadline = time.monotonic() + DRAIN_WAIT
+    while _backlog(redis) > BACKLOG_BYTES and time.monotonic() < deadline:
+        time.sleep(interval)
+
+
 class Publisher:
     """Publishes events on Platypush's bus and tells how many subscribers received each.
 
@@ -40,15 +83,20 @@ class Publisher:
     def __init__(self, get_bus: Callable[[], Any]):
         self._get_bus = get_bus
 
-    def publish(self, events: Sequence[Any]) -> list[int]:
+    def publish(self, events: Sequence[Any], texts: Sequence[str] | None = None, mark: bool = False) -> list[int]:
         """Publish ``events`` in order (pipelined on Redis).
 
         :param events: the events.
+        :param texts: their wire texts (``str(event)``), if the caller made them already.
+        :param mark: then a :class:`platypush_ext.events.DeliveryMarkEvent` (Redis only), so that
+            Platypush's bus loop lets go of the last event.
         :return: the number of subscribers that received each event (0: nobody got it,
             also when Redis cannot be reached).
         """
         from redis.exceptions import RedisError
 
+        if not events:
+            return []
         bus = self._get_bus()
         target = _redis_of(bus)
         if target is None:
@@ -56,19 +104,22 @@ class Publisher:
                 bus.post(event)
             return [1] * len(events)
         try:
-            return self._publish(*target, events)
+            texts = [str(e) for e in events] if texts is None else list(texts)
+            return self._publish(*target, texts + [_mark()] if mark else texts)[: len(events)]
         except RedisError:
             return [0] * len(events)
 
     @staticmethod
-    def _publish(redis: Any, channel: str, events: Sequence[Any]) -> list[int]:
-        if len(events) == 1:
-            return [int(redis.publish(channel, str(events[0])))]
+    def _publish(redis: Any, channel: str, texts: Sequence[str]) -> list[int]:
+        if len(texts) == 1:
+            return [int(redis.publish(channel, texts[0]))]
         counts: list[int] = []
-        for start in range(0, len(events), BATCH):
+        for start, end in _batches(texts):
+            if start:
+                _wait_drained(redis)
             pipeline = redis.pipeline(transaction=False)
-            for event in events[start : start + BATCH]:
-                pipeline.publish(channel, str(event))
+            for text in texts[start:end]:
+                pipeline.publish(channel, text)
             counts += [int(n) for n in pipeline.execute()]
         return counts
 

@@ -99,3 +99,36 @@ def test_a_bus_without_pubsub_counts_a_post_as_delivered() -> None:
     assert publisher.publish(numbered(3)) == [1, 1, 1]
     assert [e.args["n"] for e in recording.events] == [0, 1, 2]
     assert publisher.wait_listening(threading.Event(), timeout=0) is True
+
+
+def test_a_large_backlog_is_paced_so_that_redis_does_not_drop_a_slow_subscriber(
+    redis_server: Any, redis_bus: RedisBus
+) -> None:
+    # 1,000 events of 64 kB (64 MB) published unpaced exceed Redis's pub/sub output buffer
+    # limit (32 MiB) for a subscriber slower than the publisher: Redis drops it after PUBLISH
+    # counted it (redis-py then subscribes again), and what was in its buffer is gone
+    subscriber = redis.Redis(port=redis_server.port).pubsub()
+    subscriber.subscribe(redis_bus.redis_queue)
+    received, subscribed, stop = [0], [0], threading.Event()
+
+    def read_slowly() -> None:
+        while not stop.is_set():
+            message = subscriber.get_message(timeout=0.1)
+            if message and message["type"] == "subscribe":
+                subscribed[0] += 1
+            elif message:
+                received[0] += 1
+                time.sleep(0.004)  # 16 MB/s: slower than the publisher
+
+    reader = threading.Thread(target=read_slowly, daemon=True)
+    reader.start()
+    total = 1000
+    events = [Event(n=i, padding="x" * 64_000) for i in range(total)]
+    assert Publisher(lambda: redis_bus).publish(events) == [1] * total
+    try:
+        wait_until(lambda: received[0] >= total, timeout=30, interval=0.1)
+    finally:
+        stop.set()
+        reader.join(5)
+        subscriber.close()
+    assert received[0] == total and subscribed[0] == 1  # all of them, on its first subscription

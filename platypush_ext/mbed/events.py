@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from platypush.message.event import Event
-
-from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..events import JournaledEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
 
 
-class MbedNotificationEvent(Event):
+class MbedNotificationEvent(JournaledEvent, journal="mbed"):
     """A subscribed resource changed (an element of ``notifications``)."""
 
     def __init__(
@@ -52,7 +50,7 @@ class MbedNotificationEvent(Event):
         )
 
 
-class MbedRegistrationEvent(Event):
+class MbedRegistrationEvent(JournaledEvent, journal="mbed"):
     """An endpoint registered (an element of ``registrations``)."""
 
     def __init__(
@@ -87,7 +85,7 @@ class MbedRegistrationUpdateEvent(MbedRegistrationEvent):
     """An endpoint updated its registration (an element of ``reg-updates``; frequent)."""
 
 
-class MbedDeregistrationEvent(Event):
+class MbedDeregistrationEvent(JournaledEvent, journal="mbed"):
     """An endpoint de-registered in a controlled manner (``de-registrations``)."""
 
     def __init__(self, *args, endpoint: str, **kwargs):
@@ -97,7 +95,7 @@ class MbedDeregistrationEvent(Event):
         super().__init__(*args, endpoint=endpoint, **kwargs)
 
 
-class MbedRegistrationExpiredEvent(Event):
+class MbedRegistrationExpiredEvent(JournaledEvent, journal="mbed"):
     """An endpoint's registration expired (``registrations-expired``)."""
 
     def __init__(self, *args, endpoint: str, **kwargs):
@@ -107,7 +105,7 @@ class MbedRegistrationExpiredEvent(Event):
         super().__init__(*args, endpoint=endpoint, **kwargs)
 
 
-class MbedAsyncResponseEvent(Event):
+class MbedAsyncResponseEvent(JournaledEvent, journal="mbed"):
     """The result of an asynchronous request arrived (``async-responses``).
 
     Actions waiting for it already return its value; this event also reports the

@@ -188,7 +188,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         self._channel: Channel | None = None
         self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
         self.events_posted, self._publisher = 0, Publisher(lambda: self._bus)
-        self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000)
+        self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000, name="mbed")
         self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
         self._fresh: dict[int, list[Any]] = {}  # events of messages just received, by journal id
         self._availability = self._track_availability(

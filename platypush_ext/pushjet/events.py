@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from platypush.message.event import Event
-
-from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..events import JournaledEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
 
 
-class PushjetMessageEvent(Event):
+class PushjetMessageEvent(JournaledEvent, journal="pushjet"):
     """A Pushjet message arrived for one of the configured devices.
 
     Delivery is at-least-once: after a crash a message may be posted twice,

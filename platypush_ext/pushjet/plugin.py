@@ -158,7 +158,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         self._public_keys: dict[str, str] = {}  # service name -> public key (looked up lazily)
         self._store_path = state_path("pushjet", "services.json")
         self._secrets = self._known_secrets(services or {})  # service name -> secret key
-        self._journal = LazyJournal(state_path("pushjet", "journal.db"))
+        self._journal = LazyJournal(state_path("pushjet", "journal.db"), name="pushjet")
         self._publisher = Publisher(lambda: self._bus)
         # one fetch-journal-post at a time (listener and actions): an RLock, as _fetch calls post_pending
         self._fetch_lock = threading.RLock()

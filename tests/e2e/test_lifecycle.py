@@ -5,7 +5,8 @@ hook on each message / notification whose action (``http.post``) reaches a recor
 server here, so hook runs are counted for real. (a) Items queued while Platypush is
 down fire their hooks after a clean start; (b) Platypush is SIGKILLed at random
 moments while it fetches and pulls, at least 20 times, then started once more: every
-item fired a hook at least once; the duplicates are counted and reported.
+item fired a hook at least once, and at most one in ten fired it twice (only the events
+Platypush's main loop was not done with at a kill are posted again).
 
 Both services' reads are destructive and unacknowledged (``GET /message``, ``GET
 /v2/notification/pull``): a kill that lands after the server handed a batch out and
@@ -207,18 +208,24 @@ def test_nothing_is_lost_when_platypush_is_killed_at_random_moments(env: dict[st
         killed_at.append(time.monotonic())
     pp.start()
     wait_all(recorder, texts, timeout=30)
-    report = []
+    report, ours, duplicates = [], {}, {}
     for channel in ("pushjet", "mbed"):
         seen = recorder.texts(channel)
         lost = [t for t in texts if t not in seen]
         caught = in_flight(env[channel].handed, killed_at)
-        duplicates = sum(seen[t] - 1 for t in texts if t in seen)
+        duplicates[channel] = sum(seen[t] - 1 for t in texts if t in seen)
         report.append(
             f"{channel}: {len(texts)} items, {kills} kills, {len(lost)} lost "
-            f"({len(set(lost) & caught)} in flight at a kill), {duplicates} duplicate hook runs"
+            f"({len(set(lost) & caught)} in flight at a kill), {duplicates[channel]} duplicate hook runs "
+            f"({100 * duplicates[channel] / len(texts):.1f} %)"
         )
-        ours = [t for t in lost if t not in caught]
-        assert not ours, f"{channel}: {len(ours)} of {len(texts)} never fired a hook: {ours[:10]}"
+        ours[channel] = [t for t in lost if t not in caught]
     journals = {name: pp.run(f"{name}.status")["journal"] for name in ("pushjet", "mbed")}
     print("\nlifecycle: " + "; ".join(report) + f"; journals {journals}")
+    for channel in ("pushjet", "mbed"):
+        assert not ours[channel], (
+            f"{channel}: {len(ours[channel])} of {len(texts)} never fired a hook: {ours[channel][:10]}"
+        )
+        # only what Platypush's main loop was not done with at a kill is posted again
+        assert duplicates[channel] <= len(texts) // 10, f"{channel}: {duplicates[channel]} duplicates of {len(texts)}"
     assert all(j["pending"] == 0 for j in journals.values())

@@ -270,14 +270,14 @@ def test_journal_reposts_after_a_crash(make_plugin, bus, remote, alerts, device,
     with pytest.raises(RuntimeError):
         crashing.poll_once()  # fetched (so gone from the server) and journaled, but not posted
     assert remote.fetch_messages(device) == []
-    assert ok(crashing.status())["journal"] == {"pending": 3, "posted": 0, "duplicates": 0}
+    assert ok(crashing.status())["journal"] == {"pending": 3, "posted": 0, "dropped": 0, "duplicates": 0}
     monkeypatch.setattr(bus, "post", working_post)  # the bus works again
 
     restarted = make_plugin(devices=[device])
     assert restarted.post_pending() == 3
     events = bus.of(PushjetMessageEvent)
     assert [e.args["message"] for e in events] == ["m0", "m1", "m2"]
-    assert ok(restarted.status())["journal"] == {"pending": 0, "posted": 3, "duplicates": 0}
+    assert ok(restarted.status())["journal"] == {"pending": 0, "posted": 3, "dropped": 0, "duplicates": 0}
 
 
 def test_journal_skips_a_malformed_message_and_keeps_the_rest(plugin, bus, device):
@@ -351,12 +351,12 @@ def test_a_fetch_nobody_received_stays_pending_and_is_delivered_later(
     plugin = make_plugin(devices=[device])
     remote.send(alerts.secret_key, "while nobody listens")
     assert [m["message"] for m in ok(plugin.get_messages())] == ["while nobody listens"]  # gone from the server
-    assert ok(plugin.status())["journal"] == {"pending": 1, "posted": 0, "duplicates": 0}
+    assert ok(plugin.status())["journal"] == {"pending": 1, "posted": 0, "dropped": 0, "duplicates": 0}
     listener = Listener(redis_server.port)
     try:
         assert plugin.post_pending() == 1
         wait_until(lambda: [m for m in listener.received if m.args.get("message") == "while nobody listens"])
-        assert ok(plugin.status())["journal"] == {"pending": 0, "posted": 1, "duplicates": 0}
+        assert ok(plugin.status())["journal"] == {"pending": 0, "posted": 1, "dropped": 0, "duplicates": 0}
     finally:
         listener.close()
 
