@@ -78,6 +78,8 @@ class JournaledEvent(Event):
     """
 
     journal_name: ClassVar[str] = ""
+    #: a base of the plugins' events, not one of its own: kept off the web panel's event list
+    internal_event: ClassVar[bool] = True
 
     def __init_subclass__(cls, journal: str = "", **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -107,6 +109,9 @@ class DeliveryMarkEvent(Event):
     loop lets go of the last one (it keeps the last message it decoded until the next one
     comes) and that event can be confirmed. Quiet: logged at debug level, not sent to the
     web clients; no hook should need it."""
+
+    #: delivery plumbing: kept off the web panel's event list
+    internal_event: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any):
         kwargs.update(logging_level=logging.DEBUG, disable_web_clients_notification=True)

@@ -57,14 +57,15 @@ def plugin_metadata(name: str) -> dict[str, Any]:
 
 
 def event_classes() -> list[type[Event]]:
-    """Every event class of the bundle (those of the four plugins and their common bases)."""
+    """Every event class of the bundle (those of the four plugins and their common bases), without
+    the delivery plumbing that no hook needs (a class whose own ``internal_event`` is true)."""
     for name in PLUGINS:
         get_plugin_class_by_name(name)  # imports the plugin, hence its events
     found, todo = set(), [Event]
     while todo:
         for sub in type.__subclasses__(todo.pop()):
             todo.append(sub)
-            if sub.__module__.startswith(__package__ + "."):
+            if sub.__module__.startswith(__package__ + ".") and not sub.__dict__.get("internal_event"):
                 found.add(sub)
     return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
 
