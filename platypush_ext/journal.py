@@ -8,7 +8,10 @@ delivered; pending entries are posted again (after a restart, or when a post
 reached nobody): at-least-once delivery. Each entry is made into events on its
 own: one whose ``build`` raises (whatever the exception) or makes no event is
 *dropped* — logged once, kept with a one-line reason (:meth:`Journal.dropped`),
-never retried, and never in the way of the entries after it.
+never retried, and never in the way of the entries after it. An entry of several
+elements (an mbed NotificationMessage) may have some of them refused: ``build`` returns
+a :class:`Rejected` for each, beside the events of the others; each refused element is
+logged once, counted and listed as dropped, and the entry's other events are delivered.
 
 Platypush's main loop notes each event of the bundle it is done with — evaluated
 against the hooks, and every hook it started returned (:func:`confirm`, called by
@@ -59,6 +62,14 @@ CREATE INDEX IF NOT EXISTS entries_pending ON entries (posted_at) WHERE posted_a
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (entry INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (entry, event))
     WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected (
+    entry   INTEGER NOT NULL,
+    element TEXT    NOT NULL,
+    reason  TEXT    NOT NULL,
+    excerpt TEXT    NOT NULL,
+    at      REAL    NOT NULL,
+    PRIMARY KEY (entry, element)
+) WITHOUT ROWID;
 """
 
 #: Columns added to ``entries`` since its first version (added to an older file when it opens):
@@ -74,13 +85,29 @@ class Entry(NamedTuple):
     payload: Any
 
 
+class Rejected(NamedTuple):
+    """An element of an entry that cannot become an event (what ``build`` returns for it, beside
+    the events of the entry's other elements).
+
+    :ivar element: where it is in the entry, e.g. ``notifications[2]``.
+    :ivar reason: why, in one line (e.g. ``max-age: expected a whole, finite number (got inf)``).
+    :ivar excerpt: the start of the element, for inspection.
+    """
+
+    element: str
+    reason: str
+    excerpt: str = ""
+
+
 class _Ready(NamedTuple):
-    """An entry's events, ready to publish: its id, how many events it has, those still to publish and their texts."""
+    """An entry's events, ready to publish: its id, how many events it has, those still to publish
+    and their texts, and its refused elements."""
 
     id: int
     total: int
     events: list[Any]
     texts: list[str]
+    rejected: list[Rejected]
 
 
 def _describe(exc: BaseException) -> str:
@@ -274,9 +301,11 @@ class Journal:
         self._open = True
         self._unpruned += len(rows)
 
-    def _drop(self, rows: Sequence[tuple[int, str, str]]) -> None:
-        """Mark entries dropped, ``(id, source, reason)``, each logged once; they keep a prefix of their payload."""
-        if not rows:
+    def _drop(self, rows: Sequence[tuple[int, str, str]], rejected: Sequence[tuple[int, str, Rejected]] = ()) -> None:
+        """Mark entries dropped, ``(id, source, reason)``, and record refused elements of entries,
+        ``(id, source, Rejected)``: each logged and counted once (an element refused again when its
+        entry is posted again is not); dropped entries keep a prefix of their payload."""
+        if not rows and not rejected:
             return
         now = time.time()
         with self._transaction() as db:
@@ -284,10 +313,23 @@ class Journal:
                 "UPDATE entries SET posted_at = ?, dropped = ?, payload = substr(payload, 1, ?) WHERE id = ?",
                 [(now, reason, EXCERPT_LENGTH, i) for i, _, reason in rows],
             )
+            new = []
+            for i, source, element in rejected:
+                reason, excerpt = one_line(element.reason, REASON_LENGTH), one_line(element.excerpt, EXCERPT_LENGTH)
+                if db.execute(
+                    "INSERT OR IGNORE INTO rejected VALUES (?, ?, ?, ?, ?)", (i, element.element, reason, excerpt, now)
+                ).rowcount:
+                    new.append((i, source, element.element, reason))
+            whole = [row for row in rows if not any(r[0] == row[0] for r in rejected)]  # counted by their elements
             db.execute("INSERT OR IGNORE INTO state VALUES ('dropped', '0')")
-            db.execute("UPDATE state SET value = CAST(value AS INTEGER) + ? WHERE key = 'dropped'", (len(rows),))
-        for i, source, reason in rows:
-            logger.warning(one_line(f"{self.name or 'journal'}: dropped entry {i} from {source}: {reason}"))
+            db.execute(
+                "UPDATE state SET value = CAST(value AS INTEGER) + ? WHERE key = 'dropped'", (len(whole) + len(new),)
+            )
+        name = self.name or "journal"
+        for i, source, reason in whole:
+            logger.warning(one_line(f"{name}: dropped entry {i} from {source}: {reason}"))
+        for i, source, element_name, reason in new:
+            logger.warning(one_line(f"{name}: dropped {element_name} of entry {i} from {source}: {reason}"))
 
     def mark_seen(self, keys: Iterable[str]) -> None:
         """Record that Platypush's main loop is done with these events (their ``journal_id``).
@@ -341,6 +383,10 @@ class Journal:
                     (keep,),
                 )
             db.execute("DELETE FROM seen WHERE entry NOT IN (SELECT id FROM entries)")
+            db.execute(
+                "DELETE FROM rejected WHERE at < (SELECT at FROM rejected ORDER BY at DESC LIMIT 1 OFFSET ?)",
+                (self.keep_dropped,),
+            )
 
     def counts(self) -> dict[str, int]:
         """``{"pending": n, "posted": m, "dropped": k, "duplicates": d}``: ``posted`` and ``duplicates``
@@ -359,18 +405,22 @@ class Journal:
         }
 
     def dropped(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The most recent dropped entries, newest first: ``{"id", "source", "reason", "journaled_at",
-        "payload"}`` (``payload``: the start of its JSON text).
+        """The most recent dropped entries and refused elements, newest first: ``{"id", "element",
+        "source", "reason", "journaled_at", "payload"}`` (``element``: ``None`` for a whole entry, else
+        where it is in the entry, e.g. ``notifications[2]``; ``payload``: the start of its JSON text).
 
         :param limit: at most this many.
         """
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, source, dropped, journaled_at, payload FROM entries WHERE dropped IS NOT NULL "
-                "ORDER BY id DESC LIMIT ?",
+                "SELECT id, NULL, source, dropped, journaled_at, payload FROM entries "
+                "WHERE dropped IS NOT NULL AND id NOT IN (SELECT entry FROM rejected) "
+                "UNION ALL SELECT r.entry, r.element, COALESCE(e.source, ''), r.reason, COALESCE(e.journaled_at, r.at), "
+                "r.excerpt FROM rejected r LEFT JOIN entries e ON e.id = r.entry "
+                "ORDER BY 1 DESC, 2 DESC LIMIT ?",
                 (max(0, int(limit)),),
             ).fetchall()
-        keys = ("id", "source", "reason", "journaled_at", "payload")
+        keys = ("id", "element", "source", "reason", "journaled_at", "payload")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def post_pending(
@@ -379,11 +429,12 @@ class Journal:
         """Post the events of pending entries, oldest first, until none is left.
 
         Each entry is built on its own: one whose ``build`` raises or returns ``[]``
-        is dropped. When a post reached nobody, waits (at most ``timeout`` seconds in
+        (or only :class:`Rejected` elements) is dropped; refused elements beside events are
+        recorded, and the events delivered. When a post reached nobody, waits (at most ``timeout`` seconds in
         all) for a subscriber and posts again; what is still undelivered stays pending.
 
         :param publisher: where to post.
-        :param build: an entry's events.
+        :param build: an entry's events (and a :class:`Rejected` for each element that cannot be one).
         :param stop: set when the caller must give up.
         :param timeout: the most seconds spent waiting for a subscriber.
         :return: how many entries were delivered.
@@ -411,13 +462,18 @@ class Journal:
         seen = self._seen([row[0] for row in rows])
         ready: list[_Ready] = []
         dropped: list[tuple[int, str, str]] = []
+        rejected: list[tuple[int, str, Rejected]] = []
         for row in rows:
             outcome = _prepare(build, row, seen)
             if isinstance(outcome, str):
                 dropped.append((row[0], row[1], outcome))
-            else:
+                continue
+            rejected += [(row[0], row[1], r) for r in outcome.rejected]
+            if outcome.total:
                 ready.append(outcome)
-        self._drop(dropped)
+            else:  # every element refused
+                dropped.append((row[0], row[1], "; ".join(r.reason for r in outcome.rejected[:3])[:REASON_LENGTH]))
+        self._drop(dropped, rejected)
         events, texts = [e for r in ready for e in r.events], [t for r in ready for t in r.texts]
         counts = iter(publisher.publish(events, texts, mark=True))
         ok = [r for r in ready if min([next(counts) for _ in r.events] or [1]) >= 1]
@@ -441,14 +497,17 @@ def _decoded(payload: str) -> Any:
 
 
 def _prepare(build: Callable[[Entry], list[Any]], row: tuple[int, str, str], seen: set[str]) -> _Ready | str:
-    """An entry's events not seen yet, with their texts; or why it is dropped (whatever failed)."""
+    """An entry's events not seen yet, with their texts, and its refused elements; or why it is
+    dropped (whatever failed)."""
     entry_id, source, payload = row
     try:
-        events = build(Entry(entry_id, source, json.loads(payload)))
-        if not events:
+        made = build(Entry(entry_id, source, json.loads(payload)))
+        rejected = [item for item in made if isinstance(item, Rejected)]
+        events = [item for item in made if not isinstance(item, Rejected)]
+        if not events and not rejected:
             return "no event could be made of it"
         todo = [event for event in events if _key(event) not in seen]
-        return _Ready(entry_id, len(events), todo, [str(event) for event in todo])
+        return _Ready(entry_id, len(events), todo, [str(event) for event in todo], rejected)
     except Exception as exc:  # noqa: BLE001 - whatever it is, it stops this entry only
         return _describe(exc)
 

@@ -17,7 +17,7 @@ from platypush.message.event import Event
 
 from platypush_ext.bus import Publisher
 from platypush_ext.events import JournaledEvent
-from platypush_ext.journal import Entry, Journal
+from platypush_ext.journal import Entry, Journal, Rejected
 from platypush_ext.runner import redis_server_binary
 from tests.support import Listener, wait_until
 
@@ -321,3 +321,38 @@ def test_after_a_crash_only_the_events_platypush_was_not_done_with_are_posted_ag
         again.close()
     finally:
         loop.close()
+
+
+def element_build(entry: Entry) -> list[Any]:
+    """An entry of several elements, some of which are refused (as an mbed NotificationMessage's)."""
+    made: list[Any] = []
+    for index, item in enumerate(entry.payload):
+        if item.startswith("bad"):
+            made.append(Rejected(f"items[{index}]", f"value: expected a number (got {item!r})", item))
+        else:
+            made.append(Event(text=item, journal_id=f"{entry.id}.{index}"))
+    return made
+
+
+def test_refused_elements_are_dropped_one_by_one_and_the_others_delivered(
+    tmp_path: Any, publisher: Publisher, listener: Listener, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="platypush_ext.journal")
+    journal = Journal(str(tmp_path / "j.db"), name="")
+    journal.append("dev", [["a", "bad1", "b"], ["bad2", "bad3\nforged"], ["c"]])
+    assert journal.post_pending(publisher, element_build, threading.Event()) == 2
+    wait_until(lambda: len(texts(listener)) >= 3, timeout=5)
+    assert texts(listener) == ["a", "b", "c"]
+    assert journal.counts() == {"pending": 0, "posted": 2, "dropped": 3, "duplicates": 0}
+    dropped = journal.dropped()
+    assert [(d["id"], d["element"]) for d in dropped] == [(2, "items[1]"), (2, "items[0]"), (1, "items[1]")]
+    assert dropped[2]["reason"] == "value: expected a number (got 'bad1')" and dropped[2]["payload"] == "bad1"
+    assert dropped[0]["payload"] == "bad3\\nforged" and dropped[0]["source"] == "dev"
+    lines = [r.getMessage() for r in caplog.records]
+    assert "journal: dropped items[1] of entry 1 from dev: value: expected a number (got 'bad1')" in lines
+    assert len(lines) == 3 and all(len(line) <= 500 and "\n" not in line for line in lines)
+    with journal._transaction() as db:  # as after a crash: every entry posted again
+        db.execute("UPDATE entries SET posted_at = NULL WHERE dropped IS NULL")
+    assert journal.post_pending(publisher, element_build, threading.Event()) == 2
+    assert journal.counts()["dropped"] == 3 and len(caplog.records) == 3  # refused again: neither counted nor logged
+    journal.close()
