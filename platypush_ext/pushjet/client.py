@@ -164,6 +164,39 @@ class Message:
         return {**asdict(self), "service": self.service.to_dict()}
 
 
+#: A valid message object (of ``GET /message``'s ``messages``, or a connector's ``{"message": …}``) and
+#: what each of its fields is, for the hostile-data table (``tests/hostile_data.py``, which walks them);
+#: the roles are those of :data:`platypush_ext.mbed.messages.SPECIMENS`.
+SPECIMENS: dict[str, dict[str, Any]] = {
+    "message": {
+        "element": {
+            "message": "Front door opened",
+            "title": "Home",
+            "link": "https://example.org/door",
+            "level": 4,
+            "timestamp": 1700000000,
+            "service": {
+                "public": "4be3-eda97a-0d7faeab05a0-89403-ad4751c49",
+                "name": "Alerts",
+                "icon": "https://example.org/icon.png",
+                "created": 1690000000,
+            },
+        },
+        "fields": {
+            "message": "text",
+            "title": "text?",
+            "link": "text?",
+            "level": "level?",
+            "timestamp": "count",
+            "service": {
+                "role": "object",
+                "fields": {"public": "identifier", "name": "text", "icon": "text?", "created": "count"},
+            },
+        },
+    }
+}
+
+
 # -- validation ---------------------------------------------------------------
 
 
