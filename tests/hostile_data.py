@@ -21,9 +21,10 @@ and after a restart on the same journal a new good element arrives and no bad on
 
 Cases run in chunks on one running plugin per rig (``HOSTILE_CHUNK``, default 25: one chunk's
 messages are queued at once and its log lines attributed to its cases by journal id; ``1`` attributes
-every line exactly, slowly). 10 MiB strings go into every field on the first rig of each service and
-into one field per kind (and a whole message) on the others: the field check does not depend on the
-transport, the transport's handling of 10 MiB does not depend on the field.
+every line exactly, slowly). Every field gets a string one character longer than texts may be; a
+10 MiB string goes, on every rig, into an element, into one field, and (mbed) makes a whole message —
+what a transport and the journal do with 10 MiB does not depend on the field, and each costs a
+third of a second (``HOSTILE_SIZES=all``: 10 MiB in every field too).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from tests.support import RecordingBus
 MIB10 = 10 * 1024 * 1024
 DEEP = 100_000
 CHUNK = int(os.environ.get("HOSTILE_CHUNK", "25"))
+#: ``few`` (default) or ``all``: see :func:`cases`.
+SIZES = os.environ.get("HOSTILE_SIZES", "few")
 #: Seconds a good element may take after the one before it (more for each 10 MiB message).
 PROMPT, PROMPT_PER_BIG = 3.0, 1.5
 MARKER = re.compile(r"hostile-(good|bad)-(\d+)(?:-([pab]))?")
@@ -158,7 +161,7 @@ def accepts(role: str, value: Any) -> bool:
         return optional
     if isinstance(value, Raw):
         return False  # 1e400, -1e400, NaN (the breaking ones are told apart by the generator)
-    if base == "object":
+    if base in ("object", "item"):
         return isinstance(value, dict)
     if base == "array":
         return isinstance(value, list)
@@ -270,7 +273,7 @@ def _nodes(fields: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any,
             yield (*path, name), spec, None
         elif spec["role"].rstrip("?") == "array":
             yield (*path, name), spec["role"], None
-            yield (*path, name, 0), "object", spec["items"]
+            yield (*path, name, 0), "item", spec["items"]
             yield from _nodes(spec["items"], (*path, name, 0))
         else:
             yield (*path, name), spec["role"], spec["fields"]
@@ -283,11 +286,12 @@ def _mutations(role: str, value: Any, nested: Any, root: bool) -> Iterator[tuple
     for name, sample in SAMPLES.items():
         if _json_type(sample) != _json_type(value):
             yield f"type:{name}", sample, None
-    if not root:
+    if not root and role != "item":  # an array without one of its items is another valid array
         yield "missing", MISSING, None
     for number in (b"1e400", b"-1e400", b"NaN"):
         yield number.decode(), Raw(number), None
     yield "deep", DEEP_JSON, None
+    yield "long", "a" * (MAX_TEXT + 1), None
     yield "10MiB", BIG_JSON, None
     if isinstance(value, str) or base in STRING_ROLES or root:
         text = value if isinstance(value, str) else "v"
@@ -308,23 +312,24 @@ def _mutations(role: str, value: Any, nested: Any, root: bool) -> Iterator[tuple
         yield "not-JSON", Raw(b"{not json"), None
 
 
-def cases(family: str, specimens: dict[str, dict[str, Any]], first: int = 1, sizes: str = "all") -> list[Case]:
+def cases(family: str, specimens: dict[str, dict[str, Any]], first: int = 1, sizes: str = SIZES) -> list[Case]:
     """The table of one service's specimens.
 
     :param family: ``mbed`` or ``pushjet``.
     :param specimens: its specimens.
     :param first: the first case's number.
-    :param sizes: ``all`` (10 MiB in every field) or ``one`` (in the element and its first field only).
+    :param sizes: ``all`` (a 10 MiB string in every field) or ``few`` (in the first kind's element and
+        its first field: every field gets a string one character over the limit of texts instead).
     """
     made: list[Case] = []
+    big = 0
     for kind, specimen in specimens.items():
-        sized = 0
         for path, role, nested in _nodes(specimen["fields"]):
             names = [m[0] for m in _mutations(role, _get(specimen["element"], path), nested, not path)]
             for mutation in names:
                 if mutation == "10MiB" and sizes != "all":
-                    sized += 1
-                    if sized > 2:
+                    big += 1
+                    if big > 2:
                         continue
                 number = first + len(made)
                 element = named(specimen, f"hostile-bad-{number}")  # the mutation may change the name itself
@@ -426,8 +431,8 @@ class ArrivalBus(RecordingBus):
 
 
 class Lines(logging.Handler):
-    """Every log record of WARNING and above, in order, but Platypush's own (``platypush.*``, e.g. an
-    optional module it cannot import; the plugins' loggers, ``platypush:plugin:*``, are kept)."""
+    """Every log record of WARNING and above, in order, but Platypush's own (``platypush.*``,
+    ``platypush:web``…; the plugins' loggers, ``platypush:plugin:*``, are kept)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -435,8 +440,8 @@ class Lines(logging.Handler):
         self._lock2 = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("platypush."):
-            return
+        if record.name.startswith("platypush") and not record.name.startswith(("platypush_ext", "platypush:plugin:")):
+            return  # Platypush's own, e.g. an optional web route it cannot import
         with self._lock2:
             self.records.append(record)
 
@@ -592,22 +597,23 @@ def expected_markers(rig: Rig, case: Case) -> set[str]:
 def run_rig(rig: Rig, table: Sequence[Case], lines: Lines, chunk_size: int = CHUNK) -> list[Outcome]:
     """Run the table on ``rig`` (started), chunk by chunk, then the restart check; the outcome of each case."""
     outcomes = [Outcome(case) for case in table]
-    stalled = 0
+    stalled, status = 0, rig.status()
     for start in range(0, len(outcomes), chunk_size):
         chunk = outcomes[start : start + chunk_size]
         if stalled >= 3:
             for outcome in chunk:
                 outcome.broken.append("not run: the rig stalled")
             continue
-        progressed = _run_chunk(rig, chunk, lines)
+        progressed, status = _run_chunk(rig, chunk, lines, status)
         stalled = 0 if progressed else stalled + 1
     _check_restart(rig, outcomes, lines)
     return outcomes
 
 
-def _run_chunk(rig: Rig, chunk: list[Outcome], lines: Lines) -> bool:
+def _run_chunk(rig: Rig, chunk: list[Outcome], lines: Lines, before: Any) -> tuple[bool, Any]:
+    """Run one chunk (``before``: the plugin's status before it); whether anything arrived, and the status after."""
     cases_ = [o.case for o in chunk]
-    mark, dropped_before = lines.mark(), _dropped_count(rig)
+    mark, dropped_before = lines.mark(), _dropped(before)
     started = time.monotonic()
     rig.send(cases_)
     expected = {m for c in cases_ for m in expected_markers(rig, c)}
@@ -680,11 +686,10 @@ def _run_chunk(rig: Rig, chunk: list[Outcome], lines: Lines) -> bool:
         for outcome in chunk:
             if outcome.case.expect == "drop":
                 outcome.broken.append("status()['recent_drops'] is not the newest 5 of Journal.dropped()")
-    return len(missing) < len(expected)
+    return len(missing) < len(expected), status
 
 
-def _dropped_count(rig: Rig) -> int | None:
-    status = rig.status()
+def _dropped(status: Any) -> int | None:
     value = status.get("dropped") if isinstance(status, dict) else None
     return value if isinstance(value, int) else None
 
@@ -750,7 +755,6 @@ class MbedRig(Rig):
         self.secrets = [MBED_KEY]
 
     def start(self) -> None:
-        from platypush_ext.mbed.events import MbedConnectedEvent
         from platypush_ext.mbed.messages import SPECIMENS
         from platypush_ext.mbed.plugin import MbedPlugin
 
@@ -766,15 +770,25 @@ class MbedRig(Rig):
             pull_timeout=10,
             retries=1,
         )
-        connected = len(self.arrivals.others)
         self.plugin.start()
         deadline = time.monotonic() + 20
-        while not any(isinstance(e, MbedConnectedEvent) for e in self.arrivals.others[connected:]):
+        while not self._ready():
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}: the channel did not come up")
             time.sleep(0.02)
         if hasattr(self.plugin, "_channel") and self.plugin._channel is not None:
             self.secrets = [MBED_KEY] + [s for s in [getattr(self.plugin._channel, "secret", None)] if s]
+
+    def _ready(self) -> bool:
+        """Whether the plugin's channel is there on the service (a poll held, the callback
+        registered, the WebSocket connected): Pelion holds the first poll, so its
+        connected event comes only when it ends."""
+        server = self.server
+        if server.channel != self.channel:
+            return False
+        if self.channel == "long_poll":
+            return bool(server._polling)
+        return server.callback is not None if self.channel == "callback" else server._ws_connected
 
     def stop(self) -> None:
         self.plugin.stop()
@@ -924,19 +938,18 @@ class PushjetRig(Rig):
         return None if found is None else _entry_of(found[1]) - 1
 
 
-#: The rigs: (name, factory, whether 10 MiB goes into every field).
-def rigs() -> list[tuple[str, Any, str]]:
-    made: list[tuple[str, Any, str]] = []
+def rigs() -> list[tuple[str, Any]]:
+    """The rigs: ``(name, factory)``, the factory taking an :class:`Arrivals`."""
+    made: list[tuple[str, Any]] = []
     for api in ("connector", "pelion"):
         for channel in ("long_poll", "callback", "websocket"):
-            sizes = "all" if (api, channel) == ("connector", "long_poll") else "one"
-            made.append((f"mbed-{channel}-{api}", lambda arrivals, a=api, c=channel: MbedRig(arrivals, a, c), sizes))
-    made.append(("pushjet-fetch", lambda arrivals: PushjetRig(arrivals, realtime=False), "all"))
-    made.append(("pushjet-connector", lambda arrivals: PushjetRig(arrivals, realtime=True), "one"))
+            made.append((f"mbed-{channel}-{api}", lambda arrivals, a=api, c=channel: MbedRig(arrivals, a, c)))
+    made.append(("pushjet-fetch", lambda arrivals: PushjetRig(arrivals, realtime=False)))
+    made.append(("pushjet-connector", lambda arrivals: PushjetRig(arrivals, realtime=True)))
     return made
 
 
-def table_for(family: str, sizes: str, first: int = 1) -> list[Case]:
+def table_for(family: str, sizes: str = SIZES, first: int = 1) -> list[Case]:
     """The cases of a rig of ``family``."""
     if family == "mbed":
         from platypush_ext.mbed.messages import SPECIMENS

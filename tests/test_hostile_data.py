@@ -72,13 +72,13 @@ def arrivals(monkeypatch: pytest.MonkeyPatch) -> Arrivals:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("name, make, sizes", RIGS, ids=[r[0] for r in RIGS])
-def test_hostile_data(name: str, make: Any, sizes: str, arrivals: Arrivals, workdir: str, lines: Lines) -> None:
+@pytest.mark.parametrize("name, make", RIGS, ids=[r[0] for r in RIGS])
+def test_hostile_data(name: str, make: Any, arrivals: Arrivals, workdir: str, lines: Lines) -> None:
     rig = make(arrivals)
     started = time.monotonic()
     try:
         rig.start()
-        outcomes = hostile_data.run_rig(rig, hostile_data.table_for(rig.family, sizes), lines)
+        outcomes = hostile_data.run_rig(rig, hostile_data.table_for(rig.family), lines)
     finally:
         rig.close()
     _totals.extend(outcomes)

@@ -941,8 +941,10 @@ class MbedClient(ServiceClient):
             return False
         return True
 
-    def pull(self, no_wait: bool = False, http: HttpClient | None = None) -> dict[str, Any] | None:
-        """One long poll ``GET /v2/notification/pull``: the NotificationMessage, or ``None`` (``204``).
+    def pull(self, no_wait: bool = False, http: HttpClient | None = None) -> bytes | None:
+        """One long poll ``GET /v2/notification/pull``: the NotificationMessage's body as received
+        (bytes, parsed by :func:`~platypush_ext.mbed.messages.parse_message` or
+        :meth:`handle_notification`), or ``None`` (``204`` or an empty body).
 
         Not replayed once sent (a pull consumes the events it returns). ``no_wait`` (the
         Connector's ``noWait=true``) is not sent to Pelion / Izuma, whose API does not have it.
@@ -957,7 +959,7 @@ class MbedClient(ServiceClient):
         )
         if response.status_code == 204 or not response.content.strip():
             return None
-        return self._parse(response, "GET", "v2/notification/pull")
+        return response.content
 
     def register_websocket(self) -> dict[str, Any]:
         """``PUT /v2/notification/websocket`` (Pelion / Izuma): create the WebSocket channel."""
@@ -1037,32 +1039,36 @@ class MbedClient(ServiceClient):
     def handle_notification(self, message: Any) -> list[Notification]:
         """Process one NotificationMessage (long-poll body, callback body or WebSocket frame):
         resolve waiting async calls, call the handlers, and return the parsed elements.
-        Malformed elements are logged and skipped; the others still flow."""
-        items, problems = parse_message(message)
-        for problem in problems:
-            logger.warning("mbed: skipping a malformed notification element: %s", self.redact(problem))
+        A malformed element is logged (one line) and skipped; the others still flow.
+
+        :param message: the message (bytes, text or dict).
+        :raises ProtocolError: the message cannot be read at all (not JSON, not an object…).
+        """
+        items, rejected = parse_message(message)
+        for refused in rejected:
+            logger.warning(
+                "mbed: skipping %s of a notification message: %s", refused.element, self.redact(refused.reason)
+            )
+        self.handle_items(items)
+        return items
+
+    def handle_items(self, items: Sequence[Notification]) -> None:
+        """Answer the actions waiting for the async responses among ``items`` (parsed elements) and call
+        the handlers (:meth:`set_handler`); a failing handler is logged, the others still run.
+
+        :param items: the parsed elements of one message.
+        """
         for item in items:
-            if item.kind == "async-responses":
-                d = item.data
-                self.registry.deliver(
-                    AsyncResponse(
-                        async_id=d["async_id"],
-                        status=d["status"],
-                        payload=base64.standard_b64encode(d["value"].encode()).decode()
-                        if d["encoding"] == "text"
-                        else d["value"],
-                        content_type=d["content_type"],
-                        max_age=d["max_age"],
-                        error=d["error"],
-                    )
-                )
+            if item.response is not None:
+                self.registry.deliver(item.response)
             handler = self._handlers.get(item.kind)
             if handler is not None:
                 try:
                     handler(item.data)
-                except Exception:
-                    logger.exception("mbed: the %s handler failed", item.kind)
-        return items
+                except Exception as exc:  # noqa: BLE001 - a user's handler: one line, the others run
+                    logger.error(
+                        "mbed: the %s handler failed: %s", item.kind, self.redact(f"{type(exc).__name__}: {exc}")
+                    )
 
     handler = handle_notification  # the original library's name, for callback web applications
 
