@@ -354,3 +354,51 @@ def test_header_floods_of_8_connections_cost_no_memory() -> None:
             sock.close()
         server.shutdown()
         server.server_close()
+
+
+# -- issue 18, hostile service data: a body over max_body from the service ---------------------------
+
+
+def test_a_body_over_max_body_from_the_service_is_noted_and_acknowledged_not_refused_for_ever() -> None:
+    """The service answered 413 retries that delivery again and again, ahead of every later message:
+    a body over ``max_body`` (up to MAX_DISCARD) from a sender that proved the secret is read and thrown
+    away, a note of it journaled (the plugin drops and counts it) and answered 204."""
+    from platypush_ext.mbed.receiver import MAX_DISCARD
+
+    recorded: list[bytes] = []
+    notes: list[str] = []
+    server = _Receiver(
+        ("127.0.0.1", 0),
+        PATH,
+        SECRET,
+        max_body=64 * 1024,
+        timeout=2,
+        record=lambda body: recorded.append(body) or len(recorded),
+        record_refused=lambda reason: notes.append(reason) or 100 + len(notes),
+    )
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        body = b"x" * (10 * MIB)
+        process = psutil.Process()
+        before = process.memory_info().rss
+        with connect(server) as sock:
+            sock.sendall(head(str(len(body))))
+            sock.sendall(body)
+            status, _ = answer_keepalive(sock)
+            assert status == 204
+            good = b'{"de-registrations": ["a"]}'
+            sock.sendall(head(str(len(good))) + good)  # the connection goes on
+            assert answer_keepalive(sock)[0] == 204
+        grown = (process.memory_info().rss - before) / MIB
+        assert notes == ["a callback body of 10,485,760 bytes, over callback_max_body (65,536): not kept"]
+        assert recorded == [good] and [server.take(1), server.take(1)] == [101, 1]
+        assert grown < 8, f"{grown:.0f} MiB kept for a body thrown away"
+        with connect(server) as sock:  # beyond what is worth reading: refused before the body
+            sock.sendall(head(str(MAX_DISCARD + 1)))
+            assert answer(sock) == (413, True)
+        with connect(server) as sock:  # the secret first, as for every body
+            sock.sendall(head(str(len(body)), secret="wrong"))
+            assert answer(sock) == (401, True)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -214,7 +214,7 @@ def test_malformed_answers(server, client, service, device):
     with pytest.raises(ProtocolError):
         client.get_subscriptions(device)
     server.route("GET", "/weird", lambda r: json_response({"messages": [{"no": "fields"}]}))
-    with pytest.raises(ProtocolError, match="unexpected message object"):
+    with pytest.raises(ProtocolError, match="^service: missing$"):
         Message.from_json(client._call("GET", "weird", key="messages")[0])
 
 
