@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +74,7 @@ def _name(value: Any, name: str) -> str:
     return text
 
 
-def _identifier(value: Any, name: str, check: Any) -> str:
+def _identifier(value: Any, name: str, check: Callable[[Any], str]) -> str:
     """A name that an action takes as an argument: printable, and passes ``check`` (e.g. ``check_endpoint``)."""
     text = _printable(value, name, untrusted.MAX_TEXT)
     try:
@@ -115,7 +116,9 @@ def _stamp(value: Any, name: str) -> int | float | str | None:
     return untrusted.number(value, name)
 
 
-def decode_payload(payload: Any, content_type: str | None, name: str = "payload") -> tuple[bytes, str, str]:
+def decode_payload(
+    payload: Any, content_type: str | None, name: str = "payload", limit: int | None = None
+) -> tuple[bytes, str, str]:
     """Decode a base64 ``payload``: ``(raw bytes, value, encoding)``.
 
     ``value`` is UTF-8 text for textual content types (and unknown ones that
@@ -125,11 +128,12 @@ def decode_payload(payload: Any, content_type: str | None, name: str = "payload"
     :param payload: the base64 text (``None`` or ``""``: empty).
     :param content_type: its content type.
     :param name: the field's name in errors.
-    :raises ProtocolError: not a string, longer than :data:`MAX_PAYLOAD`, or not valid base64.
+    :param limit: the most characters (the parsers of the channel: :data:`MAX_PAYLOAD`; ``None``: any).
+    :raises ProtocolError: not a string, longer than ``limit``, or not valid base64.
     """
     if payload is None or payload == "":
         return b"", "", "text"
-    text = untrusted.text(payload, name, limit=MAX_PAYLOAD)
+    text = untrusted.text(payload, name, limit=sys.maxsize if limit is None else limit)
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError):
@@ -167,7 +171,7 @@ class AsyncResponse:
         data = untrusted.mapping(data, "the element")
         content_type = _token(data.get("ct"), "ct")
         payload = data.get("payload")
-        decode_payload(payload, content_type)  # refused now, not when an action reads it
+        decode_payload(payload, content_type, limit=MAX_PAYLOAD)  # refused now, not when an action reads it
         return cls(
             async_id=_name(untrusted.field(data, "id"), "id"),
             status=untrusted.integer(untrusted.field(data, "status"), "status", minimum=0, maximum=999, strings=True),
@@ -311,7 +315,7 @@ def parse_element(kind: str, element: Any) -> Notification:
 def _notification(element: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a ``notifications`` element (a resource's new value)."""
     ctype = _token(element.get("ct"), "ct")
-    _raw, value, encoding = decode_payload(element.get("payload"), ctype)
+    _raw, value, encoding = decode_payload(element.get("payload"), ctype, limit=MAX_PAYLOAD)
     data = {
         "endpoint": _endpoint(untrusted.field(element, "ep"), "ep"),
         "path": _path(untrusted.field(element, "path"), "path"),

@@ -462,7 +462,8 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         Fetch a device's new messages. The server marks them read, so each
         message is returned once; it is also posted as a
         :class:`platypush_ext.pushjet.events.PushjetMessageEvent`, as the
-        listener would.
+        listener would. A malformed message is left out (dropped with one log
+        line and counted in ``status``).
 
         :param device: the device UUID (default: the first configured device).
         :return: e.g.
