@@ -29,6 +29,8 @@ third of a second (``HOSTILE_SIZES=all``: 10 MiB in every field too).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 import logging
@@ -144,9 +146,6 @@ def _valid_unicode(text: str) -> bool:
 
 
 def _base64(text: str) -> bool:
-    import base64
-    import binascii
-
     try:
         base64.b64decode(text.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError, binascii.Error):
@@ -301,8 +300,6 @@ def _mutations(role: str, value: Any, nested: Any, root: bool) -> Iterator[tuple
         for name, char in CONTROLS.items():
             yield name, f"{value}x{char}y", f"{value}x{char}y" if base == "text" else None
     if base == "base64":
-        import base64
-
         yield "base64", "@@not base64@@", None
         shown = "ok\x00\r\n\u202e!"
         yield "payload-controls", base64.b64encode(shown.encode()).decode(), shown
@@ -406,6 +403,11 @@ class Arrivals:
                 if not missing or left <= 0:
                     return missing
                 self._cond.wait(min(left, 0.5))
+
+    def count(self) -> int:
+        """How many marked events arrived."""
+        with self._cond:
+            return sum(len(found) for found in self.by_marker.values())
 
     def first(self, marker: str) -> tuple[float, Any] | None:
         with self._cond:
@@ -648,6 +650,8 @@ def _run_chunk(rig: Rig, chunk: list[Outcome], lines: Lines, before: Any) -> tup
             continue
         entries[entry] = outcome
         if case.expect == "drop":
+            if rig.arrivals.first(f"hostile-bad-{case.number}") is not None:
+                outcome.broken.append("delivered, yet invalid")
             if (entry, rig.element(case)) not in listed:
                 outcome.broken.append(f"not listed as dropped ({rig.element(case) or 'the entry'} of entry {entry})")
             if per_entry[entry] != 1:
@@ -699,7 +703,7 @@ def _check_restart(rig: Rig, outcomes: list[Outcome], lines: Lines) -> None:
     posted or dropped again."""
     counts = rig.journal().counts()
     rig.stop()
-    mark = lines.mark()
+    mark, events = lines.mark(), rig.arrivals.count()
     rig.start()
     marker = rig.send_good(0)
     missing = rig.arrivals.wait({marker}, time.monotonic() + 15)
@@ -709,6 +713,8 @@ def _check_restart(rig: Rig, outcomes: list[Outcome], lines: Lines) -> None:
     problems = []
     if missing:
         problems.append("after a restart, a new good element did not arrive")
+    elif rig.arrivals.count() != events + 1:
+        problems.append(f"after a restart, {rig.arrivals.count() - events - 1} events of the table posted again")
     if counts.get("pending"):
         problems.append(f"{counts['pending']} entries still pending before the restart")
     if again or after.get("dropped") != counts.get("dropped"):

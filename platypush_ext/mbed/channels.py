@@ -452,8 +452,10 @@ class CallbackChannel(Channel):
         self.dispatch(body, record_id)
 
     def interrupt(self) -> None:
-        if self.receiver is not None:
-            self.receiver.inbox.put(None)
+        receiver = self.receiver
+        if receiver is not None:
+            receiver.close_connections()  # at once: what the service delivers from now on is for the next run
+            receiver.inbox.put(None)
 
     def close(self) -> None:
         receiver, self.receiver = self.receiver, None

@@ -26,6 +26,7 @@ import io
 import logging
 import queue
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -131,6 +132,8 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         return int(text)
 
     def _receive(self) -> None:
+        if self.server.closing.is_set():  # stopping: nothing more is acknowledged (the service delivers it again)
+            return self._refuse(503)
         if self.path.split("?")[0] != self.server.path:
             return self._refuse(404)
         given = self.headers.get(SECRET_HEADER, "")
@@ -279,6 +282,10 @@ class Receiver(ThreadingHTTPServer):
         self._room = threading.BoundedSemaphore(max(1, int(max_queue)))
         self.rejected = self.refused = self.oversized = self.timed_out = self.full = 0
         self._slots = threading.BoundedSemaphore(max_connections)
+        #: set by :meth:`close_connections`: every request is answered ``503`` and its connection closed
+        self.closing = threading.Event()
+        self._connections: set[Any] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, _ReceiverHandler)
 
     # -- the queue of journal ids ------------------------------------------------
@@ -315,10 +322,31 @@ class Receiver(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._connections_lock:
+                self._connections.discard(request)
             self._slots.release()
+
+    def close_connections(self) -> None:
+        """Acknowledge nothing more: later requests are answered ``503``, and the open connections (a
+        service keeps its deliveries' connection alive) are shut down, so that a delivery cannot land
+        in a receiver that is stopping and whose queue nobody takes any more."""
+        self.closing.set()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed meanwhile
+
+    def server_close(self) -> None:
+        self.close_connections()
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr; a broken or hostile connection is one debug line

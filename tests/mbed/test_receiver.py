@@ -402,3 +402,41 @@ def test_a_body_over_max_body_from_the_service_is_noted_and_acknowledged_not_ref
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_stopped_channel_acknowledges_nothing_more_even_on_a_kept_alive_connection() -> None:
+    """The service keeps its deliveries' connection alive: after the channel stopped, its receiver's
+    handler still answered ``204`` on that connection, and the body waited in a queue nobody read
+    (until some later message of the next run). Now it is refused, and the service delivers it again."""
+    import requests
+
+    from platypush_ext.mbed.channels import CallbackChannel
+
+    class Client:
+        @staticmethod
+        def add_secret(secret: str) -> None:
+            pass
+
+    recorded: list[bytes] = []
+    channel = CallbackChannel(
+        Client(),
+        lambda message, journal_id=None: None,
+        timeout=2,
+        record=lambda body: recorded.append(body) or len(recorded),
+        load=lambda journal_id: recorded[journal_id - 1],
+    )
+    channel._start_receiver()
+    assert channel.receiver is not None
+    session, url = requests.Session(), channel.url
+    headers = {SECRET_HEADER: channel.secret}
+    try:
+        assert session.put(url, data=b'{"n": 1}', headers=headers, timeout=5).status_code == 204
+        channel.stop()
+        try:
+            status = session.put(url, data=b'{"n": 2}', headers=headers, timeout=5).status_code
+        except requests.ConnectionError:
+            status = 0  # the connection was shut down: not acknowledged either
+        assert status in (0, 503) and recorded == [b'{"n": 1}']
+    finally:
+        session.close()
+        channel.close()
