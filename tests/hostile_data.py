@@ -19,7 +19,7 @@ counted in ``status()["dropped"]``, listed in ``recent_drops`` and ``Journal.dro
 the mutation leaves it valid, delivered as a well-typed event; the good elements arrive promptly;
 and after a restart on the same journal a new good element arrives and no bad one is retried.
 
-Cases run in chunks on one running plugin per rig (``HOSTILE_CHUNK``, default 25: one chunk's
+Cases run in chunks on one running plugin per rig (``HOSTILE_CHUNK``, default 50: one chunk's
 messages are queued at once and its log lines attributed to its cases by journal id; ``1`` attributes
 every line exactly, slowly). Every field gets a string one character longer than texts may be; a
 10 MiB string goes, on every rig, into an element, into one field, and (mbed) makes a whole message —
@@ -51,7 +51,7 @@ from tests.support import RecordingBus
 
 MIB10 = 10 * 1024 * 1024
 DEEP = 100_000
-CHUNK = int(os.environ.get("HOSTILE_CHUNK", "25"))
+CHUNK = int(os.environ.get("HOSTILE_CHUNK", "50"))
 #: ``few`` (default) or ``all``: see :func:`cases`.
 SIZES = os.environ.get("HOSTILE_SIZES", "few")
 #: Seconds a good element may take after the one before it (more for each 10 MiB message).
