@@ -615,82 +615,100 @@ def run_rig(rig: Rig, table: Sequence[Case], lines: Lines, chunk_size: int = CHU
 def _run_chunk(rig: Rig, chunk: list[Outcome], lines: Lines, before: Any) -> tuple[bool, Any]:
     """Run one chunk (``before``: the plugin's status before it); whether anything arrived, and the status after."""
     cases_ = [o.case for o in chunk]
-    mark, dropped_before = lines.mark(), _dropped(before)
+    mark = lines.mark()
     started = time.monotonic()
     rig.send(cases_)
     expected = {m for c in cases_ for m in expected_markers(rig, c)}
-    deadline = time.monotonic() + 10 + PROMPT_PER_BIG * sum(c.big for c in cases_)
-    missing = rig.arrivals.wait(expected, deadline)
+    missing = rig.arrivals.wait(expected, time.monotonic() + 10 + PROMPT_PER_BIG * sum(c.big for c in cases_))
     time.sleep(0.05)  # the lines of the last case's drop, if any, are logged before its next message arrives
     records = lines.since(mark)
+    per_entry = Counter(int(m.group(1)) for r in records if (m := _entry_of_line(r)))
     listed = {(row["id"], row["element"]) for row in rig.journal().dropped(limit=10 * len(cases_) + 50)}
-    per_entry: Counter[int] = Counter()
-    stray: list[str] = []
-    for record in records:
-        match = ENTRY_IN_LINE.search(record.getMessage()) if not record.exc_info else None
-        if match:
-            per_entry[int(match.group(1))] += 1
-        else:
-            stray.append(record.getMessage()[:120].replace("\n", " "))
     entries: dict[int, Outcome] = {}
     previous = started
     for outcome in chunk:
-        case = outcome.case
-        for marker in sorted(expected_markers(rig, case) & missing):
-            outcome.broken.append(f"{marker.split('-', 2)[1]} element {marker} did not arrive")
-        entry = rig.bad_entry(case)
-        got_b = rig.arrivals.first(f"hostile-good-{case.number}-b")
-        if got_b is not None:
-            limit = PROMPT + PROMPT_PER_BIG * case.big
-            if got_b[0] - previous > limit:
-                outcome.broken.append(f"the next good element came {got_b[0] - previous:.1f} s later")
-            previous = max(previous, got_b[0])
+        previous = _judge_arrivals(rig, outcome, missing, previous)
+        entry = rig.bad_entry(outcome.case)
         if entry is None:
             outcome.broken.append("its journal entry cannot be told")
             continue
         entries[entry] = outcome
-        if case.expect == "drop":
-            if rig.arrivals.first(f"hostile-bad-{case.number}") is not None:
-                outcome.broken.append("delivered, yet invalid")
-            if (entry, rig.element(case)) not in listed:
-                outcome.broken.append(f"not listed as dropped ({rig.element(case) or 'the entry'} of entry {entry})")
-            if per_entry[entry] != 1:
-                outcome.broken.append(f"{per_entry[entry]} log lines about it, not one")
-        else:
-            if any(row[0] == entry for row in listed):
-                outcome.broken.append("dropped, yet valid")
-            if per_entry[entry]:
-                outcome.broken.append(f"{per_entry[entry]} log lines about a valid element")
-            delivered = rig.arrivals.first(f"hostile-bad-{case.number}")
-            model = rig.arrivals.first(f"hostile-good-{case.number}-b")
-            if delivered is not None and model is not None:
-                outcome.broken += event_problems(delivered[1], model[1], case.shows)
+        _judge_case(rig, outcome, entry, listed, per_entry[entry])
+    _judge_lines(rig, chunk, records, entries)
+    status = rig.status()
+    _judge_counts(rig, chunk, before, status)
+    return len(missing) < len(expected), status
+
+
+def _entry_of_line(record: logging.LogRecord) -> re.Match[str] | None:
+    """The ``entry <id>`` a log line names (``None``: a line about no entry, or a traceback)."""
+    return None if record.exc_info else ENTRY_IN_LINE.search(record.getMessage())
+
+
+def _judge_arrivals(rig: Rig, outcome: Outcome, missing: set[str], previous: float) -> float:
+    """The good (and valid) elements around the case arrived, promptly; returns when its next one did."""
+    case = outcome.case
+    for marker in sorted(expected_markers(rig, case) & missing):
+        outcome.broken.append(f"{marker.split('-', 2)[1]} element {marker} did not arrive")
+    got = rig.arrivals.first(f"hostile-good-{case.number}-b")
+    if got is None:
+        return previous
+    if got[0] - previous > PROMPT + PROMPT_PER_BIG * case.big:
+        outcome.broken.append(f"the next good element came {got[0] - previous:.1f} s later")
+    return max(previous, got[0])
+
+
+def _judge_case(rig: Rig, outcome: Outcome, entry: int, listed: set[tuple[int, Any]], lines_about: int) -> None:
+    """Dropped (listed, one log line, not delivered) or delivered (well-typed, not listed, no line)."""
+    case = outcome.case
+    delivered = rig.arrivals.first(f"hostile-bad-{case.number}")
+    if case.expect == "drop":
+        if delivered is not None:
+            outcome.broken.append("delivered, yet invalid")
+        if (entry, rig.element(case)) not in listed:
+            outcome.broken.append(f"not listed as dropped ({rig.element(case) or 'the entry'} of entry {entry})")
+        if lines_about != 1:
+            outcome.broken.append(f"{lines_about} log lines about it, not one")
+        return
+    if any(row[0] == entry for row in listed):
+        outcome.broken.append("dropped, yet valid")
+    if lines_about:
+        outcome.broken.append(f"{lines_about} log lines about a valid element")
+    model = rig.arrivals.first(f"hostile-good-{case.number}-b")
+    if delivered is not None and model is not None:
+        outcome.broken += event_problems(delivered[1], model[1], case.shows)
+
+
+def _judge_lines(rig: Rig, chunk: list[Outcome], records: list[logging.LogRecord], entries: dict[int, Outcome]) -> None:
+    """Every line well-formed (its case's fault, or the chunk's); no line about anything else."""
+    stray: list[str] = []
     for record in records:
-        match = ENTRY_IN_LINE.search(record.getMessage()) if not record.exc_info else None
+        match = _entry_of_line(record)
         owner = entries.get(int(match.group(1))) if match else None
+        if match is None or owner is None:
+            stray.append(record.getMessage()[:120].replace("\n", " "))
         for problem in line_problems(record, rig.secrets):
             for outcome in [owner] if owner is not None else chunk:
                 outcome.broken.append(problem)
-    unowned = [e for e in per_entry if e not in entries]
-    if stray or unowned:
-        why = f"log lines about nothing of its own: {(stray + [f'entry {e}' for e in unowned])[:2]}"
+    if stray:
         for outcome in chunk:
-            outcome.broken.append(why)
-    expected_drops = sum(o.case.expect == "drop" for o in chunk)
-    status = rig.status()
-    dropped_after = status.get("dropped") if isinstance(status, dict) else None
-    if not isinstance(dropped_after, int) or dropped_before is None or dropped_after - dropped_before != expected_drops:
-        why = f"status()['dropped'] went from {dropped_before} to {dropped_after}, not up by {expected_drops}"
-        for outcome in chunk:
-            if outcome.case.expect == "drop":
-                outcome.broken.append(why)
+            outcome.broken.append(f"log lines about nothing of its own: {stray[:2]}")
+
+
+def _judge_counts(rig: Rig, chunk: list[Outcome], before: Any, status: Any) -> None:
+    """``status()["dropped"]`` went up by the chunk's drops; ``recent_drops`` are the journal's newest 5."""
+    drops = [o for o in chunk if o.case.expect == "drop"]
+    dropped_before, dropped_after = _dropped(before), _dropped(status)
+    if dropped_before is None or dropped_after is None or dropped_after - dropped_before != len(drops):
+        for outcome in drops:
+            outcome.broken.append(
+                f"status()['dropped'] went from {dropped_before} to {dropped_after}, not up by {len(drops)}"
+            )
     recent = status.get("recent_drops") if isinstance(status, dict) else None
     newest = [{k: row[k] for k in ("id", "element", "source", "reason")} for row in rig.journal().dropped(limit=5)]
     if recent != newest:
-        for outcome in chunk:
-            if outcome.case.expect == "drop":
-                outcome.broken.append("status()['recent_drops'] is not the newest 5 of Journal.dropped()")
-    return len(missing) < len(expected), status
+        for outcome in drops:
+            outcome.broken.append("status()['recent_drops'] is not the newest 5 of Journal.dropped()")
 
 
 def _dropped(status: Any) -> int | None:
