@@ -7,7 +7,9 @@
   bodies are processed from a queue;
 * :class:`WebSocketChannel` — ``/v2/notification/websocket-connect`` (Pelion / Izuma).
 
-Each runs in its own thread, hands every NotificationMessage to ``on_message``,
+Each runs in its own thread, hands every NotificationMessage, as received (bytes), to ``on_message``
+(journaled first by ``record``: parsed from the journal, so that one that cannot be read is dropped
+with one log line, never retried nor taken for a failed exchange),
 reports ``on_up()`` / ``on_down(error)``, backs off with jitter on failures
 (never busy-loops) and stops when asked. :meth:`Channel.stop` releases what the
 service holds for the channel: a held long poll's connection is shut down (what the
@@ -121,18 +123,21 @@ class Channel:
     # -- loop ------------------------------------------------------------------
 
     def dispatch(self, message: Any, record_id: int | None = None) -> None:
-        """Hand a message to ``on_message``, recorded first (unless ``record_id`` says it was)."""
-        if self.record is not None and record_id is None:
-            record_id = self.record(message)
+        """Hand a message, as received, to ``on_message``, recorded first (unless ``record_id`` says it
+        was). A message that cannot be read is for ``on_message`` to drop (the plugin's journal logs
+        and counts it); without a journal (``record``), it is logged here, once."""
         try:
+            if self.record is not None and record_id is None:
+                record_id = self.record(message)
             if record_id is None:
                 self.on_message(message)
             else:
                 self.on_message(message, record_id)
-        except ProtocolError as exc:
-            logger.warning("mbed %s: skipping a malformed notification message: %s", self.name, exc)
-        except Exception:
-            logger.exception("mbed %s: failed to process a notification message", self.name)
+        except ProtocolError as exc:  # only without a journal: the plugin's on_message drops it itself
+            logger.warning("mbed %s: dropped a notification message: %s", self.name, self.client.redact(exc))
+        except Exception as exc:  # noqa: BLE001 - e.g. the journal cannot be written: one line, the channel goes on
+            text = self.client.redact(f"{type(exc).__name__}: {exc}")
+            logger.error("mbed %s: failed to process a notification message (%s)", self.name, text)
 
     def run(self) -> None:
         """Run until :meth:`stop`."""
@@ -352,6 +357,8 @@ class CallbackChannel(Channel):
     :param max_connections: connections handled at once; more are closed at once.
     :param max_queue: accepted bodies waiting for this channel at most, as journal ids (``503`` beyond).
     :param load: the journaled body of an id (required with ``record``: only ids wait in memory).
+    :param record_refused: journals a note for a body over ``max_body`` (read and discarded, answered
+        ``204``, so that the service does not send it again and again); without it, ``413``.
     """
 
     name = "callback"
@@ -371,12 +378,13 @@ class CallbackChannel(Channel):
         max_connections: int = 16,
         max_queue: int = 100,
         load: Callable[[int], Any] | None = None,
+        record_refused: Callable[[str], int] | None = None,
         **kwargs: Any,
     ):
         super().__init__(client, on_message, **kwargs)
         if self.record is not None and load is None:
             raise ValueError("a callback channel that journals (record) needs load (the body of a journal id)")
-        self.load = load
+        self.load, self.record_refused = load, record_refused
         self.limits = {
             "max_body": int(max_body),
             "timeout": float(timeout),
@@ -402,7 +410,14 @@ class CallbackChannel(Channel):
         if self.receiver is not None:
             return
         try:
-            self.receiver = Receiver((self.bind, self.port), self.PATH, self.secret, record=self.record, **self.limits)
+            self.receiver = Receiver(
+                (self.bind, self.port),
+                self.PATH,
+                self.secret,
+                record=self.record,
+                record_refused=self.record_refused,
+                **self.limits,
+            )
         except OSError as exc:
             raise ServiceConnectionError(f"cannot listen on {self.bind}:{self.port} for callbacks ({exc})") from None
         threading.Thread(
@@ -431,20 +446,35 @@ class CallbackChannel(Channel):
             self.dispatch(self.receiver.load(record_id))
             return
         body = self.load(record_id)
-        if body is None:
-            logger.warning("mbed callback: journal entry %d is gone; its message is skipped", record_id)
+        if body is None:  # dealt with meanwhile: dropped or delivered by a post that came first
+            logger.debug("mbed callback: journal entry %d was dealt with already", record_id)
             return
         self.dispatch(body, record_id)
 
     def interrupt(self) -> None:
-        if self.receiver is not None:
-            self.receiver.inbox.put(None)
+        receiver = self.receiver
+        if receiver is not None:
+            receiver.close_connections()  # at once: what the service delivers from now on is for the next run
+            receiver.inbox.put(None)
 
     def close(self) -> None:
         receiver, self.receiver = self.receiver, None
         if receiver is not None:
             receiver.shutdown()
             receiver.server_close()
+
+
+def raw_text_frames(ws: Any) -> Any:
+    """``ws`` (a ``websocket-client`` connection) handing text frames over as their bytes, unchecked:
+    the library would refuse a frame that is not UTF-8 with an exception that quotes it whole and
+    ends the connection; the receiver journals it and drops it instead, and the connection goes on.
+
+    :param ws: the connection.
+    """
+    frames = getattr(ws, "cont_frame", None)
+    if frames is not None:
+        frames.skip_utf8_validation = True
+    return ws
 
 
 class WebSocketChannel(Channel):
@@ -514,8 +544,7 @@ class WebSocketChannel(Channel):
             raise ServiceConnectionError(f"the service closed the notification WebSocket (code {code})")
         if self._listener is not None:
             self._listener.delivered()
-        text = frame.data.decode("utf-8", "replace") if opcode == websocket.ABNF.OPCODE_TEXT else frame.data
-        self.dispatch(text)
+        self.dispatch(frame.data)  # as received: a frame that is not UTF-8 is journaled, then dropped
 
     def _open(self) -> None:
         """Register the channel unless it is known to exist, then connect."""
@@ -525,7 +554,7 @@ class WebSocketChannel(Channel):
         if not self._registered:
             self.claim(self.client.register_websocket)
             self._registered = True
-        self.ws = self.client.connect_websocket(max_message=self.max_message)
+        self.ws = raw_text_frames(self.client.connect_websocket(max_message=self.max_message))
         self.ws.settimeout(0.5)
         if self._listener is not None:
             self._listener.connected()

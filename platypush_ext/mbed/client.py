@@ -29,7 +29,6 @@ import collections
 import decimal
 import functools
 import itertools
-import json
 import logging
 import re
 import threading
@@ -59,18 +58,16 @@ from ..http import (
     parse_json,
 )
 from ..http import server_message as http_server_message
+from .messages import (  # noqa: F401 - the notification parsing's former home: these names stay importable here
+    EVENT_KINDS,
+    TEXT_TYPES,
+    AsyncResponse,
+    Notification,
+    decode_payload,
+    parse_message,
+)
 
 logger = logging.getLogger("platypush_ext.mbed")
-
-#: The kinds of elements of a NotificationMessage, as the original library's handler names.
-EVENT_KINDS = (
-    "notifications",
-    "registrations",
-    "reg-updates",
-    "de-registrations",
-    "registrations-expired",
-    "async-responses",
-)
 
 #: Readable meanings of the statuses of resource and subscription calls (Connector docs).
 STATUS_MEANINGS = {
@@ -89,7 +86,6 @@ STATUS_MEANINGS = {
 }
 
 PELION_HOSTS = ("mbedcloud.com", "izumanetworks.com", "pelion.com")
-TEXT_TYPES = ("text/", "application/json", "application/link-format", "application/xml")
 
 
 # -- errors -------------------------------------------------------------------
@@ -161,39 +157,8 @@ def _mbed_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None
 # -- models -------------------------------------------------------------------
 
 
-def decode_payload(payload: str | None, content_type: str | None) -> tuple[bytes, str, str]:
-    """Decode a base64 ``payload``: ``(raw bytes, value, encoding)``.
-
-    ``value`` is UTF-8 text for textual content types (and unknown ones that
-    decode as UTF-8), otherwise the base64 text itself; ``encoding`` says which
-    (``"text"`` or ``"base64"``). Raises :class:`ProtocolError` on bad base64.
-    """
-    if payload is None or payload == "":
-        return b"", "", "text"
-    if not isinstance(payload, str):
-        raise ProtocolError(f"payload is not a base64 string ({type(payload).__name__})")
-    try:
-        raw = base64.b64decode(payload.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError):
-        raise ProtocolError("payload is not valid base64") from None
-    ctype = (content_type or "").lower()
-    if not ctype or ctype.startswith(TEXT_TYPES):
-        try:
-            return raw, raw.decode("utf-8"), "text"
-        except UnicodeDecodeError:
-            pass
-    return raw, payload, "base64"
-
-
 def _as_bool(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
-
-
-def _as_int(value: Any, default: int | None = None) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 @dataclass(frozen=True)
@@ -213,161 +178,6 @@ class ResourceValue:
         data = asdict(self)
         data.pop("raw")
         return data
-
-
-@dataclass(frozen=True)
-class AsyncResponse:
-    """One element of ``async-responses``."""
-
-    async_id: str
-    status: int
-    payload: str | None = None
-    content_type: str = ""
-    max_age: int | None = None
-    error: str | None = None
-
-    @classmethod
-    def from_json(cls, data: Any) -> AsyncResponse:
-        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
-            raise ProtocolError(f"async response without an id: {str(data)[:100]!r}")
-        status = _as_int(data.get("status"))
-        if status is None:
-            raise ProtocolError(f"async response {data['id']!r} without a valid status")
-        payload = data.get("payload")
-        if payload is not None and not isinstance(payload, str):
-            raise ProtocolError(f"async response {data['id']!r}: payload is not a string")
-        return cls(
-            async_id=data["id"],
-            status=status,
-            payload=payload,
-            content_type=str(data.get("ct") or ""),
-            max_age=_as_int(data.get("max-age")),
-            error=data.get("error") or None,
-        )
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300 and not self.error
-
-    def decoded(self) -> tuple[bytes, str, str]:
-        return decode_payload(self.payload, self.content_type)
-
-
-@dataclass(frozen=True)
-class Notification:
-    """One parsed element of a NotificationMessage.
-
-    ``kind`` is one of :data:`EVENT_KINDS`; ``data`` holds the element's fields,
-    normalised (decoded ``value`` for notifications and async responses, booleans
-    for ``q``/``obs``, integers for ``max-age``).
-    """
-
-    kind: str
-    data: dict[str, Any]
-
-
-def parse_message(message: Any) -> tuple[list[Notification], list[str]]:
-    """Parse a NotificationMessage (dict, JSON text or bytes).
-
-    :return: ``(items, problems)``: every well-formed element, and a readable
-        description of each malformed one (skipped; the rest still flows).
-    :raises ProtocolError: when the message itself is not a JSON object.
-    """
-    if isinstance(message, (bytes, bytearray)):
-        message = message.decode("utf-8", "replace")
-    if isinstance(message, str):
-        if not message.strip():
-            return [], []
-        try:
-            message = json.loads(message)
-        except ValueError:
-            raise ProtocolError(f"notification message is not JSON: {message[:80]!r}") from None
-    if not isinstance(message, Mapping):
-        raise ProtocolError(f"notification message is not a JSON object: {str(message)[:80]!r}")
-    items: list[Notification] = []
-    problems: list[str] = []
-    for kind, elements in message.items():
-        if kind not in EVENT_KINDS:
-            problems.append(f"unknown notification kind {kind!r}")
-            continue
-        if not isinstance(elements, list):
-            problems.append(f"{kind}: not an array")
-            continue
-        for index, element in enumerate(elements):
-            try:
-                items.append(Notification(kind, _parse_element(kind, element)))
-            except (ProtocolError, TypeError, ValueError, KeyError) as exc:
-                problems.append(f"{kind}[{index}]: {exc}")
-    return items, problems
-
-
-def _parse_element(kind: str, element: Any) -> dict[str, Any]:
-    """The event fields of one element of a NotificationMessage of ``kind``."""
-    if kind in ("de-registrations", "registrations-expired"):
-        if isinstance(element, Mapping) and isinstance(element.get("ep"), str):
-            element = element["ep"]
-        if not isinstance(element, str) or not element:
-            raise ProtocolError(f"expected an endpoint name, got {str(element)[:60]!r}")
-        return {"endpoint": element}
-    if kind == "async-responses":
-        response = AsyncResponse.from_json(element)
-        _, value, encoding = response.decoded()
-        return {
-            "async_id": response.async_id,
-            "status": response.status,
-            "value": value,
-            "encoding": encoding,
-            "content_type": response.content_type,
-            "max_age": response.max_age,
-            "error": response.error,
-        }
-    if not isinstance(element, Mapping) or not isinstance(element.get("ep"), str):
-        raise ProtocolError(f"element without an endpoint name: {str(element)[:80]!r}")
-    return _notification(element) if kind == "notifications" else _registration(element)
-
-
-def _notification(element: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a ``notifications`` element (a resource's new value)."""
-    path = element.get("path")
-    if not isinstance(path, str):
-        raise ProtocolError(f"notification of {element['ep']!r} without a path")
-    ctype = str(element.get("ct") or "")
-    _raw, value, encoding = decode_payload(element.get("payload"), ctype)
-    data = {
-        "endpoint": element["ep"],
-        "path": path,
-        "value": value,
-        "encoding": encoding,
-        "content_type": ctype,
-        "max_age": _as_int(element.get("max-age")),
-    }
-    if element.get("timestamp") is not None:
-        data["value_timestamp"] = element.get("timestamp")
-    return data
-
-
-def _registration(element: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a ``registrations`` or ``reg-updates`` element."""
-    resources = element.get("resources") or []
-    if not isinstance(resources, list):
-        raise ProtocolError(f"registration of {element['ep']!r}: resources is not an array")
-    return {
-        "endpoint": element["ep"],
-        "endpoint_type": str(element.get("ept") or ""),
-        "queue_mode": _as_bool(element.get("q", False)),
-        "original_endpoint": element.get("original-ep"),
-        "resources": [
-            {
-                "path": str(r.get("path", "")),
-                "rt": str(r.get("rt", r.get("rf", "")) or ""),
-                "ct": str(r.get("ct", "") or ""),
-                "obs": _as_bool(r.get("obs", False)),
-                "if": str(r.get("if", "") or ""),
-            }
-            for r in resources
-            if isinstance(r, Mapping)
-        ],
-    }
 
 
 # -- async correlation ----------------------------------------------------------
@@ -1131,8 +941,10 @@ class MbedClient(ServiceClient):
             return False
         return True
 
-    def pull(self, no_wait: bool = False, http: HttpClient | None = None) -> dict[str, Any] | None:
-        """One long poll ``GET /v2/notification/pull``: the NotificationMessage, or ``None`` (``204``).
+    def pull(self, no_wait: bool = False, http: HttpClient | None = None) -> bytes | None:
+        """One long poll ``GET /v2/notification/pull``: the NotificationMessage's body as received
+        (bytes, parsed by :func:`~platypush_ext.mbed.messages.parse_message` or
+        :meth:`handle_notification`), or ``None`` (``204`` or an empty body).
 
         Not replayed once sent (a pull consumes the events it returns). ``no_wait`` (the
         Connector's ``noWait=true``) is not sent to Pelion / Izuma, whose API does not have it.
@@ -1147,7 +959,7 @@ class MbedClient(ServiceClient):
         )
         if response.status_code == 204 or not response.content.strip():
             return None
-        return self._parse(response, "GET", "v2/notification/pull")
+        return response.content
 
     def register_websocket(self) -> dict[str, Any]:
         """``PUT /v2/notification/websocket`` (Pelion / Izuma): create the WebSocket channel."""
@@ -1227,32 +1039,36 @@ class MbedClient(ServiceClient):
     def handle_notification(self, message: Any) -> list[Notification]:
         """Process one NotificationMessage (long-poll body, callback body or WebSocket frame):
         resolve waiting async calls, call the handlers, and return the parsed elements.
-        Malformed elements are logged and skipped; the others still flow."""
-        items, problems = parse_message(message)
-        for problem in problems:
-            logger.warning("mbed: skipping a malformed notification element: %s", self.redact(problem))
+        A malformed element is logged (one line) and skipped; the others still flow.
+
+        :param message: the message (bytes, text or dict).
+        :raises ProtocolError: the message cannot be read at all (not JSON, not an object…).
+        """
+        items, rejected = parse_message(message)
+        for refused in rejected:
+            logger.warning(
+                "mbed: skipping %s of a notification message: %s", refused.element, self.redact(refused.reason)
+            )
+        self.handle_items(items)
+        return items
+
+    def handle_items(self, items: Sequence[Notification]) -> None:
+        """Answer the actions waiting for the async responses among ``items`` (parsed elements) and call
+        the handlers (:meth:`set_handler`); a failing handler is logged, the others still run.
+
+        :param items: the parsed elements of one message.
+        """
         for item in items:
-            if item.kind == "async-responses":
-                d = item.data
-                self.registry.deliver(
-                    AsyncResponse(
-                        async_id=d["async_id"],
-                        status=d["status"],
-                        payload=base64.standard_b64encode(d["value"].encode()).decode()
-                        if d["encoding"] == "text"
-                        else d["value"],
-                        content_type=d["content_type"],
-                        max_age=d["max_age"],
-                        error=d["error"],
-                    )
-                )
+            if item.response is not None:
+                self.registry.deliver(item.response)
             handler = self._handlers.get(item.kind)
             if handler is not None:
                 try:
                     handler(item.data)
-                except Exception:
-                    logger.exception("mbed: the %s handler failed", item.kind)
-        return items
+                except Exception as exc:  # noqa: BLE001 - a user's handler: one line, the others run
+                    logger.error(
+                        "mbed: the %s handler failed: %s", item.kind, self.redact(f"{type(exc).__name__}: {exc}")
+                    )
 
     handler = handle_notification  # the original library's name, for callback web applications
 

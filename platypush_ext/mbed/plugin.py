@@ -18,11 +18,12 @@ from ..backoff import Backoff
 from ..bus import Publisher
 from ..glue import ServicePlugin, action, state_path
 from ..http import InvalidArgumentError, ProtocolError, one_line
-from ..journal import Entry, Journal, LazyJournal
+from ..journal import Entry, Journal, LazyJournal, Rejected
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
-from .client import AsyncResponse, MbedClient, Notification, ResourceValue, check_rules, parse_message
+from .client import AsyncResponse, MbedClient, ResourceValue, check_rules
 from .entities import EntityMap, EntitySync, Fleet, to_platypush
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
+from .messages import Notification, parse_message, received, refused_note
 
 CHANNELS = ("long_poll", "callback", "websocket", "none")
 #: A channel that the service holds (``none`` is no channel).
@@ -221,33 +222,48 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         return self._journal.get()
 
     def record(self, message: Any) -> int:
-        """Durably journal one NotificationMessage; returns its journal id.
+        """Durably journal one NotificationMessage as it was received; returns its journal id.
 
-        :param message: the message (dict, JSON text or bytes).
+        :param message: the message (bytes, JSON text, or a dict).
         """
-        if isinstance(message, (bytes, bytearray)):
-            message = bytes(message).decode("utf-8", "replace")
-        return self.journal.append(self._channel_name, [message])[0]
+        payload = received(message) if isinstance(message, (bytes, bytearray, str)) else message
+        return self.journal.append(self._channel_name, [payload])[0]
+
+    def record_refused(self, reason: str) -> int:
+        """Journal a message that was refused before it could be kept (e.g. a callback body over
+        ``callback_max_body``): it is dropped, logged and counted like a malformed one.
+
+        :param reason: why, in one line.
+        """
+        return self.journal.append(self._channel_name, [refused_note(reason)])[0]
 
     def on_message(self, message: Any, journal_id: int | None = None) -> int:
         """Turn one NotificationMessage into events and post them (with the journal's other
-        pending messages); returns how many events it holds. A malformed element is
-        logged and skipped; the others are posted.
+        pending messages); returns how many events it holds. The message is parsed as it was
+        journaled: one that cannot be read is dropped whole, a malformed element alone (the
+        journal logs each once and counts it, :meth:`status`); the others are posted.
 
-        :param message: the message (dict, JSON text or bytes).
+        :param message: the message (bytes, JSON text or a dict), as received.
         :param journal_id: its journal id, when the channel already journaled it.
         """
         if journal_id is None:
             journal_id = self.record(message)
-        items = self._client.handle_notification(message)  # also answers the waiting actions
-        if self._sync is not None:
-            self._sync.handle(items)
-        events = self._events(items, journal_id)
+        built: list[Any] | ProtocolError
+        items: list[Notification] = []
+        try:
+            items, rejected = self._parsed(message)
+        except ProtocolError as exc:
+            built = exc  # the journal drops the message, with this reason
+        else:
+            self._client.handle_items(items)  # answers the waiting actions
+            if self._sync is not None:
+                self._sync.handle(items)
+            built = self._events(items, journal_id) + rejected
+            self.events_posted += len(items)
         with self._delivery_lock:
-            self._fresh[journal_id] = events
-        self.events_posted += len(events)
+            self._fresh[journal_id] = built
         self.post_pending()
-        return len(events)
+        return len(items)
 
     def post_pending(self) -> int:
         """Post the events of the journaled messages not delivered yet; returns how many messages were delivered."""
@@ -259,29 +275,40 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             finally:
                 self._fresh.clear()
 
-    def _journaled_events(self, entry: Entry) -> list[Any]:
-        """The events of a journaled message (parsed again unless just received)."""
-        if entry.id in self._fresh:
-            return self._fresh.pop(entry.id)
+    def _parsed(self, payload: Any) -> tuple[list[Notification], list[Rejected]]:
+        """A journaled message's elements and refused elements (reasons without secrets)."""
         try:
-            items, _ = parse_message(entry.payload)
+            items, rejected = parse_message(payload)
         except ProtocolError as exc:
-            self.logger.warning("mbed: dropping journaled message %d: %s", entry.id, exc)
-            return []
-        return self._events(items, entry.id)
+            raise ProtocolError(self._client.redact(exc)) from None
+        redact = self._client.redact
+        return items, [Rejected(r.element, redact(r.reason), redact(r.excerpt)) for r in rejected]
+
+    def _journaled_events(self, entry: Entry) -> list[Any]:
+        """The events (and refused elements) of a journaled message, parsed again unless just received;
+        raises :class:`ProtocolError` for a message that cannot be read (the journal drops it)."""
+        built = self._fresh.pop(entry.id, None)
+        if isinstance(built, ProtocolError):
+            raise built
+        if built is not None:
+            return built
+        items, rejected = self._parsed(entry.payload)
+        return self._events(items, entry.id) + rejected
 
     def _events(self, items: list[Notification], journal_id: int) -> list[Any]:
-        events = []
-        for index, item in enumerate(items):
-            try:
-                events.append(EVENT_CLASSES[item.kind](**item.data, journal_id=f"{journal_id}.{index}"))
-            except Exception as exc:  # noqa: BLE001 - one bad element never drops the rest
-                self.logger.warning("mbed: skipping a %s element: %s", item.kind, self._client.redact(exc))
-        return events
+        return [
+            EVENT_CLASSES[item.kind](**item.data, journal_id=f"{journal_id}.{index}")
+            for index, item in enumerate(items)
+        ]
 
     def _journaled(self, journal_id: int) -> Any:
-        """The journaled NotificationMessage of an id (the callback receiver queues ids, not bodies)."""
-        entry = self.journal.get(journal_id)
+        """The journaled NotificationMessage of an id (the callback receiver queues ids, not bodies);
+        ``None`` when it was dealt with meanwhile: pruned, or dropped (the journal keeps only the start
+        of a dropped message) by a post of the pending messages that came first."""
+        try:
+            entry = self.journal.get(journal_id)
+        except ValueError:  # dropped: its payload was cut; it was logged and counted then
+            return None
         return entry.payload if entry is not None else None
 
     def _make_channel(self) -> Channel:
@@ -292,7 +319,14 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             "record": self.record,
         }
         if self._channel_name == "callback":
-            return CallbackChannel(self._client, self.on_message, load=self._journaled, **self._callback, **common)
+            return CallbackChannel(
+                self._client,
+                self.on_message,
+                load=self._journaled,
+                record_refused=self.record_refused,
+                **self._callback,
+                **common,
+            )
         if self._channel_name == "websocket":
             return WebSocketChannel(self._client, self.on_message, **common)
         return LongPollChannel(self._client, self.on_message, no_wait_first=True, **common)
@@ -756,13 +790,21 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
 
         :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll",
             "running": true, "channel_error": null, "reachable": true, "events_posted": 12,
-            "journal": {"pending": 0, "posted": 3, "duplicates": 0}, "entities": {"endpoints": 5,
-            "listings": 5, "subscriptions": 13, "cache_reads": 13, "device_reads": 13, "errors": 0}}``
-            (``journal`` counts NotificationMessages; ``duplicates``: deliveries beyond a message's
-            first; ``channel_error``: why the channel ended on its own, e.g. another channel type
-            that could not be removed; ``entities``: the shown endpoints and the requests made for
-            them, ``null`` when disabled)
+            "dropped": 1, "recent_drops": [{"id": 41, "element": "notifications[2]", "source":
+            "long_poll", "reason": "max-age: expected a whole, finite number (got inf)"}],
+            "journal": {"pending": 0, "posted": 3, "dropped": 1, "duplicates": 0}, "entities":
+            {"endpoints": 5, "listings": 5, "subscriptions": 13, "cache_reads": 13, "device_reads": 13,
+            "errors": 0}}``
+            (``dropped``: the malformed elements and unreadable messages the service ever sent, each
+            dropped with one log line; ``recent_drops``: the newest 5, ``element`` ``null`` for a
+            whole message; ``journal`` counts NotificationMessages; ``duplicates``: deliveries beyond
+            a message's first; ``channel_error``: why the channel ended on its own, e.g. another
+            channel type that could not be removed; ``entities``: the shown endpoints and the
+            requests made for them, ``null`` when disabled)
         """
+        journal = self.journal
+        counts = journal.counts()
+        recent = [{k: row[k] for k in ("id", "element", "source", "reason")} for row in journal.dropped(limit=5)]
         return {
             "base_url": self._client.base_url,
             "api": "pelion" if self._client.pelion else "connector",
@@ -771,7 +813,9 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             "channel_error": self._channel.failure if self._channel is not None else None,
             "reachable": self._availability.up,
             "events_posted": self.events_posted,
-            "journal": self.journal.counts(),
+            "dropped": counts["dropped"],
+            "recent_drops": recent,
+            "journal": counts,
             "entities": self._publish_all(),
         }
 

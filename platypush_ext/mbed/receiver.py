@@ -11,7 +11,12 @@ shared secret may cost more than a little, for a short time:
 * at most ``max_connections`` connections are handled at once (others are closed at once);
 * an accepted body is journaled (``record``) before its ``204``, and only its journal id waits in a
   queue of at most ``max_queue`` ids for the channel; when the queue is full the answer is ``503``
-  before the body is read (the service delivers it again later).
+  before the body is read (the service delivers it again later);
+* a body over ``max_body`` from a sender that proved the secret is read and thrown away (up to
+  :data:`MAX_DISCARD` bytes, within a deadline), a note of it journaled (``record_refused``: it is
+  dropped and counted as a malformed message) and answered ``204``: a service that got ``413`` would
+  send it again and again, ahead of every later message. Larger ones, or without ``record_refused``:
+  ``413``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import io
 import logging
 import queue
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +38,10 @@ logger = logging.getLogger("platypush_ext.mbed")
 SECRET_HEADER = "X-Platypush-Mbed-Secret"
 #: The longest deadline for a request's line and headers.
 MAX_HEAD_TIMEOUT = 10.0
+#: The largest body over ``max_body`` read and thrown away (a note journaled) rather than refused with ``413``.
+MAX_DISCARD = 64 << 20
+#: The slowest an over-large body may come (bytes per second) before the connection is closed.
+DISCARD_RATE = 1 << 20
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
@@ -116,11 +126,14 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         text = (self.headers.get("Content-Length") or "0").strip()
         if not (text.isascii() and text.isdigit()):
             return self._refuse(400)
-        if len(text) > 15 or int(text) > self.server.max_body:
+        limit = self.server.max_body if self.server.record_refused is None else MAX_DISCARD
+        if len(text) > 15 or int(text) > limit:
             return self._refuse(413)
         return int(text)
 
     def _receive(self) -> None:
+        if self.server.closing.is_set():  # stopping: nothing more is acknowledged (the service delivers it again)
+            return self._refuse(503)
         if self.path.split("?")[0] != self.server.path:
             return self._refuse(404)
         given = self.headers.get(SECRET_HEADER, "")
@@ -142,6 +155,8 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 
     def _take(self, length: int) -> bool:
         """Read the body, journal it and queue its id (the reservation goes with it); whether it was queued."""
+        if length > self.server.max_body:
+            return self._discard(length)
         body = self.rfile.read(length) if length else b""
         if len(body) < length:  # the client gave up (or timed out) before sending it all
             self._refuse(400)
@@ -158,6 +173,34 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
             queued = True
         self._answer(204)
         return queued
+
+    def _discard(self, length: int) -> bool:
+        """Read an over-large body and throw it away (within a deadline), journal a note of it and queue
+        its id; whether it was queued."""
+        deadline = time.monotonic() + max(self.server.timeout_seconds, length / DISCARD_RATE)
+        left = length
+        while left > 0:
+            if time.monotonic() > deadline:
+                self.close_connection = True
+                return False
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:  # the client gave up
+                self.close_connection = True
+                return False
+            left -= len(chunk)
+        record_refused = self.server.record_refused
+        assert record_refused is not None
+        limit = self.server.max_body
+        reason = f"a callback body of {length:,} bytes, over callback_max_body ({limit:,}): not kept"
+        try:
+            record_id = record_refused(reason)
+        except Exception as exc:  # noqa: BLE001 - not acknowledged: the service sends it again
+            logger.error("mbed callback: cannot journal a message (%s: %s)", type(exc).__name__, exc)
+            self._answer(500, close=True)
+            return False
+        self.server.inbox.put(record_id)
+        self._answer(204)
+        return True
 
     def _answer(self, status: int, close: bool = False) -> None:
         self.send_response(status)
@@ -202,6 +245,8 @@ class Receiver(ThreadingHTTPServer):
     :param timeout: seconds a connection may stay idle or slow (the head's deadline too, at most 10 s).
     :param max_connections: connections handled at once.
     :param record: durably records a body and returns its id (default: kept in memory until loaded).
+    :param record_refused: durably records a note of a body over ``max_body`` (read and thrown away)
+        and returns its id; without it such a body is answered ``413``.
     :param max_queue: journal ids waiting for the channel at most (``503`` when full).
     :param max_head_bytes: the longest request line and headers, in bytes (``431`` above).
     :param max_header_lines: the most header lines (``431`` above).
@@ -221,6 +266,7 @@ class Receiver(ThreadingHTTPServer):
         timeout: float = 10.0,
         max_connections: int = 16,
         record: Callable[[bytes], int] | None = None,
+        record_refused: Callable[[str], int] | None = None,
         max_queue: int = 100,
         max_head_bytes: int = 16 * 1024,
         max_header_lines: int = 40,
@@ -230,11 +276,16 @@ class Receiver(ThreadingHTTPServer):
         self.max_head_bytes, self.max_header_lines = int(max_head_bytes), int(max_header_lines)
         self._memory = None if record is not None else _MemoryStore()
         self.record: Callable[[bytes], int] = record or self._memory.record  # type: ignore[union-attr]
+        self.record_refused = record_refused
         #: journal ids of accepted bodies, for the channel (``None`` wakes it up)
         self.inbox: queue.Queue[int | None] = queue.Queue()
         self._room = threading.BoundedSemaphore(max(1, int(max_queue)))
         self.rejected = self.refused = self.oversized = self.timed_out = self.full = 0
         self._slots = threading.BoundedSemaphore(max_connections)
+        #: set by :meth:`close_connections`: every request is answered ``503`` and its connection closed
+        self.closing = threading.Event()
+        self._connections: set[Any] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, _ReceiverHandler)
 
     # -- the queue of journal ids ------------------------------------------------
@@ -271,10 +322,31 @@ class Receiver(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._connections_lock:
+                self._connections.discard(request)
             self._slots.release()
+
+    def close_connections(self) -> None:
+        """Acknowledge nothing more: later requests are answered ``503``, and the open connections (a
+        service keeps its deliveries' connection alive) are shut down, so that a delivery cannot land
+        in a receiver that is stopping and whose queue nobody takes any more."""
+        self.closing.set()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed meanwhile
+
+    def server_close(self) -> None:
+        self.close_connections()
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr; a broken or hostile connection is one debug line

@@ -20,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .. import untrusted
 from ..http import (
     BadRequestError,
     ConflictError,
@@ -148,20 +149,78 @@ class Message:
 
     @classmethod
     def from_json(cls, data: Any) -> "Message":
-        try:
-            return cls(
-                message=str(data["message"]),
-                title=str(data.get("title") or "") or None,
-                link=str(data.get("link") or "") or None,
-                importance=int(data.get("level", 3)),
-                time_sent=int(data["timestamp"]),
-                service=Service.from_json(data["service"]),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProtocolError(f"unexpected message object from the Pushjet server ({exc!r})") from None
+        """Read a message object (of ``GET /message`` or the connector), every field checked: what a
+        server sends is untrusted (:mod:`platypush_ext.untrusted`). Texts may hold any valid Unicode
+        up to 64 Ki characters; the service is named by a well-formed public key; a ``secret`` in
+        its service object is ignored.
+
+        :param data: the message object.
+        :raises ProtocolError: one line naming the bad field.
+        """
+        data = untrusted.mapping(data, "the message")
+        service = untrusted.mapping(untrusted.field(data, "service"), "service")
+        level = data.get("level")
+        return cls(
+            message=untrusted.text(untrusted.field(data, "message"), "message"),
+            title=untrusted.optional_text(data.get("title"), "title"),
+            link=untrusted.optional_text(data.get("link"), "link"),
+            importance=3 if level is None else untrusted.integer(level, "level", minimum=1, maximum=5),
+            time_sent=untrusted.integer(untrusted.field(data, "timestamp"), "timestamp", minimum=0),
+            service=Service(
+                public_key=_public_key_of(untrusted.field(service, "public", "service.public")),
+                name=untrusted.text(untrusted.field(service, "name", "service.name"), "service.name"),
+                icon_url=untrusted.optional_text(service.get("icon"), "service.icon"),
+                created=untrusted.integer(
+                    untrusted.field(service, "created", "service.created"), "service.created", minimum=0
+                ),
+            ),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "service": self.service.to_dict()}
+
+
+def _public_key_of(value: Any) -> str:
+    """A service's public key in a message (what :func:`check_public_key` accepts as an argument)."""
+    try:
+        return check_public_key(value)
+    except InvalidArgumentError:
+        raise untrusted.refused(
+            "service.public", "expected a service public key such as 4be3-eda97a-…", value
+        ) from None
+
+
+#: A valid message object (of ``GET /message``'s ``messages``, or a connector's ``{"message": …}``) and
+#: what each of its fields is, for the hostile-data table (``tests/hostile_data.py``, which walks them);
+#: the roles are those of :data:`platypush_ext.mbed.messages.SPECIMENS`.
+SPECIMENS: dict[str, dict[str, Any]] = {
+    "message": {
+        "element": {
+            "message": "Front door opened",
+            "title": "Home",
+            "link": "https://example.org/door",
+            "level": 4,
+            "timestamp": 1700000000,
+            "service": {
+                "public": "4be3-eda97a-0d7faeab05a0-89403-ad4751c49",
+                "name": "Alerts",
+                "icon": "https://example.org/icon.png",
+                "created": 1690000000,
+            },
+        },
+        "fields": {
+            "message": "text",
+            "title": "text?",
+            "link": "text?",
+            "level": "level?",
+            "timestamp": "count",
+            "service": {
+                "role": "object",
+                "fields": {"public": "identifier", "name": "text", "icon": "text?", "created": "count"},
+            },
+        },
+    }
+}
 
 
 # -- validation ---------------------------------------------------------------

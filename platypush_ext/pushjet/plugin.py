@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from platypush.plugins import RunnablePlugin
 
+from .. import untrusted
 from ..bus import Publisher
 from ..glue import ServicePlugin, action, state_path
 from ..http import InvalidArgumentError, ProtocolError
@@ -27,9 +28,27 @@ from .client import (
     check_uuid,
 )
 from .events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
-from .realtime import POLLING, REALTIME, CrossPathFilter, RealtimeChannel, check_realtime_url
+from .realtime import (
+    POLLING,
+    REALTIME,
+    CrossPathFilter,
+    RealtimeChannel,
+    check_realtime_url,
+    message_of_frame,
+    received,
+)
 
 ServiceConfig = str | Mapping[str, str]
+
+
+def _messages_of(answer: Any) -> list[Any]:
+    """The message objects of a ``GET /message`` answer (each parsed later, on its own).
+
+    :param answer: the decoded answer.
+    :raises ProtocolError: it is not ``{"messages": [...]}``.
+    """
+    answer = untrusted.mapping(answer, "GET /message")
+    return untrusted.array(untrusted.field(answer, "messages", "GET /message: messages"), "GET /message: messages")
 
 
 def _shown(service: Any) -> str:
@@ -443,7 +462,8 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         Fetch a device's new messages. The server marks them read, so each
         message is returned once; it is also posted as a
         :class:`platypush_ext.pushjet.events.PushjetMessageEvent`, as the
-        listener would.
+        listener would. A malformed message is left out (dropped with one log
+        line and counted in ``status``).
 
         :param device: the device UUID (default: the first configured device).
         :return: e.g.
@@ -475,15 +495,21 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
 
         :return: e.g. ``{"base_url": "...", "devices": ["..."], "services": ["alerts"],
             "reachable": true, "path": "realtime", "realtime": {"url": "wss://...",
-            "connected": ["..."], "merged": 0}, "journal": {"pending": 0, "posted": 12,
-            "duplicates": 0}}``. ``path``: how messages arrive now, ``realtime`` when
-            every device is on the connector, else ``polling``; ``realtime`` is
-            ``null`` without a ``realtime_url`` (``merged``: messages that arrived
-            both pushed and polled, posted once); ``duplicates``: deliveries beyond
-            a message's first, e.g. re-posted after a crash.
+            "connected": ["..."], "merged": 0}, "dropped": 1, "recent_drops": [{"id": 7,
+            "element": null, "source": "<device uuid>", "reason": "level: out of range [1, 5]
+            (got 9)"}], "journal": {"pending": 0, "posted": 12, "dropped": 1, "duplicates": 0}}``.
+            ``path``: how messages arrive now, ``realtime`` when every device is on the
+            connector, else ``polling``; ``realtime`` is ``null`` without a ``realtime_url``
+            (``merged``: messages that arrived both pushed and polled, posted once);
+            ``dropped``: the malformed messages the server ever sent, each dropped with one
+            log line; ``recent_drops``: the newest 5; ``duplicates``: deliveries beyond a
+            message's first, e.g. re-posted after a crash.
         """
         connected = [d for d in self._devices if d in self._channels and self._channels[d].up]
         realtime = {"url": self._realtime_url, "connected": connected, "merged": self._paths.duplicates}
+        journal = self.journal
+        counts = journal.counts()
+        recent = [{k: row[k] for k in ("id", "element", "source", "reason")} for row in journal.dropped(limit=5)]
         return {
             "base_url": self._client.base_url,
             "devices": list(self._devices),
@@ -491,15 +517,27 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             "reachable": self._availability.up,
             "path": REALTIME if self._devices and len(connected) == len(self._devices) else POLLING,
             "realtime": realtime if self._realtime_url else None,
-            "journal": self.journal.counts(),
+            "dropped": counts["dropped"],
+            "recent_drops": recent,
+            "journal": counts,
         }
 
     # -- listener ------------------------------------------------------------
 
     def _fetch(self, device: str) -> list[Message]:
-        """Fetch, journal, then post the device's new messages; returns them."""
+        """Fetch, journal, then post the device's new messages; returns those that could be read.
+
+        Each message object of the answer is journaled on its own (one that cannot be read is dropped
+        alone, with one log line); an answer that cannot be read at all (not UTF-8, not JSON, nested
+        too deeply: the fetch was destructive anyway) is journaled as received, then dropped."""
         with self._fetch_lock:
-            payloads = self._paths.admit(POLLING, device, self._client.fetch_message_payloads(device))
+            body = self._client.http.request("GET", "message", params={"uuid": check_uuid(device)}, idempotent=False)
+            try:
+                answer = untrusted.loads(body.content, "GET /message")
+            except ProtocolError:
+                payloads: list[Any] = [received(body.content)]
+            else:
+                payloads = self._paths.admit(POLLING, device, _messages_of(answer))
             if payloads:
                 self.journal.append(device, payloads)
             messages = []
@@ -507,7 +545,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
                 try:
                     messages.append(Message.from_json(payload))
                 except ProtocolError:
-                    pass  # reported by post_pending
+                    pass  # dropped (and logged once) by post_pending
             self.post_pending()
         return messages
 
@@ -520,12 +558,13 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             )
 
     def _events(self, entry: Entry) -> list[PushjetMessageEvent]:
-        """The event of a journaled message (none if it is malformed)."""
+        """The event of a journaled message: a message object, or a connector frame (text) as received.
+        Raises :class:`ProtocolError` (without secrets) for one that cannot be read: the journal drops it."""
         try:
-            message = Message.from_json(entry.payload)
+            payload = entry.payload
+            message = message_of_frame(payload) if isinstance(payload, str) else Message.from_json(payload)
         except ProtocolError as exc:
-            self.logger.warning("pushjet: skipping malformed message %d: %s", entry.id, exc)
-            return []
+            raise ProtocolError(self._client.redact(exc)) from None
         return [
             PushjetMessageEvent(
                 message=message.message,
@@ -541,12 +580,17 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             )
         ]
 
-    def _pushed(self, device: str, payload: dict[str, Any]) -> None:
-        """Journal, then post a message pushed by the connector (unless it arrived polled already)."""
+    def _pushed(self, device: str, frame: str, payload: Any) -> None:
+        """Journal, then post a message frame of the connector as received (unless its message arrived
+        polled already); a frame that cannot be read is journaled too, then dropped.
+
+        :param device: the device it came for.
+        :param frame: the frame's text (:func:`~platypush_ext.pushjet.realtime.received`).
+        :param payload: its message object, ``None`` when it cannot be read.
+        """
         with self._fetch_lock:
-            payloads = self._paths.admit(REALTIME, device, [payload])
-            if payloads:
-                self.journal.append(device, payloads)
+            if payload is None or self._paths.admit(REALTIME, device, [payload]):
+                self.journal.append(device, [frame])
             self.post_pending()
 
     def poll_once(self) -> None:
@@ -600,10 +644,10 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
                 return running
             listener: Listener | None = None
 
-            def deliver(payload: dict[str, Any]) -> None:
+            def deliver(frame: str, payload: Any) -> None:
                 assert listener is not None
                 listener.delivered()  # a connection that brings messages proved itself
-                self._pushed(device, payload)
+                self._pushed(device, frame, payload)
 
             channel = RealtimeChannel(
                 self._realtime_url or "",

@@ -18,6 +18,7 @@ pushed and polled (see its rule), so that it posts a single event.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import logging
 import threading
@@ -27,10 +28,11 @@ from urllib.parse import urlsplit
 
 import websocket
 
-from ..http import InvalidArgumentError, ServiceError, one_line
+from .. import untrusted
+from ..http import InvalidArgumentError, ProtocolError, ServiceError, one_line
 from ..wsclient import MAX_MESSAGE, MessageTooLarge
 from ..wsclient import connect as ws_connect
-from .client import check_uuid
+from .client import Message, check_uuid
 
 logger = logging.getLogger("platypush_ext.pushjet")
 
@@ -61,7 +63,10 @@ class RealtimeChannel:
 
     :param url: the connector, e.g. ``ws://127.0.0.1:8181``.
     :param device: the device uuid.
-    :param deliver: called (in the channel's thread) with each message object pushed.
+    :param deliver: called (in the channel's thread) with each message frame as received (text whose
+        bytes that are not UTF-8 stay as they were, see :func:`received`) and the message object in it
+        (``None`` when the frame cannot be read): also a frame that cannot be read, which may have
+        been a message.
     :param on_ready: called when the connector accepted the device (``{"status": "ok"}``).
     :param connect_timeout: seconds to connect and to get the connector's first answer.
     :param ping_interval: seconds of silence before a ping.
@@ -73,7 +78,7 @@ class RealtimeChannel:
         self,
         url: str,
         device: str,
-        deliver: Callable[[dict[str, Any]], None],
+        deliver: Callable[[str, Any], None],
         on_ready: Callable[[], None],
         *,
         connect_timeout: float = 5.0,
@@ -122,6 +127,9 @@ class RealtimeChannel:
     def _open(self) -> None:
         try:
             ws = ws_connect(self.url, self.connect_timeout, max_message=self.max_message)
+            frames = getattr(ws, "cont_frame", None)
+            if frames is not None:  # a frame that is not UTF-8 is delivered as received (and dropped), not fatal
+                frames.skip_utf8_validation = True
             ws.send(self.device)  # the first text frame: who we are
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             raise RealtimeError(f"cannot reach the Pushjet connector {self.url} ({one_line(exc)})") from None
@@ -142,26 +150,25 @@ class RealtimeChannel:
         return 0.0
 
     def _handle(self, data: bytes) -> None:
-        """One text frame: the status, a message, a subscription change or an error."""
-        text = data.decode("utf-8", "replace")
+        """One text frame: the status, a message, a subscription change or an error. A message frame,
+        and a frame that cannot be read (it may have been one), go to ``deliver`` as received: the
+        plugin journals it, then parses it (:func:`message_of_frame`) or drops it."""
         try:
-            item = json.loads(text)
-        except ValueError:
+            item = untrusted.loads(data, "a frame of the connector")
+        except ProtocolError:
             item = None
-        if not isinstance(item, dict):
-            logger.warning("pushjet: ignoring a frame of the connector that is not a JSON object: %s", one_line(text))
+        if not isinstance(item, dict) or "message" in item:
+            self.deliver(received(data), item.get("message") if isinstance(item, dict) else None)
         elif item.get("status") == "ok" and not self.up:
             self.up = True
             self.on_ready()
-        elif isinstance(item.get("message"), dict):
-            self.deliver(item["message"])
         elif isinstance(item.get("error"), dict):
             error = item["error"]
             if error.get("id") == 1:
                 self._lost(f"the connector refused the device uuid ({one_line(error.get('message'))})")
             logger.warning("pushjet: the connector answered an error: %s", one_line(error.get("message")))
         else:
-            logger.debug("pushjet: connector item %s", one_line(text, 200))  # a subscription change
+            logger.debug("pushjet: connector item %s", one_line(data[:200], 200))  # a subscription change
 
     def _lost(self, reason: str) -> float:
         """Close the connection; raise :class:`RealtimeError` unless the channel is closing."""
@@ -180,6 +187,30 @@ class RealtimeChannel:
         self.stopping.set()
         if ws is not None:
             ws.abort()  # the connector sees the connection end now, not when the process exits
+
+
+def received(data: bytes) -> str:
+    """A received frame as the journal keeps it: its text, where bytes that are not UTF-8 stay as they
+    were (``surrogateescape``), so that :func:`message_of_frame` finds them again and refuses it.
+
+    :param data: the frame's bytes.
+    """
+    return data.decode("utf-8", "surrogateescape")
+
+
+def message_of_frame(text: str) -> Message:
+    """The message of a connector frame ``{"message": {...}}`` kept by :func:`received` (or of an
+    answer of ``GET /message`` that could not be read: refused).
+
+    :param text: the frame.
+    :raises ProtocolError: one line naming what is wrong (not UTF-8, not JSON, not a message…).
+    """
+    try:
+        data: bytes | str = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate of a caller's own text: parsed as text
+        data = text
+    frame = untrusted.mapping(untrusted.loads(data, "the received text"), "the received text")
+    return Message.from_json(untrusted.field(frame, "message"))
 
 
 class CrossPathFilter:
@@ -205,7 +236,8 @@ class CrossPathFilter:
 
     @staticmethod
     def identity(device: str, payload: Any) -> str | None:
-        """The identity of a message object (``None`` when it is not one).
+        """The identity of a message object (``None`` when it is not one, or cannot be told): a
+        digest, so that a message of megabytes is not kept whole for the window.
 
         :param device: the device that received it.
         :param payload: the message object.
@@ -213,7 +245,11 @@ class CrossPathFilter:
         if not isinstance(payload, dict) or not isinstance(payload.get("service"), dict):
             return None
         fields = [payload.get(k) for k in ("timestamp", "message", "title", "link", "level")]
-        return json.dumps([device, payload["service"].get("public"), *fields])
+        try:
+            text = json.dumps([device, payload["service"].get("public"), *fields])
+        except (TypeError, ValueError, RecursionError):  # noqa: BLE001 - unusual data: never merged
+            return None
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def admit(self, path: str, device: str, payloads: list[Any]) -> list[Any]:
         """The payloads that are not duplicates of an arrival by the other path.

@@ -24,7 +24,8 @@ What it reproduces:
 * simulated devices driven by a control API under ``/_sandbox/`` (see
   :meth:`MbedServer.setup_routes` and ``docs/mbed.md``), which can register,
   update, de-register, expire, change values, answer slowly, fail or stay silent,
-  and a "race" switch that delivers an async response *before* its ``202``.
+  and a "race" switch that delivers an async response *before* its ``202``; raw messages
+  (``POST /_sandbox/raw-notification``: bytes sent exactly as given, for hostile-data tests).
 
 Run it alone with ``python -m platypush_ext.sandbox mbed --port 8082 [--api-key KEY]``.
 """
@@ -65,6 +66,8 @@ EVENT_KINDS = (
     "async-responses",
 )
 ASYNC_ID_RE = re.compile(r"^[\w-]{1,40}$")
+#: The kind under which :meth:`MbedServer.enqueue_raw` queues a whole message, sent as it is.
+RAW = "<raw message>"
 V2 = r"(?:/v2)?"  # unversioned paths are the latest version
 
 
@@ -176,6 +179,11 @@ class Device:
                 for r in self.resources.values()
             ],
         }
+
+
+def _body(message: dict[str, Any] | bytes) -> bytes:
+    """A NotificationMessage's bytes on the wire (a raw one as it is)."""
+    return message if isinstance(message, bytes) else json.dumps(message).encode()
 
 
 def _b64(data: bytes) -> str:
@@ -634,6 +642,17 @@ class MbedServer(SandboxServer):
             self._events.append((kind, element))
             self._cond.notify_all()
 
+    def enqueue_raw(self, body: bytes) -> None:
+        """Queue a whole NotificationMessage as bytes, sent exactly as given (even when it is not JSON,
+        not UTF-8 or huge): the next pull answers it, the callback ``PUT``s it, the WebSocket pushes it
+        as one text frame. It is never merged with other queued elements.
+
+        :param body: the message's bytes.
+        """
+        with self._cond:
+            self._events.append((RAW, bytes(body)))
+            self._cond.notify_all()
+
     def queued(self) -> int:
         with self._cond:
             return len(self._events)
@@ -674,12 +693,17 @@ class MbedServer(SandboxServer):
 
     # -- notification channel ------------------------------------------------
 
-    def _take_batch(self, limit: int = 100000) -> dict[str, list[Any]] | None:
-        """Pop queued events into one NotificationMessage (``None`` if none)."""
+    def _take_batch(self, limit: int = 100000) -> dict[str, list[Any]] | bytes | None:
+        """Pop queued events into one NotificationMessage (``None`` if none); a raw message
+        (:meth:`enqueue_raw`) is taken alone, as its bytes."""
         with self._cond:
             if not self._events:
                 return None
-            taken, self._events = self._events[:limit], self._events[limit:]
+            if self._events[0][0] == RAW:
+                self._cond.notify_all()
+                return self._events.pop(0)[1]
+            end = next((i for i, (kind, _) in enumerate(self._events[:limit]) if kind == RAW), limit)
+            taken, self._events = self._events[:end], self._events[end:]
             self._cond.notify_all()
         message: dict[str, list[Any]] = {}
         for kind, element in taken:
@@ -688,9 +712,12 @@ class MbedServer(SandboxServer):
             message.setdefault(kind, []).append(element)
         return message
 
-    def _requeue(self, message: dict[str, list[Any]]) -> None:
+    def _requeue(self, message: dict[str, list[Any]] | bytes) -> None:
         with self._cond:
-            self._events[:0] = [(k, e) for k, elements in message.items() for e in elements]
+            if isinstance(message, bytes):
+                self._events.insert(0, (RAW, message))
+            else:
+                self._events[:0] = [(k, e) for k, elements in message.items() for e in elements]
 
     def _has_channel(self) -> bool:
         return self.channel is not None
@@ -712,7 +739,7 @@ class MbedServer(SandboxServer):
             try:
                 answer = session.put(
                     target["url"],
-                    data=json.dumps(message),
+                    data=_body(message),
                     timeout=(2, 5),
                     headers={"Content-Type": "application/json", **target.get("headers", {})},
                 )
@@ -872,6 +899,7 @@ class MbedServer(SandboxServer):
             ("POST", r"/_sandbox/devices/(?P<ep>[^/]+)/(?P<op>register|update|deregister|expire)", self._ctl_lifecycle),
             ("PUT", r"/_sandbox/devices/(?P<ep>[^/]+)/values(?P<path>/.+)", self._ctl_set_value),
             ("POST", r"/_sandbox/notifications", self._ctl_inject),
+            ("POST", r"/_sandbox/raw-notification", self._ctl_inject_raw),
             ("POST", r"/_sandbox/fleet", self._ctl_fleet),
             ("GET", r"/_sandbox/state", self._ctl_state),
             ("PATCH", r"/_sandbox/config", self._ctl_config),
@@ -962,10 +990,10 @@ class MbedServer(SandboxServer):
             assert self.exchanges is not None
             self.exchanges.append(exchange)
 
-    def _record_message(self, channel: str, message: dict[str, Any]) -> None:
+    def _record_message(self, channel: str, message: dict[str, Any] | bytes) -> None:
         """With ``record``: a NotificationMessage pushed on a callback or WebSocket, as ``MESSAGE <channel>``."""
         if self.exchanges is not None:
-            body = json.dumps(message).encode()
+            body = _body(message)
             with self.lock:
                 self.exchanges.append(Exchange("MESSAGE", channel, {}, "", b"", 0, "application/json", body))
 
@@ -1280,9 +1308,11 @@ class MbedServer(SandboxServer):
                     self._polling = False
         if message is None:
             return Response(204)
+        if isinstance(message, bytes):
+            return Response(200, message, {"Content-Type": "application/json"})
         return json_response(message, compact=False)
 
-    def _hold(self, sock: socket.socket, token: object, wait: bool) -> dict[str, list[Any]] | None:
+    def _hold(self, sock: socket.socket, token: object, wait: bool) -> dict[str, list[Any]] | bytes | None:
         """Hold a poll (under the lock) until events come, ``pull_timeout`` passes, the channel is
         replaced, another poll replaces it or its client goes away; then the batch, or ``None``."""
         generation, deadline = self._channel_generation, time.monotonic() + self.pull_timeout
@@ -1396,7 +1426,7 @@ class MbedServer(SandboxServer):
             if message is not None:
                 try:
                     self._record_message("websocket", message)
-                    sock.sendall(ws_frame(json.dumps(message).encode(), 0x1))
+                    sock.sendall(ws_frame(_body(message), 0x1))
                 except OSError:
                     self._requeue(message)
                     return
@@ -1485,6 +1515,10 @@ class MbedServer(SandboxServer):
         for kind, elements in message.items():
             for element in elements if isinstance(elements, list) else [elements]:
                 self.enqueue(kind, element)
+        return json_response({"queued": self.queued()})
+
+    def _ctl_inject_raw(self, request: Request) -> Response:
+        self.enqueue_raw(request.body)
         return json_response({"queued": self.queued()})
 
     def _ctl_state(self, request: Request) -> Response:

@@ -160,6 +160,14 @@ class _Message:
     link: str
     level: int
     timestamp: int = field(default_factory=lambda: int(time.time()))
+    raw: bytes | None = None  # a message object sent exactly as these bytes (``POST /_sandbox/raw-message``)
+
+    def as_json(self, **options: Any) -> bytes:
+        """The message object's bytes on the wire (a raw one as it is).
+
+        :param options: ``json.dumps``' options.
+        """
+        return self.raw if self.raw is not None else json.dumps(self.as_dict(), **options).encode()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -267,6 +275,7 @@ class PushjetServer(SandboxServer):
         self.route("GET", "/version", lambda r: Response(200, b"7ddb7df", {"Content-Type": "text/html; charset=utf-8"}))
         self.route("GET", "/_sandbox/state", self._state)
         self.route("POST", "/_sandbox/realtime", self._ctl_realtime)
+        self.route("POST", "/_sandbox/raw-message", self._ctl_raw_message)
 
     def describe(self) -> str:
         return (
@@ -411,7 +420,12 @@ class PushjetServer(SandboxServer):
         return _plain(OK)
 
     def _fetch(self, request: Request) -> Response:
-        return _data({"messages": [m.as_dict() for m in self.take_unread(self._uuid(request))]})
+        found = self.take_unread(self._uuid(request))
+        if all(m.raw is None for m in found):
+            return _data({"messages": [m.as_dict() for m in found]})
+        compact = {"sort_keys": True, "separators": (",", ":")}  # as _data, with raw message objects spliced in
+        body = b'{"messages":[' + b",".join(m.as_json(**compact) for m in found) + b"]}"
+        return Response(200, body, {"Content-Type": "application/json"})
 
     def take_unread(self, uuid: str) -> list["_Message"]:
         """The device's unread messages, marked read (``GET /message``; the connector's replay).
@@ -470,6 +484,31 @@ class PushjetServer(SandboxServer):
                 "realtime_connections": self.connector.connected(),
             }
         )
+
+    def add_raw_message(self, public_key: str, body: bytes) -> None:
+        """A message of a service whose object is ``body``, exactly (even when it is not JSON, not
+        UTF-8 or huge): the next ``GET /message`` of its subscribers has it in ``messages``, and the
+        connector pushes it as ``{"message": <body>}``.
+
+        :param public_key: the sending service's public key.
+        :param body: the message object's bytes.
+        """
+        with self.lock:
+            service = next((s for s in self._services.values() if s.public.lower() == public_key.lower()), None)
+            if service is None:
+                raise KeyError(public_key)
+            message = _Message(self._next_message_id, service, "", "", "", 3, raw=bytes(body))
+            self._next_message_id += 1
+            self._messages.append(message)
+        self.connector.publish_message(message)
+
+    def _ctl_raw_message(self, request: Request) -> Response:
+        """``POST /_sandbox/raw-message?service=<public key>`` with any body: see :meth:`add_raw_message`."""
+        try:
+            self.add_raw_message(request.query.get("service", ""), request.body)
+        except KeyError:
+            return json_response({"error": "no service with that public key (?service=...)"}, 404)
+        return json_response({"queued": True})
 
     def _ctl_realtime(self, request: Request) -> Response:
         """``POST /_sandbox/realtime {"up": false, "fault": "drop", "mark_read_delay": 1, "drop_new": true}``:
@@ -644,8 +683,15 @@ class PushjetConnector(SandboxServer):
         """Push an accepted message to the connections subscribed to its service, then mark
         it read for their devices (after :attr:`PushjetServer.mark_read_delay`)."""
         for connection in self._subscribers(message.service.public):
-            if connection.send({"message": message.as_dict()}):
+            if self._push(connection, message):
                 self._mark_read_later(connection.uuid)
+
+    @staticmethod
+    def _push(connection: _Connection, message: _Message) -> bool:
+        """Send ``{"message": …}`` (a raw message object spliced in as it is)."""
+        if message.raw is None:
+            return connection.send({"message": message.as_dict()})
+        return connection.send(None, raw=b'{"message": ' + message.raw + b"}")
 
     def publish_subscription(self, subscription: _Subscription) -> None:
         """Push a subscription change to its device's connections (each toggles its topic)."""
@@ -744,7 +790,7 @@ class PushjetConnector(SandboxServer):
             connection = _Connection(sock, uuid, self.api.topics(uuid), frame)
             connection.send(OK)
             for message in self.api.take_unread(uuid):
-                connection.send({"message": message.as_dict()})
+                self._push(connection, message)
             if self.drop_new:  # a close frame after the status (TCP: the end of the stream)
                 with contextlib.suppress(OSError):
                     if frame is _ws_text:

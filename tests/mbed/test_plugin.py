@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,7 +199,19 @@ def test_malformed_elements_are_skipped_not_the_batch(
         wait_until(lambda: bus.of(MbedNotificationEvent))
     assert [e.args["endpoint"] for e in bus.of(MbedNotificationEvent)] == ["a"]
     assert [e.args["endpoint"] for e in bus.of(MbedDeregistrationEvent)] == ["gone-1"]
-    assert caplog.text.count("skipping a malformed notification element") == 5
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 5 and all(
+        re.match(r"mbed: dropped [\w-]+\[\d\] of entry \d+ from long_poll: ", x) for x in lines
+    )
+    status = run(plugin, "status")[0]
+    assert status["dropped"] == 5 and status["journal"]["dropped"] == 5
+    assert [(d["element"], d["reason"]) for d in status["recent_drops"]] == [
+        ("notifications[3]", "payload: not valid base64 (got '%%%')"),
+        ("notifications[2]", "the element: expected a JSON object (got 'junk')"),
+        ("notifications[0]", "path: missing"),
+        ("de-registrations[0]", "the endpoint name: expected a string (got 42)"),
+        ("async-responses[0]", "id: missing"),
+    ]
 
 
 def test_listener_faults_backoff_and_events_once(
@@ -405,3 +418,44 @@ def ok_status(plugin: MbedPlugin) -> dict[str, Any]:
     output, errors = run(plugin, "status")
     assert errors == []
     return output
+
+
+def test_a_malformed_async_response_is_dropped_and_its_action_ends_at_its_timeout(
+    start_server: Any, bus: RecordingBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An async response the service garbles is dropped (one line, counted): the action waiting for it
+    fails at its own timeout, never later; a well-formed one still answers its action."""
+    server = start_server(MbedServer, api_key=KEY, pull_timeout=0.5, demo_devices=True, record=True)
+    mbed = make_plugin(server)
+    mbed.start()
+    try:
+        bus.wait_for(MbedConnectedEvent)
+        server.set_behaviour("node-001", silent=True)
+        answers: list[Any] = []
+        with caplog.at_level(logging.WARNING):
+            waiting = threading.Thread(
+                target=lambda: answers.append(
+                    run(mbed, "put_resource_value", endpoint="node-001", path="/3311/0/5850", value=1, timeout=2)
+                )
+            )
+            started = time.monotonic()
+            waiting.start()
+            accepted = wait_until(lambda: [e for e in server.exchanges or [] if e.status == 202], timeout=5)
+            async_id = json.loads(accepted[-1].response_body)["async-response-id"]
+            server.enqueue_raw(json.dumps({"async-responses": [{"id": async_id, "status": "2OO"}]}).encode())
+            waiting.join(10)
+        elapsed = time.monotonic() - started
+        ((output, errors),) = answers
+        assert output is None and "no answer from the device within 2 s" in errors[0] and elapsed < 3
+        dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        line = r"mbed: dropped async-responses\[0\] of entry \d+ from long_poll: status: expected a whole number \(got '2OO'\)"
+        assert len(dropped) == 1 and re.fullmatch(line, dropped[0]), dropped
+        assert not [r for r in caplog.records if r.exc_info]
+        assert run(mbed, "status")[0]["dropped"] == 1
+        server.set_behaviour("node-001", silent=False)
+        assert run(mbed, "put_resource_value", endpoint="node-001", path="/3311/0/5850", value=1) == (
+            {"status": 200},
+            [],
+        )
+    finally:
+        mbed.stop()

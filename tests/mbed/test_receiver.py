@@ -354,3 +354,89 @@ def test_header_floods_of_8_connections_cost_no_memory() -> None:
             sock.close()
         server.shutdown()
         server.server_close()
+
+
+# -- issue 18, hostile service data: a body over max_body from the service ---------------------------
+
+
+def test_a_body_over_max_body_from_the_service_is_noted_and_acknowledged_not_refused_for_ever() -> None:
+    """The service answered 413 retries that delivery again and again, ahead of every later message:
+    a body over ``max_body`` (up to MAX_DISCARD) from a sender that proved the secret is read and thrown
+    away, a note of it journaled (the plugin drops and counts it) and answered 204."""
+    from platypush_ext.mbed.receiver import MAX_DISCARD
+
+    recorded: list[bytes] = []
+    notes: list[str] = []
+    server = _Receiver(
+        ("127.0.0.1", 0),
+        PATH,
+        SECRET,
+        max_body=64 * 1024,
+        timeout=2,
+        record=lambda body: recorded.append(body) or len(recorded),
+        record_refused=lambda reason: notes.append(reason) or 100 + len(notes),
+    )
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        body = b"x" * (10 * MIB)
+        process = psutil.Process()
+        before = process.memory_info().rss
+        with connect(server) as sock:
+            sock.sendall(head(str(len(body))))
+            sock.sendall(body)
+            status, _ = answer_keepalive(sock)
+            assert status == 204
+            good = b'{"de-registrations": ["a"]}'
+            sock.sendall(head(str(len(good))) + good)  # the connection goes on
+            assert answer_keepalive(sock)[0] == 204
+        grown = (process.memory_info().rss - before) / MIB
+        assert notes == ["a callback body of 10,485,760 bytes, over callback_max_body (65,536): not kept"]
+        assert recorded == [good] and [server.take(1), server.take(1)] == [101, 1]
+        assert grown < 8, f"{grown:.0f} MiB kept for a body thrown away"
+        with connect(server) as sock:  # beyond what is worth reading: refused before the body
+            sock.sendall(head(str(MAX_DISCARD + 1)))
+            assert answer(sock) == (413, True)
+        with connect(server) as sock:  # the secret first, as for every body
+            sock.sendall(head(str(len(body)), secret="wrong"))
+            assert answer(sock) == (401, True)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_stopped_channel_acknowledges_nothing_more_even_on_a_kept_alive_connection() -> None:
+    """The service keeps its deliveries' connection alive: after the channel stopped, its receiver's
+    handler still answered ``204`` on that connection, and the body waited in a queue nobody read
+    (until some later message of the next run). Now it is refused, and the service delivers it again."""
+    import requests
+
+    from platypush_ext.mbed.channels import CallbackChannel
+
+    class Client:
+        @staticmethod
+        def add_secret(secret: str) -> None:
+            pass
+
+    recorded: list[bytes] = []
+    channel = CallbackChannel(
+        Client(),
+        lambda message, journal_id=None: None,
+        timeout=2,
+        record=lambda body: recorded.append(body) or len(recorded),
+        load=lambda journal_id: recorded[journal_id - 1],
+    )
+    channel._start_receiver()
+    assert channel.receiver is not None
+    session, url = requests.Session(), channel.url
+    headers = {SECRET_HEADER: channel.secret}
+    try:
+        assert session.put(url, data=b'{"n": 1}', headers=headers, timeout=5).status_code == 204
+        channel.stop()
+        try:
+            status = session.put(url, data=b'{"n": 2}', headers=headers, timeout=5).status_code
+        except requests.ConnectionError:
+            status = 0  # the connection was shut down: not acknowledged either
+        assert status in (0, 503) and recorded == [b'{"n": 1}']
+    finally:
+        session.close()
+        channel.close()

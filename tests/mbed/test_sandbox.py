@@ -344,3 +344,28 @@ def test_control_api(server: MbedServer) -> None:
     assert state["channel"] == "long_poll" and state["queued"] == 0
     assert requests.delete(ctl + "/devices/lamp%202", timeout=5).status_code == 204
     assert "lamp 2" not in [d["name"] for d in requests.get(ctl + "/devices", timeout=5).json()["devices"]]
+
+
+def test_raw_notification_is_sent_exactly_as_given_on_every_channel(server: MbedServer) -> None:
+    raw = b'{"notifications": [{"ep": "a", "max-age": 1e400}], "x": "\xff"}'  # neither JSON-clean nor UTF-8
+    drain(server)
+    server.update_registration("node-001")
+    assert api(server, "POST", "/_sandbox/raw-notification", data=raw).json() == {"queued": 2}
+    server.deregister("node-001")
+    first = pull(server)  # what was queued before the raw message, without it
+    assert first.json() == {"reg-updates": [server.devices["node-001"].as_registration()]}
+    second = pull(server)
+    assert second.status_code == 200 and second.content == raw  # alone, byte for byte
+    assert pull(server).json() == {"de-registrations": ["node-001"]}
+    api(server, "DELETE", "/v2/notification/pull")
+    api(server, "PUT", "/v2/notification/websocket")
+    ws_url = server.url.replace("http", "ws") + "/v2/notification/websocket-connect"
+    ws = websocket.create_connection(
+        ws_url, timeout=5, header=[f"Authorization: Bearer {KEY}"], skip_utf8_validation=True
+    )
+    try:
+        server.enqueue_raw(raw)
+        opcode, data = ws.recv_data()
+        assert (opcode, data) == (websocket.ABNF.OPCODE_TEXT, raw)
+    finally:
+        ws.close()

@@ -153,3 +153,23 @@ def test_a_hostile_frame_drops_the_connection_unread(pelion, caplog):
         client.close()
     assert "a frame of 1,073,741,824 bytes announced (at most 1,048,576)" in str(errors[0])
     assert len(str(errors[0])) <= 500 and pelion.sent < 8 << 20  # of 16 MiB offered
+
+
+def test_a_frame_that_is_not_utf8_is_handed_over_as_received_and_the_connection_goes_on(pelion):
+    """websocket-client refused such a text frame with an exception quoting it whole (megabytes in a
+    log line) and the connection was dropped: the frame was lost uncounted, the channel reconnected.
+    Now its bytes are handed over (the plugin journals and drops it) and the next frame follows."""
+    client, received, errors = make_client(pelion), [], []
+    channel = WebSocketChannel(client, received.append, on_down=errors.append, backoff=Backoff(base=0.05, cap=0.2))
+    channel.start_thread()
+    try:
+        wait_until(lambda: pelion._ws_connected, timeout=5)
+        pelion.enqueue_raw(b'{"de-registrations": ["\xff\xfe"]}')
+        pelion.enqueue("de-registrations", "next")
+        wait_until(lambda: len(received) == 2, timeout=5)
+        assert received == [b'{"de-registrations": ["\xff\xfe"]}', b'{"de-registrations": ["next"]}']
+    finally:
+        channel.stop(timeout=5)
+        client.close()
+    wait_until(lambda: CONNECT in pelion.requests, timeout=5)  # a connection is logged once it ended
+    assert errors == [] and sum(1 for r in pelion.requests if r == CONNECT) == 1

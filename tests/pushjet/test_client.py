@@ -214,7 +214,7 @@ def test_malformed_answers(server, client, service, device):
     with pytest.raises(ProtocolError):
         client.get_subscriptions(device)
     server.route("GET", "/weird", lambda r: json_response({"messages": [{"no": "fields"}]}))
-    with pytest.raises(ProtocolError, match="unexpected message object"):
+    with pytest.raises(ProtocolError, match="^service: missing$"):
         Message.from_json(client._call("GET", "weird", key="messages")[0])
 
 
@@ -279,3 +279,39 @@ def test_values_at_the_servers_limits_are_sent(client, server, service, device):
     client.send(service.secret_key, "é" * 32767, title="t" * 300, link="l" * 65535)  # 65,534 bytes; titles truncated
     [message] = client.fetch_messages(device)
     assert message.message == "é" * 32767 and message.title == "t" * 255 and len(message.link or "") == 65535
+
+
+GOOD = {
+    "message": "Door\nopened \u202e",
+    "title": "",
+    "level": 4,
+    "timestamp": 1700000000,
+    "service": {"public": "4be3-eda97a-0d7faeab05a0-89403-ad4751c49", "name": "Alerts", "created": 1},
+}
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"level": 9}, "level: out of range [1, 5] (got 9)"),
+        ({"level": "4"}, "level: expected a whole number (got '4')"),
+        ({"timestamp": 1e400}, "timestamp: expected a whole, finite number (got inf)"),
+        ({"timestamp": float("nan")}, "timestamp: expected a whole, finite number (got nan)"),
+        ({"message": ["x"]}, "message: expected a string (got a JSON array of 1 items)"),
+        ({"title": "a\ud800"}, "title: not valid Unicode (a lone surrogate at character 1)"),
+        ({"link": "x" * 70_000}, "link: longer than 65,536 characters (70,000)"),
+        ({"service": {**GOOD["service"], "public": "a\nb"}}, "service.public: expected a service public key"),
+        ({"service": {**GOOD["service"], "created": True}}, "service.created: expected a whole number (got True)"),
+        ({"service": "Alerts"}, "service: expected a JSON object (got 'Alerts')"),
+    ],
+)
+def test_message_objects_are_checked_field_by_field(change, error):
+    with pytest.raises(ProtocolError) as raised:
+        Message.from_json({**GOOD, **change})
+    assert str(raised.value).startswith(error)
+
+
+def test_a_message_keeps_its_free_text_and_never_a_secret_of_its_service():
+    message = Message.from_json({**GOOD, "service": {**GOOD["service"], "secret": "0" * 32}, "extra": 1})
+    assert message.message == "Door\nopened \u202e" and message.title is None and message.importance == 4
+    assert message.service.secret_key is None and "0" * 32 not in repr(message.to_dict())

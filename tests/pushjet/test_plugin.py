@@ -224,18 +224,27 @@ def test_listener_survives_faults_without_losing_messages_or_busy_looping(plugin
     assert outage >= 1.4
 
 
-def test_malformed_answer_is_survived(plugin, bus, server, remote, alerts):
+def test_malformed_answer_is_dropped_and_counted(plugin, bus, server, remote, alerts, device, caplog):
     """A malformed answer to the destructive fetch: the server already marked those
-    messages read, so they are lost (a limit of the Pushjet protocol, documented);
-    the listener reports the failure and later messages flow again."""
+    messages read, so they are lost (a limit of the Pushjet protocol, documented). It is
+    journaled as received and dropped with one log line, counted; it is no failed
+    exchange (no backoff, no disconnected event), and later messages flow at once."""
     plugin.start()
     bus.wait_for(PushjetConnectedEvent)
     server.faults.add("malformed", count=1, method="GET", path="/message")
-    remote.send(alerts.secret_key, "in the garbled answer")
-    bus.wait_for(PushjetDisconnectedEvent, timeout=10)
-    bus.wait_for(PushjetConnectedEvent, 2, timeout=10)
-    remote.send(alerts.secret_key, "after")
-    assert [e.args["message"] for e in bus.wait_for(PushjetMessageEvent, 1, timeout=10)] == ["after"]
+    with caplog.at_level(logging.WARNING):
+        remote.send(alerts.secret_key, "in the garbled answer")
+        wait_until(lambda: ok(plugin.status())["dropped"] == 1)
+        remote.send(alerts.secret_key, "after")
+        assert [e.args["message"] for e in bus.wait_for(PushjetMessageEvent, 1, timeout=10)] == ["after"]
+    assert not bus.of(PushjetDisconnectedEvent)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("platypush_ext")] == [
+        f"pushjet: dropped entry 1 from {device}: ProtocolError: the received text is not JSON at character 14 "
+        """('{"malformed": tru')"""
+    ]
+    (drop,) = ok(plugin.status())["recent_drops"]
+    reason = """ProtocolError: the received text is not JSON at character 14 ('{"malformed": tru')"""
+    assert drop == {"id": 1, "element": None, "source": device, "reason": reason}
 
 
 def test_outage_is_logged_once(plugin, bus, server, caplog):

@@ -13,6 +13,7 @@ import struct
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 import requests
@@ -168,12 +169,16 @@ class Channel:
     """A :class:`RealtimeChannel` run by a thread, recording what it got and its errors."""
 
     def __init__(self, url: str, device: str, **options):
-        self.messages: list[dict] = []
+        self.messages: list[dict] = []  # the message objects of the frames that could be read
+        self.unreadable: list[str] = []  # the frames that could not (as received)
         self.errors: list[str] = []
         self.ready = threading.Event()
-        self.channel = RealtimeChannel(url, device, self.messages.append, self.ready.set, **options)
+        self.channel = RealtimeChannel(url, device, self._deliver, self.ready.set, **options)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _deliver(self, frame: str, payload: Any) -> None:
+        (self.unreadable.append(frame) if payload is None else self.messages.append(payload))
 
     def _run(self) -> None:
         deadline = time.monotonic() + 30
@@ -214,10 +219,11 @@ def test_channel_detects_a_stall_and_a_drop_and_reconnects_without_loss(server, 
     server.connector.fault("drop")
     wait_until(lambda: len(channel.errors) == 2)
     assert "connection lost" in channel.errors[1]
-    server.connector.fault("garbage")  # on the new connection: ignored
+    wait_until(lambda: channel.channel.up)  # reconnected
+    server.connector.fault("garbage")  # on the new connection: handed over as received (the plugin drops it)
     remote.send(alerts.secret_key, "after")
     wait_until(lambda: len(channel.messages) == 2)
-    assert len(channel.errors) == 2
+    assert len(channel.errors) == 2 and channel.unreadable == ["}{ not JSON \x01"]
     channel.close()
 
 
@@ -256,13 +262,18 @@ def test_channel_survives_a_hostile_connector(start_server, device, caplog):
         b'{"error": {"id": 7, "message": "odd\\nerror"}}',
         b'{"message": {"message": "kept"}}',
         b'{"something": "else"}',
+        b'{"message": "\xff not UTF-8"}',  # the library would have closed the connection, quoting it whole
+        b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ]
     hostile = start_server(HostileConnector)
     channel = Channel(f"ws://127.0.0.1:{hostile.port}/", device)
     wait_until(lambda: channel.errors)
     assert channel.errors[0].endswith("the connector closed the connection")
-    assert channel.messages[0] == {"message": "kept"}
-    assert "not a JSON object: [1, 2]" in caplog.text and "an error: odd\\nerror" in caplog.text
+    assert channel.messages == [{"message": "kept"}]
+    # what cannot be read (it may have been a message) is handed over as received: the plugin drops it
+    assert channel.unreadable[:2] == ["[1, 2]", '{"message": "\udcff not UTF-8"}']
+    assert len(channel.unreadable) == 3 and len(channel.unreadable[2]) == 200_013
+    assert "an error: odd\\nerror" in caplog.text
     HostileConnector.frames = [b'{"error": {"id": 1, "message": "Invalid client uuid"}}']
     wait_until(lambda: any("refused the device uuid (Invalid client uuid)" in e for e in channel.errors))
     channel.close()

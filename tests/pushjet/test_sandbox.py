@@ -282,3 +282,31 @@ def test_keys_and_uuids_are_compared_ignoring_case(api, service):
     assert [m["message"] for m in api("GET", "message", params={"uuid": dev}).json()["messages"]] == ["hi"]
     assert api("DELETE", "service", data={"secret": upper_secret}).status_code == 200
     assert api("GET", "service", params={"service": service["public"]}).status_code == 404
+
+
+def test_raw_message_is_fetched_and_pushed_exactly_as_given(api, server, service):
+    import websocket
+
+    dev, other = device(), device()
+    for uuid_ in (dev, other):
+        api("POST", "subscription", params={"uuid": uuid_}, data={"service": service["public"]})
+    ws = websocket.create_connection(server.realtime_url, timeout=5, skip_utf8_validation=True)
+    try:
+        ws.send(other)
+        assert json.loads(ws.recv()) == {"status": "ok"}
+        api("POST", "message", data={"secret": service["secret"], "message": "before"})
+        raw = b'{"message": "x", "timestamp": 1e400, "bad": "\xff"}'
+        assert api("POST", "_sandbox/raw-message", params={"service": service["public"]}, data=raw).json() == {
+            "queued": True
+        }
+        assert json.loads(ws.recv())["message"]["message"] == "before"
+        assert ws.recv_data() == (websocket.ABNF.OPCODE_TEXT, b'{"message": ' + raw + b"}")
+    finally:
+        ws.close()
+    fetched = api("GET", "message", params={"uuid": dev})
+    assert fetched.headers["Content-Type"] == JSON
+    head, tail = fetched.content.split(b"," + raw)  # spliced in as it is, after the other message
+    assert json.loads(head + b"]}")["messages"][0]["message"] == "before" and tail == b"]}"
+    assert api("GET", "message", params={"uuid": dev}).text == '{"messages":[]}'
+    unknown = api("POST", "_sandbox/raw-message", params={"service": "nope"}, data=b"{}")
+    assert unknown.status_code == 404
