@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from .bus import Publisher
-from .http import one_line
+from .http import ProtocolError, one_line
 from .storage import connect
 
 logger = logging.getLogger("platypush_ext.journal")
@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS rejected (
     PRIMARY KEY (entry, element)
 ) WITHOUT ROWID;
 """
+
+#: Made once the columns are there: counting the states reads this index, not the (large) payloads.
+_INDEXES = "CREATE INDEX IF NOT EXISTS entries_state ON entries (posted_at, dropped, deliveries);"
 
 #: Columns added to ``entries`` since its first version (added to an older file when it opens):
 #: why an entry was dropped (``NULL``: it was not), how many events its last post had.
@@ -111,12 +114,14 @@ class _Ready(NamedTuple):
 
 
 def _describe(exc: BaseException) -> str:
-    """Why a build failed, in one line of at most :data:`REASON_LENGTH` characters."""
+    """Why a build failed, in one line of at most :data:`REASON_LENGTH` characters: a
+    :class:`ProtocolError`'s text (bad data, said as a refused element is), else the
+    exception's class and text (a surprise)."""
     try:
         text = one_line(exc, REASON_LENGTH)
     except Exception:  # noqa: BLE001 - an exception whose text cannot be had
         text = "(no text)"
-    return one_line(f"{type(exc).__name__}: {text}", REASON_LENGTH)
+    return text if isinstance(exc, ProtocolError) else one_line(f"{type(exc).__name__}: {text}", REASON_LENGTH)
 
 
 def _key(event: Any) -> str | None:
@@ -154,6 +159,7 @@ class Journal:
         self._db = connect(path)
         self._db.executescript(_SCHEMA)
         self._migrate()
+        self._db.executescript(_INDEXES)
         self._adopt_legacy()
         self.recovered = self._recover()
         self._db.execute("INSERT OR REPLACE INTO state VALUES ('open', '0')")
@@ -261,7 +267,7 @@ class Journal:
         """
         with self._lock:
             row = self._db.execute("SELECT id, source, payload FROM entries WHERE id = ?", (entry_id,)).fetchone()
-        return Entry(row[0], row[1], json.loads(row[2])) if row else None
+        return Entry(row[0], row[1], _decoded(row[2])) if row else None  # a dropped one: None (cut short)
 
     def pending(self, limit: int = 500) -> list[Entry]:
         """Entries not delivered yet, oldest first (one whose payload cannot be decoded: ``None``).
@@ -422,6 +428,15 @@ class Journal:
             ).fetchall()
         keys = ("id", "element", "source", "reason", "journaled_at", "payload")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def drops(self, recent: int = 5) -> dict[str, Any]:
+        """What a plugin's ``status`` shows of what was dropped: ``{"dropped": <count, all time>,
+        "recent_drops": [{"id", "element", "source", "reason"}, …]}`` (the newest ``recent``).
+
+        :param recent: how many of the newest to list.
+        """
+        listed = [{k: row[k] for k in ("id", "element", "source", "reason")} for row in self.dropped(recent)]
+        return {"dropped": self.counts()["dropped"], "recent_drops": listed}
 
     def post_pending(
         self, publisher: Publisher, build: Callable[[Entry], list[Any]], stop: threading.Event, timeout: float = 10.0

@@ -802,9 +802,6 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             channel type that could not be removed; ``entities``: the shown endpoints and the
             requests made for them, ``null`` when disabled)
         """
-        journal = self.journal
-        counts = journal.counts()
-        recent = [{k: row[k] for k in ("id", "element", "source", "reason")} for row in journal.dropped(limit=5)]
         return {
             "base_url": self._client.base_url,
             "api": "pelion" if self._client.pelion else "connector",
@@ -813,9 +810,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             "channel_error": self._channel.failure if self._channel is not None else None,
             "reachable": self._availability.up,
             "events_posted": self.events_posted,
-            "dropped": counts["dropped"],
-            "recent_drops": recent,
-            "journal": counts,
+            **self.journal.drops(),
+            "journal": self.journal.counts(),
             "entities": self._publish_all(),
         }
 

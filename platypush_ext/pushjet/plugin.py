@@ -507,9 +507,6 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         """
         connected = [d for d in self._devices if d in self._channels and self._channels[d].up]
         realtime = {"url": self._realtime_url, "connected": connected, "merged": self._paths.duplicates}
-        journal = self.journal
-        counts = journal.counts()
-        recent = [{k: row[k] for k in ("id", "element", "source", "reason")} for row in journal.dropped(limit=5)]
         return {
             "base_url": self._client.base_url,
             "devices": list(self._devices),
@@ -517,9 +514,8 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             "reachable": self._availability.up,
             "path": REALTIME if self._devices and len(connected) == len(self._devices) else POLLING,
             "realtime": realtime if self._realtime_url else None,
-            "dropped": counts["dropped"],
-            "recent_drops": recent,
-            "journal": counts,
+            **self.journal.drops(),
+            "journal": self.journal.counts(),
         }
 
     # -- listener ------------------------------------------------------------

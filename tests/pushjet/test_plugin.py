@@ -239,11 +239,11 @@ def test_malformed_answer_is_dropped_and_counted(plugin, bus, server, remote, al
         assert [e.args["message"] for e in bus.wait_for(PushjetMessageEvent, 1, timeout=10)] == ["after"]
     assert not bus.of(PushjetDisconnectedEvent)
     assert [r.getMessage() for r in caplog.records if r.name.startswith("platypush_ext")] == [
-        f"pushjet: dropped entry 1 from {device}: ProtocolError: the received text is not JSON at character 14 "
+        f"pushjet: dropped entry 1 from {device}: the received text is not JSON at character 14 "
         """('{"malformed": tru')"""
     ]
     (drop,) = ok(plugin.status())["recent_drops"]
-    reason = """ProtocolError: the received text is not JSON at character 14 ('{"malformed": tru')"""
+    reason = """the received text is not JSON at character 14 ('{"malformed": tru')"""
     assert drop == {"id": 1, "element": None, "source": device, "reason": reason}
 
 
