@@ -20,7 +20,6 @@ import dataclasses
 import datetime
 import email.utils
 import functools
-import json
 import logging
 import math
 import os
@@ -56,6 +55,7 @@ __all__ = [
     "ServiceError",
     "ServiceTimeoutError",
     "Timeouts",
+    "error_payload",
     "html_title",
     "one_line",
     "parse_json",
@@ -372,16 +372,49 @@ ErrorFactory = Callable[[int, str, Any], "ErrorDetails | None"]
 
 
 def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -> Any:
-    """The JSON body of ``response`` (whatever its content type), or :class:`ProtocolError`."""
+    """The JSON body of ``response`` (whatever its content type), read as untrusted input
+    (:func:`platypush_ext.untrusted.loads`: UTF-8, as RFC 8259 requires): a body that is not
+    JSON, not UTF-8 or nested too deeply is a one-line :class:`ProtocolError`, secrets masked."""
+    from . import untrusted  # it builds on this module's errors
+
     try:
-        return json.loads(response.content.decode(response.encoding or "utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        snippet = redactor.text(response.content[:80].decode("utf-8", "replace"))
+        return untrusted.loads(response.content, f"{endpoint}: the answer (HTTP {response.status_code})")
+    except ProtocolError as exc:
         raise ProtocolError(
-            f"{endpoint}: the service answered {response.status_code} with a body that is not JSON ({snippet!r})",
-            status=response.status_code,
-            endpoint=endpoint,
+            one_line(redactor.text(exc.message)), status=response.status_code, endpoint=endpoint
         ) from None
+
+
+#: The most bytes of an error answer read for its message (the rest is not read).
+MAX_ERROR_BODY = 64 * 1024
+#: The most characters of a server's own message kept in an error.
+MAX_SERVER_MESSAGE = 300
+
+
+def _error_body(response: requests.Response) -> bytes:
+    """The start of an error answer's body (at most :data:`MAX_ERROR_BODY` bytes, also of a streamed
+    one); ``b""`` when it cannot be read."""
+    try:
+        return next(response.iter_content(MAX_ERROR_BODY), b"")[:MAX_ERROR_BODY]
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError):
+        return b""
+
+
+def error_payload(body: bytes) -> Any:
+    """What an error answer says, for :func:`server_message` and the services' error tables: its
+    JSON; else its text (an HTML page, a plain sentence); ``None`` when it is neither (not UTF-8,
+    JSON too deep to read, a truncated JSON text)."""
+    from . import untrusted
+
+    try:
+        return untrusted.loads(body, "the error answer")
+    except ProtocolError:
+        pass
+    try:
+        text = body.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+    return None if text.startswith(("{", "[")) else text
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -655,13 +688,10 @@ class HttpClient:
         """The error of an error answer: the class and hint from the service's table, one message format
         (``ENDPOINT: HTTP status: server message (hint)``), every text redacted."""
         status = response.status_code
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = response.text[:500]
+        payload = error_payload(_error_body(response))
         details = (self.error_factory(status, endpoint, payload) if self.error_factory else None) or ErrorDetails()
-        message = _server_message(payload)
-        message = self.redactor.text(message) if message else None  # reused in logs, events, dead letters
+        message = _server_message(payload)  # reused in logs, events, dead letters: redacted, one short line
+        message = one_line(self.redactor.text(message), MAX_SERVER_MESSAGE) if message else None
         text = f"{endpoint}: HTTP {status}" + (f": {message}" if message else "")
         if details.hint:
             text += f" ({details.hint})"
@@ -762,14 +792,20 @@ MAX_ERROR_LENGTH = 500
 
 _HTML_RE = re.compile(r"<(?:!doctype|html|head|body|title)\b", re.I)
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
-# C0/C1 controls, DEL, line/paragraph separators, and the bidirectional marks, embeddings and overrides
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, DEL, line/paragraph separators, the bidirectional marks, embeddings and overrides,
+# and lone surrogates (a str holds no other surrogate; escaped, the text is valid Unicode)
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+#: How far into an HTML page its ``<title>`` is looked for.
+_TITLE_WINDOW = 8192
+
+
 def html_title(text: str) -> str | None:
-    """The ``<title>`` of an HTML page, whitespace collapsed (``None`` without one)."""
-    match = _TITLE_RE.search(text)
+    """The ``<title>`` of an HTML page (looked for in its first 8 KiB), whitespace collapsed
+    (``None`` without one)."""
+    match = _TITLE_RE.search(text[:_TITLE_WINDOW])
     title = " ".join(match.group(1).split()) if match else ""
     return title or None
 
@@ -804,23 +840,32 @@ def one_line(text: Any, limit: int = MAX_ERROR_LENGTH) -> str:
     return text[:head] + note + (text[-tail:] if tail else "")
 
 
-def _server_message(payload: Any) -> str | None:
-    """Best-effort extraction of a human message from an error body."""
+#: The keys of an error object that may hold the server's message, in order.
+_MESSAGE_KEYS = ("message", "error_description", "error", "detail", "reason", "type")
+#: How deep :func:`_server_message` looks into nested error objects.
+_MESSAGE_DEPTH = 4
+
+
+def _server_message(payload: Any, depth: int = 0) -> str | None:
+    """Best-effort extraction of a human message from an error body (a JSON object, in nested
+    objects down to :data:`_MESSAGE_DEPTH` levels, or a text; an HTML page gives its title)."""
     if isinstance(payload, Mapping):
-        for key in ("message", "error_description", "error", "detail", "reason", "type"):
+        if depth > _MESSAGE_DEPTH:
+            return None
+        for key in _MESSAGE_KEYS:
             value = payload.get(key)
-            if isinstance(value, str) and value:
+            if isinstance(value, str) and value.strip():
                 return value
             if isinstance(value, Mapping):
-                nested = _server_message(value)
+                nested = _server_message(value, depth + 1)
                 if nested:
                     return nested
         return None
     if isinstance(payload, str):
         text = payload.strip()
         if text.startswith("<"):  # an HTML error page
-            return html_title(text)
-        return text[:200] or None
+            return html_title(text[:MAX_ERROR_BODY])
+        return text[:MAX_ERROR_BODY] or None
     return None
 
 

@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .http import ProtocolError, one_line
+from .http import ProtocolError, html_title, one_line
 
 __all__ = [
     "MAX_ITEMS",
@@ -99,8 +99,14 @@ def loads(data: str | bytes | bytearray, what: str = "the answer") -> Any:
     except ValueError as exc:  # JSONDecodeError, or an integer beyond Python's digit limit
         position = getattr(exc, "pos", None)
         where = f" at character {position:,}" if isinstance(position, int) else ""
-        start = data.lstrip()[:EXCERPT]
-        raise ProtocolError(one_line(f"{what} is not JSON{where} ({start!r})")) from None
+        raise ProtocolError(one_line(f"{what} is not JSON{where} ({_start(data)!r})")) from None
+
+
+def _start(text: str) -> str:
+    """How a text that is not JSON begins: its first characters, or an HTML page's title."""
+    start = text.lstrip()[:EXCERPT]
+    title = html_title(text) if start.startswith("<") else None
+    return f"[HTML page: {title}]" if title else start
 
 
 def field(data: Mapping[str, Any], key: str, name: str | None = None) -> Any:
