@@ -657,10 +657,34 @@ class HttpClient:
         response.close()
         return None, error, exchange.idempotent, retry_after
 
-    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """:meth:`request`, then the body parsed as JSON (any content type)."""
+    def request_json(self, method: str, path: str, *, parse: Callable[[Any], Any] | None = None, **kwargs: Any) -> Any:
+        """:meth:`request`, then the body parsed as JSON (any content type), then ``parse(body)``
+        (a service's model: every bad field is a :class:`ProtocolError`, given the endpoint here).
+
+        :param method: the HTTP method.
+        :param path: relative to the base URL (or an absolute URL).
+        :param parse: what reads the JSON (default: it is returned as it is).
+        :param kwargs: the other arguments of :meth:`request`.
+        """
         response = self.request(method, path, **kwargs)
-        return parse_json(response, self.endpoint(method, self.url(path)), self.redactor)
+        endpoint = self.endpoint(method, self.url(path))
+        data = parse_json(response, endpoint, self.redactor)
+        return data if parse is None else self.parsed(data, parse, endpoint, response.status_code)
+
+    def parsed(self, data: Any, parse: Callable[[Any], Any], endpoint: str, status: int | None = None) -> Any:
+        """``parse(data)``; its :class:`ProtocolError` (a refused field) is raised again naming the
+        endpoint, in one line, secrets masked.
+
+        :param data: what the service answered (decoded JSON, or text).
+        :param parse: the model that reads it.
+        :param endpoint: ``METHOD /path`` of the request.
+        :param status: the answer's status.
+        """
+        try:
+            return parse(data)
+        except ProtocolError as exc:
+            text = one_line(self.redactor.text(f"{endpoint}: {exc.message}"))
+            raise ProtocolError(text, status=status, endpoint=endpoint) from None
 
     def endpoint(self, method: str, url: str) -> str:
         """``METHOD /path?query`` of ``url``, secrets masked (for messages and logs)."""

@@ -3,7 +3,7 @@
 :data:`CALLS` holds, for each action that sends a request and parses the answer, a call that
 works against the sandbox (its setup step makes what the call consumes: a service to delete, a
 pending entry to push…); :data:`NO_ANSWER` names every other action with the reason. Each call
-is recorded against the sandbox (:attr:`SandboxServer.answers`) to learn its exchanges; then
+is recorded against the sandbox (:attr:`SandboxServer.recording`) to learn its exchanges; then
 every answer of every exchange is made hostile in turn with the sandbox's ``body`` fault:
 
 * each JSON field, walked recursively (nested objects, and the first item of each array: the
@@ -493,13 +493,15 @@ def _answers(world: World, call: Call) -> list[tuple[int, Answer]]:
     servers = world.servers[call.plugin]
     args = call.setup(world)
     for server in servers:
-        server.answers = []
+        server.recording = []
     try:
         output, errors = world.run(call.plugin, call.action, **args)
     finally:
-        found = [(i, a) for i, s in enumerate(servers) for a in (s.answers or []) if not a.path.startswith(BACKGROUND)]
+        found = [
+            (i, a) for i, s in enumerate(servers) for a in (s.recording or []) if not a.path.startswith(BACKGROUND)
+        ]
         for server in servers:
-            server.answers = None
+            server.recording = None
     assert not errors, f"the valid call {call.name} failed: {errors}"
     return sorted(found, key=lambda pair: pair[1].at)
 
@@ -697,7 +699,7 @@ def run_case(world: World, case: Case, records: list[logging.LogRecord]) -> tupl
         world.rebuild(call.plugin)
         return [f"the setup failed: {str(exc)[:300]}"], True
     for each in servers:
-        each.answers = []
+        each.recording = []
     servers[target.server].faults.add("body", method=target.method, path=target.prefix, skip=target.skip, **case.fault)
     records.clear()
     started = time.monotonic()
@@ -709,8 +711,8 @@ def run_case(world: World, case: Case, records: list[logging.LogRecord]) -> tupl
     used = not servers[target.server].faults.armed()
     for each in servers:
         each.faults.clear()
-        _harvest(each.answers or [], world.secrets)
-        each.answers = None
+        _harvest(each.recording or [], world.secrets)
+        each.recording = None
     if elapsed > SLOW:
         found.append(f"answered after {elapsed:.1f} s")
     failures = take_failures()

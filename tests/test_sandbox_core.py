@@ -191,11 +191,11 @@ def test_a_body_fault_that_does_not_fit_the_answer_fails_the_test(echo: Echo) ->
 
 def test_answers_are_recorded_as_sent_when_asked(echo: Echo) -> None:
     requests.get(echo.url + "/echo", timeout=TIMEOUT)
-    assert echo.answers is None
-    echo.answers = []
+    assert echo.recording is None
+    echo.recording = []
     _doc(echo, pointer="/messages/0/level", value=4)
     requests.get(echo.url + "/stream", timeout=TIMEOUT)
     requests.get(echo.url + "/_sandbox/health", timeout=TIMEOUT)  # the control API is not the service's
-    doc, stream = echo.answers
+    doc, stream = echo.recording
     assert (doc.method, doc.path, doc.status, doc.headers["X-Kept"]) == ("GET", "/doc", 201, "yes")
     assert b'"level":4' in (doc.body or b"") and stream.body is None and doc.at < stream.at

@@ -37,7 +37,7 @@ the new value is ``value`` (any JSON) or ``json``, a JSON text put in as it is
 replace the whole body. The status and headers stay the handler's unless
 ``status`` / ``headers`` are given (``Content-Length`` always fits the new body).
 
-With :attr:`SandboxServer.answers` set to a list, every answer of the service's
+With :attr:`SandboxServer.recording` set to a list, every answer of the service's
 API is appended to it as an :class:`Answer` (status, headers and body as sent).
 
 A handler ends with a chosen error answer by raising :class:`Abort` (each
@@ -374,7 +374,7 @@ class FaultInjector:
 
 @dataclass(frozen=True)
 class Answer:
-    """One answer of a server, as sent (see :attr:`SandboxServer.answers`).
+    """One answer of a server, as sent (see :attr:`SandboxServer.recording`).
 
     :ivar body: the body's bytes (``None`` for a streamed body, not kept).
     :ivar at: ``time.monotonic_ns()`` when it was sent (orders the answers of several servers).
@@ -446,7 +446,7 @@ class SandboxServer:
         #: the raw request targets (``/path?query``), to check what travels in URLs
         self.targets: list[str] = []
         #: set to a list to record every answer of the service's API (:class:`Answer`); ``None``: not recorded
-        self.answers: list[Answer] | None = None
+        self.recording: list[Answer] | None = None
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -568,7 +568,7 @@ class SandboxServer:
                 response = self._rewritten(request, response, fault)
         request.drain()
         self._record(method, path, response.status)
-        answers = self.answers
+        answers = self.recording
         if answers is not None and not path.startswith("/_sandbox/"):
             body = bytes(response.body) if isinstance(response.body, (bytes, bytearray)) else None
             answers.append(Answer(method, path, response.status, dict(response.headers), body, time.monotonic_ns()))
