@@ -301,7 +301,7 @@ def url(value: Any, name: str, *, secret: bool = False) -> str:
     :param name: the field's name in the error.
     :param secret: whether it grants access (a signed upload URL).
     """
-    if not isinstance(value, str) or len(value) > MAX_URL or not _URL_RE.match(value):
+    if not isinstance(value, str) or len(value) > MAX_URL or not value.isascii() or not _URL_RE.match(value):
         if secret and isinstance(value, str):
             raise refused(name, "expected an http(s) URL")
         raise refused(name, "expected an http(s) URL", value)

@@ -69,8 +69,10 @@ BASE64_FIELDS = frozenset({"payload", "payload-b64"})
 #: Field names whose values are secrets (never to be shown): harvested from every answer.
 SECRET_FIELDS = frozenset({"secret", "accesstoken", "refreshtoken", "apikey", "password", "token"})
 TEN_MIB = 10 << 20
-#: A JSON string of 10 MiB (one object, shared by every case that uses it).
+#: A JSON string of 10 MiB (one object, shared by every case that uses it), and one just over
+#: the limit of any text field.
 TEN_MIB_JSON = '"' + "x" * TEN_MIB + '"'
+OVER_LIMIT_JSON = '"' + "x" * (MAX_TEXT + 1) + '"'
 
 HTML_PAGE = (
     "<!DOCTYPE html>\r\n<html><head><title>502 Bad\r\n Gateway</title></head>"
@@ -255,8 +257,10 @@ class Call:
 
     :ivar plugin: the plugin configuration (a key of :attr:`World.plugins`).
     :ivar label: tells calls of one action apart.
-    :ivar inside: JSON pointers (``*`` for any array index) whose insides belong to another
-        table (the events' one): the value is mutated, not walked into.
+    :ivar inside: JSON pointers (``*`` for any array index) whose insides are walked elsewhere
+        (by another call, or by the events' table): the value is mutated, not walked into.
+    :ivar walk: the exchanges (their indexes) whose answers' fields are walked (``None``: all);
+        the others get the whole-body cases only, as their request and model are another call's.
     """
 
     plugin: str
@@ -264,6 +268,7 @@ class Call:
     setup: Setup
     label: str = ""
     inside: tuple[str, ...] = ()
+    walk: tuple[int, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -371,16 +376,17 @@ CALLS: list[Call] = [
     Call("pushjet", "mark_read", fixed()),
     # Ge.tt
     Call("gett", "get_user", fixed()),
-    Call("gett", "get_user", _expired_tokens, "login"),
+    # the 401, then the login (its user: get_user's model), then GET /users/me again (get_user's)
+    Call("gett", "get_user", _expired_tokens, "login", inside=("/user",), walk=(0, 1)),
     Call("gett", "get_shares", fixed(limit=1)),
-    Call("gett", "get_shares_list", fixed(limit=1)),
+    Call("gett", "get_shares_list", fixed(limit=1), walk=()),  # get_shares' request and model
     Call("gett", "get_share", lambda w: {"sharename": w.share}),
-    Call("gett", "refresh_share", lambda w: {"sharename": w.share}),
+    Call("gett", "refresh_share", lambda w: {"sharename": w.share}, walk=()),  # get_share's
     Call("gett", "create_share", fixed(title="hostile")),
     Call("gett", "update_share", lambda w: {"sharename": w.share, "title": "listing"}),
     Call("gett", "destroy_share", _new_share),
     Call("gett", "get_file", _files),
-    Call("gett", "refresh_file", _files),
+    Call("gett", "refresh_file", _files, walk=()),  # get_file's
     Call("gett", "destroy_file", _new_file),
     Call("gett", "upload_url", _files),
     Call("gett", "upload_file", fixed(filename="up.txt", data="hello", title="uploads")),
@@ -582,13 +588,13 @@ def mutations(pointer: str, value: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "removed", {"pointer": pointer, "op": "remove"}
     for other, sample in SAMPLES.items():
         if other != kind:
-            yield f"a {other}", {"pointer": pointer, "value": sample}
+            yield f"{'an' if other[0] in 'aeiou' else 'a'} {other}", {"pointer": pointer, "value": sample}
     if kind == "number":
         for text in ("1e400", "-1e400", "NaN"):
             yield text, {"pointer": pointer, "json": text}
     if kind in ("string", "null"):
         text = value if isinstance(value, str) else "x"
-        yield "10 MiB", {"pointer": pointer, "json": TEN_MIB_JSON}
+        yield "over the text limit", {"pointer": pointer, "json": OVER_LIMIT_JSON}
         yield "a lone surrogate", {"pointer": pointer, "json": json.dumps(text[:20])[:-1] + '\\ud800"'}
         yield "NUL, CR LF, bidi", {"pointer": pointer, "value": text + CONTROL}
         if pointer.rsplit("/", 1)[-1] in BASE64_FIELDS:
@@ -598,14 +604,17 @@ def mutations(pointer: str, value: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def cases_of(call: Call, exchanges: list[Exchange]) -> Iterator[Case]:
-    """Every case of one call."""
-    for exchange in exchanges:
-        document = exchange.document
-        if document is not ...:
+    """Every case of one call. The first text field of an answer gets 10 MiB, the others a text just
+    over the limit of any text (:data:`MAX_TEXT`): refused alike, without 10 MiB to send and parse each."""
+    for index, exchange in enumerate(exchanges):
+        document, huge = exchange.document, True
+        if document is not ... and (call.walk is None or index in call.walk):
             if isinstance(document, dict):
                 yield Case(call, exchange, "an extra field", {"pointer": "/hostile-extra", "op": "add", "value": "x"})
             for pointer, value in fields(document, call.inside):
                 for label, fault in mutations(pointer, value):
+                    if huge and fault.get("json") is OVER_LIMIT_JSON:
+                        label, fault, huge = "10 MiB", {**fault, "json": TEN_MIB_JSON}, False
                     yield Case(call, exchange, f"{pointer} {label}", fault)
         for label, fault in GARBAGE.items():
             if exchange.status not in (204, 301, 302, 303, 307, 308):  # no body allowed / read
@@ -628,8 +637,12 @@ MAX_DEPTH = 32
 SLOW = 5.0
 
 
-def output_problems(output: Any, depth: int = 0) -> list[str]:
-    """What makes an output not well-formed (see the module's docstring)."""
+#: The outputs that may hold longer texts: the file contents of Ge.tt's inline downloads (16 MiB, base64).
+LONG_TEXTS = {"data": (16 << 20) * 4 // 3 + 4}
+
+
+def output_problems(output: Any, depth: int = 0, limit: int = MAX_TEXT) -> list[str]:
+    """What makes an output not well-formed (see the module's docstring); ``limit``: of a text."""
     if depth > MAX_DEPTH:
         return [f"output nested more than {MAX_DEPTH} levels deep"]
     if output is None or isinstance(output, bool):
@@ -639,7 +652,7 @@ def output_problems(output: Any, depth: int = 0) -> list[str]:
     if isinstance(output, float):
         return [] if math.isfinite(output) else [f"an output number {output!r}"]
     if isinstance(output, str):
-        if len(output) > MAX_TEXT:
+        if len(output) > limit:
             return [f"an output text of {len(output):,} characters"]
         try:
             output.encode("utf-8")
@@ -650,9 +663,12 @@ def output_problems(output: Any, depth: int = 0) -> list[str]:
         return [p for item in output for p in output_problems(item, depth + 1)][:3]
     if isinstance(output, Mapping):
         keys = [] if all(isinstance(k, str) for k in output) else ["an output key that is not a string"]
-        return (
-            keys + [p for k, v in output.items() for p in output_problems(k, depth + 1) + output_problems(v, depth + 1)]
-        )[:3]
+        found = [
+            p
+            for k, v in output.items()
+            for p in output_problems(k, depth + 1) + output_problems(v, depth + 1, LONG_TEXTS.get(k, MAX_TEXT))
+        ]
+        return (keys + found)[:3]
     return [f"an output of type {type(output).__name__}"]
 
 

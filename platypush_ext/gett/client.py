@@ -57,6 +57,8 @@ logger = logging.getLogger("platypush_ext.gett")
 
 #: Bytes read or written at a time by transfers.
 CHUNK_SIZE = 1 << 20
+#: The largest thumbnail accepted from the blob host (Ge.tt's are small scaled images).
+MAX_THUMBNAIL = 1 << 20
 #: Headers of blob downloads: the stored bytes as they are, not a compressed copy of them.
 BLOB_HEADERS = {"Accept-Encoding": "identity"}
 NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
@@ -919,7 +921,10 @@ class GettClient(ServiceClient):
         try:
             with os.fdopen(fd, "wb") as out:
                 response, endpoint = self._open_blob(sharename, fileid, thumb)
-                self._stream(response, endpoint, out.write, progress, cancel, None if thumb else stored_size)
+                sink = (
+                    _bounded(out.write, MAX_THUMBNAIL, f"the thumbnail of {sharename}/{fileid}") if thumb else out.write
+                )
+                self._stream(response, endpoint, sink, progress, cancel, None if thumb else stored_size)
             _publish(tmp, destination, overwrite)
         except OSError as exc:  # the disk is full, the destination is a folder… (requests' errors are converted)
             raise GettError(f"cannot write {destination}: {exc.strerror or exc}") from None
@@ -939,8 +944,11 @@ class GettClient(ServiceClient):
         stored_size: int | None = None,
     ) -> bytes:
         """A file's (or its thumbnail's) bytes, untouched (as :meth:`download`, the size Ge.tt records
-        checked: ``stored_size``, else from the file's metadata); refuses files larger than ``max_size``."""
+        checked: ``stored_size``, else from the file's metadata); refuses files larger than ``max_size``
+        (thumbnails larger than :data:`MAX_THUMBNAIL`)."""
         sharename, fileid = check_sharename(sharename), check_fileid(fileid)
+        if thumb:
+            max_size = min(max_size, MAX_THUMBNAIL)
         if not thumb and stored_size is None:
             stored_size = self.get_file(sharename, fileid).size
         if stored_size is not None and stored_size > max_size:
@@ -953,16 +961,25 @@ class GettClient(ServiceClient):
             response.close()
             raise GettError(f"{sharename}/{fileid} has {size} bytes, more than {max_size}: download it to a path")
         parts: list[bytes] = []
-        received = [0]
-
-        def keep(chunk: bytes) -> None:
-            received[0] += len(chunk)
-            if received[0] > max_size:
-                raise GettError(f"{sharename}/{fileid} is larger than {max_size} bytes: download it to a path")
-            parts.append(chunk)
-
+        if thumb:
+            keep = _bounded(parts.append, max_size, f"the thumbnail of {sharename}/{fileid}")
+        else:
+            keep = _bounded(parts.append, max_size, f"{sharename}/{fileid}", ": download it to a path")
         self._stream(response, endpoint, keep, None, cancel, None if thumb else stored_size)
         return b"".join(parts)
+
+
+def _bounded(sink: Callable[[bytes], Any], limit: int, what: str, hint: str = "") -> Callable[[bytes], None]:
+    """``sink`` that refuses more than ``limit`` bytes in all (:class:`GettError` naming ``what``, then ``hint``)."""
+    received = [0]
+
+    def keep(chunk: bytes) -> None:
+        received[0] += len(chunk)
+        if received[0] > limit:
+            raise GettError(f"{what} is larger than {limit} bytes{hint}")
+        sink(chunk)
+
+    return keep
 
 
 def _content_length(response: requests.Response) -> int | None:

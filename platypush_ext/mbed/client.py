@@ -575,7 +575,10 @@ def _async_response_id(body: Any) -> str:
     """The id of a ``202 {"async-response-id": ...}`` answer."""
     body = untrusted.mapping(body, "the answer")
     name = "async-response-id"
-    return untrusted.text(untrusted.field(body, name), name, limit=1024, empty=False)
+    async_id = untrusted.text(untrusted.field(body, name), name, limit=1024, empty=False)
+    if not async_id.isprintable():  # it is matched with the device's answer: no control characters
+        raise untrusted.refused(name, "expected printable characters", async_id)
+    return async_id
 
 
 def _cached_value(endpoint: str, path: str, response: requests.Response) -> ResourceValue:
@@ -598,9 +601,13 @@ def _utf8(content: bytes) -> str:
         raise untrusted.refused("the answer", f"not UTF-8 text (byte {exc.start})") from None
 
 
+#: The longest version text of ``GET /`` (e.g. ``DeviceServer v3.0.0-520\nREST version = v2``).
+MAX_VERSION_TEXT = 1024
+
+
 def _version_text(content: bytes) -> str:
     """The text of ``GET /``."""
-    return untrusted.text(_utf8(content), "the answer")
+    return untrusted.text(_utf8(content), "the answer", limit=MAX_VERSION_TEXT)
 
 
 def _versions(body: Any) -> list[str]:

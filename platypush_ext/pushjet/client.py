@@ -187,6 +187,14 @@ class Message:
         return {**asdict(self), "service": self.service.to_dict()}
 
 
+def _new_service(data: Any) -> Service:
+    """The service ``POST /service`` created: with its secret (the only time the server tells it)."""
+    service = Service.from_json(data)
+    if service.secret_key is None:
+        raise untrusted.refused("service.secret", "missing (the new service's secret key)")
+    return service
+
+
 def _subscriptions(items: Any) -> list[Subscription]:
     """The ``subscriptions`` array of ``GET /subscription``."""
     items = untrusted.array(items, "subscriptions")
@@ -323,7 +331,7 @@ class PushjetClient(ServiceClient):
         form = {"name": check_name(name)}
         if icon_url:
             form["icon"] = _check_text(icon_url, "icon_url", required=False)
-        service = self._call("POST", "service", key="service", parse=Service.from_json, data=form)
+        service = self._call("POST", "service", key="service", parse=_new_service, data=form)
         self.add_secret(service.secret_key)
         return service
 
