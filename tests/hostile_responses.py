@@ -780,7 +780,14 @@ def run(world: World, cases: list[Case], budget: float = 3600.0) -> Report:
 
 
 def main() -> int:
+    import argparse
+
     import tests.conftest  # noqa: F401  (Platypush's Config in a throw-away folder)
+
+    parser = argparse.ArgumentParser(description="The table of hostile answers, in-process; prints the counts.")
+    parser.add_argument("--budget", type=float, default=3600, help="seconds for the cases (the rest are not run)")
+    parser.add_argument("--failures", type=int, default=60, help="how many failed cases to list")
+    options = parser.parse_args()
 
     folder = tempfile.mkdtemp(prefix="hostile-responses-")
     from platypush.config import Config
@@ -795,7 +802,7 @@ def main() -> int:
         started = time.monotonic()
         cases = table(world)
         recorded = time.monotonic() - started
-        report = run(world, cases)
+        report = run(world, cases, options.budget)
     finally:
         world.stop()
         redis.stop()
@@ -803,7 +810,7 @@ def main() -> int:
     for _, found in report.failed:
         for kind in {re.sub(r"[0-9,.]+|\(.*|: .*", "N", problem) for problem in found}:
             kinds[kind] = kinds.get(kind, 0) + 1
-    for name, found in report.failed[:60]:
+    for name, found in report.failed[: options.failures]:
         print(f"  {name}: {'; '.join(sorted(set(found)))}"[:400])
     for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]):
         print(f"  {count:5d}  {kind}")
