@@ -15,9 +15,12 @@ from typing import Any, Iterator
 import pytest
 from platypush.config import Config
 
+from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from tests import hostile, hostile_responses
 from tests.hostile_responses import CALLS, NO_ANSWER, World
 from tests.support import RedisServer
+
+needs_redis = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +111,27 @@ def test_a_case_that_breaks_a_rule_is_reported(world: World, tmp_path: Path) -> 
         report.failed[0][1]
     ), report.failed
     assert world.plugins["nikdev"] is not plugin
+
+
+@needs_redis
+def test_a_sample_over_execute_of_a_real_platypush(world: World, tmp_path: Path) -> None:
+    """One whole-body case per service, over ``/execute`` of a real Platypush with the installed bundle."""
+    config = {**world.services.config, "mbed": {**world.services.config["mbed"], "channel": "none"}}
+    deep = "[" * 100_000 + "]" * 100_000
+    samples = [
+        (world.services.pushjet, "/subscription", "pushjet.get_subscriptions", {}),
+        (world.services.gett, "/1/users/me", "gett.get_user", {}),
+        (world.services.nikdev, "/api/v1/values/", "nikdev.get_values", {"fields": ["temp"]}),
+        (world.services.mbed, "/v2/endpoints", "mbed.get_endpoints", {}),
+    ]
+    started = time.monotonic()
+    with PlatypushProcess(config, tmp_path / "platypush") as platypush:
+        for server, path, action, args in samples:
+            server.faults.add("body", method="GET", path=path, raw=deep)
+            errors = platypush.execute(action, **args).get("errors") or []
+            assert len(errors) == 1 and "is nested too deeply to be read" in errors[0], (action, errors)
+            assert not hostile.problems(None, None, errors, world.secrets), errors  # type: ignore[arg-type]
+            platypush.run(action, **args)  # the next call works
+        log = platypush.log_path.read_text(errors="replace")
+    assert "Traceback" not in log and not [s for s in world.secrets if s in log]
+    print(f"over /execute: {len(samples)} cases in {time.monotonic() - started:.1f} s, Platypush's start included")
