@@ -57,8 +57,8 @@ EXCERPT = 60
 #: The most characters of a credential (a token, a key) or a URL.
 MAX_TOKEN = 4096
 MAX_URL = 8192
-_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no space
-_URL_RE = re.compile(r"^https?://[^/?#\s]+(?:[/?#][\x21-\x7e]*)?$", re.IGNORECASE)
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space (matched whole: fullmatch)
+_URL_RE = re.compile(r"https?://[^/?#\s]+(?:[/?#][\x21-\x7e]*)?", re.IGNORECASE)
 
 T = TypeVar("T")
 
@@ -283,7 +283,7 @@ def secret(value: Any, name: str, *, check: Callable[[Any], Any] | None = None, 
     """
     if not isinstance(value, str) or not value:
         raise refused(name, "expected a non-empty string", value if not isinstance(value, str) else ...)
-    if len(value) > limit or not _TOKEN_RE.match(value):
+    if len(value) > limit or not _TOKEN_RE.fullmatch(value):
         raise refused(name, f"expected up to {limit:,} printable ASCII characters without spaces")
     if check is not None:
         try:
@@ -301,7 +301,7 @@ def url(value: Any, name: str, *, secret: bool = False) -> str:
     :param name: the field's name in the error.
     :param secret: whether it grants access (a signed upload URL).
     """
-    if not isinstance(value, str) or len(value) > MAX_URL or not value.isascii() or not _URL_RE.match(value):
+    if not isinstance(value, str) or len(value) > MAX_URL or not value.isascii() or not _URL_RE.fullmatch(value):
         if secret and isinstance(value, str):
             raise refused(name, "expected an http(s) URL")
         raise refused(name, "expected an http(s) URL", value)

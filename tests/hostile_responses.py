@@ -10,7 +10,8 @@ every answer of every exchange is made hostile in turn with the sandbox's ``body
   items of one array share one shape): removed; each other JSON type (a string, a number, a
   boolean, ``null``, an array, an object); a number also ``1e400``, ``-1e400`` and ``NaN``; a
   string (or a ``null``) also 10 MiB, a lone surrogate (``"\\ud800"``), NUL/CR/LF/bidirectional
-  characters, and invalid base64 where the field is base64; each object an extra field;
+  characters, a trailing line break, and invalid base64 where the field is base64; each object an
+  extra field;
 * the whole body, at the answer's own status and as a ``400`` error: not JSON, not UTF-8,
   nesting 100,000 deep, error objects nested 900 deep (the JSON parser reads them; a recursive
   reader may not), an HTML error page, empty, 10 MiB.
@@ -597,6 +598,7 @@ def mutations(pointer: str, value: Any) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "over the text limit", {"pointer": pointer, "json": OVER_LIMIT_JSON}
         yield "a lone surrogate", {"pointer": pointer, "json": json.dumps(text[:20])[:-1] + '\\ud800"'}
         yield "NUL, CR LF, bidi", {"pointer": pointer, "value": text + CONTROL}
+        yield "a trailing line break", {"pointer": pointer, "value": text + "\n"}  # what re's $ lets through
         if pointer.rsplit("/", 1)[-1] in BASE64_FIELDS:
             yield "invalid base64", {"pointer": pointer, "value": "not base64!"}
     if kind == "object":

@@ -86,12 +86,13 @@ def test_the_fields_of_an_answer_are_walked_to_the_first_item_of_each_array() ->
         "over the text limit",
         "a lone surrogate",
         "NUL, CR LF, bidi",
+        "a trailing line break",
     ]
     exchange = hostile_responses.Exchange(hostile_responses.Target(0, "GET", "/", 0), 200, "", b'{"a": "x", "b": "y"}')
     call = hostile_responses.Call("gett", "get_user", hostile_responses.fixed())
     labels = [case.label for case in hostile_responses.cases_of(call, [exchange])]
-    assert ("/a 10 MiB", "/b over the text limit") == (labels[7], labels[16])  # 10 MiB once per answer
-    assert len(labels) == 1 + 2 * 9 + 2 * 7  # an extra field, 9 per text field, 7 garbage bodies × 2 statuses
+    assert ("/a 10 MiB", "/b over the text limit") == (labels[7], labels[17])  # 10 MiB once per answer
+    assert len(labels) == 1 + 2 * 10 + 2 * 7  # an extra field, 10 per text field, 7 garbage bodies × 2 statuses
 
 
 def test_a_case_that_breaks_a_rule_is_reported(world: World, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from platypush_ext import untrusted
 from platypush_ext.http import (
     AuthError,
     BadRequestError,
@@ -382,3 +383,35 @@ def test_a_streamed_error_answer_is_read_no_further_than_its_start(start_server)
     with pytest.raises(ServerError):
         client(endless, retry=RetryPolicy(attempts=1)).request("GET", "blob", stream=True)
     assert time.monotonic() - started < 2
+
+
+# -- the checks of platypush_ext.untrusted that the service models use -------------------------
+
+
+@pytest.mark.parametrize(
+    "check, value, message",
+    [
+        (
+            lambda v: untrusted.secret(v, "token"),
+            "t0ken\n",
+            "token: expected up to 4,096 printable ASCII characters without spaces",
+        ),
+        (
+            lambda v: untrusted.secret(v, "token"),
+            "a b",
+            "token: expected up to 4,096 printable ASCII characters without spaces",
+        ),
+        (lambda v: untrusted.secret(v, "token"), "", "token: expected a non-empty string"),
+        (lambda v: untrusted.url(v, "u"), "http://h/x\n", "u: expected an http(s) URL (got 'http://h/x\\n')"),
+        (lambda v: untrusted.url(v, "u", secret=True), "ftp://h/?sig=s3cr3t", "u: expected an http(s) URL"),
+        (lambda v: untrusted.url(v, "u"), "http://h\u00e9/", "u: expected an http(s) URL (got 'http://hé/')"),
+        (lambda v: untrusted.text(v, "h", quote=False), 12345, "h: expected a string"),
+        (lambda v: untrusted.identifier(v, "id", int, "digits"), "4a", "id: expected digits (got '4a')"),
+        (lambda v: untrusted.identifier(v, "id", int, "digits"), "", "id: empty"),
+    ],
+)
+def test_the_untrusted_checks_refuse_in_one_line_naming_the_field(check, value, message):
+    with pytest.raises(ProtocolError) as caught:
+        check(value)
+    assert str(caught.value) == message
+    assert untrusted.secret("t0ken", "token") == "t0ken" and untrusted.url("https://h/p?q=1", "u") == "https://h/p?q=1"

@@ -311,7 +311,7 @@ def _acknowledged(answer: Any) -> None:
 
 def check_sharename(sharename: Any) -> str:
     """A share name (letters and digits), or :class:`InvalidArgumentError`."""
-    if not isinstance(sharename, str) or not NAME_RE.match(sharename):
+    if not isinstance(sharename, str) or not NAME_RE.fullmatch(sharename):
         raise InvalidArgumentError(f"invalid sharename {sharename!r}: expected letters and digits, e.g. '4dsfd'")
     return sharename
 
@@ -320,7 +320,7 @@ def check_fileid(fileid: Any) -> str:
     """A file id as a string (an integer is accepted and converted), or :class:`InvalidArgumentError`."""
     if isinstance(fileid, int) and not isinstance(fileid, bool) and fileid >= 0:
         fileid = format(fileid, "d")
-    if not isinstance(fileid, str) or not NAME_RE.match(fileid):
+    if not isinstance(fileid, str) or not NAME_RE.fullmatch(fileid):
         raise InvalidArgumentError(f"invalid fileid {fileid!r}: expected a string id such as '0' or '2f'")
     return fileid
 

@@ -460,7 +460,7 @@ _CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:\
 
 def check_content_type(content_type: Any) -> str:
     """A MIME type such as ``text/plain`` or ``application/json; charset=utf-8`` (it goes into a header)."""
-    if not isinstance(content_type, str) or len(content_type) > 200 or not _CONTENT_TYPE_RE.match(content_type):
+    if not isinstance(content_type, str) or len(content_type) > 200 or not _CONTENT_TYPE_RE.fullmatch(content_type):
         raise InvalidArgumentError("content_type must be a MIME type such as 'text/plain' or 'application/json'")
     return content_type
 

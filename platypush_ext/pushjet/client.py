@@ -216,7 +216,7 @@ def _messages(items: Any) -> list[Any]:
 
 def check_uuid(device: Any) -> str:
     """A device UUID in canonical (lowercase) form, or :class:`InvalidArgumentError`."""
-    if not isinstance(device, str) or not UUID_RE.match(device):
+    if not isinstance(device, str) or not UUID_RE.fullmatch(device):
         raise InvalidArgumentError(
             f"invalid device UUID {device!r}: expected 8-4-4-4-12 hexadecimal digits, e.g. from uuid.uuid4()"
         )
@@ -224,7 +224,7 @@ def check_uuid(device: Any) -> str:
 
 
 def check_public_key(public_key: Any) -> str:
-    if not isinstance(public_key, str) or not PUBLIC_KEY_RE.match(public_key):
+    if not isinstance(public_key, str) or not PUBLIC_KEY_RE.fullmatch(public_key):
         raise InvalidArgumentError(
             f"invalid service public key {public_key!r}: expected 40 characters such as "
             "'4be3-eda97a-0d7faeab05a0-89403-ad4751c49'"
@@ -235,7 +235,7 @@ def check_public_key(public_key: Any) -> str:
 def check_secret_key(secret_key: Any) -> str:
     if not secret_key:
         raise InvalidArgumentError("this operation needs the service's secret key, and none was given")
-    if not isinstance(secret_key, str) or not SECRET_KEY_RE.match(secret_key):
+    if not isinstance(secret_key, str) or not SECRET_KEY_RE.fullmatch(secret_key):
         raise InvalidArgumentError("invalid secret key: expected 32 letters or digits")  # never echo it
     return secret_key
 

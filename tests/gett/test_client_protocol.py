@@ -190,3 +190,21 @@ def test_upload_urls_are_http_urls_and_never_quoted(server: ScriptedGett) -> Non
         assert str(failure.value) == "GET /1/files/abc/0/upload: upload.puturl: expected an http(s) URL"
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("sharename", ["abc\n", "abc\r\n", "a/b", "", "x" * 65])
+def test_a_share_name_is_refused_as_an_argument_and_from_the_service_alike(
+    server: ScriptedGett, sharename: str
+) -> None:
+    from platypush_ext.gett.client import check_sharename
+    from platypush_ext.http import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        check_sharename(sharename)  # a trailing line break passed (re.match with $)
+    server.answers[("GET", "/1/shares/abc")] = {"sharename": sharename, "files": []}
+    client = make_client(server)
+    try:
+        with pytest.raises(ProtocolError, match="^GET /1/shares/abc: share.sharename: "):
+            client.get_share("abc")
+    finally:
+        client.close()

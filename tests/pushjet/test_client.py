@@ -346,3 +346,18 @@ def test_an_error_id_of_any_kind_is_an_error_of_its_status(server, client, code)
     with pytest.raises(PushjetBadRequest) as caught:
         client.send(UNKNOWN_SECRET, "hello")
     assert str(caught.value) == "POST /message: HTTP 400: Rejected" and caught.value.code is None
+
+
+def test_keys_and_uuids_with_a_trailing_line_break_are_refused(server, client, service):
+    from platypush_ext.pushjet.client import check_public_key, check_secret_key, check_uuid
+
+    for check, value in [
+        (check_uuid, str(uuid.uuid4())),
+        (check_public_key, service.public_key),
+        (check_secret_key, "a" * 32),
+    ]:
+        with pytest.raises(InvalidArgumentError):
+            check(value + "\n")  # passed: re.match with $ matches before a final line break
+    server.faults.add("body", path="/service", pointer="/service/public", value=service.public_key + "\n")
+    with pytest.raises(ProtocolError, match="service.public: expected a public key"):
+        client.get_service(public_key=service.public_key)
