@@ -16,21 +16,30 @@ every answer of every exchange is made hostile in turn with the sandbox's ``body
   nesting 100,000 deep, error objects nested 900 deep (the JSON parser reads them; a recursive
   reader may not), an HTML error page, empty, 10 MiB.
 
-A mutation whose outcome cannot depend on the field is tried once per answer rather than per
-field: nesting 100,000 deep stops the JSON parser before any field is read (the whole-body
-case), and ``1e400`` in a field that holds no number is the wrong type "number", tried already.
+Mutations that are equivalent for a field do not multiply: nesting 100,000 deep stops the JSON
+parser before any field is read (tried once per answer, as a whole body); ``1e400`` in a field
+that holds no number is the wrong type "number", tried already; 10 MiB goes into the first text
+field of each answer, the others get a text just over the limit of any text (65,537 characters,
+refused by the same check without 10 MiB to send and parse each time). Calls whose request and
+model are another call's (``refresh_share`` is ``get_share``…) get the whole-body cases only
+(:attr:`Call.walk`), and an object that another call walks is not walked again (:attr:`Call.inside`).
 
 Each case runs in-process, through each plugin's ``run`` (Platypush's own action machinery),
 with one set of servers and plugins for the whole table. A case passes when the answer is a
-well-formed output (JSON-serialisable, finite numbers within 64 bits, texts of valid Unicode of
-at most 65,536 characters, no secret) or one error of one line of at most 500 characters without
+well-formed output (JSON-serialisable, nested at most 32 levels, finite numbers within 64 bits,
+texts of valid Unicode of at most 65,536 characters — a Ge.tt inline download's ``data`` up to its
+16 MiB —, no secret) or one error of one line of at most 500 characters without
 a traceback or a secret (the rules of :mod:`tests.hostile`), no log record of the call has a
 traceback, a line break, more than 1,000 characters or a secret, and the next normal call of the
 same action works.
 
-Alone, it prints the counts (e.g. against an older checkout on ``PYTHONPATH``)::
+A case whose answer is slower than 5 s breaks the rules too; a plugin that a case left broken (its
+next normal call failed or was slow) is replaced by a new one for the next cases.
 
-    python -m tests.hostile_responses
+Alone, it prints the counts (e.g. against an older checkout first on ``sys.path``; the sandbox
+core must be this one, for its ``body`` fault)::
+
+    python -m tests.hostile_responses [--budget SECONDS] [--failures N]
 """
 
 from __future__ import annotations
