@@ -563,8 +563,9 @@ def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
 
 #: What an endpoint name (or Pelion device id) from the service must be: what actions take.
 ENDPOINT = "an endpoint name (a non-empty string)"
-#: The most bytes of a resource value read from the service's cache (its base64 is at most ``MAX_TEXT``).
-MAX_VALUE_BYTES = untrusted.MAX_TEXT // 4 * 3
+#: The most bytes of a resource value read from the service's cache: 64 KiB, as a value that comes
+#: through the notification channel (its base64 payload is at most 87,384 characters).
+MAX_VALUE_BYTES = 64 * 1024
 #: The most devices of one directory page (Pelion's ``limit`` is at most 1000).
 MAX_PAGE = 1000
 #: The limits ``GET /v2/limits`` reports (others are left out).

@@ -114,7 +114,9 @@ class Service:
             ),
             name=untrusted.text(untrusted.field(data, "name", f"{where}.name"), f"{where}.name"),
             icon_url=untrusted.optional_text(data.get("icon"), f"{where}.icon"),
-            created=untrusted.integer(untrusted.field(data, "created", f"{where}.created"), f"{where}.created"),
+            created=untrusted.integer(
+                untrusted.field(data, "created", f"{where}.created"), f"{where}.created", minimum=0
+            ),
             secret_key=secret_key,
         )
 
@@ -147,10 +149,12 @@ class Subscription:
             service=Service.from_json(untrusted.field(data, "service", f"{where}.service"), where=f"{where}.service"),
             device_uuid=untrusted.identifier(uuid, f"{where}.uuid", check_uuid, "a device UUID"),
             time_subscribed=untrusted.integer(
-                untrusted.field(data, "timestamp", f"{where}.timestamp"), f"{where}.timestamp"
+                untrusted.field(data, "timestamp", f"{where}.timestamp"), f"{where}.timestamp", minimum=0
             ),
             last_checked=untrusted.integer(
-                untrusted.field(data, "timestamp_checked", f"{where}.timestamp_checked"), f"{where}.timestamp_checked"
+                untrusted.field(data, "timestamp_checked", f"{where}.timestamp_checked"),
+                f"{where}.timestamp_checked",
+                minimum=0,
             ),
         )
 

@@ -601,7 +601,7 @@ def test_the_answer_to_a_listing_holds_only_its_checked_fields(client: MbedClien
 def test_a_resource_read_from_the_cache_is_bounded_and_typed(polling: MbedClient, server: MbedServer) -> None:
     assert polling.get_resource_value("node-001", "/3/0/1").value == "Mbed"  # cached from now on
     server.faults.add("body", path="/v2/endpoints/node-001/3/0/1", raw="x" * (10 << 20))
-    with pytest.raises(ProtocolError, match=r"/3/0/1: the value: more than 49,152 bytes \(10,485,760\)$"):
+    with pytest.raises(ProtocolError, match=r"/3/0/1: the value: more than 65,536 bytes \(10,485,760\)$"):
         polling.get_resource_value("node-001", "/3/0/1")
     server.faults.add("body", path="/v2/endpoints/node-001/3/0/1", raw="x", headers={"Content-Type": "a\x7fb"})
     with pytest.raises(ProtocolError, match="Content-Type: expected a MIME type"):
