@@ -212,7 +212,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str | None] = ()):
         self._values: set[str] = set()
         self._lock = threading.Lock()
-        self._pattern: re.Pattern[str] | None = None
+        self._longest_first: tuple[str, ...] = ()
         for value in secrets:
             self.add(value)
 
@@ -221,10 +221,10 @@ class Redactor:
         if not isinstance(value, str) or len(value) < 4:
             return
         with self._lock:
-            for form in {value, quote(value, safe=""), quote_plus(value, safe="")}:  # as it may appear in URLs
-                if form not in self._values:
-                    self._values.add(form)
-                    self._pattern = None
+            forms = {value, quote(value, safe=""), quote_plus(value, safe="")} - self._values  # as in URLs
+            if forms:
+                self._values |= forms
+                self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
 
     def add_from(self, mapping: Mapping[str, Any] | None) -> None:
         """Register the values of the secret-named keys of ``mapping``."""
@@ -237,14 +237,14 @@ class Redactor:
     def text(self, text: Any) -> str:
         """``text`` with every known secret value and every URL signature (``sig=…``) masked."""
         text = _SIGNATURE_RE.sub(r"\1" + MASK, str(text))
-        with self._lock:
-            if not self._values:
-                return text
-            if self._pattern is None:
-                values = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(v) for v in values))
-            pattern = self._pattern
-        return pattern.sub(MASK, text)
+        # only the secrets the text holds go into the pattern: a client that learnt many (a service
+        # created per call, a token per login) does not pay for all of them on every line
+        present = [value for value in self._longest_first if value in text]
+        if not present:
+            return text
+        if len(present) == 1:
+            return text.replace(present[0], MASK)
+        return re.sub("|".join(re.escape(v) for v in present), MASK, text)
 
     def url(self, url: str) -> str:
         """``url`` with secret query parameters and known secret values masked."""

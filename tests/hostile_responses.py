@@ -683,21 +683,24 @@ def output_problems(output: Any, depth: int = 0, limit: int = MAX_TEXT) -> list[
     return [f"an output of type {type(output).__name__}"]
 
 
+#: A secret-named field of a JSON text, and its value (found in one pass over a body of any size).
+_SECRET_FIELD_RE = re.compile(
+    rb'"(?:%s)"\s*:\s*"((?:[^"\\]|\\.){8,1024})"' % b"|".join(re.escape(n.encode()) for n in sorted(SECRET_FIELDS))
+)
+
+
 def _harvest(answers: list[Answer], into: list[str]) -> None:
     """Add the secrets of ``answers`` (their secret-named fields, and the part before a control
-    character) to ``into``."""
+    character or a lone surrogate, as a mutation left it) to ``into``."""
     for answer in answers:
-        if not answer.body or not any(name.encode() in answer.body for name in SECRET_FIELDS):
-            continue
-        try:
-            document = json.loads(answer.body)
-        except ValueError:
-            continue
-        for pointer, value in fields(document):
-            if pointer.rsplit("/", 1)[-1] in SECRET_FIELDS and isinstance(value, str):
-                secret = re.split(r"[\x00-\x1f\u202e\ud800-\udfff]", value)[0]  # as a mutation left it
-                if 8 <= len(secret) <= 1024 and secret not in into:
-                    into.append(secret)
+        for match in _SECRET_FIELD_RE.finditer(answer.body or b""):
+            try:
+                value = json.loads(b'"' + match.group(1) + b'"')
+            except ValueError:
+                continue
+            secret = re.split(r"[\x00-\x1f\u202e\ud800-\udfff]", value)[0]
+            if 8 <= len(secret) <= 1024 and secret not in into:
+                into.append(secret)
 
 
 @dataclass
