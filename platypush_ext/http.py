@@ -20,7 +20,6 @@ import dataclasses
 import datetime
 import email.utils
 import functools
-import json
 import logging
 import math
 import os
@@ -56,6 +55,7 @@ __all__ = [
     "ServiceError",
     "ServiceTimeoutError",
     "Timeouts",
+    "error_payload",
     "html_title",
     "one_line",
     "parse_json",
@@ -212,7 +212,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str | None] = ()):
         self._values: set[str] = set()
         self._lock = threading.Lock()
-        self._pattern: re.Pattern[str] | None = None
+        self._longest_first: tuple[str, ...] = ()
         for value in secrets:
             self.add(value)
 
@@ -221,10 +221,10 @@ class Redactor:
         if not isinstance(value, str) or len(value) < 4:
             return
         with self._lock:
-            for form in {value, quote(value, safe=""), quote_plus(value, safe="")}:  # as it may appear in URLs
-                if form not in self._values:
-                    self._values.add(form)
-                    self._pattern = None
+            forms = {value, quote(value, safe=""), quote_plus(value, safe="")} - self._values  # as in URLs
+            if forms:
+                self._values |= forms
+                self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
 
     def add_from(self, mapping: Mapping[str, Any] | None) -> None:
         """Register the values of the secret-named keys of ``mapping``."""
@@ -237,14 +237,14 @@ class Redactor:
     def text(self, text: Any) -> str:
         """``text`` with every known secret value and every URL signature (``sig=…``) masked."""
         text = _SIGNATURE_RE.sub(r"\1" + MASK, str(text))
-        with self._lock:
-            if not self._values:
-                return text
-            if self._pattern is None:
-                values = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(v) for v in values))
-            pattern = self._pattern
-        return pattern.sub(MASK, text)
+        # only the secrets the text holds go into the pattern: a client that learnt many (a service
+        # created per call, a token per login) does not pay for all of them on every line
+        present = [value for value in self._longest_first if value in text]
+        if not present:
+            return text
+        if len(present) == 1:
+            return text.replace(present[0], MASK)
+        return re.sub("|".join(re.escape(v) for v in present), MASK, text)
 
     def url(self, url: str) -> str:
         """``url`` with secret query parameters and known secret values masked."""
@@ -372,16 +372,49 @@ ErrorFactory = Callable[[int, str, Any], "ErrorDetails | None"]
 
 
 def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -> Any:
-    """The JSON body of ``response`` (whatever its content type), or :class:`ProtocolError`."""
+    """The JSON body of ``response`` (whatever its content type), read as untrusted input
+    (:func:`platypush_ext.untrusted.loads`: UTF-8, as RFC 8259 requires): a body that is not
+    JSON, not UTF-8 or nested too deeply is a one-line :class:`ProtocolError`, secrets masked."""
+    from . import untrusted  # it builds on this module's errors
+
     try:
-        return json.loads(response.content.decode(response.encoding or "utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        snippet = redactor.text(response.content[:80].decode("utf-8", "replace"))
+        return untrusted.loads(response.content, f"{endpoint}: the answer (HTTP {response.status_code})")
+    except ProtocolError as exc:
         raise ProtocolError(
-            f"{endpoint}: the service answered {response.status_code} with a body that is not JSON ({snippet!r})",
-            status=response.status_code,
-            endpoint=endpoint,
+            one_line(redactor.text(exc.message)), status=response.status_code, endpoint=endpoint
         ) from None
+
+
+#: The most bytes of an error answer read for its message (the rest is not read).
+MAX_ERROR_BODY = 64 * 1024
+#: The most characters of a server's own message kept in an error.
+MAX_SERVER_MESSAGE = 300
+
+
+def _error_body(response: requests.Response) -> bytes:
+    """The start of an error answer's body (at most :data:`MAX_ERROR_BODY` bytes, also of a streamed
+    one); ``b""`` when it cannot be read."""
+    try:
+        return next(response.iter_content(MAX_ERROR_BODY), b"")[:MAX_ERROR_BODY]
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError):
+        return b""
+
+
+def error_payload(body: bytes) -> Any:
+    """What an error answer says, for :func:`server_message` and the services' error tables: its
+    JSON; else its text (an HTML page, a plain sentence); ``None`` when it is neither (not UTF-8,
+    JSON too deep to read, a truncated JSON text)."""
+    from . import untrusted
+
+    try:
+        return untrusted.loads(body, "the error answer")
+    except ProtocolError:
+        pass
+    try:
+        text = body.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+    return None if text.startswith(("{", "[")) else text
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -624,10 +657,34 @@ class HttpClient:
         response.close()
         return None, error, exchange.idempotent, retry_after
 
-    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """:meth:`request`, then the body parsed as JSON (any content type)."""
+    def request_json(self, method: str, path: str, *, parse: Callable[[Any], Any] | None = None, **kwargs: Any) -> Any:
+        """:meth:`request`, then the body parsed as JSON (any content type), then ``parse(body)``
+        (a service's model: every bad field is a :class:`ProtocolError`, given the endpoint here).
+
+        :param method: the HTTP method.
+        :param path: relative to the base URL (or an absolute URL).
+        :param parse: what reads the JSON (default: it is returned as it is).
+        :param kwargs: the other arguments of :meth:`request`.
+        """
         response = self.request(method, path, **kwargs)
-        return parse_json(response, self.endpoint(method, self.url(path)), self.redactor)
+        endpoint = self.endpoint(method, self.url(path))
+        data = parse_json(response, endpoint, self.redactor)
+        return data if parse is None else self.parsed(data, parse, endpoint, response.status_code)
+
+    def parsed(self, data: Any, parse: Callable[[Any], Any], endpoint: str, status: int | None = None) -> Any:
+        """``parse(data)``; its :class:`ProtocolError` (a refused field) is raised again naming the
+        endpoint, in one line, secrets masked.
+
+        :param data: what the service answered (decoded JSON, or text).
+        :param parse: the model that reads it.
+        :param endpoint: ``METHOD /path`` of the request.
+        :param status: the answer's status.
+        """
+        try:
+            return parse(data)
+        except ProtocolError as exc:
+            text = one_line(self.redactor.text(f"{endpoint}: {exc.message}"))
+            raise ProtocolError(text, status=status, endpoint=endpoint) from None
 
     def endpoint(self, method: str, url: str) -> str:
         """``METHOD /path?query`` of ``url``, secrets masked (for messages and logs)."""
@@ -655,13 +712,10 @@ class HttpClient:
         """The error of an error answer: the class and hint from the service's table, one message format
         (``ENDPOINT: HTTP status: server message (hint)``), every text redacted."""
         status = response.status_code
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = response.text[:500]
+        payload = error_payload(_error_body(response))
         details = (self.error_factory(status, endpoint, payload) if self.error_factory else None) or ErrorDetails()
-        message = _server_message(payload)
-        message = self.redactor.text(message) if message else None  # reused in logs, events, dead letters
+        message = _server_message(payload)  # reused in logs, events, dead letters: redacted, one short line
+        message = one_line(self.redactor.text(message), MAX_SERVER_MESSAGE) if message else None
         text = f"{endpoint}: HTTP {status}" + (f": {message}" if message else "")
         if details.hint:
             text += f" ({details.hint})"
@@ -762,14 +816,20 @@ MAX_ERROR_LENGTH = 500
 
 _HTML_RE = re.compile(r"<(?:!doctype|html|head|body|title)\b", re.I)
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
-# C0/C1 controls, DEL, line/paragraph separators, and the bidirectional marks, embeddings and overrides
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, DEL, line/paragraph separators, the bidirectional marks, embeddings and overrides,
+# and lone surrogates (a str holds no other surrogate; escaped, the text is valid Unicode)
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+#: How far into an HTML page its ``<title>`` is looked for.
+_TITLE_WINDOW = 8192
+
+
 def html_title(text: str) -> str | None:
-    """The ``<title>`` of an HTML page, whitespace collapsed (``None`` without one)."""
-    match = _TITLE_RE.search(text)
+    """The ``<title>`` of an HTML page (looked for in its first 8 KiB), whitespace collapsed
+    (``None`` without one)."""
+    match = _TITLE_RE.search(text[:_TITLE_WINDOW])
     title = " ".join(match.group(1).split()) if match else ""
     return title or None
 
@@ -804,23 +864,32 @@ def one_line(text: Any, limit: int = MAX_ERROR_LENGTH) -> str:
     return text[:head] + note + (text[-tail:] if tail else "")
 
 
-def _server_message(payload: Any) -> str | None:
-    """Best-effort extraction of a human message from an error body."""
+#: The keys of an error object that may hold the server's message, in order.
+_MESSAGE_KEYS = ("message", "error_description", "error", "detail", "reason", "type")
+#: How deep :func:`_server_message` looks into nested error objects.
+_MESSAGE_DEPTH = 4
+
+
+def _server_message(payload: Any, depth: int = 0) -> str | None:
+    """Best-effort extraction of a human message from an error body (a JSON object, in nested
+    objects down to :data:`_MESSAGE_DEPTH` levels, or a text; an HTML page gives its title)."""
     if isinstance(payload, Mapping):
-        for key in ("message", "error_description", "error", "detail", "reason", "type"):
+        if depth > _MESSAGE_DEPTH:
+            return None
+        for key in _MESSAGE_KEYS:
             value = payload.get(key)
-            if isinstance(value, str) and value:
+            if isinstance(value, str) and value.strip():
                 return value
             if isinstance(value, Mapping):
-                nested = _server_message(value)
+                nested = _server_message(value, depth + 1)
                 if nested:
                     return nested
         return None
     if isinstance(payload, str):
         text = payload.strip()
         if text.startswith("<"):  # an HTML error page
-            return html_title(text)
-        return text[:200] or None
+            return html_title(text[:MAX_ERROR_BODY])
+        return text[:MAX_ERROR_BODY] or None
     return None
 
 

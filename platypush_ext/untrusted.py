@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from .http import ProtocolError, one_line
+from .http import ProtocolError, html_title, one_line
 
 __all__ = [
     "MAX_ITEMS",
@@ -33,12 +34,16 @@ __all__ = [
     "array",
     "boolean",
     "field",
+    "identifier",
     "integer",
     "loads",
     "mapping",
     "number",
     "optional_text",
+    "refused",
+    "secret",
     "text",
+    "url",
 ]
 
 #: The most characters of one text field (longer: refused). Platypush logs every event whole.
@@ -49,6 +54,13 @@ MAX_ITEMS = 10_000
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 #: How much of a refused value an error message quotes.
 EXCERPT = 60
+#: The most characters of a credential (a token, a key) or a URL.
+MAX_TOKEN = 4096
+MAX_URL = 8192
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space (matched whole: fullmatch)
+_URL_RE = re.compile(r"https?://[^/?#\s]+(?:[/?#][\x21-\x7e]*)?", re.IGNORECASE)
+
+T = TypeVar("T")
 
 
 def _shown(value: Any) -> str:
@@ -99,8 +111,14 @@ def loads(data: str | bytes | bytearray, what: str = "the answer") -> Any:
     except ValueError as exc:  # JSONDecodeError, or an integer beyond Python's digit limit
         position = getattr(exc, "pos", None)
         where = f" at character {position:,}" if isinstance(position, int) else ""
-        start = data.lstrip()[:EXCERPT]
-        raise ProtocolError(one_line(f"{what} is not JSON{where} ({start!r})")) from None
+        raise ProtocolError(one_line(f"{what} is not JSON{where} ({_start(data)!r})")) from None
+
+
+def _start(text: str) -> str:
+    """How a text that is not JSON begins: its first characters, or an HTML page's title."""
+    start = text.lstrip()[:EXCERPT]
+    title = html_title(text) if start.startswith("<") else None
+    return f"[HTML page: {title}]" if title else start
 
 
 def field(data: Mapping[str, Any], key: str, name: str | None = None) -> Any:
@@ -141,16 +159,17 @@ def array(value: Any, name: str, limit: int = MAX_ITEMS) -> list[Any]:
     return value
 
 
-def text(value: Any, name: str, *, limit: int = MAX_TEXT, empty: bool = True) -> str:
+def text(value: Any, name: str, *, limit: int = MAX_TEXT, empty: bool = True, quote: bool = True) -> str:
     """A string of at most ``limit`` characters, valid Unicode (no lone surrogate).
 
     :param value: what came.
     :param name: the field's name in the error.
     :param limit: the most characters.
     :param empty: whether ``""`` is allowed.
+    :param quote: whether the error may quote the value (not a secret's).
     """
     if not isinstance(value, str):
-        raise refused(name, "expected a string", value)
+        raise refused(name, "expected a string", value if quote else ...)
     if len(value) > limit:
         raise refused(name, f"longer than {limit:,} characters ({len(value):,})")
     if not value and not empty:
@@ -235,3 +254,55 @@ def boolean(value: Any, name: str, *, strings: bool = True) -> bool:
     if strings and isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise refused(name, "expected true or false", value)
+
+
+def identifier(value: Any, name: str, check: Callable[[Any], T], what: str) -> T:
+    """A value that later calls send back as an argument (a share name, a device id, an endpoint
+    name): a non-empty :func:`text` that also passes the action's own argument ``check``.
+
+    :param value: what came.
+    :param name: the field's name in the error.
+    :param check: the argument check (returns the value, maybe normalised; raises ``ValueError``).
+    :param what: what it should be, for the error (``"letters and digits, e.g. '4dsfd'"``).
+    """
+    text(value, name, empty=False)
+    try:
+        return check(value)
+    except ValueError:  # InvalidArgumentError is one
+        raise refused(name, f"expected {what}", value) from None
+
+
+def secret(value: Any, name: str, *, check: Callable[[Any], Any] | None = None, limit: int = MAX_TOKEN) -> str:
+    """A credential (a token, a key): printable ASCII without spaces, at most ``limit`` characters,
+    passing ``check`` if given. Never quoted in the error.
+
+    :param value: what came.
+    :param name: the field's name in the error.
+    :param check: a further check of its form (raises ``ValueError``).
+    :param limit: the most characters.
+    """
+    if not isinstance(value, str) or not value:
+        raise refused(name, "expected a non-empty string", value if not isinstance(value, str) else ...)
+    if len(value) > limit or not _TOKEN_RE.fullmatch(value):
+        raise refused(name, f"expected up to {limit:,} printable ASCII characters without spaces")
+    if check is not None:
+        try:
+            check(value)
+        except ValueError:
+            raise refused(name, "not of the service's form") from None
+    return value
+
+
+def url(value: Any, name: str, *, secret: bool = False) -> str:
+    """An ``http://`` or ``https://`` URL of at most 8,192 printable ASCII characters (a signed one:
+    ``secret``, never quoted in the error).
+
+    :param value: what came.
+    :param name: the field's name in the error.
+    :param secret: whether it grants access (a signed upload URL).
+    """
+    if not isinstance(value, str) or len(value) > MAX_URL or not value.isascii() or not _URL_RE.fullmatch(value):
+        if secret and isinstance(value, str):
+            raise refused(name, "expected an http(s) URL")
+        raise refused(name, "expected an http(s) URL", value)
+    return value

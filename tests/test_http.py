@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from platypush_ext import untrusted
 from platypush_ext.http import (
     AuthError,
     BadRequestError,
@@ -24,7 +25,7 @@ from platypush_ext.http import (
     Timeouts,
 )
 from platypush_ext.runner import free_port
-from platypush_ext.sandbox.core import SandboxServer, json_response, text_response
+from platypush_ext.sandbox.core import Response, SandboxServer, json_response, text_response
 
 SECRET = "s3cr3t-value-0123456789"
 
@@ -282,3 +283,149 @@ def test_a_post_whose_connection_broke_after_sending_is_not_replayed(server):
     with pytest.raises(ServiceConnectionError, match="connection failed or was reset"):
         client(server).request("POST", "echo", data={"a": "1"})
     assert calls(server, "POST", "/echo") == 1  # it may have arrived: never sent twice
+
+
+# -- hostile answers: decoded as untrusted input, every failure one short line ----------------
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize(
+    "fault, expected",
+    [
+        (
+            {"raw": "this is not JSON {"},
+            "GET /echo: the answer (HTTP 200) is not JSON at character 0 ('this is not JSON {')",
+        ),
+        ({"raw": ""}, "GET /echo: the answer (HTTP 200) is not JSON at character 0 ('')"),
+        ({"raw_base64": _b64(b'{"a": "\xff"}')}, "GET /echo: the answer (HTTP 200) is not UTF-8 text (byte 7)"),
+        (
+            {"raw": "[" * 100_000 + "]" * 100_000},  # was a RecursionError
+            "GET /echo: the answer (HTTP 200) is nested too deeply to be read (200,000 characters)",
+        ),
+        (
+            {"raw": "<!DOCTYPE html>\r\n<html><title>Proxy\r\n login</title></html>"},
+            "GET /echo: the answer (HTTP 200) is not JSON at character 0 ('[HTML page: Proxy login]",
+        ),
+    ],
+)
+def test_a_body_that_is_not_json_is_a_protocol_error_of_one_line(server, fault, expected):
+    server.faults.add("body", path="/echo", **fault)
+    with pytest.raises(ProtocolError) as caught:
+        client(server).request_json("GET", "echo")
+    assert str(caught.value).startswith(expected) and len(str(caught.value)) <= 500, str(caught.value)
+    assert "\n" not in str(caught.value) and caught.value.status == 200 and caught.value.endpoint == "GET /echo"
+
+
+def test_a_protocol_error_masks_the_secrets_the_body_echoes(server):
+    server.faults.add("body", path="/echo", raw=f"denied: api_key={SECRET}")
+    with pytest.raises(ProtocolError) as caught:
+        client(server, secrets=[SECRET]).request_json("GET", "echo")
+    assert SECRET not in str(caught.value) and "***" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"raw": "[" * 100_000 + "]" * 100_000},  # was a RecursionError out of response.json()
+        {"raw": '{"error":' * 900 + '"x"' + "}" * 900},
+        {"raw": '{"message": "cut sho'},
+        {"raw_base64": _b64(b'{"message": "\xff\xfe"}')},
+        {"raw": ""},
+        {"raw": '{"message": ["a list"], "error": 5}'},
+        {"raw": '{"message": "' + "x" * (10 << 20) + '"}'},  # beyond the 64 KiB read of an error answer
+    ],
+)
+def test_an_error_body_that_says_nothing_readable_is_the_status_error_alone(server, fault):
+    server.faults.add("body", path="/status/400", **fault)
+    with pytest.raises(BadRequestError) as caught:
+        client(server, retry=RetryPolicy(attempts=1)).request("GET", "status/400")
+    assert str(caught.value) == "GET /status/400: HTTP 400" and caught.value.server_message is None
+
+
+def test_an_error_message_is_one_short_line_of_valid_unicode(server):
+    huge = "first line\r\n2026-01-01 00:00:00 ERROR forged\u202e\ud800" + "x" * 60_000
+    server.faults.add("body", path="/status/500", value=huge, pointer="/message")
+    started = time.monotonic()
+    with pytest.raises(ServerError) as caught:
+        client(server, retry=RetryPolicy(attempts=1)).request("GET", "status/500")
+    message = caught.value.server_message
+    assert message is not None and len(message) <= 300 and message.startswith("first line\\r\\n2026-01-01")
+    assert "\n" not in str(caught.value) and "\\u202e\\ud800" in message
+    # a body without a content type: not decoded by guessing its charset (seconds for 10 MiB)
+    server.faults.add("body", path="/status/500", raw="y" * (10 << 20), headers={"Content-Type": ""})
+    with pytest.raises(ServerError) as caught:
+        client(server, retry=RetryPolicy(attempts=1)).request("GET", "status/500")
+    assert len(caught.value.server_message or "") <= 300
+    assert time.monotonic() - started < 3
+
+
+def test_an_html_title_is_looked_for_at_the_start_of_a_page_only():
+    from platypush_ext.http import html_title
+
+    started = time.monotonic()
+    assert html_title("<title" * 20_000) is None  # each "<title" scanned the rest of the text
+    assert html_title("<html><title>A</title>" + "x" * 10_000) == "A"
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_streamed_error_answer_is_read_no_further_than_its_start(start_server):
+    class Endless(SandboxServer):
+        def setup_routes(self) -> None:
+            self.route("GET", "/blob", lambda r: Response(502, iter(lambda: b"<" * 65536, None)))
+
+    endless = start_server(Endless)
+    started = time.monotonic()
+    with pytest.raises(ServerError):
+        client(endless, retry=RetryPolicy(attempts=1)).request("GET", "blob", stream=True)
+    assert time.monotonic() - started < 2
+
+
+# -- the checks of platypush_ext.untrusted that the service models use -------------------------
+
+
+@pytest.mark.parametrize(
+    "check, value, message",
+    [
+        (
+            lambda v: untrusted.secret(v, "token"),
+            "t0ken\n",
+            "token: expected up to 4,096 printable ASCII characters without spaces",
+        ),
+        (
+            lambda v: untrusted.secret(v, "token"),
+            "a b",
+            "token: expected up to 4,096 printable ASCII characters without spaces",
+        ),
+        (lambda v: untrusted.secret(v, "token"), "", "token: expected a non-empty string"),
+        (lambda v: untrusted.url(v, "u"), "http://h/x\n", "u: expected an http(s) URL (got 'http://h/x\\n')"),
+        (lambda v: untrusted.url(v, "u", secret=True), "ftp://h/?sig=s3cr3t", "u: expected an http(s) URL"),
+        (lambda v: untrusted.url(v, "u"), "http://h\u00e9/", "u: expected an http(s) URL (got 'http://hé/')"),
+        (lambda v: untrusted.text(v, "h", quote=False), 12345, "h: expected a string"),
+        (lambda v: untrusted.identifier(v, "id", int, "digits"), "4a", "id: expected digits (got '4a')"),
+        (lambda v: untrusted.identifier(v, "id", int, "digits"), "", "id: empty"),
+    ],
+)
+def test_the_untrusted_checks_refuse_in_one_line_naming_the_field(check, value, message):
+    with pytest.raises(ProtocolError) as caught:
+        check(value)
+    assert str(caught.value) == message
+    assert untrusted.secret("t0ken", "token") == "t0ken" and untrusted.url("https://h/p?q=1", "u") == "https://h/p?q=1"
+
+
+def test_masking_stays_fast_however_many_secrets_a_client_learnt():
+    # every secret went into one pattern, rebuilt at each new one: a Pushjet client that created a
+    # service per call (or a Ge.tt client per login) paid for all of them on every request
+    redactor = Redactor()
+    started = time.monotonic()
+    for index in range(2000):
+        redactor.add(f"secret-{index:06d}-{'x' * 20}")
+        assert redactor.text(f"GET /service?secret=secret-{index:06d}-{'x' * 20}&n=1") == "GET /service?secret=***&n=1"
+    assert time.monotonic() - started < 2
+    assert redactor.text("secret-000001-xxxxxxxxxxxxxxxxxxxx and secret-000002-xxxxxxxxxxxxxxxxxxxx") == "*** and ***"
+    nested = Redactor(["abcd-efgh", "abcd-efgh-ijkl"])  # the longer one first, as before
+    assert nested.text("abcd-efgh-ijkl / abcd-efgh") == "*** / ***"

@@ -13,6 +13,7 @@ from platypush_ext.sandbox.core import Abort, Request, Response, SandboxServer, 
 from tests.support import fail_on_sandbox_bugs
 
 TIMEOUT = 5
+DOC = {"messages": [{"level": 3, "text": "hi"}], "a/b": {"~": 1}}
 
 
 class Echo(SandboxServer):
@@ -23,6 +24,7 @@ class Echo(SandboxServer):
         self.route("GET", "/bug", self._bug)
         self.route("GET", "/abort", self._abort)
         self.route("GET", "/stream", lambda r: Response(200, self._chunks()))
+        self.route("GET", "/doc", lambda r: json_response(DOC, 201, headers={"X-Kept": "yes"}))
 
     @staticmethod
     def _bug(request: Request) -> Response:
@@ -63,9 +65,15 @@ def test_faults_over_the_control_api(echo: Echo) -> None:
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"kind": "explode"}, "unknown fault kind 'explode'; use one of status, hang, reset, malformed"),
+        ({"kind": "explode"}, "unknown fault kind 'explode'; use one of status, hang, reset, malformed, body"),
         ({"kind": "status", "count": 0}, "count must be at least 1"),
         ({"kind": "status", "colour": "red"}, "unexpected keyword argument 'colour'"),
+        ({"kind": "status", "skip": -1}, "skip must not be negative"),
+        ({"kind": "body"}, "a body fault needs one of pointer, raw or raw_base64"),
+        ({"kind": "body", "raw": "x", "pointer": "/a"}, "a body fault needs one of pointer, raw or raw_base64"),
+        ({"kind": "body", "pointer": "/a", "op": "move"}, "unknown op 'move'; use one of replace, remove, add"),
+        ({"kind": "body", "pointer": "a"}, "pointer must be empty or start with '/', got 'a'"),
+        ({"kind": "body", "raw_base64": "not base64!"}, "raw_base64 is not base64"),
     ],
 )
 def test_bad_fault_specs_are_400_and_arm_nothing(echo: Echo, spec: dict[str, Any], message: str) -> None:
@@ -117,3 +125,77 @@ def test_the_request_log_is_bounded(echo: Echo) -> None:
 
 def test_describe_names_the_base_url(echo: Echo) -> None:
     assert echo.describe() == f"echo: http://127.0.0.1:{echo.port}/"
+
+
+def _doc(echo: Echo, **fault: Any) -> requests.Response:
+    echo.faults.add("body", **fault)
+    return requests.get(echo.url + "/doc", timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    "fault, body",
+    [
+        ({"pointer": "/messages/0/level", "value": "high"}, b'"level":"high"'),
+        ({"pointer": "/messages/0/level", "op": "replace", "json": "1e400"}, b'"level":1e400'),
+        ({"pointer": "/messages/0/level", "json": "NaN"}, b'"level":NaN'),
+        ({"pointer": "/messages/0/text", "json": '"\\ud800"'}, b'"text":"\\ud800"'),
+        ({"pointer": "/messages/0/level", "op": "remove"}, b'[{"text":"hi"}]'),
+        ({"pointer": "/messages/0/extra", "op": "add", "value": None}, b'"extra":null'),
+        ({"pointer": "/messages/-", "op": "add", "value": 7}, b'"text":"hi"},7]'),
+        ({"pointer": "/messages/0", "op": "add", "value": []}, b'"messages":[[],{'),
+        ({"pointer": "/a~1b/~0", "value": 2}, b'"a/b":{"~":2}'),
+        ({"pointer": "", "json": "[" * 1000 + "]" * 1000}, b"[" * 1000 + b"]" * 1000),
+    ],
+)
+def test_a_body_fault_edits_the_handlers_json_at_a_pointer(echo: Echo, fault: dict[str, Any], body: bytes) -> None:
+    answer = _doc(echo, **fault)
+    assert body in answer.content, answer.content
+    # the handler's status and headers, a Content-Length that fits the new body
+    assert answer.status_code == 201 and answer.headers["X-Kept"] == "yes"
+    assert int(answer.headers["Content-Length"]) == len(answer.content)
+    assert requests.get(echo.url + "/doc", timeout=TIMEOUT).json() == DOC  # one answer only
+
+
+def test_a_body_fault_replaces_the_whole_body_status_and_headers_if_given(echo: Echo) -> None:
+    page = "<html><title>502 Bad Gateway</title></html>"
+    answer = _doc(echo, raw=page, status=502, headers={"Content-Type": "text/html"})
+    assert (answer.status_code, answer.text, answer.headers["Content-Type"]) == (502, page, "text/html")
+    answer = _doc(echo, raw_base64="/+4A")  # bytes that are not UTF-8
+    assert (answer.status_code, answer.content) == (201, b"\xff\xee\x00")
+    assert answer.headers["Content-Type"] == "application/json" and answer.headers["Content-Length"] == "3"
+    assert _doc(echo, raw="").content == b""
+
+
+def test_a_fault_can_skip_matching_requests(echo: Echo) -> None:
+    echo.faults.add("body", raw="third", skip=2, method="GET", path="/doc")
+    texts = [requests.get(echo.url + path, timeout=TIMEOUT).text for path in ("/doc", "/echo", "/doc", "/doc", "/doc")]
+    assert texts[2:] == [json_response(DOC).body.decode(), "third", json_response(DOC).body.decode()]
+    assert echo.faults.armed() == []
+
+
+def test_a_body_fault_over_the_control_api(echo: Echo) -> None:
+    spec = {"kind": "body", "pointer": "/messages/0/level", "json": "-1e400", "path": "/doc"}
+    armed = requests.post(echo.url + "/_sandbox/faults", json=spec, timeout=TIMEOUT).json()["armed"]
+    assert (armed["kind"], armed["json"], armed["status"]) == ("body", "-1e400", None)
+    assert b'"level":-1e400' in requests.get(echo.url + "/doc", timeout=TIMEOUT).content
+
+
+@pytest.mark.sandbox_bug  # on purpose: a fault that does not fit the answer is the test's mistake
+def test_a_body_fault_that_does_not_fit_the_answer_fails_the_test(echo: Echo) -> None:
+    assert _doc(echo, pointer="/messages/5/level", value=1).status_code == 500
+    assert "does not lead to a value" in str(take_failures()[0])
+    echo.faults.add("body", pointer="/q", value=1, path="/stream")
+    assert requests.get(echo.url + "/stream", timeout=TIMEOUT).status_code == 500
+    assert "needs a JSON answer" in str(take_failures()[0])
+
+
+def test_answers_are_recorded_as_sent_when_asked(echo: Echo) -> None:
+    requests.get(echo.url + "/echo", timeout=TIMEOUT)
+    assert echo.recording is None
+    echo.recording = []
+    _doc(echo, pointer="/messages/0/level", value=4)
+    requests.get(echo.url + "/stream", timeout=TIMEOUT)
+    requests.get(echo.url + "/_sandbox/health", timeout=TIMEOUT)  # the control API is not the service's
+    doc, stream = echo.recording
+    assert (doc.method, doc.path, doc.status, doc.headers["X-Kept"]) == ("GET", "/doc", 201, "yes")
+    assert b'"level":4' in (doc.body or b"") and stream.body is None and doc.at < stream.at

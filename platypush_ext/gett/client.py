@@ -27,7 +27,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -35,6 +35,7 @@ from urllib.parse import quote
 import requests
 import urllib3
 
+from .. import untrusted
 from ..backoff import Backoff
 from ..http import (
     AuthError,
@@ -56,6 +57,8 @@ logger = logging.getLogger("platypush_ext.gett")
 
 #: Bytes read or written at a time by transfers.
 CHUNK_SIZE = 1 << 20
+#: The largest thumbnail accepted from the blob host (Ge.tt's are small scaled images).
+MAX_THUMBNAIL = 1 << 20
 #: Headers of blob downloads: the stored bytes as they are, not a compressed copy of them.
 BLOB_HEADERS = {"Accept-Encoding": "identity"}
 NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
@@ -101,6 +104,16 @@ def _gett_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None
 # -- models -------------------------------------------------------------------
 
 
+#: What the checks of identifiers from the service say they should be.
+SHARENAME = "letters and digits, e.g. '4dsfd'"
+FILEID = "letters and digits, e.g. '0' or '2f'"
+
+
+def _count(data: Mapping[str, Any], key: str, where: str) -> int:
+    """A non-negative integer field, ``0`` when it is missing (a file not uploaded yet has no size)."""
+    return untrusted.integer(data.get(key, 0), f"{where}.{key}", minimum=0)
+
+
 @dataclass(frozen=True)
 class UploadUrls:
     """Signed upload URLs of a file: raw ``PUT`` or multipart ``POST`` (field ``Filedata``)."""
@@ -112,11 +125,19 @@ class UploadUrls:
         return "UploadUrls(<signed URLs hidden>)"  # the signatures grant write access
 
     @classmethod
-    def from_json(cls, data: Any) -> UploadUrls:
-        try:
-            return cls(puturl=str(data["puturl"]), posturl=str(data["posturl"]))
-        except (KeyError, TypeError) as exc:
-            raise ProtocolError(f"unexpected upload URLs from Ge.tt ({exc!r})") from None
+    def from_json(cls, data: Any, where: str = "upload") -> UploadUrls:
+        """Read the upload URLs of the service (untrusted: :class:`ProtocolError` for a bad one, never quoted).
+
+        :param data: the object.
+        :param where: its name in errors.
+        """
+        data = untrusted.mapping(data, where)
+        return cls(
+            puturl=untrusted.url(untrusted.field(data, "puturl", f"{where}.puturl"), f"{where}.puturl", secret=True),
+            posturl=untrusted.url(
+                untrusted.field(data, "posturl", f"{where}.posturl"), f"{where}.posturl", secret=True
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -134,22 +155,32 @@ class File:
     upload: UploadUrls | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: Any) -> File:
-        try:
-            upload = data.get("upload")
-            return cls(
-                fileid=str(data["fileid"]),
-                filename=str(data["filename"]),
-                sharename=str(data["sharename"]),
-                size=int(data.get("size") or 0),
-                downloads=int(data.get("downloads") or 0),
-                readystate=str(data.get("readystate") or "remote"),
-                created=int(data.get("created") or 0),
-                getturl=data.get("getturl"),
-                upload=UploadUrls.from_json(upload) if upload else None,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProtocolError(f"unexpected file object from Ge.tt ({exc!r})") from None
+    def from_json(cls, data: Any, where: str = "file") -> File:
+        """Read a file object of the service (untrusted: each field checked, :class:`ProtocolError`).
+
+        :param data: the object.
+        :param where: its name in errors (``files[2]``).
+        """
+        data = untrusted.mapping(data, where)
+        upload = data.get("upload")
+        return cls(
+            fileid=untrusted.identifier(
+                untrusted.field(data, "fileid", f"{where}.fileid"), f"{where}.fileid", check_fileid, FILEID
+            ),
+            filename=untrusted.text(untrusted.field(data, "filename", f"{where}.filename"), f"{where}.filename"),
+            sharename=untrusted.identifier(
+                untrusted.field(data, "sharename", f"{where}.sharename"),
+                f"{where}.sharename",
+                check_sharename,
+                SHARENAME,
+            ),
+            size=_count(data, "size", where),
+            downloads=_count(data, "downloads", where),
+            readystate=untrusted.text(data.get("readystate", "remote"), f"{where}.readystate", limit=64, empty=False),
+            created=_count(data, "created", where),
+            getturl=untrusted.optional_text(data.get("getturl"), f"{where}.getturl"),
+            upload=UploadUrls.from_json(upload, f"{where}.upload") if upload is not None else None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -169,18 +200,27 @@ class Share:
     files: list[File]
 
     @classmethod
-    def from_json(cls, data: Any) -> Share:
-        try:
-            return cls(
-                sharename=str(data["sharename"]),
-                title=data.get("title") or None,
-                created=int(data.get("created") or 0),
-                getturl=data.get("getturl"),
-                live=bool(data.get("live", False)),
-                files=[File.from_json(f) for f in data.get("files") or []],
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProtocolError(f"unexpected share object from Ge.tt ({exc!r})") from None
+    def from_json(cls, data: Any, where: str = "share") -> Share:
+        """Read a share object of the service, with its files (untrusted: each field checked).
+
+        :param data: the object.
+        :param where: its name in errors (``shares[0]``).
+        """
+        data = untrusted.mapping(data, where)
+        files = untrusted.array(data.get("files", []), f"{where}.files")
+        return cls(
+            sharename=untrusted.identifier(
+                untrusted.field(data, "sharename", f"{where}.sharename"),
+                f"{where}.sharename",
+                check_sharename,
+                SHARENAME,
+            ),
+            title=untrusted.optional_text(data.get("title"), f"{where}.title"),
+            created=_count(data, "created", where),
+            getturl=untrusted.optional_text(data.get("getturl"), f"{where}.getturl"),
+            live=untrusted.boolean(data.get("live", False), f"{where}.live"),
+            files=[File.from_json(f, f"{where}.files[{i}]") for i, f in enumerate(files)],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "files": [f.to_dict() for f in self.files]}
@@ -200,24 +240,70 @@ class User:
     storage_extra: int
 
     @classmethod
-    def from_json(cls, data: Any) -> User:
-        try:
-            storage = data.get("storage") or {}
-            return cls(
-                userid=str(data["userid"]),
-                fullname=data.get("fullname"),
-                email=data.get("email"),
-                files=int(data.get("files") or 0),
-                downloads=int(data.get("downloads") or 0),
-                storage_used=int(storage.get("used") or 0),
-                storage_limit=int(storage.get("limit") or 0),
-                storage_extra=int(storage.get("extra") or 0),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProtocolError(f"unexpected user object from Ge.tt ({exc!r})") from None
+    def from_json(cls, data: Any, where: str = "user") -> User:
+        """Read the user object of the service (untrusted: each field checked).
+
+        :param data: the object.
+        :param where: its name in errors.
+        """
+        data = untrusted.mapping(data, where)
+        storage = untrusted.mapping(data.get("storage", {}), f"{where}.storage")
+        return cls(
+            userid=untrusted.text(untrusted.field(data, "userid", f"{where}.userid"), f"{where}.userid", empty=False),
+            fullname=untrusted.optional_text(data.get("fullname"), f"{where}.fullname"),
+            email=untrusted.optional_text(data.get("email"), f"{where}.email"),
+            files=_count(data, "files", where),
+            downloads=_count(data, "downloads", where),
+            storage_used=_count(storage, "used", f"{where}.storage"),
+            storage_limit=_count(storage, "limit", f"{where}.storage"),
+            storage_extra=_count(storage, "extra", f"{where}.storage"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Login:
+    """What a login answers: the tokens (secrets), their lifetime in seconds, the user."""
+
+    access: str
+    refresh: str | None = field(repr=False)
+    lifetime: float
+    user: User
+
+    @classmethod
+    def from_json(cls, data: Any) -> Login:
+        """Read a login answer (untrusted: every field checked before anything of it is kept).
+
+        :param data: the answer.
+        """
+        data = untrusted.mapping(data, "the answer")
+        refresh = data.get("refreshtoken")
+        expires = data.get("expires", 86400)
+        if isinstance(expires, str):
+            lifetime: float = untrusted.integer(expires, "expires", strings=True)
+        else:
+            lifetime = untrusted.number(expires, "expires")
+        if lifetime <= 0:
+            raise untrusted.refused("expires", "expected a positive number of seconds", lifetime)
+        return cls(
+            access=untrusted.secret(untrusted.field(data, "accesstoken"), "accesstoken"),
+            refresh=untrusted.secret(refresh, "refreshtoken") if refresh is not None else None,
+            lifetime=float(lifetime),
+            user=User.from_json(untrusted.field(data, "user")),
+        )
+
+
+def _shares(items: Any) -> list[Share]:
+    """The answer of ``GET /shares``: an array of shares."""
+    items = untrusted.array(items, "the answer")
+    return [Share.from_json(item, f"shares[{i}]") for i, item in enumerate(items)]
+
+
+def _acknowledged(answer: Any) -> None:
+    """A destroy's answer: a JSON object (``{}``), not, say, a proxy's page that stood in for it."""
+    untrusted.mapping(answer, "the answer")
 
 
 # -- validation ---------------------------------------------------------------
@@ -225,7 +311,7 @@ class User:
 
 def check_sharename(sharename: Any) -> str:
     """A share name (letters and digits), or :class:`InvalidArgumentError`."""
-    if not isinstance(sharename, str) or not NAME_RE.match(sharename):
+    if not isinstance(sharename, str) or not NAME_RE.fullmatch(sharename):
         raise InvalidArgumentError(f"invalid sharename {sharename!r}: expected letters and digits, e.g. '4dsfd'")
     return sharename
 
@@ -234,7 +320,7 @@ def check_fileid(fileid: Any) -> str:
     """A file id as a string (an integer is accepted and converted), or :class:`InvalidArgumentError`."""
     if isinstance(fileid, int) and not isinstance(fileid, bool) and fileid >= 0:
         fileid = format(fileid, "d")
-    if not isinstance(fileid, str) or not NAME_RE.match(fileid):
+    if not isinstance(fileid, str) or not NAME_RE.fullmatch(fileid):
         raise InvalidArgumentError(f"invalid fileid {fileid!r}: expected a string id such as '0' or '2f'")
     return fileid
 
@@ -469,32 +555,28 @@ class GettClient(ServiceClient):
     def _has_credentials(self) -> bool:
         return bool(self._api_key and self._email and self._password)
 
-    def _store_login(self, payload: Any) -> User:
-        if not isinstance(payload, dict) or not isinstance(payload.get("accesstoken"), str):
-            raise ProtocolError("POST /users/login: the answer lacks an accesstoken")
-        access, refresh = payload["accesstoken"], payload.get("refreshtoken")
-        self.add_secret(access)
-        self.add_secret(refresh)
-        try:
-            lifetime = float(payload.get("expires", 86400))
-        except (TypeError, ValueError):
-            lifetime = 86400.0
-        self._access_token = access
-        self._refresh_token = refresh if isinstance(refresh, str) else None
-        self._lifetime = lifetime
-        self._expires_at = time.monotonic() + lifetime
-        user = User.from_json(payload.get("user") or {"userid": ""})
-        self.user = user
-        return user
+    def _store_login(self, login: Login) -> User:
+        """Keep what a (checked) login answered."""
+        self.add_secret(login.access)
+        self.add_secret(login.refresh)
+        self._access_token, self._refresh_token = login.access, login.refresh
+        self._lifetime = login.lifetime
+        self._expires_at = time.monotonic() + login.lifetime
+        self.user = login.user
+        return login.user
 
     def _login_locked(self) -> User:
         """Log in with the refresh token if there is one (else, or if it fails, with the password)."""
         if self._refresh_token:
             try:
-                payload = self.http.request_json(
-                    "POST", "users/login", json_body={"refreshtoken": self._refresh_token}, idempotent=False
+                login = self.http.request_json(
+                    "POST",
+                    "users/login",
+                    json_body={"refreshtoken": self._refresh_token},
+                    idempotent=False,
+                    parse=Login.from_json,
                 )
-                return self._store_login(payload)
+                return self._store_login(login)
             except AuthError as exc:
                 logger.info("gett: the refresh token was rejected (%s); logging in with the password", exc)
                 self._refresh_token = None
@@ -502,7 +584,9 @@ class GettClient(ServiceClient):
             raise GettAuthError("cannot log in to Ge.tt: configure api_key, email and password (or a refresh token)")
         body = {"apikey": self._api_key, "email": self._email, "password": self._password}
         try:
-            payload = self.http.request_json("POST", "users/login", json_body=body, idempotent=True)
+            login = self.http.request_json(
+                "POST", "users/login", json_body=body, idempotent=True, parse=Login.from_json
+            )
         except AuthError as exc:
             raise GettAuthError(
                 f"Ge.tt login failed: {exc.server_message or exc}; check api_key, email and password",
@@ -510,7 +594,7 @@ class GettClient(ServiceClient):
                 endpoint=exc.endpoint,
                 server_message=exc.server_message,
             ) from None
-        return self._store_login(payload)
+        return self._store_login(login)
 
     def login(self) -> User:
         """Log in now (with the refresh token if there is one, else with the password); returns the user."""
@@ -532,7 +616,8 @@ class GettClient(ServiceClient):
         return self._refresh_token
 
     def _authed(self, method: str, path: str, *, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        """An authenticated call: one new login after an auth error, then :class:`GettAuthError`."""
+        """An authenticated call (``kwargs``: those of :meth:`HttpClient.request_json`, ``parse`` too):
+        one new login after an auth error, then :class:`GettAuthError`."""
         for attempt in (1, 2):
             token = self.access_token()
             try:
@@ -554,7 +639,7 @@ class GettClient(ServiceClient):
 
     def get_user(self) -> User:
         """The logged-in user with storage figures (``GET /users/me``)."""
-        self.user = User.from_json(self._authed("GET", "users/me"))
+        self.user = self._authed("GET", "users/me", parse=User.from_json)
         return self.user
 
     # -- shares --------------------------------------------------------------
@@ -566,31 +651,28 @@ class GettClient(ServiceClient):
             for k, v in (("skip", check_paging(skip, "skip")), ("limit", check_paging(limit, "limit")))
             if v is not None
         }
-        items = self._authed("GET", "shares", params=params)
-        if not isinstance(items, list):
-            raise ProtocolError("GET /shares: the answer is not a list")
-        return [Share.from_json(item) for item in items]
+        return self._authed("GET", "shares", params=params, parse=_shares)
 
     def get_share(self, sharename: str) -> Share:
         """One share with its files (no authentication needed)."""
-        return Share.from_json(self.http.request_json("GET", f"shares/{quote(check_sharename(sharename))}"))
+        return self.http.request_json("GET", f"shares/{quote(check_sharename(sharename))}", parse=Share.from_json)
 
     def create_share(self, title: str | None = None) -> Share:
         """Create a share, with a title if given."""
         title = check_title(title)
         body = {"title": title} if title else {}
-        return Share.from_json(self._authed("POST", "shares/create", json_body=body, idempotent=False))
+        return self._authed("POST", "shares/create", json_body=body, idempotent=False, parse=Share.from_json)
 
     def update_share(self, sharename: str, title: str | None = None) -> Share:
         """Set a share's title; ``None`` or ``""`` removes it."""
         path = f"shares/{quote(check_sharename(sharename))}/update"
-        return Share.from_json(
-            self._authed("POST", path, json_body={"title": check_title(title) or None}, idempotent=True)
-        )
+        body = {"title": check_title(title) or None}
+        return self._authed("POST", path, json_body=body, idempotent=True, parse=Share.from_json)
 
     def destroy_share(self, sharename: str) -> None:
         """Delete a share with all its files. Irreversible."""
-        self._authed("POST", f"shares/{quote(check_sharename(sharename))}/destroy", json_body={}, idempotent=True)
+        path = f"shares/{quote(check_sharename(sharename))}/destroy"
+        self._authed("POST", path, json_body={}, idempotent=True, parse=_acknowledged)
 
     # -- files ---------------------------------------------------------------
 
@@ -599,24 +681,26 @@ class GettClient(ServiceClient):
 
     def get_file(self, sharename: str, fileid: str) -> File:
         """One file's metadata (no authentication needed)."""
-        return File.from_json(self.http.request_json("GET", self._file_path(sharename, fileid)))
+        return self.http.request_json("GET", self._file_path(sharename, fileid), parse=File.from_json)
 
     def create_file(self, sharename: str, filename: str) -> File:
         """Create a file record (``readystate`` ``remote``) with its upload URLs."""
         path = f"files/{quote(check_sharename(sharename))}/create"
-        file = File.from_json(
-            self._authed("POST", path, json_body={"filename": check_filename(filename)}, idempotent=False)
-        )
+        body = {"filename": check_filename(filename)}
+        file: File = self._authed("POST", path, json_body=body, idempotent=False, parse=File.from_json)
+        if file.upload is None:
+            endpoint = self.http.endpoint("POST", self.http.url(path))
+            raise ProtocolError(f"{endpoint}: the new file has no upload URLs", endpoint=endpoint)
         return file
 
     def upload_url(self, sharename: str, fileid: str) -> UploadUrls:
         """New signed upload URLs of a file (earlier ones stay valid)."""
-        urls = UploadUrls.from_json(self._authed("GET", self._file_path(sharename, fileid, "/upload")))
-        return urls
+        return self._authed("GET", self._file_path(sharename, fileid, "/upload"), parse=UploadUrls.from_json)
 
     def destroy_file(self, sharename: str, fileid: str) -> None:
         """Delete a file. Irreversible."""
-        self._authed("POST", self._file_path(sharename, fileid, "/destroy"), json_body={}, idempotent=True)
+        path = self._file_path(sharename, fileid, "/destroy")
+        self._authed("POST", path, json_body={}, idempotent=True, parse=_acknowledged)
 
     # -- uploads -------------------------------------------------------------
 
@@ -837,7 +921,10 @@ class GettClient(ServiceClient):
         try:
             with os.fdopen(fd, "wb") as out:
                 response, endpoint = self._open_blob(sharename, fileid, thumb)
-                self._stream(response, endpoint, out.write, progress, cancel, None if thumb else stored_size)
+                sink = (
+                    _bounded(out.write, MAX_THUMBNAIL, f"the thumbnail of {sharename}/{fileid}") if thumb else out.write
+                )
+                self._stream(response, endpoint, sink, progress, cancel, None if thumb else stored_size)
             _publish(tmp, destination, overwrite)
         except OSError as exc:  # the disk is full, the destination is a folder… (requests' errors are converted)
             raise GettError(f"cannot write {destination}: {exc.strerror or exc}") from None
@@ -857,8 +944,11 @@ class GettClient(ServiceClient):
         stored_size: int | None = None,
     ) -> bytes:
         """A file's (or its thumbnail's) bytes, untouched (as :meth:`download`, the size Ge.tt records
-        checked: ``stored_size``, else from the file's metadata); refuses files larger than ``max_size``."""
+        checked: ``stored_size``, else from the file's metadata); refuses files larger than ``max_size``
+        (thumbnails larger than :data:`MAX_THUMBNAIL`)."""
         sharename, fileid = check_sharename(sharename), check_fileid(fileid)
+        if thumb:
+            max_size = min(max_size, MAX_THUMBNAIL)
         if not thumb and stored_size is None:
             stored_size = self.get_file(sharename, fileid).size
         if stored_size is not None and stored_size > max_size:
@@ -871,22 +961,31 @@ class GettClient(ServiceClient):
             response.close()
             raise GettError(f"{sharename}/{fileid} has {size} bytes, more than {max_size}: download it to a path")
         parts: list[bytes] = []
-        received = [0]
-
-        def keep(chunk: bytes) -> None:
-            received[0] += len(chunk)
-            if received[0] > max_size:
-                raise GettError(f"{sharename}/{fileid} is larger than {max_size} bytes: download it to a path")
-            parts.append(chunk)
-
+        if thumb:
+            keep = _bounded(parts.append, max_size, f"the thumbnail of {sharename}/{fileid}")
+        else:
+            keep = _bounded(parts.append, max_size, f"{sharename}/{fileid}", ": download it to a path")
         self._stream(response, endpoint, keep, None, cancel, None if thumb else stored_size)
         return b"".join(parts)
+
+
+def _bounded(sink: Callable[[bytes], Any], limit: int, what: str, hint: str = "") -> Callable[[bytes], None]:
+    """``sink`` that refuses more than ``limit`` bytes in all (:class:`GettError` naming ``what``, then ``hint``)."""
+    received = [0]
+
+    def keep(chunk: bytes) -> None:
+        received[0] += len(chunk)
+        if received[0] > limit:
+            raise GettError(f"{what} is larger than {limit} bytes{hint}")
+        sink(chunk)
+
+    return keep
 
 
 def _content_length(response: requests.Response) -> int | None:
     """The announced length of the body as sent (of the stored bytes, whatever its ``Content-Encoding``)."""
     text = response.headers.get("Content-Length", "").strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
 class _BrokenStream(Exception):

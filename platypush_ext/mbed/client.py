@@ -41,6 +41,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from .. import untrusted
 from ..http import (
     BadRequestError,
     ConflictError,
@@ -269,7 +270,7 @@ _CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:\
 
 def check_content_type(content_type: Any) -> str:
     """A MIME type such as ``text/plain`` or ``application/json; charset=utf-8`` (it goes into a header)."""
-    if not isinstance(content_type, str) or len(content_type) > 200 or not _CONTENT_TYPE_RE.match(content_type):
+    if not isinstance(content_type, str) or len(content_type) > 200 or not _CONTENT_TYPE_RE.fullmatch(content_type):
         raise InvalidArgumentError("content_type must be a MIME type such as 'text/plain' or 'application/json'")
     return content_type
 
@@ -368,16 +369,192 @@ def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
     return checked
 
 
+# -- answers of the service (untrusted: every field checked, ProtocolError) ---------------
+
+#: What an endpoint name (or Pelion device id) from the service must be: what actions take.
+ENDPOINT = "an endpoint name (a non-empty string)"
+#: The most bytes of a resource value read from the service's cache: 64 KiB, as a value that comes
+#: through the notification channel (its base64 payload is at most 87,384 characters).
+MAX_VALUE_BYTES = 64 * 1024
+#: The most devices of one directory page (Pelion's ``limit`` is at most 1000).
+MAX_PAGE = 1000
+#: The limits ``GET /v2/limits`` reports (others are left out).
+LIMITS = ("transaction-quota", "transaction-count", "endpoint-quota", "endpoint-count")
+
+
+def _async_response_id(body: Any) -> str:
+    """The id of a ``202 {"async-response-id": ...}`` answer."""
+    body = untrusted.mapping(body, "the answer")
+    name = "async-response-id"
+    async_id = untrusted.text(untrusted.field(body, name), name, limit=1024, empty=False)
+    if not async_id.isprintable():  # it is matched with the device's answer: no control characters
+        raise untrusted.refused(name, "expected printable characters", async_id)
+    return async_id
+
+
+def _cached_value(endpoint: str, path: str, response: requests.Response) -> ResourceValue:
+    """A resource value the service answered from its cache (``200``; the body is the value)."""
+    ctype = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if ctype:
+        untrusted.identifier(ctype, "Content-Type", check_content_type, "a MIME type such as text/plain")
+    raw = response.content
+    if len(raw) > MAX_VALUE_BYTES:
+        raise untrusted.refused("the value", f"more than {MAX_VALUE_BYTES:,} bytes ({len(raw):,})")
+    _, value, encoding = decode_payload(base64.standard_b64encode(raw).decode(), ctype)
+    return ResourceValue(endpoint, path, value, ctype, encoding, None, True, raw)
+
+
+def _utf8(content: bytes) -> str:
+    """A text answer (UTF-8)."""
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise untrusted.refused("the answer", f"not UTF-8 text (byte {exc.start})") from None
+
+
+#: The longest version text of ``GET /`` (e.g. ``DeviceServer v3.0.0-520\nREST version = v2``).
+MAX_VERSION_TEXT = 1024
+
+
+def _version_text(content: bytes) -> str:
+    """The text of ``GET /``."""
+    return untrusted.text(_utf8(content), "the answer", limit=MAX_VERSION_TEXT)
+
+
+def _versions(body: Any) -> list[str]:
+    """``GET /rest-versions``: ``["v1", "v2"]``."""
+    items = untrusted.array(body, "the answer", limit=100)
+    return [untrusted.text(v, f"[{i}]", limit=64, empty=False) for i, v in enumerate(items)]
+
+
+def _limits(body: Any) -> dict[str, int]:
+    """``GET /v2/limits``: the quotas and counters (whole numbers)."""
+    body = untrusted.mapping(body, "the answer")
+    return {key: untrusted.integer(body[key], key, minimum=0) for key in LIMITS if key in body}
+
+
+def _endpoints(body: Any) -> list[dict[str, Any]]:
+    """``GET /v2/endpoints``: ``[{"name", "type", "status", "q", "label"}]``."""
+    items = untrusted.array(body, "the answer")
+    found = []
+    for index, item in enumerate(items):
+        where = f"[{index}]"
+        item = untrusted.mapping(item, where)
+        name = untrusted.identifier(
+            untrusted.field(item, "name", f"{where}.name"), f"{where}.name", check_endpoint, ENDPOINT
+        )
+        found.append(
+            {
+                "name": name,
+                "type": untrusted.text(item.get("type", ""), f"{where}.type"),
+                "status": untrusted.text(item.get("status", ""), f"{where}.status"),
+                "q": untrusted.boolean(item.get("q", False), f"{where}.q"),
+                "label": name,
+            }
+        )
+    return found
+
+
+def _device_page(body: Any) -> tuple[list[dict[str, Any]], bool]:
+    """A Pelion ``DevicePage``: its devices (the fields :func:`_endpoint_of` reads) and ``has_more``."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("data"), list):
+        raise untrusted.refused("the answer", "expected a DevicePage with a data array", body)
+    page = body
+    data = untrusted.array(page["data"], "data", limit=MAX_PAGE)
+    devices = []
+    for index, device in enumerate(data):
+        where = f"data[{index}]"
+        device = untrusted.mapping(device, where)
+        checked = {
+            "id": untrusted.identifier(
+                untrusted.field(device, "id", f"{where}.id"), f"{where}.id", check_endpoint, ENDPOINT
+            )
+        }
+        for key in ("state", "endpoint_type", "name", "endpoint_name"):
+            checked[key] = untrusted.optional_text(device.get(key), f"{where}.{key}")
+        devices.append(checked)
+    return devices, untrusted.boolean(page.get("has_more", False), "has_more")
+
+
 def _endpoint_of(device: Mapping[str, Any]) -> dict[str, Any]:
-    """A Pelion ``DeviceData`` as an entry of :meth:`MbedClient.get_endpoints`."""
-    state = str(device.get("state") or "")
+    """A Pelion ``DeviceData`` (checked by :func:`_device_page`) as an entry of :meth:`MbedClient.get_endpoints`."""
+    state = device.get("state") or ""
     return {
         "name": device["id"],
-        "type": str(device.get("endpoint_type") or ""),
+        "type": device.get("endpoint_type") or "",
         "status": "ACTIVE" if state == "registered" else state.upper(),
         "q": False,  # the directory does not say; registration events carry q
-        "label": str(device.get("name") or device.get("endpoint_name") or device["id"]),
+        "label": device.get("name") or device.get("endpoint_name") or device["id"],
     }
+
+
+def _resources(body: Any) -> list[dict[str, Any]]:
+    """``GET /v2/endpoints/{ep}``: ``[{"uri", "rt", "obs", "type"}]``."""
+    items = untrusted.array(body, "the answer")
+    found = []
+    for index, item in enumerate(items):
+        where = f"[{index}]"
+        item = untrusted.mapping(item, where)
+        uri = untrusted.field(item, "uri", f"{where}.uri")
+        found.append(
+            {
+                "uri": untrusted.identifier(uri, f"{where}.uri", check_path, "a resource path such as /3303/0/5700"),
+                "rt": untrusted.text(item.get("rt", ""), f"{where}.rt"),
+                "obs": untrusted.boolean(item.get("obs", False), f"{where}.obs"),
+                "type": untrusted.text(item.get("type", ""), f"{where}.type"),
+            }
+        )
+    return found
+
+
+def _uri_list(prefix: str, content: bytes) -> list[str]:
+    """A ``text/uri-list`` of subscriptions: the resource paths (``prefix`` taken off each line)."""
+    lines = untrusted.array([line.strip() for line in _utf8(content).splitlines() if line.strip()], "the answer")
+    return [untrusted.text(line, f"line {i + 1}").removeprefix(prefix) for i, line in enumerate(lines)]
+
+
+def _pre_subscriptions(body: Any) -> list[dict[str, Any]]:
+    """``GET /v2/subscriptions``: the rules, as ``put_pre_subscriptions`` takes them."""
+    rules = untrusted.array(body, "the answer")
+    for index, rule in enumerate(rules):
+        for key, value in untrusted.mapping(rule, f"[{index}]").items():
+            paths = value if key == "resource-path" and isinstance(value, list) else [value]
+            for path in untrusted.array(paths, f"[{index}].{key}", limit=1000):
+                untrusted.text(path, f"[{index}].{key}", limit=128)
+    try:
+        return check_pre_subscriptions(rules)
+    except InvalidArgumentError as exc:
+        raise untrusted.refused("the answer", f"not pre-subscription rules: {exc}") from None
+
+
+def _callback(body: Any) -> dict[str, Any]:
+    """``GET /v2/notification/callback``: ``{"url", "headers"}`` (header values are secrets: never quoted)."""
+    body = untrusted.mapping(body, "the answer")
+    headers = untrusted.mapping(body.get("headers") or {}, "headers")
+    if len(headers) > 100:
+        raise untrusted.refused("headers", f"more than 100 headers ({len(headers):,})")
+    return {
+        "url": untrusted.url(untrusted.field(body, "url"), "url"),
+        "headers": {
+            untrusted.text(k, "headers", limit=256, empty=False): untrusted.text(v, "a header value", quote=False)
+            for k, v in headers.items()
+        },
+    }
+
+
+def _websocket(body: Any) -> dict[str, Any]:
+    """The WebSocket channel's status (Pelion): ``{"queue_size", "status"}``."""
+    body = untrusted.mapping(body, "the answer")
+    return {
+        "queue_size": untrusted.integer(body.get("queue_size", 0), "queue_size", minimum=0),
+        "status": untrusted.text(body.get("status", ""), "status", limit=64),
+    }
+
+
+def _mechanism(body: Any) -> str | None:
+    """``GET /v2/notification/channel`` (Pelion): its ``delivery_mechanism``."""
+    body = untrusted.mapping(body, "the answer")
+    return untrusted.optional_text(body.get("delivery_mechanism"), "delivery_mechanism", limit=64)
 
 
 def _quote_path(path: str) -> str:
@@ -458,18 +635,14 @@ class MbedClient(ServiceClient):
     def _ep(self, endpoint: str) -> str:
         return quote(check_endpoint(endpoint), safe="")
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.http.request_json(method, path, **kwargs)
-
     def _parse(self, response: requests.Response, method: str, path: str) -> Any:
         return parse_json(response, self.http.endpoint(method, self.http.url(path)), self.http.redactor)
 
-    def _async_id(self, response: requests.Response, method: str, path: str) -> str:
-        body = self._parse(response, method, path)
-        async_id = body.get("async-response-id") if isinstance(body, Mapping) else None
-        if not isinstance(async_id, str) or not async_id:
-            raise ProtocolError(f"{method} {path}: 202 without an async-response-id", status=202)
-        return async_id
+    def _async_id(self, response: requests.Response) -> str:
+        """The ``async-response-id`` of a ``202`` answer."""
+        endpoint = self.http.endpoint(response.request.method or "", response.url)
+        body = parse_json(response, endpoint, self.http.redactor)
+        return self.http.parsed(body, _async_response_id, endpoint, response.status_code)
 
     def _await(self, async_id: str, what: str, timeout: float | None, started: float | None = None) -> AsyncResponse:
         """Wait for the async response. With ``started`` (``time.monotonic()`` when the call began),
@@ -580,15 +753,13 @@ class MbedClient(ServiceClient):
         )
         response = self._with_channel(send, limit, started)  # a 412 is answered before anything is done
         if response.status_code == 200 and method == "GET":
-            ctype = response.headers.get("Content-Type", "").split(";")[0]
-            raw = response.content
-            _, value, encoding = decode_payload(base64.standard_b64encode(raw).decode(), ctype)
-            return ResourceValue(endpoint, path, value, ctype, encoding, None, True, raw)
+            what_ = self.http.endpoint(method, self.http.url(f"v2/endpoints/{ep}{_quote_path(path)}"))
+            return self.http.parsed(response, functools.partial(_cached_value, endpoint, path), what_, 200)
         if response.status_code == 205:
             raise NoCacheError(f"{what}: HTTP 205 ({STATUS_MEANINGS[205]})", status=205, endpoint=what)
         if response.status_code != 202:
             return None  # 204 (noResp), or 200/201 without an async id: done
-        return self._follow(self._async_id(response, method, path), what, limit, started, wait)
+        return self._follow(self._async_id(response), what, limit, started, wait)
 
     def _pelion_call(
         self,
@@ -637,17 +808,18 @@ class MbedClient(ServiceClient):
     def get_connector_version(self) -> str:
         """``GET /``: the service's version text, e.g. ``"DeviceServer v3.0.0-520\\nREST version = v2"`` (Connector)."""
         self._connector_only("GET / (the service version)", "it has no version endpoint")
-        return self.http.request("GET", "").text
+        response = self.http.request("GET", "")
+        return self.http.parsed(response.content, _version_text, self.http.endpoint("GET", self.base_url), 200)
 
     def get_api_versions(self) -> list[str]:
         """``GET /rest-versions``: e.g. ``["v1", "v2"]`` (Connector)."""
         self._connector_only("GET /rest-versions", "its paths are versioned (/v2, /v3)")
-        return list(self._json("GET", "rest-versions"))
+        return self.http.request_json("GET", "rest-versions", parse=_versions)
 
     def get_limits(self) -> dict[str, Any]:
         """``GET /v2/limits``: the account's quotas and counters (Connector)."""
         self._connector_only("GET /v2/limits", "usage figures are in the portal or /v3/metrics, quotas in the contract")
-        return dict(self._json("GET", "v2/limits"))
+        return self.http.request_json("GET", "v2/limits", parse=_limits)
 
     def get_endpoints(self, type: str | None = None, all_states: bool = False) -> list[dict[str, Any]]:
         """The registered endpoints: ``[{"name", "type", "status", "q", "label"}]`` in both APIs.
@@ -664,12 +836,7 @@ class MbedClient(ServiceClient):
         if self.pelion:
             devices = self.get_devices(type=type, state=None if all_states else "registered")
             return [_endpoint_of(d) for d in devices]
-        endpoints = self._json("GET", "v2/endpoints", params={"type": type} if type else None)
-        if not isinstance(endpoints, list):
-            raise ProtocolError("GET /v2/endpoints: expected a JSON array")
-        return [
-            {**e, "q": _as_bool(e.get("q", False)), "label": e.get("name")} for e in endpoints if isinstance(e, Mapping)
-        ]
+        return self.http.request_json("GET", "v2/endpoints", params={"type": type} if type else None, parse=_endpoints)
 
     def get_devices(
         self, type: str | None = None, state: str | None = "registered", page_size: int = 100, max_pages: int = 100
@@ -686,22 +853,18 @@ class MbedClient(ServiceClient):
         params.update({k: v for k, v in (("endpoint_type__eq", type), ("state__eq", state)) if v})
         devices: list[dict[str, Any]] = []
         for _ in range(max_pages):
-            page = self._json("GET", "v3/devices/", params=params)
-            data = page.get("data") if isinstance(page, Mapping) else None
-            if not isinstance(data, list):
-                raise ProtocolError("GET /v3/devices/: expected a DevicePage with a data array")
-            devices += [d for d in data if isinstance(d, Mapping) and isinstance(d.get("id"), str)]
-            if not page.get("has_more") or not data:
+            data, has_more = self.http.request_json("GET", "v3/devices/", params=params, parse=_device_page)
+            devices += data
+            if not has_more or not data:
                 return devices
-            params["after"] = data[-1].get("id")
+            if data[-1]["id"] == params.get("after"):
+                raise ProtocolError("GET /v3/devices/: the next page starts where the last one did; giving up")
+            params["after"] = data[-1]["id"]
         raise ProtocolError(f"GET /v3/devices/: still more after {max_pages} pages of {params['limit']}; giving up")
 
     def get_resources(self, endpoint: str) -> list[dict[str, Any]]:
         """``GET /v2/endpoints/{ep}``: ``[{"uri", "rt", "obs", "type"}]`` (``obs`` always a boolean)."""
-        resources = self._json("GET", f"v2/endpoints/{self._ep(endpoint)}")
-        if not isinstance(resources, list):
-            raise ProtocolError(f"GET /v2/endpoints/{endpoint}: expected a JSON array")
-        return [{**r, "obs": _as_bool(r.get("obs", False))} for r in resources if isinstance(r, Mapping)]
+        return self.http.request_json("GET", f"v2/endpoints/{self._ep(endpoint)}", parse=_resources)
 
     # -- resources -----------------------------------------------------------
 
@@ -799,7 +962,7 @@ class MbedClient(ServiceClient):
         )
         if response.status_code != 202:
             return None
-        return self._follow(self._async_id(response, "DELETE", f"v2/endpoints/{endpoint}"), what, limit, started, wait)
+        return self._follow(self._async_id(response), what, limit, started, wait)
 
     # -- subscriptions -------------------------------------------------------
 
@@ -825,9 +988,7 @@ class MbedClient(ServiceClient):
         send = functools.partial(self.http.request, "PUT", f"v2/subscriptions/{self._ep(endpoint)}{_quote_path(path)}")
         response = self._with_channel(send, limit, started)
         if response.status_code == 202:
-            self._follow(
-                self._async_id(response, "PUT", f"v2/subscriptions/{endpoint}{path}"), what, limit, started, wait
-            )
+            self._follow(self._async_id(response), what, limit, started, wait)
         return True
 
     def set_notification_rules(
@@ -873,16 +1034,11 @@ class MbedClient(ServiceClient):
         """``GET /v2/subscriptions/{ep}``: the subscribed resource paths (``[]`` on 404, as the Node client)."""
         ep = self._ep(endpoint)
         try:
-            text = self.http.request("GET", f"v2/subscriptions/{ep}").text
+            content = self.http.request("GET", f"v2/subscriptions/{ep}").content
         except NotFoundError:
             return []
-        prefix = f"/subscriptions/{ep}"
-        paths = []
-        for line in text.splitlines():
-            line = line.strip()
-            if line:
-                paths.append(line.removeprefix(prefix))
-        return paths
+        endpoint = self.http.endpoint("GET", self.http.url(f"v2/subscriptions/{ep}"))
+        return self.http.parsed(content, functools.partial(_uri_list, f"/subscriptions/{ep}"), endpoint, 200)
 
     def unsubscribe(self, endpoint: str, path: str) -> None:
         """``DELETE /v2/subscriptions/{ep}/{path}`` (original ``deleteResourceSubscription``)."""
@@ -903,7 +1059,7 @@ class MbedClient(ServiceClient):
 
     def get_pre_subscriptions(self) -> list[dict[str, Any]]:
         """``GET /v2/subscriptions``: the pre-subscription rules."""
-        return list(self._json("GET", "v2/subscriptions") or [])
+        return self.http.request_json("GET", "v2/subscriptions", parse=_pre_subscriptions)
 
     # -- notification channel ------------------------------------------------
 
@@ -929,7 +1085,7 @@ class MbedClient(ServiceClient):
     def get_callback(self) -> dict[str, Any] | None:
         """``GET /v2/notification/callback``: ``{"url", "headers"}``, or ``None`` when none is set."""
         try:
-            return dict(self._json("GET", "v2/notification/callback"))
+            return self.http.request_json("GET", "v2/notification/callback", parse=_callback)
         except NotFoundError:
             return None
 
@@ -963,12 +1119,12 @@ class MbedClient(ServiceClient):
 
     def register_websocket(self) -> dict[str, Any]:
         """``PUT /v2/notification/websocket`` (Pelion / Izuma): create the WebSocket channel."""
-        return dict(self._json("PUT", "v2/notification/websocket"))
+        return self.http.request_json("PUT", "v2/notification/websocket", parse=_websocket)
 
     def get_websocket(self) -> dict[str, Any] | None:
         """``GET /v2/notification/websocket``: the channel status, or ``None``."""
         try:
-            return dict(self._json("GET", "v2/notification/websocket"))
+            return self.http.request_json("GET", "v2/notification/websocket", parse=_websocket)
         except NotFoundError:
             return None
 
@@ -1000,7 +1156,7 @@ class MbedClient(ServiceClient):
     def get_channel(self) -> str | None:
         """``GET /v2/notification/channel`` (Pelion): ``CALLBACK``, ``LONG_POLLING``, ``WEB_SOCKET`` or ``None``."""
         try:
-            return self._json("GET", "v2/notification/channel").get("delivery_mechanism")
+            return self.http.request_json("GET", "v2/notification/channel", parse=_mechanism)
         except NotFoundError:
             return None
 
@@ -1013,7 +1169,7 @@ class MbedClient(ServiceClient):
             return self.delete_websocket()
         if kind != "long_poll":
             raise InvalidArgumentError(f"unknown channel kind {kind!r}; use long_poll, callback or websocket")
-        return "ALREADY_DELETED" not in self.http.request("DELETE", "v2/notification/pull").text
+        return b"ALREADY_DELETED" not in self.http.request("DELETE", "v2/notification/pull").content
 
     def remove_other_channel(self, kind: str) -> str | None:
         """Pelion / Izuma (one channel type at a time): remove the registered channel when it is

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .. import untrusted
 from ..http import (
     AuthError,
     BadRequestError,
@@ -36,7 +37,6 @@ from ..http import (
     HttpClient,
     InvalidArgumentError,
     NotFoundError,
-    ProtocolError,
     RetryPolicy,
     ServiceClient,
     ServiceError,
@@ -245,24 +245,44 @@ class NikdevClient(ServiceClient):
         """
         ids = check_fields(fields)
         path = "values/" + ",".join(quote(f, safe="") for f in ids)
-        payload = self.http.request_json("GET", path)
-        endpoint = f"GET /{path}"
-        try:
-            data = payload["data"]
-            servertime = int(data["servertime"])
-            items = data["values"]
-            if not isinstance(items, list):
-                raise TypeError("values is not a list")
-            skew = round(time.time() - servertime)
-            values = []
-            for item in items:
-                if not isinstance(item, Mapping) or len(item) != 1:
-                    raise TypeError(f"{item!r} is not a single-key object")
-                ((field, body),) = item.items()
-                stamp = body.get("timestamp")
-                values.append(Value(str(field), body["value"], None if stamp is None else int(stamp) + skew))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProtocolError(
-                f"{endpoint}: unexpected answer from the NikDev server ({exc})", endpoint=endpoint
-            ) from None
-        return values
+        return self.http.request_json("GET", path, parse=_values)
+
+
+def _values(payload: Any) -> list[Value]:
+    """The answer of ``GET values/``: ``{"data": {"servertime", "values": [{field: {"value", "timestamp"}}]}}``
+    (untrusted: each field checked, :class:`ProtocolError`)."""
+    data = untrusted.mapping(untrusted.field(untrusted.mapping(payload, "the answer"), "data"), "data")
+    servertime = untrusted.integer(untrusted.field(data, "servertime", "data.servertime"), "data.servertime", minimum=0)
+    items = untrusted.array(untrusted.field(data, "values", "data.values"), "data.values")
+    skew = round(time.time() - servertime)
+    values = []
+    for index, item in enumerate(items):
+        where = f"data.values[{index}]"
+        item = untrusted.mapping(item, where)
+        if len(item) != 1:
+            raise untrusted.refused(where, "expected an object of one field", item)
+        ((field, body),) = item.items()
+        field = untrusted.identifier(
+            field, f"{where} key", check_field, "a field id (no commas nor control characters)"
+        )
+        body = untrusted.mapping(body, f"{where}.{field}")
+        stamp = body.get("timestamp")
+        if stamp is not None:
+            stamp = untrusted.integer(stamp, f"{where}.{field}.timestamp", minimum=0) + skew
+        values.append(
+            Value(
+                field,
+                _scalar(untrusted.field(body, "value", f"{where}.{field}.value"), f"{where}.{field}.value"),
+                stamp,
+            )
+        )
+    return values
+
+
+def _scalar(value: Any, name: str) -> Scalar:
+    """A value as the protocol carries it: text, a finite number, a boolean."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return untrusted.number(value, name)
+    return untrusted.text(value, name)

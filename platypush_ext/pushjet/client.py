@@ -16,7 +16,9 @@ errors or logs.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,7 +30,6 @@ from ..http import (
     HttpClient,
     InvalidArgumentError,
     NotFoundError,
-    ProtocolError,
     RateLimitedError,
     RetryPolicy,
     ServiceClient,
@@ -39,6 +40,7 @@ from ..http import (
 UUID_RE = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
 PUBLIC_KEY_RE = re.compile(r"^[a-zA-Z0-9]{4}-[a-zA-Z0-9]{6}-[a-zA-Z0-9]{12}-[a-zA-Z0-9]{5}-[a-zA-Z0-9]{9}$")
 SECRET_KEY_RE = re.compile(r"^[a-zA-Z0-9]{32}$")
+PUBLIC_KEY = "a public key such as '4be3-eda97a-0d7faeab05a0-89403-ad4751c49'"
 #: The upstream server's columns (protocols/pushjet.md §12): longer values get an HTTP 500 there.
 MAX_NAME_CHARACTERS = 255
 MAX_TEXT_BYTES = 65_535
@@ -72,10 +74,12 @@ def _pushjet_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | N
     if not isinstance(error, dict) or "id" not in error:
         return None
     code = error.get("id")
+    if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code < 1000:
+        code = None  # not an id of the protocol's table (a hostile answer): the status tells the class
     if code != 5 and status >= 500:
         return None
-    cls = RateLimitedError if code == 5 else _ERROR_CLASSES.get(code, PushjetBadRequest)
-    return ErrorDetails(cls, hint=f"Pushjet error {code}", code=code)
+    cls = RateLimitedError if code == 5 else _ERROR_CLASSES.get(code, PushjetBadRequest)  # type: ignore[arg-type]
+    return ErrorDetails(cls, hint=None if code is None else f"Pushjet error {code}", code=code)
 
 
 # -- models -------------------------------------------------------------------
@@ -92,17 +96,28 @@ class Service:
     secret_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: Any, secret_key: str | None = None) -> "Service":
-        try:
-            return cls(
-                public_key=str(data["public"]),
-                name=str(data["name"]),
-                icon_url=str(data.get("icon") or "") or None,
-                created=int(data["created"]),
-                secret_key=data.get("secret") or secret_key,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProtocolError(f"unexpected service object from the Pushjet server ({exc!r})") from None
+    def from_json(cls, data: Any, secret_key: str | None = None, where: str = "service") -> "Service":
+        """Read a service object of the server (untrusted: each field checked, :class:`ProtocolError`).
+
+        :param data: the object.
+        :param secret_key: the secret to keep when the object has none.
+        :param where: its name in errors.
+        """
+        data = untrusted.mapping(data, where)
+        secret = data.get("secret")
+        if secret is not None and secret != "":
+            secret_key = untrusted.secret(secret, f"{where}.secret", check=check_secret_key)
+        return cls(
+            public_key=untrusted.identifier(
+                untrusted.field(data, "public", f"{where}.public"), f"{where}.public", check_public_key, PUBLIC_KEY
+            ),
+            name=untrusted.text(untrusted.field(data, "name", f"{where}.name"), f"{where}.name"),
+            icon_url=untrusted.optional_text(data.get("icon"), f"{where}.icon"),
+            created=untrusted.integer(
+                untrusted.field(data, "created", f"{where}.created"), f"{where}.created", minimum=0
+            ),
+            secret_key=secret_key,
+        )
 
     def to_dict(self, include_secret: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -121,16 +136,26 @@ class Subscription:
     last_checked: int
 
     @classmethod
-    def from_json(cls, data: Any) -> "Subscription":
-        try:
-            return cls(
-                service=Service.from_json(data["service"]),
-                device_uuid=str(data["uuid"]),
-                time_subscribed=int(data["timestamp"]),
-                last_checked=int(data["timestamp_checked"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"unexpected subscription object from the Pushjet server ({exc!r})") from None
+    def from_json(cls, data: Any, where: str = "subscription") -> "Subscription":
+        """Read a subscription object of the server (untrusted: each field checked).
+
+        :param data: the object.
+        :param where: its name in errors.
+        """
+        data = untrusted.mapping(data, where)
+        uuid = untrusted.field(data, "uuid", f"{where}.uuid")
+        return cls(
+            service=Service.from_json(untrusted.field(data, "service", f"{where}.service"), where=f"{where}.service"),
+            device_uuid=untrusted.identifier(uuid, f"{where}.uuid", check_uuid, "a device UUID"),
+            time_subscribed=untrusted.integer(
+                untrusted.field(data, "timestamp", f"{where}.timestamp"), f"{where}.timestamp", minimum=0
+            ),
+            last_checked=untrusted.integer(
+                untrusted.field(data, "timestamp_checked", f"{where}.timestamp_checked"),
+                f"{where}.timestamp_checked",
+                minimum=0,
+            ),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "service": self.service.to_dict()}
@@ -166,28 +191,35 @@ class Message:
             link=untrusted.optional_text(data.get("link"), "link"),
             importance=3 if level is None else untrusted.integer(level, "level", minimum=1, maximum=5),
             time_sent=untrusted.integer(untrusted.field(data, "timestamp"), "timestamp", minimum=0),
-            service=Service(
-                public_key=_public_key_of(untrusted.field(service, "public", "service.public")),
-                name=untrusted.text(untrusted.field(service, "name", "service.name"), "service.name"),
-                icon_url=untrusted.optional_text(service.get("icon"), "service.icon"),
-                created=untrusted.integer(
-                    untrusted.field(service, "created", "service.created"), "service.created", minimum=0
-                ),
-            ),
+            service=Service.from_json({k: v for k, v in service.items() if k != "secret"}),  # no secret here
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "service": self.service.to_dict()}
 
 
-def _public_key_of(value: Any) -> str:
-    """A service's public key in a message (what :func:`check_public_key` accepts as an argument)."""
-    try:
-        return check_public_key(value)
-    except InvalidArgumentError:
-        raise untrusted.refused(
-            "service.public", "expected a service public key such as 4be3-eda97a-…", value
-        ) from None
+def _new_service(data: Any) -> Service:
+    """The service ``POST /service`` created: with its secret (the only time the server tells it)."""
+    service = Service.from_json(data)
+    if service.secret_key is None:
+        raise untrusted.refused("service.secret", "missing (the new service's secret key)")
+    return service
+
+
+def _subscriptions(items: Any) -> list[Subscription]:
+    """The ``subscriptions`` array of ``GET /subscription``."""
+    items = untrusted.array(items, "subscriptions")
+    return [Subscription.from_json(item, f"subscriptions[{i}]") for i, item in enumerate(items)]
+
+
+#: The most messages one fetch may hand out: the read is destructive, so a large backlog is
+#: taken whole (the body is in memory already); only an absurd count is refused.
+MAX_FETCHED = 1_000_000
+
+
+def _messages(items: Any) -> list[Any]:
+    """The ``messages`` array of ``GET /message`` (its elements are read one by one, as events)."""
+    return untrusted.array(items, "messages", limit=MAX_FETCHED)
 
 
 #: A valid message object (of ``GET /message``'s ``messages``, or a connector's ``{"message": …}``) and
@@ -228,7 +260,7 @@ SPECIMENS: dict[str, dict[str, Any]] = {
 
 def check_uuid(device: Any) -> str:
     """A device UUID in canonical (lowercase) form, or :class:`InvalidArgumentError`."""
-    if not isinstance(device, str) or not UUID_RE.match(device):
+    if not isinstance(device, str) or not UUID_RE.fullmatch(device):
         raise InvalidArgumentError(
             f"invalid device UUID {device!r}: expected 8-4-4-4-12 hexadecimal digits, e.g. from uuid.uuid4()"
         )
@@ -236,7 +268,7 @@ def check_uuid(device: Any) -> str:
 
 
 def check_public_key(public_key: Any) -> str:
-    if not isinstance(public_key, str) or not PUBLIC_KEY_RE.match(public_key):
+    if not isinstance(public_key, str) or not PUBLIC_KEY_RE.fullmatch(public_key):
         raise InvalidArgumentError(
             f"invalid service public key {public_key!r}: expected 40 characters such as "
             "'4be3-eda97a-0d7faeab05a0-89403-ad4751c49'"
@@ -247,7 +279,7 @@ def check_public_key(public_key: Any) -> str:
 def check_secret_key(secret_key: Any) -> str:
     if not secret_key:
         raise InvalidArgumentError("this operation needs the service's secret key, and none was given")
-    if not isinstance(secret_key, str) or not SECRET_KEY_RE.match(secret_key):
+    if not isinstance(secret_key, str) or not SECRET_KEY_RE.fullmatch(secret_key):
         raise InvalidArgumentError("invalid secret key: expected 32 letters or digits")  # never echo it
     return secret_key
 
@@ -315,12 +347,26 @@ class PushjetClient(ServiceClient):
         self._connect(base_url, http, timeouts, retry, _pushjet_error)
 
     def _call(
-        self, method: str, path: str, *, key: str | None = None, idempotent: bool | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        parse: Callable[[Any], Any] | None = None,
+        idempotent: bool | None = None,
+        **kwargs: Any,
     ) -> Any:
-        payload = self.http.request_json(method, path, idempotent=idempotent, **kwargs)
-        if not isinstance(payload, dict) or (key is not None and key not in payload):
-            raise ProtocolError(f"{method} /{path}: the Pushjet server's answer lacks {key or 'an object'!r}")
-        return payload[key] if key else payload
+        """A request whose answer is a JSON object (``{"status": "ok"}`` when nothing else), and
+        ``parse(answer[key])`` when given ``key``: every refused field a :class:`ProtocolError` naming it."""
+
+        def read(payload: Any) -> Any:
+            payload = untrusted.mapping(payload, "the answer")
+            if key is None:
+                return payload
+            value = untrusted.field(payload, key)
+            return value if parse is None else parse(value)
+
+        return self.http.request_json(method, path, idempotent=idempotent, parse=read, **kwargs)
 
     # -- services ----------------------------------------------------------------
 
@@ -329,7 +375,7 @@ class PushjetClient(ServiceClient):
         form = {"name": check_name(name)}
         if icon_url:
             form["icon"] = _check_text(icon_url, "icon_url", required=False)
-        service = Service.from_json(self._call("POST", "service", key="service", data=form))
+        service = self._call("POST", "service", key="service", parse=_new_service, data=form)
         self.add_secret(service.secret_key)
         return service
 
@@ -337,13 +383,13 @@ class PushjetClient(ServiceClient):
         """Look a service up by public key or by secret key (the secret is kept in the result)."""
         if public_key is not None:
             params = {"service": check_public_key(public_key)}
-            return Service.from_json(self._call("GET", "service", key="service", params=params))
+            return self._call("GET", "service", key="service", parse=Service.from_json, params=params)
         if secret_key is None:
             raise InvalidArgumentError("give a service's public_key or secret_key")
         form = {"secret": check_secret_key(secret_key)}
         # a GET with a form body keeps the secret out of URLs and access logs
-        data = self._call("GET", "service", key="service", data=form)
-        return Service.from_json(data, secret_key=secret_key)
+        read = functools.partial(Service.from_json, secret_key=secret_key)
+        return self._call("GET", "service", key="service", parse=read, data=form)
 
     def edit_service(self, secret_key: str, *, name: str | None = None, icon_url: str | None = None) -> None:
         """Rename a service and/or change its icon (``icon_url=""`` removes the icon)."""
@@ -388,7 +434,7 @@ class PushjetClient(ServiceClient):
     def subscribe(self, device: str, public_key: str) -> Service:
         """Subscribe a device to a service; returns the service."""
         data = {"uuid": check_uuid(device), "service": check_public_key(public_key)}
-        return Service.from_json(self._call("POST", "subscription", key="service", data=data))
+        return self._call("POST", "subscription", key="service", parse=Service.from_json, data=data)
 
     def unsubscribe(self, device: str, public_key: str) -> None:
         """Unsubscribe a device from a service."""
@@ -396,18 +442,14 @@ class PushjetClient(ServiceClient):
 
     def get_subscriptions(self, device: str) -> list[Subscription]:
         """The device's subscriptions."""
-        items = self._call("GET", "subscription", key="subscriptions", params={"uuid": check_uuid(device)})
-        if not isinstance(items, list):
-            raise ProtocolError("GET /subscription: 'subscriptions' is not a list")
-        return [Subscription.from_json(item) for item in items]
+        params = {"uuid": check_uuid(device)}
+        return self._call("GET", "subscription", key="subscriptions", parse=_subscriptions, params=params)
 
     def fetch_message_payloads(self, device: str) -> list[dict[str, Any]]:
         """The raw unread message objects of a device. **Destructive**: the server marks
         them read, so this request is never retried automatically."""
-        items = self._call("GET", "message", key="messages", params={"uuid": check_uuid(device)}, idempotent=False)
-        if not isinstance(items, list):
-            raise ProtocolError("GET /message: 'messages' is not a list")
-        return items
+        params = {"uuid": check_uuid(device)}
+        return self._call("GET", "message", key="messages", parse=_messages, params=params, idempotent=False)
 
     def fetch_messages(self, device: str) -> list[Message]:
         """The device's unread messages, marked read by the server (see :meth:`fetch_message_payloads`)."""

@@ -3,7 +3,8 @@
 A :class:`SandboxServer` is a threaded HTTP/1.1 server on 127.0.0.1 with a
 route table, a request log and **fault injection**: the next *N* matching
 requests can answer an error status (with ``Retry-After``), hang past the
-client's timeout, have their connection reset, or get a malformed body.
+client's timeout, have their connection reset, get a malformed body, or get
+any body at all (``body``: the handler's JSON changed at one place, or raw bytes).
 
 Faults are armed from Python (``server.faults.add(...)``) or over HTTP on the
 server's own control API::
@@ -15,6 +16,30 @@ server's own control API::
     GET    /_sandbox/requests the request log (method, path, status)
     GET    /_sandbox/health   {"service": name, "ok": true}
 
+Every fault takes ``method`` and ``path`` (a prefix) to match only some requests,
+and ``skip``: the first *N* matching requests pass untouched. A ``body`` fault
+rewrites the answer the real handler produced (so everything else about the
+exchange happens as usual, e.g. a file really created)::
+
+    {"kind": "body", "pointer": "/messages/0/level", "op": "replace", "value": "high"}
+    {"kind": "body", "pointer": "/service/created", "op": "replace", "json": "1e400"}
+    {"kind": "body", "pointer": "/service/icon", "op": "remove"}
+    {"kind": "body", "pointer": "/service/extra", "op": "add", "value": {"x": 1}}
+    {"kind": "body", "raw": "<html>...</html>", "status": 502,
+     "headers": {"Content-Type": "text/html"}}
+    {"kind": "body", "raw_base64": "/w=="}
+
+``pointer`` is a JSON pointer (RFC 6901; ``-`` appends to an array) into the
+handler's JSON body; ``op`` is ``replace`` (the default), ``remove`` or ``add``;
+the new value is ``value`` (any JSON) or ``json``, a JSON text put in as it is
+(what ``json.dumps`` cannot write: ``1e400``, ``NaN``, nesting 100,000 deep,
+``"\ud800"``). ``raw`` (text, sent as UTF-8) or ``raw_base64`` (any bytes)
+replace the whole body. The status and headers stay the handler's unless
+``status`` / ``headers`` are given (``Content-Length`` always fits the new body).
+
+With :attr:`SandboxServer.recording` set to a list, every answer of the service's
+API is appended to it as an :class:`Answer` (status, headers and body as sent).
+
 A handler ends with a chosen error answer by raising :class:`Abort` (each
 service subclasses it to build its own error body). Any other exception is a
 bug of the sandbox: the server answers ``500`` as a Flask app would, and also
@@ -25,6 +50,7 @@ records it (:func:`take_failures`), so that the test that caused it fails
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import json
 import logging
@@ -34,6 +60,7 @@ import struct
 import sys
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,7 +69,9 @@ from urllib.parse import parse_qs, urlsplit
 
 logger = logging.getLogger("platypush_ext.sandbox")
 
-FAULT_KINDS = ("status", "hang", "reset", "malformed")
+FAULT_KINDS = ("status", "hang", "reset", "malformed", "body")
+#: The edits of a ``body`` fault with a ``pointer``.
+BODY_OPS = ("replace", "remove", "add")
 
 Body = bytes | Iterable[bytes]
 
@@ -191,20 +220,118 @@ Handler = Callable[[Request], Response | None]
 
 @dataclass
 class Fault:
-    """A fault armed for the next ``count`` matching requests."""
+    """A fault armed for the next ``count`` matching requests (after ``skip`` of them)."""
 
     kind: str
     count: int = 1
-    status: int = 503
+    status: int | None = None
     retry_after: float | None = None
     delay: float = 30.0
     method: str | None = None
     path: str | None = None
+    skip: int = 0
+    pointer: str | None = None
+    op: str = "replace"
+    value: Any = None
+    json: str | None = None
+    raw: str | None = None
+    raw_base64: str | None = None
+    headers: dict[str, str] | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method.upper() == method) and (
             self.path is None or path.startswith(self.path)
         )
+
+    def check(self) -> None:
+        """:class:`ValueError` for a fault that cannot be applied (before it is armed)."""
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; use one of {', '.join(FAULT_KINDS)}")
+        if self.count < 1:
+            raise ValueError("count must be at least 1")
+        if self.skip < 0:
+            raise ValueError("skip must not be negative")
+        if self.kind == "status" and self.status is None:
+            self.status = 503
+        if self.kind != "body":
+            return
+        given = [name for name in ("pointer", "raw", "raw_base64") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a body fault needs one of pointer, raw or raw_base64")
+        if self.op not in BODY_OPS:
+            raise ValueError(f"unknown op {self.op!r}; use one of {', '.join(BODY_OPS)}")
+        if self.pointer is not None and self.pointer[:1] not in ("", "/"):
+            raise ValueError(f"pointer must be empty or start with '/', got {self.pointer!r}")
+        if self.raw_base64 is not None:
+            try:
+                base64.b64decode(self.raw_base64, validate=True)
+            except ValueError:
+                raise ValueError("raw_base64 is not base64") from None
+
+    def rewrite(self, response: Response) -> Response:
+        """The handler's ``response`` with this ``body`` fault applied."""
+        if self.raw is not None:
+            body = self.raw.encode("utf-8", "surrogatepass")
+        elif self.raw_base64 is not None:
+            body = base64.b64decode(self.raw_base64)
+        else:
+            if not isinstance(response.body, (bytes, bytearray)):
+                raise ValueError("a body fault with a pointer needs a JSON answer, not a streamed one")
+            body = edit_json(bytes(response.body), self.pointer or "", self.op, self.value, self.json)
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        headers.update(self.headers or {})
+        return Response(response.status if self.status is None else self.status, body, headers)
+
+
+def _parent(document: Any, pointer: str) -> tuple[Any, str]:
+    """The container of the value at ``pointer`` in ``document``, and its key (RFC 6901)."""
+    if not pointer:
+        raise ValueError("the whole document has no parent: use raw to replace it")
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+    node = document
+    for token in tokens[:-1]:
+        node = node[int(token)] if isinstance(node, list) else node[token]
+    return node, tokens[-1]
+
+
+def edit_json(body: bytes, pointer: str, op: str, value: Any = None, raw: str | None = None) -> bytes:
+    """``body`` (a JSON text) with the value at ``pointer`` replaced, removed or added.
+
+    :param body: the handler's JSON body.
+    :param pointer: where (RFC 6901; ``""`` is the whole document, ``-`` the end of an array).
+    :param op: ``replace``, ``remove`` or ``add``.
+    :param value: the new value (any JSON value).
+    :param raw: the new value as a JSON text, put in as it is (instead of ``value``).
+    :raises ValueError: the body is not JSON, or ``pointer`` does not lead to a value.
+    """
+    document = json.loads(body)
+    placeholder = f"sandbox-json-{uuid.uuid4().hex}"
+    new = placeholder if raw is not None else value
+    if op != "remove" and not pointer:
+        document = new
+    else:
+        try:
+            parent, key = _parent(document, pointer)
+            if isinstance(parent, list):
+                index = len(parent) if key == "-" else int(key)
+                if op == "add":
+                    parent.insert(index, new)
+                elif op == "remove":
+                    del parent[index]
+                else:
+                    parent[index] = new
+            elif op == "remove":
+                del parent[key]
+            elif op == "replace" and key not in parent:
+                raise KeyError(key)
+            else:
+                parent[key] = new
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ValueError(f"pointer {pointer!r} does not lead to a value of the answer ({exc!r})") from None
+    text = json.dumps(document, separators=(",", ":"))
+    if raw is not None:
+        text = text.replace(json.dumps(placeholder), raw, 1)
+    return text.encode("utf-8", "surrogatepass")
 
 
 class FaultInjector:
@@ -215,12 +342,10 @@ class FaultInjector:
         self._lock = threading.Lock()
 
     def add(self, kind: str, count: int = 1, **options: Any) -> Fault:
-        """Arm ``count`` faults of ``kind`` (``status``, ``hang``, ``reset``, ``malformed``)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
-        if count < 1:
-            raise ValueError("count must be at least 1")
+        """Arm ``count`` faults of ``kind`` (``status``, ``hang``, ``reset``, ``malformed``, ``body``);
+        :class:`ValueError` (or :class:`TypeError` for an unknown option) when it cannot be applied."""
         fault = Fault(kind=kind, count=count, **options)
+        fault.check()
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -233,6 +358,9 @@ class FaultInjector:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(method, path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.count -= 1
                     if fault.count <= 0:
                         self._faults.remove(fault)
@@ -242,6 +370,22 @@ class FaultInjector:
     def armed(self) -> list[dict[str, Any]]:
         with self._lock:
             return [asdict(f) for f in self._faults]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of a server, as sent (see :attr:`SandboxServer.recording`).
+
+    :ivar body: the body's bytes (``None`` for a streamed body, not kept).
+    :ivar at: ``time.monotonic_ns()`` when it was sent (orders the answers of several servers).
+    """
+
+    method: str
+    path: str
+    status: int
+    headers: dict[str, str]
+    body: bytes | None
+    at: int
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -301,6 +445,8 @@ class SandboxServer:
         self.requests: list[tuple[str, str, int]] = []
         #: the raw request targets (``/path?query``), to check what travels in URLs
         self.targets: list[str] = []
+        #: set to a list to record every answer of the service's API (:class:`Answer`); ``None``: not recorded
+        self.recording: list[Answer] | None = None
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -406,7 +552,7 @@ class SandboxServer:
             reset_connection(handler)
             return
         if fault and fault.kind == "status":
-            response: Response | None = html_error(fault.status)
+            response: Response | None = html_error(fault.status or 503)
             if fault.retry_after is not None:
                 response.headers["Retry-After"] = f"{fault.retry_after:g}"
         else:
@@ -418,9 +564,26 @@ class SandboxServer:
             if fault and fault.kind == "malformed":
                 response = Response(response.status, b'{"malformed": tru', dict(response.headers))
                 response.headers.pop("Content-Length", None)
+            elif fault and fault.kind == "body":
+                response = self._rewritten(request, response, fault)
         request.drain()
         self._record(method, path, response.status)
+        answers = self.recording
+        if answers is not None and not path.startswith("/_sandbox/"):
+            body = bytes(response.body) if isinstance(response.body, (bytes, bytearray)) else None
+            answers.append(Answer(method, path, response.status, dict(response.headers), body, time.monotonic_ns()))
         self._write_response(handler, response)
+
+    def _rewritten(self, request: Request, response: Response, fault: Fault) -> Response:
+        """``response`` with a ``body`` fault applied; one that does not fit the answer (a pointer that
+        leads nowhere) is a mistake of the test that armed it: recorded as a failure, answered 500."""
+        try:
+            return fault.rewrite(response)
+        except ValueError as exc:
+            logger.error("%s: the body fault does not fit %s %s: %s", self.name, request.method, request.path, exc)
+            with _failures_lock:
+                _failures.append(HandlerFailure(self.name, f"{request.method} {request.path}", exc))
+            return html_error(500)
 
     def _run_handler(self, request: Request, route: Handler | None, allowed: bool) -> Response | None:
         """The handler's answer: an :class:`Abort`'s response; a 500 for anything else (recorded)."""

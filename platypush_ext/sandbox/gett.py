@@ -74,6 +74,12 @@ class GettFailure(Abort):
         self.status, self.message = status, message
 
 
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison of a credential a client sent (any text: ``hmac.compare_digest``
+    raises ``TypeError`` for non-ASCII strings) with the expected one."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 def _error(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
 
@@ -173,7 +179,7 @@ class GettBlobServer(SandboxServer):
         sig = request.query.get("sig", "")
         with self.api.lock:
             file = self.api.find_file(request.params["sharename"], request.params["fileid"])
-            if not sig or not any(hmac.compare_digest(sig, s) for s in file.upload_sigs):
+            if not sig or not any(_same(sig, s) for s in file.upload_sigs):
                 raise GettFailure(403, "invalid signature")
             return file
 
@@ -232,7 +238,7 @@ class GettBlobServer(SandboxServer):
         """The uploaded file a signed blob URL names (403 for a bad signature, 404 if not uploaded);
         call with ``self.api.lock`` held."""
         file = self.api.find_file(request.params["sharename"], request.params["fileid"])
-        if not hmac.compare_digest(request.query.get("sig", ""), file.download_sig):
+        if not _same(request.query.get("sig", ""), file.download_sig):
             raise GettFailure(403, "invalid signature")
         if file.path is None:
             raise GettFailure(404, "file not uploaded")
@@ -605,9 +611,9 @@ class GettServer(SandboxServer):
             missing = [k for k in ("apikey", "email", "password") if not body.get(k)]
             if missing:
                 raise GettFailure(400, f"missing {', '.join(missing)}")
-            if not hmac.compare_digest(str(body["apikey"]), self.apikey):
+            if not _same(str(body["apikey"]), self.apikey):
                 raise GettFailure(403, "invalid apikey")
-            if body["email"] != self.email or not hmac.compare_digest(str(body["password"]), self.password):
+            if body["email"] != self.email or not _same(str(body["password"]), self.password):
                 raise GettFailure(403, "User not found")
             userid = self.userid
             self.logins["password"] += 1

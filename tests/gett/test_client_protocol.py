@@ -52,41 +52,47 @@ def make_client(server: ScriptedGett) -> GettClient:
 @pytest.mark.parametrize(
     "method, path, answer, call, message",
     [
-        ("GET", "/1/shares", {"not": "a list"}, lambda c: c.get_shares(), "GET /shares: the answer is not a list"),
+        (
+            "GET",
+            "/1/shares",
+            {"not": "a list"},
+            lambda c: c.get_shares(),
+            "GET /1/shares: the answer: expected a JSON array (got a JSON object of 1 items)",
+        ),
         (
             "GET",
             "/1/shares",
             [{"title": "x"}],
             lambda c: c.get_shares(),
-            "unexpected share object from Ge.tt (KeyError('sharename'))",
+            "GET /1/shares: shares[0].sharename: missing",
         ),
         (
             "GET",
             "/1/files/abc/0",
             {"fileid": "0"},
             lambda c: c.get_file("abc", "0"),
-            "unexpected file object from Ge.tt (KeyError('filename'))",
+            "GET /1/files/abc/0: file.filename: missing",
         ),
         (
             "GET",
             "/1/files/abc/0/upload",
             {"puturl": "http://127.0.0.1:1/x"},
             lambda c: c.upload_url("abc", "0"),
-            "unexpected upload URLs from Ge.tt (KeyError('posturl'))",
+            "GET /1/files/abc/0/upload: upload.posturl: missing",
         ),
         (
             "GET",
             "/1/users/me",
             {"fullname": "nobody"},
             lambda c: c.get_user(),
-            "unexpected user object from Ge.tt (KeyError('userid'))",
+            "GET /1/users/me: user.userid: missing",
         ),
         (
             "POST",
             "/1/users/login",
             {"expires": 60},
             lambda c: c.login(),
-            "POST /users/login: the answer lacks an accesstoken",
+            "POST /1/users/login: accesstoken: missing",
         ),
     ],
 )
@@ -103,12 +109,102 @@ def test_ill_formed_objects_are_protocol_errors(
         client.close()
 
 
-def test_an_unreadable_expires_counts_as_a_day(server: ScriptedGett) -> None:
-    server.answers[("POST", "/1/users/login")] = {**LOGIN, "expires": "soon"}
+def test_expires_may_be_a_numeric_string_but_nothing_else(server: ScriptedGett) -> None:
+    server.answers[("POST", "/1/users/login")] = {**LOGIN, "expires": "3600"}
     server.answers[("GET", "/1/users/me")] = {"userid": "u1", "email": "e@x"}
     client = make_client(server)
     try:
         assert [client.get_user().email for _ in range(3)] == ["e@x"] * 3
+        # was read as a day: an answer the client cannot read is refused, nothing of it kept
+        server.answers[("POST", "/1/users/login")] = {**LOGIN, "expires": "soon", "accesstoken": "a.0101.u1.2.y"}
+        with pytest.raises(ProtocolError, match="^POST /1/users/login: expires: expected a whole number"):
+            client.login()
+        assert client.access_token() == LOGIN["accesstoken"]
     finally:
         client.close()
-    assert [p for _, p, _ in server.requests].count("/1/users/login") == 1  # no renewal after each call
+    assert [p for _, p, _ in server.requests].count("/1/users/login") == 2  # no renewal after each call
+
+
+HUGE = "x" * (10 << 20)
+FILE = {"fileid": "0", "filename": "a.txt", "sharename": "abc", "size": 5, "readystate": "uploaded"}
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        ({**FILE, "size": float("inf")}, "file.size: expected a whole, finite number (got inf)"),  # was OverflowError
+        ({**FILE, "size": -1}, "file.size: out of range [0, 9223372036854775807] (got -1)"),
+        ({**FILE, "downloads": "many"}, "file.downloads: expected a whole number (got 'many')"),
+        ({**FILE, "fileid": 0}, "file.fileid: expected a string (got 0)"),
+        ({**FILE, "sharename": "../x"}, "file.sharename: expected letters and digits, e.g. '4dsfd' (got '../x')"),
+        ({**FILE, "filename": HUGE}, "file.filename: longer than 65,536 characters (10,485,760)"),
+        ({**FILE, "filename": "a\ud800"}, "file.filename: not valid Unicode (a lone surrogate at character 1)"),
+        ({**FILE, "getturl": ["x"]}, "file.getturl: expected a string (got a JSON array of 1 items)"),
+        ({**FILE, "readystate": None}, "file.readystate: expected a string (got None)"),
+    ],
+)
+def test_every_field_of_a_file_is_checked(server: ScriptedGett, answer: Any, message: str) -> None:
+    server.answers[("GET", "/1/files/abc/0")] = answer
+    client = make_client(server)
+    try:
+        with pytest.raises(ProtocolError) as failure:
+            client.get_file("abc", "0")
+        assert str(failure.value) == f"GET /1/files/abc/0: {message}"
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("accesstoken", HUGE),  # was kept: every later request failed (HTTP 414), the redactor slowed to a crawl
+        ("accesstoken", "a.0101\r\nX-Forged: 1"),
+        ("accesstoken", 12345),
+        ("refreshtoken", "r.0101 with spaces"),
+        ("expires", float("nan")),
+        ("expires", -5),
+        ("user", None),
+    ],
+)
+def test_a_login_answer_is_kept_only_when_all_of_it_is_right(server: ScriptedGett, field: str, value: Any) -> None:
+    server.answers[("POST", "/1/users/login")] = {**LOGIN, field: value}
+    client = make_client(server)
+    try:
+        with pytest.raises(ProtocolError, match=f"^POST /1/users/login: {field}") as failure:
+            client.login()
+        assert len(str(failure.value)) <= 500 and "\n" not in str(failure.value)
+        assert "X-Forged" not in str(failure.value)  # a token is never quoted
+        server.answers[("POST", "/1/users/login")] = LOGIN
+        assert client.access_token() == LOGIN["accesstoken"]  # nothing of the bad answer was kept
+    finally:
+        client.close()
+
+
+def test_upload_urls_are_http_urls_and_never_quoted(server: ScriptedGett) -> None:
+    signed = "javascript:alert(1)?sig=0123456789abcdef"
+    server.answers[("GET", "/1/files/abc/0/upload")] = {"puturl": signed, "posturl": signed}
+    client = make_client(server)
+    try:
+        with pytest.raises(ProtocolError) as failure:
+            client.upload_url("abc", "0")
+        assert str(failure.value) == "GET /1/files/abc/0/upload: upload.puturl: expected an http(s) URL"
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("sharename", ["abc\n", "abc\r\n", "a/b", "", "x" * 65])
+def test_a_share_name_is_refused_as_an_argument_and_from_the_service_alike(
+    server: ScriptedGett, sharename: str
+) -> None:
+    from platypush_ext.gett.client import check_sharename
+    from platypush_ext.http import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        check_sharename(sharename)  # a trailing line break passed (re.match with $)
+    server.answers[("GET", "/1/shares/abc")] = {"sharename": sharename, "files": []}
+    client = make_client(server)
+    try:
+        with pytest.raises(ProtocolError, match="^GET /1/shares/abc: share.sharename: "):
+            client.get_share("abc")
+    finally:
+        client.close()

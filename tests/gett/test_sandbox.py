@@ -357,3 +357,15 @@ def test_concurrent_uploads_do_not_block_api_calls(server: GettServer) -> None:
     threading.Thread(target=api_call).start()
     assert done.wait(5)
     sock.close()
+
+
+def test_credentials_and_signatures_of_any_text_are_refused_not_a_handler_failure(server: GettServer) -> None:
+    # hmac.compare_digest raised TypeError for non-ASCII text: a 500 and a failed test, not a 403
+    body = {"apikey": "sandbox-apiké", "email": "apitest@ge.tt", "password": "sandbox-password"}
+    assert requests.post(server.base_url + "users/login", json=body, timeout=TIMEOUT).status_code == 403
+    body = {"apikey": "sandbox-apikey", "email": "apitest@ge.tt", "password": "pass\u202eword"}
+    assert requests.post(server.base_url + "users/login", json=body, timeout=TIMEOUT).status_code == 403
+    sharename, file = create_file(server, login(server)["accesstoken"])
+    put = file["upload"]["puturl"].split("?")[0]
+    assert requests.put(put, params={"sig": "sïg\u202e"}, data=b"x", timeout=TIMEOUT).status_code == 403
+    assert requests.get(put, params={"sig": "sïg"}, timeout=TIMEOUT).status_code == 403

@@ -546,3 +546,79 @@ def test_requests_without_waiting_leave_nothing_in_the_async_registry(server: Mb
         assert client.registry.waiting() == 0
     finally:
         client.close()
+
+
+# -- hostile answers: every field checked, every failure one ProtocolError naming it ----------
+
+
+@pytest.mark.parametrize(
+    "path, fault, call, message",
+    [
+        (
+            "/v2/limits",
+            {"pointer": "/endpoint-count", "json": "1e400"},
+            "get_limits",
+            "endpoint-count: expected a whole",
+        ),
+        ("/rest-versions", {"pointer": "/0", "value": {"v": 1}}, "get_api_versions", "[0]: expected a string"),
+        ("/v2/endpoints", {"pointer": "/0/name", "value": ""}, "get_endpoints", "[0].name: empty"),
+        (
+            "/v2/endpoints",
+            {"pointer": "/0/q", "op": "add", "value": "maybe"},
+            "get_endpoints",
+            "[0].q: expected true or false",
+        ),
+        ("/v2/endpoints", {"pointer": "/0/type", "json": '"\\udfff"'}, "get_endpoints", "[0].type: not valid Unicode"),
+        ("/v2/endpoints", {"pointer": "", "value": {"a": 1}}, "get_endpoints", "the answer: expected a JSON array"),
+        (
+            "/v2/subscriptions",
+            {"pointer": "", "value": [{"x": "y"}]},
+            "get_pre_subscriptions",
+            "the answer: not pre-sub",
+        ),
+        (
+            "/v2/subscriptions",
+            {"pointer": "", "value": 5},
+            "get_pre_subscriptions",
+            "the answer: expected a JSON array",
+        ),
+        ("/", {"raw_base64": "/w=="}, "get_connector_version", "the answer: not UTF-8 text (byte 0)"),
+    ],
+)
+def test_answers_are_checked_field_by_field(
+    client: MbedClient, server: MbedServer, path: str, fault: dict[str, Any], call: str, message: str
+) -> None:
+    if call == "get_pre_subscriptions":
+        client.put_pre_subscriptions([{"endpoint-name": "node*"}])
+    server.faults.add("body", method="GET", path=path, **fault)
+    with pytest.raises(ProtocolError) as caught:
+        getattr(client, call)()
+    assert f": {message}" in str(caught.value) and len(str(caught.value)) <= 500, str(caught.value)
+    getattr(client, call)()  # the next one works
+
+
+def test_the_answer_to_a_listing_holds_only_its_checked_fields(client: MbedClient, server: MbedServer) -> None:
+    server.faults.add("body", path="/v2/endpoints/node-001", pointer="/0/script", op="add", value="<b>x</b>")
+    server.faults.add("body", path="/v2/endpoints", pointer="/0/extra", op="add", value={"deep": [1]})
+    assert set(client.get_endpoints()[0]) == {"name", "type", "status", "q", "label"}  # was passed on as it came
+    assert {"uri", "rt", "obs", "type"} == set(client.get_resources("node-001")[0])
+
+
+def test_a_resource_read_from_the_cache_is_bounded_and_typed(polling: MbedClient, server: MbedServer) -> None:
+    assert polling.get_resource_value("node-001", "/3/0/1").value == "Mbed"  # cached from now on
+    server.faults.add("body", path="/v2/endpoints/node-001/3/0/1", raw="x" * (10 << 20))
+    with pytest.raises(ProtocolError, match=r"/3/0/1: the value: more than 65,536 bytes \(10,485,760\)$"):
+        polling.get_resource_value("node-001", "/3/0/1")
+    server.faults.add("body", path="/v2/endpoints/node-001/3/0/1", raw="x", headers={"Content-Type": "a\x7fb"})
+    with pytest.raises(ProtocolError, match="Content-Type: expected a MIME type"):
+        polling.get_resource_value("node-001", "/3/0/1")
+    server.faults.add("body", path="/v2/endpoints/node-001/3/0/1", raw_base64="/w==")
+    value = polling.get_resource_value("node-001", "/3/0/1")
+    assert value is not None and (value.value, value.encoding) == ("/w==", "base64")  # bytes that are not text
+
+
+@pytest.mark.parametrize("fault", [{"json": "1e400"}, {"value": ""}, {"value": "x" * 2000}, {"op": "remove"}])
+def test_an_async_id_is_checked(polling: MbedClient, server: MbedServer, fault: dict[str, Any]) -> None:
+    server.faults.add("body", path="/v2/endpoints/node-001", pointer="/async-response-id", **fault)
+    with pytest.raises(ProtocolError, match="^PUT /v2/endpoints/node-001/3311/0/5850: async-response-id: "):
+        polling.put_resource_value("node-001", "/3311/0/5850", "1")

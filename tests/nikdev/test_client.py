@@ -215,3 +215,33 @@ def test_api_key_never_appears(server: NikdevServer, caplog: pytest.LogCaptureFi
     assert secret not in str(caught.value) and secret not in repr(caught.value.args)
     assert secret not in repr(client) and secret not in repr(client.http)
     assert secret not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        (
+            {"pointer": "/data/servertime", "json": "1e400"},
+            "data.servertime: expected a whole, finite number (got inf)",
+        ),
+        ({"pointer": "/data/values/0/temp/timestamp", "json": "-1e400"}, "data.values[0].temp.timestamp: expected a"),
+        ({"pointer": "/data/values/0/temp/value", "value": {"x": 1}}, "data.values[0].temp.value: expected a string"),
+        (
+            {"pointer": "/data/values/0/temp/value", "json": "NaN"},
+            "data.values[0].temp.value: expected a finite number",
+        ),
+        ({"pointer": "/data/values/0/temp/value", "op": "remove"}, "data.values[0].temp.value: missing"),
+        ({"pointer": "/data/values/0/hostile", "op": "add", "value": {}}, "data.values[0]: expected an object of one"),
+        ({"pointer": "/data/values/0", "value": {"a,b": {"value": 1}}}, "data.values[0] key: expected a field id"),
+        ({"pointer": "/data/values", "value": "x"}, "data.values: expected a JSON array (got 'x')"),
+        ({"pointer": "/data", "op": "remove"}, "data: missing"),
+    ],
+)
+def test_values_from_the_server_are_checked_field_by_field(server: NikdevServer, fault: Any, message: str) -> None:
+    client = make(server)
+    client.push([Entry.build({"temp": 21.5})])
+    server.faults.add("body", path="/api/v1/values/", **fault)
+    with pytest.raises(ProtocolError) as caught:
+        client.get_values(["temp"])  # OverflowError, AttributeError, a dict value passed on, before
+    assert str(caught.value).startswith(f"GET /api/v1/values/temp: {message}"), str(caught.value)
+    assert [v.value for v in client.get_values(["temp"])] == [21.5]

@@ -300,7 +300,7 @@ GOOD = {
         ({"message": ["x"]}, "message: expected a string (got a JSON array of 1 items)"),
         ({"title": "a\ud800"}, "title: not valid Unicode (a lone surrogate at character 1)"),
         ({"link": "x" * 70_000}, "link: longer than 65,536 characters (70,000)"),
-        ({"service": {**GOOD["service"], "public": "a\nb"}}, "service.public: expected a service public key"),
+        ({"service": {**GOOD["service"], "public": "a\nb"}}, "service.public: expected a public key"),
         ({"service": {**GOOD["service"], "created": True}}, "service.created: expected a whole number (got True)"),
         ({"service": "Alerts"}, "service: expected a JSON object (got 'Alerts')"),
     ],
@@ -315,3 +315,85 @@ def test_a_message_keeps_its_free_text_and_never_a_secret_of_its_service():
     message = Message.from_json({**GOOD, "service": {**GOOD["service"], "secret": "0" * 32}, "extra": 1})
     assert message.message == "Door\nopened \u202e" and message.title is None and message.importance == 4
     assert message.service.secret_key is None and "0" * 32 not in repr(message.to_dict())
+
+
+# -- hostile answers: every field checked, every failure one ProtocolError naming it ----------
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        (
+            {"pointer": "/service/created", "json": "1e400"},
+            "service.created: expected a whole, finite number (got inf)",
+        ),
+        ({"pointer": "/service/public", "value": "../../x"}, "service.public: expected a public key such as"),
+        ({"pointer": "/service/name", "op": "remove"}, "service.name: missing"),
+        ({"pointer": "/service/name", "json": '"\\ud800"'}, "service.name: not valid Unicode"),
+        ({"pointer": "/service/icon", "value": {"x": 1}}, "service.icon: expected a string (got a JSON object"),
+        ({"pointer": "/service", "value": ["x"]}, "service: expected a JSON object (got a JSON array of 1 items)"),
+        ({"pointer": "/service", "op": "remove"}, "service: missing"),
+        ({"pointer": "", "value": ["x"]}, "the answer: expected a JSON object"),
+    ],
+)
+def test_a_service_object_is_checked_field_by_field(server, client, service, fault, message):
+    server.faults.add("body", method="GET", path="/service", **fault)
+    with pytest.raises(ProtocolError) as caught:
+        client.get_service(public_key=service.public_key)
+    assert str(caught.value).startswith(f"GET /service: {message}"), str(caught.value)
+
+
+def test_a_secret_in_an_answer_is_checked_but_never_quoted(server, client):
+    server.faults.add("body", method="POST", path="/service", pointer="/service/secret", value="s3cr3t\r\nforged")
+    with pytest.raises(ProtocolError) as caught:
+        client.create_service("Alerts")
+    assert (
+        str(caught.value)
+        == "POST /service: service.secret: expected up to 4,096 printable ASCII characters without spaces"
+    )
+
+
+def test_a_subscription_is_checked_field_by_field(server, client, service, device):
+    client.subscribe(device, service.public_key)
+    for fault, message in [
+        ({"pointer": "/subscriptions/0/uuid", "value": "not-a-uuid"}, "subscriptions[0].uuid: expected a device UUID"),
+        (
+            {"pointer": "/subscriptions/0/timestamp", "json": "NaN"},
+            "subscriptions[0].timestamp: expected a whole, finite",
+        ),
+        (
+            {"pointer": "/subscriptions/0/service/created", "value": True},
+            "subscriptions[0].service.created: expected a",
+        ),
+        ({"pointer": "/subscriptions", "value": "x"}, "subscriptions: expected a JSON array (got 'x')"),
+    ]:
+        server.faults.add("body", method="GET", path="/subscription", **fault)
+        with pytest.raises(ProtocolError) as caught:
+            client.get_subscriptions(device)
+        assert str(caught.value).startswith(f"GET /subscription: {message}"), str(caught.value)
+    assert client.get_subscriptions(device)[0].service.public_key == service.public_key
+
+
+@pytest.mark.parametrize("code", [["a list"], {"an": "object"}, "7" * 1000, 1e300, True, -1])
+def test_an_error_id_of_any_kind_is_an_error_of_its_status(server, client, code):
+    # an unhashable id was a TypeError out of the error table
+    body = json_response({"error": {"id": code, "message": "Rejected"}}, 400).body.decode()
+    server.faults.add("body", path="/message", raw=body, status=400)
+    with pytest.raises(PushjetBadRequest) as caught:
+        client.send(UNKNOWN_SECRET, "hello")
+    assert str(caught.value) == "POST /message: HTTP 400: Rejected" and caught.value.code is None
+
+
+def test_keys_and_uuids_with_a_trailing_line_break_are_refused(server, client, service):
+    from platypush_ext.pushjet.client import check_public_key, check_secret_key, check_uuid
+
+    for check, value in [
+        (check_uuid, str(uuid.uuid4())),
+        (check_public_key, service.public_key),
+        (check_secret_key, "a" * 32),
+    ]:
+        with pytest.raises(InvalidArgumentError):
+            check(value + "\n")  # passed: re.match with $ matches before a final line break
+    server.faults.add("body", path="/service", pointer="/service/public", value=service.public_key + "\n")
+    with pytest.raises(ProtocolError, match="service.public: expected a public key"):
+        client.get_service(public_key=service.public_key)
