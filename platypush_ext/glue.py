@@ -27,7 +27,7 @@ from requests import RequestException
 from platypush.plugins import action as platypush_action
 
 from . import webpanel
-from .http import InvalidArgumentError, ServiceClient, ServiceError, Timeouts, one_line
+from .http import InvalidArgumentError, ProtocolError, ServiceClient, ServiceError, Timeouts, one_line
 from .listening import Availability
 
 __all__ = ["ServicePlugin", "action", "state_path"]
@@ -79,7 +79,7 @@ def action(method: F | None = None, *, max_length: Mapping[str, int] | None = No
     @functools.wraps(method)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(self, **arguments.bind(args, kwargs))
+            return _readable_output(method(self, **arguments.bind(args, kwargs)))
         except (ServiceError, OSError) as exc:
             # requests' errors are OSErrors too, and quote URLs (secrets in queries): never their text
             text = f"request failed ({type(exc).__name__})" if isinstance(exc, RequestException) else one_line(exc)
@@ -88,6 +88,23 @@ def action(method: F | None = None, *, max_length: Mapping[str, int] | None = No
 
     run.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]  # for Platypush's reflection (UI)
     return platypush_action(run)
+
+
+def _readable_output(output: Any) -> Any:
+    """``output``, unless it is a text that Platypush cannot take: it parses an action's text output
+    as JSON (``Response._parse_msg``), and one nested deeper than its parser goes (a device's value
+    of 20,000 brackets) raised ``RecursionError`` out of Platypush's action machinery."""
+    if isinstance(output, str) and output.lstrip()[:1] in ("[", "{"):
+        try:
+            json.loads(output)
+        except RecursionError:
+            raise ProtocolError(
+                f"the answer is a text of {len(output):,} characters nested too deeply for Platypush to "
+                "return it (its JSON reader gives up): read it with details: true where the action has it"
+            ) from None
+        except ValueError:
+            pass
+    return output
 
 
 class _Arguments:

@@ -53,3 +53,33 @@ def test_clients_keep_their_own_defaults_when_built_alone() -> None:
     assert NikdevClient(URL, "dev-1", KEY).http.timeouts == Timeouts(5.0, 10.0)
     assert MbedClient(URL, KEY).http.retry == RetryPolicy(attempts=3, budget=20.0)
     assert PushjetClient(URL).http.retry == RetryPolicy()
+
+
+def test_a_text_output_too_deep_for_platypush_is_a_one_line_error_not_a_recursion_error(
+    start_server: Any, bus: Any, workdir: str
+) -> None:
+    # a device value of 20,000 brackets (at most 64 KiB, so a valid value): Platypush parses an
+    # action's text output as JSON, and raised RecursionError out of its action machinery
+    from platypush_ext.sandbox.mbed import MbedServer
+
+    server = start_server(MbedServer, api_key=KEY, demo_devices=True)
+    deep = "[" * 20_000 + "]" * 20_000
+    for _ in range(2):  # what the service's cache holds for the device's resource
+        server.faults.add(
+            "body",
+            method="GET",
+            path="/v2/endpoints/node-001/3/0/1",
+            raw=deep,
+            status=200,
+            headers={"Content-Type": "text/plain"},
+        )
+    plugin = MbedPlugin(base_url=server.base_url, api_key=KEY, channel="none", entities_enabled=False)
+    try:
+        response = plugin.run("get_resource_value", endpoint="node-001", path="/3/0/1", cache_only=True)
+        assert response.output is None or response.output == {"success": False} or not response.output
+        [error] = response.errors
+        assert "nested too deeply for Platypush" in error and "\n" not in error and len(error) <= 500
+        details = plugin.run("get_resource_value", endpoint="node-001", path="/3/0/1", cache_only=True, details=True)
+        assert details.output["value"] == deep and not details.errors
+    finally:
+        plugin.stop()
