@@ -46,7 +46,7 @@ def _main_loop(port: int, kind: type, done: list[int]) -> Any:
 def _through_hooks(port: int, kind: type, count: int, journal: Any) -> float:
     """Events per second from the first publish to the last hook run (and, for a journaled
     kind, the last confirmation recorded)."""
-    from platypush_ext.bus import Publisher
+    from platypush_ext.core.bus import Publisher
     from tests.support import wait_until
 
     done = [0]
@@ -68,8 +68,8 @@ def _post_pending(port: int, count: int) -> float:
     """Journal entries per second delivered by ``post_pending`` (one event each) to a listening bus."""
     from platypush.bus.redis import RedisBus
 
-    from platypush_ext.bus import Publisher
-    from platypush_ext.journal import Journal
+    from platypush_ext.core.bus import Publisher
+    from platypush_ext.core.journal import Journal
     from tests.support import Listener
 
     listener = Listener(port)
@@ -89,7 +89,7 @@ def _post_pending(port: int, count: int) -> float:
 
 def run(quick: bool = False) -> list[str]:
     import tests.conftest  # noqa: F401  # Platypush's Config, in a throw-away folder
-    from platypush_ext.journal import Journal
+    from platypush_ext.core.journal import Journal
     from tests.support import RedisServer
 
     count, rounds = (500, 1) if quick else (3000, 3)

@@ -20,7 +20,7 @@ import requests
 
 from benchmarks.support import median, percentile, sandbox_process
 from platypush_ext.mbed.client import MbedClient, parse_message
-from platypush_ext.runner import PlatypushProcess
+from platypush_ext.sandbox.runner import PlatypushProcess
 
 KEY = "bench-mbed-access-key-0001"
 PATH = "/3303/0/5700"

@@ -25,7 +25,7 @@ import requests
 from benchmarks.bench_mbed import _Receiver, _ReceiverServer
 from benchmarks.support import median, percentile, sandbox_process
 from platypush_ext.mbed.events import MbedNotificationEvent
-from platypush_ext.runner import PlatypushProcess
+from platypush_ext.sandbox.runner import PlatypushProcess
 
 KEY = "bench-mbed-entities-key-0001"
 PATH = "/3303/0/5700"

@@ -33,7 +33,8 @@ from typing import Any, Callable
 import requests
 
 from benchmarks.nikdev_durability import run_check
-from platypush_ext.http import RetryPolicy, Timeouts
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.nikdev.client import Entry, NikdevClient
 from platypush_ext.nikdev.outbox import Outbox
 from platypush_ext.nikdev.uploader import Uploader

@@ -10,7 +10,7 @@ import uuid
 
 from benchmarks.support import median, percentile, sandbox_process
 from platypush_ext.pushjet.client import PushjetClient
-from platypush_ext.runner import PlatypushProcess
+from platypush_ext.sandbox.runner import PlatypushProcess
 
 
 def _rate(send, count: int) -> float:

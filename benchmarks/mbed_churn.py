@@ -22,7 +22,8 @@ from typing import Any
 import requests
 
 from benchmarks.support import sandbox_process
-from platypush_ext.http import RetryPolicy, Timeouts
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.mbed.channels import LongPollChannel
 from platypush_ext.mbed.client import MbedClient
 from platypush_ext.mbed.entities import EntityMap, EntitySync, Fleet

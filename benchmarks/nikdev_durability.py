@@ -29,7 +29,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from platypush_ext.http import RetryPolicy, Timeouts
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.nikdev.client import NikdevClient
 from platypush_ext.nikdev.outbox import Outbox
 from platypush_ext.nikdev.uploader import Uploader

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from platypush.message.event import Event
 
-from .journal import confirm
+from .core.journal import confirm
 
 
 class ServiceConnectedEvent(Event):
@@ -69,7 +69,7 @@ class _Watch:
 
 class JournaledEvent(Event):
     """An event made from a journal entry, named by its ``journal_id``
-    (:mod:`platypush_ext.journal`). When Platypush's main loop is done with it — it
+    (:mod:`platypush_ext.core.journal`). When Platypush's main loop is done with it — it
     logged it, evaluated it against every hook, and every hook it started returned —
     the journal ``journal`` records it as seen, so that a crash re-posts only what was not.
     (``@when`` handlers of scripts are not waited for.)
@@ -116,3 +116,9 @@ class DeliveryMarkEvent(Event):
     def __init__(self, *args: Any, **kwargs: Any):
         kwargs.update(logging_level=logging.DEBUG, disable_web_clients_notification=True)
         super().__init__(*args, **kwargs)
+
+
+def delivery_mark() -> str:
+    """The wire text of a :class:`DeliveryMarkEvent` (what a :class:`~platypush_ext.core.bus.Publisher`
+    publishes after a batch of journaled events)."""
+    return str(DeliveryMarkEvent())

@@ -40,11 +40,11 @@ from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.nikdev.plugin import NikdevPlugin
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.pushjet.plugin import PushjetPlugin
-from platypush_ext.runner import PlatypushProcess
 from platypush_ext.sandbox.gett import GettServer
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 from platypush_ext.sandbox.pushjet import PushjetServer
+from platypush_ext.sandbox.runner import PlatypushProcess
 from tests.support import RecordingBus
 
 PLUGINS: dict[str, type] = {"pushjet": PushjetPlugin, "gett": GettPlugin, "nikdev": NikdevPlugin, "mbed": MbedPlugin}

@@ -46,7 +46,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from platypush_ext.untrusted import MAX_TEXT
+from platypush_ext.core.untrusted import MAX_TEXT
 from tests.support import RecordingBus
 
 MIB10 = 10 * 1024 * 1024

@@ -61,13 +61,13 @@ from typing import Any
 
 import platypush.context
 
+from platypush_ext.core.untrusted import MAX_TEXT
 from platypush_ext.gett.client import GettClient
 from platypush_ext.mbed.client import MbedClient
 from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.sandbox.core import Answer, Request, Response, SandboxServer, take_failures
 from platypush_ext.sandbox.mbed import MbedServer
-from platypush_ext.untrusted import MAX_TEXT
 from tests import hostile
 from tests.support import RecordingBus, wait_until
 

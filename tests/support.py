@@ -12,7 +12,7 @@ from platypush.bus.redis import RedisBus
 from platypush.message import Message
 from platypush.message.event import Event
 
-from platypush_ext.bus import Publisher
+from platypush_ext.core.bus import Publisher
 
 
 class RecordingBus:
@@ -64,7 +64,7 @@ class RedisServer:
     def __init__(self) -> None:
         import subprocess
 
-        from platypush_ext.runner import free_port, redis_server_binary
+        from platypush_ext.sandbox.runner import free_port, redis_server_binary
 
         binary = redis_server_binary()
         assert binary, "redis-server is not installed"

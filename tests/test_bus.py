@@ -1,4 +1,4 @@
-"""platypush_ext.bus against a real redis-server and Platypush's real RedisBus: receiver
+"""platypush_ext.core.bus against a real redis-server and Platypush's real RedisBus: receiver
 counts, waiting for a subscriber, and the private RedisBus API the module relies on."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import redis
 from platypush.bus.redis import RedisBus
 from platypush.message.event import Event
 
-from platypush_ext.bus import BATCH, Publisher
-from platypush_ext.runner import free_port, redis_server_binary
+from platypush_ext.core.bus import BATCH, Publisher
+from platypush_ext.sandbox.runner import free_port, redis_server_binary
 from tests.support import Listener, RecordingBus, wait_until
 
 pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed")
@@ -30,7 +30,7 @@ def numbered(n: int) -> list[Event]:
 
 def test_the_private_redisbus_api_this_module_uses_is_still_there(redis_server: Any, redis_bus: RedisBus) -> None:
     # If Platypush renames RedisBus.redis / .redis_queue or changes what post() publishes,
-    # this fails, and platypush_ext.bus must follow.
+    # this fails, and platypush_ext.core.bus must follow.
     assert redis_bus.redis_queue == "platypush/bus" == RedisBus.DEFAULT_REDIS_QUEUE
     assert isinstance(redis_bus.redis, redis.Redis)
     watcher = redis.Redis(port=redis_server.port).pubsub(ignore_subscribe_messages=True)

@@ -14,9 +14,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from platypush_ext.glue import action
-from platypush_ext.http import one_line
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
+from platypush_ext.core.text import one_line
+from platypush_ext.glue.actions import action
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 from tests import hostile
 from tests.support import RecordingBus
 
@@ -250,8 +250,8 @@ def test_the_decorator_keeps_the_signature_and_positional_calls() -> None:
 
 
 def test_listener_outages_are_reported_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
-    from platypush_ext.http import ServerError
-    from platypush_ext.listening import Availability
+    from platypush_ext.core.errors import ServerError
+    from platypush_ext.core.listening import Availability
 
     downs: list[str] = []
     availability = Availability("X", logging.getLogger("probe"), on_up=lambda: None, on_down=downs.append)

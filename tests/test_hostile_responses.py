@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 from platypush.config import Config
 
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 from tests import hostile, hostile_responses
 from tests.hostile_responses import CALLS, NO_ANSWER, World
 from tests.support import RedisServer

@@ -7,25 +7,24 @@ import time
 
 import pytest
 
-from platypush_ext import untrusted
-from platypush_ext.http import (
+from platypush_ext.core import untrusted
+from platypush_ext.core.errors import (
     AuthError,
     BadRequestError,
     ConflictError,
-    HttpClient,
     InvalidArgumentError,
     NotFoundError,
     ProtocolError,
     RateLimitedError,
-    Redactor,
-    RetryPolicy,
     ServerError,
     ServiceConnectionError,
     ServiceTimeoutError,
-    Timeouts,
 )
-from platypush_ext.runner import free_port
+from platypush_ext.core.http import HttpClient, Timeouts
+from platypush_ext.core.redaction import Redactor
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.sandbox.core import Response, SandboxServer, json_response, text_response
+from platypush_ext.sandbox.runner import free_port
 
 SECRET = "s3cr3t-value-0123456789"
 
@@ -264,7 +263,7 @@ def test_a_connection_never_made_is_told_by_the_exception_type_not_its_text():
     import requests
     import urllib3
 
-    from platypush_ext.http import _never_connected
+    from platypush_ext.core.http import _never_connected
 
     refused = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection")
     refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
@@ -365,7 +364,7 @@ def test_an_error_message_is_one_short_line_of_valid_unicode(server):
 
 
 def test_an_html_title_is_looked_for_at_the_start_of_a_page_only():
-    from platypush_ext.http import html_title
+    from platypush_ext.core.text import html_title
 
     started = time.monotonic()
     assert html_title("<title" * 20_000) is None  # each "<title" scanned the rest of the text
@@ -385,7 +384,7 @@ def test_a_streamed_error_answer_is_read_no_further_than_its_start(start_server)
     assert time.monotonic() - started < 2
 
 
-# -- the checks of platypush_ext.untrusted that the service models use -------------------------
+# -- the checks of platypush_ext.core.untrusted that the service models use -------------------------
 
 
 @pytest.mark.parametrize(

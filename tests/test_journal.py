@@ -1,4 +1,4 @@
-"""platypush_ext.journal with Platypush's real RedisBus on a real redis-server: an entry is
+"""platypush_ext.core.journal with Platypush's real RedisBus on a real redis-server: an entry is
 delivered only when a subscriber got its events, re-posted when nobody did, after a restart
 and (its last deliveries) after a crash; duplicates are counted."""
 
@@ -15,10 +15,10 @@ import pytest
 from platypush.bus.redis import RedisBus
 from platypush.message.event import Event
 
-from platypush_ext.bus import Publisher
-from platypush_ext.events import JournaledEvent
-from platypush_ext.journal import Entry, Journal, Rejected
-from platypush_ext.runner import redis_server_binary
+from platypush_ext.core.bus import Publisher
+from platypush_ext.core.journal import Entry, Journal, Rejected
+from platypush_ext.events import JournaledEvent, delivery_mark
+from platypush_ext.sandbox.runner import redis_server_binary
 from tests.support import Listener, wait_until
 
 pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed")
@@ -31,7 +31,7 @@ def build(entry: Entry) -> list[Event]:
 @pytest.fixture
 def publisher(redis_server: Any) -> Publisher:
     bus = RedisBus(host="127.0.0.1", port=redis_server.port)
-    return Publisher(lambda: bus)
+    return Publisher(lambda: bus, mark=delivery_mark)
 
 
 def texts(listener: Listener) -> list[str]:
@@ -132,7 +132,7 @@ def test_the_first_pushjet_journal_schema_is_taken_over(tmp_path: Any) -> None:
 
 
 def test_a_lazy_journal_opens_once_and_closes_only_when_no_post_runs(tmp_path: Any) -> None:
-    from platypush_ext.journal import LazyJournal
+    from platypush_ext.core.journal import LazyJournal
 
     lazy = LazyJournal(str(tmp_path / "journal.db"), keep_posted=5)
     opened: list[Journal] = []
@@ -167,7 +167,7 @@ def picky_build(entry: Entry) -> list[Event]:
 def test_an_entry_that_cannot_become_events_is_dropped_and_blocks_nothing_now_or_later(
     tmp_path: Any, publisher: Publisher, listener: Listener, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="platypush_ext.journal")
+    caplog.set_level(logging.WARNING, logger="platypush_ext.core.journal")
     journal = Journal(str(tmp_path / "j.db"))
     journal.append("dev", ["a", "overflow", "b", "deep", "broken", "huge", "c"])
     assert journal.post_pending(publisher, picky_build, threading.Event()) == 3  # the good ones, in this run
@@ -233,7 +233,7 @@ def test_a_failed_write_is_rolled_back_and_the_journal_goes_on(tmp_path: Any) ->
 def test_a_lazy_journal_used_after_its_clean_close_does_not_make_the_next_start_a_crash(
     tmp_path: Any, publisher: Publisher, listener: Listener
 ) -> None:
-    from platypush_ext.journal import LazyJournal
+    from platypush_ext.core.journal import LazyJournal
 
     lazy, busy = LazyJournal(str(tmp_path / "j.db")), threading.Lock()
     lazy.get().append("dev", ["a"])
@@ -337,7 +337,7 @@ def element_build(entry: Entry) -> list[Any]:
 def test_refused_elements_are_dropped_one_by_one_and_the_others_delivered(
     tmp_path: Any, publisher: Publisher, listener: Listener, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="platypush_ext.journal")
+    caplog.set_level(logging.WARNING, logger="platypush_ext.core.journal")
     journal = Journal(str(tmp_path / "j.db"), name="")
     journal.append("dev", [["a", "bad1", "b"], ["bad2", "bad3\nforged"], ["c"]])
     assert journal.post_pending(publisher, element_build, threading.Event()) == 2

@@ -1,4 +1,4 @@
-"""The framework-free listener runner, backoff and availability (platypush_ext/listening.py, backoff.py)."""
+"""The framework-free listener runner, backoff and availability (platypush_ext/core/listening.py, core/backoff.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from platypush_ext.backoff import Backoff, exponential_delay
-from platypush_ext.http import RetryPolicy, ServerError, ServiceConnectionError
-from platypush_ext.listening import Availability, Listener
+from platypush_ext.core.backoff import Backoff, exponential_delay
+from platypush_ext.core.errors import ServerError, ServiceConnectionError
+from platypush_ext.core.listening import Availability, Listener
+from platypush_ext.core.retry import RetryPolicy
 
 
 def test_backoff_doubles_to_its_cap_with_or_without_jitter() -> None:

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.gett.client import GettClient
 from platypush_ext.gett.plugin import GettPlugin
-from platypush_ext.http import RetryPolicy, Timeouts
 from platypush_ext.mbed.client import MbedClient
 from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.nikdev.client import NikdevClient

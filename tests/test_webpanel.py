@@ -1,7 +1,7 @@
 """The bundle as Platypush's web panel sees it: argument forms, listings, links.
 
 Platypush's own parser (``platypush.common.reflection``) and ``inspect`` plugin
-are run here; the private part of Platypush that ``platypush_ext.webpanel``
+are run here; the private part of Platypush that ``platypush_ext.glue.webpanel``
 relies on is checked by ``test_platypush_private_api_is_as_expected``.
 """
 
@@ -18,7 +18,7 @@ from platypush.common.reflection._utils import type_str
 from platypush.context import get_plugin
 from platypush.utils import get_plugin_class_by_name
 
-from platypush_ext import webpanel
+from platypush_ext.glue import webpanel
 
 ACTIONS = {"pushjet": 11, "mbed": 30, "nikdev": 9, "gett": 18}  # 68 in all
 
@@ -106,7 +106,7 @@ def assert_lists_the_bundle(inspect_plugin) -> None:
 
 
 def test_platypush_private_api_is_as_expected():
-    """If this fails, Platypush changed what ``platypush_ext.webpanel`` relies on: update that module."""
+    """If this fails, Platypush changed what ``platypush_ext.glue.webpanel`` relies on: update that module."""
     from platypush.plugins.inspect import InspectPlugin
 
     assert callable(InspectPlugin._load_cache), "InspectPlugin._load_cache() is gone"

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from ..runner import EventStream, PlatypushProcess
 from ..sandbox.core import SandboxServer
+from ..sandbox.runner import EventStream, PlatypushProcess
 
 
 @dataclass

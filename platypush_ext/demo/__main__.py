@@ -6,8 +6,8 @@ import sys
 import tempfile
 import time
 
-from ..runner import PlatypushProcess
 from ..sandbox import servers
+from ..sandbox.runner import PlatypushProcess
 from . import DemoContext, parts
 
 

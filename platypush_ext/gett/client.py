@@ -35,23 +35,20 @@ from urllib.parse import quote
 import requests
 import urllib3
 
-from .. import untrusted
-from ..backoff import Backoff
-from ..http import (
+from ..core import untrusted
+from ..core.backoff import Backoff
+from ..core.errors import (
     AuthError,
     BadRequestError,
-    ErrorDetails,
-    HttpClient,
     InvalidArgumentError,
     NotFoundError,
     ProtocolError,
-    RetryPolicy,
-    ServiceClient,
     ServiceConnectionError,
     ServiceError,
-    Timeouts,
     error_class_for_status,
 )
+from ..core.http import ErrorDetails, HttpClient, ServiceClient, Timeouts
+from ..core.retry import RetryPolicy
 
 logger = logging.getLogger("platypush_ext.gett")
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
-from ..glue import ServicePlugin, action
-from ..http import InvalidArgumentError, ServiceError
+from ..core.errors import InvalidArgumentError, ServiceError
+from ..glue.actions import action
+from ..glue.plugin import ServicePlugin
 from .client import (
     GettClient,
     GettError,

@@ -33,10 +33,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ..backoff import Backoff
-from ..http import BadRequestError, HttpClient, ProtocolError, ServiceConnectionError, ServiceError
-from ..listening import Listener
-from ..wsclient import MAX_MESSAGE, MessageTooLarge
+from ..core.backoff import Backoff
+from ..core.errors import BadRequestError, ProtocolError, ServiceConnectionError, ServiceError
+from ..core.http import HttpClient
+from ..core.listening import Listener
+from ..core.wsclient import MAX_MESSAGE, MessageTooLarge
 from .client import ChannelConflictError
 from .receiver import SECRET_HEADER, Receiver
 
@@ -486,7 +487,7 @@ class WebSocketChannel(Channel):
     1011 (no channel registered), the next attempt asks ``GET /v2/notification/websocket``
     and registers again only if that answers that the channel is missing. A connection
     counts as a success (backoff reset, ``on_up`` after an outage) once it brought a
-    message or stayed up :attr:`SETTLE` seconds (see :class:`~platypush_ext.listening.Listener`);
+    message or stayed up :attr:`SETTLE` seconds (see :class:`~platypush_ext.core.listening.Listener`);
     a message over ``max_message`` bytes drops the connection.
 
     :param max_message: the longest message accepted (bytes).

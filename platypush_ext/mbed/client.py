@@ -41,24 +41,20 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .. import untrusted
-from ..http import (
+from ..core import untrusted
+from ..core.errors import (
     BadRequestError,
     ConflictError,
-    ErrorDetails,
-    HttpClient,
     InvalidArgumentError,
     NotFoundError,
     ProtocolError,
-    RetryPolicy,
-    ServiceClient,
     ServiceError,
     ServiceTimeoutError,
-    Timeouts,
-    one_line,
-    parse_json,
 )
-from ..http import server_message as http_server_message
+from ..core.http import ErrorDetails, HttpClient, ServiceClient, Timeouts, parse_json
+from ..core.http import server_message as http_server_message
+from ..core.retry import RetryPolicy
+from ..core.text import one_line
 from .messages import (  # noqa: F401 - the notification parsing's former home: these names stay importable here
     EVENT_KINDS,
     TEXT_TYPES,
@@ -578,7 +574,7 @@ class MbedClient(ServiceClient):
     :param pull_timeout: read timeout of one long poll (the service holds it ~30 s).
     :param async_timeout: default seconds to wait for an async response.
     :param retry: retry policy of idempotent requests.
-    :param http: an :class:`~platypush_ext.http.HttpClient` to use instead of building one.
+    :param http: an :class:`~platypush_ext.core.http.HttpClient` to use instead of building one.
     """
 
     DEFAULT_TIMEOUTS = Timeouts(5.0, 15.0)
@@ -1138,17 +1134,17 @@ class MbedClient(ServiceClient):
 
     def connect_websocket(self, timeout: float = 10.0, max_message: int = 16 << 20) -> Any:
         """Open ``/v2/notification/websocket-connect`` (a bounded ``websocket-client`` connection:
-        :mod:`platypush_ext.wsclient`; a message over ``max_message`` bytes drops it)."""
+        :mod:`platypush_ext.core.wsclient`; a message over ``max_message`` bytes drops it)."""
         import websocket
 
-        from ..wsclient import connect
+        from ..core.wsclient import connect
 
         url = self.http.url("v2/notification/websocket-connect").replace("http", "ws", 1)
         try:
             header = [f"Authorization: Bearer {self._api_key}"]
             return connect(url, timeout, max_message=max_message, header=header)
         except (websocket.WebSocketException, OSError) as exc:
-            from ..http import ServiceConnectionError
+            from ..core.errors import ServiceConnectionError
 
             text = self.redact(f"{type(exc).__name__}: {exc}")
             raise ServiceConnectionError(f"GET /v2/notification/websocket-connect: {text}") from None

@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..glue import check_value
-from ..http import InvalidArgumentError, ServiceError, one_line
+from ..core.errors import InvalidArgumentError, ServiceError
+from ..core.text import one_line
+from ..glue.actions import check_value
 from .client import MbedClient, NoCacheError, Notification
 
 logger = logging.getLogger("platypush_ext.mbed")
@@ -147,7 +148,7 @@ def encode_value(kind: Kind, value: Any) -> str:
 
 
 #: The fields of one ``entities:`` mapping and their types, checked as action arguments are
-#: (:func:`platypush_ext.glue.check_value`: ``writable: "no"``, ``"false"`` or ``0`` is false).
+#: (:func:`platypush_ext.glue.actions.check_value`: ``writable: "no"``, ``"false"`` or ``0`` is false).
 SPEC_FIELDS: dict[str, Any] = {
     "type": str,
     "name": str | None,

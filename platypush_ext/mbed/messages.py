@@ -2,14 +2,14 @@
 NotificationMessage of a long poll, a callback or a WebSocket frame, its elements, async responses
 and base64 payloads.
 
-What a server sends is untrusted input: every field goes through :mod:`platypush_ext.untrusted`'s
+What a server sends is untrusted input: every field goes through :mod:`platypush_ext.core.untrusted`'s
 checks, nothing is passed on unchecked, and any bad data is a one-line :class:`ProtocolError` naming
 the field. A message that cannot be read (not UTF-8, not JSON, nested too deeply, not an object) is
 refused whole; otherwise each element is parsed on its own, and a bad one is refused alone
-(:func:`parse_message` returns a :class:`~platypush_ext.journal.Rejected` for it) while the others
+(:func:`parse_message` returns a :class:`~platypush_ext.core.journal.Rejected` for it) while the others
 flow. Identifiers (endpoint names, resource paths, async ids) must pass the checks an action applies
 to them as arguments and hold no control or format character; free texts (a text value, an error
-message) may hold any valid Unicode up to :data:`~platypush_ext.untrusted.MAX_TEXT` characters.
+message) may hold any valid Unicode up to :data:`~platypush_ext.core.untrusted.MAX_TEXT` characters.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import untrusted
-from ..http import InvalidArgumentError, ProtocolError, one_line
-from ..journal import Rejected
+from ..core import untrusted
+from ..core.errors import InvalidArgumentError, ProtocolError
+from ..core.journal import Rejected
+from ..core.text import one_line
 
 #: The kinds of elements of a NotificationMessage, as the original library's handler names.
 EVENT_KINDS = (
@@ -37,11 +38,11 @@ EVENT_KINDS = (
 )
 
 TEXT_TYPES = ("text/", "application/json", "application/link-format", "application/xml")
-#: The longest base64 payload: that of a value of :data:`~platypush_ext.untrusted.MAX_TEXT` bytes.
+#: The longest base64 payload: that of a value of :data:`~platypush_ext.core.untrusted.MAX_TEXT` bytes.
 MAX_PAYLOAD = 4 * -(-untrusted.MAX_TEXT // 3)
 #: The longest short name (a content type, an endpoint or resource type, a timestamp as text).
 MAX_TOKEN = 1024
-#: How much of a refused element is kept for inspection (:class:`~platypush_ext.journal.Rejected`).
+#: How much of a refused element is kept for inspection (:class:`~platypush_ext.core.journal.Rejected`).
 EXCERPT = 200
 #: Control and format characters (line breaks, NUL, bidirectional overrides, zero-width…).
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
@@ -238,7 +239,7 @@ def parse_message(message: Any) -> tuple[list[Notification], list[Rejected]]:
     """Parse a NotificationMessage (dict, JSON text or bytes), each element on its own.
 
     :return: ``(items, rejected)``: every well-formed element, and a
-        :class:`~platypush_ext.journal.Rejected` for each malformed one (``notifications[2]``:
+        :class:`~platypush_ext.core.journal.Rejected` for each malformed one (``notifications[2]``:
         why; skipped, the rest still flows). Keys that are not :data:`EVENT_KINDS` are ignored.
     :raises ProtocolError: when the message itself cannot be read: not UTF-8, not JSON, nested too
         deeply, not a JSON object (then nothing of it can be had).

@@ -14,11 +14,14 @@ from redis.exceptions import RedisError
 
 from platypush.plugins import RunnablePlugin
 
-from ..backoff import Backoff
-from ..bus import Publisher
-from ..glue import ServicePlugin, action, state_path
-from ..http import InvalidArgumentError, ProtocolError, one_line
-from ..journal import Entry, Journal, LazyJournal, Rejected
+from ..core.backoff import Backoff
+from ..core.bus import Publisher
+from ..core.errors import InvalidArgumentError, ProtocolError
+from ..core.journal import Entry, Journal, LazyJournal, Rejected
+from ..core.text import one_line
+from ..events import delivery_mark
+from ..glue.actions import action
+from ..glue.plugin import ServicePlugin, state_path
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
 from .client import AsyncResponse, MbedClient, ResourceValue, check_rules
 from .entities import EntityMap, EntitySync, Fleet, to_platypush
@@ -188,7 +191,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         self._callback = {**callback, "max_body": int(callback_max_body)}
         self._channel: Channel | None = None
         self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
-        self.events_posted, self._publisher = 0, Publisher(lambda: self._bus)
+        self.events_posted, self._publisher = 0, Publisher(lambda: self._bus, mark=delivery_mark)
         self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000, name="mbed")
         self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
         self._fresh: dict[int, list[Any]] = {}  # events of messages just received, by journal id

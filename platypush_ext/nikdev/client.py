@@ -11,7 +11,7 @@ This is the wire layer only; :class:`~platypush_ext.nikdev.uploader.Uploader`
 adds the original library's ``add_value`` / ``commit`` / ``push`` model on top
 of a durable :class:`~platypush_ext.nikdev.outbox.Outbox`.
 
-Errors (all :class:`~platypush_ext.http.ServiceError`): 401/403 →
+Errors (all :class:`~platypush_ext.core.errors.ServiceError`): 401/403 →
 :class:`NikdevAuthError`, other 4xx → :class:`NikdevRejectedError` (both
 carry the server's ``message``; neither is worth retrying as is), 5xx,
 timeouts and connection errors → the transient errors of ``http.py``.
@@ -29,19 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .. import untrusted
-from ..http import (
-    AuthError,
-    BadRequestError,
-    ErrorDetails,
-    HttpClient,
-    InvalidArgumentError,
-    NotFoundError,
-    RetryPolicy,
-    ServiceClient,
-    ServiceError,
-    Timeouts,
-)
+from ..core import untrusted
+from ..core.errors import AuthError, BadRequestError, InvalidArgumentError, NotFoundError, ServiceError
+from ..core.http import ErrorDetails, HttpClient, ServiceClient, Timeouts
+from ..core.retry import RetryPolicy
 
 Scalar = str | int | float | bool
 

@@ -48,8 +48,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..http import HTTPStatusError, InvalidArgumentError, ServiceError
-from ..storage import connect
+from ..core.errors import HTTPStatusError, InvalidArgumentError, ServiceError
+from ..core.storage import connect
 from .client import Entry, NikdevClient
 
 WHEN_FULL = ("reject", "drop_oldest")

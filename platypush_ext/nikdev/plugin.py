@@ -6,9 +6,10 @@ from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
-from ..glue import ServicePlugin, action, state_path
-from ..http import InvalidArgumentError
-from ..listening import Backoff, Listener
+from ..core.errors import InvalidArgumentError
+from ..core.listening import Backoff, Listener
+from ..glue.actions import action
+from ..glue.plugin import ServicePlugin, state_path
 from .client import NikdevClient, NikdevError
 from .events import (
     NikdevConnectedEvent,

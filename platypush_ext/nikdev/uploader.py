@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..http import InvalidArgumentError
+from ..core.errors import InvalidArgumentError
 from .client import Entry, NikdevClient, Scalar, Value, check_field, check_value
 from .outbox import Committed, FlushResult, Outbox
 

@@ -22,20 +22,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .. import untrusted
-from ..http import (
+from ..core import untrusted
+from ..core.errors import (
     BadRequestError,
     ConflictError,
-    ErrorDetails,
-    HttpClient,
     InvalidArgumentError,
     NotFoundError,
     RateLimitedError,
-    RetryPolicy,
-    ServiceClient,
     ServiceError,
-    Timeouts,
 )
+from ..core.http import ErrorDetails, HttpClient, ServiceClient, Timeouts
+from ..core.retry import RetryPolicy
 
 UUID_RE = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
 PUBLIC_KEY_RE = re.compile(r"^[a-zA-Z0-9]{4}-[a-zA-Z0-9]{6}-[a-zA-Z0-9]{12}-[a-zA-Z0-9]{5}-[a-zA-Z0-9]{9}$")
@@ -175,7 +172,7 @@ class Message:
     @classmethod
     def from_json(cls, data: Any) -> "Message":
         """Read a message object (of ``GET /message`` or the connector), every field checked: what a
-        server sends is untrusted (:mod:`platypush_ext.untrusted`). Texts may hold any valid Unicode
+        server sends is untrusted (:mod:`platypush_ext.core.untrusted`). Texts may hold any valid Unicode
         up to 64 Ki characters; the service is named by a well-formed public key; a ``secret`` in
         its service object is ignored.
 
@@ -333,7 +330,7 @@ class PushjetClient(ServiceClient):
         (a missing trailing ``/`` is added).
     :param timeouts: connect and read timeouts.
     :param retry: retry policy for idempotent requests.
-    :param http: an :class:`~platypush_ext.http.HttpClient` to use instead of building one.
+    :param http: an :class:`~platypush_ext.core.http.HttpClient` to use instead of building one.
     """
 
     def __init__(

@@ -10,12 +10,14 @@ from typing import Any, Mapping, Sequence
 
 from platypush.plugins import RunnablePlugin
 
-from .. import untrusted
-from ..bus import Publisher
-from ..glue import ServicePlugin, action, state_path
-from ..http import InvalidArgumentError, ProtocolError
-from ..journal import Entry, Journal, LazyJournal
-from ..listening import Backoff, Listener
+from ..core import untrusted
+from ..core.bus import Publisher
+from ..core.errors import InvalidArgumentError, ProtocolError
+from ..core.journal import Entry, Journal, LazyJournal
+from ..core.listening import Backoff, Listener
+from ..events import delivery_mark
+from ..glue.actions import action
+from ..glue.plugin import ServicePlugin, state_path
 from .client import (
     PUBLIC_KEY_RE,
     SECRET_KEY_RE,
@@ -178,7 +180,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         self._store_path = state_path("pushjet", "services.json")
         self._secrets = self._known_secrets(services or {})  # service name -> secret key
         self._journal = LazyJournal(state_path("pushjet", "journal.db"), name="pushjet")
-        self._publisher = Publisher(lambda: self._bus)
+        self._publisher = Publisher(lambda: self._bus, mark=delivery_mark)
         # one fetch-journal-post at a time (listener and actions): an RLock, as _fetch calls post_pending
         self._fetch_lock = threading.RLock()
         self._availability = self._track_availability(

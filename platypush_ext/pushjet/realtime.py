@@ -4,11 +4,11 @@ A :class:`RealtimeChannel` is one device's connection: it sends the device's
 uuid as the first text frame, waits for ``{"status": "ok"}``, then hands every
 ``{"message": …}`` it receives (the replay of the unread messages, then the live
 pushes) to its caller. Its :meth:`~RealtimeChannel.step` makes one bounded
-exchange, for a :class:`~platypush_ext.listening.Listener`; the protocol has no
+exchange, for a :class:`~platypush_ext.core.listening.Listener`; the protocol has no
 keep-alive, so a connection silent for ``ping_interval`` seconds gets a
 WebSocket ping and is given up when nothing arrives ``ping_timeout`` seconds later
 (a stalled connector). The client side is the ``websocket-client`` library,
-bounded (:mod:`platypush_ext.wsclient`): a message beyond ``max_message`` bytes
+bounded (:mod:`platypush_ext.core.wsclient`): a message beyond ``max_message`` bytes
 drops the connection.
 
 A message has no id. :class:`CrossPathFilter` recognises one that arrived both
@@ -28,10 +28,11 @@ from urllib.parse import urlsplit
 
 import websocket
 
-from .. import untrusted
-from ..http import InvalidArgumentError, ProtocolError, ServiceError, one_line
-from ..wsclient import MAX_MESSAGE, MessageTooLarge
-from ..wsclient import connect as ws_connect
+from ..core import untrusted
+from ..core.errors import InvalidArgumentError, ProtocolError, ServiceError
+from ..core.text import one_line
+from ..core.wsclient import MAX_MESSAGE, MessageTooLarge
+from ..core.wsclient import connect as ws_connect
 from .client import Message, check_uuid
 
 logger = logging.getLogger("platypush_ext.pushjet")

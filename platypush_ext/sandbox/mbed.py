@@ -50,7 +50,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import requests
 
-from ..backoff import Backoff
+from ..core.backoff import Backoff
 from . import mbed_fleet
 from .core import Request, Response, SandboxServer, json_response, reset_connection, text_response
 from .websocket import accept_upgrade, is_upgrade, ws_close, ws_frame, ws_read

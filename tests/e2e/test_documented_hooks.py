@@ -20,9 +20,9 @@ import yaml
 from platypush_ext.demo import DemoContext
 from platypush_ext.demo import mbed as demo_mbed
 from platypush_ext.pushjet.client import PushjetClient
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.pushjet import PushjetServer
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTIFICATION = "platypush_ext.mbed.events.MbedNotificationEvent"

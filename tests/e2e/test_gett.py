@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.gett import GettServer
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 from tests.support import wait_until
 
 pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="redis-server is not installed")

@@ -30,9 +30,9 @@ from typing import Any, Iterator
 import pytest
 
 from platypush_ext.pushjet.client import PushjetClient
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.pushjet import PushjetServer
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 from tests.support import wait_until
 
 pytestmark = pytest.mark.skipif(

@@ -10,10 +10,10 @@ import pytest
 import requests
 
 from platypush_ext.pushjet.client import PushjetClient
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 from platypush_ext.sandbox.pushjet import PushjetServer
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 
 pytestmark = pytest.mark.skipif(
     not redis_server_binary(), reason="redis-server is not installed (make test installs it)"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.mbed_fleet import HOME
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 
 pytestmark = pytest.mark.skipif(
     not redis_server_binary(), reason="redis-server is not installed (make test installs it)"

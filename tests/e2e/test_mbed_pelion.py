@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 from tests.mbed import openapi_check
 from tests.mbed.test_pelion import KEY, NODE, SENSOR, TEMP, start
 from tests.support import wait_until

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 
 pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="redis-server is not installed")
 

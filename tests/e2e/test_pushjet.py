@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from platypush_ext.pushjet.client import PushjetClient
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.pushjet import PushjetServer
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 
 pytestmark = pytest.mark.skipif(
     not redis_server_binary(), reason="redis-server is not installed (make test installs it)"

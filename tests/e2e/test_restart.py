@@ -24,8 +24,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.mbed import MbedServer
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 from tests.support import wait_until
 
 pytestmark = pytest.mark.skipif(

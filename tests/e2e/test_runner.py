@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from platypush_ext.runner import PlatypushError, PlatypushProcess
+from platypush_ext.sandbox.runner import PlatypushError, PlatypushProcess
 
 
 def test_without_redis_server_nothing_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 import platypush
-from platypush_ext import webpanel
 from platypush_ext.demo import DemoContext, parts
+from platypush_ext.glue import webpanel
 from platypush_ext.pushjet.client import PushjetClient
-from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox import servers
+from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install .[test])")
 from selenium.webdriver.common.by import By  # noqa: E402

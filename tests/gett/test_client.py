@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from platypush_ext.core.errors import InvalidArgumentError, ProtocolError, ServerError, ServiceConnectionError
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.gett.client import (
     GettAuthError,
     GettBadRequest,
@@ -21,14 +24,6 @@ from platypush_ext.gett.client import (
     GettNotFoundError,
     TransferCancelled,
     decode_data,
-)
-from platypush_ext.http import (
-    InvalidArgumentError,
-    ProtocolError,
-    RetryPolicy,
-    ServerError,
-    ServiceConnectionError,
-    Timeouts,
 )
 from platypush_ext.sandbox.gett import GettServer
 

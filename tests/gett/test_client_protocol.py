@@ -7,8 +7,10 @@ from typing import Any, Callable
 
 import pytest
 
+from platypush_ext.core.errors import ProtocolError
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.gett.client import GettClient
-from platypush_ext.http import ProtocolError, RetryPolicy, Timeouts
 from platypush_ext.sandbox.core import Request, Response, SandboxServer, json_response
 
 LOGIN = {"accesstoken": "a.0101.u1.1.x", "refreshtoken": "r.0101.x", "expires": 86400, "user": {"userid": "u1"}}
@@ -196,8 +198,8 @@ def test_upload_urls_are_http_urls_and_never_quoted(server: ScriptedGett) -> Non
 def test_a_share_name_is_refused_as_an_argument_and_from_the_service_alike(
     server: ScriptedGett, sharename: str
 ) -> None:
+    from platypush_ext.core.errors import InvalidArgumentError
     from platypush_ext.gett.client import check_sharename
-    from platypush_ext.http import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError):
         check_sharename(sharename)  # a trailing line break passed (re.match with $)

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import requests
 
+from platypush_ext.core.http import Timeouts
 from platypush_ext.gett.client import GettClient, GettError
 from platypush_ext.gett.events import GettTransferCompletedEvent
 from platypush_ext.gett.plugin import GettPlugin
-from platypush_ext.http import Timeouts
 from platypush_ext.sandbox.gett import GettServer
 from tests.support import RecordingBus
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import websocket
 
-from platypush_ext.backoff import Backoff
-from platypush_ext.http import Timeouts
+from platypush_ext.core.backoff import Backoff
+from platypush_ext.core.http import Timeouts
 from platypush_ext.mbed.channels import LongPollChannel
 from platypush_ext.mbed.client import MbedClient
 from platypush_ext.mbed.plugin import MbedPlugin

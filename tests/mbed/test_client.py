@@ -10,18 +10,18 @@ from typing import Any
 
 import pytest
 
-from platypush_ext.http import (
+from platypush_ext.core.errors import (
     AuthError,
     BadRequestError,
     InvalidArgumentError,
     ProtocolError,
     RateLimitedError,
-    RetryPolicy,
     ServerError,
     ServiceConnectionError,
     ServiceTimeoutError,
-    Timeouts,
 )
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.mbed.client import (
     AsyncRegistry,
     AsyncResponse,
@@ -350,7 +350,7 @@ def test_long_poll_survives_faults(server: MbedServer, caplog: pytest.LogCapture
     client = make_client(server)
     seen: list[dict[str, Any]] = []
     client.set_handler("reg-updates", seen.append)
-    from platypush_ext.backoff import Backoff
+    from platypush_ext.core.backoff import Backoff
     from platypush_ext.mbed.channels import LongPollChannel
 
     downs: list[str] = []
@@ -388,7 +388,7 @@ def test_long_poll_survives_faults(server: MbedServer, caplog: pytest.LogCapture
 
 def test_channel_survives_an_unexpected_exception(server: MbedServer, caplog: pytest.LogCaptureFixture) -> None:
     # Only ServiceError was caught: anything else ended the channel thread for good, silently.
-    from platypush_ext.backoff import Backoff
+    from platypush_ext.core.backoff import Backoff
     from platypush_ext.mbed.channels import LongPollChannel
 
     client = make_client(server)
@@ -455,7 +455,7 @@ def test_pelion_device_requests(server: MbedServer) -> None:
 
 
 def test_websocket_channel_with_reconnect(server: MbedServer) -> None:
-    from platypush_ext.backoff import Backoff
+    from platypush_ext.core.backoff import Backoff
     from platypush_ext.mbed.channels import WebSocketChannel
 
     client = make_client(server, api="pelion")

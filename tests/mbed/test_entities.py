@@ -16,7 +16,7 @@ from platypush.entities.presence import PresenceSensor
 from platypush.entities.switches import Switch
 from platypush.entities.temperature import TemperatureSensor
 
-from platypush_ext.http import InvalidArgumentError
+from platypush_ext.core.errors import InvalidArgumentError
 from platypush_ext.mbed.entities import (
     IPSO,
     TYPES,
@@ -555,7 +555,7 @@ def test_without_redis_the_plugin_works_off_the_registry(
 ) -> None:
     from platypush.config import Config
 
-    from platypush_ext.runner import free_port
+    from platypush_ext.sandbox.runner import free_port
 
     monkeypatch.setitem(Config._get_instance()._config, "redis", {"host": "127.0.0.1", "port": free_port()})
     plugin = make_plugin(server, entities_enabled=True)  # as a script reading config.yaml: nothing listens

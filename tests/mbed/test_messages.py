@@ -10,8 +10,8 @@ import base64
 
 import pytest
 
-from platypush_ext.http import ProtocolError
-from platypush_ext.journal import Rejected
+from platypush_ext.core.errors import ProtocolError
+from platypush_ext.core.journal import Rejected
 from platypush_ext.mbed.messages import (
     MAX_PAYLOAD,
     SPECIMENS,

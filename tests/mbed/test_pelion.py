@@ -19,8 +19,10 @@ import pytest
 import requests
 import websocket
 
-from platypush_ext.backoff import Backoff
-from platypush_ext.http import InvalidArgumentError, ProtocolError, RetryPolicy, Timeouts
+from platypush_ext.core.backoff import Backoff
+from platypush_ext.core.errors import InvalidArgumentError, ProtocolError
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.mbed.channels import CallbackChannel, LongPollChannel, WebSocketChannel
 from platypush_ext.mbed.client import ChannelConflictError, MbedClient, NotInThisApiError, parse_message
 from platypush_ext.sandbox.core import json_response

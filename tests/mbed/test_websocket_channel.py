@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from platypush_ext.backoff import Backoff
-from platypush_ext.http import RetryPolicy, Timeouts
-from platypush_ext.listening import Availability
+from platypush_ext.core.backoff import Backoff
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.listening import Availability
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.mbed.channels import WebSocketChannel
 from platypush_ext.mbed.client import MbedClient
 from platypush_ext.sandbox.core import Request

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from platypush_ext.http import (
+from platypush_ext.core.errors import (
     InvalidArgumentError,
     ProtocolError,
-    RetryPolicy,
     ServerError,
     ServiceConnectionError,
     ServiceTimeoutError,
-    Timeouts,
 )
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.nikdev.client import (
     Entry,
     NikdevAuthError,
@@ -24,8 +24,8 @@ from platypush_ext.nikdev.client import (
     NikdevRejectedError,
     check_field,
 )
-from platypush_ext.runner import free_port
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, DEFAULT_READ_ONLY_KEY, NikdevServer
+from platypush_ext.sandbox.runner import free_port
 
 FAST = RetryPolicy(attempts=3, backoff=0.05, backoff_max=0.2, budget=5)
 

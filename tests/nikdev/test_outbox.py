@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from platypush_ext.http import InvalidArgumentError, RetryPolicy
+from platypush_ext.core.errors import InvalidArgumentError
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.nikdev.client import Entry, NikdevClient
 from platypush_ext.nikdev.outbox import Outbox, OutboxFullError
 from platypush_ext.nikdev.uploader import Uploader, describe_failure
-from platypush_ext.runner import free_port
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, DEFAULT_READ_ONLY_KEY, NikdevServer
+from platypush_ext.sandbox.runner import free_port
 
 FAST = RetryPolicy(attempts=2, backoff=0.02, backoff_max=0.05, budget=2)
 

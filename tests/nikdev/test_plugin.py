@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from platypush_ext.http import InvalidArgumentError, RetryPolicy
+from platypush_ext.core.errors import InvalidArgumentError
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.nikdev.client import NikdevClient
 from platypush_ext.nikdev.events import (
     NikdevConnectedEvent,

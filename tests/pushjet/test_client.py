@@ -7,16 +7,16 @@ import uuid
 
 import pytest
 
-from platypush_ext.http import (
+from platypush_ext.core.errors import (
     InvalidArgumentError,
     ProtocolError,
     RateLimitedError,
-    RetryPolicy,
     ServerError,
     ServiceConnectionError,
     ServiceTimeoutError,
-    Timeouts,
 )
+from platypush_ext.core.http import Timeouts
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.pushjet.client import (
     Message,
     NonexistentError,
@@ -25,9 +25,9 @@ from platypush_ext.pushjet.client import (
     Service,
     SubscriptionError,
 )
-from platypush_ext.runner import free_port
 from platypush_ext.sandbox.core import json_response
 from platypush_ext.sandbox.pushjet import PushjetServer
+from platypush_ext.sandbox.runner import free_port
 
 UNKNOWN_PUBLIC = "abcd-abcdef-abcdefabcdef-abcde-abcdefabc"
 UNKNOWN_SECRET = "a" * 32

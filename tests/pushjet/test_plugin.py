@@ -11,10 +11,10 @@ import uuid
 
 import pytest
 
-from platypush_ext.http import InvalidArgumentError
+from platypush_ext.core.errors import InvalidArgumentError
 from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 from platypush_ext.pushjet.plugin import PushjetPlugin
-from platypush_ext.runner import free_port
+from platypush_ext.sandbox.runner import free_port
 from tests.support import wait_until
 
 

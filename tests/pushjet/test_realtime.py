@@ -19,7 +19,7 @@ import pytest
 import requests
 import websocket
 
-from platypush_ext.http import InvalidArgumentError
+from platypush_ext.core.errors import InvalidArgumentError
 from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 from platypush_ext.pushjet.plugin import PushjetPlugin
 from platypush_ext.pushjet.realtime import CrossPathFilter, RealtimeChannel, RealtimeError, check_realtime_url

@@ -1,7 +1,7 @@
 """The delivery journal: what a plugin read destructively from a service (a Pushjet
 fetch, an mbed pull, callback or WebSocket message) is written here before
 anything else, and counts as delivered only once a subscriber of Platypush's bus
-received its events (:class:`platypush_ext.bus.Publisher`).
+received its events (:class:`platypush_ext.core.bus.Publisher`).
 
 An entry is *pending* from the moment it is journaled until its events were
 delivered; pending entries are posted again (after a restart, or when a post
@@ -38,10 +38,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from .bus import Publisher
-from .http import ProtocolError, one_line
+from .errors import ProtocolError
 from .storage import connect
+from .text import one_line
 
-logger = logging.getLogger("platypush_ext.journal")
+logger = logging.getLogger("platypush_ext.core.journal")
 
 #: The most characters kept of a dropped entry's reason, and of its payload.
 REASON_LENGTH = 200

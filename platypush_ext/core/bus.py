@@ -8,7 +8,8 @@ answers, so this module publishes through the bus's own Redis connection and
 channel name (``RedisBus.redis`` and ``RedisBus.redis_queue``): the only use
 of Platypush's private bus API in the bundle, checked by
 ``tests/test_bus.py``. Any other bus (the tests' in-memory one) has no count:
-its ``post`` counts as delivered.
+its ``post`` counts as delivered. Framework-free: a bus is anything with ``post``,
+and a Redis bus anything that also has ``redis`` (a Redis client) and ``redis_queue``.
 """
 
 from __future__ import annotations
@@ -30,18 +31,11 @@ DRAIN_WAIT = 5.0
 
 
 def _redis_of(bus: Any) -> tuple[Any, str] | None:
-    """The Redis connection and channel of a ``RedisBus`` (``None`` for other buses)."""
-    from platypush.bus.redis import RedisBus
-
-    if not isinstance(bus, RedisBus):
+    """The Redis connection and channel of a Redis bus (``None`` for other buses)."""
+    redis, channel = getattr(bus, "redis", None), getattr(bus, "redis_queue", None)
+    if redis is None or not hasattr(redis, "pipeline") or not isinstance(channel, str):
         return None
-    return bus.redis, bus.redis_queue
-
-
-def _mark() -> str:
-    from .events import DeliveryMarkEvent
-
-    return str(DeliveryMarkEvent())
+    return redis, channel
 
 
 def _batches(texts: Sequence[str]) -> list[tuple[int, int]]:
@@ -78,18 +72,20 @@ class Publisher:
     """Publishes events on Platypush's bus and tells how many subscribers received each.
 
     :param get_bus: returns the bus (a plugin's ``lambda: self._bus``; looked up at each call).
+    :param mark: the wire text of a message published after a batch when asked (``publish(mark=True)``),
+        e.g. one that makes Platypush's bus loop let go of the last event.
     """
 
-    def __init__(self, get_bus: Callable[[], Any]):
+    def __init__(self, get_bus: Callable[[], Any], mark: Callable[[], str] | None = None):
         self._get_bus = get_bus
+        self._mark = mark
 
     def publish(self, events: Sequence[Any], texts: Sequence[str] | None = None, mark: bool = False) -> list[int]:
         """Publish ``events`` in order (pipelined on Redis).
 
         :param events: the events.
         :param texts: their wire texts (``str(event)``), if the caller made them already.
-        :param mark: then a :class:`platypush_ext.events.DeliveryMarkEvent` (Redis only), so that
-            Platypush's bus loop lets go of the last event.
+        :param mark: then the publisher's ``mark`` (Redis only, if it has one).
         :return: the number of subscribers that received each event (0: nobody got it,
             also when Redis cannot be reached).
         """
@@ -105,7 +101,8 @@ class Publisher:
             return [1] * len(events)
         try:
             texts = [str(e) for e in events] if texts is None else list(texts)
-            return self._publish(*target, texts + [_mark()] if mark else texts)[: len(events)]
+            marked = mark and self._mark is not None
+            return self._publish(*target, texts + [self._mark()] if marked else texts)[: len(events)]  # type: ignore[misc]
         except RedisError:
             return [0] * len(events)
 

@@ -65,7 +65,7 @@ def event_classes() -> list[type[Event]]:
     while todo:
         for sub in type.__subclasses__(todo.pop()):
             todo.append(sub)
-            if sub.__module__.startswith(__package__ + ".") and not sub.__dict__.get("internal_event"):
+            if sub.__module__.startswith("platypush_ext.") and not sub.__dict__.get("internal_event"):
                 found.add(sub)
     return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
 

@@ -26,7 +26,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from .http import ProtocolError, html_title, one_line
+from .errors import ProtocolError
+from .text import html_title, one_line
 
 __all__ = [
     "MAX_ITEMS",

@@ -1,7 +1,7 @@
 """The one backoff of platypush-ext (framework-free, no imports from the bundle).
 
-Used by the HTTP layer's retries (:class:`~platypush_ext.http.RetryPolicy`), every
-listener (:class:`~platypush_ext.listening.Listener`), Ge.tt's upload polling and
+Used by the HTTP layer's retries (:class:`~platypush_ext.core.retry.RetryPolicy`), every
+listener (:class:`~platypush_ext.core.listening.Listener`), Ge.tt's upload polling and
 the sandbox servers.
 """
 

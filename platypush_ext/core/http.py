@@ -16,7 +16,6 @@ them the same behaviour:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import email.utils
 import functools
@@ -24,244 +23,39 @@ import logging
 import math
 import os
 import re
-import threading
 import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Mapping
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 import urllib3
 
-from .backoff import exponential_delay
+from . import untrusted
+from .errors import (
+    InvalidArgumentError,
+    ProtocolError,
+    ServiceConnectionError,
+    ServiceError,
+    ServiceTimeoutError,
+    error_class_for_status,
+)
+from .redaction import Redactor
+from .retry import RetryPolicy
+from .text import html_title, one_line
 
 __all__ = [
-    "AuthError",
-    "BadRequestError",
-    "ConflictError",
     "ErrorDetails",
     "HttpClient",
-    "HTTPStatusError",
-    "InvalidArgumentError",
-    "NotFoundError",
-    "ProtocolError",
-    "RateLimitedError",
-    "RetryPolicy",
-    "Redactor",
     "ServiceClient",
-    "ServerError",
-    "ServiceConnectionError",
-    "ServiceError",
-    "ServiceTimeoutError",
     "Timeouts",
     "error_payload",
-    "html_title",
-    "one_line",
     "parse_json",
     "server_message",
 ]
 
 logger = logging.getLogger("platypush_ext.http")
-
-MASK = "***"
-
-#: Parameter and header names whose values are always secrets.
-SECRET_NAMES = frozenset(
-    {
-        "secret",
-        "secret_key",
-        "api_key",
-        "apikey",
-        "x-api-key",
-        "password",
-        "token",
-        "accesstoken",
-        "access_token",
-        "refreshtoken",
-        "refresh_token",
-        "authorization",
-        "proxy-authorization",
-        "sig",
-        "signature",
-    }
-)
-#: A signed URL's signature wherever it appears in free text (``...?sig=<value>``): masked by its
-#: name, as the values of a long run's many signed URLs are not kept (each new one rebuilt the pattern).
-_SIGNATURE_RE = re.compile(r"(?<![\w-])((?:sig|signature)=)[^&\s\"'<>]+", re.IGNORECASE)
-
-
-# --------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------
-
-
-class ServiceError(Exception):
-    """Base class of every error raised by a platypush-ext client.
-
-    Its text is safe to show: it never contains a secret.
-
-    :ivar status: HTTP status of the answer, if there was one.
-    :ivar endpoint: ``METHOD /path`` of the request (secrets masked).
-    :ivar server_message: the service's own explanation, if it gave one.
-    :ivar code: the service's own error code, if it gave one.
-    """
-
-    #: Whether trying again later may succeed (used by listeners and retries).
-    transient = False
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        endpoint: str | None = None,
-        server_message: str | None = None,
-        code: Any = None,
-    ):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.endpoint = endpoint
-        self.server_message = server_message
-        self.code = code
-
-
-class InvalidArgumentError(ServiceError, ValueError):
-    """An argument was rejected before any request was made."""
-
-
-class ServiceConnectionError(ServiceError):
-    """The service could not be reached, or the connection broke."""
-
-    transient = True
-
-
-class ServiceTimeoutError(ServiceConnectionError):
-    """The service did not answer in time."""
-
-
-class ProtocolError(ServiceError):
-    """The service answered something that could not be understood."""
-
-    transient = True
-
-
-class HTTPStatusError(ServiceError):
-    """The service answered with an error status."""
-
-
-class BadRequestError(HTTPStatusError):
-    """The service rejected the request (400 and other 4xx)."""
-
-
-class AuthError(HTTPStatusError):
-    """Missing or wrong credentials (401/403)."""
-
-
-class NotFoundError(HTTPStatusError):
-    """The resource does not exist (404/410)."""
-
-
-class ConflictError(HTTPStatusError):
-    """The request conflicts with the resource's state (409)."""
-
-
-class RateLimitedError(HTTPStatusError):
-    """The service asks to slow down (429)."""
-
-    transient = True
-
-
-class ServerError(HTTPStatusError):
-    """The service failed (5xx)."""
-
-    transient = True
-
-
-_STATUS_ERRORS: dict[int, type[HTTPStatusError]] = {
-    401: AuthError,
-    403: AuthError,
-    404: NotFoundError,
-    410: NotFoundError,
-    409: ConflictError,
-    429: RateLimitedError,
-}
-
-
-def error_class_for_status(status: int) -> type[HTTPStatusError]:
-    """The :class:`HTTPStatusError` subclass that stands for ``status``."""
-    if status >= 500:
-        return ServerError
-    return _STATUS_ERRORS.get(status, BadRequestError)
-
-
-# --------------------------------------------------------------------------
-# Secrets
-# --------------------------------------------------------------------------
-
-
-class Redactor:
-    """Masks secrets in URLs and free text.
-
-    It knows secret *names* (query parameters such as ``secret`` or ``api_key``)
-    and secret *values* (registered with :meth:`add`, e.g. a token obtained at
-    run time); every occurrence of a known value is masked wherever it appears.
-    """
-
-    def __init__(self, secrets: Iterable[str | None] = ()):
-        self._values: set[str] = set()
-        self._lock = threading.Lock()
-        self._longest_first: tuple[str, ...] = ()
-        for value in secrets:
-            self.add(value)
-
-    def add(self, value: Any) -> None:
-        """Register a secret value (short or empty values are ignored)."""
-        if not isinstance(value, str) or len(value) < 4:
-            return
-        with self._lock:
-            forms = {value, quote(value, safe=""), quote_plus(value, safe="")} - self._values  # as in URLs
-            if forms:
-                self._values |= forms
-                self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
-
-    def add_from(self, mapping: Mapping[str, Any] | None) -> None:
-        """Register the values of the secret-named keys of ``mapping``."""
-        if not isinstance(mapping, Mapping):
-            return
-        for key, value in mapping.items():
-            if str(key).lower() in SECRET_NAMES:
-                self.add(value)
-
-    def text(self, text: Any) -> str:
-        """``text`` with every known secret value and every URL signature (``sig=…``) masked."""
-        text = _SIGNATURE_RE.sub(r"\1" + MASK, str(text))
-        # only the secrets the text holds go into the pattern: a client that learnt many (a service
-        # created per call, a token per login) does not pay for all of them on every line
-        present = [value for value in self._longest_first if value in text]
-        if not present:
-            return text
-        if len(present) == 1:
-            return text.replace(present[0], MASK)
-        return re.sub("|".join(re.escape(v) for v in present), MASK, text)
-
-    def url(self, url: str) -> str:
-        """``url`` with secret query parameters and known secret values masked."""
-        parts = urlsplit(url)
-        if parts.query:
-            query = [
-                (k, MASK if k.lower() in SECRET_NAMES else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            ]
-            parts = parts._replace(query=urlencode(query, safe="*"))
-        if parts.password:
-            parts = parts._replace(netloc=parts.netloc.replace(parts.password, MASK))
-        return self.text(urlunsplit(parts))
-
-
-# --------------------------------------------------------------------------
-# Client
-# --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -273,83 +67,6 @@ class Timeouts:
 
     def as_tuple(self) -> tuple[float, float]:
         return (self.connect, self.read)
-
-
-#: Methods replayed after they may have reached the server (as urllib3's ``Retry.DEFAULT_ALLOWED_METHODS``).
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How transient failures are retried; immutable (adjust a copy with :meth:`replace`).
-
-    An attempt is retried when its error is transient (connection errors,
-    timeouts, 429, 5xx: :attr:`ServiceError.transient`), the request may be
-    replayed (its method is in ``methods``, or it certainly did not reach the
-    server), attempts are left and the delay fits in the budget.
-
-    :ivar attempts: total attempts (1 = no retry).
-    :ivar backoff: base delay; attempt *n* waits up to ``backoff * 2**n``.
-    :ivar backoff_max: cap of one delay (also caps ``Retry-After``).
-    :ivar budget: no retry starts after this many seconds since the first
-        attempt, so that a call answers well within Platypush's 60 s limit.
-    :ivar methods: methods replayed even after they may have reached the server.
-    :ivar respect_retry_after: wait what a ``Retry-After`` header asks (capped).
-    """
-
-    attempts: int = 3
-    backoff: float = 0.5
-    backoff_max: float = 10.0
-    budget: float = 30.0
-    methods: frozenset[str] = IDEMPOTENT_METHODS
-    respect_retry_after: bool = True
-
-    def replace(self, **changes: Any) -> RetryPolicy:
-        """A copy with ``changes`` (the fields above) applied.
-
-        :param changes: field values, e.g. ``attempts=4``.
-        """
-        return dataclasses.replace(self, **changes)
-
-    def with_retries(self, retries: int) -> RetryPolicy:
-        """A copy that retries ``retries`` times (a plugin's ``retries`` setting).
-
-        :param retries: retries after the first attempt (0 = none).
-        """
-        return self.replace(attempts=max(1, int(retries) + 1))
-
-    def is_idempotent(self, method: str) -> bool:
-        """Whether a ``method`` request may be replayed after it may have reached the server.
-
-        :param method: the HTTP method, upper case.
-        """
-        return method in self.methods
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based).
-
-        :param attempt: how many retries came before.
-        :param retry_after: what the server's ``Retry-After`` asked, if anything.
-        """
-        if retry_after is not None and self.respect_retry_after:
-            return min(max(retry_after, 0.0), self.backoff_max)
-        return exponential_delay(self.backoff, self.backoff_max, attempt)
-
-    def next_delay(
-        self, error: ServiceError, *, failures: int, elapsed: float, replayable: bool, retry_after: float | None = None
-    ) -> float | None:
-        """Seconds to wait before the next attempt, or ``None`` when ``error`` is final.
-
-        :param error: what the last attempt failed with.
-        :param failures: attempts made so far (all failed).
-        :param elapsed: seconds since the first attempt started.
-        :param replayable: whether the request may be sent again (see the class).
-        :param retry_after: the answer's ``Retry-After``, in seconds.
-        """
-        if not (error.transient and replayable) or failures >= self.attempts:
-            return None
-        delay = self.delay(failures - 1, retry_after)
-        return delay if elapsed + delay <= self.budget else None
 
 
 @dataclass(frozen=True)
@@ -373,9 +90,8 @@ ErrorFactory = Callable[[int, str, Any], "ErrorDetails | None"]
 
 def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -> Any:
     """The JSON body of ``response`` (whatever its content type), read as untrusted input
-    (:func:`platypush_ext.untrusted.loads`: UTF-8, as RFC 8259 requires): a body that is not
+    (:func:`platypush_ext.core.untrusted.loads`: UTF-8, as RFC 8259 requires): a body that is not
     JSON, not UTF-8 or nested too deeply is a one-line :class:`ProtocolError`, secrets masked."""
-    from . import untrusted  # it builds on this module's errors
 
     try:
         return untrusted.loads(response.content, f"{endpoint}: the answer (HTTP {response.status_code})")
@@ -404,7 +120,6 @@ def error_payload(body: bytes) -> Any:
     """What an error answer says, for :func:`server_message` and the services' error tables: its
     JSON; else its text (an HTML page, a plain sentence); ``None`` when it is neither (not UTF-8,
     JSON too deep to read, a truncated JSON text)."""
-    from . import untrusted
 
     try:
         return untrusted.loads(body, "the error answer")
@@ -809,59 +524,6 @@ def _session_for(base_url: str) -> requests.Session:
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.trust_env = False
     return session
-
-
-#: Longest error text the bundle shows or logs (see :func:`one_line`).
-MAX_ERROR_LENGTH = 500
-
-_HTML_RE = re.compile(r"<(?:!doctype|html|head|body|title)\b", re.I)
-_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
-# C0/C1 controls, DEL, line/paragraph separators, the bidirectional marks, embeddings and overrides,
-# and lone surrogates (a str holds no other surrogate; escaped, the text is valid Unicode)
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-#: How far into an HTML page its ``<title>`` is looked for.
-_TITLE_WINDOW = 8192
-
-
-def html_title(text: str) -> str | None:
-    """The ``<title>`` of an HTML page (looked for in its first 8 KiB), whitespace collapsed
-    (``None`` without one)."""
-    match = _TITLE_RE.search(text[:_TITLE_WINDOW])
-    title = " ".join(match.group(1).split()) if match else ""
-    return title or None
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}")
-
-
-def one_line(text: Any, limit: int = MAX_ERROR_LENGTH) -> str:
-    """``text`` made safe to answer and log: one line of at most ``limit`` characters.
-
-    An HTML page in it (a service's or a proxy's error page) is reduced to its
-    title; control characters (CR, LF, NUL, bidirectional overrides…) are
-    escaped (``\\n``, ``\\x00``, ``\\u202e``); a longer text keeps its start and
-    its end around a note of how much was left out.
-    """
-    text = str(text)
-    html = _HTML_RE.search(text)
-    if html:
-        title = html_title(text[html.start() : html.start() + 65536])
-        text = text[: html.start()].rstrip() + (f" [HTML page: {title}]" if title else " [an HTML page]")
-    size, window = len(text), 4 * limit  # no need to escape what will be left out
-    if size > 2 * window:
-        text = text[:window] + text[-window:]
-    text = _CONTROL_RE.sub(_escape, text)
-    if len(text) <= limit:
-        return text
-    note = f" …[{size:,} characters, abbreviated]… "
-    head = max(0, limit - len(note)) * 3 // 4
-    tail = max(0, limit - len(note) - head)
-    return text[:head] + note + (text[-tail:] if tail else "")
 
 
 #: The keys of an error object that may hold the server's message, in order.

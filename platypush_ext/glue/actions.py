@@ -3,8 +3,6 @@
 * :func:`action` — Platypush's ``@action`` that validates the arguments against
   the method's signature and type hints, and turns a :class:`ServiceError` into
   a readable error response (one short line, logged once, no traceback, no secret).
-* :class:`ServicePlugin` — the plugins' common settings, events and stop.
-* :func:`state_path` — where a plugin keeps its local state (Platypush's workdir).
 """
 
 from __future__ import annotations
@@ -16,24 +14,20 @@ import inspect
 import json
 import logging
 import math
-import os
 import types
 import typing
 from typing import Any, Callable, Mapping, TypeVar
 
-from platypush.config import Config
 from requests import RequestException
 
 from platypush.plugins import action as platypush_action
 
-from . import webpanel
-from .http import InvalidArgumentError, ProtocolError, ServiceClient, ServiceError, Timeouts, one_line
-from .listening import Availability
+from ..core.errors import InvalidArgumentError, ProtocolError, ServiceError
+from ..core.text import one_line
 
-__all__ = ["ServicePlugin", "action", "state_path"]
+__all__ = ["action", "check_value"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-C = TypeVar("C", bound=ServiceClient)
 
 logger = logging.getLogger("platypush_ext")
 
@@ -62,9 +56,9 @@ def action(method: F | None = None, *, max_length: Mapping[str, int] | None = No
     A string argument given a number or a boolean gets its JSON text back
     (Platypush parses every string argument as JSON: ``"0"`` arrives as ``0``).
 
-    A :class:`~platypush_ext.http.ServiceError` (bad input, service errors,
+    A :class:`~platypush_ext.core.errors.ServiceError` (bad input, service errors,
     unreachable service) or an :class:`OSError` (local files) becomes the
-    response's error text, made safe by :func:`~platypush_ext.http.one_line`
+    response's error text, made safe by :func:`~platypush_ext.core.text.one_line`
     and logged as one warning line; anything else is left to Platypush (logged
     with a traceback: a bug). Platypush finds actions by this decorator's
     *name*, so it must stay ``action``; use it bare or as ``@action(max_length=…)``.
@@ -264,73 +258,3 @@ def check_value(value: Any, hint: Any, where: str, limit: int = DEFAULT_MAX_LENG
     ``"no"`` becomes a bool), for settings a plugin validates itself; else :class:`InvalidArgumentError`
     naming ``where``."""
     return _check(value, hint, where, limit)
-
-
-def state_path(service: str, filename: str) -> str:
-    """``<Platypush workdir>/platypush_ext/<service>/<filename>``."""
-    return os.path.join(Config.get_workdir(), "platypush_ext", service, filename)
-
-
-class ServicePlugin:
-    """What every plugin of the bundle shares; a mixin before Platypush's plugin class
-    (``class PushjetPlugin(ServicePlugin, RunnablePlugin)``).
-
-    :meth:`_open_client` turns the common settings (``connect_timeout``,
-    ``read_timeout``, ``retries``) into the client's :class:`Timeouts` and an
-    adjusted copy of its ``DEFAULT_RETRY``, and lists the plugin in the web
-    panel; :meth:`_track_availability` posts the connected/disconnected events;
-    :meth:`stop` closes the client.
-    """
-
-    _client: Any
-    logger: logging.Logger
-    _bus: Any
-
-    def _open_client(
-        self,
-        client_class: type[C],
-        *args: Any,
-        connect_timeout: float,
-        read_timeout: float,
-        retries: int,
-        retry: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> C:
-        """Create the plugin's client (as ``self._client``) from the common settings.
-
-        :param client_class: the service's client class.
-        :param args: its positional arguments (base URL, credentials).
-        :param connect_timeout: seconds to wait for a connection.
-        :param read_timeout: seconds to wait for an answer.
-        :param retries: retries of a transient failure.
-        :param retry: other changes to the client's default retry policy.
-        :param options: the client's other keyword arguments.
-        """
-        webpanel.register()  # listed in the web panel's Execute tab and Extensions
-        policy = client_class.DEFAULT_RETRY.replace(**(retry or {})).with_retries(retries)
-        timeouts = Timeouts(float(connect_timeout), float(read_timeout))
-        self._client = client_class(*args, timeouts=timeouts, retry=policy, **options)
-        return self._client
-
-    def _track_availability(
-        self, what: str, connected: Callable[..., Any], disconnected: Callable[..., Any], **fields: Any
-    ) -> Availability:
-        """An :class:`Availability` that posts ``connected`` / ``disconnected`` events.
-
-        :param what: how logs name the service (the client's base URL is appended).
-        :param connected: the connected event's class (given ``base_url`` and ``fields``).
-        :param disconnected: the disconnected event's class (given ``error`` too).
-        :param fields: further arguments of both events.
-        """
-        base_url = self._client.base_url
-        return Availability(
-            f"{what} {base_url}",
-            self.logger,
-            on_up=lambda: self._bus.post(connected(base_url=base_url, **fields)),
-            on_down=lambda error: self._bus.post(disconnected(base_url=base_url, error=error, **fields)),
-        )
-
-    def stop(self) -> None:
-        """Stop the plugin (Platypush's ``stop``), then close the client."""
-        super().stop()  # type: ignore[misc]
-        self._client.close()

@@ -3,7 +3,7 @@
 * :class:`Availability` — "unavailable" logged (and reported) once when it
   starts and once when it ends;
 * :class:`Listener` — runs one bounded step after another until stopped,
-  backing off with jitter (:class:`~platypush_ext.backoff.Backoff`) after a
+  backing off with jitter (:class:`~platypush_ext.core.backoff.Backoff`) after a
   failure; its waits end as soon as it is stopped. A listener that holds a
   connection (``settle``) resets the backoff and reports "up" only for a
   connection that proved itself (data, or ``settle`` seconds up), so a server that
@@ -21,7 +21,8 @@ import time
 from typing import Callable
 
 from .backoff import Backoff
-from .http import ServiceError, one_line
+from .errors import ServiceError
+from .text import one_line
 
 __all__ = ["Availability", "Backoff", "Listener"]
 
@@ -73,7 +74,7 @@ class Listener:
 
     ``step`` makes one bounded exchange and returns the seconds to wait before
     the next one, or ``None`` when it failed and reported it itself (the backoff's
-    delay is waited). A :class:`~platypush_ext.http.ServiceError` goes to
+    delay is waited). A :class:`~platypush_ext.core.errors.ServiceError` goes to
     ``on_down``; both ``on_up`` and ``on_down`` are cheap to call each time
     (an :class:`Availability` deduplicates). Another exception goes to
     ``on_unexpected`` when one is given (the loop goes on with backoff), else
