@@ -414,7 +414,7 @@ class GettClient(ServiceClient):
         self,
         response: requests.Response,
         endpoint: str,
-        sink: Callable[[bytes], None],
+        sink: Callable[[bytes], object],
         progress: Progress | None,
         cancel: threading.Event | None,
         stored: int | None = None,

@@ -9,7 +9,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import quote
 
 from ..core import Request, Response, SandboxServer, json_response, reset_connection, text_response
@@ -141,20 +141,20 @@ class GettBlobServer(SandboxServer):
 
     # -- downloads -----------------------------------------------------------
 
-    def _signed_file(self, request: Request) -> File:
-        """The uploaded file a signed blob URL names (403 for a bad signature, 404 if not uploaded);
-        call with ``self.api.lock`` held."""
+    def _signed_file(self, request: Request) -> tuple[File, str]:
+        """The uploaded file a signed blob URL names, and its blob's path (403 for a bad signature,
+        404 if not uploaded); call with ``self.api.lock`` held."""
         file = self.api.find_file(request.params["sharename"], request.params["fileid"])
         if not same(request.query.get("sig", ""), file.download_sig):
             raise GettFailure(403, "invalid signature")
         if file.path is None:
             raise GettFailure(404, "file not uploaded")
-        return file
+        return file, file.path
 
     def _download(self, request: Request) -> Response:
         with self.api.lock:
-            file = self._signed_file(request)
-            handle = open(file.path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
+            file, path = self._signed_file(request)
+            handle = open(path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
         headers = {
             "Content-Type": "application/octet-stream",
             "Content-Length": str(os.fstat(handle.fileno()).st_size),  # the blob's own size, as a blob host knows it
@@ -166,7 +166,7 @@ class GettBlobServer(SandboxServer):
         """``headers`` with the configured ``Content-Encoding`` (the body stays the stored bytes)."""
         return {**headers, "Content-Encoding": self.content_encoding} if self.content_encoding else headers
 
-    def _stream(self, request: Request, handle: io.BufferedReader) -> Iterator[bytes]:
+    def _stream(self, request: Request, handle: BinaryIO) -> Iterator[bytes]:
         cut = self._take_cut("download")
         sent = 0
         try:
@@ -186,7 +186,7 @@ class GettBlobServer(SandboxServer):
 
     def _thumb(self, request: Request) -> Response:
         with self.api.lock:
-            path = self._signed_file(request).path
+            _, path = self._signed_file(request)
         thumb = _thumbnail(path)
         if thumb is None:
             raise GettFailure(404, "no thumbnail: not an image")

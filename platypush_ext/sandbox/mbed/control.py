@@ -59,7 +59,7 @@ class MbedControl(MbedDevices):
     def _ctl_add_device(self, request: Request) -> Response:
         spec = request.json() or {}
         device = self.add_device(
-            spec.get("name"),
+            spec.get("name", ""),  # missing, null or "": refused by add_device
             spec.get("type", ""),
             spec.get("queue_mode", False),
             spec.get("resources"),

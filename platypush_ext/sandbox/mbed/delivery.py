@@ -58,6 +58,7 @@ class MbedDelivery(MbedBase):
         self.channel: str | None = None  # "long_poll" | "callback" | "websocket"
         self.callback: dict[str, Any] | None = None
         self.callback_deliveries: list[int] = []  # statuses answered by the receiver
+        self.subscriptions: set[tuple[str, str]] = set()  # (endpoint, path) whose changes are notified
         self._events: list[tuple[str, Any]] = []  # queued (kind, element), in order
         self._polling: object = False  # the token of the poll being held
         self._poll_socket: socket.socket | None = None  # its connection

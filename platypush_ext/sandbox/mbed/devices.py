@@ -136,7 +136,6 @@ class MbedDevices(MbedDelivery):
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.race = False  # deliver async responses before answering 202
         self.devices: dict[str, Device] = {}
-        self.subscriptions: set[tuple[str, str]] = set()
         self.presubscriptions: list[dict[str, Any]] = []
         self.transactions = 0
         super().__init__(host, port)
@@ -373,7 +372,9 @@ class MbedDevices(MbedDelivery):
                 now = time.monotonic()
                 for ep, path in sorted(self.subscriptions):
                     device = self.devices.get(ep)
-                    resource = device.resources.get(path) if device and device.registered else None
+                    if device is None or not device.registered:
+                        continue
+                    resource = device.resources.get(path)
                     if resource is None or not resource.rules:
                         continue
                     since = now - (resource.notified_at or now)
