@@ -7,8 +7,8 @@ from collections.abc import Callable
 from urllib.parse import unquote
 
 from ..core import Request, Response, json_response
-from . import fleets
 from .devices import MbedDevices
+from .fleets import fleet_named, simulated
 
 #: A route of the control API: method, path pattern, handler (its errors answered as ``{"error"}``).
 ControlRoute = tuple[str, str, Callable[[Request], Response]]
@@ -102,9 +102,9 @@ class MbedControl(MbedDevices):
     def _ctl_fleet(self, request: Request) -> Response:
         spec = request.json() or {}
         if "count" in spec:
-            specs = fleets.simulated(int(spec["count"]), str(spec.get("prefix", "sim-")))
+            specs = simulated(int(spec["count"]), str(spec.get("prefix", "sim-")))
         else:
-            specs = fleets.fleet(str(spec.get("fleet", "home")))
+            specs = fleet_named(str(spec.get("fleet", "home")))
         self.add_fleet(specs, bool(spec.get("announce", True)))
         return json_response({"devices": len(self.devices)}, 201)
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import fleets
 from .delivery import MbedDelivery
+from .fleets import fleet_named
 
 
 @dataclass
@@ -146,7 +146,7 @@ class MbedDevices(MbedDelivery):
 
         :param fleet: the fleet's name.
         """
-        self.add_fleet(fleets.fleet(fleet))
+        self.add_fleet(fleet_named(fleet))
 
     def add_fleet(self, specs: list[dict[str, Any]], announce: bool = True) -> None:
         """Add (and register) devices given as :meth:`add_device` specs.

@@ -79,7 +79,7 @@ HOME: list[dict[str, Any]] = [
 FLEETS = {"basic": BASIC, "home": HOME}
 
 
-def fleet(name: str) -> list[dict[str, Any]]:
+def fleet_named(name: str) -> list[dict[str, Any]]:
     """A fleet by name.
 
     :param name: ``basic`` or ``home``.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import fleets
 from .api import MbedApi
 from .control import MbedControl
+from .fleets import FLEETS
 
 DEFAULT_API_KEY = "mbed-sandbox-key-0123456789"
 
@@ -81,7 +81,7 @@ class MbedServer(MbedApi, MbedControl):
             help="which API to serve (default: connector)",
         )
         parser.add_argument(
-            "--fleet", choices=sorted(fleets.FLEETS), default="basic", help="the demo devices (default: basic)"
+            "--fleet", choices=sorted(FLEETS), default="basic", help="the demo devices (default: basic)"
         )
 
     @classmethod
