@@ -19,482 +19,44 @@ Usable from plain Python::
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import logging
 import os
-import re
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
 import urllib3
 
-from ..core import untrusted
 from ..core.backoff import Backoff
-from ..core.errors import (
-    AuthError,
-    BadRequestError,
-    InvalidArgumentError,
-    NotFoundError,
-    ProtocolError,
-    ServiceConnectionError,
-    ServiceError,
-    error_class_for_status,
-)
-from ..core.http import ErrorDetails, HttpClient, ServiceClient, Timeouts
+from ..core.errors import AuthError, InvalidArgumentError, ProtocolError, ServiceConnectionError, ServiceError
+from ..core.http import HttpClient, ServiceClient, Timeouts
 from ..core.retry import RetryPolicy
+from .checks import (
+    check_destination,
+    check_fileid,
+    check_filename,
+    check_new_file,
+    check_paging,
+    check_sharename,
+    check_source_path,
+    check_title,
+    check_upload_url,
+)
+from .errors import GettAuthError, GettError, TransferCancelledError, error_details
+from .files import CHUNK_SIZE, Progress, ProgressReader, open_source, partial_file, safe_file_name
+from .models import File, Login, Share, UploadUrls, User, acknowledged, shares_from_json
 
 logger = logging.getLogger("platypush_ext.gett")
 
-#: Bytes read or written at a time by transfers.
-CHUNK_SIZE = 1 << 20
 #: The largest thumbnail accepted from the blob host (Ge.tt's are small scaled images).
 MAX_THUMBNAIL = 1 << 20
 #: Headers of blob downloads: the stored bytes as they are, not a compressed copy of them.
 BLOB_HEADERS = {"Accept-Encoding": "identity"}
-NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
-#: ``progress(bytes_done, bytes_total)``; ``bytes_total`` is ``None`` when unknown.
-Progress = Callable[[int, "int | None"], None]
-
-
-# -- errors -------------------------------------------------------------------
-
-
-class GettError(ServiceError):
-    """An error answered by the Ge.tt service, or a failed transfer."""
-
-
-class GettAuthError(GettError, AuthError):
-    """Login failed, or the service rejected the access token even after a new login."""
-
-
-class GettNotFoundError(GettError, NotFoundError):
-    """The share, file or blob does not exist (or is not uploaded yet)."""
-
-
-class GettBadRequest(GettError, BadRequestError):
-    """The service rejected an argument."""
-
-
-class TransferCancelled(GettError):
-    """A transfer was cancelled by its caller."""
-
-
-_ERROR_CLASSES: dict[type[ServiceError], type[GettError]] = {AuthError: GettAuthError, NotFoundError: GettNotFoundError}
-
-
-def _gett_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
-    """The classes of ``{"error": "<message>"}`` answers (5xx and 429 stay generic, hence retried)."""
-    message = payload.get("error") if isinstance(payload, dict) else None
-    if not isinstance(message, str) or status >= 500 or status == 429:
-        return None
-    return ErrorDetails(_ERROR_CLASSES.get(error_class_for_status(status), GettBadRequest))
-
-
-# -- models -------------------------------------------------------------------
-
-
-#: What the checks of identifiers from the service say they should be.
-SHARENAME = "letters and digits, e.g. '4dsfd'"
-FILEID = "letters and digits, e.g. '0' or '2f'"
-
-
-def _count(data: Mapping[str, Any], key: str, where: str) -> int:
-    """A non-negative integer field, ``0`` when it is missing (a file not uploaded yet has no size)."""
-    return untrusted.integer(data.get(key, 0), f"{where}.{key}", minimum=0)
-
-
-@dataclass(frozen=True)
-class UploadUrls:
-    """Signed upload URLs of a file: raw ``PUT`` or multipart ``POST`` (field ``Filedata``)."""
-
-    puturl: str
-    posturl: str
-
-    def __repr__(self) -> str:
-        return "UploadUrls(<signed URLs hidden>)"  # the signatures grant write access
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "upload") -> UploadUrls:
-        """Read the upload URLs of the service (untrusted: :class:`ProtocolError` for a bad one, never quoted).
-
-        :param data: the object.
-        :param where: its name in errors.
-        """
-        data = untrusted.mapping(data, where)
-        return cls(
-            puturl=untrusted.url(untrusted.field(data, "puturl", f"{where}.puturl"), f"{where}.puturl", secret=True),
-            posturl=untrusted.url(
-                untrusted.field(data, "posturl", f"{where}.posturl"), f"{where}.posturl", secret=True
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class File:
-    """A file of a share. ``fileid`` is an opaque string (``"0"``, ``"2f"``)."""
-
-    fileid: str
-    filename: str
-    sharename: str
-    size: int
-    downloads: int
-    readystate: str
-    created: int
-    getturl: str | None
-    upload: UploadUrls | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "file") -> File:
-        """Read a file object of the service (untrusted: each field checked, :class:`ProtocolError`).
-
-        :param data: the object.
-        :param where: its name in errors (``files[2]``).
-        """
-        data = untrusted.mapping(data, where)
-        upload = data.get("upload")
-        return cls(
-            fileid=untrusted.identifier(
-                untrusted.field(data, "fileid", f"{where}.fileid"), f"{where}.fileid", check_fileid, FILEID
-            ),
-            filename=untrusted.text(untrusted.field(data, "filename", f"{where}.filename"), f"{where}.filename"),
-            sharename=untrusted.identifier(
-                untrusted.field(data, "sharename", f"{where}.sharename"),
-                f"{where}.sharename",
-                check_sharename,
-                SHARENAME,
-            ),
-            size=_count(data, "size", where),
-            downloads=_count(data, "downloads", where),
-            readystate=untrusted.text(data.get("readystate", "remote"), f"{where}.readystate", limit=64, empty=False),
-            created=_count(data, "created", where),
-            getturl=untrusted.optional_text(data.get("getturl"), f"{where}.getturl"),
-            upload=UploadUrls.from_json(upload, f"{where}.upload") if upload is not None else None,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("upload")
-        return data
-
-
-@dataclass(frozen=True)
-class Share:
-    """A share: a named container of files with an optional title."""
-
-    sharename: str
-    title: str | None
-    created: int
-    getturl: str | None
-    live: bool
-    files: list[File]
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "share") -> Share:
-        """Read a share object of the service, with its files (untrusted: each field checked).
-
-        :param data: the object.
-        :param where: its name in errors (``shares[0]``).
-        """
-        data = untrusted.mapping(data, where)
-        files = untrusted.array(data.get("files", []), f"{where}.files")
-        return cls(
-            sharename=untrusted.identifier(
-                untrusted.field(data, "sharename", f"{where}.sharename"),
-                f"{where}.sharename",
-                check_sharename,
-                SHARENAME,
-            ),
-            title=untrusted.optional_text(data.get("title"), f"{where}.title"),
-            created=_count(data, "created", where),
-            getturl=untrusted.optional_text(data.get("getturl"), f"{where}.getturl"),
-            live=untrusted.boolean(data.get("live", False), f"{where}.live"),
-            files=[File.from_json(f, f"{where}.files[{i}]") for i, f in enumerate(files)],
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "files": [f.to_dict() for f in self.files]}
-
-
-@dataclass(frozen=True)
-class User:
-    """The logged-in user, with storage figures in bytes."""
-
-    userid: str
-    fullname: str | None
-    email: str | None
-    files: int
-    downloads: int
-    storage_used: int
-    storage_limit: int
-    storage_extra: int
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "user") -> User:
-        """Read the user object of the service (untrusted: each field checked).
-
-        :param data: the object.
-        :param where: its name in errors.
-        """
-        data = untrusted.mapping(data, where)
-        storage = untrusted.mapping(data.get("storage", {}), f"{where}.storage")
-        return cls(
-            userid=untrusted.text(untrusted.field(data, "userid", f"{where}.userid"), f"{where}.userid", empty=False),
-            fullname=untrusted.optional_text(data.get("fullname"), f"{where}.fullname"),
-            email=untrusted.optional_text(data.get("email"), f"{where}.email"),
-            files=_count(data, "files", where),
-            downloads=_count(data, "downloads", where),
-            storage_used=_count(storage, "used", f"{where}.storage"),
-            storage_limit=_count(storage, "limit", f"{where}.storage"),
-            storage_extra=_count(storage, "extra", f"{where}.storage"),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Login:
-    """What a login answers: the tokens (secrets), their lifetime in seconds, the user."""
-
-    access: str
-    refresh: str | None = field(repr=False)
-    lifetime: float
-    user: User
-
-    @classmethod
-    def from_json(cls, data: Any) -> Login:
-        """Read a login answer (untrusted: every field checked before anything of it is kept).
-
-        :param data: the answer.
-        """
-        data = untrusted.mapping(data, "the answer")
-        refresh = data.get("refreshtoken")
-        expires = data.get("expires", 86400)
-        if isinstance(expires, str):
-            lifetime: float = untrusted.integer(expires, "expires", strings=True)
-        else:
-            lifetime = untrusted.number(expires, "expires")
-        if lifetime <= 0:
-            raise untrusted.refused("expires", "expected a positive number of seconds", lifetime)
-        return cls(
-            access=untrusted.secret(untrusted.field(data, "accesstoken"), "accesstoken"),
-            refresh=untrusted.secret(refresh, "refreshtoken") if refresh is not None else None,
-            lifetime=float(lifetime),
-            user=User.from_json(untrusted.field(data, "user")),
-        )
-
-
-def _shares(items: Any) -> list[Share]:
-    """The answer of ``GET /shares``: an array of shares."""
-    items = untrusted.array(items, "the answer")
-    return [Share.from_json(item, f"shares[{i}]") for i, item in enumerate(items)]
-
-
-def _acknowledged(answer: Any) -> None:
-    """A destroy's answer: a JSON object (``{}``), not, say, a proxy's page that stood in for it."""
-    untrusted.mapping(answer, "the answer")
-
-
-# -- validation ---------------------------------------------------------------
-
-
-def check_sharename(sharename: Any) -> str:
-    """A share name (letters and digits), or :class:`InvalidArgumentError`."""
-    if not isinstance(sharename, str) or not NAME_RE.fullmatch(sharename):
-        raise InvalidArgumentError(f"invalid sharename {sharename!r}: expected letters and digits, e.g. '4dsfd'")
-    return sharename
-
-
-def check_fileid(fileid: Any) -> str:
-    """A file id as a string (an integer is accepted and converted), or :class:`InvalidArgumentError`."""
-    if isinstance(fileid, int) and not isinstance(fileid, bool) and fileid >= 0:
-        fileid = format(fileid, "d")
-    if not isinstance(fileid, str) or not NAME_RE.fullmatch(fileid):
-        raise InvalidArgumentError(f"invalid fileid {fileid!r}: expected a string id such as '0' or '2f'")
-    return fileid
-
-
-def check_filename(filename: Any) -> str:
-    if not isinstance(filename, str) or not filename.strip() or "/" in filename or "\\" in filename:
-        raise InvalidArgumentError(f"invalid filename {filename!r}: expected a non-empty name without '/'")
-    return filename
-
-
-def check_title(title: Any) -> str | None:
-    if title is None:
-        return None
-    if not isinstance(title, str):
-        raise InvalidArgumentError(f"title must be a string, got {title!r}")
-    return title
-
-
-def check_paging(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidArgumentError(f"{name} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _check_path_text(path: Any) -> None:
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise InvalidArgumentError(f"path must be a file path, got {path!r}")
-    if "\x00" in str(path):
-        raise InvalidArgumentError("path must not contain a NUL character")
-
-
-def check_source_path(path: Any) -> str:
-    """A readable regular file, or :class:`InvalidArgumentError`."""
-    _check_path_text(path)
-    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
-    if not os.path.isfile(path):
-        raise InvalidArgumentError(f"no such file: {path}")
-    if not os.access(path, os.R_OK):
-        raise InvalidArgumentError(f"cannot read {path}: permission denied")
-    return path
-
-
-def check_destination(path: Any) -> str:
-    """A destination path whose folder exists and is writable, or :class:`InvalidArgumentError`."""
-    _check_path_text(path)
-    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise InvalidArgumentError(f"cannot write {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise InvalidArgumentError(f"cannot write into {folder}: permission denied")
-    return path
-
-
-def safe_file_name(name: Any, fallback: str) -> str:
-    """A file name from the server made safe as one entry of the target folder: its last
-    component only, without control characters, at most 240 bytes (room for ``thumb-``; ``fallback``
-    if nothing is left)."""
-    text = os.path.basename(str(name).replace("\\", "/"))
-    text = "".join(ch if ch.isprintable() else "_" for ch in text).strip()
-    text = text.encode("utf-8")[:240].decode("utf-8", errors="ignore")
-    return fallback if text in ("", ".", "..") else text
-
-
-def check_new_file(path: str, overwrite: bool) -> None:
-    """:class:`InvalidArgumentError` if ``path`` exists and may not be replaced."""
-    if not overwrite and os.path.lexists(path):
-        raise InvalidArgumentError(f"{path} already exists: pass overwrite: true to replace it")
-
-
-def _publish(tmp: str, destination: str, overwrite: bool) -> None:
-    """Move the complete temporary file into place; without ``overwrite``, never over an existing file."""
-    if overwrite:
-        os.replace(tmp, destination)
-        return
-    try:
-        os.link(tmp, destination)  # atomic: fails if the destination appeared meanwhile
-    except FileExistsError:
-        check_new_file(destination, overwrite)
-    except OSError:  # a file system without hard links: the check before the download is the guard
-        check_new_file(destination, overwrite)
-        os.replace(tmp, destination)
-        return
-    os.unlink(tmp)
-
-
-def decode_data(data: Any, data_format: str = "text") -> bytes:
-    """Bytes from ``data`` given as text (UTF-8) or base64, or :class:`InvalidArgumentError`."""
-    if isinstance(data, (bytes, bytearray)):
-        return bytes(data)
-    if not isinstance(data, str):
-        raise InvalidArgumentError(f"data must be a string (text or base64), got {type(data).__name__}")
-    if data_format == "text":
-        return data.encode("utf-8")
-    if data_format == "base64":
-        try:
-            return base64.b64decode(data, validate=True)
-        except ValueError:
-            raise InvalidArgumentError("data is not valid base64") from None
-    raise InvalidArgumentError(f"data_format must be 'text' or 'base64', got {data_format!r}")
-
-
-# -- streamed bodies ----------------------------------------------------------
-
-
-class _ProgressReader:
-    """A seekable file-like request body that reports progress and can be cancelled.
-
-    ``requests`` takes its length from ``len()`` and ``tell()`` (so it sends a
-    ``Content-Length``), and ``HttpClient`` rewinds it with ``seek()`` before a retry.
-    """
-
-    def __init__(
-        self,
-        source: BinaryIO,
-        size: int,
-        progress: Progress | None,
-        cancel: threading.Event | None,
-        prefix: bytes = b"",
-        suffix: bytes = b"",
-    ):
-        self._source, self._size = source, size
-        self._prefix, self._suffix = prefix, suffix
-        self._progress, self._cancel = progress, cancel
-        self._start = source.tell()
-        self._pos = 0
-        self.len = len(prefix) + size + len(suffix)
-
-    def __len__(self) -> int:
-        return self.len
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if (offset, whence) != (0, 0):
-            self._pos = self.len if whence == 2 else offset  # only used by length probes
-        else:
-            self._pos = 0
-        self._source.seek(self._start + max(0, min(self._pos - len(self._prefix), self._size)))
-        return self._pos
-
-    def read(self, n: int = -1) -> bytes:
-        if self._cancel is not None and self._cancel.is_set():
-            raise TransferCancelled("the upload was cancelled")
-        n = CHUNK_SIZE if not n or n < 0 else max(n, CHUNK_SIZE)  # big reads: fewer calls
-        out = b""
-        if self._pos < len(self._prefix):
-            out = self._prefix[self._pos : self._pos + n]
-        body_end = len(self._prefix) + self._size
-        if len(out) < n and self._pos + len(out) < body_end:
-            out += self._source.read(min(n - len(out), body_end - self._pos - len(out)))
-        if len(out) < n and self._pos + len(out) >= body_end:
-            at = self._pos + len(out) - body_end
-            out += self._suffix[at : at + n - len(out)]
-        self._pos += len(out)
-        if self._progress is not None and out:
-            done = min(max(self._pos - len(self._prefix), 0), self._size)
-            self._progress(done, self._size)
-        return out
-
-
-@contextlib.contextmanager
-def _open_source(path: str | None, data: bytes | None) -> Any:
-    if path is not None:
-        with open(path, "rb") as f:
-            yield f, os.fstat(f.fileno()).st_size
-    else:
-        import io
-
-        assert data is not None
-        yield io.BytesIO(data), len(data)
-
-
-# -- client -------------------------------------------------------------------
+T = TypeVar("T")
 
 
 class GettClient(ServiceClient):
@@ -534,7 +96,7 @@ class GettClient(ServiceClient):
         ):
             if value is not None and not isinstance(value, str):
                 raise InvalidArgumentError(f"{name} must be a string")
-        self._connect(base_url, http, timeouts, retry, _gett_error, secrets=(api_key, password, refresh_token))
+        self._connect(base_url, http, timeouts, retry, error_details, secrets=(api_key, password, refresh_token))
         self._api_key, self._email, self._password = api_key, email, password
         self._refresh_token = refresh_token
         self._access_token: str | None = None
@@ -612,13 +174,23 @@ class GettClient(ServiceClient):
         """The current refresh token (a secret: never log it)."""
         return self._refresh_token
 
-    def _authed(self, method: str, path: str, *, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        """An authenticated call (``kwargs``: those of :meth:`HttpClient.request_json`, ``parse`` too):
-        one new login after an auth error, then :class:`GettAuthError`."""
+    def _authed(
+        self,
+        method: str,
+        path: str,
+        *,
+        parse: Callable[[Any], T],
+        params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """An authenticated call of :meth:`HttpClient.request_json` (``kwargs``: its arguments) read by
+        ``parse``: one new login after an auth error, then :class:`GettAuthError`."""
         for attempt in (1, 2):
             token = self.access_token()
+            query = {**(params or {}), "accesstoken": token}
             try:
-                return self.http.request_json(method, path, params={**(params or {}), "accesstoken": token}, **kwargs)
+                result: T = self.http.request_json(method, path, params=query, parse=parse, **kwargs)
+                return result
             except AuthError as exc:
                 if attempt == 2:
                     raise GettAuthError(
@@ -648,7 +220,7 @@ class GettClient(ServiceClient):
             for k, v in (("skip", check_paging(skip, "skip")), ("limit", check_paging(limit, "limit")))
             if v is not None
         }
-        return self._authed("GET", "shares", params=params, parse=_shares)
+        return self._authed("GET", "shares", params=params, parse=shares_from_json)
 
     def get_share(self, sharename: str) -> Share:
         """One share with its files (no authentication needed)."""
@@ -669,11 +241,11 @@ class GettClient(ServiceClient):
     def destroy_share(self, sharename: str) -> None:
         """Delete a share with all its files. Irreversible."""
         path = f"shares/{quote(check_sharename(sharename))}/destroy"
-        self._authed("POST", path, json_body={}, idempotent=True, parse=_acknowledged)
+        self._authed("POST", path, json_body={}, idempotent=True, parse=acknowledged)
 
     # -- files ---------------------------------------------------------------
 
-    def _file_path(self, sharename: str, fileid: Any, suffix: str = "") -> str:
+    def _file_path(self, sharename: str, fileid: str | int, suffix: str = "") -> str:
         return f"files/{quote(check_sharename(sharename))}/{quote(check_fileid(fileid))}{suffix}"
 
     def get_file(self, sharename: str, fileid: str) -> File:
@@ -697,7 +269,7 @@ class GettClient(ServiceClient):
     def destroy_file(self, sharename: str, fileid: str) -> None:
         """Delete a file. Irreversible."""
         path = self._file_path(sharename, fileid, "/destroy")
-        self._authed("POST", path, json_body={}, idempotent=True, parse=_acknowledged)
+        self._authed("POST", path, json_body={}, idempotent=True, parse=acknowledged)
 
     # -- uploads -------------------------------------------------------------
 
@@ -714,13 +286,12 @@ class GettClient(ServiceClient):
 
         A transient failure (5xx, reset) is retried from the start of the data.
         """
-        if not isinstance(put_url, str) or not re.match(r"^https?://[^/]+/", put_url):
-            raise InvalidArgumentError("put_url must be an http(s) URL from create_file or upload_url")
+        check_upload_url(put_url, "put_url")
         path = check_source_path(path) if path is not None else None
         if path is None and not isinstance(data, (bytes, bytearray)):
             raise InvalidArgumentError("give a path or data (bytes) to upload")
-        with _open_source(path, bytes(data) if data is not None else None) as (source, size):
-            body = _ProgressReader(source, size, progress, cancel)
+        with open_source(path, bytes(data) if data is not None else None) as (source, size):
+            body = ProgressReader(source, size, progress, cancel)
             response = self.http.request(
                 "PUT", put_url, data=body, idempotent=True, headers={"Content-Type": "application/octet-stream"}
             )
@@ -738,8 +309,7 @@ class GettClient(ServiceClient):
         cancel: threading.Event | None = None,
     ) -> int:
         """Upload as a streamed ``multipart/form-data`` ``POST`` (field ``Filedata``); returns the bytes sent."""
-        if not isinstance(post_url, str) or not re.match(r"^https?://[^/]+/", post_url):
-            raise InvalidArgumentError("post_url must be an http(s) URL from create_file or upload_url")
+        check_upload_url(post_url, "post_url")
         check_filename(filename)
         path = check_source_path(path) if path is not None else None
         if path is None and not isinstance(data, (bytes, bytearray)):
@@ -751,8 +321,8 @@ class GettClient(ServiceClient):
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
         suffix = f"\r\n--{boundary}--\r\n".encode()
-        with _open_source(path, bytes(data) if data is not None else None) as (source, size):
-            body = _ProgressReader(source, size, progress, cancel, prefix, suffix)
+        with open_source(path, bytes(data) if data is not None else None) as (source, size):
+            body = ProgressReader(source, size, progress, cancel, prefix, suffix)
             response = self.http.request(
                 "POST",
                 post_url,
@@ -844,7 +414,7 @@ class GettClient(ServiceClient):
         self,
         response: requests.Response,
         endpoint: str,
-        sink: Callable[[bytes], None],
+        sink: Callable[[bytes], object],
         progress: Progress | None,
         cancel: threading.Event | None,
         stored: int | None = None,
@@ -859,12 +429,12 @@ class GettClient(ServiceClient):
         try:
             for chunk in _raw_chunks(response):
                 if cancel is not None and cancel.is_set():
-                    raise TransferCancelled("the download was cancelled")
+                    raise TransferCancelledError("the download was cancelled")
                 sink(chunk)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
-        except _BrokenStream as exc:
+        except _BrokenStreamError as exc:
             raise ServiceConnectionError(
                 f"{endpoint}: the download stopped after {done} of {total if total is not None else '?'} bytes ({exc})",
                 endpoint=endpoint,
@@ -909,25 +479,11 @@ class GettClient(ServiceClient):
         if not thumb and stored_size is None:
             stored_size = file.size  # type: ignore[union-attr]
         check_new_file(destination, overwrite)
-        try:  # the temporary file first: if it cannot be created, no download is opened (and leaked)
-            fd, tmp = tempfile.mkstemp(
-                dir=os.path.dirname(destination), prefix=f".{os.path.basename(destination)[:100]}.", suffix=".part"
-            )
-        except OSError as exc:
-            raise GettError(f"cannot write into {os.path.dirname(destination)}: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "wb") as out:
-                response, endpoint = self._open_blob(sharename, fileid, thumb)
-                sink = (
-                    _bounded(out.write, MAX_THUMBNAIL, f"the thumbnail of {sharename}/{fileid}") if thumb else out.write
-                )
-                self._stream(response, endpoint, sink, progress, cancel, None if thumb else stored_size)
-            _publish(tmp, destination, overwrite)
-        except OSError as exc:  # the disk is full, the destination is a folder… (requests' errors are converted)
-            raise GettError(f"cannot write {destination}: {exc.strerror or exc}") from None
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        # the temporary file first: if it cannot be created, no download is opened (and leaked)
+        with partial_file(destination, overwrite) as out:
+            response, endpoint = self._open_blob(sharename, fileid, thumb)
+            sink = _bounded(out.write, MAX_THUMBNAIL, f"the thumbnail of {sharename}/{fileid}") if thumb else out.write
+            self._stream(response, endpoint, sink, progress, cancel, None if thumb else stored_size)
         return destination
 
     def contents(
@@ -966,7 +522,7 @@ class GettClient(ServiceClient):
         return b"".join(parts)
 
 
-def _bounded(sink: Callable[[bytes], Any], limit: int, what: str, hint: str = "") -> Callable[[bytes], None]:
+def _bounded(sink: Callable[[bytes], object], limit: int, what: str, hint: str = "") -> Callable[[bytes], None]:
     """``sink`` that refuses more than ``limit`` bytes in all (:class:`GettError` naming ``what``, then ``hint``)."""
     received = [0]
 
@@ -985,7 +541,7 @@ def _content_length(response: requests.Response) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
-class _BrokenStream(Exception):
+class _BrokenStreamError(Exception):
     """Reading a blob failed (its reason: ``timed out`` or ``the connection broke``)."""
 
 
@@ -993,14 +549,16 @@ def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
     """The body's bytes as sent, in chunks, never decoded (``requests``' ``iter_content`` would undo a
     ``Content-Encoding``: then neither the bytes nor their count are the stored ones).
 
-    :raises _BrokenStream: the connection broke or timed out.
+    :raises _BrokenStreamError: the connection broke or timed out.
     """
     chunks = response.raw.stream(CHUNK_SIZE, decode_content=False)
     while True:
         try:
             chunk = next(chunks, None)
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-            raise _BrokenStream("timed out" if "timed out" in str(exc).lower() else "the connection broke") from None
+            raise _BrokenStreamError(
+                "timed out" if "timed out" in str(exc).lower() else "the connection broke"
+            ) from None
         if chunk is None:
             return
         yield chunk

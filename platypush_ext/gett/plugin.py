@@ -17,11 +17,7 @@ from platypush.plugins import RunnablePlugin
 from ..core.errors import InvalidArgumentError, ServiceError
 from ..glue.actions import action
 from ..glue.plugin import ServicePlugin
-from .client import (
-    GettClient,
-    GettError,
-    Progress,
-    TransferCancelled,
+from .checks import (
     check_destination,
     check_fileid,
     check_filename,
@@ -31,7 +27,10 @@ from .client import (
     check_title,
     decode_data,
 )
+from .client import GettClient
+from .errors import GettError, TransferCancelledError
 from .events import GettTransferCompletedEvent, GettTransferFailedEvent, GettTransferProgressEvent
+from .files import Progress
 
 #: Longest inline ``data`` accepted by the upload actions (characters of text or base64);
 #: larger content is uploaded from a ``path``, streamed.
@@ -196,7 +195,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         try:
             result = work(progress, transfer.cancel)
         except BaseException as exc:
-            cancelled = isinstance(exc, TransferCancelled)
+            cancelled = isinstance(exc, TransferCancelledError)
             transfer.state, transfer.error = ("cancelled" if cancelled else "failed"), str(exc)
             transfer.finished = time.time()
             self._bus.post(

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from platypush_ext.sandbox.mbed import MbedServer
-from platypush_ext.sandbox.mbed_fleet import HOME
+from platypush_ext.sandbox.mbed.fleets import HOME
 from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 
 pytestmark = pytest.mark.skipif(

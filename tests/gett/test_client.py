@@ -16,14 +16,14 @@ import pytest
 from platypush_ext.core.errors import InvalidArgumentError, ProtocolError, ServerError, ServiceConnectionError
 from platypush_ext.core.http import Timeouts
 from platypush_ext.core.retry import RetryPolicy
-from platypush_ext.gett.client import (
+from platypush_ext.gett.checks import decode_data
+from platypush_ext.gett.client import GettClient
+from platypush_ext.gett.errors import (
     GettAuthError,
-    GettBadRequest,
-    GettClient,
+    GettBadRequestError,
     GettError,
     GettNotFoundError,
-    TransferCancelled,
-    decode_data,
+    TransferCancelledError,
 )
 from platypush_ext.sandbox.gett import GettServer
 
@@ -336,12 +336,12 @@ def test_cancel_upload_and_download(client: GettClient, server: GettServer, tmp_
         seen.append((done, total))
         cancel.set()
 
-    with pytest.raises(TransferCancelled):
+    with pytest.raises(TransferCancelledError):
         client.upload_file("c.bin", path=str(source), progress=progress, cancel=cancel)
     assert seen[0][1] == 6_000_000 and server.shares == {}
     file = client.upload_file("c.bin", path=str(source))
     cancel.clear()
-    with pytest.raises(TransferCancelled):
+    with pytest.raises(TransferCancelledError):
         client.download(file.sharename, file.fileid, str(tmp_path / "copy.bin"), progress=progress, cancel=cancel)
     assert sorted(os.listdir(tmp_path)) == ["c.bin"]
 
@@ -381,7 +381,7 @@ def test_server_rejections_map_to_bad_request(client: GettClient, server: GettSe
     server.storage_limit = 10
     with pytest.raises(GettAuthError):  # 403 "storage limit exceeded" (the one re-login does not help)
         client.upload_file("big", data=b"x" * 100, sharename=share.sharename)
-    with pytest.raises(GettBadRequest):
+    with pytest.raises(GettBadRequestError):
         client.http.request_json("GET", "shares", params={"accesstoken": client.access_token(), "skip": "x"})
 
 
@@ -416,7 +416,7 @@ def test_secrets_never_in_errors_logs_or_reprs(
 
 
 def test_a_file_that_appears_during_the_download_is_not_replaced(tmp_path: Any) -> None:
-    from platypush_ext.gett.client import _publish
+    from platypush_ext.gett.files import publish as _publish
 
     tmp, destination = tmp_path / ".d.part", tmp_path / "d.bin"
     tmp.write_bytes(b"downloaded")

@@ -199,7 +199,7 @@ def test_a_share_name_is_refused_as_an_argument_and_from_the_service_alike(
     server: ScriptedGett, sharename: str
 ) -> None:
     from platypush_ext.core.errors import InvalidArgumentError
-    from platypush_ext.gett.client import check_sharename
+    from platypush_ext.gett.checks import check_sharename
 
     with pytest.raises(InvalidArgumentError):
         check_sharename(sharename)  # a trailing line break passed (re.match with $)

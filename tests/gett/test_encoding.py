@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from platypush_ext.core.http import Timeouts
-from platypush_ext.gett.client import GettClient, GettError
+from platypush_ext.gett.client import GettClient
+from platypush_ext.gett.errors import GettError
 from platypush_ext.gett.events import GettTransferCompletedEvent
 from platypush_ext.gett.plugin import GettPlugin
 from platypush_ext.sandbox.gett import GettServer

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 import requests
 
-from platypush_ext.sandbox.gett import GettFailure, GettServer, _multipart_field
+from platypush_ext.sandbox.gett import GettServer
+from platypush_ext.sandbox.gett.blobs import _multipart_field
+from platypush_ext.sandbox.gett.records import GettFailure
 from tests.gett.test_sandbox import TIMEOUT, create_file, login
 
 

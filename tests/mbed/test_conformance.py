@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from platypush_ext.sandbox.mbed import Exchange
+from platypush_ext.sandbox.mbed.base import Exchange
 from tests.mbed import openapi_check
 from tests.mbed.test_pelion import Inbox, make_client, start
 from tests.support import wait_until

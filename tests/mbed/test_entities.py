@@ -31,7 +31,7 @@ from platypush_ext.mbed.entities import (
 from platypush_ext.mbed.events import MbedConnectedEvent, MbedNotificationEvent
 from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.sandbox.mbed import MbedServer
-from platypush_ext.sandbox.mbed_fleet import HOME, simulated
+from platypush_ext.sandbox.mbed.fleets import HOME, simulated
 from tests.mbed.test_plugin import KEY, make_plugin, run
 from tests.support import RecordingBus, wait_until
 

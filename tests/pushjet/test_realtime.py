@@ -24,7 +24,8 @@ from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnec
 from platypush_ext.pushjet.plugin import PushjetPlugin
 from platypush_ext.pushjet.realtime import CrossPathFilter, RealtimeChannel, RealtimeError, check_realtime_url
 from platypush_ext.sandbox.core import Request, SandboxServer
-from platypush_ext.sandbox.pushjet import PushjetServer, _Connection, _ws_text
+from platypush_ext.sandbox.pushjet import PushjetServer
+from platypush_ext.sandbox.pushjet.connector import _Connection, _ws_text
 from platypush_ext.sandbox.websocket import TEXT, accept_upgrade, ws_close, ws_frame, ws_read
 from tests.support import wait_until
 

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from platypush_ext.sandbox.pushjet import PUBLIC_RE, SECRET_RE
+from platypush_ext.sandbox.pushjet.records import PUBLIC_RE, SECRET_RE
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"

@@ -1,8 +1,8 @@
 """The simulated mbed fleets: the historic three demo devices, a realistic home, and N for load tests.
 
 A fleet is a list of device specs, each ``{"name", "type", "queue_mode"?, "resources": [{"path",
-"value", "rt"?, "obs"?}]}`` as :meth:`MbedServer.add_device <platypush_ext.sandbox.mbed.MbedServer.add_device>`
-takes them. Resource ids follow the IPSO registry (``/3303`` temperature, ``/3311`` light control…).
+"value", "rt"?, "obs"?}]}`` as :meth:`~.devices.MbedDevices.add_device` takes them. Resource ids
+follow the IPSO registry (``/3303`` temperature, ``/3311`` light control…).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ HOME: list[dict[str, Any]] = [
 FLEETS = {"basic": BASIC, "home": HOME}
 
 
-def fleet(name: str) -> list[dict[str, Any]]:
+def fleet_named(name: str) -> list[dict[str, Any]]:
     """A fleet by name.
 
     :param name: ``basic`` or ``home``.

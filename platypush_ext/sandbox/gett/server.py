@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
-import io
 import os
 import secrets
 import shutil
@@ -51,37 +50,18 @@ import string
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from .core import Abort, Request, Response, SandboxServer, json_response, reset_connection, text_response
+from ..core import Request, Response, SandboxServer, json_response
+from .blobs import GettBlobServer
+from .records import File, GettFailure, Share, Token, error_answer, same
 
 DEFAULT_APIKEY = "sandbox-apikey"
 DEFAULT_EMAIL = "apitest@ge.tt"
 DEFAULT_PASSWORD = "sandbox-password"
 GETTURL_BASE = "http://ge.tt"  # the human pages, as in protocols/gett.md (not served by the sandbox)
-CHUNK = 1 << 20
 BASE62 = string.digits + string.ascii_letters
-
-
-class GettFailure(Abort):
-    """Aborts a handler with a Ge.tt error body ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(_error(status, message), message)
-        self.status, self.message = status, message
-
-
-def _same(given: str, expected: str) -> bool:
-    """A constant-time comparison of a credential a client sent (any text: ``hmac.compare_digest``
-    raises ``TypeError`` for non-ASCII strings) with the expected one."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
-
-
-def _error(status: int, message: str) -> Response:
-    return json_response({"error": message}, status)
 
 
 def _base36(number: int) -> str:
@@ -92,270 +72,6 @@ def _base36(number: int) -> str:
         text = digits[rest] + text
         if not number:
             return text
-
-
-@dataclass
-class _File:
-    sharename: str
-    fileid: str
-    filename: str
-    created: int
-    readystate: str = "remote"
-    size: int = 0
-    downloads: int = 0
-    path: str | None = None  # the blob's temporary file, once uploaded
-    upload_sigs: set[str] = field(default_factory=set)
-    download_sig: str = field(default_factory=lambda: secrets.token_urlsafe(16))
-
-
-@dataclass
-class _Share:
-    sharename: str
-    owner: str
-    created: int
-    title: str | None = None
-    files: dict[str, _File] = field(default_factory=dict)
-    next_fileid: int = 0
-
-
-@dataclass
-class _Token:
-    userid: str
-    expires_at: float
-
-
-class GettBlobServer(SandboxServer):
-    """The blob host: signed uploads and downloads, streamed through temporary files."""
-
-    name = "gett-blobs"
-    default_port = 0
-    api_prefix = "/"
-
-    def __init__(self, api: GettServer, host: str = "127.0.0.1", port: int = 0, content_encoding: str | None = None):
-        self.api = api
-        self._cuts: dict[str, int] = {}
-        #: ``Content-Encoding`` of every download and thumbnail (the stored bytes are sent untouched).
-        self.content_encoding = content_encoding
-        super().__init__(host, port)
-
-    def setup_routes(self) -> None:
-        blob = r"/(?P<sharename>[A-Za-z0-9]+)/(?P<fileid>[0-9a-z]+)/(?P<filename>[^/]+)"
-        self.route("PUT", blob, self._put)
-        self.route("POST", blob, self._post)
-        self.route("GET", blob, self._download)
-        self.route("GET", "/thumb" + blob, self._thumb)
-        self.route("POST", "/_sandbox/cut", self._arm_cut)
-
-    def not_found(self, request: Request) -> Response:
-        return _error(404, "not found")
-
-    def method_not_allowed(self, request: Request) -> Response:
-        return _error(405, "method not allowed")
-
-    # -- control -------------------------------------------------------------
-
-    def cut(self, direction: str, after: int) -> None:
-        """Reset the connection of the next ``direction`` transfer after ``after`` bytes."""
-        if direction not in ("upload", "download") or after < 0:
-            raise ValueError("direction must be 'upload' or 'download' and after >= 0")
-        with self.lock:
-            self._cuts[direction] = int(after)
-
-    def _take_cut(self, direction: str) -> int | None:
-        with self.lock:
-            return self._cuts.pop(direction, None)
-
-    def _arm_cut(self, request: Request) -> Response:
-        try:
-            spec = request.json() or {}
-            self.cut(str(spec.get("direction")), int(spec.get("after", 0)))
-        except (TypeError, ValueError) as exc:
-            return _error(400, str(exc))
-        return json_response({"armed": spec})
-
-    # -- uploads -------------------------------------------------------------
-
-    def _file_for_upload(self, request: Request) -> _File:
-        sig = request.query.get("sig", "")
-        with self.api.lock:
-            file = self.api.find_file(request.params["sharename"], request.params["fileid"])
-            if not sig or not any(_same(sig, s) for s in file.upload_sigs):
-                raise GettFailure(403, "invalid signature")
-            return file
-
-    def _receive(self, request: Request, file: _File, chunks: Iterator[bytes]) -> Response:
-        """Store ``chunks`` as the new content of ``file`` (streamed to a temporary file)."""
-        with self.api.lock:
-            previous = file.readystate
-            file.readystate = "uploading"
-        fd, tmp = tempfile.mkstemp(dir=self.api.blob_dir, prefix="upload-")
-        cut = self._take_cut("upload")
-        received = 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-                    received += len(chunk)
-                    if cut is not None and received >= cut:
-                        raise ConnectionResetError("sandbox: upload cut")
-        except (ConnectionError, OSError) as exc:
-            os.unlink(tmp)
-            with self.api.lock:
-                file.readystate = previous
-            request.abandon_body()  # nothing more can be read from this connection
-            if isinstance(exc, ConnectionResetError) and str(exc) == "sandbox: upload cut":
-                reset_connection(request.handler, now=True)
-                return Response(400, b"")  # never written: the connection is gone
-            request.handler.close_connection = True
-            return _error(400, "upload interrupted")
-        with self.api.lock:
-            try:
-                self.api.check_storage(file, received)
-            except GettFailure:
-                os.unlink(tmp)
-                file.readystate = previous
-                raise
-            if file.path:
-                os.unlink(file.path)
-            file.path, file.size, file.readystate = tmp, received, "uploaded"
-        return text_response("computer says yes")
-
-    def _put(self, request: Request) -> Response:
-        return self._receive(request, self._file_for_upload(request), request.iter_body(CHUNK))
-
-    def _post(self, request: Request) -> Response:
-        file = self._file_for_upload(request)
-        ctype = request.headers.get("Content-Type", "")
-        marker = "boundary="
-        if not ctype.startswith("multipart/form-data") or marker not in ctype:
-            raise GettFailure(400, "expected a multipart/form-data body with a Filedata field")
-        boundary = ctype.split(marker, 1)[1].split(";")[0].strip().strip('"').encode()
-        return self._receive(request, file, _multipart_field(request.iter_body(CHUNK), boundary, "Filedata"))
-
-    # -- downloads -----------------------------------------------------------
-
-    def _signed_file(self, request: Request) -> _File:
-        """The uploaded file a signed blob URL names (403 for a bad signature, 404 if not uploaded);
-        call with ``self.api.lock`` held."""
-        file = self.api.find_file(request.params["sharename"], request.params["fileid"])
-        if not _same(request.query.get("sig", ""), file.download_sig):
-            raise GettFailure(403, "invalid signature")
-        if file.path is None:
-            raise GettFailure(404, "file not uploaded")
-        return file
-
-    def _download(self, request: Request) -> Response:
-        with self.api.lock:
-            file = self._signed_file(request)
-            handle = open(file.path, "rb")  # noqa: SIM115 - closed by _stream; stays readable if replaced
-        headers = {
-            "Content-Type": "application/octet-stream",
-            "Content-Length": str(os.fstat(handle.fileno()).st_size),  # the blob's own size, as a blob host knows it
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.filename)}",
-        }
-        return Response(200, self._stream(request, handle), self._encoded(headers))
-
-    def _encoded(self, headers: dict[str, str]) -> dict[str, str]:
-        """``headers`` with the configured ``Content-Encoding`` (the body stays the stored bytes)."""
-        return {**headers, "Content-Encoding": self.content_encoding} if self.content_encoding else headers
-
-    def _stream(self, request: Request, handle: io.BufferedReader) -> Iterator[bytes]:
-        cut = self._take_cut("download")
-        sent = 0
-        try:
-            while True:
-                chunk = handle.read(CHUNK)
-                if not chunk:
-                    return
-                if cut is not None and sent + len(chunk) > cut:
-                    yield chunk[: cut - sent]
-                    request.handler.wfile.flush()
-                    reset_connection(request.handler, now=True)
-                    raise ConnectionResetError("sandbox: download cut")
-                sent += len(chunk)
-                yield chunk
-        finally:
-            handle.close()
-
-    def _thumb(self, request: Request) -> Response:
-        with self.api.lock:
-            path = self._signed_file(request).path
-        thumb = _thumbnail(path)
-        if thumb is None:
-            raise GettFailure(404, "no thumbnail: not an image")
-        data, ctype = thumb
-        return Response(200, data, self._encoded({"Content-Type": ctype, "Content-Length": str(len(data))}))
-
-
-def _multipart_field(chunks: Iterator[bytes], boundary: bytes, name: str) -> Iterator[bytes]:
-    """Stream the content of form field ``name`` out of a multipart body, in constant memory."""
-    delimiter = b"\r\n--" + boundary
-    buffer = b"\r\n"  # the first boundary is not preceded by CRLF
-    source = iter(chunks)
-
-    def fill() -> bool:
-        nonlocal buffer
-        chunk = next(source, None)
-        if chunk is None:
-            return False
-        buffer += chunk
-        return True
-
-    while True:  # find the part headers of the field
-        index = buffer.find(delimiter)
-        if index < 0:
-            buffer = buffer[-len(delimiter) :]
-            if not fill():
-                raise GettFailure(400, f"no {name} field in the multipart body")
-            continue
-        after = index + len(delimiter)
-        if len(buffer) < after + 2 and fill():
-            continue
-        if buffer[after : after + 2] == b"--":  # the closing delimiter
-            raise GettFailure(400, f"no {name} field in the multipart body")
-        end = buffer.find(b"\r\n\r\n", index)
-        if end < 0:
-            if not fill():
-                raise GettFailure(400, "truncated multipart body")
-            continue
-        headers = buffer[index + len(delimiter) : end].decode("latin-1")
-        buffer = buffer[end + 4 :]
-        if f'name="{name}"' in headers:
-            break
-    while True:  # stream the content up to the next delimiter
-        index = buffer.find(delimiter)
-        if index >= 0:
-            if buffer[:index]:
-                yield buffer[:index]
-            for _ in source:  # the rest of the body (closing boundary)
-                pass
-            return
-        keep = len(delimiter) - 1
-        if len(buffer) > keep:
-            yield buffer[:-keep]
-            buffer = buffer[-keep:]
-        if not fill():
-            raise GettFailure(400, "truncated multipart body")
-
-
-def _thumbnail(path: str) -> tuple[bytes, str] | None:
-    """A small PNG of an image file (or the image itself without Pillow); ``None`` if not an image."""
-    with open(path, "rb") as f:
-        head = f.read(16)
-    kinds = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif"}
-    ctype = next((c for magic, c in kinds.items() if head.startswith(magic)), None)
-    if ctype is None:
-        return None
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow comes with Platypush's dependencies here
-        with open(path, "rb") as f:
-            return f.read(), ctype
-    with Image.open(path) as image:
-        image.thumbnail((128, 128))
-        out = io.BytesIO()
-        image.save(out, "PNG")
-    return out.getvalue(), "image/png"
 
 
 class GettServer(SandboxServer):
@@ -398,8 +114,8 @@ class GettServer(SandboxServer):
         self.storage_limit = storage_limit
         self.userid = "u" + secrets.token_urlsafe(20)
         self.fullname = "Mr API Test"
-        self.shares: dict[str, _Share] = {}
-        self.access_tokens: dict[str, _Token] = {}
+        self.shares: dict[str, Share] = {}
+        self.access_tokens: dict[str, Token] = {}
         self.refresh_tokens: dict[str, str] = {}  # token -> userid
         self.logins = {"password": 0, "refreshtoken": 0}
         self.blob_dir = ""
@@ -489,10 +205,10 @@ class GettServer(SandboxServer):
             self.route(method, pattern, handler)
 
     def not_found(self, request: Request) -> Response:
-        return _error(404, "not found")
+        return error_answer(404, "not found")
 
     def method_not_allowed(self, request: Request) -> Response:
-        return _error(405, "method not allowed")
+        return error_answer(405, "method not allowed")
 
     # -- helpers -------------------------------------------------------------
 
@@ -521,19 +237,19 @@ class GettServer(SandboxServer):
             raise GettFailure(401, "accesstoken expired")
         return found.userid
 
-    def find_share(self, sharename: str) -> _Share:
+    def find_share(self, sharename: str) -> Share:
         share = self.shares.get(sharename)
         if share is None:
             raise GettFailure(404, "share not found")
         return share
 
-    def find_file(self, sharename: str, fileid: str) -> _File:
+    def find_file(self, sharename: str, fileid: str) -> File:
         file = self.find_share(sharename).files.get(fileid)
         if file is None:
             raise GettFailure(404, "file not found")
         return file
 
-    def _owned_share(self, request: Request) -> _Share:
+    def _owned_share(self, request: Request) -> Share:
         userid = self._user(request)
         share = self.find_share(request.params["sharename"])
         if share.owner != userid:
@@ -543,17 +259,17 @@ class GettServer(SandboxServer):
     def used_storage(self) -> int:
         return sum(f.size for s in self.shares.values() for f in s.files.values())
 
-    def check_storage(self, file: _File, new_size: int) -> None:
+    def check_storage(self, file: File, new_size: int) -> None:
         if self.used_storage() - file.size + new_size > self.storage_limit:
             raise GettFailure(403, "storage limit exceeded")
 
     def _sign(self, *parts: str) -> str:
         return hmac.new(self._sign_key, "/".join(parts).encode(), hashlib.sha256).hexdigest()[:24]
 
-    def _blob_path(self, file: _File) -> str:
+    def _blob_path(self, file: File) -> str:
         return f"/{file.sharename}/{file.fileid}/{quote(file.filename, safe='')}"
 
-    def _new_upload_urls(self, file: _File) -> dict[str, str]:
+    def _new_upload_urls(self, file: File) -> dict[str, str]:
         sig = self._sign(file.sharename, file.fileid, secrets.token_hex(4))
         file.upload_sigs.add(sig)  # earlier URLs stay valid
         put = f"{self.blobs.url}{self._blob_path(file)}?{urlencode({'sig': sig})}"
@@ -562,7 +278,7 @@ class GettServer(SandboxServer):
     def _getturl(self, sharename: str, fileid: str | None = None) -> str:
         return f"{GETTURL_BASE}/{sharename}" + (f"/v/{fileid}" if fileid is not None else "")
 
-    def _file_dict(self, file: _File) -> dict[str, Any]:
+    def _file_dict(self, file: File) -> dict[str, Any]:
         return {
             "fileid": file.fileid,
             "filename": file.filename,
@@ -574,7 +290,7 @@ class GettServer(SandboxServer):
             "getturl": self._getturl(file.sharename, file.fileid),
         }
 
-    def _share_dict(self, share: _Share) -> dict[str, Any]:
+    def _share_dict(self, share: Share) -> dict[str, Any]:
         data: dict[str, Any] = {
             "sharename": share.sharename,
             "created": share.created,
@@ -611,16 +327,16 @@ class GettServer(SandboxServer):
             missing = [k for k in ("apikey", "email", "password") if not body.get(k)]
             if missing:
                 raise GettFailure(400, f"missing {', '.join(missing)}")
-            if not _same(str(body["apikey"]), self.apikey):
+            if not same(str(body["apikey"]), self.apikey):
                 raise GettFailure(403, "invalid apikey")
-            if body["email"] != self.email or not _same(str(body["password"]), self.password):
+            if body["email"] != self.email or not same(str(body["password"]), self.password):
                 raise GettFailure(403, "User not found")
             userid = self.userid
             self.logins["password"] += 1
         now = time.time()
         access = f"a.0101.{userid}.{int(now)}.{secrets.token_urlsafe(12)}"
         refresh = f"r.0101.{secrets.token_urlsafe(24)}"
-        self.access_tokens[access] = _Token(userid, now + self.token_lifetime)
+        self.access_tokens[access] = Token(userid, now + self.token_lifetime)
         self.refresh_tokens[refresh] = userid
         expires = self.token_lifetime
         return json_response(
@@ -664,7 +380,7 @@ class GettServer(SandboxServer):
             sharename = "".join(secrets.choice(BASE62) for _ in range(7))
             if sharename not in self.shares:
                 break
-        share = _Share(sharename, userid, int(time.time()), title or None)
+        share = Share(sharename, userid, int(time.time()), title or None)
         self.shares[sharename] = share
         return json_response(self._share_dict(share))
 
@@ -693,7 +409,7 @@ class GettServer(SandboxServer):
             raise GettFailure(400, "filename must be a non-empty name without '/'")
         fileid = _base36(share.next_fileid)
         share.next_fileid += 1
-        file = _File(share.sharename, fileid, filename, int(time.time()))
+        file = File(share.sharename, fileid, filename, int(time.time()))
         share.files[fileid] = file
         return json_response({**self._file_dict(file), "upload": self._new_upload_urls(file)})
 
@@ -713,7 +429,7 @@ class GettServer(SandboxServer):
         return json_response({})
 
     @staticmethod
-    def _drop_blob(file: _File) -> None:
+    def _drop_blob(file: File) -> None:
         if file.path:
             try:
                 os.unlink(file.path)  # an open download keeps reading its handle
@@ -763,8 +479,3 @@ class GettServer(SandboxServer):
 
     def _expire(self, request: Request) -> Response:
         return json_response({"expired": self.expire_tokens()})
-
-
-SERVER = GettServer
-
-__all__ = ["SERVER", "GettBlobServer", "GettServer"]

@@ -1,0 +1,105 @@
+"""What every section of the mbed sandbox shares: the options it was started with, its lock
+and background threads, the error answers of both dialects, the recorded exchanges."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..core import Request, Response, SandboxServer, json_response, text_response
+
+#: The ``type`` of Pelion's ``ErrorResponse`` by status.
+ERROR_TYPES = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    410: "gone",
+    412: "precondition_failed",
+    429: "too_many_requests",
+}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One API request and its answer, as recorded with ``record=True``."""
+
+    method: str
+    path: str  # as sent (percent-encoded)
+    query: dict[str, str]
+    request_type: str
+    request_body: bytes
+    status: int  # 101: a WebSocket upgrade; 0: a message the service pushed (method ``MESSAGE``)
+    response_type: str
+    response_body: bytes
+
+
+def pelion_error(status: int, kind: str, message: str) -> Response:
+    """An ``ErrorResponse`` of Pelion's schema.
+
+    :param status: the HTTP status.
+    :param kind: its ``type`` (see :data:`ERROR_TYPES`).
+    :param message: its ``message``.
+    """
+    return json_response(
+        {
+            "object": "error",
+            "code": status,
+            "type": kind,
+            "message": message,
+            "request_id": uuid.uuid4().hex,
+            "fields": [],
+        },
+        status,
+    )
+
+
+def flag(value: str | None) -> bool:
+    """A query's boolean parameter (``noResp=true``)."""
+    return str(value).lower() == "true"
+
+
+class MbedBase(SandboxServer):
+    """The state every section of :class:`~platypush_ext.sandbox.mbed.MbedServer` uses: its
+    options (set by its constructor), the condition that guards the devices and the queue, the
+    background threads."""
+
+    #: ``api="pelion"``: only what the published Pelion / Izuma API has
+    pelion: bool
+    #: the access key accepted as ``Authorization: Bearer <key>``
+    api_key: str
+    #: how long a long poll is held before ``204``
+    pull_timeout: float
+    #: cap (seconds) of the callback delivery backoff
+    callback_retry_max: float
+    #: seconds between two changes of the demo temperature (``0`` = never)
+    auto_change: float
+    #: with ``record``: one :class:`Exchange` per API request
+    exchanges: list[Exchange] | None
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self._cond = threading.Condition(threading.RLock())
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        super().__init__(host, port)
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _authorized(self, request: Request) -> bool:
+        return request.headers.get("Authorization", "") == f"Bearer {self.api_key}"
+
+    def _fail(self, text: str, status: int) -> Response:
+        """An error answer: plain text on the Connector, an ``ErrorResponse`` object in Pelion mode."""
+        if self.pelion:
+            return pelion_error(status, ERROR_TYPES.get(status, "error"), text)
+        return _plain(text, status)
+
+
+def _plain(text: str, status: int) -> Response:
+    return text_response(text, status, "text/plain")
