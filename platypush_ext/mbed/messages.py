@@ -26,6 +26,7 @@ from ..core import untrusted
 from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.journal import Rejected
 from ..core.text import one_line
+from .checks import check_endpoint, check_path
 
 #: The kinds of elements of a NotificationMessage, as the original library's handler names.
 EVENT_KINDS = (
@@ -85,14 +86,10 @@ def _identifier(value: Any, name: str, check: Callable[[Any], str]) -> str:
 
 
 def _endpoint(value: Any, name: str) -> str:
-    from .client import check_endpoint  # client.py imports this module
-
     return _identifier(value, name, check_endpoint)
 
 
 def _path(value: Any, name: str) -> str:
-    from .client import check_path
-
     return _identifier(value, name, check_path)
 
 
