@@ -91,7 +91,7 @@ class Channel:
     def __init__(
         self,
         client: ChannelClient,
-        on_message: Callable[[Any], Any],
+        on_message: Callable[..., Any],
         on_up: Callable[[], None] | None = None,
         on_down: Callable[[ServiceError], None] | None = None,
         backoff: Backoff | None = None,
@@ -332,7 +332,7 @@ class LongPollChannel(Channel):
     MIN_EMPTY_CYCLE = 0.5
 
     def __init__(
-        self, client: ChannelClient, on_message: Callable[[Any], Any], *, no_wait_first: bool = True, **kwargs: Any
+        self, client: ChannelClient, on_message: Callable[..., Any], *, no_wait_first: bool = True, **kwargs: Any
     ):
         super().__init__(client, on_message, **kwargs)
         self._first = no_wait_first
@@ -394,7 +394,7 @@ class CallbackChannel(Channel):
     def __init__(
         self,
         client: ChannelClient,
-        on_message: Callable[[Any], Any],
+        on_message: Callable[..., Any],
         *,
         bind: str = "127.0.0.1",
         port: int = 0,
@@ -526,7 +526,7 @@ class WebSocketChannel(Channel):
     CHECK_AFTER = (1001, 1011)
 
     def __init__(
-        self, client: ChannelClient, on_message: Callable[[Any], Any], *, max_message: int = MAX_MESSAGE, **kwargs: Any
+        self, client: ChannelClient, on_message: Callable[..., Any], *, max_message: int = MAX_MESSAGE, **kwargs: Any
     ):
         super().__init__(client, on_message, **kwargs)
         self.ws: BoundedWebSocket | None = None

@@ -43,6 +43,7 @@ from .checks import (
     check_api,
     check_callback,
     check_content_type,
+    check_endpoint,
     check_path,
     check_pre_subscriptions,
     check_rules,
@@ -59,8 +60,6 @@ from .models import MECHANISMS, ResourceValue
 from .registry import AsyncRegistry
 
 logger = logging.getLogger("platypush_ext.mbed")
-
-# -- the client -----------------------------------------------------------------
 
 Handler = Callable[[dict[str, Any]], Any]
 
@@ -158,7 +157,7 @@ class MbedClient(ServiceClient):
         """One resource request, its arguments checked, as the dialect sends it; returns the async
         response, a cached value, the async id (``wait=False``) or ``None`` (``noResp``)."""
         started = time.monotonic()
-        endpoint_segment(endpoint)
+        check_endpoint(endpoint)
         path, limit = check_path(path), check_timeout(timeout, self.async_timeout)
         if body is not None:
             content_type = check_content_type(content_type)

@@ -53,6 +53,9 @@ class Dialect:
     #: The client's methods that this API has no operation for: name -> the refusal, in one line.
     lacks: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
     def refuse(self, operation: str) -> None:
         """Refuse an operation that this API lacks (nothing is sent).
 

@@ -196,7 +196,8 @@ class EntitySync:
         self._pool = ThreadPoolExecutor(max_workers=int(concurrency), thread_name_prefix="mbed-entities")
         self._lock, self._stopped = threading.Lock(), threading.Event()
         self.stats = dict.fromkeys(("listings", "subscriptions", "cache_reads", "device_reads", "errors"), 0)
-        self.publish_interval, self._pending = float(publish_interval), {}
+        self.publish_interval = float(publish_interval)
+        self._pending: dict[str, Endpoint] = {}
         self._publisher: threading.Thread | None = None
         self._changed = threading.Condition(self._lock)
         #: Endpoints with syncs queued or running: ``[how many, whether it left meanwhile]`` (a

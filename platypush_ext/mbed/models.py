@@ -140,7 +140,7 @@ def device_page(body: Any) -> tuple[list[dict[str, Any]], bool]:
     for index, device in enumerate(data):
         where = f"data[{index}]"
         device = untrusted.mapping(device, where)
-        checked = {
+        checked: dict[str, str | None] = {
             "id": untrusted.identifier(
                 untrusted.field(device, "id", f"{where}.id"), f"{where}.id", check_endpoint, ENDPOINT
             )
