@@ -186,10 +186,10 @@ class Channel:
     def claim(self, register: Callable[[], Any]) -> Any:
         """Run ``register`` (the request that creates or uses this channel on the service).
 
-        Pelion / Izuma allow one channel type at a time and answer ``400`` otherwise: then
-        the channel of the other type is removed and ``register`` tried once more; a second
-        refusal raises :class:`ChannelConflictError` (no blind retries). A ``400`` while no
-        other channel exists (e.g. an unreachable callback URL) is raised as it is."""
+        Pelion / Izuma allow one channel type at a time (the dialect's ``one_channel_type``) and
+        answer ``400`` otherwise: then the channel of the other type is removed and ``register``
+        tried once more; a second refusal raises :class:`ChannelConflictError` (no blind retries).
+        A ``400`` while no other channel exists (e.g. an unreachable callback URL) is raised as it is."""
         try:
             return register()
         except BadRequestError as exc:

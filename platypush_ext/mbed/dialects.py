@@ -22,6 +22,7 @@ anything is sent.
 
 from __future__ import annotations
 
+import abc
 import base64
 import functools
 import uuid
@@ -42,7 +43,7 @@ from .models import ResourceValue, cached_value, device_page, endpoint_list, end
 PELION_HOSTS = ("mbedcloud.com", "izumanetworks.com", "pelion.com")
 
 
-class Dialect:
+class Dialect(abc.ABC):
     """What differs between the two APIs (see the module's table); stateless."""
 
     #: ``connector`` or ``pelion``: the client's ``api``, as the plugin's status shows it.
@@ -66,19 +67,22 @@ class Dialect:
         if reason is not None:
             raise NotInThisApiError(reason)
 
+    @abc.abstractmethod
     def pull_params(self, no_wait: bool) -> dict[str, str] | None:
         """The query of one long poll.
 
         :param no_wait: the caller asks for an answer at once.
         """
-        return None
 
+    @abc.abstractmethod
     def check_write(self, body: bytes) -> None:
         """Refuse a value this API cannot write.
 
         :param body: the value to write.
+        :raises InvalidArgumentError: this API cannot write it.
         """
 
+    @abc.abstractmethod
     def endpoints(self, http: HttpClient, type: str | None, all_states: bool) -> list[dict[str, Any]]:
         """The registered endpoints: ``[{"name", "type", "status", "q", "label"}]``.
 
@@ -86,8 +90,8 @@ class Dialect:
         :param type: only endpoints of this type.
         :param all_states: also devices that are not registered (Pelion / Izuma).
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def resource_call(self, calls: DeviceCalls, request: ResourceRequest) -> AsyncResponse | ResourceValue | str | None:
         """One resource request: the device's answer, a cached value, the async id (``wait=False``)
         or ``None`` (``noResp``).
@@ -95,7 +99,6 @@ class Dialect:
         :param calls: the client's device calls.
         :param request: the request, its arguments checked.
         """
-        return endpoint_request(calls, request)
 
 
 class Connector(Dialect):
@@ -109,8 +112,14 @@ class Connector(Dialect):
     def pull_params(self, no_wait: bool) -> dict[str, str] | None:
         return {"noWait": "true"} if no_wait else None
 
+    def check_write(self, body: bytes) -> None:
+        pass  # an empty value is written as it is
+
     def endpoints(self, http: HttpClient, type: str | None, all_states: bool) -> list[dict[str, Any]]:
         return http.request_json("GET", "v2/endpoints", params={"type": type} if type else None, parse=endpoint_list)
+
+    def resource_call(self, calls: DeviceCalls, request: ResourceRequest) -> AsyncResponse | ResourceValue | str | None:
+        return endpoint_request(calls, request)
 
 
 def _missing(what: str, instead: str) -> str:
@@ -135,6 +144,9 @@ class Pelion(Dialect):
             ),
         }
     )
+
+    def pull_params(self, no_wait: bool) -> dict[str, str] | None:
+        return None  # the API has no noWait
 
     def check_write(self, body: bytes) -> None:
         if not body:
