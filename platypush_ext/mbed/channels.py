@@ -28,7 +28,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypedDict, cast
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -370,6 +370,15 @@ class LongPollChannel(Channel):
             self._http.session.close()
 
 
+class ReceiverLimits(TypedDict):
+    """The limits a :class:`CallbackChannel` gives its :class:`~platypush_ext.mbed.receiver.Receiver`."""
+
+    max_body: int
+    timeout: float
+    max_connections: int
+    max_queue: int
+
+
 class CallbackChannel(Channel):
     """A local HTTP receiver registered as the account's callback URL.
 
@@ -412,7 +421,7 @@ class CallbackChannel(Channel):
         if self.record is not None and load is None:
             raise ValueError("a callback channel that journals (record) needs load (the body of a journal id)")
         self.load, self.record_refused = load, record_refused
-        self.limits = {
+        self.limits: ReceiverLimits = {
             "max_body": int(max_body),
             "timeout": float(timeout),
             "max_connections": int(max_connections),
@@ -430,7 +439,7 @@ class CallbackChannel(Channel):
         if self.public_url:
             return self.public_url
         assert self.receiver is not None
-        host, port = self.receiver.server_address[:2]
+        host, port = cast("tuple[str, int]", self.receiver.server_address[:2])
         return f"http://{host}:{port}{self.PATH}"
 
     def _start_receiver(self) -> None:

@@ -314,7 +314,7 @@ def _notification(element: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a ``notifications`` element (a resource's new value)."""
     ctype = _token(element.get("ct"), "ct")
     _raw, value, encoding = decode_payload(element.get("payload"), ctype, limit=MAX_PAYLOAD)
-    data = {
+    data: dict[str, Any] = {
         "endpoint": _endpoint(untrusted.field(element, "ep"), "ep"),
         "path": _path(untrusted.field(element, "path"), "path"),
         "value": value,
