@@ -19,7 +19,8 @@ from typing import Any
 import requests
 
 from benchmarks.support import median, percentile, sandbox_process
-from platypush_ext.mbed.client import MbedClient, parse_message
+from platypush_ext.mbed.client import MbedClient
+from platypush_ext.mbed.messages import parse_message
 from platypush_ext.sandbox.runner import PlatypushProcess
 
 KEY = "bench-mbed-access-key-0001"

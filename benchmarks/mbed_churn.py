@@ -26,7 +26,8 @@ from platypush_ext.core.http import Timeouts
 from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.mbed.channels import LongPollChannel
 from platypush_ext.mbed.client import MbedClient
-from platypush_ext.mbed.entities import EntityMap, EntitySync, Fleet
+from platypush_ext.mbed.entities import EntitySync, Fleet
+from platypush_ext.mbed.ipso import EntityMap
 
 KEY = "bench-mbed-churn-key-0001"
 RESOURCES = [

@@ -27,7 +27,8 @@ import struct
 import threading
 import time
 import weakref
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import Any, Callable, Protocol, TypedDict, cast
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -37,22 +38,45 @@ from ..core.backoff import Backoff
 from ..core.errors import BadRequestError, ProtocolError, ServiceConnectionError, ServiceError
 from ..core.http import HttpClient
 from ..core.listening import Listener
-from ..core.wsclient import MAX_MESSAGE, MessageTooLarge
-from .client import ChannelConflictError
+from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, MessageTooLarge
+from .dialects import Dialect
+from .errors import ChannelConflictError
 from .receiver import SECRET_HEADER, Receiver
 
-__all__ = ["SECRET_HEADER", "CallbackChannel", "Channel", "LongPollChannel", "Receiver", "WebSocketChannel"]
+__all__ = ["CallbackChannel", "Channel", "ChannelClient", "LongPollChannel", "WebSocketChannel"]
 
 logger = logging.getLogger("platypush_ext.mbed")
 
-#: the receiver's former name here (tests and callers of the previous releases)
-_Receiver = Receiver
+
+class ChannelClient(Protocol):
+    """What the channels use of the client (:class:`~platypush_ext.mbed.client.MbedClient`)."""
+
+    http: HttpClient
+    dialect: Dialect
+
+    def redact(self, text: Any) -> str: ...
+
+    def add_secret(self, value: Any) -> None: ...
+
+    def pull(self, no_wait: bool = False, http: HttpClient | None = None) -> bytes | None: ...
+
+    def get_callback(self) -> dict[str, Any] | None: ...
+
+    def put_callback(self, url: str, headers: Mapping[str, str] | None = None) -> None: ...
+
+    def get_websocket(self) -> dict[str, Any] | None: ...
+
+    def register_websocket(self) -> dict[str, Any]: ...
+
+    def connect_websocket(self, timeout: float = 10.0, max_message: int = MAX_MESSAGE) -> BoundedWebSocket: ...
+
+    def remove_other_channel(self, kind: str) -> str | None: ...
 
 
 class Channel:
     """Base class: the loop, the backoff and the thread.
 
-    :param client: the :class:`~platypush_ext.mbed.client.MbedClient`.
+    :param client: the client (:class:`ChannelClient`, e.g. :class:`~platypush_ext.mbed.client.MbedClient`).
     :param on_message: called with each NotificationMessage (a dict or JSON text).
     :param on_up: called after each successful exchange (cheap; the caller
         deduplicates, e.g. with ``listening.Availability``).
@@ -66,8 +90,8 @@ class Channel:
 
     def __init__(
         self,
-        client: Any,
-        on_message: Callable[[Any], Any],
+        client: ChannelClient,
+        on_message: Callable[..., Any],
         on_up: Callable[[], None] | None = None,
         on_down: Callable[[ServiceError], None] | None = None,
         backoff: Backoff | None = None,
@@ -162,14 +186,14 @@ class Channel:
     def claim(self, register: Callable[[], Any]) -> Any:
         """Run ``register`` (the request that creates or uses this channel on the service).
 
-        Pelion / Izuma allow one channel type at a time and answer ``400`` otherwise: then
-        the channel of the other type is removed and ``register`` tried once more; a second
-        refusal raises :class:`ChannelConflictError` (no blind retries). A ``400`` while no
-        other channel exists (e.g. an unreachable callback URL) is raised as it is."""
+        Pelion / Izuma allow one channel type at a time (the dialect's ``one_channel_type``) and
+        answer ``400`` otherwise: then the channel of the other type is removed and ``register``
+        tried once more; a second refusal raises :class:`ChannelConflictError` (no blind retries).
+        A ``400`` while no other channel exists (e.g. an unreachable callback URL) is raised as it is."""
         try:
             return register()
         except BadRequestError as exc:
-            if not self.client.pelion or exc.status != 400:
+            if not self.client.dialect.one_channel_type or exc.status != 400:
                 raise
             removed = self.client.remove_other_channel(self.name)
             if removed is None:
@@ -307,7 +331,9 @@ class LongPollChannel(Channel):
     #: hold the poll) is followed by a pause up to this many seconds: never a busy loop.
     MIN_EMPTY_CYCLE = 0.5
 
-    def __init__(self, client: Any, on_message: Callable[[Any], Any], *, no_wait_first: bool = True, **kwargs: Any):
+    def __init__(
+        self, client: ChannelClient, on_message: Callable[..., Any], *, no_wait_first: bool = True, **kwargs: Any
+    ):
         super().__init__(client, on_message, **kwargs)
         self._first = no_wait_first
         # the channel exists on the service once a poll was sent (Pelion's first poll is held ~30 s)
@@ -344,6 +370,15 @@ class LongPollChannel(Channel):
             self._http.session.close()
 
 
+class ReceiverLimits(TypedDict):
+    """The limits a :class:`CallbackChannel` gives its :class:`~platypush_ext.mbed.receiver.Receiver`."""
+
+    max_body: int
+    timeout: float
+    max_connections: int
+    max_queue: int
+
+
 class CallbackChannel(Channel):
     """A local HTTP receiver registered as the account's callback URL.
 
@@ -367,8 +402,8 @@ class CallbackChannel(Channel):
 
     def __init__(
         self,
-        client: Any,
-        on_message: Callable[[Any], Any],
+        client: ChannelClient,
+        on_message: Callable[..., Any],
         *,
         bind: str = "127.0.0.1",
         port: int = 0,
@@ -386,7 +421,7 @@ class CallbackChannel(Channel):
         if self.record is not None and load is None:
             raise ValueError("a callback channel that journals (record) needs load (the body of a journal id)")
         self.load, self.record_refused = load, record_refused
-        self.limits = {
+        self.limits: ReceiverLimits = {
             "max_body": int(max_body),
             "timeout": float(timeout),
             "max_connections": int(max_connections),
@@ -404,7 +439,7 @@ class CallbackChannel(Channel):
         if self.public_url:
             return self.public_url
         assert self.receiver is not None
-        host, port = self.receiver.server_address[:2]
+        host, port = cast("tuple[str, int]", self.receiver.server_address[:2])
         return f"http://{host}:{port}{self.PATH}"
 
     def _start_receiver(self) -> None:
@@ -465,7 +500,7 @@ class CallbackChannel(Channel):
             receiver.server_close()
 
 
-def raw_text_frames(ws: Any) -> Any:
+def raw_text_frames(ws: BoundedWebSocket) -> BoundedWebSocket:
     """``ws`` (a ``websocket-client`` connection) handing text frames over as their bytes, unchecked:
     the library would refuse a frame that is not UTF-8 with an exception that quotes it whole and
     ends the connection; the receiver journals it and drops it instead, and the connection goes on.
@@ -499,9 +534,11 @@ class WebSocketChannel(Channel):
     #: Close codes after which the channel may be gone: check it before reconnecting.
     CHECK_AFTER = (1001, 1011)
 
-    def __init__(self, client: Any, on_message: Callable[[Any], Any], *, max_message: int = MAX_MESSAGE, **kwargs: Any):
+    def __init__(
+        self, client: ChannelClient, on_message: Callable[..., Any], *, max_message: int = MAX_MESSAGE, **kwargs: Any
+    ):
         super().__init__(client, on_message, **kwargs)
-        self.ws: Any = None
+        self.ws: BoundedWebSocket | None = None
         self.max_message = max_message
         self._registered = False  # by this channel, and not since reported missing
         self._check = False  # the service closed the socket in a way that may mean the channel is gone
@@ -526,10 +563,9 @@ class WebSocketChannel(Channel):
     def step(self) -> None:
         import websocket
 
-        if self.ws is None:
-            self._open()
+        ws = self.ws if self.ws is not None else self._open()
         try:
-            opcode, frame = self.ws.recv_data_frame()
+            opcode, frame = ws.recv_data_frame()
         except websocket.WebSocketTimeoutException:
             return
         except MessageTooLarge as exc:
@@ -547,20 +583,21 @@ class WebSocketChannel(Channel):
             self._listener.delivered()
         self.dispatch(frame.data)  # as received: a frame that is not UTF-8 is journaled, then dropped
 
-    def _open(self) -> None:
-        """Register the channel unless it is known to exist, then connect."""
+    def _open(self) -> BoundedWebSocket:
+        """Register the channel unless it is known to exist, then connect; the connection."""
         if self._check and self._registered:
             self._registered = self.client.get_websocket() is not None
         self._check = False
         if not self._registered:
             self.claim(self.client.register_websocket)
             self._registered = True
-        self.ws = raw_text_frames(self.client.connect_websocket(max_message=self.max_message))
-        self.ws.settimeout(0.5)
+        self.ws = ws = raw_text_frames(self.client.connect_websocket(max_message=self.max_message))
+        ws.settimeout(0.5)
         if self._listener is not None:
             self._listener.connected()
         else:
             self.on_up()
+        return ws
 
     def _drop(self, abort: bool = False) -> None:
         ws, self.ws = self.ws, None

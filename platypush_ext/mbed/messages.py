@@ -26,6 +26,7 @@ from ..core import untrusted
 from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.journal import Rejected
 from ..core.text import one_line
+from .checks import check_endpoint, check_path
 
 #: The kinds of elements of a NotificationMessage, as the original library's handler names.
 EVENT_KINDS = (
@@ -85,14 +86,10 @@ def _identifier(value: Any, name: str, check: Callable[[Any], str]) -> str:
 
 
 def _endpoint(value: Any, name: str) -> str:
-    from .client import check_endpoint  # client.py imports this module
-
     return _identifier(value, name, check_endpoint)
 
 
 def _path(value: Any, name: str) -> str:
-    from .client import check_path
-
     return _identifier(value, name, check_path)
 
 
@@ -317,7 +314,7 @@ def _notification(element: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a ``notifications`` element (a resource's new value)."""
     ctype = _token(element.get("ct"), "ct")
     _raw, value, encoding = decode_payload(element.get("payload"), ctype, limit=MAX_PAYLOAD)
-    data = {
+    data: dict[str, Any] = {
         "endpoint": _endpoint(untrusted.field(element, "ep"), "ep"),
         "path": _path(untrusted.field(element, "path"), "path"),
         "value": value,

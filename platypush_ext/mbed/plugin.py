@@ -23,10 +23,13 @@ from ..events import delivery_mark
 from ..glue.actions import action
 from ..glue.plugin import ServicePlugin, state_path
 from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
-from .client import AsyncResponse, MbedClient, ResourceValue, check_rules
-from .entities import EntityMap, EntitySync, Fleet, to_platypush
+from .checks import check_rules
+from .client import MbedClient
+from .entities import EntitySync, Fleet, to_platypush
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
-from .messages import Notification, parse_message, received, refused_note
+from .ipso import EntityMap
+from .messages import AsyncResponse, Notification, parse_message, received, refused_note
+from .models import ResourceValue
 
 CHANNELS = ("long_poll", "callback", "websocket", "none")
 #: A channel that the service holds (``none`` is no channel).

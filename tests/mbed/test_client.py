@@ -22,20 +22,18 @@ from platypush_ext.core.errors import (
 )
 from platypush_ext.core.http import Timeouts
 from platypush_ext.core.retry import RetryPolicy
-from platypush_ext.mbed.client import (
-    AsyncRegistry,
-    AsyncResponse,
+from platypush_ext.mbed.checks import check_pre_subscriptions
+from platypush_ext.mbed.client import MbedClient
+from platypush_ext.mbed.errors import (
     DeviceError,
     DeviceTimeoutError,
     EndpointGoneError,
-    MbedClient,
     NoCacheError,
     NoChannelError,
     QueueModeError,
-    check_pre_subscriptions,
-    decode_payload,
-    parse_message,
 )
+from platypush_ext.mbed.messages import AsyncResponse, decode_payload, parse_message
+from platypush_ext.mbed.registry import AsyncRegistry
 from platypush_ext.sandbox.mbed import MbedServer
 from tests.support import wait_until
 

@@ -17,18 +17,9 @@ from platypush.entities.switches import Switch
 from platypush.entities.temperature import TemperatureSensor
 
 from platypush_ext.core.errors import InvalidArgumentError
-from platypush_ext.mbed.entities import (
-    IPSO,
-    TYPES,
-    Endpoint,
-    EntityMap,
-    Kind,
-    Shown,
-    encode_value,
-    parse_value,
-    to_platypush,
-)
+from platypush_ext.mbed.entities import Endpoint, Shown, to_platypush
 from platypush_ext.mbed.events import MbedConnectedEvent, MbedNotificationEvent
+from platypush_ext.mbed.ipso import IPSO, TYPES, EntityMap, Kind, encode_value, parse_value
 from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.mbed.fleets import HOME, simulated

@@ -24,7 +24,9 @@ from platypush_ext.core.errors import InvalidArgumentError, ProtocolError
 from platypush_ext.core.http import Timeouts
 from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.mbed.channels import CallbackChannel, LongPollChannel, WebSocketChannel
-from platypush_ext.mbed.client import ChannelConflictError, MbedClient, NotInThisApiError, parse_message
+from platypush_ext.mbed.client import MbedClient
+from platypush_ext.mbed.errors import ChannelConflictError, NotInThisApiError
+from platypush_ext.mbed.messages import parse_message
 from platypush_ext.sandbox.core import json_response
 from platypush_ext.sandbox.mbed import MbedServer
 from tests.mbed import openapi_check

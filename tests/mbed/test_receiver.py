@@ -16,7 +16,8 @@ from typing import Any, Iterator
 import psutil
 import pytest
 
-from platypush_ext.mbed.channels import SECRET_HEADER, _Receiver
+from platypush_ext.mbed.receiver import SECRET_HEADER
+from platypush_ext.mbed.receiver import Receiver as _Receiver
 from tests.support import wait_until
 
 SECRET = "receiver-test-secret-0123456789"

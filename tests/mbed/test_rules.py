@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from platypush_ext.mbed.client import check_rules, rules_query
+from platypush_ext.mbed.checks import check_rules, rules_query
 from platypush_ext.sandbox.mbed import MbedServer
 from tests.mbed.test_pelion import SENSOR, TEMP, Inbox, make_client, start
 from tests.support import wait_until
