@@ -1,4 +1,4 @@
-"""The cost of confirming events (:class:`platypush_ext.events.JournaledEvent`): events per second
+"""The cost of confirming events (:class:`platypush_ext.glue.delivery.JournaledEvent`): events per second
 through Platypush's own bus loop, message handler and hook engine (one ``@hook`` that does
 nothing), for a plain event and for a journaled one whose journal records what the engine was
 done with; and journal entries per second posted by ``Journal.post_pending``."""
@@ -14,7 +14,7 @@ from typing import Any
 
 from platypush.message.event import Event
 
-from platypush_ext.events import JournaledEvent
+from platypush_ext.glue.delivery import JournaledEvent
 
 
 class PlainEvent(Event):

@@ -17,7 +17,7 @@ from platypush.message.event import Event
 
 from platypush_ext.core.bus import Publisher
 from platypush_ext.core.journal import Entry, Journal, Rejected
-from platypush_ext.events import JournaledEvent, delivery_mark
+from platypush_ext.glue.delivery import JournaledEvent, delivery_mark
 from platypush_ext.sandbox.runner import redis_server_binary
 from tests.support import Listener, wait_until
 

@@ -15,7 +15,7 @@ logged once, counted and listed as dropped, and the entry's other events are del
 
 Platypush's main loop notes each event of the bundle it is done with — evaluated
 against the hooks, and every hook it started returned (:func:`confirm`, called by
-:class:`platypush_ext.events.JournaledEvent`) — as *seen*. After a crash (the
+:class:`platypush_ext.glue.delivery.JournaledEvent`) — as *seen*. After a crash (the
 journal was not closed after a delivery), the deliveries of the crashed run are
 posted once more, but only their events that were not seen: Platypush may have died
 before running their hooks. (If it confirmed nothing in that run, e.g. a Platypush

@@ -1,6 +1,8 @@
-"""The plugin base of the bundle: what every plugin shares on Platypush's side.
+"""The plugin bases of the bundle: what every plugin shares on Platypush's side.
 
 * :class:`ServicePlugin` — the plugins' common settings, events and stop.
+* :class:`ListeningPlugin` — a plugin that reads its service destructively: its ``main()`` is
+  the template of every such listener, around the service's :class:`~.delivery.Inbox`.
 * :func:`state_path` — where a plugin keeps its local state (Platypush's workdir).
 """
 
@@ -8,15 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any, Callable, Mapping, TypeVar
 
 from platypush.config import Config
 
 from ..core.http import ServiceClient, Timeouts
+from ..core.journal import Entry, Journal
 from ..core.listening import Availability
 from . import webpanel
+from .delivery import Inbox, Made
 
-__all__ = ["ServicePlugin", "state_path"]
+__all__ = ["ListeningPlugin", "ServicePlugin", "state_path"]
 
 C = TypeVar("C", bound=ServiceClient)
 
@@ -89,3 +94,103 @@ class ServicePlugin:
         """Stop the plugin (Platypush's ``stop``), then close the client."""
         super().stop()  # type: ignore[misc]
         self._client.close()
+
+
+class ListeningPlugin(ServicePlugin):
+    """A plugin that reads its service destructively; a mixin before Platypush's
+    ``RunnablePlugin`` (``class PushjetPlugin(ListeningPlugin, RunnablePlugin)``).
+
+    What it reads enters its :class:`~.delivery.Inbox` (:meth:`_open_inbox`, in ``__init__``),
+    and :meth:`main` is the template of its listener: wait for a subscriber of Platypush's bus
+    (what is read before would only fill the journal), post what a previous run left pending,
+    start the listeners, listen until stopped, stop them — whatever ends the run (a stop, an
+    error), its listeners end with it. :meth:`stop` has the one order: the listeners released
+    at once, Platypush's stop (it waits for ``main``), the client closed, the journal closed
+    once no post runs. A service writes only its steps:
+
+    * :meth:`_start_listeners` — start what reads, each in a thread of its own;
+    * :meth:`_listen` — what ``main`` does meanwhile (default: wait for the stop);
+    * :meth:`_stop_listeners` — stop them;
+    * :meth:`_idle` — why there is nothing to listen to (then ``main`` only waits for the stop).
+    """
+
+    #: The most seconds a post waits for a subscriber of the bus to take what was read.
+    DELIVERY_TIMEOUT = 10.0
+    #: Seconds between two log lines while ``main`` waits for the bus to have a subscriber.
+    LISTEN_TIMEOUT = 30.0
+    #: The most seconds :meth:`stop` waits for the listeners before Platypush's stop.
+    RELEASE_TIMEOUT = 0.5
+
+    inbox: Inbox
+    _should_stop: threading.Event
+    _stop_timeout: float | None
+    wait_stop: Callable[..., bool]
+
+    def _open_inbox(self, service: str, to_events: Callable[[Entry], list[Any]], **journal_options: Any) -> Inbox:
+        """Create the plugin's inbox (as ``self.inbox``), journaled in
+        ``<workdir>/platypush_ext/<service>/journal.db``.
+
+        :param service: the service's name (its events' ``journal``).
+        :param to_events: an entry's events (see :class:`~.delivery.Inbox`).
+        :param journal_options: the journal's other options (``keep_posted``, ``grace``).
+        """
+        path = state_path(service, "journal.db")
+        self.inbox = Inbox(service, to_events, lambda: self._bus, path, log=self.logger, **journal_options)
+        return self.inbox
+
+    @property
+    def journal(self) -> Journal:
+        """The delivery journal (opened on first use)."""
+        return self.inbox.journal
+
+    def post_pending(self, made: Mapping[int, Made] | None = None) -> int:
+        """Post the events of what was read and not delivered yet; returns how many entries were
+        delivered (received by a subscriber of the bus; the others stay pending).
+
+        :param made: the events of entries just received, made already.
+        """
+        return self.inbox.post_pending(self._should_stop, self.DELIVERY_TIMEOUT, made)
+
+    def main(self) -> None:
+        """The listener's run (Platypush's ``RunnablePlugin.main``), the same for every service."""
+        idle = self._idle()
+        if idle is not None:
+            self.logger.info("%s: %s, the listener is idle", self.inbox.service, idle)
+            self.wait_stop()
+            return
+        if not self.inbox.wait_for_bus(self._should_stop, self.LISTEN_TIMEOUT):
+            return
+        try:
+            self.post_pending()  # what a previous run read but did not deliver
+            self._start_listeners()
+            self._listen()
+        finally:
+            self._stop_listeners(min(2.0, float(self._stop_timeout or 5) / 2))  # main ends within Platypush's wait
+
+    def stop(self) -> None:
+        """Stop the plugin: the listeners first (the service sees them gone before it hands out
+        more), then Platypush's stop (it waits for ``main``) and the client, then the journal
+        (once no post runs: one still running is closed as after a crash)."""
+        self._should_stop.set()  # before the listeners stop: the loops they wake must see it
+        self._stop_listeners(self.RELEASE_TIMEOUT)
+        super().stop()
+        self.inbox.close()
+
+    def _idle(self) -> str | None:
+        """Why there is nothing to listen to (logged; ``main`` then waits for the stop), or ``None``."""
+        return None
+
+    def _start_listeners(self) -> None:
+        """Start reading: each listener in a thread of its own, handing what it reads to
+        :attr:`inbox` (``receive``, then :meth:`post_pending`)."""
+
+    def _listen(self) -> None:
+        """What ``main`` does while the listeners run (e.g. a poll loop); returns on the stop."""
+        self.wait_stop()
+
+    def _stop_listeners(self, timeout: float) -> None:
+        """Stop the listeners and wait (at most ``timeout`` seconds) for them. Called when ``main``
+        ends and first thing in :meth:`stop` (``should_stop()`` is then true): twice, so safe to repeat.
+
+        :param timeout: seconds.
+        """

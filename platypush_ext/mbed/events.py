@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import JournaledEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..glue.delivery import JournaledEvent
 
 
 class MbedNotificationEvent(JournaledEvent, journal="mbed"):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,15 +12,13 @@ from redis.exceptions import RedisError
 
 from platypush.plugins import RunnablePlugin
 
-from ..core.backoff import Backoff
-from ..core.bus import Publisher
 from ..core.errors import InvalidArgumentError, ProtocolError
-from ..core.journal import Entry, Journal, LazyJournal, Rejected
+from ..core.journal import Entry, Rejected
 from ..core.text import one_line
-from ..events import delivery_mark
 from ..glue.actions import action
-from ..glue.plugin import ServicePlugin, state_path
-from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
+from ..glue.delivery import Made
+from ..glue.plugin import ListeningPlugin
+from .channel_actions import CHANNELS, ChannelActions
 from .checks import check_rules
 from .client import MbedClient
 from .entities import EntitySync, Fleet, to_platypush
@@ -31,51 +27,10 @@ from .ipso import EntityMap
 from .messages import AsyncResponse, Notification, parse_message, received, refused_note
 from .models import ResourceValue
 
-CHANNELS = ("long_poll", "callback", "websocket", "none")
-#: A channel that the service holds (``none`` is no channel).
-SERVICE_CHANNELS = CHANNELS[:3]
 
-
-class _ChannelGate:
-    """What device calls wait for (``MbedClient.channel_gate``): the plugin's own channel, which
-    ``main()`` starts once Platypush's bus listens and ``switch_channel`` may replace."""
-
-    def __init__(self, plugin: MbedPlugin):
-        self.plugin = plugin
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Wait at most ``timeout`` seconds for the channel to exist on the service; whether it does.
-
-        :param timeout: seconds.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            channel = self.plugin._channel
-            if channel is not None:
-                return channel.wait_ready(max(0.0, deadline - time.monotonic()))
-            left = deadline - time.monotonic()
-            if left <= 0 or self.why_down() is not None:
-                return False
-            self.plugin._should_stop.wait(min(left, 0.05))  # main() starts it once the bus listens
-
-    def why_down(self) -> str | None:
-        """Why the plugin's channel does not run (one line), or ``None`` while it runs or starts."""
-        plugin = self.plugin
-        if plugin._channel_name == "none":
-            return "the plugin consumes no notification channel (channel: none)"
-        if not plugin._channel_enabled:
-            return "the notification channel was stopped (mbed.stop_channel): start it with mbed.start_channel"
-        if plugin.should_stop():
-            return "Platypush is stopping"
-        channel = plugin._channel
-        if channel is not None:
-            return channel.why_down()
-        if getattr(plugin, "_thread", None) is None:
-            return "the plugin's listener was not started (Platypush starts it)"
-        return None
-
-
-class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntityManager, SensorEntityManager):
+class MbedPlugin(
+    ChannelActions, ListeningPlugin, RunnablePlugin, SwitchEntityManager, DimmerEntityManager, SensorEntityManager
+):
     """
     `mbed Device Connector <https://github.com/ARMmbed/Connector-mDS-REST-API>`_
     (and its successors Pelion / Izuma Device Management): read, write and
@@ -102,7 +57,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
     Platypush's workdir); it counts as delivered only once a subscriber of
     Platypush's bus received its events, and is posted again otherwise (after a
     restart or a crash too: at-least-once). Each event carries a ``journal_id``
-    (``"<message>.<element>"``) that is the same in a re-post.
+    (``"<message>.<element>"``) that is the same in a re-post (``docs/delivery.md``).
 
     The registered endpoints show on Platypush's Home panel as entities: a
     device per endpoint, its IPSO resources (temperature, humidity, battery,
@@ -110,10 +65,6 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
     ``toggle``, ``set_value``), kept live by the notification channel.
     """
 
-    #: The most seconds the channel waits for a subscriber of the bus to post a message's events.
-    DELIVERY_TIMEOUT = 10.0
-    #: Seconds between two log lines while the listener waits for the bus to have a subscriber.
-    LISTEN_TIMEOUT = 30.0
     #: Requests in flight at once while the entities are synced.
     ENTITIES_CONCURRENCY = 4
 
@@ -187,17 +138,10 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             pull_timeout=float(pull_timeout),
             async_timeout=float(async_timeout),
         )
-        channel = ("websocket" if self._client.pelion else "long_poll") if channel == "auto" else channel
-        self._channel_name, self._client.external_channel = channel, channel != "none"
-        self._client.channel_gate = _ChannelGate(self)  # device calls wait for the channel while it starts
         callback = dict(bind=callback_bind, port=int(callback_port), public_url=callback_url)
-        self._callback = {**callback, "max_body": int(callback_max_body)}
-        self._channel: Channel | None = None
-        self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
-        self.events_posted, self._publisher = 0, Publisher(lambda: self._bus, mark=delivery_mark)
-        self._journal = LazyJournal(state_path("mbed", "journal.db"), keep_posted=2000, name="mbed")
-        self._delivery_lock = threading.Lock()  # one post of the pending messages at a time
-        self._fresh: dict[int, list[Any]] = {}  # events of messages just received, by journal id
+        channel = self._open_channel(channel, {**callback, "max_body": int(callback_max_body)})
+        self.events_posted = 0
+        self._open_inbox("mbed", self._journaled_events, keep_posted=2000)  # every NotificationMessage
         self._availability = self._track_availability(
             f"mbed notification channel ({channel}) at", MbedConnectedEvent, MbedDisconnectedEvent, channel=channel
         )
@@ -222,18 +166,13 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
 
     # -- notifications ---------------------------------------------------------
 
-    @property
-    def journal(self) -> Journal:
-        """The notification journal (opened on first use)."""
-        return self._journal.get()
-
     def record(self, message: Any) -> int:
         """Durably journal one NotificationMessage as it was received; returns its journal id.
 
         :param message: the message (bytes, JSON text, or a dict).
         """
         payload = received(message) if isinstance(message, (bytes, bytearray, str)) else message
-        return self.journal.append(self._channel_name, [payload])[0]
+        return self.inbox.receive(self._channel_name, [payload])[0]
 
     def record_refused(self, reason: str) -> int:
         """Journal a message that was refused before it could be kept (e.g. a callback body over
@@ -241,7 +180,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
 
         :param reason: why, in one line.
         """
-        return self.journal.append(self._channel_name, [refused_note(reason)])[0]
+        return self.inbox.receive(self._channel_name, [refused_note(reason)])[0]
 
     def on_message(self, message: Any, journal_id: int | None = None) -> int:
         """Turn one NotificationMessage into events and post them (with the journal's other
@@ -254,7 +193,7 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         """
         if journal_id is None:
             journal_id = self.record(message)
-        built: list[Any] | ProtocolError
+        built: Made
         items: list[Notification] = []
         try:
             items, rejected = self._parsed(message)
@@ -266,20 +205,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
                 self._sync.handle(items)
             built = self._events(items, journal_id) + rejected
             self.events_posted += len(items)
-        with self._delivery_lock:
-            self._fresh[journal_id] = built
-        self.post_pending()
+        self.post_pending({journal_id: built})  # made already: not parsed again
         return len(items)
-
-    def post_pending(self) -> int:
-        """Post the events of the journaled messages not delivered yet; returns how many messages were delivered."""
-        with self._delivery_lock:
-            try:
-                return self.journal.post_pending(
-                    self._publisher, self._journaled_events, self._should_stop, timeout=self.DELIVERY_TIMEOUT
-                )
-            finally:
-                self._fresh.clear()
 
     def _parsed(self, payload: Any) -> tuple[list[Notification], list[Rejected]]:
         """A journaled message's elements and refused elements (reasons without secrets)."""
@@ -291,13 +218,8 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         return items, [Rejected(r.element, redact(r.reason), redact(r.excerpt)) for r in rejected]
 
     def _journaled_events(self, entry: Entry) -> list[Any]:
-        """The events (and refused elements) of a journaled message, parsed again unless just received;
-        raises :class:`ProtocolError` for a message that cannot be read (the journal drops it)."""
-        built = self._fresh.pop(entry.id, None)
-        if isinstance(built, ProtocolError):
-            raise built
-        if built is not None:
-            return built
+        """The events (and refused elements) of a journaled message; raises :class:`ProtocolError`
+        for a message that cannot be read (the journal drops it)."""
         items, rejected = self._parsed(entry.payload)
         return self._events(items, entry.id) + rejected
 
@@ -307,78 +229,27 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
             for index, item in enumerate(items)
         ]
 
-    def _journaled(self, journal_id: int) -> Any:
-        """The journaled NotificationMessage of an id (the callback receiver queues ids, not bodies);
-        ``None`` when it was dealt with meanwhile: pruned, or dropped (the journal keeps only the start
-        of a dropped message) by a post of the pending messages that came first."""
-        try:
-            entry = self.journal.get(journal_id)
-        except ValueError:  # dropped: its payload was cut; it was logged and counted then
-            return None
-        return entry.payload if entry is not None else None
+    # -- the listener's steps (ListeningPlugin.main runs them) ----------------------
 
-    def _make_channel(self) -> Channel:
-        common = {
-            "on_up": self._availability.ok,
-            "on_down": self._availability.failed,
-            "backoff": Backoff(base=1.0, cap=60.0),
-            "record": self.record,
-        }
-        if self._channel_name == "callback":
-            return CallbackChannel(
-                self._client,
-                self.on_message,
-                load=self._journaled,
-                record_refused=self.record_refused,
-                **self._callback,
-                **common,
-            )
-        if self._channel_name == "websocket":
-            return WebSocketChannel(self._client, self.on_message, **common)
-        return LongPollChannel(self._client, self.on_message, no_wait_first=True, **common)
-
-    def _start_channel(self) -> bool:
-        with self._channel_lock:
-            if self._channel is not None or self._channel_name == "none":
-                return False
-            self._channel = self._make_channel()
-            self._channel.start_thread()
-            return True
-
-    def _stop_channel(self, timeout: float = 1.0) -> bool:
-        with self._channel_lock:
-            channel, self._channel = self._channel, None
-        if channel is None:
-            return False
-        channel.stop(timeout)
-        return True
-
-    def main(self) -> None:
-        # Platypush's main loop subscribes to the bus ~1 s after plugins start: a pull
-        # (destructive) before would only fill the journal.
-        while not self._publisher.wait_listening(self._should_stop, timeout=self.LISTEN_TIMEOUT):
-            if self.should_stop():
-                return
-            self.logger.info("mbed: waiting for Platypush's bus to have a subscriber")
-        self.post_pending()  # what a previous run journaled but did not deliver
+    def _start_listeners(self) -> None:
+        """Sync the entities, start the notification channel (unless ``none`` or stopped)."""
         if self._sync is not None:
             self._sync.start()
         if self._channel_enabled:
             self._start_channel()
         else:
             self.logger.info("mbed: no notification channel (channel: none or stopped)")
-        self.wait_stop()
-        self._stop_channel(timeout=min(2.0, float(self._stop_timeout or 5) / 2))
 
-    def stop(self) -> None:
-        # The channel is released first: a held long poll's connection is shut down (the service keeps
-        # what comes next for the next poll), the callback receiver closes (the service retries), the
-        # WebSocket is closed; stop() itself returns promptly.
-        self._stop_channel(timeout=0.5)
-        if self._sync is not None:
+    def _stop_listeners(self, timeout: float) -> None:
+        """Release the channel: a held long poll's connection is shut down (the service keeps what
+        comes next for the next poll), the callback receiver closes (the service retries), the
+        WebSocket is closed. When the plugin stops, the entity sync stops too (for good).
+
+        :param timeout: seconds to wait for the channel's thread.
+        """
+        self._stop_channel(timeout)
+        if self._sync is not None and self.should_stop():
             self._sync.stop()
-        super().stop()
-        self._journal.close(self._delivery_lock)  # a post still running: closed as after a crash
 
     # -- helpers -----------------------------------------------------------------
 
@@ -707,87 +578,6 @@ class MbedPlugin(ServicePlugin, RunnablePlugin, SwitchEntityManager, DimmerEntit
         :return: e.g. ``[{"endpoint-name": "node*"}]``
         """
         return self._client.get_pre_subscriptions()
-
-    # -- actions: notification channel ------------------------------------------
-
-    @action
-    def put_callback(self, url: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """
-        Register a callback URL of your own (replacing the plugin's channel on the
-        service; header values are treated as secrets). Prefer ``channel: callback``.
-
-        :param url: where the service must ``PUT`` notifications.
-        :param headers: headers it must send with each delivery.
-        :return: ``{"registered": true}``
-        """
-        self._client.put_callback(url, headers)
-        return {"registered": True}
-
-    @action
-    def get_callback(self) -> dict[str, Any] | None:
-        """
-        The registered callback (header values masked).
-
-        :return: e.g. ``{"url": "http://...", "headers": {"X-Platypush-Mbed-Secret": "***"}}``, or ``null``
-        """
-        callback = self._client.get_callback()
-        if callback and isinstance(callback.get("headers"), Mapping):
-            callback["headers"] = {k: "***" for k in callback["headers"]}
-        return callback
-
-    @action
-    def delete_callback(self) -> dict[str, Any]:
-        """
-        Remove the callback URL (the Connector also removes every subscription).
-
-        :return: ``{"deleted": true}`` (``false`` when none was set)
-        """
-        return {"deleted": self._client.delete_callback()}
-
-    @action
-    def start_channel(self) -> dict[str, Any]:
-        """
-        Start consuming the notification channel (it starts with Platypush unless
-        ``channel: none``).
-
-        :return: ``{"started": true}`` (``false`` when it already runs)
-        """
-        if self._channel_name == "none":
-            raise InvalidArgumentError("channel is 'none' in the configuration: set long_poll, callback or websocket")
-        self._channel_enabled = True
-        self._client.external_channel = True
-        return {"started": self._start_channel()}
-
-    @action
-    def switch_channel(self, channel: str) -> dict[str, Any]:
-        """
-        Receive notifications through another channel type from now on (until a restart,
-        which uses the configuration's): the running channel stops, its registration is
-        removed from the service (Pelion / Izuma allow one type at a time), the new one starts.
-
-        :param channel: ``long_poll``, ``callback`` or ``websocket``.
-        :return: ``{"channel": "callback", "previous": "websocket", "removed": true}``
-        """
-        if channel not in SERVICE_CHANNELS:
-            raise InvalidArgumentError(f"channel must be one of {', '.join(SERVICE_CHANNELS)}, got {channel!r}")
-        previous = self._channel_name
-        self._stop_channel(timeout=2.0)
-        removed = previous != channel and previous in SERVICE_CHANNELS and self._client.delete_channel(previous)
-        self._channel_name, self._channel_enabled = channel, True
-        self._client.external_channel = True
-        self._start_channel()
-        return {"channel": channel, "previous": previous, "removed": bool(removed)}
-
-    @action
-    def stop_channel(self) -> dict[str, Any]:
-        """
-        Stop consuming the notification channel (asynchronous actions then time out).
-
-        :return: ``{"stopped": true}`` (``false`` when it was not running)
-        """
-        self._channel_enabled = False
-        self._client.external_channel = False
-        return {"stopped": self._stop_channel()}
 
     @action
     def status(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..events import JournaledEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..glue.delivery import JournaledEvent
 
 
 class PushjetMessageEvent(JournaledEvent, journal="pushjet"):

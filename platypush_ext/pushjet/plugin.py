@@ -11,13 +11,11 @@ from typing import Any, Mapping, Sequence
 from platypush.plugins import RunnablePlugin
 
 from ..core import untrusted
-from ..core.bus import Publisher
 from ..core.errors import InvalidArgumentError, ProtocolError
-from ..core.journal import Entry, Journal, LazyJournal
+from ..core.journal import Entry
 from ..core.listening import Backoff, Listener
-from ..events import delivery_mark
 from ..glue.actions import action
-from ..glue.plugin import ServicePlugin, state_path
+from ..glue.plugin import ListeningPlugin, state_path
 from .client import (
     PUBLIC_KEY_RE,
     SECRET_KEY_RE,
@@ -76,7 +74,7 @@ def _check_alias(alias: Any) -> str:
     return alias
 
 
-class PushjetPlugin(ServicePlugin, RunnablePlugin):
+class PushjetPlugin(ListeningPlugin, RunnablePlugin):
     """
     `Pushjet <https://github.com/Pushjet/Pushjet-Server-Api>`_ push notifications:
     create and manage services, send messages, subscribe devices, and receive
@@ -101,7 +99,8 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     first written to a local journal (in Platypush's workdir) and its event is
     posted from there; it counts as delivered only once a subscriber of
     Platypush's bus received it (at-least-once: nothing is lost if Platypush
-    stops or crashes at the wrong moment; a re-post carries the same ``journal_id``).
+    stops or crashes at the wrong moment; a re-post carries the same ``journal_id``;
+    ``docs/delivery.md``).
 
     With ``realtime_url``, the messages are pushed by the server's WebSocket
     connector the moment they are sent; the listener polls only while the
@@ -113,10 +112,6 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
     MIN_POLL_INTERVAL = 4.0
     #: First retry delay after a failed poll (doubles up to 60 s, with jitter).
     BACKOFF_BASE = 1.0
-    #: The most seconds a fetch waits for a subscriber of the bus to post its messages.
-    DELIVERY_TIMEOUT = 10.0
-    #: Seconds between two log lines while the listener waits for the bus to have a subscriber.
-    LISTEN_TIMEOUT = 30.0
     #: A connector connection silent this long gets a ping (seconds).
     PING_INTERVAL = 30.0
     #: ... and is given up when nothing arrived this long after the ping.
@@ -179,10 +174,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         self._public_keys: dict[str, str] = {}  # service name -> public key (looked up lazily)
         self._store_path = state_path("pushjet", "services.json")
         self._secrets = self._known_secrets(services or {})  # service name -> secret key
-        self._journal = LazyJournal(state_path("pushjet", "journal.db"), name="pushjet")
-        self._publisher = Publisher(lambda: self._bus, mark=delivery_mark)
-        # one fetch-journal-post at a time (listener and actions): an RLock, as _fetch calls post_pending
-        self._fetch_lock = threading.RLock()
+        self._open_inbox("pushjet", self._events)  # what is fetched or pushed: journaled, then posted
         self._availability = self._track_availability(
             "Pushjet server", PushjetConnectedEvent, PushjetDisconnectedEvent, path=POLLING
         )
@@ -214,11 +206,6 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         for secret in secrets.values():
             self._client.add_secret(secret)
         return secrets
-
-    @property
-    def journal(self) -> Journal:
-        """The message journal (opened on first use)."""
-        return self._journal.get()
 
     def _load_store(self) -> dict[str, str]:
         """Secrets of the services created through this plugin."""
@@ -516,8 +503,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             "reachable": self._availability.up,
             "path": REALTIME if self._devices and len(connected) == len(self._devices) else POLLING,
             "realtime": realtime if self._realtime_url else None,
-            **self.journal.drops(),
-            "journal": self.journal.counts(),
+            **self.inbox.status(),
         }
 
     # -- listener ------------------------------------------------------------
@@ -528,7 +514,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         Each message object of the answer is journaled on its own (one that cannot be read is dropped
         alone, with one log line); an answer that cannot be read at all (not UTF-8, not JSON, nested
         too deeply: the fetch was destructive anyway) is journaled as received, then dropped."""
-        with self._fetch_lock:
+        with self.inbox.lock:  # one fetch-journal-post at a time (the listener, actions, the connector)
             body = self._client.http.request("GET", "message", params={"uuid": check_uuid(device)}, idempotent=False)
             try:
                 answer = untrusted.loads(body.content, "GET /message")
@@ -536,8 +522,7 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
                 payloads: list[Any] = [received(body.content)]
             else:
                 payloads = self._paths.admit(POLLING, device, _messages_of(answer))
-            if payloads:
-                self.journal.append(device, payloads)
+            self.inbox.receive(device, payloads)
             messages = []
             for payload in payloads:
                 try:
@@ -546,14 +531,6 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
                     pass  # dropped (and logged once) by post_pending
             self.post_pending()
         return messages
-
-    def post_pending(self) -> int:
-        """Post the events of journaled messages not delivered yet; returns how many were delivered
-        (received by a subscriber of the bus; the others stay pending)."""
-        with self._fetch_lock:  # two concurrent runs would post the same pending messages twice
-            return self.journal.post_pending(
-                self._publisher, self._events, self._should_stop, timeout=self.DELIVERY_TIMEOUT
-            )
 
     def _events(self, entry: Entry) -> list[PushjetMessageEvent]:
         """The event of a journaled message: a message object, or a connector frame (text) as received.
@@ -586,9 +563,9 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         :param frame: the frame's text (:func:`~platypush_ext.pushjet.realtime.received`).
         :param payload: its message object, ``None`` when it cannot be read.
         """
-        with self._fetch_lock:
+        with self.inbox.lock:
             if payload is None or self._paths.admit(REALTIME, device, [payload]):
-                self.journal.append(device, [frame])
+                self.inbox.receive(device, [frame])
             self.post_pending()
 
     def poll_once(self) -> None:
@@ -596,30 +573,41 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         for device in self._devices:
             self._fetch(device)
 
-    def main(self) -> None:
-        if not self._devices:
-            self.logger.info("pushjet: no devices configured, the listener is idle")
-            self.wait_stop()
-            return
-        # Platypush's main loop subscribes to the bus ~1 s after plugins start: fetching
-        # (destructive) before would only fill the journal.
-        while not self._publisher.wait_listening(self._should_stop, timeout=self.LISTEN_TIMEOUT):
-            if self.should_stop():
-                return
-            self.logger.info("pushjet: waiting for Platypush's bus to have a subscriber")
-        try:  # whatever ends this run (a stop, an error), its connections end with it
-            self.post_pending()  # what a previous run journaled but did not deliver
-            if self._realtime_url:
-                for device in self._devices:
-                    self._start_channel(device)
-            Listener(
-                self._poll,
-                self._should_stop,
-                backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
-                on_down=self._availability.failed,
-            ).run()
-        finally:
-            self._close_channels()
+    # -- the listener's steps (ListeningPlugin.main runs them) ------------------
+
+    def _idle(self) -> str | None:
+        return None if self._devices else "no devices configured"
+
+    def _start_listeners(self) -> None:
+        """Connect each device to the connector (with a ``realtime_url``)."""
+        if self._realtime_url:
+            for device in self._devices:
+                self._start_channel(device)
+
+    def _listen(self) -> None:
+        """Poll until stopped (only the devices that are not on the connector)."""
+        Listener(
+            self._poll,
+            self._should_stop,
+            backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
+            on_down=self._availability.failed,
+        ).run()
+
+    def _stop_listeners(self, timeout: float) -> None:
+        """Wake the poller, close every connection to the connector (at once: the connector sees
+        them gone before it pushes more) and wait (at most ``timeout`` s) for their threads.
+
+        :param timeout: seconds.
+        """
+        self._wakeup.set()
+        with self._channels_lock:  # closed channels stay listed (not up) until replaced
+            channels, threads = list(self._channels.values()), list(self._channel_threads.values())
+        for channel in channels:
+            channel.close()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _poll(self) -> float:
         """Poll the devices that are not on the connector; sleep while none is."""
@@ -670,17 +658,6 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
             thread.start()
             return thread
 
-    def _close_channels(self, timeout: float = 5.0) -> None:
-        """Close every connection to the connector and wait (at most ``timeout`` s) for their threads."""
-        with self._channels_lock:  # closed channels stay listed (not up) until replaced
-            channels, threads = list(self._channels.values()), list(self._channel_threads.values())
-        for channel in channels:
-            channel.close()
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
-
     def _realtime_down(self, error: Exception) -> None:
         """A device lost the connector: poll it at once (and until the connector is back)."""
         self._wakeup.set()
@@ -690,10 +667,3 @@ class PushjetPlugin(ServicePlugin, RunnablePlugin):
         """An unexpected failure in a device's connection (e.g. the journal could not be written):
         logged; the connection goes on."""
         self.logger.error("pushjet: a pushed message was not journaled: %r (the connection goes on)", error)
-
-    def stop(self) -> None:
-        self._should_stop.set()  # before the wake-ups: the woken loops must see it
-        self._wakeup.set()
-        self._close_channels(timeout=0)  # at once: the connector sees them gone before it pushes more
-        super().stop()  # waits for main
-        self._journal.close(self._fetch_lock)  # a fetch still running: closed as after a crash
