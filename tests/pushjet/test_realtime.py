@@ -28,6 +28,8 @@ from platypush_ext.sandbox.pushjet import PushjetServer, _Connection, _ws_text
 from platypush_ext.sandbox.websocket import TEXT, accept_upgrade, ws_close, ws_frame, ws_read
 from tests.support import wait_until
 
+pytestmark = pytest.mark.sandbox(cls=PushjetServer)
+
 
 def connect(server: PushjetServer, device: str | None = None) -> websocket.WebSocket:
     ws = websocket.create_connection(server.realtime_url, timeout=5)

@@ -9,7 +9,9 @@ import uuid
 import pytest
 import requests
 
-from platypush_ext.sandbox.pushjet import PUBLIC_RE, SECRET_RE
+from platypush_ext.sandbox.pushjet import PUBLIC_RE, SECRET_RE, PushjetServer
+
+pytestmark = pytest.mark.sandbox(cls=PushjetServer)
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
