@@ -15,6 +15,8 @@ from platypush_ext.sandbox.mbed_fleet import HOME
 from platypush_ext.sandbox.runner import PlatypushProcess
 from tests.e2e import panel
 
+pytestmark = pytest.mark.timing  # a browser's waits, bounded in seconds
+
 KEY = "e2e-mbed-entities-key-2718"
 UPDATE = "platypush.message.event.entities.EntityUpdateEvent"
 
