@@ -1,7 +1,11 @@
-"""Shared fixtures.
+"""Fixtures shared by every test (each service's own are in ``tests/<service>/conftest.py``,
+the end-to-end ones in ``tests/e2e/conftest.py``; helpers in ``tests/support.py``).
 
 Platypush's ``Config`` is initialised here, at import time, with a throw-away
-configuration, so that no test touches ``/etc/platypush`` or ``/var/lib/platypush``.
+configuration, so that no test touches ``/etc/platypush`` or ``/var/lib/platypush``. Its
+Redis (``redis:``) is a closed port: a test that reaches Platypush's Redis without asking
+for one (:func:`entity_registry_redis`, :func:`redis_bus`) fails at once instead of
+talking to whatever listens on 6379.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ with open(_CONFIG, "w") as f:
 from platypush.config import Config  # noqa: E402
 
 Config.init(_CONFIG)
+Config._get_instance()._config["redis"] = {"host": "127.0.0.1", "port": 1}  # closed: see above
 
 import platypush.context  # noqa: E402
+from platypush.bus.redis import RedisBus  # noqa: E402
 
 from platypush_ext.sandbox.core import take_failures  # noqa: E402
-from tests.support import Listener, RecordingBus, RedisServer, fail_on_sandbox_bugs  # noqa: E402
+from tests.support import Listener, RecordingBus, RedisServer, Servers, fail_on_sandbox_bugs  # noqa: E402
 
 
 @pytest.fixture
@@ -54,18 +60,22 @@ def sandbox_handlers_did_not_fail(request: pytest.FixtureRequest) -> Iterator[No
 
 
 @pytest.fixture
+def server(request: pytest.FixtureRequest, start_server: Callable[..., Any]) -> Any:
+    """The sandbox server the test talks to, as its ``sandbox`` mark says (on the module, or on
+    the test, which wins): ``pytest.mark.sandbox(cls=MbedServer, api_key=KEY, pull_timeout=0.5)``."""
+    marker = request.node.get_closest_marker("sandbox")
+    if marker is None or "cls" not in marker.kwargs:
+        raise pytest.UsageError(f"{request.node.nodeid}: the server fixture needs a sandbox(cls=...) mark")
+    options = dict(marker.kwargs)
+    return start_server(options.pop("cls"), **options)
+
+
+@pytest.fixture
 def start_server() -> Iterator[Callable[..., Any]]:
     """Start sandbox servers (``start_server(PushjetServer, **kwargs)``); stopped after the test."""
-    started: list[Any] = []
-
-    def start(cls: type, **kwargs: Any) -> Any:
-        server = cls(**kwargs).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    servers = Servers()
+    yield servers.start
+    servers.stop()
 
 
 @pytest.fixture(scope="session")
@@ -76,12 +86,22 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def entity_registry_redis(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> int:
     """Platypush's Redis (``Config["redis"]``) is :func:`redis_server`: an entity manager (the
-    ``mbed`` plugin) registers itself there when it is created, as inside Platypush."""
+    ``mbed`` plugin) registers itself there when it is created, as inside Platypush. Every test
+    that creates an ``MbedPlugin`` asks for it (``pytest.mark.usefixtures``)."""
     monkeypatch.setitem(Config._get_instance()._config, "redis", {"host": "127.0.0.1", "port": redis_server.port})
     return redis_server.port
+
+
+@pytest.fixture
+def redis_bus(bus: RecordingBus, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> RedisBus:
+    """Platypush's real Redis bus on :func:`redis_server` (replacing the recording one), with
+    nobody subscribed yet (Platypush's main loop not listening)."""
+    real = RedisBus(host="127.0.0.1", port=redis_server.port)
+    monkeypatch.setattr(platypush.context.get_context(), "bus", real)
+    return real
 
 
 @pytest.fixture

@@ -58,11 +58,30 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)
 
 
+class Servers:
+    """Sandbox servers started for a test (or a module), stopped in their order when it ends."""
+
+    def __init__(self) -> None:
+        self._started: list[Any] = []
+
+    def start(self, cls: type, **kwargs: Any) -> Any:
+        """Start ``cls(**kwargs)``; returns it."""
+        server = cls(**kwargs).start()
+        self._started.append(server)
+        return server
+
+    def stop(self) -> None:
+        for server in self._started:
+            server.stop()
+
+
 class RedisServer:
     """A throw-away ``redis-server`` on a free port (no persistence)."""
 
     def __init__(self) -> None:
         import subprocess
+
+        import redis
 
         from platypush_ext.sandbox.runner import free_port, redis_server_binary
 
@@ -74,24 +93,27 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        import redis
-
         client = redis.Redis(port=self.port)
-        wait_until(lambda: _pings(client), timeout=10)
+        pid = wait_until(lambda: _pid(client), timeout=10)
         client.close()
+        assert pid == self._proc.pid, f"port {self.port}: another process's Redis answered"
 
     def stop(self) -> None:
+        from platypush_ext.sandbox.runner import release_port
+
         self._proc.terminate()
         self._proc.wait(10)
+        release_port(self.port)
 
 
-def _pings(client: Any) -> bool:
+def _pid(client: Any) -> int | None:
+    """The process id of the Redis that ``client`` reaches, once it answers."""
     import redis
 
     try:
-        return bool(client.ping())
+        return int(client.info("server")["process_id"])
     except redis.RedisError:
-        return False
+        return None
 
 
 def fail_on_sandbox_bugs(expected: bool = False) -> None:

@@ -19,11 +19,6 @@ from tests.support import Listener, RecordingBus, wait_until
 pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed")
 
 
-@pytest.fixture
-def redis_bus(redis_server: Any) -> RedisBus:
-    return RedisBus(host="127.0.0.1", port=redis_server.port)
-
-
 def numbered(n: int) -> list[Event]:
     return [Event(n=i) for i in range(n)]
 

@@ -21,6 +21,7 @@ from tests import hostile_data
 from tests.hostile_data import Arrivals, Lines, Outcome
 
 RIGS = hostile_data.rigs()
+pytestmark = pytest.mark.usefixtures("entity_registry_redis")  # the mbed plugin registers its entities there
 _totals: list[Outcome] = []
 
 

@@ -21,6 +21,7 @@ from tests import hostile
 from tests.support import RecordingBus
 
 needs_redis = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed")
+pytestmark = pytest.mark.usefixtures("entity_registry_redis")  # the mbed plugin registers its entities there
 
 
 @pytest.fixture(scope="module")

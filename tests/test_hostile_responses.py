@@ -45,6 +45,7 @@ def test_every_action_is_in_the_table_or_said_to_parse_no_answer() -> None:
     assert len(called) >= 50 and all(reason for reason in NO_ANSWER.values())
 
 
+@pytest.mark.timing  # the table in under 60 s
 def test_every_hostile_answer_is_a_clean_output_or_one_short_error(world: World) -> None:
     started = time.monotonic()
     cases = hostile_responses.table(world)

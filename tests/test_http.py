@@ -56,9 +56,7 @@ class EchoServer(SandboxServer):
         return response
 
 
-@pytest.fixture
-def server(start_server):
-    return start_server(EchoServer)
+pytestmark = pytest.mark.sandbox(cls=EchoServer)
 
 
 def client(server, **kwargs) -> HttpClient:

@@ -29,6 +29,7 @@ PLUGINS = [
 ]
 
 
+@pytest.mark.usefixtures("entity_registry_redis")  # the mbed plugin registers its entities there
 @pytest.mark.parametrize("plugin_class, client_class, config", PLUGINS, ids=lambda v: getattr(v, "__name__", ""))
 def test_the_plugin_adjusts_its_clients_default_policy(
     plugin_class: Any, client_class: Any, config: dict[str, Any], workdir: str, monkeypatch: pytest.MonkeyPatch
@@ -56,6 +57,7 @@ def test_clients_keep_their_own_defaults_when_built_alone() -> None:
     assert PushjetClient(URL).http.retry == RetryPolicy()
 
 
+@pytest.mark.usefixtures("entity_registry_redis")
 def test_a_text_output_too_deep_for_platypush_is_a_one_line_error_not_a_recursion_error(
     start_server: Any, bus: Any, workdir: str
 ) -> None:

@@ -10,32 +10,80 @@ with SIGINT, as Platypush expects, and kills whatever survives.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import requests
 import yaml
 
+#: Where :func:`free_port` picks: below the kernel's ephemeral range (``ip_local_port_range``,
+#: 32768-60999 on Linux), from which ``bind(("", 0))`` and every outgoing connection take their port,
+#: so that nothing the kernel hands out takes a picked port before its server binds it.
+PORTS = range(20000, 32000)
+_PORT_LOCKS = Path(tempfile.gettempdir()) / f"platypush-ext-ports-{os.getuid()}"
+_held_ports: dict[int, int] = {}  # port -> the descriptor of its lock file
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+    """A TCP port on 127.0.0.1 that is free now and stays this process's until :func:`release_port`
+    (or its exit): every process that picks with this function skips it (it holds a lock file), and
+    the kernel never hands it out (:data:`PORTS`). Started servers may use it later without a race
+    (``--start-redis`` on a port another process took talks to that process's Redis)."""
+    _PORT_LOCKS.mkdir(exist_ok=True)
+    for _ in range(1000):
+        port = random.choice(PORTS)
+        if port in _held_ports:
+            continue
+        fd = os.open(_PORT_LOCKS / str(port), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process holds it
+            os.close(fd)
+            continue
+        if _bindable(port):
+            _held_ports[port] = fd
+            return port
+        os.close(fd)  # a server of another kind (or one still closing) has it
+    raise OSError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
+
+
+def release_port(port: int) -> None:
+    """Give a port of :func:`free_port` back (it is no longer reserved for this process)."""
+    fd = _held_ports.pop(port, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def redis_server_binary() -> str | None:
     """The ``redis-server`` to use (``PLATYPUSH_REDIS_BIN`` or ``PATH``), if any."""
     return os.environ.get("PLATYPUSH_REDIS_BIN") or shutil.which("redis-server")
+
+
+def _release_ports(*ports: int) -> None:
+    for port in ports:
+        release_port(port)
 
 
 class PlatypushError(RuntimeError):
@@ -58,6 +106,7 @@ class PlatypushProcess:
         self.token = secrets.token_hex(16)
         self.http_port = free_port()
         self.redis_port = free_port()
+        weakref.finalize(self, _release_ports, self.http_port, self.redis_port)
         self.log_path = self.run_dir / "platypush.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -147,6 +196,8 @@ class PlatypushProcess:
             if self._proc.poll() is not None:
                 raise PlatypushError(f"Platypush exited with {self._proc.returncode}:\n{self.log_tail()}")
             try:
+                if not self._own_redis(client):
+                    raise PlatypushError(f"the Redis on port {self.redis_port} is another process's, not Platypush's")
                 subscribed = dict(client.pubsub_numsub("platypush/bus")).get(b"platypush/bus", 0) >= 1
                 if subscribed and requests.get(self.url + "/auth", timeout=1) is not None:
                     return
@@ -154,6 +205,15 @@ class PlatypushProcess:
                 pass
             time.sleep(0.1)
         raise PlatypushError(f"Platypush not ready after {timeout} s:\n{self.log_tail()}")
+
+    def _own_redis(self, client: Any) -> bool:
+        """Whether the Redis answering on :attr:`redis_port` is the one Platypush started (in its
+        process group), not one of another process that had the port."""
+        assert self._proc is not None
+        try:
+            return os.getpgid(int(client.info("server")["process_id"])) == self._proc.pid
+        except ProcessLookupError:
+            return False
 
     def log_tail(self, lines: int = 60) -> str:
         try:

@@ -4,31 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from platypush_ext.sandbox.gett import GettServer
-from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
+from platypush_ext.sandbox.runner import PlatypushProcess
 from tests.support import wait_until
-
-pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="redis-server is not installed")
 
 COMPLETED = "platypush_ext.gett.events.GettTransferCompletedEvent"
 PROGRESS = "platypush_ext.gett.events.GettTransferProgressEvent"
 
 
 @pytest.fixture(scope="module")
-def gett() -> Iterator[GettServer]:
-    server = GettServer().start()
-    yield server
-    server.stop()
+def gett(serve: Any) -> GettServer:
+    return serve(GettServer)
 
 
 @pytest.fixture(scope="module")
-def pp(gett: GettServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatypushProcess]:
+def pp(gett: GettServer, launch: Any) -> PlatypushProcess:
     config: dict[str, Any] = {
         "gett": {
             "base_url": gett.base_url,
@@ -43,8 +38,7 @@ def pp(gett: GettServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             "then": [{"action": "gett.create_share", "args": {"title": "receipt-${filename}"}}],
         },
     }
-    with PlatypushProcess(config, tmp_path_factory.mktemp("platypush-gett")) as process:
-        yield process
+    return launch(config, "platypush-gett")
 
 
 def titles(server: GettServer) -> list[str]:

@@ -13,11 +13,6 @@ from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 from platypush_ext.sandbox.pushjet import PushjetServer
-from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
-
-pytestmark = pytest.mark.skipif(
-    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
-)
 
 KEY = "e2e-mbed-access-key-31337"
 NOTIFICATION = "platypush_ext.mbed.events.MbedNotificationEvent"
@@ -36,10 +31,10 @@ def on_deregistration(event, **_):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    mbed = MbedServer(api_key=KEY, pull_timeout=2, demo_devices=True).start()
-    pushjet = PushjetServer().start()
-    nikdev = NikdevServer().start()
+def env(serve, launch):
+    mbed = serve(MbedServer, api_key=KEY, pull_timeout=2, demo_devices=True)
+    pushjet = serve(PushjetServer)
+    nikdev = serve(NikdevServer)
     remote = PushjetClient(pushjet.base_url)
     alerts = remote.create_service("mbed alerts")
     device = str(uuid.uuid4())
@@ -93,13 +88,8 @@ def env(tmp_path_factory):
             "then": [{"action": "procedure.record_reading", "args": {"field": "temp", "value": "${value}"}}],
         },
     }
-    platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush-mbed"), scripts={"mbed_hooks.py": SCRIPT})
-    platypush.start()
-    yield {"platypush": platypush, "mbed": mbed, "pushjet": pushjet, "nikdev": nikdev}
-    platypush.stop()
-    nikdev.stop()
-    pushjet.stop()
-    mbed.stop()
+    platypush = launch(config, "platypush-mbed", scripts={"mbed_hooks.py": SCRIPT})
+    return {"platypush": platypush, "mbed": mbed, "pushjet": pushjet, "nikdev": nikdev}
 
 
 def test_get_resource_value_returns_the_device_value(env):

@@ -7,12 +7,7 @@ from __future__ import annotations
 import pytest
 
 from platypush_ext.sandbox.mbed import MbedServer
-from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 from tests.support import wait_until
-
-pytestmark = pytest.mark.skipif(
-    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
-)
 
 KEY = "e2e-mbed-channels-key-4242"
 NOTIFICATION = "platypush_ext.mbed.events.MbedNotificationEvent"
@@ -27,13 +22,12 @@ CHANNELS = {
 
 
 @pytest.fixture(scope="module", params=sorted(CHANNELS))
-def env(request, tmp_path_factory):
+def env(request, launch):
     mbed = MbedServer(api_key=KEY, pull_timeout=2, demo_devices=True).start()
     config = {"mbed": {"base_url": mbed.base_url, "api_key": KEY, "async_timeout": 10, **CHANNELS[request.param]}}
-    platypush = PlatypushProcess(config, tmp_path_factory.mktemp(f"platypush-mbed-{request.param}"))
-    platypush.start()
+    platypush = launch(config, f"platypush-mbed-{request.param}")
     yield {"platypush": platypush, "mbed": mbed, "channel": request.param}
-    platypush.stop()
+    platypush.stop()  # before the next channel's
     mbed.stop()
 
 

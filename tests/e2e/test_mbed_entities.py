@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 import time
 from typing import Any
 
@@ -14,29 +12,24 @@ import requests
 
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.mbed.fleets import HOME
-from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
+from platypush_ext.sandbox.runner import PlatypushProcess
+from tests.e2e import panel
 
-pytestmark = pytest.mark.skipif(
-    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
-)
+pytestmark = pytest.mark.timing  # a browser's waits, bounded in seconds
 
 KEY = "e2e-mbed-entities-key-2718"
 UPDATE = "platypush.message.event.entities.EntityUpdateEvent"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    mbed = MbedServer(api_key=KEY, pull_timeout=2).start()
+def env(serve, launch):
+    mbed = serve(MbedServer, api_key=KEY, pull_timeout=2)
     mbed.add_fleet(HOME, announce=False)  # registered before Platypush started, as a fleet found at start-up
     config = {
         "mbed": {"base_url": mbed.base_url, "api_key": KEY, "channel": "long_poll", "async_timeout": 10},
         "entities": {},
     }
-    platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush-mbed-entities"))
-    platypush.start()
-    yield {"platypush": platypush, "mbed": mbed}
-    platypush.stop()
-    mbed.stop()
+    return {"platypush": launch(config, "platypush-mbed-entities"), "mbed": mbed}
 
 
 def entities(pp: PlatypushProcess) -> dict[str, dict[str, Any]]:
@@ -149,30 +142,6 @@ def test_entities_scan_republishes_the_fleet(env):
     assert requests.get(pp.url, timeout=5).status_code == 200
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium, as ``test_web_panel.py`` drives it (skipped without selenium or Chromium)."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install .[test])")
-    from selenium.webdriver.chrome.service import Service
-
-    from tests.e2e import test_web_panel as panel
-
-    if not (panel.CHROMIUM and panel.CHROMEDRIVER):
-        pytest.skip("chromium and chromium-driver are not installed (make test installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = panel.CHROMIUM
-    for flag in panel.CHROMIUM_FLAGS.split():
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="platypush-ext-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    panel.SHOTS.mkdir(parents=True, exist_ok=True)
-    driver = webdriver.Chrome(service=Service(panel.CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
 def shown(driver) -> dict[str, str]:
     """The Home panel's entities: ``{"<device> / <name>": "<value><unit>" or "on"/"off"}``."""
     from selenium.webdriver.common.by import By
@@ -194,8 +163,6 @@ def test_the_home_panel_shows_the_devices_and_a_switch_works_in_the_browser(env,
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-
-    from tests.e2e import test_web_panel as panel
 
     pp, mbed = env["platypush"], env["mbed"]
     mbed.set_value("living-room-sensor", "/3303/0/5700", "22.5")

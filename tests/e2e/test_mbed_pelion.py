@@ -10,21 +10,16 @@ import json
 
 import pytest
 
-from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
 from tests.mbed import openapi_check
-from tests.mbed.test_pelion import KEY, NODE, SENSOR, TEMP, start
+from tests.mbed.pelion import KEY, NODE, SENSOR, TEMP, start
 from tests.support import wait_until
-
-pytestmark = pytest.mark.skipif(
-    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
-)
 
 NOTIFICATION = "platypush_ext.mbed.events.MbedNotificationEvent"
 LEVEL = "/3311/0/5851"  # where the hook writes what it saw: the sandbox keeps every write
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(launch):
     mbed = start()  # Pelion mode, every exchange recorded
     config = {
         "mbed": {"base_url": mbed.base_url, "api_key": KEY, "api": "pelion", "async_timeout": 10},
@@ -35,8 +30,7 @@ def env(tmp_path_factory):
             ],
         },
     }
-    platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush-mbed-pelion"))
-    platypush.start()
+    platypush = launch(config, "platypush-mbed-pelion")
     wait_until(lambda: mbed._ws_connected, timeout=15)  # the default channel with Pelion: the WebSocket
     yield {"platypush": platypush, "mbed": mbed}
     platypush.stop()

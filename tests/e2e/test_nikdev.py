@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
-from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
-
-pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="redis-server is not installed")
+from platypush_ext.sandbox.runner import PlatypushProcess
+from tests.support import wait_until
 
 EVENTS = "platypush_ext.nikdev.events."
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[NikdevServer]:
-    with NikdevServer() as server:
-        yield server
+def server(serve: Any) -> NikdevServer:
+    return serve(NikdevServer)
 
 
 @pytest.fixture(scope="module")
-def pp(server: NikdevServer, tmp_path_factory: Any) -> Iterator[PlatypushProcess]:
+def pp(server: NikdevServer, launch: Any) -> PlatypushProcess:
     config = {
         "nikdev": {
             "base_url": server.base_url,
@@ -42,8 +39,7 @@ def pp(server: NikdevServer, tmp_path_factory: Any) -> Iterator[PlatypushProcess
             "then": [{"action": "variable.set", "args": {"nikdev_rejected": "${reason}"}}],
         },
     }
-    with PlatypushProcess(config, tmp_path_factory.mktemp("nikdev-e2e")) as pp:
-        yield pp
+    return launch(config, "nikdev-e2e")
 
 
 def test_execute_add_commit_push_get(pp: PlatypushProcess, server: NikdevServer) -> None:
@@ -87,6 +83,8 @@ def test_rejection_is_dead_lettered_hooked_and_retried(pp: PlatypushProcess, ser
         assert response["errors"] and "Invalid API key" in response["errors"][0]
         assert DEFAULT_API_KEY not in response["errors"][0]
         assert dead["reason"] == "Invalid API key" and dead["status"] == 401
+        # the hook runs beside /ws/events: its variable.set may come a moment after the event
+        wait_until(lambda: pp.run("variable.get", name="nikdev_rejected")["nikdev_rejected"], timeout=10)
         assert pp.run("variable.get", name="nikdev_rejected") == {"nikdev_rejected": "Invalid API key"}
         assert pp.run("nikdev.status")["dead"] == 1
     finally:

@@ -11,11 +11,7 @@ import requests
 
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.sandbox.pushjet import PushjetServer
-from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
-
-pytestmark = pytest.mark.skipif(
-    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
-)
+from platypush_ext.sandbox.runner import PlatypushProcess
 
 EVENT = "platypush_ext.pushjet.events.PushjetMessageEvent"
 
@@ -32,8 +28,8 @@ def on_script_message(event, **_):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    server = PushjetServer().start()
+def env(serve, launch):
+    server = serve(PushjetServer)
     remote = PushjetClient(server.base_url)
     alerts, echo = remote.create_service("Alerts"), remote.create_service("Echo")
     device = str(uuid.uuid4())
@@ -54,11 +50,15 @@ def env(tmp_path_factory):
             {"action": "pushjet.get_subscriptions"},
         ],
     }
-    platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush"), scripts={"pushjet_hooks.py": SCRIPT})
-    platypush.start()
-    yield {"platypush": platypush, "server": server, "remote": remote, "alerts": alerts, "echo": echo, "device": device}
-    platypush.stop()
-    server.stop()
+    platypush = launch(config, "platypush", scripts={"pushjet_hooks.py": SCRIPT})
+    return {
+        "platypush": platypush,
+        "server": server,
+        "remote": remote,
+        "alerts": alerts,
+        "echo": echo,
+        "device": device,
+    }
 
 
 def variable(platypush: PlatypushProcess, name: str):

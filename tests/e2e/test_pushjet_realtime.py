@@ -19,11 +19,7 @@ import pytest
 
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.sandbox.pushjet import PushjetServer
-from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
-
-pytestmark = pytest.mark.skipif(
-    not redis_server_binary(), reason="redis-server is not installed (make test installs it)"
-)
+from platypush_ext.sandbox.runner import PlatypushProcess
 
 MESSAGE = "platypush_ext.pushjet.events.PushjetMessageEvent"
 CONNECTED = "platypush_ext.pushjet.events.PushjetConnectedEvent"
@@ -68,8 +64,8 @@ class _RecorderHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    server, recorder = PushjetServer().start(), Recorder()
+def env(serve, launch):
+    server, recorder = serve(PushjetServer), Recorder()
     remote = PushjetClient(server.base_url)
     alerts = remote.create_service("Alerts")
     device = str(uuid.uuid4())
@@ -91,12 +87,10 @@ def env(tmp_path_factory):
             "then": [{"action": "http.post", "args": {"url": recorder.url, "data": "${message}"}}],
         },
     }
-    platypush = PlatypushProcess(config, tmp_path_factory.mktemp("platypush"))
-    platypush.start()
+    platypush = launch(config, "platypush")
     yield {"platypush": platypush, "server": server, "remote": remote, "alerts": alerts, "recorder": recorder}
     platypush.stop()
     recorder.shutdown()
-    server.stop()
 
 
 def wait_path(platypush: PlatypushProcess, path: str, timeout: float) -> None:

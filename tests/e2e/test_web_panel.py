@@ -12,8 +12,6 @@ import gzip
 import hashlib
 import json
 import re
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,31 +22,18 @@ from platypush_ext.demo import DemoContext, parts
 from platypush_ext.glue import webpanel
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.sandbox import servers
-from platypush_ext.sandbox.runner import PlatypushProcess, redis_server_binary
+from platypush_ext.sandbox.runner import PlatypushProcess
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install .[test])")
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install .[test])")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = [
-    pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed (make test installs it)"),
-    pytest.mark.skipif(
-        not (CHROMIUM and CHROMEDRIVER),
-        reason="chromium and chromium-driver are not installed (make test installs them)",
-    ),
-]
+from tests.e2e.panel import PASSWORD, fill_login_form, shot, wait  # noqa: E402
 
-SHOTS = Path(__file__).resolve().parents[2] / "run" / "screenshots"
+pytestmark = pytest.mark.timing  # a browser's waits, bounded in seconds
+
 COMPONENTS = Path(platypush.__file__).parent / "components.json.gz"
-USER, PASSWORD = "first-user", "correct horse battery staple"
-# Root needs --no-sandbox; the background-networking flags keep Chromium off the (closed) network.
-CHROMIUM_FLAGS = (
-    "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-quic --no-first-run "
-    "--disable-background-networking --disable-component-update --disable-sync --window-size=1280,900"
-)
 
 
 def digest(path: Path) -> str:
@@ -56,62 +41,14 @@ def digest(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    ctx = DemoContext(servers={name: cls().start() for name, cls in servers().items()})
+def env(serve, launch):
+    ctx = DemoContext(servers={name: serve(cls) for name, cls in servers().items()})
     config: dict = {}
     for part in parts():
         config.update(part.configure(ctx))
     before = digest(COMPONENTS)
-    pp = PlatypushProcess(config, tmp_path_factory.mktemp("platypush-web"))
-    try:
-        pp.start()
-        yield {"platypush": pp, "ctx": ctx, "config": config, "components_before": before}
-    finally:
-        pp.stop()
-        for server in ctx.servers.values():
-            server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS.split():
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="platypush-ext-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def wait(driver, timeout: float = 15) -> WebDriverWait:
-    return WebDriverWait(driver, timeout)
-
-
-def shot(driver, name: str) -> None:
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
-
-
-def dismiss_install_prompt(driver) -> None:
-    """The panel's first visit asks 'install this application locally?': Cancel."""
-    for button in driver.find_elements(By.CSS_SELECTOR, "button.cancel-btn"):
-        if button.is_displayed():
-            button.click()
-
-
-def fill_login_form(driver, *fields: tuple[str, str]) -> None:
-    username = wait(driver).until(EC.element_to_be_clickable((By.NAME, "username")))
-    dismiss_install_prompt(driver)
-    username.send_keys(USER)
-    for name, value in fields:
-        driver.find_element(By.NAME, name).send_keys(value)
-    driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    pp = launch(config, "platypush-web")
+    return {"platypush": pp, "ctx": ctx, "config": config, "components_before": before}
 
 
 def listing(pp: PlatypushProcess, action: str) -> dict:

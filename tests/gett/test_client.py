@@ -27,12 +27,9 @@ from platypush_ext.gett.errors import (
 )
 from platypush_ext.sandbox.gett import GettServer
 
+pytestmark = pytest.mark.sandbox(cls=GettServer)
+
 FAST_RETRY = RetryPolicy(attempts=3, backoff=0.01, backoff_max=0.05, budget=5)
-
-
-@pytest.fixture
-def server(start_server: Any) -> GettServer:
-    return start_server(GettServer)
 
 
 def make_client(server: GettServer, **kwargs: Any) -> GettClient:

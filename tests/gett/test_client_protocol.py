@@ -35,9 +35,7 @@ class ScriptedGett(SandboxServer):
         return json_response(self.answers[key]) if key in self.answers else json_response({"error": "nope"}, 404)
 
 
-@pytest.fixture
-def server(start_server: Any) -> ScriptedGett:
-    return start_server(ScriptedGett)
+pytestmark = pytest.mark.sandbox(cls=ScriptedGett)
 
 
 def make_client(server: ScriptedGett) -> GettClient:

@@ -23,13 +23,10 @@ from platypush_ext.sandbox.gett import GettServer
 from tests.support import RecordingBus
 
 #: 120,000 bytes of text stored gzip-compressed (151 bytes on Ge.tt; the issue saw 120000 of 283).
+pytestmark = pytest.mark.sandbox(cls=GettServer, blob_content_encoding="gzip")
+
 TEXT = b"x" * 120_000
 STORED = gzip.compress(TEXT, mtime=0)
-
-
-@pytest.fixture
-def server(start_server: Any) -> GettServer:
-    return start_server(GettServer, blob_content_encoding="gzip")
 
 
 @pytest.fixture

@@ -21,13 +21,10 @@ from platypush_ext.gett.plugin import GettPlugin
 from platypush_ext.sandbox.gett import GettServer
 from tests.support import RecordingBus, wait_until
 
+pytestmark = pytest.mark.sandbox(cls=GettServer)
+
 MANIFEST = Path(__file__).resolve().parents[2] / "platypush_ext" / "gett" / "manifest.json"
 SHIM = Path(__file__).resolve().parents[2] / "platypush" / "plugins" / "gett"
-
-
-@pytest.fixture
-def server(start_server: Any) -> GettServer:
-    return start_server(GettServer)
 
 
 @pytest.fixture

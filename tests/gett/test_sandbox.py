@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import socket
 import threading
@@ -15,35 +14,10 @@ import pytest
 import requests
 
 from platypush_ext.sandbox.gett import GettServer
+from tests.gett.support import TIMEOUT, create_file, login
 from tests.support import wait_until
 
-TIMEOUT = 10
-
-
-@pytest.fixture
-def server(start_server: Any) -> GettServer:
-    return start_server(GettServer)
-
-
-def login(server: GettServer) -> dict[str, Any]:
-    # pygett sends its JSON body without a Content-Type: the server must accept it (§2)
-    body = json.dumps({"apikey": server.apikey, "email": server.email, "password": server.password})
-    answer = requests.post(server.base_url + "users/login", data=body, timeout=TIMEOUT)
-    assert answer.status_code == 200
-    return answer.json()
-
-
-def create_file(server: GettServer, token: str, filename: str = "myfile.txt") -> tuple[str, dict[str, Any]]:
-    share = requests.post(
-        server.base_url + "shares/create", params={"accesstoken": token}, data="null", timeout=TIMEOUT
-    ).json()
-    file = requests.post(
-        f"{server.base_url}files/{share['sharename']}/create",
-        params={"accesstoken": token},
-        json={"filename": filename},
-        timeout=TIMEOUT,
-    ).json()
-    return share["sharename"], file
+pytestmark = pytest.mark.sandbox(cls=GettServer)
 
 
 def test_login_answer_has_the_documented_shape(server: GettServer) -> None:

@@ -3,21 +3,15 @@ and its streamed multipart parser, whatever the chunk sizes."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import requests
 
 from platypush_ext.sandbox.gett import GettServer
 from platypush_ext.sandbox.gett.blobs import _multipart_field
 from platypush_ext.sandbox.gett.records import GettFailure
-from tests.gett.test_sandbox import TIMEOUT, create_file, login
+from tests.gett.support import TIMEOUT, create_file, login
 
-
-@pytest.fixture
-def server(start_server: Any) -> GettServer:
-    return start_server(GettServer)
-
+pytestmark = pytest.mark.sandbox(cls=GettServer)
 
 BODY = (
     b'--XyZ\r\nContent-Disposition: form-data; name="other"\r\n\r\nignored\r\n'

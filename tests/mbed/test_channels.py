@@ -148,7 +148,8 @@ def plugin_for(server: MbedServer, channel: str) -> MbedPlugin:
 
 
 @pytest.fixture
-def started() -> Iterator[list[MbedPlugin]]:
+def started(entity_registry_redis: int) -> Iterator[list[MbedPlugin]]:
+    """The plugins a test made, stopped after it (entity managers: they register in Redis)."""
     plugins: list[MbedPlugin] = []
     yield plugins
     for plugin in plugins:

@@ -39,10 +39,7 @@ from tests.support import wait_until
 
 KEY = "client-test-key-5678"
 
-
-@pytest.fixture
-def server(start_server: Any) -> MbedServer:
-    return start_server(MbedServer, api_key=KEY, pull_timeout=0.5, demo_devices=True)
+pytestmark = pytest.mark.sandbox(cls=MbedServer, api_key=KEY, pull_timeout=0.5, demo_devices=True)
 
 
 def make_client(server: MbedServer, **kwargs: Any) -> MbedClient:

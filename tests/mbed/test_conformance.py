@@ -11,7 +11,7 @@ import pytest
 
 from platypush_ext.sandbox.mbed.base import Exchange
 from tests.mbed import openapi_check
-from tests.mbed.test_pelion import Inbox, make_client, start
+from tests.mbed.pelion import Inbox, make_client, start
 from tests.support import wait_until
 
 DEVICE = "015f3850a657000000000001001002ab"

@@ -23,13 +23,11 @@ from platypush_ext.mbed.ipso import IPSO, TYPES, EntityMap, Kind, encode_value, 
 from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.mbed.fleets import HOME, simulated
-from tests.mbed.test_plugin import KEY, make_plugin, run
+from tests.mbed.support import KEY, make_plugin, run
 from tests.support import RecordingBus, wait_until
 
-
-@pytest.fixture(autouse=True)
-def _own_workdir(workdir: str) -> None:
-    """Each test has its own notification journal."""
+# each test has its own notification journal (workdir); the plugin registers its entities in Redis
+pytestmark = pytest.mark.usefixtures("workdir", "entity_registry_redis")
 
 
 class Dashboard:

@@ -28,34 +28,14 @@ from platypush_ext.mbed.events import (
 )
 from platypush_ext.mbed.plugin import MbedPlugin
 from platypush_ext.sandbox.mbed import MbedServer
-from tests.support import RecordingBus, wait_until
-from tests.test_bus import Listener
+from tests.mbed.support import KEY, make_plugin, run
+from tests.support import Listener, RecordingBus, wait_until
 
-KEY = "plugin-secret-key-4242"
-
-
-@pytest.fixture(autouse=True)
-def _own_workdir(workdir: str) -> None:
-    """Each test has its own notification journal."""
-
-
-@pytest.fixture
-def server(start_server: Any) -> MbedServer:
-    return start_server(MbedServer, api_key=KEY, pull_timeout=0.5, demo_devices=True)
-
-
-def make_plugin(server: MbedServer, **config: Any) -> MbedPlugin:
-    config = {
-        "channel": "long_poll",
-        "connect_timeout": 1,
-        "read_timeout": 2,
-        "pull_timeout": 3,
-        "async_timeout": 5,
-        "retries": 1,
-        "entities_enabled": False,  # the entities' own subscriptions and reads: tests/mbed/test_entities.py
-        **config,
-    }
-    return MbedPlugin(base_url=server.base_url, api_key=KEY, **config)
+# each test has its own notification journal (workdir); the plugin registers its entities in Redis
+pytestmark = [
+    pytest.mark.sandbox(cls=MbedServer, api_key=KEY, pull_timeout=0.5, demo_devices=True),
+    pytest.mark.usefixtures("workdir", "entity_registry_redis"),
+]
 
 
 @pytest.fixture
@@ -65,12 +45,6 @@ def plugin(server: MbedServer, bus: RecordingBus) -> Iterator[MbedPlugin]:
     bus.wait_for(MbedConnectedEvent)
     yield mbed
     mbed.stop()
-
-
-def run(plugin: MbedPlugin, name: str, **args: Any) -> Any:
-    """Run an action as Platypush does: returns (output, errors)."""
-    response = getattr(plugin, name)(**args)
-    return response.output, response.errors
 
 
 def test_actions(plugin: MbedPlugin, server: MbedServer) -> None:
@@ -349,16 +323,6 @@ def test_events_carry_their_journal_id_and_status_counts_the_journal(
     assert len(set(ids)) == len(ids) and all(re.fullmatch(r"\d+\.\d+", i) for i in ids)
     journal = run(plugin, "status")[0]["journal"]
     assert journal["pending"] == 0 and journal["posted"] >= 1 and journal["duplicates"] == 0
-
-
-@pytest.fixture
-def redis_bus(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> RedisBus:
-    """Platypush's real Redis bus, with nobody subscribed (Platypush's main loop not listening yet)."""
-    import platypush.context
-
-    redis_bus = RedisBus(host="127.0.0.1", port=redis_server.port)
-    monkeypatch.setattr(platypush.context.get_context(), "bus", redis_bus)
-    return redis_bus
 
 
 def test_a_message_nobody_received_is_posted_again_after_a_restart(

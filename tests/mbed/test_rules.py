@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import random
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from platypush_ext.mbed.checks import check_rules, rules_query
 from platypush_ext.sandbox.mbed import MbedServer
-from tests.mbed.test_pelion import SENSOR, TEMP, Inbox, make_client, start
+from tests.mbed.pelion import SENSOR, TEMP, Inbox, make_client
 from tests.support import wait_until
 
 
@@ -54,13 +53,6 @@ def test_every_rule_value_reads_back_as_itself() -> None:
 def test_the_query_of_checked_rules() -> None:
     rules = check_rules({"pmin": 10, "pmax": 120.0, "gt": 101325.5, "lt": 1234567.5 - 2e6, "st": 0.25})
     assert rules_query(rules) == "pmin=10&pmax=120&gt=101325.5&lt=-765432.5&st=0.25"
-
-
-@pytest.fixture
-def pelion() -> Iterator[MbedServer]:
-    server = start()
-    yield server
-    server.stop()
 
 
 def test_the_device_receives_the_rules_it_was_given(pelion: MbedServer) -> None:

@@ -15,10 +15,7 @@ from platypush_ext.sandbox.mbed import MbedServer
 
 KEY = "test-key-1234"
 
-
-@pytest.fixture
-def server(start_server: Any) -> MbedServer:
-    return start_server(MbedServer, api_key=KEY, pull_timeout=1.0, demo_devices=True)
+pytestmark = pytest.mark.sandbox(cls=MbedServer, api_key=KEY, pull_timeout=1.0, demo_devices=True)
 
 
 def api(server: MbedServer, method: str, path: str, **kwargs: Any) -> requests.Response:

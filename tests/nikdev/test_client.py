@@ -27,12 +27,9 @@ from platypush_ext.nikdev.client import (
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, DEFAULT_READ_ONLY_KEY, NikdevServer
 from platypush_ext.sandbox.runner import free_port
 
+pytestmark = pytest.mark.sandbox(cls=NikdevServer)
+
 FAST = RetryPolicy(attempts=3, backoff=0.05, backoff_max=0.2, budget=5)
-
-
-@pytest.fixture
-def server(start_server: Any) -> NikdevServer:
-    return start_server(NikdevServer)
 
 
 def make(server: NikdevServer, key: str = DEFAULT_API_KEY, **kwargs: Any) -> NikdevClient:

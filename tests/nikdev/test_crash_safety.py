@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from benchmarks.nikdev_durability import run_check
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
 
 
+@pytest.mark.timing  # at least 20 kills in 12 s
 def test_sigkill_at_random_moments_loses_no_committed_value(
     start_server: Any, tmp_path: Any, record_property: Any
 ) -> None:

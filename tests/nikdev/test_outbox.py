@@ -15,12 +15,9 @@ from platypush_ext.nikdev.uploader import Uploader, describe_failure
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, DEFAULT_READ_ONLY_KEY, NikdevServer
 from platypush_ext.sandbox.runner import free_port
 
+pytestmark = pytest.mark.sandbox(cls=NikdevServer)
+
 FAST = RetryPolicy(attempts=2, backoff=0.02, backoff_max=0.05, budget=2)
-
-
-@pytest.fixture
-def server(start_server: Any) -> NikdevServer:
-    return start_server(NikdevServer)
 
 
 @pytest.fixture

@@ -24,18 +24,14 @@ from platypush_ext.nikdev.plugin import NikdevPlugin
 from platypush_ext.sandbox.nikdev import DEFAULT_DEVICE_ID, NikdevServer
 from tests.support import RecordingBus, wait_until
 
+pytestmark = pytest.mark.sandbox(cls=NikdevServer)
+
 SECRET = "k3y-0f-th3-t3st-d3v1c3"
 
 
 @pytest.fixture
-def server(start_server: Any) -> NikdevServer:
-    server = start_server(NikdevServer)
-    server.add_key(SECRET)
-    return server
-
-
-@pytest.fixture
 def make(server: NikdevServer, workdir: str, bus: RecordingBus) -> Any:
+    server.add_key(SECRET)  # the plugins' key, beside the sandbox's default one
     made: list[NikdevPlugin] = []
 
     def make(**config: Any) -> NikdevPlugin:

@@ -16,6 +16,8 @@ import requests
 
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, DEFAULT_READ_ONLY_KEY, NikdevServer
 
+pytestmark = pytest.mark.sandbox(cls=NikdevServer)
+
 AUTH = {"x-device-id": DEFAULT_DEVICE_ID, "x-api-key": DEFAULT_API_KEY}
 OBSERVED_BODY = {
     "clientTimestamp": 1795303179,
@@ -24,11 +26,6 @@ OBSERVED_BODY = {
         {"timestamp": 1795303179, "values": [{"temp": 23}]},
     ],
 }
-
-
-@pytest.fixture
-def server(start_server: Any) -> NikdevServer:
-    return start_server(NikdevServer)
 
 
 def post(server: NikdevServer, body: Any = None, headers: Any = None, **kwargs: Any) -> requests.Response:

@@ -1,16 +1,11 @@
-"""Fixtures of the Pushjet tests: a sandbox server, a second client and a subscribed device."""
+"""Fixtures of the Pushjet tests: a second client, a service and a subscribed device (the
+sandbox server is ``server``, as each module's ``sandbox`` mark says)."""
 
 import uuid
 
 import pytest
 
 from platypush_ext.pushjet.client import PushjetClient
-from platypush_ext.sandbox.pushjet import PushjetServer
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server(PushjetServer)
 
 
 @pytest.fixture

@@ -32,6 +32,8 @@ from platypush_ext.sandbox.runner import free_port
 UNKNOWN_PUBLIC = "abcd-abcdef-abcdefabcdef-abcde-abcdefabc"
 UNKNOWN_SECRET = "a" * 32
 
+pytestmark = pytest.mark.sandbox(cls=PushjetServer)
+
 
 @pytest.fixture
 def client(server):

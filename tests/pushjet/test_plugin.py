@@ -14,8 +14,11 @@ import pytest
 from platypush_ext.core.errors import InvalidArgumentError
 from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 from platypush_ext.pushjet.plugin import PushjetPlugin
+from platypush_ext.sandbox.pushjet import PushjetServer
 from platypush_ext.sandbox.runner import free_port
-from tests.support import wait_until
+from tests.support import Listener, wait_until
+
+pytestmark = pytest.mark.sandbox(cls=PushjetServer)
 
 
 @pytest.fixture
@@ -340,22 +343,9 @@ def test_concurrent_post_pending_posts_each_message_once(make_plugin, bus, devic
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 5
 
 
-@pytest.fixture
-def redis_bus(bus, redis_server, monkeypatch):
-    """Platypush's real Redis bus (replacing the recording one), with nobody subscribed yet."""
-    import platypush.context
-    from platypush.bus.redis import RedisBus
-
-    redis_bus = RedisBus(host="127.0.0.1", port=redis_server.port)
-    monkeypatch.setattr(platypush.context.get_context(), "bus", redis_bus)
-    return redis_bus
-
-
 def test_a_fetch_nobody_received_stays_pending_and_is_delivered_later(
     make_plugin, redis_bus, redis_server, remote, alerts, device, monkeypatch
 ):
-    from tests.test_bus import Listener
-
     monkeypatch.setattr(PushjetPlugin, "DELIVERY_TIMEOUT", 0.2)
     plugin = make_plugin(devices=[device])
     remote.send(alerts.secret_key, "while nobody listens")
@@ -373,8 +363,6 @@ def test_a_fetch_nobody_received_stays_pending_and_is_delivered_later(
 def test_the_listener_waits_for_a_bus_subscriber_before_its_first_fetch(
     make_plugin, redis_bus, redis_server, remote, alerts, device, monkeypatch
 ):
-    from tests.test_bus import Listener
-
     monkeypatch.setattr(PushjetPlugin, "LISTEN_TIMEOUT", 0.2)
     plugin = make_plugin(devices=[device])
     remote.send(alerts.secret_key, "queued")

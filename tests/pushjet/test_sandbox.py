@@ -9,7 +9,10 @@ import uuid
 import pytest
 import requests
 
+from platypush_ext.sandbox.pushjet import PushjetServer
 from platypush_ext.sandbox.pushjet.records import PUBLIC_RE, SECRET_RE
+
+pytestmark = pytest.mark.sandbox(cls=PushjetServer)
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"

@@ -1,0 +1,48 @@
+"""Driving Platypush's web panel in Debian's Chromium with selenium (``test_web_panel.py``,
+``test_mbed_entities.py``; the browser is the ``browser`` fixture of ``tests/e2e/conftest.py``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SHOTS = Path(__file__).resolve().parents[2] / "run" / "screenshots"
+USER, PASSWORD = "first-user", "correct horse battery staple"
+# Root needs --no-sandbox; the background-networking flags keep Chromium off the (closed) network.
+CHROMIUM_FLAGS = (
+    "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-quic --no-first-run "
+    "--disable-background-networking --disable-component-update --disable-sync --window-size=1280,900"
+)
+
+
+def wait(driver: Any, timeout: float = 15) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout)
+
+
+def shot(driver: Any, name: str) -> None:
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def dismiss_install_prompt(driver: Any) -> None:
+    """The panel's first visit asks 'install this application locally?': Cancel."""
+    from selenium.webdriver.common.by import By
+
+    for button in driver.find_elements(By.CSS_SELECTOR, "button.cancel-btn"):
+        if button.is_displayed():
+            button.click()
+
+
+def fill_login_form(driver: Any, *fields: tuple[str, str]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    username = wait(driver).until(EC.element_to_be_clickable((By.NAME, "username")))
+    dismiss_install_prompt(driver)
+    username.send_keys(USER)
+    for name, value in fields:
+        driver.find_element(By.NAME, name).send_keys(value)
+    driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
