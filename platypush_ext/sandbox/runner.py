@@ -200,6 +200,8 @@ class PlatypushProcess:
                     raise PlatypushError(f"the Redis on port {self.redis_port} is another process's, not Platypush's")
                 subscribed = dict(client.pubsub_numsub("platypush/bus")).get(b"platypush/bus", 0) >= 1
                 if subscribed and requests.get(self.url + "/auth", timeout=1) is not None:
+                    if time.monotonic() > deadline:
+                        break  # ready, but later than asked (a check may block for a second)
                     return
             except (redis.RedisError, requests.RequestException):
                 pass
