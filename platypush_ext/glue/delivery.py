@@ -161,7 +161,9 @@ class Inbox:
         #: journaling and its post, so that reads and posts keep their order and two posts
         #: never publish the same pending entry twice (reentrant: a reader's post takes it again).
         self.lock = threading.RLock()
-        self._made: dict[int, Made] = {}  # the events of entries just received, by journal id
+        #: the events of entries just received, by journal id (bounded: what falls out is made again)
+        self._made: dict[int, Made] = {}
+        self._made_lock = threading.Lock()
 
     @property
     def journal(self) -> Journal:
@@ -186,15 +188,27 @@ class Inbox:
         :param made: the events of entries just received (made already: not made again).
         :return: how many entries were delivered (the others stay pending).
         """
+        self.keep_made(made or {})
         with self.lock:
-            self._made.update(made or {})
-            try:
-                return self.journal.post_pending(self._publisher, self._events, stop, timeout=timeout)
-            finally:
-                self._made.clear()
+            return self.journal.post_pending(self._publisher, self._events, stop, timeout=timeout)
+
+    def keep_made(self, made: Mapping[int, Made]) -> None:
+        """Keep the events of entries just received for their post (at most :attr:`MADE_LIMIT`
+        entries: the oldest beyond are made again from the journal when posted).
+
+        :param made: events (or the exception that drops the entry), by journal id.
+        """
+        with self._made_lock:
+            self._made.update(made)
+            while len(self._made) > self.MADE_LIMIT:
+                del self._made[next(iter(self._made))]
+
+    #: The most entries whose events :meth:`keep_made` keeps.
+    MADE_LIMIT = 1000
 
     def _events(self, entry: Entry) -> list[Any]:
-        made = self._made.pop(entry.id, None)
+        with self._made_lock:
+            made = self._made.pop(entry.id, None)
         if isinstance(made, Exception):
             raise made
         return self._to_events(entry) if made is None else made

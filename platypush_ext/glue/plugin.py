@@ -151,6 +151,27 @@ class ListeningPlugin(ServicePlugin):
         """
         return self.inbox.post_pending(self._should_stop, self.DELIVERY_TIMEOUT, made)
 
+    def deliver_soon(self, made: Mapping[int, Made] | None = None) -> None:
+        """Have what was just received posted, without waiting for it: a listener's receive path
+        never waits for Platypush's bus (while it waited, what the service pushed meanwhile would
+        stay unread in the connection, lost when a stop closes it). The run's deliverer posts it;
+        without a running listener (an action before ``main`` runs) it is posted here.
+
+        :param made: the events of entries just received, made already.
+        """
+        if getattr(self, "_deliverer", None) is None:
+            self.post_pending(made)
+            return  # (after a run, what it could not post waits for the next run's start)
+        self.inbox.keep_made(made or {})
+        self._deliver_wake.set()
+
+    def _deliver(self, wake: threading.Event, run_over: threading.Event) -> None:
+        """The deliverer of a run: posts what the listeners received, each time they wake it."""
+        while not run_over.is_set():
+            if wake.wait(0.5) and not run_over.is_set():
+                wake.clear()
+                self.post_pending()
+
     def main(self) -> None:
         """The listener's run (Platypush's ``RunnablePlugin.main``), the same for every service."""
         idle = self._idle()
@@ -160,12 +181,21 @@ class ListeningPlugin(ServicePlugin):
             return
         if not self.inbox.wait_for_bus(self._should_stop, self.LISTEN_TIMEOUT):
             return
+        run_over, self._deliver_wake = threading.Event(), threading.Event()
+        self._deliverer = threading.Thread(
+            target=self._deliver,
+            args=(self._deliver_wake, run_over),
+            name=f"{self.inbox.service}-deliverer",
+            daemon=True,
+        )
         try:
             self.post_pending()  # what a previous run read but did not deliver
+            self._deliverer.start()
             self._start_listeners()
             self._listen()
         finally:
             self._stop_listeners(min(2.0, float(self._stop_timeout or 5) / 2))  # main ends within Platypush's wait
+            run_over.set()  # what the listeners received last waits for the next run's start
 
     def stop(self) -> None:
         """Stop the plugin: the listeners first (the service sees them gone before it hands out

@@ -533,6 +533,8 @@ class WebSocketChannel(Channel):
     SETTLE = 30.0
     #: Close codes after which the channel may be gone: check it before reconnecting.
     CHECK_AFTER = (1001, 1011)
+    #: The most seconds a close waits for the service's close frame (what comes before is delivered).
+    DRAIN_TIMEOUT = 0.5
 
     def __init__(
         self, client: ChannelClient, on_message: Callable[..., Any], *, max_message: int = MAX_MESSAGE, **kwargs: Any
@@ -601,11 +603,33 @@ class WebSocketChannel(Channel):
 
     def _drop(self, abort: bool = False) -> None:
         ws, self.ws = self.ws, None
-        if ws is not None:
+        if ws is None:
+            return
+        try:
+            if not abort:
+                self._drain(ws)
+        except Exception:
+            logger.debug("mbed websocket: close failed", exc_info=True)
+        finally:
+            ws.shutdown()
+
+    def _drain(self, ws: BoundedWebSocket) -> None:
+        """Close as the protocol says: send our close frame, then read what the service sent before
+        it saw it (dispatched as usual: journaled, not lost) until its close frame, at most
+        :attr:`DRAIN_TIMEOUT` seconds."""
+        import websocket
+
+        ws.send_close()
+        deadline = time.monotonic() + self.DRAIN_TIMEOUT
+        while (left := deadline - time.monotonic()) > 0:
+            ws.settimeout(left)
             try:
-                ws.shutdown() if abort else ws.close(timeout=1)
-            except Exception:
-                logger.debug("mbed websocket: close failed", exc_info=True)
+                opcode, frame = ws.recv_data_frame()
+            except (websocket.WebSocketException, OSError, ValueError):
+                return
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return
+            self.dispatch(frame.data)
 
     def close(self) -> None:
         self._drop()

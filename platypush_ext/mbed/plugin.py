@@ -205,7 +205,7 @@ class MbedPlugin(
                 self._sync.handle(items)
             built = self._events(items, journal_id) + rejected
             self.events_posted += len(items)
-        self.post_pending({journal_id: built})  # made already: not parsed again
+        self.deliver_soon({journal_id: built})  # made already: not parsed again; never waits for the bus
         return len(items)
 
     def _parsed(self, payload: Any) -> tuple[list[Notification], list[Rejected]]:

@@ -190,6 +190,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         self._channel_threads: dict[str, threading.Thread] = {}  # device -> the thread running it
         self._channels_lock = threading.Lock()
         self._paths = CrossPathFilter()  # pushed and polled: one event
+        self._paths_lock = threading.Lock()
         self._wakeup = threading.Event()  # set when a device falls back to polling, and on stop
 
     # -- helpers -------------------------------------------------------------
@@ -521,7 +522,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             except ProtocolError:
                 payloads: list[Any] = [received(body.content)]
             else:
-                payloads = self._paths.admit(POLLING, device, _messages_of(answer))
+                payloads = self._admit(POLLING, device, _messages_of(answer))
             self.inbox.receive(device, payloads)
             messages = []
             for payload in payloads:
@@ -563,10 +564,15 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         :param frame: the frame's text (:func:`~platypush_ext.pushjet.realtime.received`).
         :param payload: its message object, ``None`` when it cannot be read.
         """
-        with self.inbox.lock:
-            if payload is None or self._paths.admit(REALTIME, device, [payload]):
-                self.inbox.receive(device, [frame])
-            self.post_pending()
+        if payload is None or self._admit(REALTIME, device, [payload]):
+            self.inbox.receive(device, [frame])
+        self.deliver_soon()  # never waits for the bus: the next frame is read at once
+
+    def _admit(self, path: str, device: str, payloads: list[Any]) -> list[Any]:
+        """The payloads not already received by the other path (the connector and the poller
+        run in threads of their own)."""
+        with self._paths_lock:
+            return self._paths.admit(path, device, payloads)
 
     def poll_once(self) -> None:
         """Fetch every configured device's new messages once (raises on failure)."""

@@ -75,6 +75,9 @@ class RealtimeChannel:
     :param max_message: the longest message accepted (bytes); a longer one drops the connection.
     """
 
+    #: The most seconds a close waits for what the connector pushed before it saw our close frame.
+    DRAIN_TIMEOUT = 0.5
+
     def __init__(
         self,
         url: str,
@@ -101,17 +104,27 @@ class RealtimeChannel:
         self._lock = threading.Lock()
 
     def step(self) -> float:
-        """Connect, or receive one frame (bounded by the ping timers); raises :class:`RealtimeError`."""
+        """Connect, or receive one frame (bounded by the ping timers); raises :class:`RealtimeError`.
+        Once :meth:`close` sent our close frame, receives what the connector sent before it saw it,
+        until its close frame (at most :attr:`DRAIN_TIMEOUT` seconds)."""
         ws = self._ws
-        if self._closed:
-            return 0.0
         if ws is None:
-            self._open()
+            if not self._closed:
+                self._open()
             return 0.0
+        while True:
+            wait = self._receive(ws)
+            if not self._closed or self._ws is None:
+                return wait
+
+    def _receive(self, ws: websocket.WebSocket) -> float:
+        """Receive and handle one frame."""
         try:
             try:
                 opcode, frame = ws.recv_data_frame(control_frame=True)
             except websocket.WebSocketTimeoutException:
+                if self._closed:
+                    return self._lost("closed")
                 return self._keep_alive(ws)  # its ping may fail too: handled below
         except MessageTooLarge as exc:
             return self._lost(f"dropped the connection: {one_line(exc)}")
@@ -182,12 +195,23 @@ class RealtimeChannel:
         raise RealtimeError(f"Pushjet connector {self.url}: {reason}")
 
     def close(self) -> None:
-        """Stop at once: a receive in progress ends (from any thread)."""
+        """Stop (from any thread): our close frame is sent at once, so that the connector pushes
+        nothing more; what it pushed before is still received (journaled, not lost) by the
+        channel's thread until the connector's close frame, and the connection is cut after
+        :attr:`DRAIN_TIMEOUT` seconds at the latest."""
         with self._lock:
             self._closed, ws, self.up = True, self._ws, False
         self.stopping.set()
-        if ws is not None:
-            ws.abort()  # the connector sees the connection end now, not when the process exits
+        if ws is None:
+            return
+        try:
+            ws.send_close()
+        except (websocket.WebSocketException, OSError, ValueError):
+            ws.abort()
+            return
+        cut = threading.Timer(self.DRAIN_TIMEOUT, ws.abort)  # the connector sees the end now, not at exit
+        cut.daemon = True
+        cut.start()
 
 
 def received(data: bytes) -> str:

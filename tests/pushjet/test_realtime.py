@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+import platypush.context
 import pytest
 import requests
 import websocket
@@ -484,6 +485,44 @@ def test_plugin_stops_at_once_on_the_connector(make_plugin, bus, server, alerts,
     wait_until(lambda: server.connector.connected() == [], timeout=2)
     assert time.monotonic() - started < 2
     assert [e.args["path"] for e in bus.of(PushjetDisconnectedEvent)] == []  # a stop is no outage
+
+
+class StalledBus:
+    """Platypush's bus while Platypush stops: its loop is gone, a message event's post never returns
+    (until :meth:`release`); the connected and disconnected events pass."""
+
+    def __init__(self) -> None:
+        self.released, self.attempts = threading.Event(), 0
+
+    def post(self, event: Any) -> None:
+        if isinstance(event, PushjetMessageEvent):
+            self.attempts += 1
+            self.released.wait(30)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+def test_frames_pushed_while_the_bus_takes_nothing_are_all_journaled_by_the_stop(
+    make_plugin, server, remote, alerts, device, monkeypatch
+):
+    # issue 18: the first frame's post blocked the connection's reader; the 39 frames behind it,
+    # marked read by the connector, stayed in the socket until the stop closed it: lost
+    stalled = StalledBus()
+    monkeypatch.setattr(platypush.context.get_context(), "bus", stalled)
+    plugin = make_plugin(device, alerts)
+    try:
+        plugin.start()
+        wait_until(lambda: on_realtime(plugin))
+        for i in range(40):
+            remote.send(alerts.secret_key, f"pushed {i}")
+        wait_until(lambda: server._subscriptions[0].last_read == 40)  # the connector pushed them all
+        wait_until(lambda: stalled.attempts >= 1)
+        plugin.stop()
+        counts = plugin.inbox.journal.counts()
+        assert counts["pending"] + counts["posted"] == 40 and counts["dropped"] == 0
+    finally:
+        stalled.release()
 
 
 def test_bad_realtime_url_is_rejected(server, workdir):
