@@ -65,3 +65,106 @@ def test_the_length_check_counts_code_not_docstrings():
     function = ast.parse(source).body[0]
     assert isinstance(function, ast.FunctionDef) and _code_lines(function) == 4
     assert _code_lines(ast.parse("def g():\n" + "    y = 2\n" * 60).body[0]) == 61  # type: ignore[arg-type]
+
+
+# -- the layout (docs/architecture in the README's Design section) ------------------------------------
+
+PACKAGE = ROOT / "platypush_ext"
+#: The longest module of platypush_ext/, in lines.
+MAX_MODULE_LINES = 700
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """The modules ``path`` imports (relative imports resolved; ``from x import y`` gives ``x`` and ``x.y``)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _modules() -> dict[str, set[str]]:
+    return {_module_name(path): _imports(path) for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_the_core_is_framework_free():
+    """``platypush_ext.core`` imports nothing from Platypush, nor from the bundle outside the core."""
+    offending = [
+        f"{module} imports {imported}"
+        for module, imports in _modules().items()
+        if module.startswith("platypush_ext.core")
+        for imported in sorted(imports)
+        if imported.split(".")[0] == "platypush"
+        or (imported.startswith("platypush_ext.") and not imported.startswith("platypush_ext.core"))
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def test_runtime_code_never_imports_test_or_demo_tooling():
+    tooling = ("tests", "benchmarks", "platypush_ext.sandbox", "platypush_ext.demo")
+    offending = [
+        f"{module} imports {imported}"
+        for module, imports in _modules().items()
+        if not module.startswith(("platypush_ext.sandbox", "platypush_ext.demo"))
+        for imported in sorted(imports)
+        if imported.startswith(tooling)
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles among ``graph``'s modules (each as the path that closes it)."""
+    cycles, state = [], dict.fromkeys(graph, 0)  # 0 unseen, 1 on the path, 2 done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for imported in sorted(graph[module] & graph.keys()):
+            if state[imported] == 1:
+                cycles.append(path[path.index(imported) :] + [imported])
+            elif state[imported] == 0:
+                visit(imported, path + [imported])
+        state[module] = 2
+
+    for module in graph:
+        if state[module] == 0:
+            visit(module, [module])
+    return cycles
+
+
+def test_no_import_circle():
+    """No module imports, even lazily, one that imports it back (packages aside: a package's
+    ``__init__`` re-exporting its modules is no circle)."""
+    graph = {
+        module: {i for i in imports if i != module and not module.startswith(i + ".")}
+        for module, imports in _modules().items()
+    }
+    graph = {m: {i for i in imports if not i.startswith(m + ".")} for m, imports in graph.items()}
+    assert not _cycles(graph), "\n".join(" -> ".join(c) for c in _cycles(graph))
+
+
+def test_the_circle_check_finds_a_circle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_is_longer_than_700_lines():
+    too_long = [
+        f"{path.relative_to(ROOT)}: {lines} lines"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (lines := path.read_text(encoding="utf-8").count("\n")) > MAX_MODULE_LINES
+    ]
+    assert not too_long, "\n".join(too_long)
