@@ -3,8 +3,9 @@ change fires a hook that sends a Pushjet message, which comes back as a Pushjet 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from ..sandbox.mbed import MbedServer
 from . import DemoContext
 
 TITLE = "mbed Device Connector devices"
@@ -16,7 +17,7 @@ SENSOR, TEMPERATURE = "temp-sensor-01", "/3303/0/5700"
 
 
 def configure(ctx: DemoContext) -> dict[str, Any]:
-    server = ctx.servers["mbed"]
+    server = cast(MbedServer, ctx.servers["mbed"])
     server.add_demo_devices()  # a light, a temperature sensor, a queue-mode node
     server.pull_timeout = 5.0
     config: dict[str, Any] = {
@@ -49,7 +50,7 @@ def configure(ctx: DemoContext) -> dict[str, Any]:
 
 def run(ctx: DemoContext) -> None:
     assert ctx.platypush and ctx.events
-    server, platypush = ctx.servers["mbed"], ctx.platypush
+    server, platypush = cast(MbedServer, ctx.servers["mbed"]), ctx.platypush
     endpoints = platypush.run("mbed.get_endpoints")
     ctx.say(f"mbed.get_endpoints: {[(e['name'], e['type']) for e in endpoints]}")
     model = platypush.run("mbed.get_resource_value", endpoint="node-001", path="/3/0/1")

@@ -219,7 +219,8 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
     def _start(self, transfer: _Transfer, work: Work, wait: bool) -> dict[str, Any]:
         """Run a transfer in its own thread. With ``wait``, answer with its outcome, or after
         :attr:`WAIT_LIMIT` seconds with its id (it goes on in the background, reporting by events)."""
-        lock, outcome, waiting = threading.Lock(), {}, [wait]
+        lock, waiting = threading.Lock(), [wait]
+        outcome: dict[str, Any] = {}
 
         def background() -> None:
             try:

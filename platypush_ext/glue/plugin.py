@@ -69,7 +69,8 @@ class ServicePlugin:
         webpanel.register()  # listed in the web panel's Execute tab and Extensions
         policy = client_class.DEFAULT_RETRY.replace(**(retry or {})).with_retries(retries)
         timeouts = Timeouts(float(connect_timeout), float(read_timeout))
-        self._client = client_class(*args, timeouts=timeouts, retry=policy, **options)
+        make: Callable[..., C] = client_class  # each service's client takes these two besides its own
+        self._client = make(*args, timeouts=timeouts, retry=policy, **options)
         return self._client
 
     def _track_availability(

@@ -103,7 +103,7 @@ def _hook_inspect() -> None:
         load(self)
         add_to(self._cache)
 
-    InspectPlugin._load_cache = load_with_bundle  # type: ignore[method-assign]
+    InspectPlugin._load_cache = load_with_bundle
     running = get_context().plugins.get("inspect")
     if running is not None:
         add_to(running._cache)

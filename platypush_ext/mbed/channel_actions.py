@@ -104,7 +104,7 @@ class ChannelActions:
         return entry.payload if entry is not None else None
 
     def _make_channel(self) -> Channel:
-        common = {
+        common: dict[str, Any] = {
             "on_up": self._availability.ok,
             "on_down": self._availability.failed,
             "backoff": Backoff(base=1.0, cap=60.0),

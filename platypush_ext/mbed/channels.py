@@ -259,7 +259,7 @@ class AbortableAdapter(HTTPAdapter):
     def _tracking(self, pool: type) -> type:
         adapter = self
 
-        class Connection(pool.ConnectionCls):  # type: ignore[misc, name-defined]
+        class Connection(pool.ConnectionCls):  # type: ignore[name-defined]
             def connect(self) -> None:
                 if adapter.aborted:
                     raise ConnectionAbortedError("the long poll was stopped")
@@ -306,7 +306,7 @@ def abortable_http(http: HttpClient, adapter: AbortableAdapter) -> HttpClient:
     """A copy of ``http`` (same base URL, headers, timeouts, retries, error table and redaction) with a
     session of its own on ``adapter``, for the long poll alone."""
     session = requests.Session()
-    session.headers = http.session.headers.copy()
+    session.headers = requests.structures.CaseInsensitiveDict(http.session.headers)
     session.proxies, session.verify = dict(http.session.proxies), http.session.verify
     session.cert, session.trust_env = http.session.cert, http.session.trust_env
     session.mount("http://", adapter)

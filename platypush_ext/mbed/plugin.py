@@ -631,7 +631,7 @@ class MbedPlugin(
 
     def _entity_sync_for(self, entities: Mapping[str, Mapping[str, Any]] | None, max_reads: int) -> EntitySync:
         fleet = Fleet(EntityMap(entities))
-        ready = lambda: self._availability.up  # noqa: E731 - device answers come through the channel
+        ready = lambda: bool(self._availability.up)  # noqa: E731 - device answers come through the channel
         return EntitySync(self._client, fleet, self.publish_entities, ready, self.ENTITIES_CONCURRENCY, max_reads)
 
     def _entity_sync(self) -> EntitySync:

@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 logger = logging.getLogger("platypush_ext.mbed")
 
@@ -58,9 +58,9 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
     server: Receiver
 
     def setup(self) -> None:
-        self.timeout = self.server.timeout_seconds  # a slow body ends too
+        self.timeout = self.server.timeout_seconds  # type: ignore[misc]  # per connection: setup() reads it; a slow body ends too
         super().setup()
-        self._connection_rfile = self.rfile
+        self._connection_rfile = cast(io.BufferedReader, self.rfile)  # makefile("rb"): buffered, it peeks
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("mbed callback receiver: " + format, *args)
@@ -71,7 +71,8 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         except _HeadTooLarge:
             self.server.oversized += 1
             self.requestline, self.request_version, self.command = "", "", ""
-            return self._refuse(431)
+            self._refuse(431)
+            return None
         except OSError:  # the deadline passed (TimeoutError), or the connection broke
             self.server.timed_out += 1
             self.close_connection = True
@@ -114,6 +115,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
                 return bytes(head)
 
     def _refuse(self, status: int) -> None:
+        """Answer ``status`` and close the connection (what a caller returns: nothing to read)."""
         if status in (401, 404):
             self.server.rejected += 1
         self.close_connection = True  # an unread body must not be taken for the next request
@@ -122,29 +124,36 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
     def _length(self) -> int | None:
         """The announced body size, or ``None`` after answering an error."""
         if self.headers.get("Transfer-Encoding"):
-            return self._refuse(411)
+            self._refuse(411)
+            return None
         text = (self.headers.get("Content-Length") or "0").strip()
         if not (text.isascii() and text.isdigit()):
-            return self._refuse(400)
+            self._refuse(400)
+            return None
         limit = self.server.max_body if self.server.record_refused is None else MAX_DISCARD
         if len(text) > 15 or int(text) > limit:
-            return self._refuse(413)
+            self._refuse(413)
+            return None
         return int(text)
 
     def _receive(self) -> None:
         if self.server.closing.is_set():  # stopping: nothing more is acknowledged (the service delivers it again)
-            return self._refuse(503)
+            self._refuse(503)
+            return None
         if self.path.split("?")[0] != self.server.path:
-            return self._refuse(404)
+            self._refuse(404)
+            return None
         given = self.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode("utf-8", "replace"), self.server.secret.encode()):
-            return self._refuse(401)
+            self._refuse(401)
+            return None
         length = self._length()
         if length is None:
             return None
         if not self.server.reserve():  # the channel is behind: the service delivers it again later
             self.server.full += 1
-            return self._refuse(503)
+            self._refuse(503)
+            return None
         queued = False
         try:
             queued = self._take(length)

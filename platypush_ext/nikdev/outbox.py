@@ -309,7 +309,8 @@ class Outbox:
                 "SELECT id, payload, value_count FROM pending WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, self.batch_entries),
             ).fetchall()
-        batch, size = [], 0
+        batch: list[Any] = []
+        size = 0
         for row in rows:
             if batch and size + len(row[1]) + 1 > self.batch_bytes:
                 break

@@ -369,7 +369,7 @@ class PushjetClient(ServiceClient):
 
     def create_service(self, name: str, icon_url: str | None = None) -> Service:
         """Create a service; the result carries its ``secret_key`` (keep it)."""
-        form = {"name": check_name(name)}
+        form: dict[str, str | None] = {"name": check_name(name)}
         if icon_url:
             form["icon"] = _check_text(icon_url, "icon_url", required=False)
         service = self._call("POST", "service", key="service", parse=_new_service, data=form)

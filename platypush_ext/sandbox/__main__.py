@@ -14,6 +14,7 @@ import sys
 import threading
 
 from . import servers
+from .core import SandboxServer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
 
+    running: list[SandboxServer]
     if args.service:
         running = [available[args.service].from_args(args, args.host, args.port).start()]
     else:
@@ -52,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             ).start()
             for name, server in available.items()
         ]
-    for server in running:
-        print(server.describe(), flush=True)
+    for started in running:
+        print(started.describe(), flush=True)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -61,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.wait()
     except KeyboardInterrupt:
         pass
-    for server in running:
-        server.stop()
+    for started in running:
+        started.stop()
     return 0
 
 

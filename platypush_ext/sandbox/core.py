@@ -552,15 +552,16 @@ class SandboxServer:
             reset_connection(handler)
             return
         if fault and fault.kind == "status":
-            response: Response | None = html_error(fault.status or 503)
+            response = html_error(fault.status or 503)
             if fault.retry_after is not None:
                 response.headers["Retry-After"] = f"{fault.retry_after:g}"
         else:
-            response = self._run_handler(request, route, allowed)
-            if response is None:  # the handler took the connection over (e.g. a WebSocket upgrade)
+            handled = self._run_handler(request, route, allowed)
+            if handled is None:  # the handler took the connection over (e.g. a WebSocket upgrade)
                 self._record(method, path, 101)
                 handler.close_connection = True
                 return
+            response = handled
             if fault and fault.kind == "malformed":
                 response = Response(response.status, b'{"malformed": tru', dict(response.headers))
                 response.headers.pop("Content-Length", None)

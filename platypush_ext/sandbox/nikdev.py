@@ -113,7 +113,7 @@ def _check_batch(body: Any) -> tuple[int, list[tuple[int, list[dict[str, Any]]]]
     """The validated ``(clientTimestamp, [(timestamp, values)])`` of a POST body."""
     if not isinstance(body, dict):
         raise NikdevFailure(400, "Malformed data: the body must be a JSON object")
-    client_ts = body.get("clientTimestamp")
+    client_ts: Any = body.get("clientTimestamp")
     if not _is_int(client_ts) and not (isinstance(client_ts, float) and client_ts.is_integer()):
         raise NikdevFailure(400, "Malformed data: clientTimestamp must be an integer (Unix seconds)")
     entries = body.get("entries")
@@ -124,7 +124,7 @@ def _check_batch(body: Any) -> tuple[int, list[tuple[int, list[dict[str, Any]]]]
         where = f"entries[{index}]"
         if not isinstance(entry, dict):
             raise NikdevFailure(400, f"Malformed data: {where} must be an object")
-        timestamp = entry.get("timestamp")
+        timestamp: Any = entry.get("timestamp")
         if not _is_int(timestamp) and not (isinstance(timestamp, float) and timestamp.is_integer()):
             raise NikdevFailure(400, f"Malformed data: {where}.timestamp must be an integer (Unix seconds)")
         values = entry.get("values")

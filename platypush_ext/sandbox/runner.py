@@ -198,7 +198,8 @@ class PlatypushProcess:
             try:
                 if not self._own_redis(client):
                     raise PlatypushError(f"the Redis on port {self.redis_port} is another process's, not Platypush's")
-                subscribed = dict(client.pubsub_numsub("platypush/bus")).get(b"platypush/bus", 0) >= 1
+                numsub: Any = client.pubsub_numsub("platypush/bus")  # redis-py types it for its async client too
+                subscribed = dict(numsub).get(b"platypush/bus", 0) >= 1
                 if subscribed and requests.get(self.url + "/auth", timeout=1) is not None:
                     if time.monotonic() > deadline:
                         break  # ready, but later than asked (a check may block for a second)
