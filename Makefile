@@ -13,11 +13,14 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: install
 	$(PY) -m platypush_ext.demo
 
-# Coverage of platypush_ext across every process the suite starts (pyproject.toml's
-# [tool.coverage.*]); the report fails under the floor set there.
+# The suite in two runs: four pytest-xdist workers for most of it (it waits on processes and
+# sockets more than it computes), then the tests marked `timing` (they measure time or count in
+# a time window) one at a time, unstarved. Coverage of platypush_ext across every process both
+# start, workers included (pyproject.toml's [tool.coverage.*]); the report fails under its floor.
 test: install chromium
 	$(PY) -m coverage erase
-	$(PY) -m coverage run -m pytest -q
+	$(PY) -m coverage run -m pytest -q -n 4 -m "not timing"
+	$(PY) -m coverage run -m pytest -q -m timing
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 
@@ -27,6 +30,7 @@ bench: install
 lint: install
 	$(PY) -m ruff check platypush_ext platypush tests benchmarks
 	$(PY) -m ruff format --check platypush_ext platypush tests benchmarks
+	$(PY) -m mypy
 
 install: $(VENV)/.deps redis
 	rm -rf build  # setuptools keeps removed modules in build/lib and would install them again

@@ -37,6 +37,23 @@ def test_ruff_format_is_applied():
     assert unformatted.returncode == 1  # the check does fail on an unformatted file
 
 
+def test_the_type_checker_is_clean():
+    """mypy over platypush_ext ([tool.mypy] in pyproject.toml), function bodies included."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_type_checker_does_fail_on_a_type_error(tmp_path: Path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(x: int) -> str:\n    return x\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Incompatible return value type" in result.stdout
+
+
 #: The longest function of platypush_ext/, in lines of code: its signature and body, its
 #: docstring aside (the RST ``:param:`` lines that Platypush shows in its UI are documentation).
 MAX_FUNCTION_LINES = 50

@@ -65,6 +65,7 @@ def test_wheel_contents(tmp_path):
             assert f"platypush/plugins/{shim.name}/{file}" in names
             assert f"platypush_ext/{shim.name}/manifest.json" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/")) or "__pycache__" in n]
+    assert "platypush_ext/py.typed" in names  # its type hints are for its users' checkers too
 
 
 def test_installed_bundle_is_current_and_uninstallable():

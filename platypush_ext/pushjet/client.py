@@ -58,7 +58,7 @@ class SubscriptionError(PushjetError, ConflictError):
     """Already subscribed, or not subscribed, to that service."""
 
 
-class PushjetBadRequest(PushjetError, BadRequestError):
+class PushjetBadRequestError(PushjetError, BadRequestError):
     """The server rejected an argument."""
 
 
@@ -75,7 +75,7 @@ def _pushjet_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | N
         code = None  # not an id of the protocol's table (a hostile answer): the status tells the class
     if code != 5 and status >= 500:
         return None
-    cls = RateLimitedError if code == 5 else _ERROR_CLASSES.get(code, PushjetBadRequest)  # type: ignore[arg-type]
+    cls = RateLimitedError if code == 5 else _ERROR_CLASSES.get(code, PushjetBadRequestError)  # type: ignore[arg-type]
     return ErrorDetails(cls, hint=None if code is None else f"Pushjet error {code}", code=code)
 
 

@@ -21,7 +21,7 @@ from platypush_ext.mbed.channels import WebSocketChannel
 from platypush_ext.mbed.client import MbedClient
 from platypush_ext.sandbox.core import Request
 from platypush_ext.sandbox.mbed import MbedServer
-from platypush_ext.sandbox.websocket import accept_upgrade, is_upgrade, ws_close, ws_read
+from platypush_ext.sandbox.websocket import TEXT, accept_upgrade, is_upgrade, ws_close, ws_frame, ws_read
 from tests.support import wait_until
 
 KEY = "websocket-channel-test-key-1357"
@@ -33,8 +33,9 @@ CONNECT, REGISTER = ("GET", "/v2/notification/websocket-connect", 101), ("PUT", 
 
 class FaultyMbed(MbedServer):
     """The Pelion-mode sandbox; with ``mode`` set, its WebSocket accepts each connection to the
-    registered channel, then ``drop``: closes it at once with 1001 (going away), or ``huge``:
-    sends a frame header announcing 1 GiB and streams up to 16 MiB (``sent`` counts them)."""
+    registered channel, then ``drop``: closes it at once with 1001 (going away), ``huge``:
+    sends a frame header announcing 1 GiB and streams up to 16 MiB (``sent`` counts them), or
+    ``in_flight``: sends five messages, then answers the client's close frame."""
 
     mode: str | None = None
     sent = 0
@@ -49,6 +50,12 @@ class FaultyMbed(MbedServer):
             ws_close(sock, 1011, "No WebSocket channel registered")
         elif self.mode == "drop":
             ws_close(sock, 1001, "Going away")
+        elif self.mode == "in_flight":  # five messages pushed, then the client's close answered
+            for n in range(5):
+                sock.sendall(ws_frame(b'{"de-registrations": ["in-flight-%d"]}' % n, TEXT))
+            ws_read(sock)
+            ws_close(sock, 1000, "")
+            return None
         else:
             self._huge(sock)
         ws_read(sock)  # the client's close frame, or the end
@@ -175,3 +182,20 @@ def test_a_frame_that_is_not_utf8_is_handed_over_as_received_and_the_connection_
         client.close()
     wait_until(lambda: CONNECT in pelion.requests, timeout=5)  # a connection is logged once it ended
     assert errors == [] and sum(1 for r in pelion.requests if r == CONNECT) == 1
+
+
+def test_what_the_service_sent_before_a_close_is_received_not_discarded(pelion):
+    """Issue 18: the channel closed with websocket-client's ``close()``, which reads until the
+    service's close frame and discards every message before it: what the service had pushed when
+    the plugin stopped was lost (the service hands each message out once). Now the close sends
+    our close frame and dispatches what comes before the service's answer."""
+    client, received = make_client(pelion), []
+    pelion.mode = "in_flight"
+    channel = WebSocketChannel(client, received.append, backoff=Backoff(base=5, cap=5))
+    try:
+        channel._open()  # connected; nothing read yet: the five messages wait in the socket
+        time.sleep(0.2)
+        channel.close()
+    finally:
+        client.close()
+    assert received == [b'{"de-registrations": ["in-flight-%d"]}' % n for n in range(5)]

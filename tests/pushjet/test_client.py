@@ -20,7 +20,7 @@ from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.pushjet.client import (
     Message,
     NonexistentError,
-    PushjetBadRequest,
+    PushjetBadRequestError,
     PushjetClient,
     Service,
     SubscriptionError,
@@ -174,7 +174,7 @@ def test_bad_input_is_rejected_before_any_request(server, client, call, message)
 
 def test_server_rejections_map_to_bad_request(server, client):
     # a key that passes our (identical) regex cannot be rejected, so talk to the server directly
-    with pytest.raises(PushjetBadRequest) as caught:
+    with pytest.raises(PushjetBadRequestError) as caught:
         client._call("POST", "subscription", data={"uuid": "xyz"})
     assert (caught.value.code, caught.value.server_message) == (1, "Invalid client uuid")
 
@@ -381,7 +381,7 @@ def test_an_error_id_of_any_kind_is_an_error_of_its_status(server, client, code)
     # an unhashable id was a TypeError out of the error table
     body = json_response({"error": {"id": code, "message": "Rejected"}}, 400).body.decode()
     server.faults.add("body", path="/message", raw=body, status=400)
-    with pytest.raises(PushjetBadRequest) as caught:
+    with pytest.raises(PushjetBadRequestError) as caught:
         client.send(UNKNOWN_SECRET, "hello")
     assert str(caught.value) == "POST /message: HTTP 400: Rejected" and caught.value.code is None
 
