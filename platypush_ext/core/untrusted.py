@@ -115,6 +115,31 @@ def loads(data: str | bytes | bytearray, what: str = "the answer") -> Any:
         raise ProtocolError(one_line(f"{what} is not JSON{where} ({_start(data)!r})")) from None
 
 
+def received(data: bytes | bytearray | str) -> str:
+    """What was read, as a journal keeps it: its text, where bytes that are not UTF-8 stay as they
+    were (``surrogateescape``), so that :func:`loads_received` finds them again and refuses it.
+
+    :param data: what the transport carried (text is kept as it is).
+    """
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data).decode("utf-8", "surrogateescape")
+    return data
+
+
+def loads_received(text: str, what: str = "the received text") -> Any:
+    """Decode a JSON text kept by :func:`received` (its bytes as received: not UTF-8 is refused).
+
+    :param text: the kept text (a caller's own text with a lone surrogate is decoded as text).
+    :param what: what it is, for the error.
+    :raises ProtocolError: as :func:`loads`.
+    """
+    try:
+        data: bytes | str = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = text
+    return loads(data, what)
+
+
 def _start(text: str) -> str:
     """How a text that is not JSON begins: its first characters, or an HTML page's title."""
     start = text.lstrip()[:EXCERPT]

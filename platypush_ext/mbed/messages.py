@@ -204,17 +204,6 @@ class Notification:
 # -- messages --------------------------------------------------------------------------------------
 
 
-def received(body: bytes | bytearray | str) -> str:
-    """A received body as a journal keeps it: its text, where bytes that are not UTF-8 stay as
-    they were (``surrogateescape``), so that :func:`parse_message` finds them again and refuses it.
-
-    :param body: what the transport carried.
-    """
-    if isinstance(body, (bytes, bytearray)):
-        return bytes(body).decode("utf-8", "surrogateescape")
-    return body
-
-
 def refused_note(reason: str) -> dict[str, str]:
     """What a journal keeps of a message refused before it was kept (e.g. a callback body over the
     receiver's limit): :func:`parse_message` refuses it with ``reason``.
@@ -222,14 +211,6 @@ def refused_note(reason: str) -> dict[str, str]:
     :param reason: why, in one line.
     """
     return {REFUSED: one_line(reason)}
-
-
-def _bytes_of(text: str) -> bytes | str:
-    """A journaled text's bytes as received (see :func:`received`)."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate of a caller's own text: parsed as text
-        return text
 
 
 def parse_message(message: Any) -> tuple[list[Notification], list[Rejected]]:
@@ -244,7 +225,11 @@ def parse_message(message: Any) -> tuple[list[Notification], list[Rejected]]:
     if isinstance(message, (bytes, bytearray, str)):
         if not message.strip():
             return [], []
-        message = untrusted.loads(_bytes_of(message) if isinstance(message, str) else message, "the message")
+        message = (
+            untrusted.loads_received(message, "the message")
+            if isinstance(message, str)
+            else untrusted.loads(message, "the message")
+        )
     data = untrusted.mapping(message, "the message")
     if set(data) == {REFUSED}:
         raise ProtocolError(one_line(data[REFUSED]))

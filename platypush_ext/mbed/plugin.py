@@ -15,6 +15,7 @@ from platypush.plugins import RunnablePlugin
 from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.journal import Entry, Rejected
 from ..core.text import one_line
+from ..core.untrusted import received
 from ..glue.actions import action
 from ..glue.delivery import Made
 from ..glue.plugin import ListeningPlugin
@@ -24,7 +25,7 @@ from .client import MbedClient
 from .entities import EntitySync, Fleet, to_platypush
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
 from .ipso import EntityMap
-from .messages import AsyncResponse, Notification, parse_message, received, refused_note
+from .messages import AsyncResponse, Notification, parse_message, refused_note
 from .models import ResourceValue
 
 

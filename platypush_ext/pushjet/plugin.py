@@ -35,7 +35,6 @@ from .realtime import (
     RealtimeChannel,
     check_realtime_url,
     message_of_frame,
-    received,
 )
 
 ServiceConfig = str | Mapping[str, str]
@@ -520,7 +519,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             try:
                 answer = untrusted.loads(body.content, "GET /message")
             except ProtocolError:
-                payloads: list[Any] = [received(body.content)]
+                payloads: list[Any] = [untrusted.received(body.content)]
             else:
                 payloads = self._admit(POLLING, device, _messages_of(answer))
             self.inbox.receive(device, payloads)
@@ -561,7 +560,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         polled already); a frame that cannot be read is journaled too, then dropped.
 
         :param device: the device it came for.
-        :param frame: the frame's text (:func:`~platypush_ext.pushjet.realtime.received`).
+        :param frame: the frame's text (:func:`~platypush_ext.core.untrusted.received`).
         :param payload: its message object, ``None`` when it cannot be read.
         """
         if payload is None or self._admit(REALTIME, device, [payload]):

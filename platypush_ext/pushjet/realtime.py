@@ -65,7 +65,7 @@ class RealtimeChannel:
     :param url: the connector, e.g. ``ws://127.0.0.1:8181``.
     :param device: the device uuid.
     :param deliver: called (in the channel's thread) with each message frame as received (text whose
-        bytes that are not UTF-8 stay as they were, see :func:`received`) and the message object in it
+        bytes that are not UTF-8 stay as they were, see :func:`~platypush_ext.core.untrusted.received`) and the message object in it
         (``None`` when the frame cannot be read): also a frame that cannot be read, which may have
         been a message.
     :param on_ready: called when the connector accepted the device (``{"status": "ok"}``).
@@ -172,7 +172,7 @@ class RealtimeChannel:
         except ProtocolError:
             item = None
         if not isinstance(item, dict) or "message" in item:
-            self.deliver(received(data), item.get("message") if isinstance(item, dict) else None)
+            self.deliver(untrusted.received(data), item.get("message") if isinstance(item, dict) else None)
         elif item.get("status") == "ok" and not self.up:
             self.up = True
             self.on_ready()
@@ -214,27 +214,14 @@ class RealtimeChannel:
         cut.start()
 
 
-def received(data: bytes) -> str:
-    """A received frame as the journal keeps it: its text, where bytes that are not UTF-8 stay as they
-    were (``surrogateescape``), so that :func:`message_of_frame` finds them again and refuses it.
-
-    :param data: the frame's bytes.
-    """
-    return data.decode("utf-8", "surrogateescape")
-
-
 def message_of_frame(text: str) -> Message:
-    """The message of a connector frame ``{"message": {...}}`` kept by :func:`received` (or of an
+    """The message of a connector frame ``{"message": {...}}`` kept by :func:`~platypush_ext.core.untrusted.received` (or of an
     answer of ``GET /message`` that could not be read: refused).
 
     :param text: the frame.
     :raises ProtocolError: one line naming what is wrong (not UTF-8, not JSON, not a message…).
     """
-    try:
-        data: bytes | str = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate of a caller's own text: parsed as text
-        data = text
-    frame = untrusted.mapping(untrusted.loads(data, "the received text"), "the received text")
+    frame = untrusted.mapping(untrusted.loads_received(text), "the received text")
     return Message.from_json(untrusted.field(frame, "message"))
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from platypush_ext.core.errors import ProtocolError
 from platypush_ext.core.journal import Rejected
+from platypush_ext.core.untrusted import received
 from platypush_ext.mbed.messages import (
     MAX_PAYLOAD,
     SPECIMENS,
@@ -19,7 +20,6 @@ from platypush_ext.mbed.messages import (
     decode_payload,
     parse_element,
     parse_message,
-    received,
     refused_note,
 )
 
