@@ -291,24 +291,33 @@ def test_platypush_entities_are_a_device_with_its_resources() -> None:
 # -- the plugin against the sandbox ----------------------------------------------
 
 
-def test_start_up_shows_the_fleet_with_values_and_subscribes(
-    home: tuple[MbedPlugin, Dashboard], server: MbedServer
+#: a few of the home fleet's entities after the start-up: their Platypush class, value and unit
+HOME_ENTITIES = {
+    "living-room-sensor/3303/0/5700": (TemperatureSensor, 21.5, "°C"),
+    "living-room-sensor/3304/0/5700": (HumiditySensor, 45.0, "%"),
+    "living-room-sensor/3/0/9": (Battery, 87.0, "%"),
+    "hall-light/3311/0/5850": (Switch, False, None),
+    "hall-light/3311/0/5851": (Dimmer, 60.0, "%"),
+    "kitchen-plug/3312/0/5850": (Switch, True, None),
+    "entrance-presence/3302/0/5500": (PresenceSensor, False, None),
+}
+
+
+@pytest.mark.parametrize("entity_id", HOME_ENTITIES)
+def test_start_up_shows_the_entity_with_its_type_value_and_unit(
+    home: tuple[MbedPlugin, Dashboard], entity_id: str
 ) -> None:
+    _, dashboard = home
+    cls, value, unit = HOME_ENTITIES[entity_id]
+    wait_until(lambda: dashboard.value(entity_id) is not None)
+    entity = dashboard.get(entity_id)
+    assert isinstance(entity, cls) and dashboard.value(entity_id) == value, entity_id
+    assert getattr(entity, "unit", None) == unit and entity.reachable
+
+
+def test_start_up_shows_the_fleet_and_subscribes(home: tuple[MbedPlugin, Dashboard], server: MbedServer) -> None:
     plugin, dashboard = home
-    expected = {
-        "living-room-sensor/3303/0/5700": (TemperatureSensor, 21.5, "°C"),
-        "living-room-sensor/3304/0/5700": (HumiditySensor, 45.0, "%"),
-        "living-room-sensor/3/0/9": (Battery, 87.0, "%"),
-        "hall-light/3311/0/5850": (Switch, False, None),
-        "hall-light/3311/0/5851": (Dimmer, 60.0, "%"),
-        "kitchen-plug/3312/0/5850": (Switch, True, None),
-        "entrance-presence/3302/0/5500": (PresenceSensor, False, None),
-    }
-    wait_until(lambda: all(dashboard.value(i) is not None for i in expected))
-    for entity_id, (cls, value, unit) in expected.items():
-        entity = dashboard.get(entity_id)
-        assert isinstance(entity, cls) and dashboard.value(entity_id) == value, entity_id
-        assert getattr(entity, "unit", None) == unit and entity.reachable
+    wait_until(lambda: all(dashboard.value(i) is not None for i in HOME_ENTITIES))
     assert dashboard.get("living-room-sensor/3/0/0") is None  # the manufacturer name is no entity
     assert dashboard.get("living-room-sensor").name == "living-room-sensor"
     subscribed = {f"{ep}{p}" for ep, p in server.subscriptions}
@@ -394,22 +403,41 @@ def test_entity_actions_write_the_device(home: tuple[MbedPlugin, Dashboard], ser
     assert server.devices["kitchen-plug"].resources["/3312/0/5850"].value == b"0"
 
 
-def test_entity_action_failures_are_one_readable_line(home: tuple[MbedPlugin, Dashboard], server: MbedServer) -> None:
+@pytest.mark.parametrize(
+    "name, args, expected",
+    [
+        pytest.param("toggle", {"entity": "living-room-sensor/3303/0/5700"}, "is read-only", id="toggle-a-sensor"),
+        pytest.param("toggle", {"entity": "hall-light/3311/0/5851"}, "is not an on/off entity", id="toggle-a-dimmer"),
+        pytest.param(
+            "on", {"entity": "ghost/3311/0/5850"}, "no mbed entity 'ghost/3311/0/5850'", id="on-an-unknown-entity"
+        ),
+        pytest.param("on", {"entity": "hall-light"}, "no mbed entity", id="on-a-device"),
+        pytest.param(
+            "set_value", {"entity": "hall-light/3311/0/5851", "value": 250}, "out of range", id="set_value-out-of-range"
+        ),
+        pytest.param(
+            "set_value", {"entity": "hall-light/3311/0/5851", "value": "dim"}, "expected a number", id="set_value-text"
+        ),
+        pytest.param(
+            "on",
+            {"entity": "kitchen-plug/3312/0/5850"},
+            "the device answered 500 DEVICE_BROKEN",
+            id="on-a-broken-device",
+        ),
+    ],
+)
+def test_entity_action_failures_are_one_readable_line(
+    home: tuple[MbedPlugin, Dashboard], server: MbedServer, name: str, args: dict[str, Any], expected: str
+) -> None:
     plugin, dashboard = home
-    cases = [
-        ("toggle", {"entity": "living-room-sensor/3303/0/5700"}, "is read-only"),
-        ("toggle", {"entity": "hall-light/3311/0/5851"}, "is not an on/off entity"),
-        ("on", {"entity": "ghost/3311/0/5850"}, "no mbed entity 'ghost/3311/0/5850'"),
-        ("on", {"entity": "hall-light"}, "no mbed entity"),
-        ("set_value", {"entity": "hall-light/3311/0/5851", "value": 250}, "out of range"),
-        ("set_value", {"entity": "hall-light/3311/0/5851", "value": "dim"}, "expected a number"),
-    ]
     server.set_behaviour("kitchen-plug", fail_status=500, fail_error="DEVICE_BROKEN")
-    cases.append(("on", {"entity": "kitchen-plug/3312/0/5850"}, "the device answered 500 DEVICE_BROKEN"))
-    for name, args, expected in cases:
-        output, errors = run(plugin, name, **args)
-        assert output is None and len(errors) == 1 and expected in errors[0] and "\n" not in errors[0], errors
+    output, errors = run(plugin, name, **args)
+    assert output is None and len(errors) == 1 and expected in errors[0] and "\n" not in errors[0], errors
     assert dashboard.value("kitchen-plug/3312/0/5850") is True  # unchanged: the device refused
+
+
+def test_an_action_on_a_deregistered_device_is_refused(home: tuple[MbedPlugin, Dashboard], server: MbedServer) -> None:
+    plugin, dashboard = home
     server.deregister("hall-light")
     wait_until(lambda: dashboard.get("hall-light").reachable is False)
     assert "410" in run(plugin, "on", entity="hall-light/3311/0/5850")[1][0]
