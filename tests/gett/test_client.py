@@ -9,7 +9,7 @@ import threading
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -236,37 +236,52 @@ def test_thumbnail(client: GettClient, tmp_path: Any) -> None:
         client.contents(text.sharename, text.fileid, thumb=True)
 
 
-def test_bad_input_is_rejected_before_any_request(client: GettClient, server: GettServer, tmp_path: Any) -> None:
-    cases = [
-        lambda: client.get_share("no/slash"),
-        lambda: client.get_file("abc", "-1"),
-        lambda: client.get_file("abc", True),
-        lambda: client.get_shares(skip=-1),
-        lambda: client.get_shares(limit="3"),
-        lambda: client.create_share(title=5),
-        lambda: client.upload_file("", data=b"x"),
-        lambda: client.upload_file("a/b", data=b"x"),
-        lambda: client.upload_file("a", data=b"x", path="/etc/hostname"),
-        lambda: client.upload_file("a"),
-        lambda: client.upload_file("a", path=str(tmp_path / "missing")),
-        lambda: client.upload_file("a", data="text, not bytes"),
-        lambda: client.upload_file("a", data=b"x", sharename="bad name"),
-        lambda: client.download("abc", "0", str(tmp_path / "no" / "such" / "dir" / "f")),
-        lambda: client.send_data("ftp://x/y", data=b"x"),
-        lambda: client.send_data("http://127.0.0.1:1/x"),
-    ]
-    for case in cases:
-        with pytest.raises(InvalidArgumentError):
-            case()
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(lambda c, tmp: c.get_share("no/slash"), id="get_share-slash"),
+        pytest.param(lambda c, tmp: c.get_file("abc", "-1"), id="get_file-negative-id"),
+        pytest.param(lambda c, tmp: c.get_file("abc", True), id="get_file-boolean-id"),
+        pytest.param(lambda c, tmp: c.get_shares(skip=-1), id="get_shares-negative-skip"),
+        pytest.param(lambda c, tmp: c.get_shares(limit="3"), id="get_shares-text-limit"),
+        pytest.param(lambda c, tmp: c.create_share(title=5), id="create_share-number-title"),
+        pytest.param(lambda c, tmp: c.upload_file("", data=b"x"), id="upload_file-empty-name"),
+        pytest.param(lambda c, tmp: c.upload_file("a/b", data=b"x"), id="upload_file-slash-in-name"),
+        pytest.param(
+            lambda c, tmp: c.upload_file("a", data=b"x", path="/etc/hostname"), id="upload_file-data-and-path"
+        ),
+        pytest.param(lambda c, tmp: c.upload_file("a"), id="upload_file-no-data-nor-path"),
+        pytest.param(lambda c, tmp: c.upload_file("a", path=str(tmp / "missing")), id="upload_file-missing-path"),
+        pytest.param(lambda c, tmp: c.upload_file("a", data="text, not bytes"), id="upload_file-text-data"),
+        pytest.param(
+            lambda c, tmp: c.upload_file("a", data=b"x", sharename="bad name"), id="upload_file-bad-sharename"
+        ),
+        pytest.param(
+            lambda c, tmp: c.download("abc", "0", str(tmp / "no" / "such" / "dir" / "f")), id="download-missing-folder"
+        ),
+        pytest.param(lambda c, tmp: c.send_data("ftp://x/y", data=b"x"), id="send_data-ftp-url"),
+        pytest.param(lambda c, tmp: c.send_data("http://127.0.0.1:1/x"), id="send_data-no-data"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_request(
+    client: GettClient, server: GettServer, tmp_path: Path, case: Callable[[GettClient, Path], Any]
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        case(client, tmp_path)
     assert statuses(server) == []
 
 
 def test_decode_data() -> None:
     assert decode_data("héllo") == "héllo".encode()
     assert decode_data("aGk=", "base64") == b"hi"
-    for bad in (("not base64!", "base64"), ("x", "hex"), (5, "text")):
-        with pytest.raises(InvalidArgumentError):
-            decode_data(*bad)
+
+
+@pytest.mark.parametrize(
+    "bad", [("not base64!", "base64"), ("x", "hex"), (5, "text")], ids=["bad-base64", "unknown-format", "not-text"]
+)
+def test_decode_data_refuses_bad_input(bad: tuple[Any, str]) -> None:
+    with pytest.raises(InvalidArgumentError):
+        decode_data(*bad)
 
 
 def test_5xx_during_upload_is_retried_from_the_start(client: GettClient, server: GettServer) -> None:

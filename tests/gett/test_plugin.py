@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.sandbox(cls=GettServer)
 
 MANIFEST = Path(__file__).resolve().parents[2] / "platypush_ext" / "gett" / "manifest.json"
 SHIM = Path(__file__).resolve().parents[2] / "platypush" / "plugins" / "gett"
+EVENTS = list(json.loads(MANIFEST.read_text())["manifest"]["events"])
 
 
 @pytest.fixture
@@ -55,14 +56,17 @@ def test_manifest_and_shim() -> None:
     manifest = json.loads(MANIFEST.read_text())["manifest"]
     assert manifest["package"] == "platypush.plugins.gett"
     assert (SHIM / "manifest.json").read_text() == MANIFEST.read_text()
-    for dotted in manifest["events"]:
-        module, name = dotted.rsplit(".", 1)
-        assert hasattr(__import__(module, fromlist=[name]), name)
     from platypush.utils import get_plugin_name_by_class
 
     from platypush.plugins.gett import GettPlugin as Shimmed
 
     assert Shimmed is GettPlugin and get_plugin_name_by_class(GettPlugin) == "gett"
+
+
+@pytest.mark.parametrize("dotted", EVENTS, ids=lambda dotted: dotted.rsplit(".", 1)[1])
+def test_every_manifest_event_is_importable(dotted: str) -> None:
+    module, name = dotted.rsplit(".", 1)
+    assert hasattr(__import__(module, fromlist=[name]), name)
 
 
 def test_upload_and_download_round_trip(plugin: GettPlugin, bus: RecordingBus, tmp_path: Path) -> None:
@@ -121,37 +125,65 @@ def test_thumbnail_action(plugin: GettPlugin, tmp_path: Path) -> None:
     assert saved["path"].endswith("thumb-p.png")
 
 
-def test_bad_input_for_every_action_is_a_readable_error(plugin: GettPlugin, server: GettServer, tmp_path: Path) -> None:
-    cases = {
-        "get_shares": {"skip": -1},
-        "get_shares_list": {"limit": "ten"},
-        "get_share": {"sharename": "../etc"},
-        "refresh_share": {"sharename": ""},
-        "create_share": {"title": ["x"]},
-        "update_share": {"sharename": "a b"},
-        "destroy_share": {"sharename": None},
-        "get_file": {"sharename": "abc", "fileid": "x/y"},
-        "refresh_file": {"sharename": "abc", "fileid": -3},
-        "destroy_file": {"sharename": "abc", "fileid": ""},
-        "upload_url": {"sharename": "abc!", "fileid": "0"},
-        "upload_file": {"filename": "a.txt"},
-        "send_data": {"sharename": "abc", "fileid": "0", "data": "x", "put_url": "ftp://nope"},
-        "download_file": {"sharename": "abc", "fileid": "0", "path": str(tmp_path / "missing" / "f")},
-        "get_thumbnail": {"sharename": "abc", "fileid": "0", "data_format": "hex"},
-        "get_transfers": {"transfer_id": "nope"},
-        "cancel_transfer": {"transfer_id": "nope"},
-    }
-    more = [
-        ("upload_file", {"filename": "a.txt", "data": "x", "path": str(tmp_path)}),
-        ("upload_file", {"filename": "a.txt", "path": str(tmp_path / "none")}),
-        ("upload_file", {"filename": "", "data": "x"}),
-        ("upload_file", {"filename": "a", "data": "%%%", "data_format": "base64"}),
-        ("upload_file", {"filename": "a", "data": "x", "data_format": "rot13"}),
-        ("download_file", {"sharename": "abc", "fileid": "0", "wait": False}),
-    ]
-    for name, args in list(cases.items()) + more:
-        text = error(getattr(plugin, name)(**args))
-        assert "Traceback" not in text and server.password not in text and server.apikey not in text, (name, text)
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        pytest.param("get_shares", lambda tmp: {"skip": -1}, id="get_shares"),
+        pytest.param("get_shares_list", lambda tmp: {"limit": "ten"}, id="get_shares_list"),
+        pytest.param("get_share", lambda tmp: {"sharename": "../etc"}, id="get_share"),
+        pytest.param("refresh_share", lambda tmp: {"sharename": ""}, id="refresh_share"),
+        pytest.param("create_share", lambda tmp: {"title": ["x"]}, id="create_share"),
+        pytest.param("update_share", lambda tmp: {"sharename": "a b"}, id="update_share"),
+        pytest.param("destroy_share", lambda tmp: {"sharename": None}, id="destroy_share"),
+        pytest.param("get_file", lambda tmp: {"sharename": "abc", "fileid": "x/y"}, id="get_file"),
+        pytest.param("refresh_file", lambda tmp: {"sharename": "abc", "fileid": -3}, id="refresh_file"),
+        pytest.param("destroy_file", lambda tmp: {"sharename": "abc", "fileid": ""}, id="destroy_file"),
+        pytest.param("upload_url", lambda tmp: {"sharename": "abc!", "fileid": "0"}, id="upload_url"),
+        pytest.param("upload_file", lambda tmp: {"filename": "a.txt"}, id="upload_file-no-data-nor-path"),
+        pytest.param(
+            "send_data",
+            lambda tmp: {"sharename": "abc", "fileid": "0", "data": "x", "put_url": "ftp://nope"},
+            id="send_data",
+        ),
+        pytest.param(
+            "download_file",
+            lambda tmp: {"sharename": "abc", "fileid": "0", "path": str(tmp / "missing" / "f")},
+            id="download_file-missing-folder",
+        ),
+        pytest.param(
+            "get_thumbnail", lambda tmp: {"sharename": "abc", "fileid": "0", "data_format": "hex"}, id="get_thumbnail"
+        ),
+        pytest.param("get_transfers", lambda tmp: {"transfer_id": "nope"}, id="get_transfers"),
+        pytest.param("cancel_transfer", lambda tmp: {"transfer_id": "nope"}, id="cancel_transfer"),
+        pytest.param(
+            "upload_file",
+            lambda tmp: {"filename": "a.txt", "data": "x", "path": str(tmp)},
+            id="upload_file-data-and-path",
+        ),
+        pytest.param(
+            "upload_file", lambda tmp: {"filename": "a.txt", "path": str(tmp / "none")}, id="upload_file-missing-path"
+        ),
+        pytest.param("upload_file", lambda tmp: {"filename": "", "data": "x"}, id="upload_file-empty-name"),
+        pytest.param(
+            "upload_file",
+            lambda tmp: {"filename": "a", "data": "%%%", "data_format": "base64"},
+            id="upload_file-bad-base64",
+        ),
+        pytest.param(
+            "upload_file",
+            lambda tmp: {"filename": "a", "data": "x", "data_format": "rot13"},
+            id="upload_file-unknown-format",
+        ),
+        pytest.param(
+            "download_file", lambda tmp: {"sharename": "abc", "fileid": "0", "wait": False}, id="download_file-no-path"
+        ),
+    ],
+)
+def test_bad_input_for_every_action_is_a_readable_error(
+    plugin: GettPlugin, server: GettServer, tmp_path: Path, name: str, args: Callable[[Path], dict[str, Any]]
+) -> None:
+    text = error(getattr(plugin, name)(**args(tmp_path)))
+    assert "Traceback" not in text and server.password not in text and server.apikey not in text, (name, text)
     assert server.requests == []  # nothing reached the service
 
 

@@ -164,12 +164,14 @@ def test_put_upload_blob_redirect_and_download(server: GettServer) -> None:
     assert len(stored) == 1 and os.path.getsize(stored[0]) == 5
 
 
-def test_binary_and_json_looking_bytes_come_back_untouched(server: GettServer) -> None:
+@pytest.mark.parametrize(
+    "data", [b'{"a": 1}', bytes(range(256)) * 10, b""], ids=["json-looking", "every-byte-value", "empty"]
+)
+def test_binary_and_json_looking_bytes_come_back_untouched(server: GettServer, data: bytes) -> None:
     token = login(server)["accesstoken"]
-    for data in (b'{"a": 1}', bytes(range(256)) * 10, b""):
-        sharename, file = create_file(server, token)
-        requests.put(file["upload"]["puturl"], data=data, timeout=TIMEOUT).raise_for_status()
-        assert requests.get(f"{server.base_url}files/{sharename}/0/blob", timeout=TIMEOUT).content == data
+    sharename, file = create_file(server, token)
+    requests.put(file["upload"]["puturl"], data=data, timeout=TIMEOUT).raise_for_status()
+    assert requests.get(f"{server.base_url}files/{sharename}/0/blob", timeout=TIMEOUT).content == data
 
 
 def test_multipart_post_with_filedata_field(server: GettServer) -> None:

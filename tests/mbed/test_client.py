@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -160,7 +160,16 @@ def test_device_errors_and_timeouts(polling: MbedClient, server: MbedServer) -> 
     assert polling.get_resource_value("node-001", "/3311/0/5851", timeout=3).value == "50"
 
 
-def test_timeout_bounds_the_whole_call_including_a_slow_request(polling: MbedClient, server: MbedServer) -> None:
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c: c.get_resource_value("node-001", "/3311/0/5851", timeout=2.5), id="get"),
+        pytest.param(lambda c: c.put_resource_value("node-001", "/3311/0/5850", "1", timeout=2.5), id="put"),
+    ],
+)
+def test_timeout_bounds_the_whole_call_including_a_slow_request(
+    polling: MbedClient, server: MbedServer, call: Callable[[MbedClient], Any]
+) -> None:
     # The wait for the device used to start only after the (possibly retried) request, so
     # timeout=55 could keep an action busy well past Platypush's 60 s /execute limit.
     server.set_behaviour("node-001", silent=True, timeout_after=None)
@@ -171,26 +180,25 @@ def test_timeout_bounds_the_whole_call_including_a_slow_request(polling: MbedCli
         return real_request(*args, **kwargs)
 
     polling.http.request = slow_request  # type: ignore[method-assign]
-    for call in (
-        lambda: polling.get_resource_value("node-001", "/3311/0/5851", timeout=2.5),
-        lambda: polling.put_resource_value("node-001", "/3311/0/5850", "1", timeout=2.5),
-    ):
-        started = time.monotonic()
-        with pytest.raises(DeviceTimeoutError, match="within 2.5 s"):
-            call()
-        assert time.monotonic() - started < 3.9  # 2.5 s in all, not 2 s + 2.5 s
+    started = time.monotonic()
+    with pytest.raises(DeviceTimeoutError, match="within 2.5 s"):
+        call(polling)
+    assert time.monotonic() - started < 3.9  # 2.5 s in all, not 2 s + 2.5 s
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c: c.subscribe("node-001", "/3303/0/5700", timeout=100), id="subscribe-timeout-100"),
+        pytest.param(lambda c: c.delete_endpoint("node-001", timeout=0), id="delete_endpoint-timeout-0"),
+    ],
+)
 def test_subscribe_and_delete_endpoint_check_the_timeout_before_any_request(
-    client: MbedClient, server: MbedServer
+    client: MbedClient, server: MbedServer, call: Callable[[MbedClient], Any]
 ) -> None:
     before = len(server.requests)
-    for call in (
-        lambda: client.subscribe("node-001", "/3303/0/5700", timeout=100),
-        lambda: client.delete_endpoint("node-001", timeout=0),
-    ):
-        with pytest.raises(InvalidArgumentError, match="timeout"):
-            call()
+    with pytest.raises(InvalidArgumentError, match="timeout"):
+        call(client)
     assert len(server.requests) == before
 
 
@@ -292,30 +300,38 @@ def test_callback_registration(client: MbedClient, server: MbedServer) -> None:
         assert client.delete_callback() and not client.delete_callback()
     finally:
         channel.close()
-    for bad in ("ftp://x", "", None):
-        with pytest.raises(InvalidArgumentError):
-            client.put_callback(bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="400 characters"):
         client.put_callback("http://127.0.0.1/" + "x" * 400)
 
 
-def test_bad_input_is_rejected_before_any_request(client: MbedClient, server: MbedServer) -> None:
+@pytest.mark.parametrize("bad", ["ftp://x", "", None], ids=["ftp", "empty", "none"])
+def test_callback_url_is_checked(client: MbedClient, bad: Any) -> None:
+    with pytest.raises(InvalidArgumentError):
+        client.put_callback(bad)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c, s: c.get_resource_value("", "/3/0/1"), id="empty-endpoint"),
+        pytest.param(lambda c, s: c.get_resource_value("node-001", ""), id="empty-path"),
+        pytest.param(lambda c, s: c.get_resource_value("node-001", "/3/0/1?x"), id="query-in-path"),
+        pytest.param(lambda c, s: c.get_resource_value("node-001", "/3/0/1", timeout=0), id="timeout-0"),
+        pytest.param(lambda c, s: c.get_resource_value("node-001", "/3/0/1", timeout=120), id="timeout-120"),
+        pytest.param(lambda c, s: c.get_resource_value("node-001", "/3/0/1", timeout="soon"), id="timeout-text"),
+        pytest.param(lambda c, s: c.put_resource_value("node-001", "/3/0/1", {"a": 1}), id="put-an-object"),
+        pytest.param(lambda c, s: c.set_handler("nope", print), id="unknown-handler"),
+        pytest.param(lambda c, s: MbedClient(s.base_url, "", api="connector"), id="empty-key"),
+        pytest.param(lambda c, s: MbedClient(s.base_url, KEY, api="other"), id="unknown-api"),
+        pytest.param(lambda c, s: MbedClient("ftp://x", KEY), id="ftp-url"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_request(
+    client: MbedClient, server: MbedServer, call: Callable[[MbedClient, MbedServer], Any]
+) -> None:
     before = len(server.requests)
-    for call in (
-        lambda: client.get_resource_value("", "/3/0/1"),
-        lambda: client.get_resource_value("node-001", ""),
-        lambda: client.get_resource_value("node-001", "/3/0/1?x"),
-        lambda: client.get_resource_value("node-001", "/3/0/1", timeout=0),
-        lambda: client.get_resource_value("node-001", "/3/0/1", timeout=120),
-        lambda: client.get_resource_value("node-001", "/3/0/1", timeout="soon"),
-        lambda: client.put_resource_value("node-001", "/3/0/1", {"a": 1}),
-        lambda: client.set_handler("nope", print),
-        lambda: MbedClient(server.base_url, "", api="connector"),
-        lambda: MbedClient(server.base_url, KEY, api="other"),
-        lambda: MbedClient("ftp://x", KEY),
-    ):
-        with pytest.raises(InvalidArgumentError):
-            call()
+    with pytest.raises(InvalidArgumentError):
+        call(client, server)
     assert len(server.requests) == before
 
 

@@ -89,12 +89,15 @@ def test_the_ipso_map_names_types_and_units() -> None:
     assert entity_map.kind("/3303/1/5700").name == "Temperature 2"
     assert entity_map.kind("/3311/0/5851").writable and entity_map.kind("/3311/0/5851").max == 100
     assert entity_map.kind("/3/0/9").type == "battery" and not entity_map.kind("/3/0/9").writable
-    for path in ("/3/0/0", "/26241/0/1", "/3303/0", "/3303/x/5700", ""):
-        assert entity_map.kind(path) is None, path
     assert all(kind.type in TYPES for kind in IPSO.values())
 
 
-def test_overrides_map_hide_and_are_validated() -> None:
+@pytest.mark.parametrize("path", ["/3/0/0", "/26241/0/1", "/3303/0", "/3303/x/5700", ""])
+def test_the_ipso_map_has_no_kind_for(path: str) -> None:
+    assert EntityMap().kind(path) is None, path
+
+
+def test_overrides_map_and_hide() -> None:
     entity_map = EntityMap(
         {
             "/26241/0/1": {"type": "temperature", "unit": "°F", "name": "Boiler"},
@@ -108,17 +111,22 @@ def test_overrides_map_hide_and_are_validated() -> None:
     assert entity_map.kind("/26242/3/7") == Kind("switch", "Resource /26242/*/7", None, True)
     assert entity_map.kind("/3303/0/5700") is None and entity_map.kind("/3303/1/5700") is not None
     assert entity_map.kind("/3304/2/5700") == Kind("numeric", "Resource 3304/*/5700", "g/m³", False, min=0.0)
-    bad = [
-        ({"/26241/0": {"type": "temperature"}}, "is not a resource path"),
-        ({"/a/0/1": {"type": "temperature"}}, "is not a resource path"),
-        ({"/1/0/1": {"type": "kelvin"}}, "unknown type 'kelvin'"),
-        ({"/1/0/1": {"type": "raw", "colour": "red"}}, "expected an object with"),
-        ({"/1/0/1": "temperature"}, "expected an object with"),
-    ]
-    for overrides, expected in bad:
-        with pytest.raises(InvalidArgumentError, match=expected) as raised:
-            EntityMap(overrides)
-        assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        pytest.param({"/26241/0": {"type": "temperature"}}, "is not a resource path", id="object-instance-only"),
+        pytest.param({"/a/0/1": {"type": "temperature"}}, "is not a resource path", id="non-numeric-object"),
+        pytest.param({"/1/0/1": {"type": "kelvin"}}, "unknown type 'kelvin'", id="unknown-type"),
+        pytest.param({"/1/0/1": {"type": "raw", "colour": "red"}}, "expected an object with", id="unknown-key"),
+        pytest.param({"/1/0/1": "temperature"}, "expected an object with", id="not-an-object"),
+    ],
+)
+def test_overrides_are_validated(overrides: Any, expected: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=expected) as raised:
+        EntityMap(overrides)
+    assert "\n" not in str(raised.value)
 
 
 # Issue 18, item 8: every entity-mapping error is one line through the one validator
@@ -246,15 +254,21 @@ def test_values_are_parsed_and_encoded_as_lwm2m_text() -> None:
     assert [encode_value(switch, v) for v in (True, False, "on", 0, "1")] == ["1", "0", "1", "0", "1"]
     assert [encode_value(dimmer, v) for v in (75, 75.0, "12.5", 0)] == ["75", "75", "12.5", "0"]
     assert encode_value(raw, "hello") == "hello"
-    for kind, value, expected in [
-        (switch, "maybe", "expected on/off"),
-        (dimmer, "bright", "expected a number"),
-        (dimmer, True, "expected a number"),
-        (dimmer, 101, "out of range"),
-        (dimmer, -1, "out of range"),
-    ]:
-        with pytest.raises(InvalidArgumentError, match=expected):
-            encode_value(kind, value)
+
+
+@pytest.mark.parametrize(
+    "kind, value, expected",
+    [
+        pytest.param(IPSO[(3311, 5850)], "maybe", "expected on/off", id="switch-maybe"),
+        pytest.param(IPSO[(3311, 5851)], "bright", "expected a number", id="dimmer-text"),
+        pytest.param(IPSO[(3311, 5851)], True, "expected a number", id="dimmer-boolean"),
+        pytest.param(IPSO[(3311, 5851)], 101, "out of range", id="dimmer-above-max"),
+        pytest.param(IPSO[(3311, 5851)], -1, "out of range", id="dimmer-below-min"),
+    ],
+)
+def test_values_a_kind_cannot_hold_are_refused(kind: Kind, value: Any, expected: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=expected):
+        encode_value(kind, value)
 
 
 def test_platypush_entities_are_a_device_with_its_resources() -> None:
@@ -277,24 +291,33 @@ def test_platypush_entities_are_a_device_with_its_resources() -> None:
 # -- the plugin against the sandbox ----------------------------------------------
 
 
-def test_start_up_shows_the_fleet_with_values_and_subscribes(
-    home: tuple[MbedPlugin, Dashboard], server: MbedServer
+#: a few of the home fleet's entities after the start-up: their Platypush class, value and unit
+HOME_ENTITIES = {
+    "living-room-sensor/3303/0/5700": (TemperatureSensor, 21.5, "°C"),
+    "living-room-sensor/3304/0/5700": (HumiditySensor, 45.0, "%"),
+    "living-room-sensor/3/0/9": (Battery, 87.0, "%"),
+    "hall-light/3311/0/5850": (Switch, False, None),
+    "hall-light/3311/0/5851": (Dimmer, 60.0, "%"),
+    "kitchen-plug/3312/0/5850": (Switch, True, None),
+    "entrance-presence/3302/0/5500": (PresenceSensor, False, None),
+}
+
+
+@pytest.mark.parametrize("entity_id", HOME_ENTITIES)
+def test_start_up_shows_the_entity_with_its_type_value_and_unit(
+    home: tuple[MbedPlugin, Dashboard], entity_id: str
 ) -> None:
+    _, dashboard = home
+    cls, value, unit = HOME_ENTITIES[entity_id]
+    wait_until(lambda: dashboard.value(entity_id) is not None)
+    entity = dashboard.get(entity_id)
+    assert isinstance(entity, cls) and dashboard.value(entity_id) == value, entity_id
+    assert getattr(entity, "unit", None) == unit and entity.reachable
+
+
+def test_start_up_shows_the_fleet_and_subscribes(home: tuple[MbedPlugin, Dashboard], server: MbedServer) -> None:
     plugin, dashboard = home
-    expected = {
-        "living-room-sensor/3303/0/5700": (TemperatureSensor, 21.5, "°C"),
-        "living-room-sensor/3304/0/5700": (HumiditySensor, 45.0, "%"),
-        "living-room-sensor/3/0/9": (Battery, 87.0, "%"),
-        "hall-light/3311/0/5850": (Switch, False, None),
-        "hall-light/3311/0/5851": (Dimmer, 60.0, "%"),
-        "kitchen-plug/3312/0/5850": (Switch, True, None),
-        "entrance-presence/3302/0/5500": (PresenceSensor, False, None),
-    }
-    wait_until(lambda: all(dashboard.value(i) is not None for i in expected))
-    for entity_id, (cls, value, unit) in expected.items():
-        entity = dashboard.get(entity_id)
-        assert isinstance(entity, cls) and dashboard.value(entity_id) == value, entity_id
-        assert getattr(entity, "unit", None) == unit and entity.reachable
+    wait_until(lambda: all(dashboard.value(i) is not None for i in HOME_ENTITIES))
     assert dashboard.get("living-room-sensor/3/0/0") is None  # the manufacturer name is no entity
     assert dashboard.get("living-room-sensor").name == "living-room-sensor"
     subscribed = {f"{ep}{p}" for ep, p in server.subscriptions}
@@ -380,22 +403,41 @@ def test_entity_actions_write_the_device(home: tuple[MbedPlugin, Dashboard], ser
     assert server.devices["kitchen-plug"].resources["/3312/0/5850"].value == b"0"
 
 
-def test_entity_action_failures_are_one_readable_line(home: tuple[MbedPlugin, Dashboard], server: MbedServer) -> None:
+@pytest.mark.parametrize(
+    "name, args, expected",
+    [
+        pytest.param("toggle", {"entity": "living-room-sensor/3303/0/5700"}, "is read-only", id="toggle-a-sensor"),
+        pytest.param("toggle", {"entity": "hall-light/3311/0/5851"}, "is not an on/off entity", id="toggle-a-dimmer"),
+        pytest.param(
+            "on", {"entity": "ghost/3311/0/5850"}, "no mbed entity 'ghost/3311/0/5850'", id="on-an-unknown-entity"
+        ),
+        pytest.param("on", {"entity": "hall-light"}, "no mbed entity", id="on-a-device"),
+        pytest.param(
+            "set_value", {"entity": "hall-light/3311/0/5851", "value": 250}, "out of range", id="set_value-out-of-range"
+        ),
+        pytest.param(
+            "set_value", {"entity": "hall-light/3311/0/5851", "value": "dim"}, "expected a number", id="set_value-text"
+        ),
+        pytest.param(
+            "on",
+            {"entity": "kitchen-plug/3312/0/5850"},
+            "the device answered 500 DEVICE_BROKEN",
+            id="on-a-broken-device",
+        ),
+    ],
+)
+def test_entity_action_failures_are_one_readable_line(
+    home: tuple[MbedPlugin, Dashboard], server: MbedServer, name: str, args: dict[str, Any], expected: str
+) -> None:
     plugin, dashboard = home
-    cases = [
-        ("toggle", {"entity": "living-room-sensor/3303/0/5700"}, "is read-only"),
-        ("toggle", {"entity": "hall-light/3311/0/5851"}, "is not an on/off entity"),
-        ("on", {"entity": "ghost/3311/0/5850"}, "no mbed entity 'ghost/3311/0/5850'"),
-        ("on", {"entity": "hall-light"}, "no mbed entity"),
-        ("set_value", {"entity": "hall-light/3311/0/5851", "value": 250}, "out of range"),
-        ("set_value", {"entity": "hall-light/3311/0/5851", "value": "dim"}, "expected a number"),
-    ]
     server.set_behaviour("kitchen-plug", fail_status=500, fail_error="DEVICE_BROKEN")
-    cases.append(("on", {"entity": "kitchen-plug/3312/0/5850"}, "the device answered 500 DEVICE_BROKEN"))
-    for name, args, expected in cases:
-        output, errors = run(plugin, name, **args)
-        assert output is None and len(errors) == 1 and expected in errors[0] and "\n" not in errors[0], errors
+    output, errors = run(plugin, name, **args)
+    assert output is None and len(errors) == 1 and expected in errors[0] and "\n" not in errors[0], errors
     assert dashboard.value("kitchen-plug/3312/0/5850") is True  # unchanged: the device refused
+
+
+def test_an_action_on_a_deregistered_device_is_refused(home: tuple[MbedPlugin, Dashboard], server: MbedServer) -> None:
+    plugin, dashboard = home
     server.deregister("hall-light")
     wait_until(lambda: dashboard.get("hall-light").reachable is False)
     assert "410" in run(plugin, "on", entity="hall-light/3311/0/5850")[1][0]
@@ -501,9 +543,6 @@ def test_the_sandbox_creates_fleets_and_notifies_writes(start_server: Any) -> No
     assert sorted(n for n in server.devices if n.startswith("b-")) == ["b-0000", "b-0001", "b-0002"]
     assert all(server.devices[n].registered for n in server.devices)
     assert server.queued() == len(HOME)  # announced: the home's registrations only
-    for spec, expected in [({"fleet": "office"}, "unknown fleet 'office'"), ({"count": 0}, "between 1 and 10000")]:
-        answer = requests.post(control, json=spec, timeout=5)
-        assert answer.status_code == 400 and expected in answer.json()["error"]
     server.subscriptions.add(("hall-light", "/3311/0/5851"))
     assert server._apply(server.devices["hall-light"], "PUT", "/3311/0/5851", b"20")["status"] == 200
     assert server._events[-1] == (
@@ -513,6 +552,21 @@ def test_the_sandbox_creates_fleets_and_notifies_writes(start_server: Any) -> No
     queued = server.queued()
     server._apply(server.devices["hall-light"], "PUT", "/3311/0/5850", b"1")  # not subscribed: no notification
     assert server.queued() == queued and server.devices["hall-light"].resources["/3311/0/5850"].value == b"1"
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        pytest.param({"fleet": "office"}, "unknown fleet 'office'", id="unknown-fleet"),
+        pytest.param({"count": 0}, "between 1 and 10000", id="count-0"),
+    ],
+)
+def test_the_sandbox_refuses_a_bad_fleet(start_server: Any, spec: dict[str, Any], expected: str) -> None:
+    import requests
+
+    server = start_server(MbedServer, api_key=KEY, pull_timeout=0.5)
+    answer = requests.post(f"{server.url}/_sandbox/fleet", json=spec, timeout=5)
+    assert answer.status_code == 400 and expected in answer.json()["error"]
 
 
 def test_a_bug_in_the_entities_never_stops_the_events(

@@ -11,7 +11,7 @@ import json
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -79,27 +79,37 @@ def test_devices_are_discovered_through_every_page_of_the_directory(pelion: Mbed
         client.get_devices(page_size=2, max_pages=2)  # bounded: never an endless paging loop
 
 
-def test_connector_only_operations_answer_one_line_and_send_nothing(pelion: MbedServer, client: MbedClient) -> None:
-    calls = [
-        client.get_connector_version,
-        client.get_api_versions,
-        client.get_limits,
-        lambda: client.delete_endpoint(SENSOR),
-    ]
-    for call in calls:
-        with pytest.raises(NotInThisApiError, match="does not exist in the Pelion / Izuma API") as info:
-            call()
-        assert "\n" not in str(info.value)
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c: c.get_connector_version(), id="get_connector_version"),
+        pytest.param(lambda c: c.get_api_versions(), id="get_api_versions"),
+        pytest.param(lambda c: c.get_limits(), id="get_limits"),
+        pytest.param(lambda c: c.delete_endpoint(SENSOR), id="delete_endpoint"),
+    ],
+)
+def test_connector_only_operations_answer_one_line_and_send_nothing(
+    pelion: MbedServer, client: MbedClient, call: Callable[[MbedClient], Any]
+) -> None:
+    with pytest.raises(NotInThisApiError, match="does not exist in the Pelion / Izuma API") as info:
+        call(client)
+    assert "\n" not in str(info.value)
     assert pelion.exchanges == []
+
+
+def test_notification_rules_are_connector_only(pelion: MbedServer) -> None:
     with pytest.raises(NotInThisApiError, match="Connector API"):
         make_client(pelion, api="connector").set_notification_rules("node-001", TEMP, pmax=5)
 
 
-def test_pelion_mode_serves_the_directory_not_the_connector_routes(raw: MbedServer) -> None:
-    for path in ("/v2/endpoints", "/", "/rest-versions", "/v2/limits", "/endpoints/x"):
-        answer = api(raw, "GET", path)
-        assert answer.status_code == 404, path
-        assert answer.json()["object"] == "error" and answer.json()["type"] == "not_found"
+@pytest.mark.parametrize("path", ["/v2/endpoints", "/", "/rest-versions", "/v2/limits", "/endpoints/x"])
+def test_pelion_mode_has_none_of_the_connector_routes(raw: MbedServer, path: str) -> None:
+    answer = api(raw, "GET", path)
+    assert answer.status_code == 404, path
+    assert answer.json()["object"] == "error" and answer.json()["type"] == "not_found"
+
+
+def test_pelion_mode_serves_the_directory(raw: MbedServer) -> None:
     page = api(raw, "GET", "/v3/devices/", params={"limit": 2, "include": "total_count"}).json()
     assert page["has_more"] and page["total_count"] == 3 and len(page["data"]) == 2
     nxt = api(raw, "GET", "/v3/devices/", params={"after": page["data"][-1]["id"]}).json()

@@ -300,17 +300,23 @@ def test_websocket_channel(server: MbedServer, bus: RecordingBus) -> None:
         assert time.monotonic() - started < 5
 
 
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = list(json.loads((ROOT / "platypush_ext/mbed/manifest.json").read_text())["manifest"]["events"])
+
+
 def test_manifests_are_identical_and_valid() -> None:
-    root = Path(__file__).resolve().parents[2]
-    ours = (root / "platypush_ext/mbed/manifest.json").read_text()
-    assert ours == (root / "platypush/plugins/mbed/manifest.json").read_text()
+    ours = (ROOT / "platypush_ext/mbed/manifest.json").read_text()
+    assert ours == (ROOT / "platypush/plugins/mbed/manifest.json").read_text()
     manifest = json.loads(ours)["manifest"]
     assert manifest["package"] == "platypush.plugins.mbed"
+
+
+@pytest.mark.parametrize("dotted", EVENTS, ids=lambda dotted: dotted.rsplit(".", 1)[1])
+def test_every_manifest_event_is_importable(dotted: str) -> None:
     import importlib
 
-    for dotted in manifest["events"]:
-        module, name = dotted.rsplit(".", 1)
-        assert hasattr(importlib.import_module(module), name)
+    module, name = dotted.rsplit(".", 1)
+    assert hasattr(importlib.import_module(module), name)
 
 
 def test_events_carry_their_journal_id_and_status_counts_the_journal(

@@ -33,11 +33,11 @@ def drain(server: MbedServer) -> None:
     pull(server, no_wait=True)  # creates the long-poll channel and empties the queue
 
 
-def test_bearer_key_required_everywhere(server: MbedServer) -> None:
-    for path in ("/", "/rest-versions", "/v2/endpoints", "/v2/notification/pull", "/v2/subscriptions"):
-        answer = requests.get(server.url + path, timeout=5)
-        assert answer.status_code == 401, path
-        assert requests.get(server.url + path, headers={"Authorization": "Bearer nope"}, timeout=5).status_code == 401
+@pytest.mark.parametrize("path", ["/", "/rest-versions", "/v2/endpoints", "/v2/notification/pull", "/v2/subscriptions"])
+def test_bearer_key_required_everywhere(server: MbedServer, path: str) -> None:
+    answer = requests.get(server.url + path, timeout=5)
+    assert answer.status_code == 401, path
+    assert requests.get(server.url + path, headers={"Authorization": "Bearer nope"}, timeout=5).status_code == 401
 
 
 def test_versions_and_limits(server: MbedServer) -> None:

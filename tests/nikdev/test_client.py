@@ -187,11 +187,14 @@ def test_values_are_checked_locally(values: dict, message: str) -> None:
         Entry.build(values)
 
 
-def test_fields_are_checked_locally(server: NikdevServer) -> None:
-    for fields in ([], None, [""], ["a", 3]):
-        with pytest.raises(InvalidArgumentError):
-            make(server).get_values(fields)  # type: ignore[arg-type]
+@pytest.mark.parametrize("fields", [[], None, [""], ["a", 3]], ids=["no-field", "none", "empty-name", "number"])
+def test_fields_are_checked_locally(server: NikdevServer, fields: Any) -> None:
+    with pytest.raises(InvalidArgumentError):
+        make(server).get_values(fields)
     assert server.requests == []
+
+
+def test_a_field_name_passes_the_check() -> None:
     assert check_field("temp") == "temp"
 
 

@@ -157,9 +157,13 @@ def test_purge_dead(tmp_path: Any, server: NikdevServer) -> None:
     assert box.purge_dead(ids[:1]) == 1
     assert box.purge_dead() == 3
     assert box.status()["dead"] == 0 and box.status()["dead_bytes"] == 0
-    for bad in ([], ["x"], [True]):
-        with pytest.raises(InvalidArgumentError):
-            box.purge_dead(bad)
+
+
+@pytest.mark.parametrize("bad", [[], ["x"], [True]], ids=["no-id", "text-id", "boolean-id"])
+def test_purge_dead_refuses_bad_ids(tmp_path: Any, bad: list[Any]) -> None:
+    box = Outbox(str(tmp_path / "o.db"))
+    with pytest.raises(InvalidArgumentError):
+        box.purge_dead(bad)
 
 
 def test_full_outbox_rejects_by_default(tmp_path: Any) -> None:
@@ -203,10 +207,14 @@ def test_nearly_full_rearms_after_draining(tmp_path: Any, server: NikdevServer, 
     assert [box.commit(entry(n)).nearly_full for n in range(6)].count(True) == 1
 
 
-def test_bad_limits() -> None:
-    for kwargs in ({"max_entries": 0}, {"max_bytes": "x"}, {"when_full": "panic"}, {"warn_ratio": 2}):
-        with pytest.raises(InvalidArgumentError):
-            Outbox("/tmp/never-created-nikdev.db", **kwargs)
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_entries": 0}, {"max_bytes": "x"}, {"when_full": "panic"}, {"warn_ratio": 2}],
+    ids=["max_entries-0", "max_bytes-text", "when_full-unknown", "warn_ratio-2"],
+)
+def test_bad_limits(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgumentError):
+        Outbox("/tmp/never-created-nikdev.db", **kwargs)
 
 
 def test_flush_deadline_and_max_batches(tmp_path: Any, server: NikdevServer, client: NikdevClient) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import platypush_ext.nikdev as nikdev_package
 from platypush_ext.core.errors import InvalidArgumentError
 from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.nikdev.client import NikdevClient
@@ -27,6 +29,7 @@ from tests.support import RecordingBus, wait_until
 pytestmark = pytest.mark.sandbox(cls=NikdevServer)
 
 SECRET = "k3y-0f-th3-t3st-d3v1c3"
+EVENTS = list(json.loads((Path(nikdev_package.__file__).parent / "manifest.json").read_text())["manifest"]["events"])
 
 
 @pytest.fixture
@@ -223,7 +226,6 @@ def test_secret_never_in_events_or_logs(
 
 
 def test_manifest_and_shim() -> None:
-    import importlib
     import pathlib
 
     import platypush_ext.nikdev as package
@@ -233,12 +235,17 @@ def test_manifest_and_shim() -> None:
     manifest = json.loads((root / "manifest.json").read_text())
     assert (shim / "manifest.json").read_text() == (root / "manifest.json").read_text()
     assert manifest["manifest"]["package"] == "platypush.plugins.nikdev"
-    for dotted in manifest["manifest"]["events"]:
-        module, name = dotted.rsplit(".", 1)
-        assert getattr(importlib.import_module(module), name)
     from platypush.utils import get_plugin_name_by_class
 
     assert get_plugin_name_by_class(NikdevPlugin) == "nikdev"
+
+
+@pytest.mark.parametrize("dotted", EVENTS, ids=lambda dotted: dotted.rsplit(".", 1)[1])
+def test_every_manifest_event_is_importable(dotted: str) -> None:
+    import importlib
+
+    module, name = dotted.rsplit(".", 1)
+    assert getattr(importlib.import_module(module), name)
 
 
 class _GatedClient(NikdevClient):

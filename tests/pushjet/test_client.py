@@ -24,6 +24,9 @@ from platypush_ext.pushjet.client import (
     PushjetClient,
     Service,
     SubscriptionError,
+    check_public_key,
+    check_secret_key,
+    check_uuid,
 )
 from platypush_ext.sandbox.core import json_response
 from platypush_ext.sandbox.pushjet import PushjetServer
@@ -355,24 +358,35 @@ def test_a_secret_in_an_answer_is_checked_but_never_quoted(server, client):
     )
 
 
-def test_a_subscription_is_checked_field_by_field(server, client, service, device):
-    client.subscribe(device, service.public_key)
-    for fault, message in [
-        ({"pointer": "/subscriptions/0/uuid", "value": "not-a-uuid"}, "subscriptions[0].uuid: expected a device UUID"),
-        (
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        pytest.param(
+            {"pointer": "/subscriptions/0/uuid", "value": "not-a-uuid"},
+            "subscriptions[0].uuid: expected a device UUID",
+            id="uuid",
+        ),
+        pytest.param(
             {"pointer": "/subscriptions/0/timestamp", "json": "NaN"},
             "subscriptions[0].timestamp: expected a whole, finite",
+            id="timestamp",
         ),
-        (
+        pytest.param(
             {"pointer": "/subscriptions/0/service/created", "value": True},
             "subscriptions[0].service.created: expected a",
+            id="service.created",
         ),
-        ({"pointer": "/subscriptions", "value": "x"}, "subscriptions: expected a JSON array (got 'x')"),
-    ]:
-        server.faults.add("body", method="GET", path="/subscription", **fault)
-        with pytest.raises(ProtocolError) as caught:
-            client.get_subscriptions(device)
-        assert str(caught.value).startswith(f"GET /subscription: {message}"), str(caught.value)
+        pytest.param(
+            {"pointer": "/subscriptions", "value": "x"}, "subscriptions: expected a JSON array (got 'x')", id="list"
+        ),
+    ],
+)
+def test_a_subscription_is_checked_field_by_field(server, client, service, device, fault, message):
+    client.subscribe(device, service.public_key)
+    server.faults.add("body", method="GET", path="/subscription", **fault)
+    with pytest.raises(ProtocolError) as caught:
+        client.get_subscriptions(device)
+    assert str(caught.value).startswith(f"GET /subscription: {message}"), str(caught.value)
     assert client.get_subscriptions(device)[0].service.public_key == service.public_key
 
 
@@ -386,16 +400,20 @@ def test_an_error_id_of_any_kind_is_an_error_of_its_status(server, client, code)
     assert str(caught.value) == "POST /message: HTTP 400: Rejected" and caught.value.code is None
 
 
-def test_keys_and_uuids_with_a_trailing_line_break_are_refused(server, client, service):
-    from platypush_ext.pushjet.client import check_public_key, check_secret_key, check_uuid
+@pytest.mark.parametrize(
+    "check, value",
+    [
+        pytest.param(check_uuid, lambda s: str(uuid.uuid4()), id="uuid"),
+        pytest.param(check_public_key, lambda s: s.public_key, id="public_key"),
+        pytest.param(check_secret_key, lambda s: "a" * 32, id="secret_key"),
+    ],
+)
+def test_keys_and_uuids_with_a_trailing_line_break_are_refused(service, check, value):
+    with pytest.raises(InvalidArgumentError):
+        check(value(service) + "\n")  # passed: re.match with $ matches before a final line break
 
-    for check, value in [
-        (check_uuid, str(uuid.uuid4())),
-        (check_public_key, service.public_key),
-        (check_secret_key, "a" * 32),
-    ]:
-        with pytest.raises(InvalidArgumentError):
-            check(value + "\n")  # passed: re.match with $ matches before a final line break
+
+def test_a_public_key_with_a_trailing_line_break_in_an_answer_is_refused(server, client, service):
     server.faults.add("body", path="/service", pointer="/service/public", value=service.public_key + "\n")
     with pytest.raises(ProtocolError, match="service.public: expected a public key"):
         client.get_service(public_key=service.public_key)

@@ -83,13 +83,18 @@ def test_get_service_errors(api, params, expected):
     assert (status, body["error"]) == expected and ctype == HTML
 
 
-def test_get_service_by_public_or_secret_never_returns_secret(api, service):
-    by_public = api("GET", "service", params={"service": service["public"]})
-    by_secret = api("GET", "service", params={"secret": service["secret"]})
-    by_form = api("GET", "service", data={"secret": service["secret"]})
-    for response in (by_public, by_secret, by_form):
-        assert response.status_code == 200 and response.headers["Content-Type"] == JSON
-        assert response.json()["service"] == {k: v for k, v in service.items() if k != "secret"}
+@pytest.mark.parametrize(
+    "get",
+    [
+        pytest.param(lambda api, s: api("GET", "service", params={"service": s["public"]}), id="by-public"),
+        pytest.param(lambda api, s: api("GET", "service", params={"secret": s["secret"]}), id="by-secret"),
+        pytest.param(lambda api, s: api("GET", "service", data={"secret": s["secret"]}), id="by-form"),
+    ],
+)
+def test_get_service_by_public_or_secret_never_returns_secret(api, service, get):
+    response = get(api, service)
+    assert response.status_code == 200 and response.headers["Content-Type"] == JSON
+    assert response.json()["service"] == {k: v for k, v in service.items() if k != "secret"}
 
 
 def test_edit_service_quirks(api, service):
