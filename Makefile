@@ -13,14 +13,13 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: install
 	$(PY) -m platypush_ext.demo
 
-# The suite in two runs: four pytest-xdist workers for most of it (it waits on processes and
-# sockets more than it computes), then the tests marked `timing` (they measure time or count in
-# a time window) one at a time, unstarved. Coverage of platypush_ext across every process both
-# start, workers included (pyproject.toml's [tool.coverage.*]); the report fails under its floor.
+# The suite with four pytest-xdist workers (it waits on processes and sockets more than it
+# computes), each test file on one worker (an e2e module's Platypush is started once); coverage
+# of platypush_ext across every process, workers included (pyproject.toml's [tool.coverage.*]);
+# the report fails under its floor.
 test: install chromium
 	$(PY) -m coverage erase
-	$(PY) -m coverage run -m pytest -q -n 4 -m "not timing"
-	$(PY) -m coverage run -m pytest -q -m timing
+	$(PY) -m coverage run -m pytest -q -n 4 --dist loadfile
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 

@@ -94,12 +94,16 @@ def run_check(
     path: str | None = None,
     kill_window: float = 0.25,
     log: Any = None,
+    until: tuple[int, int] | None = None,
 ) -> DurabilityReport:
     """Kill workers at random for ``seconds``, drain the outbox, compare.
 
     :param received: a callable returning every ``seq`` value the server received, in order.
     :param kill_window: each worker is killed after a random delay of up to this
         many seconds once its loop started.
+    :param until: ``(kills, committed)``: stop as soon as this many workers were killed inside
+        their loop and this many values committed (``seconds`` is then only the bound), so that
+        a loaded machine makes the check longer, not weaker.
     """
     folder = None
     if path is None:
@@ -110,6 +114,8 @@ def run_check(
     kills, run = 0, 0
     started = time.monotonic()
     while time.monotonic() - started < seconds:
+        if until is not None and kills >= until[0] and len(committed) >= until[1]:
+            break
         run += 1
         proc = subprocess.Popen(
             [

@@ -200,7 +200,6 @@ def test_items_queued_while_platypush_was_down_fire_their_hooks(env: dict[str, A
     assert pp.run("mbed.status")["journal"]["pending"] == 0
 
 
-@pytest.mark.timing  # 20 kills at chosen moments; a hook's run told apart by its time
 def test_nothing_is_lost_when_platypush_is_killed_at_random_moments(env: dict[str, Any]) -> None:
     pp, recorder, rng = env["platypush"], env["recorder"], random.Random()
     kills, texts, per_round, killed_at = 20, [], 10, []

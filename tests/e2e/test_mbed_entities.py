@@ -15,8 +15,6 @@ from platypush_ext.sandbox.mbed.fleets import HOME
 from platypush_ext.sandbox.runner import PlatypushProcess
 from tests.e2e import panel
 
-pytestmark = pytest.mark.timing  # a browser's waits, bounded in seconds
-
 KEY = "e2e-mbed-entities-key-2718"
 UPDATE = "platypush.message.event.entities.EntityUpdateEvent"
 

@@ -31,8 +31,6 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 
 from tests.e2e.panel import PASSWORD, fill_login_form, shot, wait  # noqa: E402
 
-pytestmark = pytest.mark.timing  # a browser's waits, bounded in seconds
-
 COMPONENTS = Path(platypush.__file__).parent / "components.json.gz"
 
 

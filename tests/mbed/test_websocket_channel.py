@@ -93,7 +93,6 @@ class Outages:
         )
 
 
-@pytest.mark.timing  # counts connections in a window
 def test_a_websocket_that_accepts_and_drops_every_connection_causes_no_storm(pelion, monkeypatch):
     monkeypatch.setattr(WebSocketChannel, "SETTLE", 30.0 * STORM_SCALE, raising=False)  # new in issue 18
     client, outages = make_client(pelion), Outages()

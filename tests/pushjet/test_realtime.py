@@ -548,7 +548,6 @@ def test_without_devices_the_connector_is_not_used(make_plugin, server, alerts):
 STORM_SCALE = float(os.environ.get("STORM_SCALE", "0.1"))
 
 
-@pytest.mark.timing  # counts connections in a window
 def test_a_connector_that_accepts_and_drops_every_connection_causes_no_storm(
     make_plugin, bus, server, alerts, device, monkeypatch
 ):
