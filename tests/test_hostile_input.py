@@ -81,7 +81,6 @@ def test_every_bad_input_is_refused_in_one_short_line_over_execute(services: hos
         log = platypush.log_path.read_text(errors="replace")
     print(report.summary())
     assert report.total == len(table) and not report.failed, report.failed[:10]
-    assert report.seconds < 90, report.summary()  # 36 s measured for 3,108 calls
     assert "Traceback" not in log, log[log.find("Traceback") - 2000 : log.find("Traceback") + 2000]
     assert not [s for s in services.secrets if s in log]
     lines = log.splitlines()

@@ -36,7 +36,8 @@ def test_the_channel_is_registered_with_the_service(env):
     # the channel opens once Platypush's main loop listens on the bus (what it brings is then delivered)
     status = wait_until(lambda: (s := pp.run("mbed.status"))["running"] and s, timeout=5)
     assert status["channel"] == env["channel"] and status["running"] is True
-    assert mbed.channel == env["channel"]
+    # the channel thread runs; its registration with the service may still be on its way
+    wait_until(lambda: mbed.channel == env["channel"], timeout=5)
     assert KEY not in pp.log_tail(400)
 
 
