@@ -10,6 +10,7 @@ import requests
 
 from platypush_ext.runner import PlatypushProcess, redis_server_binary
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
+from tests.support import wait_until
 
 pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="redis-server is not installed")
 
@@ -87,6 +88,8 @@ def test_rejection_is_dead_lettered_hooked_and_retried(pp: PlatypushProcess, ser
         assert response["errors"] and "Invalid API key" in response["errors"][0]
         assert DEFAULT_API_KEY not in response["errors"][0]
         assert dead["reason"] == "Invalid API key" and dead["status"] == 401
+        # the hook runs beside /ws/events: its variable.set may come a moment after the event
+        wait_until(lambda: pp.run("variable.get", name="nikdev_rejected")["nikdev_rejected"], timeout=10)
         assert pp.run("variable.get", name="nikdev_rejected") == {"nikdev_rejected": "Invalid API key"}
         assert pp.run("nikdev.status")["dead"] == 1
     finally:
