@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 #: Events published per Redis pipeline, and the most bytes of one pipeline.
 BATCH = 500
@@ -29,8 +29,19 @@ BATCH_BYTES = 1024 * 1024
 BACKLOG_BYTES = 2 * 1024 * 1024
 DRAIN_WAIT = 5.0
 
+#: A Redis client (``redis.Redis``, as Platypush's bus holds it: its methods are untyped).
+Redis = Any
 
-def _redis_of(bus: Any) -> tuple[Any, str] | None:
+
+class Bus(Protocol):
+    """A bus: anything with ``post`` (a Redis bus also has ``redis`` and ``redis_queue``, looked up
+    with ``getattr``)."""
+
+    def post(self, event: Any) -> None:
+        """Publish one event (a Platypush event: untyped)."""
+
+
+def _redis_of(bus: Bus) -> tuple[Redis, str] | None:
     """The Redis connection and channel of a Redis bus (``None`` for other buses)."""
     redis, channel = getattr(bus, "redis", None), getattr(bus, "redis_queue", None)
     if redis is None or not hasattr(redis, "pipeline") or not isinstance(channel, str):
@@ -50,7 +61,7 @@ def _batches(texts: Sequence[str]) -> list[tuple[int, int]]:
     return batches + [(start, len(texts))] if texts else batches
 
 
-def _backlog(redis: Any) -> int:
+def _backlog(redis: Redis) -> int:
     """The most bytes waiting in Redis for one pub/sub client (0 if Redis does not say)."""
     from redis.exceptions import RedisError
 
@@ -60,7 +71,7 @@ def _backlog(redis: Any) -> int:
         return 0  # e.g. CLIENT disabled on a managed Redis: unpaced
 
 
-def _wait_drained(redis: Any, interval: float = 0.02) -> None:
+def _wait_drained(redis: Redis, interval: float = 0.02) -> None:
     """Wait (at most :data:`DRAIN_WAIT` seconds: a stuck stranger does not stop delivery) until
     every subscriber read all but :data:`BACKLOG_BYTES` of what was published to it."""
     deadline = time.monotonic() + DRAIN_WAIT
@@ -76,11 +87,11 @@ class Publisher:
         e.g. one that makes Platypush's bus loop let go of the last event.
     """
 
-    def __init__(self, get_bus: Callable[[], Any], mark: Callable[[], str] | None = None):
+    def __init__(self, get_bus: Callable[[], Bus], mark: Callable[[], str] | None = None):
         self._get_bus = get_bus
         self._mark = mark
 
-    def publish(self, events: Sequence[Any], texts: Sequence[str] | None = None, mark: bool = False) -> list[int]:
+    def publish(self, events: Sequence[object], texts: Sequence[str] | None = None, mark: bool = False) -> list[int]:
         """Publish ``events`` in order (pipelined on Redis).
 
         :param events: the events.
@@ -107,7 +118,7 @@ class Publisher:
             return [0] * len(events)
 
     @staticmethod
-    def _publish(redis: Any, channel: str, texts: Sequence[str]) -> list[int]:
+    def _publish(redis: Redis, channel: str, texts: Sequence[str]) -> list[int]:
         if len(texts) == 1:
             return [int(redis.publish(channel, texts[0]))]
         counts: list[int] = []

@@ -22,8 +22,6 @@ per answer through its error table (:class:`platypush_ext.core.http.ErrorDetails
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = [
     "AuthError",
     "BadRequestError",
@@ -62,7 +60,7 @@ class ServiceError(Exception):
         status: int | None = None,
         endpoint: str | None = None,
         server_message: str | None = None,
-        code: Any = None,
+        code: object = None,
     ):
         super().__init__(message)
         self.message = message

@@ -26,7 +26,7 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, TypedDict, TypeVar, overload
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
@@ -44,6 +44,10 @@ from .errors import (
 from .redaction import Redactor
 from .retry import RetryPolicy
 from .text import html_title, one_line
+from .untrusted import JSON
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "ErrorDetails",
@@ -56,6 +60,28 @@ __all__ = [
 ]
 
 logger = logging.getLogger("platypush_ext.http")
+
+T = TypeVar("T")
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`HttpClient.request` (for :meth:`HttpClient.request_json`)."""
+
+    params: Mapping[str, object] | None
+    data: Any  # a body as requests takes it: a form, bytes, a file-like object (duck-typed)
+    json_body: Any  # arbitrary JSON, encoded by requests
+    headers: Mapping[str, str] | None
+    idempotent: bool | None
+    timeouts: Timeouts | None
+    stream: bool
+    allow_redirects: bool
+
+
+class ClientOptions(TypedDict, total=False):
+    """The options of :class:`HttpClient` a :class:`ServiceClient` passes on (``secrets``, ``headers``)."""
+
+    secrets: Iterable[str | None]
+    headers: Mapping[str, str] | None
 
 
 @dataclass(frozen=True)
@@ -80,15 +106,15 @@ class ErrorDetails:
 
     cls: type[ServiceError] | None = None
     hint: str | None = None
-    code: Any = None
+    code: JSON = None
 
 
 #: A service's error table: ``(status, endpoint, payload)`` to :class:`ErrorDetails`,
 #: or ``None`` for the generic class of the status.
-ErrorFactory = Callable[[int, str, Any], "ErrorDetails | None"]
+ErrorFactory = Callable[[int, str, JSON], "ErrorDetails | None"]
 
 
-def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -> Any:
+def parse_json(response: requests.Response, endpoint: str, redactor: Redactor) -> JSON:
     """The JSON body of ``response`` (whatever its content type), read as untrusted input
     (:func:`platypush_ext.core.untrusted.loads`: UTF-8, as RFC 8259 requires): a body that is not
     JSON, not UTF-8 or nested too deeply is a one-line :class:`ProtocolError`, secrets masked."""
@@ -116,7 +142,7 @@ def _error_body(response: requests.Response) -> bytes:
         return b""
 
 
-def error_payload(body: bytes) -> Any:
+def error_payload(body: bytes) -> JSON:
     """What an error answer says, for :func:`server_message` and the services' error tables: its
     JSON; else its text (an HTML page, a plain sentence); ``None`` when it is neither (not UTF-8,
     JSON too deep to read, a truncated JSON text)."""
@@ -271,7 +297,7 @@ class HttpClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, object] | None = None,
         data: Any = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
@@ -334,6 +360,7 @@ class HttpClient:
             response, error, replayable, retry_after = self._attempt(send, exchange, started)
             if response is not None:
                 return response
+            assert error is not None  # an attempt without a response has its error
             failures += 1
             delay = self.retry.next_delay(
                 error,
@@ -356,7 +383,7 @@ class HttpClient:
 
     def _attempt(
         self, send: Callable[[], requests.Response], exchange: _Exchange, started: float
-    ) -> tuple[Any, Any, bool, float | None]:
+    ) -> tuple[requests.Response | None, ServiceError | None, bool, float | None]:
         """One attempt: ``(response, None, …)`` on success, else ``(None, error, replayable, retry_after)``."""
         try:
             response = send()
@@ -372,7 +399,17 @@ class HttpClient:
         response.close()
         return None, error, exchange.idempotent, retry_after
 
-    def request_json(self, method: str, path: str, *, parse: Callable[[Any], Any] | None = None, **kwargs: Any) -> Any:
+    @overload
+    def request_json(self, method: str, path: str, *, parse: None = None, **kwargs: Unpack[RequestOptions]) -> JSON: ...
+
+    @overload
+    def request_json(
+        self, method: str, path: str, *, parse: Callable[[JSON], T], **kwargs: Unpack[RequestOptions]
+    ) -> T: ...
+
+    def request_json(
+        self, method: str, path: str, *, parse: Callable[[JSON], T] | None = None, **kwargs: Unpack[RequestOptions]
+    ) -> T | JSON:
         """:meth:`request`, then the body parsed as JSON (any content type), then ``parse(body)``
         (a service's model: every bad field is a :class:`ProtocolError`, given the endpoint here).
 
@@ -386,7 +423,7 @@ class HttpClient:
         data = parse_json(response, endpoint, self.redactor)
         return data if parse is None else self.parsed(data, parse, endpoint, response.status_code)
 
-    def parsed(self, data: Any, parse: Callable[[Any], Any], endpoint: str, status: int | None = None) -> Any:
+    def parsed(self, data: JSON, parse: Callable[[JSON], T], endpoint: str, status: int | None = None) -> T:
         """``parse(data)``; its :class:`ProtocolError` (a refused field) is raised again naming the
         endpoint, in one line, secrets masked.
 
@@ -459,7 +496,7 @@ class ServiceClient:
         timeouts: Timeouts | None,
         retry: RetryPolicy | None,
         error_factory: ErrorFactory | None,
-        **options: Any,
+        **options: Unpack[ClientOptions],
     ) -> None:
         """Set :attr:`http`: ``http`` if given, else a new client with the service's defaults.
 
@@ -483,14 +520,14 @@ class ServiceClient:
         """The service's base URL."""
         return self.http.base_url
 
-    def add_secret(self, value: Any) -> None:
+    def add_secret(self, value: object) -> None:
         """Mask ``value`` wherever this client could show it (errors, logs, ``repr``).
 
         :param value: a secret (short or non-string values are ignored).
         """
         self.http.redactor.add(value)
 
-    def redact(self, text: Any) -> str:
+    def redact(self, text: object) -> str:
         """``text`` with every secret known to this client masked.
 
         :param text: any text (or object, turned into text).
@@ -504,14 +541,14 @@ class ServiceClient:
     def __enter__(self) -> "ServiceClient":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.http.redactor.url(self.base_url)!r})"
 
 
-def _urlencode(fields: Mapping[str, Any]) -> str:
+def _urlencode(fields: Mapping[str, object]) -> str:
     """``application/x-www-form-urlencoded`` text of ``fields``, ``None`` values left out (as requests does)."""
     return urlencode([(k, v) for k, v in fields.items() if v is not None], doseq=True)
 
@@ -532,7 +569,7 @@ _MESSAGE_KEYS = ("message", "error_description", "error", "detail", "reason", "t
 _MESSAGE_DEPTH = 4
 
 
-def _server_message(payload: Any, depth: int = 0) -> str | None:
+def _server_message(payload: JSON, depth: int = 0) -> str | None:
     """Best-effort extraction of a human message from an error body (a JSON object, in nested
     objects down to :data:`_MESSAGE_DEPTH` levels, or a text; an HTML page gives its title)."""
     if isinstance(payload, Mapping):

@@ -35,12 +35,16 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 from .bus import Publisher
 from .errors import ProtocolError
 from .storage import connect
 from .text import one_line
+from .untrusted import JSON
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger("platypush_ext.core.journal")
 
@@ -86,7 +90,7 @@ class Entry(NamedTuple):
 
     id: int
     source: str
-    payload: Any
+    payload: JSON
 
 
 class Rejected(NamedTuple):
@@ -103,13 +107,39 @@ class Rejected(NamedTuple):
     excerpt: str = ""
 
 
+#: A value of a row of :meth:`Journal.dropped` (an SQLite column: id, element, source, reason,
+#: journaled_at, payload).
+Column = int | float | str | None
+
+
+class Drops(TypedDict):
+    """What :meth:`Journal.drops` tells: the count of drops (all time) and the newest ones."""
+
+    dropped: int
+    recent_drops: list[dict[str, Column]]
+
+
+class JournalOptions(TypedDict, total=False):
+    """The options of a :class:`Journal` a plugin may set (see its parameters)."""
+
+    keep_posted: int
+    grace: float
+    keep_dropped: int
+
+
+class NamedJournalOptions(JournalOptions, total=False):
+    """:class:`JournalOptions` and the journal's ``name``."""
+
+    name: str
+
+
 class _Ready(NamedTuple):
     """An entry's events, ready to publish: its id, how many events it has, those still to publish
     and their texts, and its refused elements."""
 
     id: int
     total: int
-    events: list[Any]
+    events: list[object]
     texts: list[str]
     rejected: list[Rejected]
 
@@ -125,7 +155,7 @@ def _describe(exc: BaseException) -> str:
     return text if isinstance(exc, ProtocolError) else one_line(f"{type(exc).__name__}: {text}", REASON_LENGTH)
 
 
-def _key(event: Any) -> str | None:
+def _key(event: object) -> str | None:
     """The key an event is seen under: its ``journal_id`` (``None`` without one)."""
     journal_id = (getattr(event, "args", None) or {}).get("journal_id")
     return None if journal_id is None else str(journal_id)
@@ -241,7 +271,7 @@ class Journal:
                 if relaxed:
                     self._db.execute("PRAGMA synchronous=FULL")
 
-    def append(self, source: str, payloads: Sequence[Any]) -> list[int]:
+    def append(self, source: str, payloads: Sequence[JSON]) -> list[int]:
         """Durably record what was read, in one transaction.
 
         :param source: where it came from (e.g. the device).
@@ -411,7 +441,7 @@ class Journal:
             "duplicates": int(duplicates or 0),
         }
 
-    def dropped(self, limit: int = 20) -> list[dict[str, Any]]:
+    def dropped(self, limit: int = 20) -> list[dict[str, Column]]:
         """The most recent dropped entries and refused elements, newest first: ``{"id", "element",
         "source", "reason", "journaled_at", "payload"}`` (``element``: ``None`` for a whole entry, else
         where it is in the entry, e.g. ``notifications[2]``; ``payload``: the start of its JSON text).
@@ -430,7 +460,7 @@ class Journal:
         keys = ("id", "element", "source", "reason", "journaled_at", "payload")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
-    def drops(self, recent: int = 5) -> dict[str, Any]:
+    def drops(self, recent: int = 5) -> Drops:
         """What a plugin's ``status`` shows of what was dropped: ``{"dropped": <count, all time>,
         "recent_drops": [{"id", "element", "source", "reason"}, …]}`` (the newest ``recent``).
 
@@ -440,7 +470,11 @@ class Journal:
         return {"dropped": self.counts()["dropped"], "recent_drops": listed}
 
     def post_pending(
-        self, publisher: Publisher, build: Callable[[Entry], list[Any]], stop: threading.Event, timeout: float = 10.0
+        self,
+        publisher: Publisher,
+        build: Callable[[Entry], Sequence[object]],
+        stop: threading.Event,
+        timeout: float = 10.0,
     ) -> int:
         """Post the events of pending entries, oldest first, until none is left.
 
@@ -471,7 +505,7 @@ class Journal:
         return delivered
 
     def _post(
-        self, publisher: Publisher, build: Callable[[Entry], list[Any]], rows: list[tuple[int, str, str]]
+        self, publisher: Publisher, build: Callable[[Entry], Sequence[object]], rows: list[tuple[int, str, str]]
     ) -> tuple[int, int]:
         """Build each entry, drop those that cannot be, publish the others' events not seen yet; marks
         (and counts) those whose every event reached someone. Returns (delivered, entries with events)."""
@@ -504,7 +538,7 @@ class Journal:
             self._db.close()
 
 
-def _decoded(payload: str) -> Any:
+def _decoded(payload: str) -> JSON:
     """A payload's JSON, ``None`` if it cannot be decoded."""
     try:
         return json.loads(payload)
@@ -512,7 +546,7 @@ def _decoded(payload: str) -> Any:
         return None
 
 
-def _prepare(build: Callable[[Entry], list[Any]], row: tuple[int, str, str], seen: set[str]) -> _Ready | str:
+def _prepare(build: Callable[[Entry], Sequence[object]], row: tuple[int, str, str], seen: set[str]) -> _Ready | str:
     """An entry's events not seen yet, with their texts, and its refused elements; or why it is
     dropped (whatever failed)."""
     entry_id, source, payload = row
@@ -536,7 +570,7 @@ _writer_lock = threading.Lock()
 _writer: list[threading.Thread] = []
 
 
-def confirm(name: str, journal_id: Any) -> None:
+def confirm(name: str, journal_id: object) -> None:
     """Note that Platypush's main loop is done with an event of the journal ``name``: recorded
     at once if the journal is free, else soon by a thread of this module. Called from a
     finaliser: never waits for a lock, never raises.
@@ -596,7 +630,7 @@ class LazyJournal:
     :param options: the journal's other arguments (``keep_posted``, ``grace``, ``name``).
     """
 
-    def __init__(self, path: str, **options: Any):
+    def __init__(self, path: str, **options: Unpack[NamedJournalOptions]):
         self.path, self.options = path, options
         self._journal: Journal | None = None
         self._lock = threading.Lock()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 __all__ = ["MASK", "SECRET_NAMES", "Redactor"]
@@ -51,7 +51,7 @@ class Redactor:
         for value in secrets:
             self.add(value)
 
-    def add(self, value: Any) -> None:
+    def add(self, value: object) -> None:
         """Register a secret value (short or empty values are ignored)."""
         if not isinstance(value, str) or len(value) < 4:
             return
@@ -61,7 +61,7 @@ class Redactor:
                 self._values |= forms
                 self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
 
-    def add_from(self, mapping: Mapping[str, Any] | None) -> None:
+    def add_from(self, mapping: Mapping[str, object] | None) -> None:
         """Register the values of the secret-named keys of ``mapping``."""
         if not isinstance(mapping, Mapping):
             return
@@ -69,7 +69,7 @@ class Redactor:
             if str(key).lower() in SECRET_NAMES:
                 self.add(value)
 
-    def text(self, text: Any) -> str:
+    def text(self, text: object) -> str:
         """``text`` with every known secret value and every URL signature (``sig=…``) masked."""
         text = _SIGNATURE_RE.sub(r"\1" + MASK, str(text))
         # only the secrets the text holds go into the pattern: a client that learnt many (a service

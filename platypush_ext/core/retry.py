@@ -5,15 +5,29 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from .backoff import exponential_delay
 from .errors import ServiceError
 
-__all__ = ["IDEMPOTENT_METHODS", "RetryPolicy"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["IDEMPOTENT_METHODS", "RetryChanges", "RetryPolicy"]
 
 #: Methods replayed after they may have reached the server (as urllib3's ``Retry.DEFAULT_ALLOWED_METHODS``).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+class RetryChanges(TypedDict, total=False):
+    """Fields of a :class:`RetryPolicy` to change (:meth:`RetryPolicy.replace`)."""
+
+    attempts: int
+    backoff: float
+    backoff_max: float
+    budget: float
+    methods: frozenset[str]
+    respect_retry_after: bool
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,7 @@ class RetryPolicy:
     methods: frozenset[str] = IDEMPOTENT_METHODS
     respect_retry_after: bool = True
 
-    def replace(self, **changes: Any) -> RetryPolicy:
+    def replace(self, **changes: Unpack[RetryChanges]) -> RetryPolicy:
         """A copy with ``changes`` (the fields above) applied.
 
         :param changes: field values, e.g. ``attempts=4``.

@@ -4,7 +4,6 @@ page reduced to its title; framework-free."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 __all__ = ["MAX_ERROR_LENGTH", "html_title", "one_line"]
 
@@ -36,7 +35,7 @@ def _escape(match: re.Match[str]) -> str:
     return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}")
 
 
-def one_line(text: Any, limit: int = MAX_ERROR_LENGTH) -> str:
+def one_line(text: object, limit: int = MAX_ERROR_LENGTH) -> str:
     """``text`` made safe to answer and log: one line of at most ``limit`` characters.
 
     An HTML page in it (a service's or a proxy's error page) is reduced to its

@@ -10,7 +10,7 @@ A model reads a server's object through these checks only: nothing of it is pass
 (into an event, an action's answer) without being checked first::
 
     @classmethod
-    def from_json(cls, data: Any) -> Message:
+    def from_json(cls, data: JSON) -> Message:
         data = untrusted.mapping(data, "message")
         return cls(
             text=untrusted.text(untrusted.field(data, "message"), "message"),
@@ -30,6 +30,7 @@ from .errors import ProtocolError
 from .text import html_title, one_line
 
 __all__ = [
+    "JSON",
     "MAX_ITEMS",
     "MAX_TEXT",
     "array",
@@ -63,8 +64,11 @@ _URL_RE = re.compile(r"https?://[^/?#\s]+(?:[/?#][\x21-\x7e]*)?", re.IGNORECASE)
 
 T = TypeVar("T")
 
+#: A value decoded from JSON: checked field by field before use (with the functions below).
+JSON = Any
 
-def _shown(value: Any) -> str:
+
+def _shown(value: object) -> str:
     """A short, safe quotation of a refused value."""
     try:
         if isinstance(value, (Mapping, list, tuple)):
@@ -76,7 +80,7 @@ def _shown(value: Any) -> str:
         return f"a {type(value).__name__}"
 
 
-def refused(name: str, why: str, value: Any = ...) -> ProtocolError:
+def refused(name: str, why: str, value: object = ...) -> ProtocolError:
     """The error for a refused field: ``<name>: <why> (got <value>)``, one line.
 
     :param name: the field (e.g. ``notifications[2].max-age``).
@@ -87,7 +91,7 @@ def refused(name: str, why: str, value: Any = ...) -> ProtocolError:
     return ProtocolError(one_line(f"{name}: {why}{got}"))
 
 
-def loads(data: str | bytes | bytearray, what: str = "the answer") -> Any:
+def loads(data: str | bytes | bytearray, what: str = "the answer") -> JSON:
     """Decode a JSON text from a server.
 
     Numbers too large for a float come as infinities, ``NaN`` as NaN: the field checks refuse
@@ -126,7 +130,7 @@ def received(data: bytes | bytearray | str) -> str:
     return data
 
 
-def loads_received(text: str, what: str = "the received text") -> Any:
+def loads_received(text: str, what: str = "the received text") -> JSON:
     """Decode a JSON text kept by :func:`received` (its bytes as received: not UTF-8 is refused).
 
     :param text: the kept text (a caller's own text with a lone surrogate is decoded as text).
@@ -147,7 +151,7 @@ def _start(text: str) -> str:
     return f"[HTML page: {title}]" if title else start
 
 
-def field(data: Mapping[str, Any], key: str, name: str | None = None) -> Any:
+def field(data: Mapping[str, JSON], key: str, name: str | None = None) -> JSON:
     """``data[key]``, or :class:`ProtocolError` when it is missing.
 
     :param data: a checked :func:`mapping`.
@@ -160,7 +164,7 @@ def field(data: Mapping[str, Any], key: str, name: str | None = None) -> Any:
         raise refused(name or key, "missing") from None
 
 
-def mapping(value: Any, name: str) -> Mapping[str, Any]:
+def mapping(value: JSON, name: str) -> Mapping[str, JSON]:
     """A JSON object.
 
     :param value: what came.
@@ -171,7 +175,7 @@ def mapping(value: Any, name: str) -> Mapping[str, Any]:
     return value
 
 
-def array(value: Any, name: str, limit: int = MAX_ITEMS) -> list[Any]:
+def array(value: JSON, name: str, limit: int = MAX_ITEMS) -> list[JSON]:
     """A JSON array of at most ``limit`` items.
 
     :param value: what came.
@@ -185,7 +189,7 @@ def array(value: Any, name: str, limit: int = MAX_ITEMS) -> list[Any]:
     return value
 
 
-def text(value: Any, name: str, *, limit: int = MAX_TEXT, empty: bool = True, quote: bool = True) -> str:
+def text(value: JSON, name: str, *, limit: int = MAX_TEXT, empty: bool = True, quote: bool = True) -> str:
     """A string of at most ``limit`` characters, valid Unicode (no lone surrogate).
 
     :param value: what came.
@@ -207,7 +211,7 @@ def text(value: Any, name: str, *, limit: int = MAX_TEXT, empty: bool = True, qu
     return value
 
 
-def optional_text(value: Any, name: str, *, limit: int = MAX_TEXT) -> str | None:
+def optional_text(value: JSON, name: str, *, limit: int = MAX_TEXT) -> str | None:
     """:func:`text`, where ``null`` and ``""`` mean none (``None``).
 
     :param value: what came.
@@ -220,7 +224,7 @@ def optional_text(value: Any, name: str, *, limit: int = MAX_TEXT) -> str | None
 
 
 def integer(
-    value: Any,
+    value: JSON,
     name: str,
     *,
     minimum: int = INT_MIN,
@@ -253,7 +257,7 @@ def integer(
     return int(number_)
 
 
-def number(value: Any, name: str) -> int | float:
+def number(value: JSON, name: str) -> int | float:
     """A finite number (integers within 64 bits), never a boolean.
 
     :param value: what came.
@@ -268,7 +272,7 @@ def number(value: Any, name: str) -> int | float:
     return value
 
 
-def boolean(value: Any, name: str, *, strings: bool = True) -> bool:
+def boolean(value: JSON, name: str, *, strings: bool = True) -> bool:
     """``true`` or ``false`` (with ``strings``, also ``"true"`` / ``"false"`` in any case).
 
     :param value: what came.
@@ -282,7 +286,7 @@ def boolean(value: Any, name: str, *, strings: bool = True) -> bool:
     raise refused(name, "expected true or false", value)
 
 
-def identifier(value: Any, name: str, check: Callable[[Any], T], what: str) -> T:
+def identifier(value: JSON, name: str, check: Callable[[str], T], what: str) -> T:
     """A value that later calls send back as an argument (a share name, a device id, an endpoint
     name): a non-empty :func:`text` that also passes the action's own argument ``check``.
 
@@ -298,7 +302,7 @@ def identifier(value: Any, name: str, check: Callable[[Any], T], what: str) -> T
         raise refused(name, f"expected {what}", value) from None
 
 
-def secret(value: Any, name: str, *, check: Callable[[Any], Any] | None = None, limit: int = MAX_TOKEN) -> str:
+def secret(value: JSON, name: str, *, check: Callable[[str], object] | None = None, limit: int = MAX_TOKEN) -> str:
     """A credential (a token, a key): printable ASCII without spaces, at most ``limit`` characters,
     passing ``check`` if given. Never quoted in the error.
 
@@ -319,7 +323,7 @@ def secret(value: Any, name: str, *, check: Callable[[Any], Any] | None = None, 
     return value
 
 
-def url(value: Any, name: str, *, secret: bool = False) -> str:
+def url(value: JSON, name: str, *, secret: bool = False) -> str:
     """An ``http://`` or ``https://`` URL of at most 8,192 printable ASCII characters (a signed one:
     ``secret``, never quoted in the error).
 

@@ -104,6 +104,8 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
     its ``transfer_id`` and ``state: running`` and goes on the same way.
     """
 
+    _client: GettClient
+
     #: Finished transfers remembered by :meth:`get_transfers`.
     HISTORY = 100
 

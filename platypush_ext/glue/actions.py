@@ -24,10 +24,11 @@ from platypush.plugins import action as platypush_action
 
 from ..core.errors import InvalidArgumentError, ProtocolError, ServiceError
 from ..core.text import one_line
+from ..core.untrusted import JSON
 
 __all__ = ["action", "check_value"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., object])
 
 logger = logging.getLogger("platypush_ext")
 
@@ -71,7 +72,7 @@ def action(method: F | None = None, *, max_length: Mapping[str, int] | None = No
     arguments = _Arguments(method, dict(max_length or {}))
 
     @functools.wraps(method)
-    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def run(self: Any, *args: JSON, **kwargs: JSON) -> object:  # self: a Platypush plugin (untyped)
         try:
             return _readable_output(method(self, **arguments.bind(args, kwargs)))
         except (ServiceError, OSError) as exc:
@@ -84,7 +85,7 @@ def action(method: F | None = None, *, max_length: Mapping[str, int] | None = No
     return platypush_action(run)
 
 
-def _readable_output(output: Any) -> Any:
+def _readable_output(output: object) -> object:
     """``output``, unless it is a text that Platypush cannot take: it parses an action's text output
     as JSON (``Response._parse_msg``), and one nested deeper than its parser goes (a device's value
     of 20,000 brackets) raised ``RecursionError`` out of Platypush's action machinery."""
@@ -104,20 +105,20 @@ def _readable_output(output: Any) -> Any:
 class _Arguments:
     """The arguments of one action: binds and validates a call's (see :func:`action`)."""
 
-    def __init__(self, method: Callable[..., Any], max_length: dict[str, int]):
+    def __init__(self, method: Callable[..., object], max_length: dict[str, int]):
         self.method, self.max_length = method, max_length
         params = list(inspect.signature(method).parameters.values())[1:]  # without self
         self.names = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         self.required = [p.name for p in params if p.default is p.empty and p.name in self.names]
         self.open = any(p.kind is p.VAR_KEYWORD for p in params)
-        self._hints: dict[str, Any] | None = None
+        self._hints: dict[str, object] | None = None
 
-    def hints(self) -> dict[str, Any]:
+    def hints(self) -> dict[str, object]:
         if self._hints is None:  # resolved at the first call: the plugin's module is complete by then
             self._hints = typing.get_type_hints(self.method)
         return self._hints
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def bind(self, args: tuple[JSON, ...], kwargs: dict[str, JSON]) -> dict[str, JSON]:
         """The call's arguments by name, validated (booleans normalised)."""
         if len(args) > len(self.names):
             raise InvalidArgumentError(f"{len(args)} positional arguments given, at most {len(self.names)} accepted")
@@ -143,7 +144,7 @@ def _abbreviate(text: str, size: int = 40) -> str:
     return repr(text if len(text) <= size else text[:size] + "…")
 
 
-def _describe(hint: Any) -> str:
+def _describe(hint: object) -> str:
     """What a type hint expects, in words."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -152,11 +153,17 @@ def _describe(hint: Any) -> str:
         return "a list"
     if origin in _MAPPINGS or hint in _MAPPINGS:
         return "an object"
-    names = {str: "a string", bool: "true or false", int: "an integer", float: "a number", type(None): "null"}
+    names: dict[object, str] = {
+        str: "a string",
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
-def _got(value: Any) -> str:
+def _got(value: object) -> str:
     """What a value is, in words, without quoting it (it may be huge, or a secret)."""
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
@@ -172,7 +179,7 @@ def _got(value: Any) -> str:
     return type(value).__name__
 
 
-def _kind_matches(hint: Any, value: Any) -> bool:
+def _kind_matches(hint: object, value: object) -> bool:
     """Whether ``value`` is of the hint's own kind (no conversion)."""
     origin = typing.get_origin(hint) or hint
     if hint is Any:
@@ -186,7 +193,7 @@ def _kind_matches(hint: Any, value: Any) -> bool:
     return isinstance(origin, type) and isinstance(value, origin)
 
 
-def _check(value: Any, hint: Any, where: str, limit: int) -> Any:
+def _check(value: JSON, hint: object, where: str, limit: int) -> JSON:
     """``value`` if it is what ``hint`` says (a boolean spelling becomes a bool), else :class:`InvalidArgumentError`."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -212,7 +219,7 @@ def _check(value: Any, hint: Any, where: str, limit: int) -> Any:
     raise InvalidArgumentError(f"{where}: expected {_describe(hint)}, got {_got(value)}")
 
 
-def _check_kind(value: Any, hint: Any, where: str, limit: int) -> Any:
+def _check_kind(value: JSON, hint: object, where: str, limit: int) -> JSON:
     """Sizes and ranges of a value already of the hint's kind; the items of containers."""
     _check_size(value, where, limit)
     origin, args = typing.get_origin(hint) or hint, typing.get_args(hint)
@@ -227,7 +234,7 @@ def _check_kind(value: Any, hint: Any, where: str, limit: int) -> Any:
     return value
 
 
-def _check_size(value: Any, where: str, limit: int) -> None:
+def _check_size(value: object, where: str, limit: int) -> None:
     """String lengths, 64-bit integers, finite numbers, container sizes."""
     if isinstance(value, str) and len(value) > limit:
         raise InvalidArgumentError(f"{where}: at most {limit:,} characters, got {len(value):,}")
@@ -239,7 +246,7 @@ def _check_size(value: Any, where: str, limit: int) -> None:
         raise InvalidArgumentError(f"{where}: at most {MAX_ITEMS:,} items, got {len(value):,}")
 
 
-def _check_any(value: Any, where: str, limit: int, depth: int = 0) -> Any:
+def _check_any(value: JSON, where: str, limit: int, depth: int = 0) -> JSON:
     """Bounds for an argument of any type: string lengths, container sizes and depth."""
     if depth > 32:
         raise InvalidArgumentError(f"{where}: nested more than 32 levels deep")
@@ -253,7 +260,7 @@ def _check_any(value: Any, where: str, limit: int, depth: int = 0) -> Any:
     return value
 
 
-def check_value(value: Any, hint: Any, where: str, limit: int = DEFAULT_MAX_LENGTH) -> Any:
+def check_value(value: JSON, hint: object, where: str, limit: int = DEFAULT_MAX_LENGTH) -> JSON:
     """``value`` checked against ``hint`` as an action's argument is (a boolean spelling such as
     ``"no"`` becomes a bool), for settings a plugin validates itself; else :class:`InvalidArgumentError`
     naming ``where``."""

@@ -20,14 +20,18 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from platypush.message.event import Event
 
-from ..core.bus import Publisher
-from ..core.journal import Entry, Journal, LazyJournal, confirm
+from ..core.bus import Bus, Publisher
+from ..core.journal import Drops, Entry, Journal, JournalOptions, LazyJournal, confirm
+from ..core.untrusted import JSON
 
-__all__ = ["DeliveryMarkEvent", "Inbox", "JournaledEvent", "Made", "delivery_mark"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["DeliveryMarkEvent", "Events", "Inbox", "JournaledEvent", "Made", "delivery_mark"]
 
 
 class _Watch:
@@ -38,13 +42,13 @@ class _Watch:
 
     __slots__ = ("name", "journal_id", "thread", "live", "done", "__weakref__")
 
-    def __init__(self, name: str, journal_id: Any):
+    def __init__(self, name: str, journal_id: object):
         self.name, self.journal_id = name, journal_id
         self.thread = threading.get_ident()  # the main loop's thread that evaluates the event
         self.live: set[int] = set()
         self.done = False
 
-    def hold(self, result: Any) -> None:
+    def hold(self, result: object) -> None:
         self.live.add(id(result))
         weakref.finalize(result, self.release, id(result)).atexit = False
 
@@ -117,10 +121,20 @@ def delivery_mark() -> str:
     return str(DeliveryMarkEvent())
 
 
+class DeliveryStatus(Drops):
+    """What :meth:`Inbox.status` tells: the journal's drops and its counts."""
+
+    journal: dict[str, int]
+
+
+#: An entry's events: Platypush events (untyped), and its
+#: :class:`~platypush_ext.core.journal.Rejected` elements.
+Events = list[Any]
+
 #: What :meth:`Inbox.post_pending` may be given for an entry just received: its events (and
 #: :class:`~platypush_ext.core.journal.Rejected` elements), already made, or the exception that
 #: says why it cannot be read (the entry is dropped with it).
-Made = list[Any] | Exception
+Made = Events | Exception
 
 
 class Inbox:
@@ -147,11 +161,11 @@ class Inbox:
     def __init__(
         self,
         service: str,
-        to_events: Callable[[Entry], list[Any]],
-        bus: Callable[[], Any],
+        to_events: Callable[[Entry], Events],
+        bus: Callable[[], Bus],
         path: str,
         log: logging.Logger | None = None,
-        **journal_options: Any,
+        **journal_options: Unpack[JournalOptions],
     ):
         self.service, self._to_events = service, to_events
         self.log = log or logging.getLogger(f"platypush_ext.{service}")
@@ -170,7 +184,7 @@ class Inbox:
         """The journal (opened on first use)."""
         return self._journal.get()
 
-    def receive(self, source: str, payloads: Sequence[Any]) -> list[int]:
+    def receive(self, source: str, payloads: Sequence[JSON]) -> list[int]:
         """Durably journal what was read, as received, before anything else is done with it.
 
         :param source: where it came from (a device, a channel).
@@ -206,7 +220,7 @@ class Inbox:
     #: The most entries whose events :meth:`keep_made` keeps.
     MADE_LIMIT = 1000
 
-    def _events(self, entry: Entry) -> list[Any]:
+    def _events(self, entry: Entry) -> Events:
         with self._made_lock:
             made = self._made.pop(entry.id, None)
         if isinstance(made, Exception):
@@ -228,7 +242,7 @@ class Inbox:
             self.log.info("%s: waiting for Platypush's bus to have a subscriber", self.service)
         return True
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> DeliveryStatus:
         """What a plugin's ``status`` shows of its deliveries: ``{"dropped": n, "recent_drops":
         [...], "journal": {"pending", "posted", "dropped", "duplicates"}}``
         (:meth:`~platypush_ext.core.journal.Journal.drops`, ``counts``)."""

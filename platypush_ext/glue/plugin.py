@@ -11,15 +11,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 
 from platypush.config import Config
 
+from ..core.bus import Bus
 from ..core.http import ServiceClient, Timeouts
-from ..core.journal import Entry, Journal
+from ..core.journal import Entry, Journal, JournalOptions
 from ..core.listening import Availability
+from ..core.retry import RetryChanges
 from . import webpanel
-from .delivery import Inbox, Made
+from .delivery import Events, Inbox, Made
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["ListeningPlugin", "ServicePlugin", "state_path"]
 
@@ -42,19 +47,19 @@ class ServicePlugin:
     :meth:`stop` closes the client.
     """
 
-    _client: Any
+    _client: ServiceClient  # a service's plugin narrows it to its client's class
     logger: logging.Logger
-    _bus: Any
+    _bus: Bus
 
     def _open_client(
         self,
         client_class: type[C],
-        *args: Any,
+        *args: object,
         connect_timeout: float,
         read_timeout: float,
         retries: int,
-        retry: Mapping[str, Any] | None = None,
-        **options: Any,
+        retry: RetryChanges | None = None,
+        **options: object,
     ) -> C:
         """Create the plugin's client (as ``self._client``) from the common settings.
 
@@ -74,7 +79,7 @@ class ServicePlugin:
         return self._client
 
     def _track_availability(
-        self, what: str, connected: Callable[..., Any], disconnected: Callable[..., Any], **fields: Any
+        self, what: str, connected: Callable[..., object], disconnected: Callable[..., object], **fields: object
     ) -> Availability:
         """An :class:`Availability` that posts ``connected`` / ``disconnected`` events.
 
@@ -127,7 +132,9 @@ class ListeningPlugin(ServicePlugin):
     _stop_timeout: float | None
     wait_stop: Callable[..., bool]
 
-    def _open_inbox(self, service: str, to_events: Callable[[Entry], list[Any]], **journal_options: Any) -> Inbox:
+    def _open_inbox(
+        self, service: str, to_events: Callable[[Entry], Events], **journal_options: Unpack[JournalOptions]
+    ) -> Inbox:
         """Create the plugin's inbox (as ``self.inbox``), journaled in
         ``<workdir>/platypush_ext/<service>/journal.db``.
 

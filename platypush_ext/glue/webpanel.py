@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, ContextManager, Protocol
 
 from platypush.common.reflection import Integration, Message
 from platypush.context import get_context
@@ -42,6 +42,14 @@ PLUGINS = ("pushjet", "mbed", "nikdev", "gett")
 logger = logging.getLogger("platypush_ext")
 _lock = threading.Lock()
 _registered = False
+
+
+class Cache(Protocol):
+    """What :func:`add_to` uses of the ``inspect`` plugin's components cache."""
+
+    def lock(self) -> ContextManager[object]: ...
+
+    def set(self, category: type, obj_type: type, meta: dict[str, Any]) -> None: ...
 
 
 def plugin_metadata(name: str) -> dict[str, Any]:
@@ -78,7 +86,7 @@ def event_metadata(cls: type[Event]) -> dict[str, Any]:
     return {**Message.by_type(cls).to_dict(), "doc_url": None}
 
 
-def add_to(cache: Any) -> None:
+def add_to(cache: Cache) -> None:
     """Add the bundle's plugins and events to a components cache; errors are logged, never raised.
 
     :param cache: the ``inspect`` plugin's ``Cache``.

@@ -66,6 +66,8 @@ class MbedPlugin(
     ``toggle``, ``set_value``), kept live by the notification channel.
     """
 
+    _client: MbedClient
+
     #: Requests in flight at once while the entities are synced.
     ENTITIES_CONCURRENCY = 4
 

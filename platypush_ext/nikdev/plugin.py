@@ -53,6 +53,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
           when_full: reject
     """
 
+    _client: NikdevClient
+
     def __init__(
         self,
         base_url: str,

@@ -107,6 +107,8 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
     arrives both pushed and polled posts one event.
     """
 
+    _client: PushjetClient
+
     #: The listener never polls faster than this (seconds).
     MIN_POLL_INTERVAL = 4.0
     #: First retry delay after a failed poll (doubles up to 60 s, with jitter).
