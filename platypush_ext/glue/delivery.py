@@ -208,17 +208,19 @@ class Inbox:
 
     def keep_made(self, made: Mapping[int, Made]) -> None:
         """Keep the events of entries just received for their post (at most :attr:`MADE_LIMIT`
-        entries: the oldest beyond are made again from the journal when posted).
+        entries: the oldest, posted first, are kept; those beyond are made again from the journal
+        when posted).
 
         :param made: events (or the exception that drops the entry), by journal id.
         """
         with self._made_lock:
-            self._made.update(made)
-            while len(self._made) > self.MADE_LIMIT:
-                del self._made[next(iter(self._made))]
+            for entry_id, events in made.items():
+                if len(self._made) >= self.MADE_LIMIT:
+                    return
+                self._made[entry_id] = events
 
     #: The most entries whose events :meth:`keep_made` keeps.
-    MADE_LIMIT = 1000
+    MADE_LIMIT = 10_000
 
     def _events(self, entry: Entry) -> Events:
         with self._made_lock:

@@ -174,11 +174,14 @@ class ListeningPlugin(ServicePlugin):
         self._deliver_wake.set()
 
     def _deliver(self, wake: threading.Event, run_over: threading.Event) -> None:
-        """The deliverer of a run: posts what the listeners received, each time they wake it."""
-        while not run_over.is_set():
-            if wake.wait(0.5) and not run_over.is_set():
-                wake.clear()
-                self.post_pending()
+        """The deliverer of a run: posts what the listeners received, each time they wake it (it
+        sleeps in between: no wake-up of its own while nothing comes)."""
+        while True:
+            wake.wait()
+            if run_over.is_set():
+                return
+            wake.clear()
+            self.post_pending()
 
     def main(self) -> None:
         """The listener's run (Platypush's ``RunnablePlugin.main``), the same for every service."""
@@ -204,6 +207,7 @@ class ListeningPlugin(ServicePlugin):
         finally:
             self._stop_listeners(min(2.0, float(self._stop_timeout or 5) / 2))  # main ends within Platypush's wait
             run_over.set()  # what the listeners received last waits for the next run's start
+            self._deliver_wake.set()
 
     def stop(self) -> None:
         """Stop the plugin: the listeners first (the service sees them gone before it hands out
