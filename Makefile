@@ -14,12 +14,13 @@ demo: install
 	$(PY) -m platypush_ext.demo
 
 # The suite with four pytest-xdist workers (it waits on processes and sockets more than it
-# computes), an e2e module on one worker (its Platypush is started once), the rest spread; coverage
+# computes), each test file on one worker (an e2e module's Platypush starts once, its tests run in
+# their order); coverage
 # of platypush_ext across every process, workers included (pyproject.toml's [tool.coverage.*]);
 # the report fails under its floor.
 test: install chromium
 	$(PY) -m coverage erase
-	$(PY) -m coverage run -m pytest -q -n 4 --dist loadgroup
+	$(PY) -m coverage run -m pytest -q -n 4 --dist loadfile
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 

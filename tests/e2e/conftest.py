@@ -16,14 +16,6 @@ from tests.e2e import panel
 from tests.support import Servers
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup``, an e2e module's tests run on one worker: its Platypush (a
-    module fixture) starts once; the other tests are spread one by one."""
-    for item in items:
-        if item.nodeid.startswith("tests/e2e/"):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
 @pytest.fixture(scope="module")
 def serve() -> Iterator[Callable[..., Any]]:
     """Start sandbox servers for the whole module (``serve(MbedServer, api_key=KEY)``); stopped after it."""
