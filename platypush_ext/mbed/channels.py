@@ -215,9 +215,11 @@ class Channel:
         logger.error("mbed %s: unexpected failure (%s); retrying with backoff", self.name, text)
 
     def start_thread(self) -> threading.Thread:
-        self.thread = threading.Thread(target=self.run, name=f"mbed-{self.name}", daemon=True)
-        self.thread.start()
-        return self.thread
+        """Run the channel in a thread of its own."""
+        thread = threading.Thread(target=self.run, name=f"mbed-{self.name}", daemon=True)
+        thread.start()  # returns once the thread runs: until then it is not alive, and a channel
+        self.thread = thread  # whose thread is not alive reads as stopped (why_down)
+        return thread
 
     def stop(self, timeout: float = 1.0) -> None:
         """Ask the loop to end; waits at most ``timeout`` seconds for it."""

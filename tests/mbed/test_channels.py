@@ -67,6 +67,30 @@ def test_stop_releases_the_held_long_poll_and_the_next_batch_stays_queued(server
         client.close()
 
 
+def test_a_channel_whose_thread_is_starting_is_not_reported_stopped(
+    server: MbedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load a new thread may run only milliseconds after it was started: a device call that
+    asked the channel gate then (``mbed.subscribe`` in a procedure on ApplicationStartedEvent) got
+    ``HTTP 412: ... the long_poll channel is stopped`` (seen in CI)."""
+    client = make_client(server)
+    channel = LongPollChannel(client, lambda message: None, backoff=Backoff(base=0.05, cap=0.2))
+    seen, start = [], threading.Thread.start
+
+    def slow_start(thread: threading.Thread) -> None:
+        seen.append(channel.why_down())  # what a device call sees while the thread is not running yet
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+    try:
+        channel.start_thread()
+        monkeypatch.undo()
+        assert seen[:1] == [None] and channel.why_down() is None
+    finally:
+        channel.stop()
+        client.close()
+
+
 def raw_poll(server: MbedServer) -> socket.socket:
     """A long poll sent on a raw connection (a client that can vanish without a word)."""
     sock = socket.create_connection((server.host, server.port), timeout=5)
