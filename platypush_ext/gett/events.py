@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from platypush.message.event import Event
+from ..events import BundleEvent
 
 
-class GettTransferEvent(Event):
+class GettTransferEvent(BundleEvent):
     """Base class of the transfer events (hook on a subclass)."""
 
     def __init__(

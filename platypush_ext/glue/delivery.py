@@ -22,11 +22,10 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from platypush.message.event import Event
-
 from ..core.bus import Bus, Publisher
 from ..core.journal import Drops, Entry, Journal, JournalOptions, LazyJournal, confirm
 from ..core.untrusted import JSON
+from ..events import BundleEvent
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -63,7 +62,7 @@ class _Watch:
             confirm(self.name, self.journal_id)
 
 
-class JournaledEvent(Event):
+class JournaledEvent(BundleEvent):
     """An event made from a journal entry, named by its ``journal_id``
     (:mod:`platypush_ext.core.journal`). When Platypush's main loop is done with it — it
     logged it, evaluated it against every hook, and every hook it started returned —
@@ -101,7 +100,7 @@ class JournaledEvent(Event):
         return result
 
 
-class DeliveryMarkEvent(Event):
+class DeliveryMarkEvent(BundleEvent):
     """Says nothing: published after each batch of journaled events, so that Platypush's bus
     loop lets go of the last one (it keeps the last message it decoded until the next one
     comes) and that event can be confirmed. Quiet: logged at debug level, not sent to the

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from platypush.message.event import Event
-
-from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..events import BundleEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
 
 
-class NikdevEntriesPushedEvent(Event):
+class NikdevEntriesPushedEvent(BundleEvent):
     """Committed entries reached the NikDev server (by ``push``, ``commit_and_push`` or the background flusher)."""
 
     def __init__(self, *args, count: int, values: int, batches: int, pending: int, **kwargs):
@@ -20,7 +18,7 @@ class NikdevEntriesPushedEvent(Event):
         super().__init__(*args, count=count, values=values, batches=batches, pending=pending, **kwargs)
 
 
-class NikdevPushFailedEvent(Event):
+class NikdevPushFailedEvent(BundleEvent):
     """A push failed for a transient reason (server error, timeout, no connection).
 
     The entries are retained in the outbox and retried with backoff.
@@ -36,7 +34,7 @@ class NikdevPushFailedEvent(Event):
         super().__init__(*args, reason=reason, retained=retained, will_retry=will_retry, pending=pending, **kwargs)
 
 
-class NikdevDeadLetteredEvent(Event):
+class NikdevDeadLetteredEvent(BundleEvent):
     """The server rejected entries (4xx: wrong credentials, no write access, rejected data).
 
     They were moved to the dead letters with the server's reason; they are kept
@@ -54,7 +52,7 @@ class NikdevDeadLetteredEvent(Event):
         super().__init__(*args, count=count, values=values, reason=reason, status=status, dead=dead, **kwargs)
 
 
-class NikdevOutboxNearlyFullEvent(Event):
+class NikdevOutboxNearlyFullEvent(BundleEvent):
     """The outbox crossed its warning ratio of its entry or byte limit (reported once per crossing)."""
 
     def __init__(
