@@ -8,6 +8,10 @@ journal entries, and the delivery plumbing, are :mod:`platypush_ext.glue.deliver
 
 from __future__ import annotations
 
+import importlib
+import logging
+import threading
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from platypush.message.event import Event, EventMatchResult
@@ -58,3 +62,64 @@ class ServiceDisconnectedEvent(BundleEvent):
         :param error: what went wrong (never a secret).
         """
         super().__init__(*args, base_url=base_url, error=error, **kwargs)
+
+
+def _event_class(dotted: object) -> type | None:
+    """The event class a hook's ``type`` names, or ``None`` when it names none."""
+    if not isinstance(dotted, str) or "." not in dotted:
+        return None
+    module, _, name = dotted.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except Exception:  # noqa: BLE001 - a hook's type is the user's text: any import failure means "none"
+        return None
+    return found if isinstance(found, type) and issubclass(found, Event) else None
+
+
+def _is_operator(value: object) -> bool:
+    return isinstance(value, Mapping) and any(str(key).startswith("$") for key in value)
+
+
+def pitfall_hooks(hooks: Mapping[str, object]) -> list[str]:
+    """The hooks of ``config.yaml`` on events that are not the bundle's whose condition has a plain
+    key before an operator: Platypush 1.3.39 fires those whatever the operator says
+    (``docs/hooks.md``).
+
+    :param hooks: Platypush's configured event hooks, by name (``Config.get_event_hooks()``).
+    """
+    found = []
+    for name, hook in hooks.items():
+        condition = hook.get("if") if isinstance(hook, Mapping) else None
+        if not isinstance(condition, Mapping):
+            continue  # a @when function, or no condition
+        event_class = _event_class(condition.get("type"))
+        if event_class is None or issubclass(event_class, BundleEvent):
+            continue
+        plain_seen = False
+        for key, value in condition.items():
+            if key == "type":
+                continue
+            if _is_operator(value) and plain_seen:
+                found.append(name)
+                break
+            plain_seen = plain_seen or not _is_operator(value)
+    return found
+
+
+_pitfalls_logged = threading.Lock()
+
+
+def log_pitfall_hooks(log: logging.Logger) -> None:
+    """Once per process (the first plugin of the bundle to start): one warning per configured hook
+    that :func:`pitfall_hooks` finds, naming it."""
+    if not _pitfalls_logged.acquire(blocking=False):
+        return
+    from platypush.config import Config
+
+    for name in pitfall_hooks(Config.get_event_hooks() or {}):
+        log.warning(
+            "hook %s: Platypush ignores an operator that follows a plain key in a condition on one of its "
+            "own events, so it fires whatever the operator says: write each key as an operator "
+            "({$eq: ...}); docs/hooks.md",
+            name,
+        )

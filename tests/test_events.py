@@ -112,3 +112,56 @@ def test_canary_platypush_s_own_events_still_keep_a_failed_operator_s_match() ->
     event = PlainEvent(path=TEMP, value="21.5")
     assert event.matches_condition(condition).is_match  # the defect: 21.5 "matches" $gt 30
     assert not holds(reading("21.5"), {"path": TEMP, "value": {"$gt": 30}})
+
+
+STARTED = "platypush.message.event.application.ApplicationStartedEvent"
+SENSOR_CHANGE = "platypush.message.event.sensor.SensorDataChangeEvent"
+
+
+@pytest.mark.parametrize(
+    "hook, listed",
+    [
+        pytest.param(
+            {"if": {"type": SENSOR_CHANGE, "name": "t", "value": {"$gt": 30}}}, True, id="plain-then-operator"
+        ),
+        pytest.param({"if": {"type": SENSOR_CHANGE, "value": {"$gt": 30}, "name": "t"}}, False, id="operator-first"),
+        pytest.param(
+            {"if": {"type": SENSOR_CHANGE, "name": {"$eq": "t"}, "value": {"$gt": 30}}}, False, id="all-operators"
+        ),
+        pytest.param({"if": {"type": SENSOR_CHANGE, "name": "t"}}, False, id="plain-only"),
+        pytest.param({"if": {"type": NOTIFICATION, "path": TEMP, "value": {"$gt": 30}}}, False, id="bundle-event"),
+        pytest.param({"if": {"type": "no.such.Event", "a": "x", "b": {"$gt": 1}}}, False, id="unknown-type"),
+        pytest.param({"if": {"type": STARTED}}, False, id="no-keys"),
+        pytest.param(print, False, id="a-function-hook"),
+    ],
+)
+def test_the_hooks_with_the_pitfall_are_those_on_platypush_s_events_with_a_plain_key_first(
+    hook: Any, listed: bool
+) -> None:
+    from platypush_ext.events import pitfall_hooks
+
+    assert pitfall_hooks({"Hot": hook}) == (["Hot"] if listed else [])
+
+
+def test_the_pitfall_is_logged_once_per_process_naming_each_hook(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import threading
+
+    from platypush.config import Config
+
+    from platypush_ext import events
+
+    hooks = {
+        "Hot": {"if": {"type": SENSOR_CHANGE, "name": "t", "value": {"$gt": 30}}},
+        "Fine": {"if": {"type": SENSOR_CHANGE, "value": {"$gt": 30}}},
+    }
+    monkeypatch.setattr(Config, "get_event_hooks", classmethod(lambda cls: hooks))
+    monkeypatch.setattr(events, "_pitfalls_logged", threading.Lock())  # as in a new process
+    log = logging.getLogger("platypush_ext.test")
+    with caplog.at_level(logging.WARNING, logger="platypush_ext.test"):
+        events.log_pitfall_hooks(log)
+        events.log_pitfall_hooks(log)  # a second plugin: nothing more
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and warnings[0].startswith("hook Hot: Platypush ignores an operator")

@@ -20,6 +20,7 @@ from ..core.http import ServiceClient, Timeouts
 from ..core.journal import Entry, Journal, JournalOptions
 from ..core.listening import Availability
 from ..core.retry import RetryChanges
+from ..events import log_pitfall_hooks
 from . import webpanel
 from .delivery import Events, Inbox, Made
 
@@ -72,6 +73,7 @@ class ServicePlugin:
         :param options: the client's other keyword arguments.
         """
         webpanel.register()  # listed in the web panel's Execute tab and Extensions
+        log_pitfall_hooks(self.logger)  # once per process
         policy = client_class.DEFAULT_RETRY.replace(**(retry or {})).with_retries(retries)
         timeouts = Timeouts(float(connect_timeout), float(read_timeout))
         make: Callable[..., C] = client_class  # each service's client takes these two besides its own
