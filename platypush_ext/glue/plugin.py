@@ -130,6 +130,9 @@ class ListeningPlugin(ServicePlugin):
     RELEASE_TIMEOUT = 0.5
 
     inbox: Inbox
+    #: the current run's deliverer (``None`` before the first run) and what wakes it
+    _deliverer: threading.Thread | None = None
+    _deliver_wake: threading.Event
     _should_stop: threading.Event
     _stop_timeout: float | None
     wait_stop: Callable[..., bool]
@@ -169,7 +172,7 @@ class ListeningPlugin(ServicePlugin):
 
         :param made: the events of entries just received, made already.
         """
-        if getattr(self, "_deliverer", None) is None:
+        if self._deliverer is None:
             self.post_pending(made)
             return  # (after a run, what it could not post waits for the next run's start)
         self.inbox.keep_made(made or {})
