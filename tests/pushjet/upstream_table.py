@@ -191,14 +191,25 @@ def _steps() -> list[Step]:  # noqa: PLR0915 - a table
     add("POST /subscription missing service", "POST", "/subscription?uuid=<D1>", content_type=None)
     add("POST /subscription bad uuid first", "POST", "/subscription?uuid=xyz", "service=bad")
     add("POST /subscription malformed service", "POST", "/subscription?uuid=<D1>", "service=bad")
-    add("POST /subscription unknown service", "POST", "/subscription?uuid=<D1>", "service=abcd-abcdef-abcdefabcdef-abcde-abcdefabc")
+    add(
+        "POST /subscription unknown service",
+        "POST",
+        "/subscription?uuid=<D1>",
+        "service=abcd-abcdef-abcdefabcdef-abcde-abcdefabc",
+    )
     add("POST /subscription repeated uuid, bad first", "POST", "/subscription?uuid=bad&uuid=<D1>", "service=<P1>")
     add("POST /subscription", "POST", "/subscription?uuid=<D1>", "service=<P1>")
     add("POST /subscription again", "POST", "/subscription?uuid=<D1>", "service=<P1>")
     add("POST /subscription upper-case uuid", "POST", "/subscription?uuid=<D1:U>", "service=<P1>")
     add("POST /subscription upper-case public", "POST", "/subscription?uuid=<D1>", "service=<P1:U>")
     add("POST /subscription repeated uuid, good first", "POST", "/subscription?uuid=<D1>&uuid=bad", "service=<P2>")
-    add("POST /subscription multipart", "POST", "/subscription", multipart(("uuid", "<D2>"), ("service", "<P1>")), MULTIPART)
+    add(
+        "POST /subscription multipart",
+        "POST",
+        "/subscription",
+        multipart(("uuid", "<D2>"), ("service", "<P1>")),
+        MULTIPART,
+    )
     add("POST /subscription all in the query", "POST", "/subscription?uuid=<D3>&service=<P2>", content_type=None)
     add("GET /subscription D1", "GET", "/subscription?uuid=<D1>")
     add("GET /subscription D1 by form", "GET", "/subscription", "uuid=<D1>")
@@ -224,7 +235,13 @@ def _steps() -> list[Step]:  # noqa: PLR0915 - a table
         add(f"POST /message level={level}", "POST", "/message?secret=<S1>", f"message=L{level}&level={level}")
     add("POST /message title 300 and stripped", "POST", "/message?secret=<S1>", "message=t&title=+" + "x" * 300)
     add("POST /message link stripped", "POST", "/message?secret=<S1>", "message=l&link=++http%3A%2F%2Fl%2F++")
-    add("POST /message multipart", "POST", "/message", multipart(("secret", "<S1>"), ("message", "mp"), ("level", "4")), MULTIPART)
+    add(
+        "POST /message multipart",
+        "POST",
+        "/message",
+        multipart(("secret", "<S1>"), ("message", "mp"), ("level", "4")),
+        MULTIPART,
+    )
     add("POST /message repeated message", "POST", "/message?secret=<S1>", "message=first&message=second")
     add("POST /message repeated secret", "POST", "/message", "secret=bad&secret=<S1>&message=x")
     add("POST /message upper-case secret", "POST", "/message?secret=<S1:U>", "message=upper")
@@ -248,7 +265,13 @@ def _steps() -> list[Step]:  # noqa: PLR0915 - a table
     add("DELETE /message missing", "DELETE", "/message", content_type=None)
     add("DELETE /message malformed", "DELETE", "/message?uuid=xyz", content_type=None)
     add("GET /message unknown device", "GET", "/message?uuid=<D4>")
-    add("POST /message by multipart for D1", "POST", "/message", multipart(("secret", "<S1>"), ("message", "m2")), MULTIPART)
+    add(
+        "POST /message by multipart for D1",
+        "POST",
+        "/message",
+        multipart(("secret", "<S1>"), ("message", "m2")),
+        MULTIPART,
+    )
     add("GET /message by multipart", "GET", "/message", multipart(("uuid", "<D1>")), MULTIPART)
     add("POST /message late-subscriber test", "POST", "/message?secret=<S2>", "message=before")
     add("POST /subscription late subscriber", "POST", "/subscription?uuid=<D4>", "service=<P2>")
@@ -260,11 +283,22 @@ def _steps() -> list[Step]:  # noqa: PLR0915 - a table
     # -- unsubscribing and deleting
     add("DELETE /subscription missing uuid", "DELETE", "/subscription", "service=<P1>")
     add("DELETE /subscription malformed service", "DELETE", "/subscription?uuid=<D1>", "service=bad")
-    add("DELETE /subscription unknown service", "DELETE", "/subscription?uuid=<D1>", "service=abcd-abcdef-abcdefabcdef-abcde-abcdefabc")
+    add(
+        "DELETE /subscription unknown service",
+        "DELETE",
+        "/subscription?uuid=<D1>",
+        "service=abcd-abcdef-abcdefabcdef-abcde-abcdefabc",
+    )
     add("DELETE /subscription", "DELETE", "/subscription?uuid=<D1>", "service=<P1>")
     add("DELETE /subscription again", "DELETE", "/subscription?uuid=<D1>", "service=<P1>")
     add("DELETE /subscription upper-case uuid", "DELETE", "/subscription?uuid=<D2:U>", "service=<P1>")
-    add("DELETE /subscription multipart", "DELETE", "/subscription", multipart(("uuid", "<D3>"), ("service", "<P2>")), MULTIPART)
+    add(
+        "DELETE /subscription multipart",
+        "DELETE",
+        "/subscription",
+        multipart(("uuid", "<D3>"), ("service", "<P2>")),
+        MULTIPART,
+    )
     add("DELETE /service missing secret", "DELETE", "/service", content_type=None)
     add("DELETE /service malformed", "DELETE", "/service?secret=bad", content_type=None)
     add("DELETE /service by form", "DELETE", "/service", "secret=<S2>")
