@@ -32,7 +32,9 @@ def _mimetype(content_type: str) -> str:
 
 def multipart_fields(content_type: str, body: bytes) -> list[tuple[str, str]]:
     """The fields (not the files) of a ``multipart/form-data`` body, as Werkzeug reads them: parts
-    with a ``filename`` are files; a body without a boundary, or that does not parse, has none.
+    with a ``filename`` are files, a part is decoded by its own ``charset`` (else UTF-8); a body
+    without a boundary, with anything but blank lines before its first boundary, or that does not
+    parse, has none.
 
     :param content_type: the request's ``Content-Type`` (with its ``boundary``).
     :param body: the request body.
@@ -40,7 +42,9 @@ def multipart_fields(content_type: str, body: bytes) -> list[tuple[str, str]]:
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body
     )
-    if not message.is_multipart() or message.get_boundary() is None or message.defects:
+    boundary = message.get_boundary()
+    first = next((line.strip() for line in body.splitlines() if line.strip()), b"")
+    if not message.is_multipart() or boundary is None or message.defects or first != b"--" + boundary.encode():
         return []
     fields = []
     for part in message.iter_parts():
@@ -48,7 +52,12 @@ def multipart_fields(content_type: str, body: bytes) -> list[tuple[str, str]]:
         if not isinstance(name, str) or part.get_param("filename", header="content-disposition") is not None:
             continue
         payload = part.get_payload(decode=True)
-        fields.append((name, payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""))
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            text = payload.decode(charset, "replace") if isinstance(payload, bytes) else ""
+        except LookupError:  # an unknown charset
+            text = payload.decode("utf-8", "replace")
+        fields.append((name, text))
     return fields
 
 

@@ -124,6 +124,64 @@ def _steps() -> list[Step]:  # noqa: PLR0915 - a table
     )
     add("POST /service multipart without boundary", "POST", "/service", multipart(("name", "X")), "multipart/form-data")
     add("POST /service multipart broken", "POST", "/service", "--nope\r\n", MULTIPART)
+    add(
+        "POST /service multipart unclosed",
+        "POST",
+        "/service",
+        multipart(("name", "U"))[: -len(BOUNDARY) - 6],
+        MULTIPART,
+    )
+    add(
+        "POST /service multipart LF only",
+        "POST",
+        "/service",
+        multipart(("name", "LF")).replace("\r\n", "\n"),
+        MULTIPART,
+        "16",
+    )
+    add("POST /service multipart empty", "POST", "/service", "", MULTIPART)
+    add(
+        "POST /service multipart preamble",
+        "POST",
+        "/service",
+        "preamble\r\n" + multipart(("name", "Pre")),
+        MULTIPART,
+        "11",
+    )
+    add(
+        "POST /service multipart part charset",
+        "POST",
+        "/service",
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="name"\r\nContent-Type: text/plain; charset=latin-1\r\n'
+        f"\r\nd\u00e9j\u00e0\r\n--{BOUNDARY}--\r\n",
+        MULTIPART,
+        "12",
+    )
+    add(
+        "POST /service multipart base64 part",
+        "POST",
+        "/service",
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="name"\r\nContent-Transfer-Encoding: base64\r\n'
+        f"\r\nQjY0\r\n--{BOUNDARY}--\r\n",
+        MULTIPART,
+        "13",
+    )
+    add(
+        "POST /service multipart quoted boundary",
+        "POST",
+        "/service",
+        multipart(("name", "QB")),
+        f'multipart/form-data; boundary="{BOUNDARY}"',
+        "14",
+    )
+    add(
+        "POST /service multipart repeated",
+        "POST",
+        "/service",
+        multipart(("name", "M1"), ("name", "M2")),
+        MULTIPART,
+        "15",
+    )
     add("POST /service repeated name", "POST", "/service", "name=First&name=Second", capture="4")
     add("POST /service form with charset", "POST", "/service", "name=Cs", f"{FORM}; charset=utf-8", "5")
     add("POST /service form type in capitals", "POST", "/service", "name=Up", "Application/X-WWW-Form-Urlencoded", "6")
