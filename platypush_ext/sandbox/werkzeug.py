@@ -52,9 +52,9 @@ def multipart_fields(content_type: str, body: bytes) -> list[tuple[str, str]]:
         if not isinstance(name, str) or part.get_param("filename", header="content-disposition") is not None:
             continue
         payload = part.get_payload(decode=True)
-        charset = part.get_content_charset() or "utf-8"
+        payload = payload if isinstance(payload, bytes) else b""
         try:
-            text = payload.decode(charset, "replace") if isinstance(payload, bytes) else ""
+            text = payload.decode(part.get_content_charset() or "utf-8", "replace")
         except LookupError:  # an unknown charset
             text = payload.decode("utf-8", "replace")
         fields.append((name, text))
