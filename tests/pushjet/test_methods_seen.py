@@ -9,6 +9,7 @@ and check every request it saw."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -31,10 +32,16 @@ def methods_seen(server: PushjetServer) -> set[tuple[str, str]]:
         return {(m, p) for m, p, _ in server.requests if not p.startswith("/_sandbox/")}
 
 
-def check(seen: set[tuple[str, str]]) -> None:
+def check(seen: set[tuple[str, str]], server: PushjetServer | None = None) -> None:
     assert ("HEAD", "/message") not in seen
     assert {m for m, _ in seen} <= USED, sorted(seen)
     assert ("GET", "/message") in seen  # the messages were fetched: the check had something to look at
+    if server is not None:  # a parameter given twice would be read by its first value upstream: never sent
+        with server.lock:
+            queries = [urlsplit(t).query for t in server.targets if not t.startswith("/_sandbox/")]
+        for query in queries:
+            names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+            assert len(names) == len(set(names)), query
 
 
 def test_the_sandbox_eats_messages_on_head_as_upstream(server, remote, alerts, device):
@@ -71,7 +78,7 @@ def test_every_client_method_and_no_head(server, remote, alerts):
     for call in calls.values():
         call()
     seen = methods_seen(server)
-    check(seen)
+    check(seen, server)
     assert {p for _, p in seen} == {"/service", "/subscription", "/message"}
 
 
@@ -118,7 +125,7 @@ def test_every_action_and_the_listener_send_no_head(make_plugin, bus, server, re
     remote.send(alerts.secret_key, "polled")
     bus.wait_for(PushjetDisconnectedEvent, 1, timeout=15)
     assert [e.args["message"] for e in bus.wait_for(PushjetMessageEvent, 2, timeout=15)][-1] == "polled"
-    check(methods_seen(server))
+    check(methods_seen(server), server)
 
 
 def test_the_listener_on_the_connector_sends_no_head(make_plugin, bus, server, remote, alerts, device):
@@ -136,4 +143,4 @@ def test_the_listener_on_the_connector_sends_no_head(make_plugin, bus, server, r
     remote.send(alerts.secret_key, "after the drop")
     wait_until(lambda: any(e.args["message"] == "after the drop" for e in bus.of(PushjetMessageEvent)), timeout=15)
     wait_until(lambda: ("GET", "/message") in methods_seen(server), timeout=15)
-    check(methods_seen(server))
+    check(methods_seen(server), server)
