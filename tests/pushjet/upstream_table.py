@@ -73,7 +73,7 @@ class Seen:
         return self.status, tuple(sorted(self.headers.items())), self.body
 
 
-def _steps() -> list[Step]:  # noqa: PLR0915 - a table
+def _steps() -> list[Step]:
     s: list[Step] = []
 
     def add(label: str, method: str, target: str, body: str | None = None, *more: Any, **options: Any) -> None:

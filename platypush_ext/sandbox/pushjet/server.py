@@ -91,7 +91,8 @@ def _plain(payload: Any, status: int = 200) -> Response:
 def _data(payload: Any) -> Response:
     """Data answers: Flask's ``jsonify`` (sorted keys, compact, ``application/json``, a final newline)."""
     response = json_response(payload)
-    response.body = bytes(response.body) + b"\n"  # type: ignore[arg-type]
+    if isinstance(response.body, bytes):
+        response.body += b"\n"
     return response
 
 
