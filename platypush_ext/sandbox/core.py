@@ -60,12 +60,14 @@ import struct
 import sys
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
+
+from .jsonedit import edit_json
+from .werkzeug import WERKZEUG_DESCRIPTIONS, form_pairs, pick
 
 logger = logging.getLogger("platypush_ext.sandbox")
 
@@ -148,9 +150,10 @@ def text_response(text: str, status: int = 200, content_type: str = "text/plain;
 def html_error(status: int) -> Response:
     """Werkzeug's HTML error page for ``status`` (what Flask services answer on unknown routes)."""
     phrase = HTTPStatus(status).phrase
+    description = WERKZEUG_DESCRIPTIONS.get(status)
     page = (
         '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n'
-        f"<title>{status} {phrase}</title>\n<h1>{phrase}</h1>\n"
+        f"<title>{status} {phrase}</title>\n<h1>{phrase}</h1>\n" + (f"<p>{description}</p>\n" if description else "")
     )
     return text_response(page, status, "text/html; charset=utf-8")
 
@@ -158,12 +161,14 @@ def html_error(status: int) -> Response:
 class Request:
     """One incoming request, as route handlers see it."""
 
-    def __init__(self, handler: BaseHTTPRequestHandler, params: dict[str, str]):
+    def __init__(self, handler: BaseHTTPRequestHandler, params: dict[str, str], first_value: bool = False):
+        """``first_value``: a repeated parameter's first value wins (Werkzeug's ``MultiDict.get``), else its last."""
         split = urlsplit(handler.path)
         self.handler = handler
         self.method = handler.command
         self.path = split.path
-        self.query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        self.first_value = first_value
+        self.query = pick(parse_qsl(split.query, keep_blank_values=True), first_value)
         self.headers = handler.headers
         self.params = params
         self._body: bytes | None = None
@@ -196,12 +201,8 @@ class Request:
 
     @functools.cached_property
     def form(self) -> dict[str, str]:
-        """Fields of an ``application/x-www-form-urlencoded`` body (others give ``{}``)."""
-        ctype = self.headers.get("Content-Type", "")
-        if not ctype.startswith("application/x-www-form-urlencoded"):
-            return {}
-        text = self.body.decode("utf-8", "replace")
-        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        """Fields of an ``application/x-www-form-urlencoded`` or ``multipart/form-data`` body (others give ``{}``)."""
+        return pick(form_pairs(self.headers.get("Content-Type", ""), self.body), self.first_value)
 
     def json(self) -> Any:
         """The body parsed as JSON (``None`` when empty); raises ``ValueError``."""
@@ -281,57 +282,6 @@ class Fault:
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
         headers.update(self.headers or {})
         return Response(response.status if self.status is None else self.status, body, headers)
-
-
-def _parent(document: Any, pointer: str) -> tuple[Any, str]:
-    """The container of the value at ``pointer`` in ``document``, and its key (RFC 6901)."""
-    if not pointer:
-        raise ValueError("the whole document has no parent: use raw to replace it")
-    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
-    node = document
-    for token in tokens[:-1]:
-        node = node[int(token)] if isinstance(node, list) else node[token]
-    return node, tokens[-1]
-
-
-def edit_json(body: bytes, pointer: str, op: str, value: Any = None, raw: str | None = None) -> bytes:
-    """``body`` (a JSON text) with the value at ``pointer`` replaced, removed or added.
-
-    :param body: the handler's JSON body.
-    :param pointer: where (RFC 6901; ``""`` is the whole document, ``-`` the end of an array).
-    :param op: ``replace``, ``remove`` or ``add``.
-    :param value: the new value (any JSON value).
-    :param raw: the new value as a JSON text, put in as it is (instead of ``value``).
-    :raises ValueError: the body is not JSON, or ``pointer`` does not lead to a value.
-    """
-    document = json.loads(body)
-    placeholder = f"sandbox-json-{uuid.uuid4().hex}"
-    new = placeholder if raw is not None else value
-    if op != "remove" and not pointer:
-        document = new
-    else:
-        try:
-            parent, key = _parent(document, pointer)
-            if isinstance(parent, list):
-                index = len(parent) if key == "-" else int(key)
-                if op == "add":
-                    parent.insert(index, new)
-                elif op == "remove":
-                    del parent[index]
-                else:
-                    parent[index] = new
-            elif op == "remove":
-                del parent[key]
-            elif op == "replace" and key not in parent:
-                raise KeyError(key)
-            else:
-                parent[key] = new
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise ValueError(f"pointer {pointer!r} does not lead to a value of the answer ({exc!r})") from None
-    text = json.dumps(document, separators=(",", ":"))
-    if raw is not None:
-        text = text.replace(json.dumps(placeholder), raw, 1)
-    return text.encode("utf-8", "surrogatepass")
 
 
 class FaultInjector:
@@ -435,6 +385,11 @@ class SandboxServer:
     api_prefix = "/"
     #: Route handlers run holding :attr:`lock` (one at a time), as a single-threaded service would.
     serialized = False
+    #: Werkzeug's routing (a Flask service): ``HEAD`` runs the ``GET`` route (its answer without the body),
+    #: ``OPTIONS`` answers ``200`` with ``Allow`` on a known path, and a ``405`` carries ``Allow``.
+    werkzeug_routing = False
+    #: a parameter given twice takes its first value (Werkzeug's ``MultiDict.get``), else its last
+    first_value_wins = False
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host = host
@@ -467,6 +422,13 @@ class SandboxServer:
 
     def method_not_allowed(self, request: Request) -> Response:
         return html_error(405)
+
+    def allow(self, methods: list[str]) -> str:
+        """The ``Allow`` header of a path whose routes take ``methods`` (with :attr:`werkzeug_routing`).
+
+        :param methods: the methods of the path's routes, in registration order, with ``HEAD`` and ``OPTIONS``.
+        """
+        return ", ".join(methods)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -531,15 +493,8 @@ class SandboxServer:
         path = urlsplit(handler.path).path
         method = handler.command
         fault = None if path.startswith("/_sandbox/") else self.faults.take(method, path)
-        route, params, allowed = None, {}, False
-        for route_method, pattern, route_handler in self._routes:
-            match = pattern.match(path)
-            if match:
-                allowed = True
-                if route_method == method:
-                    route, params = route_handler, match.groupdict()
-                    break
-        request = Request(handler, params)
+        route, params, methods = self._resolve(method, path)
+        request = Request(handler, params, self.first_value_wins)
 
         with self.lock:
             self.targets.append(handler.path)
@@ -556,7 +511,7 @@ class SandboxServer:
             if fault.retry_after is not None:
                 response.headers["Retry-After"] = f"{fault.retry_after:g}"
         else:
-            handled = self._run_handler(request, route, allowed)
+            handled = self._run_handler(request, route, methods)
             if handled is None:  # the handler took the connection over (e.g. a WebSocket upgrade)
                 self._record(method, path, 101)
                 handler.close_connection = True
@@ -586,11 +541,41 @@ class SandboxServer:
                 _failures.append(HandlerFailure(self.name, f"{request.method} {request.path}", exc))
             return html_error(500)
 
-    def _run_handler(self, request: Request, route: Handler | None, allowed: bool) -> Response | None:
+    def _resolve(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
+        """The route of ``method`` on ``path`` (with :attr:`werkzeug_routing`, ``HEAD`` falls back on ``GET``),
+        its named groups, and the methods of the path's routes (none: an unknown path)."""
+        found: dict[str, tuple[Handler, dict[str, str]]] = {}
+        for route_method, pattern, route_handler in self._routes:
+            match = pattern.match(path)
+            if match and route_method not in found:
+                found[route_method] = (route_handler, match.groupdict())
+        methods = list(found)
+        if self.werkzeug_routing and found:
+            methods = (["HEAD"] if "GET" in found and "HEAD" not in found else []) + methods
+            methods += [] if "OPTIONS" in found else ["OPTIONS"]
+            if method == "HEAD" and "HEAD" not in found and "GET" in found:
+                method = "GET"
+        route, params = found.get(method, (None, {}))
+        return route, params, methods
+
+    def _without_route(self, request: Request, methods: list[str]) -> Response:
+        """The answer to a request no route takes: 404, 405, or Werkzeug's automatic ``OPTIONS``."""
+        if not methods:
+            return self.not_found(request)
+        if not self.werkzeug_routing:
+            return self.method_not_allowed(request)
+        if request.method == "OPTIONS":
+            response = Response(200, b"", {"Content-Type": "text/html; charset=utf-8"})
+        else:
+            response = self.method_not_allowed(request)
+        response.headers["Allow"] = self.allow(methods)
+        return response
+
+    def _run_handler(self, request: Request, route: Handler | None, methods: list[str]) -> Response | None:
         """The handler's answer: an :class:`Abort`'s response; a 500 for anything else (recorded)."""
         try:
             if route is None:
-                return self.method_not_allowed(request) if allowed else self.not_found(request)
+                return self._without_route(request, methods)
             if not self.serialized:
                 return route(request)
             with self.lock:

