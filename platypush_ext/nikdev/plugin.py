@@ -71,6 +71,10 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         when_full: str = "reject",
         warn_ratio: float = 0.8,
         push_time_limit: float = 20,
+        verify: bool | str = True,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        proxy: str | None = None,
         **kwargs: Any,
     ):
         """
@@ -102,6 +106,10 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         :param push_time_limit: ``push`` starts no new batch after this many
             seconds; the rest is left to the flusher (default: 20; more than 0,
             at most 50, so that the action answers within 60 s).
+        :param verify: check the server's TLS certificate (``true``), not (``false``), or against this CA bundle.
+        :param client_cert: a client certificate (PEM file) for mutual TLS (default: none).
+        :param client_key: its private key (PEM file), when it is not in ``client_cert``.
+        :param proxy: an HTTP(S) proxy URL, e.g. ``http://proxy:3128`` (default: the environment's).
         """
         if (
             isinstance(push_time_limit, bool)
@@ -123,6 +131,9 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
             read_timeout=read_timeout,
             retries=retries,
             retry={"budget": max(1.0, float(push_time_limit))},
+            transport=self._transport(
+                "nikdev", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy
+            ),
         )
         outbox = Outbox(
             state_path("nikdev", "outbox.db"),

@@ -135,6 +135,13 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         connect_timeout: float = 5,
         read_timeout: float = 15,
         retries: int = 2,
+        verify: bool | str = True,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        proxy: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ):
         """
@@ -159,6 +166,13 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         :param read_timeout: seconds to wait for an answer (default: 15).
         :param retries: how many times an idempotent request is retried on a
             transient failure (default: 2).
+        :param verify: check the server's TLS certificate (``true``), not (``false``), or against this CA bundle.
+        :param client_cert: a client certificate (PEM file) for mutual TLS (default: none).
+        :param client_key: its private key (PEM file), when it is not in ``client_cert``.
+        :param proxy: an HTTP(S) proxy URL, e.g. ``http://proxy:3128`` (default: the environment's).
+        :param username: HTTP basic auth of the API and of the connector (a reverse proxy's), with ``password``.
+        :param password: its password (never logged).
+        :param headers: extra headers of every request and of the connector's handshake.
         """
         interval = float(poll_interval or self.MIN_POLL_INTERVAL)
         if interval < self.MIN_POLL_INTERVAL:
@@ -166,8 +180,15 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         super().__init__(poll_interval=interval, **kwargs)
         if interval != float(poll_interval or 0):
             self.logger.warning("pushjet: poll_interval raised to %.0f s (the minimum)", interval)
+        tls = {"verify": verify, "client_cert": client_cert, "client_key": client_key, "proxy": proxy}
+        transport = self._transport("pushjet", **tls, username=username, password=password, headers=headers)
         self._open_client(
-            PushjetClient, base_url, connect_timeout=connect_timeout, read_timeout=read_timeout, retries=retries
+            PushjetClient,
+            base_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries=retries,
+            transport=transport,
         )
         if isinstance(devices, str):
             devices = [devices]
@@ -180,6 +201,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             "Pushjet server", PushjetConnectedEvent, PushjetDisconnectedEvent, path=POLLING
         )
         self._realtime_url = None if realtime_url is None else check_realtime_url(realtime_url)
+        self.transport.ws_options()  # a proxy the connector cannot go through is refused here
         self._realtime = self._track_availability(
             f"Pushjet connector {self._realtime_url} of",
             PushjetConnectedEvent,
@@ -650,6 +672,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
                 connect_timeout=self._client.http.timeouts.connect,
                 ping_interval=self.PING_INTERVAL,
                 ping_timeout=self.PING_TIMEOUT,
+                options=self.transport.ws_options(),
             )
             listener = Listener(
                 channel.step,
