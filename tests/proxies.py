@@ -213,6 +213,8 @@ class _Server:
         self.lock = threading.Lock()
         self._stopped = threading.Event()
         self._open: set[socket.socket] = set()
+        #: connections accepted
+        self.accepted = 0
         threading.Thread(target=self._accept, daemon=True, name=type(self).__name__).start()
 
     def _accept(self) -> None:
@@ -221,6 +223,8 @@ class _Server:
                 sock, _ = self.listener.accept()
             except OSError:
                 return
+            with self.lock:
+                self.accepted += 1
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock: socket.socket) -> None:
@@ -257,6 +261,7 @@ class TlsReverseProxy(_Server):
     :param routes: ``{"/api/": "http://127.0.0.1:8081/", "/ws": "http://127.0.0.1:8181/"}``.
     :param auth: ``(username, password)`` required, or ``None``.
     :param client_ca: require a client certificate signed by this CA (mutual TLS).
+    :param certificate: ``(cert, key)`` to serve instead (e.g. the self-signed one).
     """
 
     def __init__(
@@ -265,9 +270,10 @@ class TlsReverseProxy(_Server):
         routes: dict[str, str],
         auth: tuple[str, str] | None = None,
         client_ca: str | None = None,
+        certificate: tuple[str, str] | None = None,
     ):
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(certs.server_cert, certs.server_key)
+        self.context.load_cert_chain(*(certificate or (certs.server_cert, certs.server_key)))
         if client_ca:
             self.context.load_verify_locations(client_ca)
             self.context.verify_mode = ssl.CERT_REQUIRED

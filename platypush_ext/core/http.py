@@ -302,7 +302,8 @@ class HttpClient:
         session.cert = transport.cert
         if transport.proxy:
             session.proxies = {"http": transport.proxy, "https": transport.proxy}
-        session.auth = transport.auth
+        if transport.auth:  # UTF-8 (RFC 7617), as the WebSocket handshake sends it (requests' auth= is Latin-1)
+            session.headers["Authorization"] = f"Basic {transport.basic_token}"
         session.headers.update(transport.headers)
 
     def url(self, path: str) -> str:

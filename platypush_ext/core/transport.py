@@ -110,7 +110,7 @@ class Transport:
     verify: bool | str = True
     client_cert: str | None = None
     client_key: str | None = None
-    proxy: str | None = None
+    proxy: str | None = field(default=None, repr=False)  # (it may hold a password)
     auth: tuple[str, str] | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -239,9 +239,9 @@ def tls_error_text(host: str, error: ssl.SSLError) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
         reason = error.verify_message or error.reason or "certificate verify failed"
         return f"the certificate of {host} was not trusted: {one_line(reason, 200)}; set `verify` to your CA file"
-    reason = one_line(error.reason or error.strerror or type(error).__name__, 200).lower()
+    reason = one_line(error.reason or error.strerror or type(error).__name__, 200).lower().replace("_", " ")
     hint = ""
-    if "certificate" in reason or "alert" in reason:
+    if "certificate" in reason or "alert" in reason or "eof" in reason:
         hint = " (does the server require a client certificate? set `client_cert` and `client_key`)"
     elif "wrong version" in reason or "record layer" in reason:
         hint = " (is it an https:// server? a plain-HTTP one answered)"
