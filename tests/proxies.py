@@ -200,6 +200,20 @@ def _answer(sock: socket.socket, status: str, headers: str = "") -> None:
         sock.sendall(f"HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
 
 
+def _refuse(sock: socket.socket, head: bytes, rest: bytes, status: str, headers: str) -> None:
+    """Answer ``status`` once the request's body was read (closing with unread data would reset the
+    connection before the client read the answer, where nginx lingers)."""
+    left = int(_header(head, "Content-Length") or 0) - len(rest)
+    sock.settimeout(HEAD_TIMEOUT)
+    with contextlib.suppress(OSError):
+        while left > 0:
+            chunk = sock.recv(min(left, 65536))
+            if not chunk:
+                break
+            left -= len(chunk)
+    _answer(sock, status, headers)
+
+
 def _basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
@@ -313,12 +327,12 @@ class TlsReverseProxy(_Server):
         method, target, version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
         if self.auth is not None and _header(head, "Authorization") != _basic(*self.auth):
             self._log(method, target, 401)
-            _answer(secure, "401 Unauthorized", 'WWW-Authenticate: Basic realm="pushjet"\r\n')
+            _refuse(secure, head, rest, "401 Unauthorized", 'WWW-Authenticate: Basic realm="pushjet"\r\n')
             return
         route = next((prefix for prefix in self.routes if target.startswith(prefix)), None)
         if route is None:
             self._log(method, target, 404)
-            _answer(secure, "404 Not Found")
+            _refuse(secure, head, rest, "404 Not Found", "")
             return
         backend = urlsplit(self.routes[route])
         path = backend.path.rstrip("/") + "/" + target[len(route) :].lstrip("/")
@@ -365,7 +379,9 @@ class ForwardProxy(_Server):
         if self.auth is not None and _header(head, "Proxy-Authorization") != _basic(*self.auth):
             with self.lock:
                 self.refused += 1
-            _answer(sock, "407 Proxy Authentication Required", 'Proxy-Authenticate: Basic realm="proxy"\r\n')
+            _refuse(
+                sock, head, rest, "407 Proxy Authentication Required", 'Proxy-Authenticate: Basic realm="proxy"\r\n'
+            )
             return
         with self.lock:
             self.requests.append((method, target))
