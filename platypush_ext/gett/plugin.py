@@ -154,6 +154,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         :param proxy: an HTTP(S) proxy URL, e.g. ``http://proxy:3128`` (default: the environment's).
         """
         super().__init__(**kwargs)
+        self._set_transport("gett", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy)
         self._open_client(
             GettClient,
             base_url,
@@ -163,9 +164,6 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries=retries,
-            transport=self._transport(
-                "gett", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy
-            ),
         )
         self._progress_interval = max(0.2, float(progress_interval))
         self._max_transfers = max(1, int(max_transfers))

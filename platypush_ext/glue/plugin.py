@@ -45,14 +45,14 @@ class ServicePlugin:
 
     :meth:`_open_client` turns the common settings (``connect_timeout``,
     ``read_timeout``, ``retries``) into the client's :class:`Timeouts` and an
-    adjusted copy of its ``DEFAULT_RETRY``, gives it the plugin's :class:`Transport`
-    (TLS, proxy: :meth:`_transport`), and lists the plugin in the web panel; :meth:`_track_availability` posts the connected/disconnected events;
+    adjusted copy of its ``DEFAULT_RETRY``, gives it the plugin's :attr:`transport` (TLS,
+    proxy: :meth:`_set_transport` before), and lists the plugin in the web panel; :meth:`_track_availability` posts the connected/disconnected events;
     :meth:`stop` closes the client.
     """
 
     _client: ServiceClient  # a service's plugin narrows it to its client's class
-    #: how the client's connections reach the service (TLS, proxy; set by :meth:`_open_client`)
-    transport: Transport
+    #: how the client's connections reach the service (TLS, proxy: :meth:`_set_transport`)
+    transport: Transport = Transport()
     logger: logging.Logger
     _bus: Bus
 
@@ -64,7 +64,6 @@ class ServicePlugin:
         read_timeout: float,
         retries: int,
         retry: RetryChanges | None = None,
-        transport: Transport | None = None,
         **options: object,
     ) -> C:
         """Create the plugin's client (as ``self._client``) from the common settings.
@@ -75,7 +74,6 @@ class ServicePlugin:
         :param read_timeout: seconds to wait for an answer.
         :param retries: retries of a transient failure.
         :param retry: other changes to the client's default retry policy.
-        :param transport: how its connections reach the service (:meth:`_transport`).
         :param options: the client's other keyword arguments.
         """
         webpanel.register()  # listed in the web panel's Execute tab and Extensions
@@ -84,21 +82,22 @@ class ServicePlugin:
         timeouts = Timeouts(float(connect_timeout), float(read_timeout))
         make: Callable[..., C] = client_class  # each service's client takes these two besides its own
         self._client = make(*args, timeouts=timeouts, retry=policy, **options)
-        self.transport = transport or Transport()
         self._client.http.use_transport(self.transport)
         return self._client
 
-    def _transport(self, service: str, **settings: object) -> Transport:
-        """The plugin's transport settings (``verify``, ``client_cert``, ``client_key``, ``proxy``;
-        Pushjet's ``username``, ``password``, ``headers`` too), checked: one error naming the plugin.
+    def _set_transport(self, service: str, **settings: object) -> Transport:
+        """Check the plugin's transport settings (``verify``, ``client_cert``, ``client_key``, ``proxy``;
+        Pushjet's ``username``, ``password``, ``headers`` too) into :attr:`transport`, before
+        :meth:`_open_client`: one error naming the plugin.
 
         :param service: the plugin's name (for the error).
         :param settings: the arguments of :meth:`Transport.checked`, as configured.
         """
         try:
-            return Transport.checked(**settings)
+            self.transport = Transport.checked(**settings)
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(f"{service}: {exc.message}") from None
+        return self.transport
 
     def _track_availability(
         self, what: str, connected: Callable[..., object], disconnected: Callable[..., object], **fields: object

@@ -139,10 +139,10 @@ class MbedPlugin(
         :param callback_tls_cert: a certificate (PEM file): the callback receiver speaks HTTPS (Pelion requires it).
         :param callback_tls_key: its private key (PEM file), when it is not in ``callback_tls_cert``.
         """
-        kwargs.setdefault("poll_interval", 1)
-        super().__init__(**kwargs)
+        super().__init__(**{"poll_interval": 1, **kwargs})
         if channel not in CHANNELS + ("auto",):
             raise InvalidArgumentError(f"mbed: channel must be one of auto, {', '.join(CHANNELS)}, got {channel!r}")
+        self._set_transport("mbed", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy)
         self._open_client(
             MbedClient,
             base_url,
@@ -153,9 +153,6 @@ class MbedPlugin(
             retries=retries,
             pull_timeout=float(pull_timeout),
             async_timeout=float(async_timeout),
-            transport=self._transport(
-                "mbed", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy
-            ),
         )
         callback = dict(bind=callback_bind, port=int(callback_port), public_url=callback_url)
         callback["tls"] = server_tls(callback_tls_cert, callback_tls_key)

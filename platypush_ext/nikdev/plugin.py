@@ -27,6 +27,19 @@ class NikdevPushError(NikdevError):
     """A push did not deliver everything (the text says where the entries are)."""
 
 
+def _check_push_time_limit(push_time_limit: Any) -> None:
+    """``push_time_limit``: seconds in (0, 50] (the action answers within Platypush's 60 s)."""
+    if (
+        isinstance(push_time_limit, bool)
+        or not isinstance(push_time_limit, (int, float))
+        or not 0 < push_time_limit <= 50
+    ):
+        # 0 made every push stop before its first batch, and the flusher re-run it every 0.1 s forever
+        raise InvalidArgumentError(
+            f"nikdev.push_time_limit must be a number of seconds in (0, 50], got {push_time_limit!r}"
+        )
+
+
 class NikdevPlugin(ServicePlugin, RunnablePlugin):
     """
     Record sensor values to a `NikDev IoT <https://iot.nik-dev.se>`_ server,
@@ -111,17 +124,10 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         :param client_key: its private key (PEM file), when it is not in ``client_cert``.
         :param proxy: an HTTP(S) proxy URL, e.g. ``http://proxy:3128`` (default: the environment's).
         """
-        if (
-            isinstance(push_time_limit, bool)
-            or not isinstance(push_time_limit, (int, float))
-            or not 0 < push_time_limit <= 50
-        ):
-            # 0 made every push stop before its first batch, and the flusher re-run it every 0.1 s forever
-            raise InvalidArgumentError(
-                f"nikdev.push_time_limit must be a number of seconds in (0, 50], got {push_time_limit!r}"
-            )
+        _check_push_time_limit(push_time_limit)
         interval = max(1.0, float(flush_interval or 1))
         super().__init__(poll_interval=interval, **kwargs)
+        self._set_transport("nikdev", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy)
         self._open_client(
             NikdevClient,
             base_url,
@@ -131,9 +137,6 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
             read_timeout=read_timeout,
             retries=retries,
             retry={"budget": max(1.0, float(push_time_limit))},
-            transport=self._transport(
-                "nikdev", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy
-            ),
         )
         outbox = Outbox(
             state_path("nikdev", "outbox.db"),

@@ -174,21 +174,14 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         :param password: its password (never logged).
         :param headers: extra headers of every request and of the connector's handshake.
         """
-        interval = float(poll_interval or self.MIN_POLL_INTERVAL)
-        if interval < self.MIN_POLL_INTERVAL:
-            interval = self.MIN_POLL_INTERVAL
+        interval = max(float(poll_interval or self.MIN_POLL_INTERVAL), self.MIN_POLL_INTERVAL)
         super().__init__(poll_interval=interval, **kwargs)
         if interval != float(poll_interval or 0):
             self.logger.warning("pushjet: poll_interval raised to %.0f s (the minimum)", interval)
         tls = {"verify": verify, "client_cert": client_cert, "client_key": client_key, "proxy": proxy}
-        transport = self._transport("pushjet", **tls, username=username, password=password, headers=headers)
+        self._set_transport("pushjet", **tls, username=username, password=password, headers=headers)
         self._open_client(
-            PushjetClient,
-            base_url,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries=retries,
-            transport=transport,
+            PushjetClient, base_url, connect_timeout=connect_timeout, read_timeout=read_timeout, retries=retries
         )
         if isinstance(devices, str):
             devices = [devices]
@@ -197,17 +190,12 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         self._store_path = state_path("pushjet", "services.json")
         self._secrets = self._known_secrets(services or {})  # service name -> secret key
         self._open_inbox("pushjet", self._events)  # what is fetched or pushed: journaled, then posted
-        self._availability = self._track_availability(
-            "Pushjet server", PushjetConnectedEvent, PushjetDisconnectedEvent, path=POLLING
-        )
-        self._realtime_url = None if realtime_url is None else check_realtime_url(realtime_url)
+        events = (PushjetConnectedEvent, PushjetDisconnectedEvent)
+        self._availability = self._track_availability("Pushjet server", *events, path=POLLING)
+        self._realtime_url = url = None if realtime_url is None else check_realtime_url(realtime_url)
         self.transport.ws_options()  # a proxy the connector cannot go through is refused here
         self._realtime = self._track_availability(
-            f"Pushjet connector {self._realtime_url} of",
-            PushjetConnectedEvent,
-            PushjetDisconnectedEvent,
-            path=REALTIME,
-            realtime_url=self._realtime_url,
+            f"Pushjet connector {url} of", *events, path=REALTIME, realtime_url=url
         )
         self._channels: dict[str, RealtimeChannel] = {}  # device -> its connection to the connector
         self._channel_threads: dict[str, threading.Thread] = {}  # device -> the thread running it

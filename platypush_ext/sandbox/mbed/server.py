@@ -86,9 +86,7 @@ class MbedServer(MbedApi, MbedControl):
         parser.add_argument(
             "--fleet", choices=sorted(FLEETS), default="basic", help="the demo devices (default: basic)"
         )
-        parser.add_argument(
-            "--callback-ca", help="a CA file to check an https:// callback receiver's certificate with"
-        )
+        parser.add_argument("--callback-ca", help="a CA file to check an https:// callback receiver's certificate with")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> MbedServer:
