@@ -187,11 +187,13 @@ def test_no_files_is_plain_http() -> None:
 
 
 @pytest.mark.usefixtures("workdir", "entity_registry_redis")
-def test_the_callback_channel_over_https(start_server: Any, bus: RecordingBus, certs: Certs) -> None:
-    server = start_server(MbedServer, api_key=KEY, pull_timeout=0.5, demo_devices=True, callback_ca=certs.ca)
-    mbed = make_plugin(
-        server, channel="callback", callback_tls_cert=certs.server_cert, callback_tls_key=certs.server_key
-    )
+@pytest.mark.parametrize("kind", ["self-signed", "signed by a CA"])
+def test_the_callback_channel_over_https(start_server: Any, bus: RecordingBus, certs: Certs, kind: str) -> None:
+    cert, key, trusted = (certs.server_cert, certs.server_key, certs.ca)
+    if kind == "self-signed":  # the sandbox told to trust the certificate itself
+        cert, key, trusted = (certs.self_signed_cert, certs.self_signed_key, certs.self_signed_cert)
+    server = start_server(MbedServer, api_key=KEY, pull_timeout=0.5, demo_devices=True, callback_ca=trusted)
+    mbed = make_plugin(server, channel="callback", callback_tls_cert=cert, callback_tls_key=key)
     mbed.start()
     try:
         bus.wait_for(MbedConnectedEvent, timeout=10)
