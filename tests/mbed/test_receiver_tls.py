@@ -5,6 +5,7 @@ the plugin's callback channel over HTTPS with the mbed sandbox told to trust the
 
 from __future__ import annotations
 
+import argparse
 import socket
 import ssl
 import threading
@@ -222,3 +223,11 @@ def test_a_service_that_does_not_trust_the_certificate_cannot_register(
         assert mbed._channel.receiver.tls_failed >= 1  # type: ignore[union-attr]
     finally:
         mbed.stop()
+
+
+def test_the_sandbox_command_line_takes_the_ca_to_trust(certs: Certs) -> None:
+    parser = argparse.ArgumentParser()
+    MbedServer.add_arguments(parser)
+    told = MbedServer.from_args(parser.parse_args(["--callback-ca", certs.ca]), "127.0.0.1", 0)
+    assert told.callback_verify == certs.ca
+    assert MbedServer.from_args(parser.parse_args([]), "127.0.0.1", 0).callback_verify is True
