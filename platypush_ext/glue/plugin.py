@@ -46,8 +46,9 @@ class ServicePlugin:
     :meth:`_open_client` turns the common settings (``connect_timeout``,
     ``read_timeout``, ``retries``) into the client's :class:`Timeouts` and an
     adjusted copy of its ``DEFAULT_RETRY``, gives it the plugin's :attr:`transport` (TLS,
-    proxy: :meth:`_set_transport` before), and lists the plugin in the web panel; :meth:`_track_availability` posts the connected/disconnected events;
-    :meth:`stop` closes the client.
+    proxy: :meth:`_set_transport` before), and lists the plugin in the web panel;
+    :meth:`_track_availability` posts the connected/disconnected events; :meth:`stop` closes
+    the client.
     """
 
     _client: ServiceClient  # a service's plugin narrows it to its client's class
@@ -97,6 +98,8 @@ class ServicePlugin:
             self.transport = Transport.checked(**settings)
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(f"{service}: {exc.message}") from None
+        if self.transport.verify is False:
+            self.logger.warning("%s: verify is false: the server's TLS certificate is not checked", service)
         return self.transport
 
     def _track_availability(

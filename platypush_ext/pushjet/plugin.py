@@ -193,7 +193,8 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         events = (PushjetConnectedEvent, PushjetDisconnectedEvent)
         self._availability = self._track_availability("Pushjet server", *events, path=POLLING)
         self._realtime_url = url = None if realtime_url is None else check_realtime_url(realtime_url)
-        self.transport.ws_options()  # a proxy the connector cannot go through is refused here
+        if url:
+            self.transport.ws_options()  # a proxy the connector cannot go through is refused here
         self._realtime = self._track_availability(
             f"Pushjet connector {url} of", *events, path=REALTIME, realtime_url=url
         )

@@ -132,6 +132,17 @@ def test_without_basic_auth_the_proxy_refuses_and_no_secret_is_anywhere(
         assert form not in everything
 
 
+def test_an_https_proxy_is_fine_without_the_connector(make_plugin, alerts, device):
+    plugin = make_plugin(device, alerts, realtime_url=None, proxy="https://127.0.0.1:3128")
+    assert plugin._client.http.session.proxies == {"http": "https://127.0.0.1:3128", "https": "https://127.0.0.1:3128"}
+
+
+def test_verify_false_is_a_warning_at_start_up(make_plugin, alerts, device, caplog):
+    caplog.set_level(logging.WARNING)
+    make_plugin(device, alerts, verify=False)
+    assert "pushjet: verify is false: the server's TLS certificate is not checked" in caplog.text
+
+
 def test_the_realtime_channel_raises_a_tls_error(proxy):
     channel = RealtimeChannel(
         proxy.url.replace("https://", "wss://") + "/ws",
