@@ -109,16 +109,19 @@ def test_nikdev_without_the_client_certificate_names_the_handshake(
 
 
 @pytest.mark.usefixtures("workdir", "entity_registry_redis")
-def test_mbed_requests_and_websocket_channel(
-    start_server: Any, https: Any, certs: Certs, forward: ForwardProxy, bus: RecordingBus
+@pytest.mark.parametrize(
+    ("channel", "path"), [("websocket", "/v2/notification/websocket-connect"), ("long_poll", "/v2/notification/pull")]
+)
+def test_mbed_requests_and_channel(
+    start_server: Any, https: Any, certs: Certs, forward: ForwardProxy, bus: RecordingBus, channel: str, path: str
 ) -> None:
     server = start_server(MbedServer, api_key=KEY, pull_timeout=0.5, demo_devices=True)
     proxy = https(server)
     mbed = MbedPlugin(
         base_url=proxy.url,
         api_key=KEY,
-        channel="websocket",
-        api="pelion",
+        channel=channel,
+        api="pelion" if channel == "websocket" else "connector",
         **{"connect_timeout": 2, "read_timeout": 5, "async_timeout": 5, "retries": 1, "entities_enabled": False},
         **settings(certs, forward),
     )
@@ -131,8 +134,8 @@ def test_mbed_requests_and_websocket_channel(
         assert bus.wait_for(MbedNotificationEvent)[0].args["value"] == "18.0"
     finally:
         mbed.stop()
-    where = {(method, path.split("?")[0]) for method, path, _ in proxy.requests}
-    assert ("GET", "/v2/notification/websocket-connect") in where  # the WebSocket came through the front
+    where = {(method, target.split("?")[0]) for method, target, _ in proxy.requests}
+    assert ("GET", path) in where  # the channel came through the front
     assert forward.count("CONNECT") >= 2 and {t for _, t in forward.requests} == {f"127.0.0.1:{proxy.port}"}
 
 
