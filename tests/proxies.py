@@ -30,7 +30,8 @@ MAX_HEAD = 64 * 1024
 @dataclass(frozen=True)
 class Certs:
     """PEM files of a throwaway CA, a server certificate it signed (``127.0.0.1`` and ``localhost``),
-    a client certificate it signed, and a self-signed certificate nobody trusts."""
+    a client certificate it signed, a self-signed certificate nobody trusts, and a self-signed one
+    whose key is protected by a passphrase."""
 
     ca: str
     server_cert: str
@@ -39,6 +40,8 @@ class Certs:
     client_key: str
     self_signed_cert: str
     self_signed_key: str
+    encrypted_cert: str
+    encrypted_key: str
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -96,11 +99,10 @@ def make_certs(folder: Path) -> Certs:
         *alt,
         cwd=folder,
     )
-    return Certs(
-        *(str(folder / name) for name in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")),
-        str(folder / "self.pem"),
-        str(folder / "self.key"),
-    )
+    encrypted = ["-keyout", "encrypted.key", "-out", "encrypted.pem", "-passout", "pass:passphrase-0f-the-test"]
+    _openssl("req", "-x509", *key[:-1], *encrypted, "-days", "2", "-subj", "/CN=127.0.0.1", cwd=folder)
+    names = ("ca.pem", "server.pem", "server.key", "client.pem", "client.key", "self.pem", "self.key")
+    return Certs(*(str(folder / name) for name in (*names, "encrypted.pem", "encrypted.key")))
 
 
 def _read_head(sock: socket.socket) -> tuple[bytes, bytes] | None:

@@ -89,6 +89,10 @@ def client(url: str, **settings: Any) -> HttpClient:
         ({"client_key": "{ca}"}, "client_key needs client_cert"),
         ({"client_cert": "{ca}"}, "client_cert / client_key: cannot load the certificate and its key"),
         ({"client_cert": "{client_cert}", "client_key": "{server_key}"}, "cannot load the certificate and its key"),
+        (
+            {"client_cert": "{encrypted_cert}", "client_key": "{encrypted_key}"},
+            "client_cert / client_key: the key is protected by a passphrase",
+        ),
         ({"proxy": "socks5://127.0.0.1:1080"}, "proxy must be an http:// or https:// URL"),
         ({"proxy": "http://"}, "proxy must be an http:// or https:// URL"),
         ({"proxy": "http://proxy:port"}, "proxy: the port is not a number"),

@@ -23,7 +23,7 @@ from .errors import InvalidArgumentError
 from .redaction import SECRET_NAMES
 from .text import one_line
 
-__all__ = ["Transport", "check_path", "tls_error_text", "tls_failure"]
+__all__ = ["Transport", "check_path", "load_cert_chain", "tls_error_text", "tls_failure"]
 
 #: A header name (RFC 9110 token).
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -41,6 +41,28 @@ def check_path(value: Any, name: str, directory: bool = False) -> str:
     if not os.access(path, os.R_OK):
         raise InvalidArgumentError(f"{name}: cannot read {one_line(path, 200)} (permissions)")
     return path
+
+
+def load_cert_chain(context: ssl.SSLContext, cert: str, key: str | None, names: str) -> None:
+    """Load a certificate and its key into ``context``, or a one-line error naming the settings: a key
+    protected by a passphrase is refused, never prompted for (OpenSSL would read one from the terminal).
+
+    :param context: the context.
+    :param cert: the certificate (chain) file, its key in it or in ``key``.
+    :param key: the key file.
+    :param names: the settings, for the error (``client_cert / client_key``).
+    """
+
+    def no_passphrase() -> str:
+        raise InvalidArgumentError(f"{names}: the key is protected by a passphrase: give a key without one")
+
+    try:
+        context.load_cert_chain(cert, key, password=no_passphrase)
+    except InvalidArgumentError:
+        raise
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = one_line(getattr(exc, "reason", None) or exc, 200)
+        raise InvalidArgumentError(f"{names}: cannot load the certificate and its key ({reason})") from None
 
 
 def _verify(value: Any) -> bool | str:
@@ -135,13 +157,7 @@ class Transport:
         if key is not None and cert is None:
             raise InvalidArgumentError("client_key needs client_cert (the certificate it belongs to)")
         if cert is not None:
-            try:
-                ssl.create_default_context().load_cert_chain(cert, key)
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or exc
-                raise InvalidArgumentError(
-                    f"client_cert / client_key: cannot load the certificate and its key ({one_line(reason, 200)})"
-                ) from None
+            load_cert_chain(ssl.create_default_context(), cert, key, "client_cert / client_key")
         return cls(_verify(verify), cert, key, _proxy(proxy), _credentials(username, password), _headers(headers))
 
     @property

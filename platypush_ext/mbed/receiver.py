@@ -38,7 +38,7 @@ from typing import Any, Callable, cast
 
 from ..core.errors import InvalidArgumentError
 from ..core.text import one_line
-from ..core.transport import check_path
+from ..core.transport import check_path, load_cert_chain
 
 logger = logging.getLogger("platypush_ext.mbed")
 
@@ -265,11 +265,7 @@ def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     cert = check_path(cert, "mbed: callback_tls_cert")
     key = None if key is None else check_path(key, "mbed: callback_tls_key")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(cert, key)
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        reason = one_line(getattr(exc, "reason", None) or exc, 200)
-        raise InvalidArgumentError(f"mbed: callback_tls_cert / callback_tls_key cannot be loaded ({reason})") from None
+    load_cert_chain(context, cert, key, "mbed: callback_tls_cert / callback_tls_key")
     return context
 
 

@@ -170,8 +170,12 @@ def test_a_stopping_receiver_shuts_its_tls_connections(receiver: Receiver, certs
     [
         (("/nonexistent.pem", None), "mbed: callback_tls_cert: no such file"),
         ((None, "{server_key}"), "callback_tls_key needs callback_tls_cert"),
-        (("{server_cert}", "{client_key}"), "mbed: callback_tls_cert / callback_tls_key cannot be loaded"),
-        (("{ca}", None), "cannot be loaded"),
+        (("{server_cert}", "{client_key}"), "mbed: callback_tls_cert / callback_tls_key: cannot load the certificate"),
+        (("{ca}", None), "cannot load the certificate and its key"),
+        (
+            ("{encrypted_cert}", "{encrypted_key}"),
+            "^mbed: callback_tls_cert / callback_tls_key: the key is protected by a passphrase",
+        ),
     ],
 )
 def test_the_certificate_files_are_checked(certs: Certs, files: tuple[Any, Any], text: str) -> None:
