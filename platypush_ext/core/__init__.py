@@ -7,6 +7,7 @@ in plain Python.
 ``redaction``      secrets masked in URLs, logs and texts
 ``retry``          the retry policy (what is retried, and when)
 ``http``           the HTTP client every service client uses: sessions, timeouts, retries, errors
+``transport``      TLS verification, client certificate, proxy, basic auth, headers: HTTP and WebSocket
 ``untrusted``      what a server sends, decoded and checked field by field
 ``backoff``        exponential delays with jitter
 ``listening``      listener loops: backoff, availability reported once each way, quick stop

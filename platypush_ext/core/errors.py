@@ -6,7 +6,8 @@ service's own message of an answer; framework-free.
     ServiceError                  its text is safe to show: never a secret
     ├── InvalidArgumentError      refused before any request (also a ValueError)
     ├── ServiceConnectionError    not reached, or the connection broke        (transient)
-    │   └── ServiceTimeoutError   no answer in time                            (transient)
+    │   ├── ServiceTimeoutError   no answer in time                            (transient)
+    │   └── ServiceTLSError       its certificate refused, or the TLS handshake failed
     ├── ProtocolError             an answer that cannot be understood          (transient)
     └── HTTPStatusError           an error status
         ├── BadRequestError       400 and other 4xx
@@ -34,6 +35,7 @@ __all__ = [
     "ServerError",
     "ServiceConnectionError",
     "ServiceError",
+    "ServiceTLSError",
     "ServiceTimeoutError",
     "error_class_for_status",
 ]
@@ -82,6 +84,13 @@ class ServiceConnectionError(ServiceError):
 
 class ServiceTimeoutError(ServiceConnectionError):
     """The service did not answer in time."""
+
+
+class ServiceTLSError(ServiceConnectionError):
+    """The service's certificate was not trusted, or the TLS handshake failed: trying again does not
+    help until the settings (``verify``, ``client_cert``) or the server change."""
+
+    transient = False
 
 
 class ProtocolError(ServiceError):

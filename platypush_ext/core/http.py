@@ -39,11 +39,13 @@ from .errors import (
     ServiceConnectionError,
     ServiceError,
     ServiceTimeoutError,
+    ServiceTLSError,
     error_class_for_status,
 )
 from .redaction import Redactor
 from .retry import RetryPolicy
 from .text import html_title, one_line
+from .transport import Transport, tls_error_text, tls_failure
 from .untrusted import JSON
 
 if TYPE_CHECKING:
@@ -252,6 +254,7 @@ class HttpClient:
     :param error_factory: the service's error table (see :data:`ErrorFactory`).
     :param headers: headers sent with every request.
     :param session: an existing :class:`requests.Session` to use (its owner closes it).
+    :param transport: TLS, proxy, basic auth and extra headers (:meth:`use_transport`).
     """
 
     def __init__(
@@ -264,6 +267,7 @@ class HttpClient:
         error_factory: ErrorFactory | None = None,
         headers: Mapping[str, str] | None = None,
         session: requests.Session | None = None,
+        transport: Transport | None = None,
     ):
         if not isinstance(base_url, str) or not re.match(r"^https?://[^/]+", base_url):
             raise InvalidArgumentError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
@@ -279,6 +283,28 @@ class HttpClient:
         if headers:
             self.session.headers.update(headers)
             self.redactor.add_from(headers)
+        self.transport = Transport()
+        if transport is not None:
+            self.use_transport(transport)
+
+    def use_transport(self, transport: Transport) -> None:
+        """Connect as ``transport`` says from now on: its TLS verification and client certificate, its
+        proxy (else the environment's), its basic auth and headers; its secrets masked.
+
+        :param transport: the settings (:meth:`Transport.checked`).
+        """
+        self.transport = transport
+        for secret in transport.secrets:
+            self.redactor.add(secret)
+        session = self.session
+        if transport.verify is not True:
+            session.verify = transport.verify
+        session.cert = transport.cert
+        if transport.proxy:
+            session.proxies = {"http": transport.proxy, "https": transport.proxy}
+        if transport.auth:  # UTF-8 (RFC 7617), as the WebSocket handshake sends it (requests' auth= is Latin-1)
+            session.headers["Authorization"] = f"Basic {transport.basic_token}"
+        session.headers.update(transport.headers)
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` (absolute URLs are kept)."""
@@ -453,6 +479,14 @@ class HttpClient:
             )
         if isinstance(exc, requests.exceptions.Timeout):
             return ServiceTimeoutError(f"{endpoint}: {host} did not answer within {read:g} s", endpoint=endpoint)
+        tls = tls_failure(exc)
+        if tls is not None:
+            return ServiceTLSError(self.redactor.text(f"{endpoint}: {tls_error_text(host, tls)}"), endpoint=endpoint)
+        if isinstance(exc, requests.exceptions.ProxyError):
+            proxy = self.redactor.url(self.session.proxies.get(urlsplit(self.base_url).scheme) or "the proxy")
+            return ServiceConnectionError(
+                f"{endpoint}: cannot reach {host} through the proxy {proxy} ({_proxy_reason(exc)})", endpoint=endpoint
+            )
         if isinstance(exc, requests.exceptions.ConnectionError):
             failure = _connect_failure(exc)
             refused = isinstance(failure, ConnectionRefusedError)
@@ -546,6 +580,17 @@ class ServiceClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.http.redactor.url(self.base_url)!r})"
+
+
+def _proxy_reason(exc: requests.exceptions.ProxyError) -> str:
+    """What a proxy failure was: the proxy refused the connection, or answered an error to ``CONNECT``."""
+    text = str(exc)
+    status = re.search(r"Tunnel connection failed: (\d{3}[^'\"),]*)", text)
+    if status:
+        return f"it answered {one_line(status.group(1), 100)}"
+    if _connect_failure(exc) is not None or "Connection refused" in text:
+        return "the proxy refused the connection or is unreachable"
+    return "the proxy failed or dropped the connection"
 
 
 def _urlencode(fields: Mapping[str, object]) -> str:

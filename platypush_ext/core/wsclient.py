@@ -101,10 +101,15 @@ def connect(url: str, timeout: float, *, max_message: int = MAX_MESSAGE, **optio
     :param url: ``ws://`` or ``wss://``.
     :param timeout: seconds for the whole handshake, then for each receive (until changed).
     :param max_message: the longest message accepted (bytes).
-    :param options: ``header``, ``subprotocols``, … as ``websocket.create_connection``'s.
+    :param options: ``header``, ``subprotocols``, ``sslopt``, the proxy's… as ``websocket.create_connection``'s
+        (:meth:`~platypush_ext.core.transport.Transport.ws_options` makes those of a client's settings).
     :raises websocket.WebSocketException: or :class:`OSError`, when it fails.
     """
-    ws = BoundedWebSocket(max_message=max_message, enable_multithread=options.pop("enable_multithread", True))
+    ws = BoundedWebSocket(
+        max_message=max_message,
+        enable_multithread=options.pop("enable_multithread", True),
+        sslopt=options.pop("sslopt", None),
+    )
     ws.settimeout(timeout)
     expired = threading.Event()
 

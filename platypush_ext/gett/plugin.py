@@ -125,6 +125,10 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         progress_interval: float = 0.5,
         max_transfers: int = 4,
         max_inline_size: int = 16 * 1024 * 1024,
+        verify: bool | str = True,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        proxy: str | None = None,
         **kwargs: Any,
     ):
         """
@@ -144,8 +148,13 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         :param max_transfers: how many background transfers may run at once (default: 4).
         :param max_inline_size: largest file (bytes) that ``download_file``
             without a ``path`` returns inline (default: 16 MiB).
+        :param verify: check the server's TLS certificate (``true``), not (``false``), or against this CA bundle.
+        :param client_cert: a client certificate (PEM file) for mutual TLS (default: none).
+        :param client_key: its private key (PEM file), when it is not in ``client_cert``.
+        :param proxy: an HTTP(S) proxy URL, e.g. ``http://proxy:3128`` (default: the environment's).
         """
         super().__init__(**kwargs)
+        self._set_transport("gett", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy)
         self._open_client(
             GettClient,
             base_url,

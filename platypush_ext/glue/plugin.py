@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 from platypush.config import Config
 
 from ..core.bus import Bus
+from ..core.errors import InvalidArgumentError
 from ..core.http import ServiceClient, Timeouts
 from ..core.journal import Entry, Journal, JournalOptions
 from ..core.listening import Availability
 from ..core.retry import RetryChanges
+from ..core.transport import Transport
 from ..events import log_pitfall_hooks
 from . import webpanel
 from .delivery import Events, Inbox, Made
@@ -43,12 +45,15 @@ class ServicePlugin:
 
     :meth:`_open_client` turns the common settings (``connect_timeout``,
     ``read_timeout``, ``retries``) into the client's :class:`Timeouts` and an
-    adjusted copy of its ``DEFAULT_RETRY``, and lists the plugin in the web
-    panel; :meth:`_track_availability` posts the connected/disconnected events;
-    :meth:`stop` closes the client.
+    adjusted copy of its ``DEFAULT_RETRY``, gives it the plugin's :attr:`transport` (TLS,
+    proxy: :meth:`_set_transport` before), and lists the plugin in the web panel;
+    :meth:`_track_availability` posts the connected/disconnected events; :meth:`stop` closes
+    the client.
     """
 
     _client: ServiceClient  # a service's plugin narrows it to its client's class
+    #: how the client's connections reach the service (TLS, proxy: :meth:`_set_transport`)
+    transport: Transport = Transport()
     logger: logging.Logger
     _bus: Bus
 
@@ -78,7 +83,24 @@ class ServicePlugin:
         timeouts = Timeouts(float(connect_timeout), float(read_timeout))
         make: Callable[..., C] = client_class  # each service's client takes these two besides its own
         self._client = make(*args, timeouts=timeouts, retry=policy, **options)
+        self._client.http.use_transport(self.transport)
         return self._client
+
+    def _set_transport(self, service: str, **settings: object) -> Transport:
+        """Check the plugin's transport settings (``verify``, ``client_cert``, ``client_key``, ``proxy``;
+        Pushjet's ``username``, ``password``, ``headers`` too) into :attr:`transport`, before
+        :meth:`_open_client`: one error naming the plugin.
+
+        :param service: the plugin's name (for the error).
+        :param settings: the arguments of :meth:`Transport.checked`, as configured.
+        """
+        try:
+            self.transport = Transport.checked(**settings)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"{service}: {exc.message}") from None
+        if self.transport.verify is False:
+            self.logger.warning("%s: verify is false: the server's TLS certificate is not checked", service)
+        return self.transport
 
     def _track_availability(
         self, what: str, connected: Callable[..., object], disconnected: Callable[..., object], **fields: object

@@ -23,6 +23,7 @@ import copy
 import logging
 import secrets
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -310,7 +311,7 @@ def abortable_http(http: HttpClient, adapter: AbortableAdapter) -> HttpClient:
     session = requests.Session()
     session.headers = requests.structures.CaseInsensitiveDict(http.session.headers)
     session.proxies, session.verify = dict(http.session.proxies), http.session.verify
-    session.cert, session.trust_env = http.session.cert, http.session.trust_env
+    session.cert, session.trust_env, session.auth = http.session.cert, http.session.trust_env, http.session.auth
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     dedicated = copy.copy(http)
@@ -397,6 +398,7 @@ class CallbackChannel(Channel):
     :param load: the journaled body of an id (required with ``record``: only ids wait in memory).
     :param record_refused: journals a note for a body over ``max_body`` (read and discarded, answered
         ``204``, so that the service does not send it again and again); without it, ``413``.
+    :param tls: the receiver speaks HTTPS with this context (:func:`~platypush_ext.mbed.receiver.server_tls`).
     """
 
     name = "callback"
@@ -417,9 +419,11 @@ class CallbackChannel(Channel):
         max_queue: int = 100,
         load: Callable[[int], Any] | None = None,
         record_refused: Callable[[str], int] | None = None,
+        tls: ssl.SSLContext | None = None,
         **kwargs: Any,
     ):
         super().__init__(client, on_message, **kwargs)
+        self.tls = tls
         if self.record is not None and load is None:
             raise ValueError("a callback channel that journals (record) needs load (the body of a journal id)")
         self.load, self.record_refused = load, record_refused
@@ -442,7 +446,7 @@ class CallbackChannel(Channel):
             return self.public_url
         assert self.receiver is not None
         host, port = cast("tuple[str, int]", self.receiver.server_address[:2])
-        return f"http://{host}:{port}{self.PATH}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}{self.PATH}"
 
     def _start_receiver(self) -> None:
         if self.receiver is not None:
@@ -454,6 +458,7 @@ class CallbackChannel(Channel):
                 self.secret,
                 record=self.record,
                 record_refused=self.record_refused,
+                tls=self.tls,
                 **self.limits,
             )
         except OSError as exc:

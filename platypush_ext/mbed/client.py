@@ -29,12 +29,14 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import websocket
 
-from ..core.errors import InvalidArgumentError, NotFoundError, ServiceConnectionError
+from ..core.errors import InvalidArgumentError, NotFoundError, ServiceConnectionError, ServiceTLSError
 from ..core.http import HttpClient, ServiceClient, Timeouts
 from ..core.retry import RetryPolicy
+from ..core.transport import tls_error_text, tls_failure
 from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, connect
 from . import models
 from .calls import ChannelGate, DeviceCalls, ResourceRequest
@@ -470,10 +472,14 @@ class MbedClient(ServiceClient):
         """Open ``/v2/notification/websocket-connect`` (a bounded ``websocket-client`` connection:
         :mod:`platypush_ext.core.wsclient`; a message over ``max_message`` bytes drops it)."""
         url = self.http.url("v2/notification/websocket-connect").replace("http", "ws", 1)
+        options = self.http.transport.ws_options([f"Authorization: Bearer {self._api_key}"])
         try:
-            header = [f"Authorization: Bearer {self._api_key}"]
-            return connect(url, timeout, max_message=max_message, header=header)
+            return connect(url, timeout, max_message=max_message, **options)
         except (websocket.WebSocketException, OSError) as exc:
+            tls = tls_failure(exc)
+            if tls is not None:
+                text = tls_error_text(urlsplit(url).netloc, tls)
+                raise ServiceTLSError(f"GET /v2/notification/websocket-connect: {text}") from None
             text = self.redact(f"{type(exc).__name__}: {exc}")
             raise ServiceConnectionError(f"GET /v2/notification/websocket-connect: {text}") from None
 

@@ -414,3 +414,23 @@ SPECIMENS: dict[str, dict[str, Any]] = {
     },
 }
 SPECIMENS["reg-updates"] = SPECIMENS["registrations"]
+
+
+def action_result(result: Any) -> dict[str, Any]:
+    """What an action answers for a device call's result: ``{"status": 204, "no_resp": true}`` (no
+    answer), ``{"async_id"}`` (not waited for), the status and the decoded value of an
+    :class:`AsyncResponse`, else ``{"status": 200}``.
+
+    :param result: what the client's call returned.
+    """
+    if result is None:
+        return {"status": 204, "no_resp": True}
+    if isinstance(result, str):
+        return {"async_id": result}
+    if isinstance(result, AsyncResponse):
+        data: dict[str, Any] = {"status": result.status}
+        _, value, encoding = result.decoded()
+        if value:
+            data.update(value=value, encoding=encoding, content_type=result.content_type)
+        return data
+    return {"status": 200}

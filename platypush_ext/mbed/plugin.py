@@ -25,8 +25,9 @@ from .client import MbedClient
 from .entities import EntitySync, Fleet, to_platypush
 from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
 from .ipso import EntityMap
-from .messages import AsyncResponse, Notification, parse_message, refused_note
+from .messages import Notification, action_result, parse_message, refused_note
 from .models import ResourceValue
+from .receiver import server_tls
 
 
 class MbedPlugin(
@@ -89,6 +90,12 @@ class MbedPlugin(
         entities_enabled: bool = True,
         entities: Mapping[str, Mapping[str, Any]] | None = None,
         entities_max_reads: int = 100,
+        verify: bool | str = True,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        proxy: str | None = None,
+        callback_tls_cert: str | None = None,
+        callback_tls_key: str | None = None,
         **kwargs: Any,
     ):
         """
@@ -125,11 +132,17 @@ class MbedPlugin(
             instance; ``type: none`` hides one); see ``docs/mbed.md``.
         :param entities_max_reads: device reads at start-up for values the service has not cached
             (default: 100; the others show with their first notification).
+        :param verify: check the server's TLS certificate (``true``), not (``false``), or against this CA bundle.
+        :param client_cert: a client certificate (PEM file) for mutual TLS (default: none).
+        :param client_key: its private key (PEM file), when it is not in ``client_cert``.
+        :param proxy: an HTTP(S) proxy URL, e.g. ``http://proxy:3128`` (default: the environment's).
+        :param callback_tls_cert: a certificate (PEM file): the callback receiver speaks HTTPS (Pelion requires it).
+        :param callback_tls_key: its private key (PEM file), when it is not in ``callback_tls_cert``.
         """
-        kwargs.setdefault("poll_interval", 1)
-        super().__init__(**kwargs)
+        super().__init__(**{"poll_interval": 1, **kwargs})
         if channel not in CHANNELS + ("auto",):
             raise InvalidArgumentError(f"mbed: channel must be one of auto, {', '.join(CHANNELS)}, got {channel!r}")
+        self._set_transport("mbed", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy)
         self._open_client(
             MbedClient,
             base_url,
@@ -142,6 +155,7 @@ class MbedPlugin(
             async_timeout=float(async_timeout),
         )
         callback = dict(bind=callback_bind, port=int(callback_port), public_url=callback_url)
+        callback["tls"] = server_tls(callback_tls_cert, callback_tls_key)
         channel = self._open_channel(channel, {**callback, "max_body": int(callback_max_body)})
         self.events_posted = 0
         self._open_inbox("mbed", self._journaled_events, keep_posted=2000)  # every NotificationMessage
@@ -254,21 +268,7 @@ class MbedPlugin(
         if self._sync is not None and self.should_stop():
             self._sync.stop()
 
-    # -- helpers -----------------------------------------------------------------
-
-    @staticmethod
-    def _async_result(result: Any) -> dict[str, Any]:
-        if result is None:
-            return {"status": 204, "no_resp": True}
-        if isinstance(result, str):
-            return {"async_id": result}
-        if isinstance(result, AsyncResponse):
-            data: dict[str, Any] = {"status": result.status}
-            _, value, encoding = result.decoded()
-            if value:
-                data.update(value=value, encoding=encoding, content_type=result.content_type)
-            return data
-        return {"status": 200}
+    _async_result = staticmethod(action_result)
 
     # -- actions: service --------------------------------------------------------
 

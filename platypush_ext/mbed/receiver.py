@@ -9,6 +9,9 @@ shared secret may cost more than a little, for a short time:
 * the path (``404``) and the secret header (``401``) are checked as soon as the headers are read,
   before any body; then the announced size (``400``/``411``/``413``);
 * at most ``max_connections`` connections are handled at once (others are closed at once);
+* with ``tls`` (``callback_tls_cert`` / ``callback_tls_key``: :func:`server_tls`) it speaks HTTPS: the
+  TLS handshake runs in the connection's own thread and must end within the head's deadline too
+  (a client that trickles it, or never sends it, is dropped), then the head has its deadline;
 * an accepted body is journaled (``record``) before its ``204``, and only its journal id waits in a
   queue of at most ``max_queue`` ids for the channel; when the queue is full the answer is ``503``
   before the body is read (the service delivers it again later);
@@ -27,10 +30,15 @@ import logging
 import queue
 import re
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, cast
+
+from ..core.errors import InvalidArgumentError
+from ..core.text import one_line
+from ..core.transport import check_path, load_cert_chain
 
 logger = logging.getLogger("platypush_ext.mbed")
 
@@ -242,6 +250,25 @@ class _MemoryStore:
             return self._bodies.pop(record_id, None)
 
 
+def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The TLS context of an HTTPS receiver with the certificate ``cert`` and its private key ``key``
+    (PEM files), or ``None`` (plain HTTP) without ``cert``.
+
+    :param cert: ``callback_tls_cert``, the certificate (chain), its key in it or in ``key``.
+    :param key: ``callback_tls_key``.
+    :raises InvalidArgumentError: a file is missing, or they cannot be loaded (one line).
+    """
+    if cert is None and key is None:
+        return None
+    if cert is None:
+        raise InvalidArgumentError("mbed: callback_tls_key needs callback_tls_cert (the certificate it belongs to)")
+    cert = check_path(cert, "mbed: callback_tls_cert")
+    key = None if key is None else check_path(key, "mbed: callback_tls_key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    load_cert_chain(context, cert, key, "mbed: callback_tls_cert / callback_tls_key")
+    return context
+
+
 class Receiver(ThreadingHTTPServer):
     """The callback receiver: at most ``max_connections`` connections handled at once (others are
     closed at once); each request's head within ``head_timeout`` seconds and the limits; a body
@@ -259,6 +286,7 @@ class Receiver(ThreadingHTTPServer):
     :param max_queue: journal ids waiting for the channel at most (``503`` when full).
     :param max_head_bytes: the longest request line and headers, in bytes (``431`` above).
     :param max_header_lines: the most header lines (``431`` above).
+    :param tls: speak HTTPS with this context (:func:`server_tls`); its handshake within ``head_timeout``.
     """
 
     daemon_threads = True
@@ -279,6 +307,7 @@ class Receiver(ThreadingHTTPServer):
         max_queue: int = 100,
         max_head_bytes: int = 16 * 1024,
         max_header_lines: int = 40,
+        tls: ssl.SSLContext | None = None,
     ):
         self.path, self.secret, self.max_body, self.timeout_seconds = path, secret, max_body, timeout
         self.head_timeout = min(float(timeout), MAX_HEAD_TIMEOUT)
@@ -289,7 +318,8 @@ class Receiver(ThreadingHTTPServer):
         #: journal ids of accepted bodies, for the channel (``None`` wakes it up)
         self.inbox: queue.Queue[int | None] = queue.Queue()
         self._room = threading.BoundedSemaphore(max(1, int(max_queue)))
-        self.rejected = self.refused = self.oversized = self.timed_out = self.full = 0
+        self.rejected = self.refused = self.oversized = self.timed_out = self.full = self.tls_failed = 0
+        self.tls = tls
         self._slots = threading.BoundedSemaphore(max_connections)
         #: set by :meth:`close_connections`: every request is answered ``503`` and its connection closed
         self.closing = threading.Event()
@@ -339,6 +369,51 @@ class Receiver(ThreadingHTTPServer):
             with self._connections_lock:
                 self._connections.discard(request)
             self._slots.release()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        secure = self._handshake(request)
+        if secure is None:
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(secure)
+            try:
+                secure.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the client is gone
+            secure.close()
+
+    def _handshake(self, request: socket.socket) -> ssl.SSLSocket | None:
+        """The TLS side of an accepted connection once its handshake is done, within ``head_timeout``
+        seconds in all (a deadline: ``ssl`` bounds the whole handshake by the socket's timeout); ``None``
+        when it failed or timed out (counted in :attr:`tls_failed` / :attr:`timed_out`)."""
+        assert self.tls is not None
+        try:
+            secure = self.tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError):
+            self.tls_failed += 1
+            return None
+        with self._connections_lock:  # close_connections() shuts the TLS socket down (the raw one is detached)
+            self._connections.discard(request)
+            self._connections.add(secure)
+        try:
+            secure.settimeout(self.head_timeout)
+            secure.do_handshake()
+            return secure
+        except (TimeoutError, socket.timeout):
+            self.timed_out += 1
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            self.tls_failed += 1
+            logger.debug("mbed callback receiver: a TLS handshake failed (%s)", one_line(exc, 200))
+        with self._connections_lock:
+            self._connections.discard(secure)
+        secure.close()
+        return None
 
     def close_connections(self) -> None:
         """Acknowledge nothing more: later requests are answered ``503``, and the open connections (a

@@ -27,6 +27,19 @@ class NikdevPushError(NikdevError):
     """A push did not deliver everything (the text says where the entries are)."""
 
 
+def _check_push_time_limit(push_time_limit: Any) -> None:
+    """``push_time_limit``: seconds in (0, 50] (the action answers within Platypush's 60 s)."""
+    if (
+        isinstance(push_time_limit, bool)
+        or not isinstance(push_time_limit, (int, float))
+        or not 0 < push_time_limit <= 50
+    ):
+        # 0 made every push stop before its first batch, and the flusher re-run it every 0.1 s forever
+        raise InvalidArgumentError(
+            f"nikdev.push_time_limit must be a number of seconds in (0, 50], got {push_time_limit!r}"
+        )
+
+
 class NikdevPlugin(ServicePlugin, RunnablePlugin):
     """
     Record sensor values to a `NikDev IoT <https://iot.nik-dev.se>`_ server,
@@ -71,6 +84,10 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         when_full: str = "reject",
         warn_ratio: float = 0.8,
         push_time_limit: float = 20,
+        verify: bool | str = True,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        proxy: str | None = None,
         **kwargs: Any,
     ):
         """
@@ -102,18 +119,15 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         :param push_time_limit: ``push`` starts no new batch after this many
             seconds; the rest is left to the flusher (default: 20; more than 0,
             at most 50, so that the action answers within 60 s).
+        :param verify: check the server's TLS certificate (``true``), not (``false``), or against this CA bundle.
+        :param client_cert: a client certificate (PEM file) for mutual TLS (default: none).
+        :param client_key: its private key (PEM file), when it is not in ``client_cert``.
+        :param proxy: an HTTP(S) proxy URL, e.g. ``http://proxy:3128`` (default: the environment's).
         """
-        if (
-            isinstance(push_time_limit, bool)
-            or not isinstance(push_time_limit, (int, float))
-            or not 0 < push_time_limit <= 50
-        ):
-            # 0 made every push stop before its first batch, and the flusher re-run it every 0.1 s forever
-            raise InvalidArgumentError(
-                f"nikdev.push_time_limit must be a number of seconds in (0, 50], got {push_time_limit!r}"
-            )
+        _check_push_time_limit(push_time_limit)
         interval = max(1.0, float(flush_interval or 1))
         super().__init__(poll_interval=interval, **kwargs)
+        self._set_transport("nikdev", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy)
         self._open_client(
             NikdevClient,
             base_url,

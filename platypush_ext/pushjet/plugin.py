@@ -135,6 +135,13 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         connect_timeout: float = 5,
         read_timeout: float = 15,
         retries: int = 2,
+        verify: bool | str = True,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        proxy: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ):
         """
@@ -159,13 +166,20 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         :param read_timeout: seconds to wait for an answer (default: 15).
         :param retries: how many times an idempotent request is retried on a
             transient failure (default: 2).
+        :param verify: check the server's TLS certificate (``true``), not (``false``), or against this CA bundle.
+        :param client_cert: a client certificate (PEM file) for mutual TLS (default: none).
+        :param client_key: its private key (PEM file), when it is not in ``client_cert``.
+        :param proxy: an HTTP(S) proxy URL, e.g. ``http://proxy:3128`` (default: the environment's).
+        :param username: HTTP basic auth of the API and of the connector (a reverse proxy's), with ``password``.
+        :param password: its password (never logged).
+        :param headers: extra headers of every request and of the connector's handshake.
         """
-        interval = float(poll_interval or self.MIN_POLL_INTERVAL)
-        if interval < self.MIN_POLL_INTERVAL:
-            interval = self.MIN_POLL_INTERVAL
+        interval = max(float(poll_interval or self.MIN_POLL_INTERVAL), self.MIN_POLL_INTERVAL)
         super().__init__(poll_interval=interval, **kwargs)
         if interval != float(poll_interval or 0):
             self.logger.warning("pushjet: poll_interval raised to %.0f s (the minimum)", interval)
+        tls = {"verify": verify, "client_cert": client_cert, "client_key": client_key, "proxy": proxy}
+        self._set_transport("pushjet", **tls, username=username, password=password, headers=headers)
         self._open_client(
             PushjetClient, base_url, connect_timeout=connect_timeout, read_timeout=read_timeout, retries=retries
         )
@@ -176,16 +190,13 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         self._store_path = state_path("pushjet", "services.json")
         self._secrets = self._known_secrets(services or {})  # service name -> secret key
         self._open_inbox("pushjet", self._events)  # what is fetched or pushed: journaled, then posted
-        self._availability = self._track_availability(
-            "Pushjet server", PushjetConnectedEvent, PushjetDisconnectedEvent, path=POLLING
-        )
-        self._realtime_url = None if realtime_url is None else check_realtime_url(realtime_url)
+        events = (PushjetConnectedEvent, PushjetDisconnectedEvent)
+        self._availability = self._track_availability("Pushjet server", *events, path=POLLING)
+        self._realtime_url = url = None if realtime_url is None else check_realtime_url(realtime_url)
+        if url:
+            self.transport.ws_options()  # a proxy the connector cannot go through is refused here
         self._realtime = self._track_availability(
-            f"Pushjet connector {self._realtime_url} of",
-            PushjetConnectedEvent,
-            PushjetDisconnectedEvent,
-            path=REALTIME,
-            realtime_url=self._realtime_url,
+            f"Pushjet connector {url} of", *events, path=REALTIME, realtime_url=url
         )
         self._channels: dict[str, RealtimeChannel] = {}  # device -> its connection to the connector
         self._channel_threads: dict[str, threading.Thread] = {}  # device -> the thread running it
@@ -650,6 +661,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
                 connect_timeout=self._client.http.timeouts.connect,
                 ping_interval=self.PING_INTERVAL,
                 ping_timeout=self.PING_TIMEOUT,
+                options=self.transport.ws_options(),
             )
             listener = Listener(
                 channel.step,

@@ -29,8 +29,9 @@ from urllib.parse import urlsplit
 import websocket
 
 from ..core import untrusted
-from ..core.errors import InvalidArgumentError, ProtocolError, ServiceError
+from ..core.errors import InvalidArgumentError, ProtocolError, ServiceError, ServiceTLSError
 from ..core.text import one_line
+from ..core.transport import tls_error_text, tls_failure
 from ..core.wsclient import MAX_MESSAGE, MessageTooLarge
 from ..core.wsclient import connect as ws_connect
 from .client import Message, check_uuid
@@ -42,6 +43,10 @@ REALTIME, POLLING = "realtime", "polling"
 
 class RealtimeError(ServiceError):
     """The connector is unreachable, refused the device, or the connection broke."""
+
+
+class RealtimeTLSError(RealtimeError, ServiceTLSError):
+    """The connector's certificate was not trusted, or the TLS handshake failed."""
 
 
 def check_realtime_url(url: Any) -> str:
@@ -73,6 +78,8 @@ class RealtimeChannel:
     :param ping_interval: seconds of silence before a ping.
     :param ping_timeout: seconds to wait for any frame after a ping.
     :param max_message: the longest message accepted (bytes); a longer one drops the connection.
+    :param options: further options of the connection (TLS, proxy, basic auth, headers:
+        :meth:`~platypush_ext.core.transport.Transport.ws_options`).
     """
 
     #: The most seconds a close waits for what the connector pushed before it saw our close frame.
@@ -89,8 +96,10 @@ class RealtimeChannel:
         ping_interval: float = 30.0,
         ping_timeout: float = 10.0,
         max_message: int = MAX_MESSAGE,
+        options: dict[str, Any] | None = None,
     ):
         self.url, self.device = check_realtime_url(url), check_uuid(device)
+        self.options = dict(options or {})
         self.deliver, self.on_ready = deliver, on_ready
         self.connect_timeout, self.ping_interval, self.ping_timeout = connect_timeout, ping_interval, ping_timeout
         self.max_message = max_message
@@ -140,12 +149,16 @@ class RealtimeChannel:
 
     def _open(self) -> None:
         try:
-            ws = ws_connect(self.url, self.connect_timeout, max_message=self.max_message)
+            ws = ws_connect(self.url, self.connect_timeout, max_message=self.max_message, **self.options)
             frames = getattr(ws, "cont_frame", None)
             if frames is not None:  # a frame that is not UTF-8 is delivered as received (and dropped), not fatal
                 frames.skip_utf8_validation = True
             ws.send(self.device)  # the first text frame: who we are
         except (websocket.WebSocketException, OSError, ValueError) as exc:
+            tls = tls_failure(exc)
+            if tls is not None:
+                host = urlsplit(self.url).netloc
+                raise RealtimeTLSError(f"Pushjet connector {self.url}: {tls_error_text(host, tls)}") from None
             raise RealtimeError(f"cannot reach the Pushjet connector {self.url} ({one_line(exc)})") from None
         with self._lock:
             if self._closed:

@@ -56,6 +56,7 @@ class MbedDelivery(MbedBase):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.channel: str | None = None  # "long_poll" | "callback" | "websocket"
+        self.callback_verify: bool | str = getattr(self, "callback_verify", True)  # (MbedServer sets it first)
         self.callback: dict[str, Any] | None = None
         self.callback_deliveries: list[int] = []  # statuses answered by the receiver
         self.subscriptions: set[tuple[str, str]] = set()  # (endpoint, path) whose changes are notified
@@ -163,6 +164,7 @@ class MbedDelivery(MbedBase):
                     data=_body(message),
                     timeout=(2, 5),
                     headers={"Content-Type": "application/json", **target.get("headers", {})},
+                    verify=self.callback_verify,
                 )
                 status = answer.status_code
             except requests.RequestException:
@@ -189,7 +191,8 @@ class MbedDelivery(MbedBase):
         if len(url) + sum(len(str(v)) for v in headers.values()) > 400:
             return self._fail("Callback URL and headers are too long (400 characters at most)", 400)
         try:  # the test PUT, with an empty body
-            answer = requests.put(url, data=b"", headers={str(k): str(v) for k, v in headers.items()}, timeout=(2, 5))
+            headers = {str(k): str(v) for k, v in headers.items()}
+            answer = requests.put(url, data=b"", headers=headers, timeout=(2, 5), verify=self.callback_verify)
             if answer.status_code not in (200, 204):
                 return self._fail(f"Callback URL answered {answer.status_code} to the test request", 400)
         except requests.RequestException:

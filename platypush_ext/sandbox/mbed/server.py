@@ -46,6 +46,7 @@ class MbedServer(MbedApi, MbedControl):
         api: str = "connector",
         record: bool = False,
         fleet: str = "basic",
+        callback_ca: str | None = None,
     ):
         if api not in ("connector", "pelion"):
             raise ValueError(f"api must be 'connector' or 'pelion', got {api!r}")
@@ -54,6 +55,8 @@ class MbedServer(MbedApi, MbedControl):
         self.api_key = api_key
         self.pull_timeout = pull_timeout
         self.callback_retry_max = callback_retry_max
+        #: how callbacks check an https:// receiver's certificate: a CA file, or ``True`` (the system's CAs)
+        self.callback_verify: bool | str = callback_ca or True
         self.auto_change = auto_change
         super().__init__(host, port)
         if demo_devices:
@@ -83,6 +86,7 @@ class MbedServer(MbedApi, MbedControl):
         parser.add_argument(
             "--fleet", choices=sorted(FLEETS), default="basic", help="the demo devices (default: basic)"
         )
+        parser.add_argument("--callback-ca", help="a CA file to check an https:// callback receiver's certificate with")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host: str, port: int) -> MbedServer:
@@ -95,6 +99,7 @@ class MbedServer(MbedApi, MbedControl):
             auto_change=args.auto_change,
             api=args.api,
             fleet=args.fleet,
+            callback_ca=args.callback_ca,
         )
 
     def describe(self) -> str:
