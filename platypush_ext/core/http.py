@@ -11,7 +11,8 @@ them the same behaviour:
   have reached the server (the connection was never established);
 * one small exception hierarchy carrying status, endpoint and the server's own
   message;
-* secrets (keys, passwords, tokens) masked in every URL, log line and message.
+* secrets (keys, passwords, tokens) masked in every URL, log line and message;
+* the last exchange remembered (:class:`Exchanges`, for a diagnostics report).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from .errors import (
 )
 from .redaction import Redactor
 from .retry import RetryPolicy
-from .text import html_title, one_line
+from .text import html_title, iso_time, one_line
 from .untrusted import JSON
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ErrorDetails",
+    "Exchanges",
     "HttpClient",
     "ServiceClient",
     "Timeouts",
@@ -232,6 +234,33 @@ def _redact_urllib3_logs(redactor: Redactor) -> None:
     _URLLIB3_FILTER.redactors.add(redactor)
 
 
+class Exchanges:
+    """What a client (and its copies, e.g. the mbed long poll's) remembers of its exchanges, for a
+    diagnostics report: the last one (time, endpoint, status, error) and, to ``on_failure``, each
+    failed one's error (one line, secrets masked).
+
+    :ivar last: ``{"at": <ISO time>, "endpoint": "GET /path", "status": 200, "error": null}``
+        (``status`` ``null`` when no answer came), ``None`` before the first.
+    :ivar on_failure: called with the error text of each failed exchange.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[str, Any] | None = None
+        self.on_failure: Callable[[str], None] | None = None
+
+    def record(self, endpoint: str, status: int | None, error: ServiceError | None = None) -> None:
+        """One exchange (an attempt: a retried request records each).
+
+        :param endpoint: ``METHOD /path`` (secrets masked).
+        :param status: the answer's status (``None``: no answer).
+        :param error: its error, if it failed (its text is safe to show).
+        """
+        text = one_line(error) if error is not None else None
+        self.last = {"at": iso_time(time.time()), "endpoint": endpoint, "status": status, "error": text}
+        if text is not None and self.on_failure is not None:
+            self.on_failure(text)
+
+
 @dataclass(frozen=True)
 class _Exchange:
     """What the attempts of one request share."""
@@ -273,6 +302,7 @@ class HttpClient:
         self.redactor = Redactor(secrets)
         _redact_urllib3_logs(self.redactor)
         self.error_factory = error_factory
+        self.exchanges = Exchanges()  # shared by copies of this client
         self._owns_session = session is None
         self.session = session or _session_for(self.base_url)
         self.session.headers["User-Agent"] = "platypush-ext"
@@ -389,13 +419,16 @@ class HttpClient:
             response = send()
         except requests.RequestException as exc:
             error = self._transport_error(exc, exchange.endpoint, exchange.timeout)
+            self.exchanges.record(exchange.endpoint, None, error)
             return None, error, exchange.idempotent or _never_connected(exc), None
         logger.debug(
             "%s -> %s in %.0f ms", exchange.endpoint, response.status_code, (time.monotonic() - started) * 1000
         )
         if response.status_code < 400:
+            self.exchanges.record(exchange.endpoint, response.status_code)
             return response, None, True, None
         error, retry_after = self._status_error(response, exchange.endpoint), _retry_after(response)
+        self.exchanges.record(exchange.endpoint, response.status_code, error)
         response.close()
         return None, error, exchange.idempotent, retry_after
 

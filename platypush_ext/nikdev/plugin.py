@@ -10,8 +10,9 @@ from ..core.errors import InvalidArgumentError
 from ..core.listening import Backoff, Listener
 from ..glue.actions import action
 from ..glue.plugin import ServicePlugin, state_path
-from .client import NikdevClient, NikdevError
+from .client import NikdevAuthError, NikdevClient, NikdevError
 from .events import (
+    NikdevAuthFailedEvent,
     NikdevConnectedEvent,
     NikdevDeadLetteredEvent,
     NikdevDisconnectedEvent,
@@ -134,7 +135,10 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
             batch_bytes=batch_bytes,
         )
         self._uploader = Uploader(self._client, outbox, float(push_time_limit))
-        self._availability = self._track_availability("NikDev server", NikdevConnectedEvent, NikdevDisconnectedEvent)
+        self._availability = self._track_availability(
+            "NikDev server", NikdevConnectedEvent, NikdevDisconnectedEvent, NikdevAuthFailedEvent
+        )
+        self._refusal: NikdevAuthError | None = None  # the last refusal of the key (while refused)
 
     # -- helpers -------------------------------------------------------------
 
@@ -170,8 +174,9 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
             "dropped": committed.dropped,
         }
 
-    def _report(self, result: FlushResult) -> None:
-        """Post the events of a push and track availability."""
+    def _report(self, result: FlushResult) -> NikdevAuthError | None:
+        """Post the events of a push and track availability; returns the refusal of the key
+        (entries dead-lettered with 401/403), if the server refused it."""
         if result.pushed_entries:
             self._bus.post(
                 NikdevEntriesPushedEvent(
@@ -194,13 +199,19 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
                     count=dead.entries, values=dead.values, reason=dead.reason, status=dead.status, dead=dead_total
                 )
             )
+        refused = next((d for d in result.dead if d.status in (401, 403)), None)
+        if refused is not None:
+            text = f"the NikDev server refused the API key (HTTP {refused.status}: {refused.reason})"
+            self._refusal = NikdevAuthError(text, status=refused.status, server_message=refused.reason)
+            self._availability.failed(self._refusal)
         if result.error is not None:
             self._availability.failed(result.error)
             self._bus.post(
                 NikdevPushFailedEvent(reason=str(result.error), retained=True, will_retry=True, pending=result.pending)
             )
-        elif result.batches:
+        elif result.batches and refused is None:
             self._availability.ok()
+        return self._refusal if refused is not None else None
 
     def _push(self, entry_id: int | None = None) -> dict[str, Any]:
         """Push now; with ``entry_id``, also say what became of that entry (``entry_state``), whoever
@@ -312,7 +323,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
 
             .. code-block:: json
 
-                {"base_url": "https://iot.nik-dev.se/api/v1/", "reachable": true,
+                {"base_url": "https://iot.nik-dev.se/api/v1/", "reachable": true, "credentials_rejected": null,
                  "staged": {"temp": 21.5}, "pending": 0, "pending_values": 0,
                  "pending_bytes": 0, "dead": 1, "dead_bytes": 61,
                  "oldest_pending_age": null, "last_error": null,
@@ -323,6 +334,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         return {
             "base_url": self._client.base_url,
             "reachable": self._availability.up,
+            **self._credentials_status(),
             "staged": self.uploader.staged(),
             **self.uploader.outbox.status(),
         }
@@ -374,14 +386,23 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     # -- flusher ---------------------------------------------------------------
 
     def main(self) -> None:
-        Listener(self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0)).run()
+        Listener(
+            self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0), auth_backoff=self._auth_backoff()
+        ).run()
 
     def _flush(self) -> float | None:
-        """Push what is pending (reported by :meth:`_report`); ``None`` after a failure (back off)."""
+        """Push what is pending (reported by :meth:`_report`); ``None`` after a failure (back off). While
+        the server refuses the key, raises the refusal (the listener then waits rarely: the entries
+        pushed meanwhile would only go to the dead letters), also when nothing is pending."""
+        refusal = self._refusal if self._availability.rejected_since is not None else None
         if not self.uploader.outbox.pending_count():
+            if refusal is not None:
+                raise refusal  # nothing to try the key with: the next attempt waits as the last refused one
             return self.poll_interval
         result = self.uploader.push()
-        self._report(result)
+        refusal = self._report(result)
+        if refusal is not None:
+            raise refusal
         if result.error is not None:
             return None
         return 0.1 if result.pending and result.batches else self.poll_interval  # 0.1: stopped at the time limit
