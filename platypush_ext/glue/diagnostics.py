@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["Diagnostics", "RecentErrors", "masked", "versions"]
 
 #: Parts of a setting's name that make its value a secret (``api_key``, ``password``, ``headers``…).
-SECRET_WORDS = ("key", "secret", "password", "passwd", "token", "auth", "credential", "header", "cookie")
+SECRET_WORDS = ("key", "secret", "password", "passwd", "token", "credential", "header", "cookie", "authorization")
+#: Last words of a setting's name that make its value a secret (``basic_auth``; not ``auth_retry_window``).
+SECRET_ENDINGS = ("auth",)
 #: The distributions whose versions the report gives (the bundle's, then its stack).
 DISTRIBUTIONS = {"platypush_ext": "platypush-ext", "platypush": "platypush", "requests": "requests", "redis": "redis"}
 
@@ -54,7 +56,8 @@ def versions() -> dict[str, str | None]:
 
 
 def _secret_name(name: str) -> bool:
-    return any(word in name.lower() for word in SECRET_WORDS)
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS) or lowered.replace("-", "_").rsplit("_")[-1] in SECRET_ENDINGS
 
 
 def masked(value: Any, redact: Callable[[object], str], name: str = "") -> Any:
