@@ -55,6 +55,10 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     """
 
     _client: NikdevClient
+    #: the events of the server's availability: up, down, the key refused
+    AVAILABILITY_EVENTS = (NikdevConnectedEvent, NikdevDisconnectedEvent, NikdevAuthFailedEvent)
+    #: the last refusal of the key (read while the server refuses it)
+    _refusal: NikdevAuthError | None = None
 
     def __init__(
         self,
@@ -135,10 +139,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
             batch_bytes=batch_bytes,
         )
         self._uploader = Uploader(self._client, outbox, float(push_time_limit))
-        self._availability = self._track_availability(
-            "NikDev server", NikdevConnectedEvent, NikdevDisconnectedEvent, NikdevAuthFailedEvent
-        )
-        self._refusal: NikdevAuthError | None = None  # the last refusal of the key (while refused)
+        self._availability = self._track_availability("NikDev server", *self.AVAILABILITY_EVENTS)
 
     # -- helpers -------------------------------------------------------------
 
