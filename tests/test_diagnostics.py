@@ -5,6 +5,7 @@ catch each form first)."""
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,9 @@ from urllib.parse import quote, quote_plus
 import pytest
 import requests
 
+from platypush_ext.core.errors import ServerError, ServiceConnectionError
+from platypush_ext.core.http import HttpClient
+from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.gett.plugin import GettPlugin
 from platypush_ext.glue.diagnostics import RecentErrors, masked
 from platypush_ext.mbed.events import MbedConnectedEvent
@@ -26,6 +30,7 @@ from platypush_ext.sandbox.gett import GettServer
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.nikdev import DEFAULT_DEVICE_ID, NikdevServer
 from platypush_ext.sandbox.pushjet import PushjetServer
+from platypush_ext.sandbox.runner import free_port
 from tests.support import RecordingBus, wait_until
 
 pytestmark = pytest.mark.usefixtures("workdir")
@@ -99,6 +104,28 @@ def test_recent_errors_keep_the_last_20_one_line_each() -> None:
         recent.add(f"error {n}\nsecond line")
     assert len(recent.lines) == 20 and recent.lines[0].endswith("error 5\\nsecond line")
     assert all("\n" not in line for line in recent.lines)
+
+
+def test_the_client_remembers_its_last_exchange_and_reports_each_failure(start_server: Callable[..., Any]) -> None:
+    server = start_server(NikdevServer)
+    failures: list[str] = []
+    http = HttpClient(server.base_url, retry=RetryPolicy(attempts=1))
+    http.exchanges.on_failure = failures.append
+    assert http.exchanges.last is None
+    server.faults.add("status", count=1, status=503)
+    with pytest.raises(ServerError):
+        http.request("GET", "values/temp", params={"api_key": "k3y-in-query"})
+    last = http.exchanges.last
+    assert last is not None and last["status"] == 503 and last["endpoint"] == "GET /api/v1/values/temp"
+    assert datetime.datetime.fromisoformat(last["at"]).utcoffset() == datetime.timedelta(0)
+    assert failures == [last["error"]] and "HTTP 503" in failures[0] and "k3y-in-query" not in failures[0]
+    closed = HttpClient(f"http://127.0.0.1:{free_port()}/", retry=RetryPolicy(attempts=1))
+    with pytest.raises(ServiceConnectionError):
+        closed.request("GET", "x")
+    assert closed.exchanges.last is not None and closed.exchanges.last["status"] is None
+    assert "cannot reach" in closed.exchanges.last["error"]
+    http.close()
+    closed.close()
 
 
 def revoke(server: SandboxServer, revoked: bool = True) -> None:

@@ -192,6 +192,35 @@ def test_pushjet_refused_polls_one_event_status_rare_retries_and_recovery(
     assert len(warnings_about(caplog, "refused the credentials")) == 1 and not warnings_about(caplog, "unavailable")
 
 
+def test_pushjet_refused_connector_and_api_one_event_per_path_and_recovery(
+    start_server: Callable[..., Any], bus: RecordingBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reverse proxy refusing both the API and the connector (its WebSocket handshake answered
+    401): one event per path, rare handshakes, both paths back once the credentials work."""
+    monkeypatch.setattr(PushjetPlugin, "MIN_POLL_INTERVAL", 0.2)
+    server = start_server(PushjetServer)
+    server.connector.recording = []
+    for refusing in (server, server.connector):
+        revoke(refusing)
+    plugin = PushjetPlugin(
+        base_url=server.base_url, devices=[str(uuid.uuid4())], realtime_url=server.realtime_url, **SHORT
+    )
+    plugin.start()
+    try:
+        wait_until(lambda: len(bus.of(PushjetAuthFailedEvent)) == 2, timeout=10)
+        assert {e.args["path"] for e in bus.of(PushjetAuthFailedEvent)} == {"polling", "realtime"}
+        wait_until(lambda: len(refusals(server.connector)) >= 4, timeout=WINDOW + INTERVAL + 5)
+        for refusing in (server, server.connector):
+            revoke(refusing, False)
+        wait_until(lambda: plugin.status().output["path"] == "realtime", timeout=INTERVAL + 5)
+        wait_until(lambda: plugin.status().output["credentials_rejected"] is None, timeout=INTERVAL + 5)
+    finally:
+        plugin.stop()
+    assert_rare(refusals(server.connector))
+    assert len(bus.of(PushjetAuthFailedEvent)) == 2 and not bus.of(PushjetDisconnectedEvent)
+    assert {e.args["path"] for e in bus.of(PushjetConnectedEvent)} == {"polling", "realtime"}
+
+
 # -- nikdev: the flusher (the refused entries still go to the dead letters) ---------------------
 
 

@@ -239,26 +239,32 @@ class Exchanges:
     diagnostics report: the last one (time, endpoint, status, error) and, to ``on_failure``, each
     failed one's error (one line, secrets masked).
 
-    :ivar last: ``{"at": <ISO time>, "endpoint": "GET /path", "status": 200, "error": null}``
-        (``status`` ``null`` when no answer came), ``None`` before the first.
     :ivar on_failure: called with the error text of each failed exchange.
     """
 
     def __init__(self) -> None:
-        self.last: dict[str, Any] | None = None
+        self._last: tuple[float, str, int | None, ServiceError | None] | None = None
         self.on_failure: Callable[[str], None] | None = None
 
     def record(self, endpoint: str, status: int | None, error: ServiceError | None = None) -> None:
-        """One exchange (an attempt: a retried request records each).
+        """One exchange (an attempt: a retried request records each); cheap, formatted when read.
 
         :param endpoint: ``METHOD /path`` (secrets masked).
         :param status: the answer's status (``None``: no answer).
         :param error: its error, if it failed (its text is safe to show).
         """
-        text = one_line(error) if error is not None else None
-        self.last = {"at": iso_time(time.time()), "endpoint": endpoint, "status": status, "error": text}
-        if text is not None and self.on_failure is not None:
-            self.on_failure(text)
+        self._last = (time.time(), endpoint, status, error)
+        if error is not None and self.on_failure is not None:
+            self.on_failure(one_line(error))
+
+    @property
+    def last(self) -> dict[str, Any] | None:
+        """``{"at": <ISO time>, "endpoint": "GET /path", "status": 200, "error": null}`` of the last
+        exchange (``status`` ``null`` when no answer came), ``None`` before the first."""
+        if self._last is None:
+            return None
+        at, endpoint, status, error = self._last
+        return {"at": iso_time(at), "endpoint": endpoint, "status": status, "error": one_line(error) if error else None}
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,10 @@ from typing import Any, Callable
 
 import websocket
 
-from ..core.errors import AuthError, InvalidArgumentError, NotFoundError, ServiceConnectionError
+from ..core.errors import InvalidArgumentError, NotFoundError, ServiceConnectionError
 from ..core.http import HttpClient, ServiceClient, Timeouts
 from ..core.retry import RetryPolicy
-from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, connect
+from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, connect, handshake_refusal
 from . import models
 from .calls import ChannelGate, DeviceCalls, ResourceRequest
 from .channels import LongPollChannel
@@ -474,10 +474,9 @@ class MbedClient(ServiceClient):
             header = [f"Authorization: Bearer {self._api_key}"]
             return connect(url, timeout, max_message=max_message, header=header)
         except (websocket.WebSocketException, OSError) as exc:
-            status = getattr(exc, "status_code", None)
-            if status in (401, 403):  # the key was refused at the handshake: not an outage
-                endpoint = "GET /v2/notification/websocket-connect"
-                raise AuthError(f"{endpoint}: HTTP {status}: the access key was refused", status=status) from None
+            refused = handshake_refusal(exc, "GET /v2/notification/websocket-connect")
+            if refused is not None:  # the key was refused: not an outage
+                raise refused from None
             text = self.redact(f"{type(exc).__name__}: {exc}")
             raise ServiceConnectionError(f"GET /v2/notification/websocket-connect: {text}") from None
 

@@ -31,7 +31,7 @@ import websocket
 from ..core import untrusted
 from ..core.errors import InvalidArgumentError, ProtocolError, ServiceError
 from ..core.text import one_line
-from ..core.wsclient import MAX_MESSAGE, MessageTooLarge
+from ..core.wsclient import MAX_MESSAGE, MessageTooLarge, handshake_refusal
 from ..core.wsclient import connect as ws_connect
 from .client import Message, check_uuid
 
@@ -146,6 +146,9 @@ class RealtimeChannel:
                 frames.skip_utf8_validation = True
             ws.send(self.device)  # the first text frame: who we are
         except (websocket.WebSocketException, OSError, ValueError) as exc:
+            refused = handshake_refusal(exc, f"GET {urlsplit(self.url).path or '/'}")  # e.g. a proxy's basic auth
+            if refused is not None:
+                raise refused from None
             raise RealtimeError(f"cannot reach the Pushjet connector {self.url} ({one_line(exc)})") from None
         with self._lock:
             if self._closed:
