@@ -22,7 +22,7 @@ from platypush_ext.core.backoff import Backoff
 from platypush_ext.core.errors import AuthError
 from platypush_ext.gett.events import GettAuthFailedEvent
 from platypush_ext.gett.plugin import GettPlugin
-from platypush_ext.mbed.channels import LongPollChannel
+from platypush_ext.mbed.channels import LongPollChannel, WebSocketChannel
 from platypush_ext.mbed.client import MbedClient
 from platypush_ext.mbed.events import MbedAuthFailedEvent, MbedConnectedEvent, MbedDisconnectedEvent
 from platypush_ext.mbed.plugin import MbedPlugin
@@ -121,6 +121,45 @@ def test_mbed_revoked_key_one_event_status_rare_retries_and_recovery(
     assert len(bus.of(MbedAuthFailedEvent)) == 1 and not bus.of(MbedDisconnectedEvent)  # not an outage
     assert len(warnings_about(caplog, "refused the credentials")) == 1 and not warnings_about(caplog, "unavailable")
     assert KEY not in caplog.text
+
+
+def test_mbed_websocket_refusals_are_auth_errors_at_the_handshake_and_at_pelions_close(
+    start_server: Callable[..., Any],
+) -> None:
+    """Pelion / Izuma upgrade the connection, then close it with 1008 for a refused key; the Connector
+    answers the handshake 401: both are refusals of the key, not outages."""
+    pelion, connector = start_server(MbedServer, api_key=KEY, api="pelion"), start_server(MbedServer, api_key=KEY)
+    with MbedClient(pelion.base_url, KEY, api="pelion") as client:
+        channel = WebSocketChannel(client, lambda *_: None)
+        channel.client.register_websocket()
+        channel._registered = True  # registered before the key was revoked: a reconnect only connects
+        revoke(pelion)
+        with pytest.raises(AuthError, match="code 1008: Policy violation: missing or invalid API key"):
+            channel.step()
+    revoke(connector)
+    with MbedClient(connector.base_url, KEY) as client, pytest.raises(AuthError, match="HTTP 401") as refused:
+        client.connect_websocket()
+    assert refused.value.status == 401 and KEY not in str(refused.value)
+
+
+def test_mbed_pelion_websocket_channel_refused_then_restored(
+    start_server: Callable[..., Any], bus: RecordingBus, entity_registry_redis: int
+) -> None:
+    server = start_server(MbedServer, api_key=KEY, api="pelion")
+    revoke(server)
+    plugin = MbedPlugin(
+        base_url=server.base_url, api_key=KEY, api="pelion", channel="websocket", entities_enabled=False, **SHORT
+    )
+    plugin.start()
+    try:
+        (event,) = bus.wait_for(MbedAuthFailedEvent, timeout=10)
+        assert event.args["channel"] == "websocket" and event.args["status"] == 401
+        rejected(plugin.status().output)
+        revoke(server, False)
+        bus.wait_for(MbedConnectedEvent, timeout=WINDOW + 5)
+        assert plugin.status().output["credentials_rejected"] is None and not bus.of(MbedDisconnectedEvent)
+    finally:
+        plugin.stop()
 
 
 def _count_refused_polls(channel_backoff: Any, server: MbedServer, seconds: float) -> int:
