@@ -26,7 +26,12 @@ from platypush_ext.mbed.channels import LongPollChannel, WebSocketChannel
 from platypush_ext.mbed.client import MbedClient
 from platypush_ext.mbed.events import MbedAuthFailedEvent, MbedConnectedEvent, MbedDisconnectedEvent
 from platypush_ext.mbed.plugin import MbedPlugin
-from platypush_ext.nikdev.events import NikdevAuthFailedEvent, NikdevConnectedEvent, NikdevDeadLetteredEvent
+from platypush_ext.nikdev.events import (
+    NikdevAuthFailedEvent,
+    NikdevConnectedEvent,
+    NikdevDeadLetteredEvent,
+    NikdevEntriesPushedEvent,
+)
 from platypush_ext.nikdev.plugin import NikdevPlugin
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.pushjet.events import PushjetAuthFailedEvent, PushjetConnectedEvent, PushjetDisconnectedEvent
@@ -307,6 +312,33 @@ def test_nikdev_refused_key_dead_letters_as_before_one_event_rare_pushes_and_rec
     assert_rare(refusals(server))
     assert len(bus.of(NikdevAuthFailedEvent)) == 1
     assert len(warnings_about(caplog, "refused the credentials")) == 1
+
+
+def test_nikdev_a_push_that_works_again_ends_the_flushers_long_wait(
+    start_server: Callable[..., Any], bus: RecordingBus
+) -> None:
+    server = start_server(NikdevServer)
+    plugin = NikdevPlugin(
+        base_url=server.base_url, device_id=DEFAULT_DEVICE_ID, api_key=DEFAULT_API_KEY, flush_interval=1,
+        auth_retry_window=3, auth_retry_interval=60,
+    )  # fmt: skip
+    plugin.start()
+    try:
+        server.recording = []
+        revoke(server)
+        for value in range(3):  # three refused pushes by the flusher: the next would wait about a minute
+            plugin.commit(values={"temp": value})
+            wait_until(lambda value=value: len(refusals(server)) == value + 1, timeout=10)
+        plugin.commit(values={"temp": 99})  # pending: the flusher waits
+        revoke(server, False)
+        assert plugin.push().output["pushed"] == 1  # the user pushes: the key works again
+        bus.wait_for(NikdevConnectedEvent)  # the first: nothing was pushed before the key was revoked
+        pushed = len(bus.of(NikdevEntriesPushedEvent))
+        plugin.commit(values={"temp": 100})
+        wait_until(lambda: len(bus.of(NikdevEntriesPushedEvent)) > pushed, timeout=5)  # the flusher, not in a minute
+        assert 100 in server.received_values("temp") and len(refusals(server)) == 3
+    finally:
+        plugin.stop()
 
 
 # -- gett: no listener; its logins say whether the credentials work --------------------------

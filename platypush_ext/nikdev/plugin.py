@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
 from ..core.errors import InvalidArgumentError
-from ..core.listening import Backoff, Listener
+from ..core.listening import AuthBackoff, Backoff, Listener
 from ..glue.actions import action
 from ..glue.plugin import ServicePlugin, state_path
 from .client import NikdevAuthError, NikdevClient, NikdevError
@@ -57,8 +58,9 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     _client: NikdevClient
     #: the events of the server's availability: up, down, the key refused
     AVAILABILITY_EVENTS = (NikdevConnectedEvent, NikdevDisconnectedEvent, NikdevAuthFailedEvent)
-    #: the last refusal of the key (read while the server refuses it)
-    _refusal: NikdevAuthError | None = None
+    #: while the server refuses the key: the waits between two pushes, and when the next may start
+    _auth_schedule: AuthBackoff | None = None
+    _retry_at = 0.0
 
     def __init__(
         self,
@@ -175,9 +177,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
             "dropped": committed.dropped,
         }
 
-    def _report(self, result: FlushResult) -> NikdevAuthError | None:
-        """Post the events of a push and track availability; returns the refusal of the key
-        (entries dead-lettered with 401/403), if the server refused it."""
+    def _report(self, result: FlushResult) -> None:
+        """Post the events of a push and track availability (a refused key: :meth:`_refused`)."""
         if result.pushed_entries:
             self._bus.post(
                 NikdevEntriesPushedEvent(
@@ -200,19 +201,30 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
                     count=dead.entries, values=dead.values, reason=dead.reason, status=dead.status, dead=dead_total
                 )
             )
-        refused = next((d for d in result.dead if d.status in (401, 403)), None)
-        if refused is not None:
-            text = f"the NikDev server refused the API key (HTTP {refused.status}: {refused.reason})"
-            self._refusal = NikdevAuthError(text, status=refused.status, server_message=refused.reason)
-            self._availability.failed(self._refusal)
+        refused = self._refused(result)
         if result.error is not None:
             self._availability.failed(result.error)
             self._bus.post(
                 NikdevPushFailedEvent(reason=str(result.error), retained=True, will_retry=True, pending=result.pending)
             )
-        elif result.batches and refused is None:
+        elif result.batches and not refused:
             self._availability.ok()
-        return self._refusal if refused is not None else None
+            if self._auth_schedule is not None:
+                self._auth_schedule.reset()
+
+    def _refused(self, result: FlushResult) -> bool:
+        """Whether the server refused the key in this push (entries dead-lettered with 401/403, as any
+        rejection): then the availability is told (one event per transition) and the flusher's next
+        push waits as :class:`AuthBackoff` says (:attr:`_retry_at`)."""
+        refused = next((d for d in result.dead if d.status in (401, 403)), None)
+        if refused is None:
+            return False
+        text = f"the NikDev server refused the API key (HTTP {refused.status}: {refused.reason})"
+        self._availability.failed(NikdevAuthError(text, status=refused.status, server_message=refused.reason))
+        if self._auth_schedule is None:
+            self._auth_schedule = self._auth_backoff()
+        self._retry_at = time.monotonic() + self._auth_schedule.next_delay()
+        return True
 
     def _push(self, entry_id: int | None = None) -> dict[str, Any]:
         """Push now; with ``entry_id``, also say what became of that entry (``entry_state``), whoever
@@ -387,23 +399,21 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     # -- flusher ---------------------------------------------------------------
 
     def main(self) -> None:
-        Listener(
-            self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0), auth_backoff=self._auth_backoff()
-        ).run()
+        Listener(self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0)).run()
 
     def _flush(self) -> float | None:
         """Push what is pending (reported by :meth:`_report`); ``None`` after a failure (back off). While
-        the server refuses the key, raises the refusal (the listener then waits rarely: the entries
-        pushed meanwhile would only go to the dead letters), also when nothing is pending."""
-        refusal = self._refusal if self._availability.rejected_since is not None else None
+        the server refuses the key, no push starts before :attr:`_retry_at` (the entries would only go
+        to the dead letters); a push that succeeds meanwhile (``nikdev.push``) ends the wait."""
+        refused = self._availability.rejected_since is not None
+        if refused and time.monotonic() < self._retry_at:
+            return min(self.poll_interval, self._retry_at - time.monotonic())
         if not self.uploader.outbox.pending_count():
-            if refusal is not None:
-                raise refusal  # nothing to try the key with: the next attempt waits as the last refused one
             return self.poll_interval
         result = self.uploader.push()
-        refusal = self._report(result)
-        if refusal is not None:
-            raise refusal
+        self._report(result)
+        if self._availability.rejected_since is not None:
+            return max(0.0, min(self.poll_interval, self._retry_at - time.monotonic()))
         if result.error is not None:
             return None
         return 0.1 if result.pending and result.batches else self.poll_interval  # 0.1: stopped at the time limit
