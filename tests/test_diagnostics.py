@@ -83,6 +83,7 @@ def test_masked_hides_secret_named_settings_and_known_values() -> None:
         "devices": ["d-1"],
         "basic_auth": "user:pw",
         "auth_retry_window": 30,
+        "proxy": "http://me:pr0xy-pw@proxy.lan:3128",
     }
     shown = masked(settings, lambda text: str(text).replace(known, "***"))
     assert shown == {
@@ -95,6 +96,7 @@ def test_masked_hides_secret_named_settings_and_known_values() -> None:
         "devices": ["d-1"],
         "basic_auth": "***",
         "auth_retry_window": 30,
+        "proxy": "http://me:***@proxy.lan:3128",
     }
 
 

@@ -85,6 +85,38 @@ def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and text in r.getMessage()]
 
 
+@pytest.mark.parametrize(
+    "cls, request_, expected",
+    [
+        (MbedServer, ("GET", "v2/endpoints", None), (401, "Unauthorized")),
+        (NikdevServer, ("POST", "data", b"{}"), (401, '{"message":"Invalid API key"}')),
+        (GettServer, ("GET", "users/me?accesstoken=x", None), (401, '{"error":"invalid accesstoken"}')),
+        (GettServer, ("POST", "users/login", b'{"refreshtoken": "r"}'), (403, '{"error":"invalid refreshtoken"}')),
+        (GettServer, ("POST", "users/login", b'{"apikey": "k"}'), (403, '{"error":"invalid apikey"}')),
+        (PushjetServer, ("GET", "message?uuid=x", None), (401, "<title>401 Unauthorized</title>")),
+    ],
+    ids=["mbed", "nikdev", "gett-token", "gett-refresh", "gett-apikey", "pushjet"],
+)
+def test_each_sandbox_refuses_revoked_credentials_as_its_service_and_accepts_them_again(
+    start_server: Callable[..., Any], cls: type, request_: tuple[str, str, bytes | None], expected: tuple[int, str]
+) -> None:
+    server = start_server(cls)
+    method, path, body = request_
+    headers = {"Authorization": f"Bearer {getattr(server, 'api_key', '')}", "Content-Type": "application/json"}
+
+    def answer() -> requests.Response:
+        return requests.request(method, server.base_url + path, data=body, headers=headers, timeout=5)
+
+    before = answer().status_code
+    revoke(server)
+    refused = answer()
+    assert (refused.status_code, expected[1] in refused.text) == (expected[0], True), refused.text
+    revoke(server, False)
+    assert answer().status_code == before
+    bad = requests.put(f"{server.url}/_sandbox/credentials", json={"revoked": "yes"}, timeout=5)
+    assert bad.status_code == 400 and "revoked" in bad.json()["error"]
+
+
 # -- mbed: the notification channel -------------------------------------------------------
 
 

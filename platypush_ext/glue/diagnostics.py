@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..core.redaction import MASK
 from ..core.text import iso_time, one_line
@@ -63,8 +64,9 @@ def _secret_name(name: str) -> bool:
 def masked(value: Any, redact: Callable[[object], str], name: str = "") -> Any:
     """``value`` (settings: JSON-like) as a report may show it: the value of every setting whose
     name says it is a secret (:data:`SECRET_WORDS`) replaced by ``***`` (a mapping's keys are kept,
-    its values masked), every other text passed through ``redact`` (a secret known to the client
-    masked wherever it shows), any other object shown as its redacted ``repr``.
+    its values masked), a URL's password masked (``proxy: http://user:***@host:3128``), every other
+    text passed through ``redact`` (a secret known to the client masked wherever it shows), any
+    other object shown as its redacted ``repr``.
 
     :param value: the settings, or a part of them.
     :param redact: the client's redaction of a text.
@@ -77,10 +79,24 @@ def masked(value: Any, redact: Callable[[object], str], name: str = "") -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [masked(v, redact, name) for v in value]
     if isinstance(value, str):
-        return redact(value)
+        return redact(_without_password(value))
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return redact(repr(value))
+
+
+def _without_password(text: str) -> str:
+    """A URL's password (``http://user:password@proxy:3128``) masked; any other text as it is."""
+    if "://" not in text or "@" not in text:
+        return text
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        return text
+    if not password:
+        return text
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{password}@", f":{MASK}@", 1)))
 
 
 def _settings_of(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -204,7 +204,12 @@ class GettServer(SandboxServer):
         for method, pattern, handler in routes:
             self.route(method, pattern, handler)
 
+    def not_found(self, request: Request) -> Response:
+        return error_answer(404, "not found")
+
     def refused(self, request: Request) -> Response:
+        """As Ge.tt refuses a revoked account: the access token (401), at login the refresh token
+        or the API key (403)."""
         if not request.path.endswith("/users/login"):
             return error_answer(401, "invalid accesstoken")
         try:
