@@ -12,6 +12,7 @@ import pytest
 
 from platypush_ext.core.backoff import AuthBackoff
 from platypush_ext.core.errors import AuthError, ServiceConnectionError
+from platypush_ext.core import listening
 from platypush_ext.core.listening import Availability, Listener
 
 
@@ -77,6 +78,30 @@ def test_an_outage_after_a_refusal_is_a_new_transition_and_vice_versa() -> None:
     availability.failed(AuthError("refused again", status=403))
     assert changes == ["rejected 403: refused", "down: gone", "rejected 403: refused again"]
     assert availability.rejection() == {"since": availability.rejection()["since"], "error": "refused again"}  # type: ignore[index]
+
+
+def test_refusals_from_many_threads_at_once_are_one_transition(monkeypatch: pytest.MonkeyPatch) -> None:
+    changes: list[str] = []
+    availability = _availability(changes)
+    start, clock = threading.Barrier(8), time.time
+
+    def slow_clock() -> float:  # read between the check of the state and its change: the race made likely
+        time.sleep(0.005)
+        return clock()
+
+    monkeypatch.setattr(listening.time, "time", slow_clock)
+
+    def fail() -> None:
+        start.wait()
+        for _ in range(50):
+            availability.failed(AuthError("refused", status=401))
+
+    threads = [threading.Thread(target=fail) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert changes == ["rejected 401: refused"]
 
 
 def test_without_on_rejected_a_refusal_is_an_outage_as_before() -> None:

@@ -56,6 +56,7 @@ class Availability:
     ):
         self.what, self.log, self.on_up, self.on_down = what, log, on_up, on_down
         self.on_rejected = on_rejected
+        self._lock = threading.RLock()  # one transition at a time (e.g. Pushjet's connections, one per device)
         self.up: bool | None = None
         #: when the credentials were first refused (``time.time()``), ``None`` unless rejected now
         self.rejected_since: float | None = None
@@ -64,6 +65,10 @@ class Availability:
 
     def ok(self) -> None:
         """An exchange succeeded."""
+        with self._lock:
+            self._ok()
+
+    def _ok(self) -> None:
         if self.up is not True:
             if self.rejected_since is not None:
                 self.log.info("%s accepts the credentials again", self.what)
@@ -77,6 +82,10 @@ class Availability:
 
         :param error: the failure (its text is made one short line).
         """
+        with self._lock:
+            self._failed(error)
+
+    def _failed(self, error: BaseException) -> None:
         text = one_line(error)  # as every error text of the bundle: one short line
         if self.on_rejected is not None and isinstance(error, AuthError):
             self._rejected(text, error)
