@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from platypush_ext.core import listening
 from platypush_ext.core.backoff import AuthBackoff
 from platypush_ext.core.errors import AuthError, ServiceConnectionError
-from platypush_ext.core import listening
 from platypush_ext.core.listening import Availability, Listener
 
 
