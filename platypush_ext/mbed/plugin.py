@@ -588,9 +588,8 @@ class MbedPlugin(
         """
         The plugin's state.
 
-        :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll",
-            "running": true, "channel_error": null, "reachable": true, "credentials_rejected": null,
-            "events_posted": 12,
+        :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll", "running": true,
+            "channel_error": null, "reachable": true, "credentials_rejected": null, "events_posted": 12,
             "dropped": 1, "recent_drops": [{"id": 41, "element": "notifications[2]", "source":
             "long_poll", "reason": "max-age: expected a whole, finite number (got inf)"}],
             "journal": {"pending": 0, "posted": 3, "dropped": 1, "duplicates": 0}, "entities":

@@ -15,9 +15,8 @@ server's own control API::
     DELETE /_sandbox/faults   disarm all
     GET    /_sandbox/requests the request log (method, path, status)
     GET    /_sandbox/health   {"service": name, "ok": true}
-    PUT    /_sandbox/credentials {"revoked": true}  refuse the configured credentials
-                              from now on (each service answers its own 401/403: see
-                              :meth:`SandboxServer.refused`); ``false`` accepts them again
+    PUT    /_sandbox/credentials {"revoked": true}  the credentials refused as the service refuses
+                              a wrong key (:meth:`SandboxServer.refused`); false: accepted again
 
 Every fault takes ``method`` and ``path`` (a prefix) to match only some requests,
 and ``skip``: the first *N* matching requests pass untouched. A ``body`` fault
