@@ -64,6 +64,21 @@ class ServiceDisconnectedEvent(BundleEvent):
         super().__init__(*args, base_url=base_url, error=error, **kwargs)
 
 
+class ServiceAuthFailedEvent(BundleEvent):
+    """A service refused the plugin's credentials (HTTP 401/403: a revoked or wrong key, a refused
+    refresh token): posted once when the refusals start, not at each attempt. It is not an outage:
+    the listener retries rarely (``auth_retry_window``, ``auth_retry_interval``) and posts the
+    connected event once the credentials work again; ``status`` shows the refusal meanwhile."""
+
+    def __init__(self, *args: Any, base_url: str, error: str, status: int | None = None, **kwargs: Any):
+        """
+        :param base_url: the service's base URL.
+        :param error: the refusal in one line, with the server's own sentence (never a secret).
+        :param status: the HTTP status of the refusal (401 or 403), if there was one.
+        """
+        super().__init__(*args, base_url=base_url, error=error, status=status, **kwargs)
+
+
 def _event_class(dotted: object) -> type | None:
     """The event class a hook's ``type`` names, or ``None`` when it names none."""
     if not isinstance(dotted, str) or "." not in dotted:

@@ -460,6 +460,11 @@ NO_ANSWER: dict[str, str] = {
     "mbed.off": "an entity write: mbed.put_resource_value's request and answer, once the channel synced the entity",
     "mbed.toggle": "an entity write: mbed.put_resource_value's request and answer, once the channel synced the entity",
     "mbed.set_value": "an entity write: mbed.put_resource_value's request and answer, once the channel synced the entity",
+    "gett.status": "the plugin's own state, no request",
+    **{
+        f"{name}.diagnostics": "the plugin's own state and settings, no request"
+        for name in ("pushjet", "gett", "nikdev", "mbed")
+    },
 }
 
 #: Answers of the plugins' own listeners, not of an action (the events' table's).

@@ -11,7 +11,8 @@ them the same behaviour:
   have reached the server (the connection was never established);
 * one small exception hierarchy carrying status, endpoint and the server's own
   message;
-* secrets (keys, passwords, tokens) masked in every URL, log line and message.
+* secrets (keys, passwords, tokens) masked in every URL, log line and message;
+* the last exchange remembered (:class:`Exchanges`, for a diagnostics report).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from .errors import (
 )
 from .redaction import Redactor
 from .retry import RetryPolicy
-from .text import html_title, one_line
+from .text import html_title, iso_time, one_line
 from .transport import Transport, tls_error_text, tls_failure
 from .untrusted import JSON
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ErrorDetails",
+    "Exchanges",
     "HttpClient",
     "ServiceClient",
     "Timeouts",
@@ -234,6 +236,39 @@ def _redact_urllib3_logs(redactor: Redactor) -> None:
     _URLLIB3_FILTER.redactors.add(redactor)
 
 
+class Exchanges:
+    """What a client (and its copies, e.g. the mbed long poll's) remembers of its exchanges, for a
+    diagnostics report: the last one (time, endpoint, status, error) and, to ``on_failure``, each
+    failed one's error (one line, secrets masked).
+
+    :ivar on_failure: called with the error text of each failed exchange.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[float, str, int | None, ServiceError | None] | None = None
+        self.on_failure: Callable[[str], None] | None = None
+
+    def record(self, endpoint: str, status: int | None, error: ServiceError | None = None) -> None:
+        """One exchange (an attempt: a retried request records each); cheap, formatted when read.
+
+        :param endpoint: ``METHOD /path`` (secrets masked).
+        :param status: the answer's status (``None``: no answer).
+        :param error: its error, if it failed (its text is safe to show).
+        """
+        self._last = (time.time(), endpoint, status, error)
+        if error is not None and self.on_failure is not None:
+            self.on_failure(one_line(error))
+
+    @property
+    def last(self) -> dict[str, Any] | None:
+        """``{"at": <ISO time>, "endpoint": "GET /path", "status": 200, "error": null}`` of the last
+        exchange (``status`` ``null`` when no answer came), ``None`` before the first."""
+        if self._last is None:
+            return None
+        at, endpoint, status, error = self._last
+        return {"at": iso_time(at), "endpoint": endpoint, "status": status, "error": one_line(error) if error else None}
+
+
 @dataclass(frozen=True)
 class _Exchange:
     """What the attempts of one request share."""
@@ -277,6 +312,7 @@ class HttpClient:
         self.redactor = Redactor(secrets)
         _redact_urllib3_logs(self.redactor)
         self.error_factory = error_factory
+        self.exchanges = Exchanges()  # shared by copies of this client
         self._owns_session = session is None
         self.session = session or _session_for(self.base_url)
         self.session.headers["User-Agent"] = "platypush-ext"
@@ -415,13 +451,16 @@ class HttpClient:
             response = send()
         except requests.RequestException as exc:
             error = self._transport_error(exc, exchange.endpoint, exchange.timeout)
+            self.exchanges.record(exchange.endpoint, None, error)
             return None, error, exchange.idempotent or _never_connected(exc), None
         logger.debug(
             "%s -> %s in %.0f ms", exchange.endpoint, response.status_code, (time.monotonic() - started) * 1000
         )
         if response.status_code < 400:
+            self.exchanges.record(exchange.endpoint, response.status_code)
             return response, None, True, None
         error, retry_after = self._status_error(response, exchange.endpoint), _retry_after(response)
+        self.exchanges.record(exchange.endpoint, response.status_code, error)
         response.close()
         return None, error, exchange.idempotent, retry_after
 

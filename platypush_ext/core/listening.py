@@ -1,10 +1,12 @@
 """What every listener loop needs, framework-free.
 
 * :class:`Availability` — "unavailable" logged (and reported) once when it
-  starts and once when it ends;
+  starts and once when it ends; refused credentials (401/403) are a state of their
+  own, "rejected", logged and reported once too;
 * :class:`Listener` — runs one bounded step after another until stopped,
   backing off with jitter (:class:`~platypush_ext.core.backoff.Backoff`) after a
-  failure; its waits end as soon as it is stopped. A listener that holds a
+  failure, and rarely (:class:`~platypush_ext.core.backoff.AuthBackoff`) after refused
+  credentials; its waits end as soon as it is stopped. A listener that holds a
   connection (``settle``) resets the backoff and reports "up" only for a
   connection that proved itself (data, or ``settle`` seconds up), so a server that
   accepts and drops every connection causes no reconnect storm.
@@ -20,21 +22,28 @@ import threading
 import time
 from typing import Callable
 
-from .backoff import Backoff
-from .errors import ServiceError
-from .text import one_line
+from .backoff import AuthBackoff, Backoff
+from .errors import AuthError, ServiceError
+from .text import iso_time, one_line
 
-__all__ = ["Availability", "Backoff", "Listener"]
+__all__ = ["Availability", "AuthBackoff", "Backoff", "Listener"]
 
 
 class Availability:
     """Tracks whether a service is reachable; reports each change once.
+
+    Refused credentials (an :class:`~platypush_ext.core.errors.AuthError`: 401/403) are not an
+    outage when ``on_rejected`` is given: the service is then *rejected* (``up`` is false and
+    :attr:`rejected_since` says since when), reported once to ``on_rejected`` and logged once;
+    the first success after it is reported to ``on_up`` as the end of an outage is.
 
     :param what: how logs name the service (no secrets).
     :param log: where the changes are logged.
     :param on_up: called when the service becomes reachable (first success,
         or first success after a failure).
     :param on_down: called with the error when it becomes unreachable.
+    :param on_rejected: called with the error's text and the error when the service starts to
+        refuse the credentials (without it, a refusal is an outage like any other failure).
     """
 
     def __init__(
@@ -43,16 +52,29 @@ class Availability:
         log: logging.Logger,
         on_up: Callable[[], None],
         on_down: Callable[[str], None],
+        on_rejected: Callable[[str, ServiceError], None] | None = None,
     ):
         self.what, self.log, self.on_up, self.on_down = what, log, on_up, on_down
+        self.on_rejected = on_rejected
+        self._lock = threading.RLock()  # one transition at a time (e.g. Pushjet's connections, one per device)
         self.up: bool | None = None
+        #: when the credentials were first refused (``time.time()``), ``None`` unless rejected now
+        self.rejected_since: float | None = None
+        #: the refusal's text (one line, no secret), ``None`` unless rejected now
+        self.rejected_error: str | None = None
 
     def ok(self) -> None:
         """An exchange succeeded."""
+        with self._lock:
+            self._ok()
+
+    def _ok(self) -> None:
         if self.up is not True:
-            if self.up is False:
+            if self.rejected_since is not None:
+                self.log.info("%s accepts the credentials again", self.what)
+            elif self.up is False:
                 self.log.info("%s is reachable again", self.what)
-            self.up = True
+            self.up, self.rejected_since, self.rejected_error = True, None, None
             self.on_up()
 
     def failed(self, error: BaseException) -> None:
@@ -60,13 +82,36 @@ class Availability:
 
         :param error: the failure (its text is made one short line).
         """
+        with self._lock:
+            self._failed(error)
+
+    def _failed(self, error: BaseException) -> None:
         text = one_line(error)  # as every error text of the bundle: one short line
-        if self.up is not False:
+        if self.on_rejected is not None and isinstance(error, AuthError):
+            self._rejected(text, error)
+        elif self.up is not False or self.rejected_since is not None:
             self.log.warning("%s is unavailable: %s (retrying with backoff)", self.what, text)
-            self.up = False
+            self.up, self.rejected_since, self.rejected_error = False, None, None
             self.on_down(text)
         else:
             self.log.debug("%s still unavailable: %s", self.what, text)
+
+    def _rejected(self, text: str, error: AuthError) -> None:
+        if self.rejected_since is not None:
+            self.log.debug("%s still refuses the credentials: %s", self.what, text)
+            return
+        self.up, self.rejected_since, self.rejected_error = False, time.time(), text
+        self.log.warning("%s refused the credentials: %s (retrying rarely until they work again)", self.what, text)
+        assert self.on_rejected is not None
+        self.on_rejected(text, error)
+
+    def rejection(self) -> dict[str, str] | None:
+        """``{"since": <ISO 8601 time, UTC>, "error": <the refusal>}`` while the credentials are
+        refused, else ``None`` (for a plugin's ``status``)."""
+        since, error = self.rejected_since, self.rejected_error
+        if since is None or error is None:
+            return None
+        return {"since": iso_time(since), "error": error}
 
 
 class Listener:
@@ -78,7 +123,9 @@ class Listener:
     ``on_down``; both ``on_up`` and ``on_down`` are cheap to call each time
     (an :class:`Availability` deduplicates). Another exception goes to
     ``on_unexpected`` when one is given (the loop goes on with backoff), else
-    it ends the loop.
+    it ends the loop. A refusal of the credentials (an
+    :class:`~platypush_ext.core.errors.AuthError`) is followed by the waits of ``auth_backoff``
+    instead (rare: the key was revoked, retrying soon cannot help); a success resets both.
 
     Without ``settle``, every step is a whole exchange (a poll): each success
     resets the backoff and goes to ``on_up``. With ``settle``, the steps carry a
@@ -99,6 +146,7 @@ class Listener:
     :param on_down: called with the error of each failed step.
     :param on_unexpected: called with any other exception of a step.
     :param settle: seconds a connection must stay up to count as a success (see above).
+    :param auth_backoff: the waits after refused credentials (default: :class:`AuthBackoff`'s).
     """
 
     def __init__(
@@ -111,9 +159,11 @@ class Listener:
         on_down: Callable[[ServiceError], None] | None = None,
         on_unexpected: Callable[[Exception], None] | None = None,
         settle: float | None = None,
+        auth_backoff: AuthBackoff | None = None,
     ):
         self.step, self.stopping = step, stopping
         self.backoff = backoff or Backoff()
+        self.auth_backoff = auth_backoff or AuthBackoff()
         self.on_up, self.on_down, self.on_unexpected = on_up, on_down, on_unexpected
         self.settle = settle
         self._lock = threading.Lock()
@@ -154,7 +204,7 @@ class Listener:
         if delay is None:
             return self._failed(None)
         if self.settle is None:
-            self.backoff.reset()
+            self._reset()
             self._up()
         elif self._since is not None and time.monotonic() - self._since >= self.settle:
             self._prove()
@@ -168,17 +218,23 @@ class Listener:
                 assert self.settle is not None
                 self._last_proved = self._proved or time.monotonic() - since >= self.settle
                 if self._last_proved:
-                    self.backoff.reset()  # it did work: the next attempt waits the base delay
+                    self._reset()  # it did work: the next attempt waits the base delay
         if error is not None and self.on_down is not None:
             self.on_down(error)
+        if isinstance(error, AuthError):
+            return self.auth_backoff.next_delay()
         return self.backoff.next_delay()
+
+    def _reset(self) -> None:
+        self.backoff.reset()
+        self.auth_backoff.reset()
 
     def _prove(self) -> None:
         with self._lock:
             if self._since is None or self._proved:
                 return
             self._proved, announce, self._announced = True, not self._announced, True
-            self.backoff.reset()
+            self._reset()
         if announce:
             self._up()
 

@@ -3,9 +3,10 @@ page reduced to its title; framework-free."""
 
 from __future__ import annotations
 
+import datetime
 import re
 
-__all__ = ["MAX_ERROR_LENGTH", "html_title", "one_line"]
+__all__ = ["MAX_ERROR_LENGTH", "html_title", "iso_time", "one_line"]
 
 #: Longest error text the bundle shows or logs (see :func:`one_line`).
 MAX_ERROR_LENGTH = 500
@@ -58,3 +59,8 @@ def one_line(text: object, limit: int = MAX_ERROR_LENGTH) -> str:
     head = max(0, limit - len(note)) * 3 // 4
     tail = max(0, limit - len(note) - head)
     return text[:head] + note + (text[-tail:] if tail else "")
+
+
+def iso_time(timestamp: float) -> str:
+    """``timestamp`` (``time.time()``) as an ISO 8601 time in UTC, to the second."""
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")

@@ -21,7 +21,9 @@ from typing import Any
 import websocket
 from websocket._abnf import ABNF, continuous_frame, frame_buffer
 
-__all__ = ["MAX_FRAGMENTS", "MAX_MESSAGE", "BoundedWebSocket", "MessageTooLarge", "connect"]
+from .errors import AuthError
+
+__all__ = ["MAX_FRAGMENTS", "MAX_MESSAGE", "BoundedWebSocket", "MessageTooLarge", "connect", "handshake_refusal"]
 
 #: The longest message accepted by default (bytes): far above a Pushjet message
 #: (at most 64 KiB of text) or a batch of mbed notifications.
@@ -135,3 +137,16 @@ def connect(url: str, timeout: float, *, max_message: int = MAX_MESSAGE, **optio
         ws.abort()
         raise websocket.WebSocketTimeoutException(f"no complete handshake within {timeout:g} s")
     return ws
+
+
+def handshake_refusal(exc: BaseException, endpoint: str) -> AuthError | None:
+    """The :class:`AuthError` of a WebSocket handshake the server answered 401 or 403 (the
+    credentials refused: not an outage), else ``None``.
+
+    :param exc: what :func:`connect` raised.
+    :param endpoint: how the error names the request, e.g. ``GET /v2/notification/websocket-connect``.
+    """
+    status = getattr(exc, "status_code", None)
+    if status not in (401, 403):
+        return None
+    return AuthError(f"{endpoint}: HTTP {status}: the credentials were refused", status=status, endpoint=endpoint)

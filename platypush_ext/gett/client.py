@@ -105,6 +105,9 @@ class GettClient(ServiceClient):
         self._token_lock = threading.Lock()
         self.poll_timeout = poll_timeout
         self.user: User | None = None
+        #: called with ``None`` after each login, and with the error of a login Ge.tt refused
+        #: (the plugin's credentials state: ``ServicePlugin._track_logins``)
+        self.on_login: Callable[[ServiceError | None], None] | None = None
 
     def __repr__(self) -> str:
         return f"GettClient({self.base_url!r}, email={self._email!r})"
@@ -125,7 +128,20 @@ class GettClient(ServiceClient):
         return login.user
 
     def _login_locked(self) -> User:
-        """Log in with the refresh token if there is one (else, or if it fails, with the password)."""
+        """Log in with the refresh token if there is one (else, or if it fails, with the password);
+        tells ``on_login`` the outcome (a refusal: an error with a status)."""
+        try:
+            user = self._login_once()
+        except GettAuthError as exc:
+            if exc.status is not None and self.on_login is not None:
+                self.on_login(exc)
+            raise
+        if self.on_login is not None:
+            self.on_login(None)
+        return user
+
+    def _login_once(self) -> User:
+        refused: AuthError | None = None
         if self._refresh_token:
             try:
                 login = self.http.request_json(
@@ -138,9 +154,14 @@ class GettClient(ServiceClient):
                 return self._store_login(login)
             except AuthError as exc:
                 logger.info("gett: the refresh token was rejected (%s); logging in with the password", exc)
-                self._refresh_token = None
+                self._refresh_token, refused = None, exc
         if not self._has_credentials():
-            raise GettAuthError("cannot log in to Ge.tt: configure api_key, email and password (or a refresh token)")
+            raise GettAuthError(
+                "cannot log in to Ge.tt: configure api_key, email and password (or a refresh token)"
+                + (f"; the refresh token was refused ({refused.server_message or refused})" if refused else ""),
+                status=refused.status if refused else None,
+                server_message=refused.server_message if refused else None,
+            )
         body = {"apikey": self._api_key, "email": self._email, "password": self._password}
         try:
             login = self.http.request_json(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..events import BundleEvent
+from ..events import BundleEvent, ServiceAuthFailedEvent
 
 
 class GettTransferEvent(BundleEvent):
@@ -73,3 +73,9 @@ class GettTransferFailedEvent(GettTransferEvent):
         :param bytes_done: bytes transferred before it stopped.
         """
         super().__init__(*args, error=error, cancelled=cancelled, bytes_done=bytes_done, **kwargs)
+
+
+class GettAuthFailedEvent(ServiceAuthFailedEvent):
+    """Ge.tt refused the login (403: the API key, e-mail or password, or the refresh token, is no
+    longer accepted); posted once, when the refusals start. ``gett.status`` shows
+    ``credentials_rejected`` until a login succeeds again."""

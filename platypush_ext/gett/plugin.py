@@ -29,7 +29,7 @@ from .checks import (
 )
 from .client import GettClient
 from .errors import GettError, TransferCancelledError
-from .events import GettTransferCompletedEvent, GettTransferFailedEvent, GettTransferProgressEvent
+from .events import GettAuthFailedEvent, GettTransferCompletedEvent, GettTransferFailedEvent, GettTransferProgressEvent
 from .files import Progress
 
 #: Longest inline ``data`` accepted by the upload actions (characters of text or base64);
@@ -165,6 +165,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
             read_timeout=read_timeout,
             retries=retries,
         )
+        self._track_logins("Ge.tt API at", GettAuthFailedEvent)  # a refused login: one event, in status
         self._progress_interval = max(0.2, float(progress_interval))
         self._max_transfers = max(1, int(max_transfers))
         self._max_inline_size = int(max_inline_size)

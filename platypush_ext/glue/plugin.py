@@ -1,6 +1,7 @@
 """The plugin bases of the bundle: what every plugin shares on Platypush's side.
 
-* :class:`ServicePlugin` — the plugins' common settings, events and stop.
+* :class:`ServicePlugin` — the plugins' common settings, events (connected, disconnected, the
+  credentials refused), ``status`` and ``diagnostics`` actions, and stop.
 * :class:`ListeningPlugin` — a plugin that reads its service destructively: its ``main()`` is
   the template of every such listener, around the service's :class:`~.delivery.Inbox`.
 * :func:`state_path` — where a plugin keeps its local state (Platypush's workdir).
@@ -11,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from platypush.config import Config
 
+from ..core.backoff import AuthBackoff
 from ..core.bus import Bus
-from ..core.errors import InvalidArgumentError
+from ..core.errors import AuthError, InvalidArgumentError, ServiceError
 from ..core.http import ServiceClient, Timeouts
 from ..core.journal import Entry, Journal, JournalOptions
 from ..core.listening import Availability
@@ -24,7 +26,9 @@ from ..core.retry import RetryChanges
 from ..core.transport import Transport
 from ..events import log_pitfall_hooks
 from . import webpanel
+from .actions import action
 from .delivery import Events, Inbox, Made
+from .diagnostics import Diagnostics
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -39,16 +43,17 @@ def state_path(service: str, filename: str) -> str:
     return os.path.join(Config.get_workdir(), "platypush_ext", service, filename)
 
 
-class ServicePlugin:
+class ServicePlugin(Diagnostics):
     """What every plugin of the bundle shares; a mixin before Platypush's plugin class
     (``class PushjetPlugin(ServicePlugin, RunnablePlugin)``).
 
     :meth:`_open_client` turns the common settings (``connect_timeout``,
     ``read_timeout``, ``retries``) into the client's :class:`Timeouts` and an
     adjusted copy of its ``DEFAULT_RETRY``, gives it the plugin's :attr:`transport` (TLS,
-    proxy: :meth:`_set_transport` before), and lists the plugin in the web panel;
-    :meth:`_track_availability` posts the connected/disconnected events; :meth:`stop` closes
-    the client.
+    proxy: :meth:`_set_transport` before), and lists the plugin in the web panel; :meth:`_track_availability` posts the connected/disconnected events and the
+    credentials-refused one; :meth:`stop` closes the client. Every plugin has the
+    ``diagnostics`` action (:class:`~.diagnostics.Diagnostics`) and a ``status`` (a service's
+    own adds :meth:`_credentials_status`).
     """
 
     _client: ServiceClient  # a service's plugin narrows it to its client's class
@@ -56,6 +61,28 @@ class ServicePlugin:
     transport: Transport = Transport()
     logger: logging.Logger
     _bus: Bus
+
+    def __init__(self, *args: Any, auth_retry_window: float = 30, auth_retry_interval: float = 300, **kwargs: Any):
+        """
+        :param auth_retry_window: when the service refuses the credentials (401/403: a revoked
+            key), the listener makes at most 3 requests in this many seconds (default: 30)...
+        :param auth_retry_interval: ...then one about every this many seconds, until they work
+            again (default: 300; at least ``auth_retry_window``).
+        """
+        super().__init__(*args, **kwargs)
+        try:
+            AuthBackoff(float(auth_retry_window), float(auth_retry_interval))
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(
+                "auth_retry_window and auth_retry_interval must be positive numbers of seconds, the "
+                f"interval at least the window (got {auth_retry_window!r}, {auth_retry_interval!r})"
+            ) from None
+        self._auth_retry = (float(auth_retry_window), float(auth_retry_interval))
+        self._availabilities: list[Availability] = []
+
+    def _auth_backoff(self) -> AuthBackoff:
+        """A listener's waits after refused credentials (``auth_retry_window``, ``auth_retry_interval``)."""
+        return AuthBackoff(*self._auth_retry)
 
     def _open_client(
         self,
@@ -84,6 +111,7 @@ class ServicePlugin:
         make: Callable[..., C] = client_class  # each service's client takes these two besides its own
         self._client = make(*args, timeouts=timeouts, retry=policy, **options)
         self._client.http.use_transport(self.transport)
+        self._watch_errors()
         return self._client
 
     def _set_transport(self, service: str, **settings: object) -> Transport:
@@ -103,27 +131,84 @@ class ServicePlugin:
         return self.transport
 
     def _track_availability(
-        self, what: str, connected: Callable[..., object], disconnected: Callable[..., object], **fields: object
+        self,
+        what: str,
+        connected: Callable[..., object] | None,
+        disconnected: Callable[..., object] | None,
+        auth_failed: Callable[..., object] | None = None,
+        **fields: object,
     ) -> Availability:
-        """An :class:`Availability` that posts ``connected`` / ``disconnected`` events.
+        """An :class:`Availability` that posts ``connected`` / ``disconnected`` events, and
+        ``auth_failed`` when the service starts to refuse the credentials (shown by
+        :meth:`_credentials_status` meanwhile).
 
         :param what: how logs name the service (the client's base URL is appended).
-        :param connected: the connected event's class (given ``base_url`` and ``fields``).
-        :param disconnected: the disconnected event's class (given ``error`` too).
-        :param fields: further arguments of both events.
+        :param connected: the connected event's class (given ``base_url`` and ``fields``; ``None``: none).
+        :param disconnected: the disconnected event's class (given ``error`` too; ``None``: none).
+        :param auth_failed: the credentials-refused event's class (given ``error`` and ``status``
+            too; ``None``: a refusal is an outage like any other).
+        :param fields: further arguments of the events.
         """
         base_url = self._client.base_url
-        return Availability(
+
+        def post(event: Callable[..., object] | None, **more: object) -> None:
+            if event is not None:
+                self._bus.post(event(base_url=base_url, **fields, **more))
+
+        def rejected(error: str, exc: ServiceError) -> None:
+            post(auth_failed, error=error, status=exc.status)
+
+        availability = Availability(
             f"{what} {base_url}",
             self.logger,
-            on_up=lambda: self._bus.post(connected(base_url=base_url, **fields)),
-            on_down=lambda error: self._bus.post(disconnected(base_url=base_url, error=error, **fields)),
+            on_up=lambda: post(connected),
+            on_down=lambda error: post(disconnected, error=error),
+            on_rejected=rejected if auth_failed is not None else None,
         )
+        self._availabilities.append(availability)
+        return availability
+
+    def _track_logins(self, what: str, auth_failed: Callable[..., object]) -> Availability:
+        """The credentials' state of a plugin without a listener, fed by its client's logins: the
+        client calls ``on_login(None)`` after a login and ``on_login(error)`` when one failed; a
+        refused one (an :class:`AuthError`) posts ``auth_failed`` once, a later login ends it.
+
+        :param what: how logs name the service (the client's base URL is appended).
+        :param auth_failed: the credentials-refused event's class.
+        """
+        availability = self._track_availability(what, None, None, auth_failed)
+
+        def login(error: ServiceError | None) -> None:
+            if error is None:
+                availability.ok()
+            elif isinstance(error, AuthError):
+                availability.failed(error)
+
+        self._client.on_login = login  # type: ignore[attr-defined]
+        return availability
+
+    def _credentials_status(self) -> dict[str, dict[str, str] | None]:
+        """``{"credentials_rejected": {"since": <ISO time>, "error": ...}}`` while the service refuses
+        the credentials (the first refusal that goes on), else ``{"credentials_rejected": None}``."""
+        refused = [r for r in (a.rejection() for a in self._availabilities) if r is not None]
+        return {"credentials_rejected": min(refused, key=lambda r: r["since"]) if refused else None}
+
+    @action
+    def status(self) -> dict[str, Any]:
+        """
+        The plugin's state.
+
+        :return: e.g. ``{"base_url": "https://api.example.org/", "credentials_rejected": null}``
+            (``credentials_rejected``: ``{"since": "2026-12-07T00:10:02+00:00", "error": "POST
+            /users/login: HTTP 403: invalid apikey"}`` while the service refuses the credentials)
+        """
+        return {"base_url": self._client.base_url, **self._credentials_status()}
 
     def stop(self) -> None:
         """Stop the plugin (Platypush's ``stop``), then close the client."""
         super().stop()  # type: ignore[misc]
         self._client.close()
+        self._unwatch_errors()
 
 
 class ListeningPlugin(ServicePlugin):

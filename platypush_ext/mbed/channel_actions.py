@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..core.backoff import Backoff
+from ..core.backoff import AuthBackoff, Backoff
 from ..core.errors import InvalidArgumentError
 from ..core.journal import Journal
 from ..core.listening import Availability
@@ -72,6 +72,7 @@ class ChannelActions:
 
     _client: MbedClient
     _availability: Availability
+    _auth_backoff: Callable[[], AuthBackoff]
     _should_stop: threading.Event
     journal: Journal
     should_stop: Callable[[], bool]
@@ -108,6 +109,7 @@ class ChannelActions:
             "on_up": self._availability.ok,
             "on_down": self._availability.failed,
             "backoff": Backoff(base=1.0, cap=60.0),
+            "auth_backoff": self._auth_backoff(),
             "record": self.record,
         }
         if self._channel_name == "callback":

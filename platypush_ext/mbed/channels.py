@@ -35,10 +35,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ..core.backoff import Backoff
-from ..core.errors import BadRequestError, ProtocolError, ServiceConnectionError, ServiceError
+from ..core.backoff import AuthBackoff, Backoff
+from ..core.errors import AuthError, BadRequestError, ProtocolError, ServiceConnectionError, ServiceError
 from ..core.http import HttpClient
 from ..core.listening import Listener
+from ..core.text import one_line
 from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, MessageTooLarge
 from .dialects import Dialect
 from .errors import ChannelConflictError
@@ -85,6 +86,7 @@ class Channel:
     :param backoff: the delays after failures (default: 1 s doubling to 60 s, with jitter).
     :param record: durably records a message before anything else happens to it
         and returns its id, then passed to ``on_message(message, id)`` (a journal).
+    :param auth_backoff: the waits after the service refused the key (default: 10 s, 15 s, then 5 min).
     """
 
     name = "channel"
@@ -97,8 +99,10 @@ class Channel:
         on_down: Callable[[ServiceError], None] | None = None,
         backoff: Backoff | None = None,
         record: Callable[[Any], int] | None = None,
+        auth_backoff: AuthBackoff | None = None,
     ):
         self.client = client
+        self.auth_backoff = auth_backoff or AuthBackoff()
         self.record = record
         self.on_message = on_message
         self._up = on_up or (lambda: None)
@@ -169,7 +173,12 @@ class Channel:
         """Run until :meth:`stop`."""
         try:
             Listener(
-                self._step, self.stopping, backoff=self.backoff, on_down=self.on_down, on_unexpected=self._unexpected
+                self._step,
+                self.stopping,
+                backoff=self.backoff,
+                on_down=self.on_down,
+                on_unexpected=self._unexpected,
+                auth_backoff=self.auth_backoff,
             ).run()
         finally:
             self.close()
@@ -507,6 +516,11 @@ class CallbackChannel(Channel):
             receiver.server_close()
 
 
+def _reason(close: bytes) -> str:
+    """The reason of a close frame's payload (after its 2-byte code), one short line."""
+    return one_line(close[2:].decode("utf-8", "replace"), 200) or "no reason given"
+
+
 def raw_text_frames(ws: BoundedWebSocket) -> BoundedWebSocket:
     """``ws`` (a ``websocket-client`` connection) handing text frames over as their bytes, unchecked:
     the library would refuse a frame that is not UTF-8 with an exception that quotes it whole and
@@ -540,6 +554,8 @@ class WebSocketChannel(Channel):
     SETTLE = 30.0
     #: Close codes after which the channel may be gone: check it before reconnecting.
     CHECK_AFTER = (1001, 1011)
+    #: The close code of Pelion / Izuma for a missing or refused access key (policy violation).
+    KEY_REFUSED = 1008
     #: The most seconds a close waits for the service's close frame (what comes before is delivered).
     DRAIN_TIMEOUT = 0.5
 
@@ -563,6 +579,7 @@ class WebSocketChannel(Channel):
             on_down=self.on_down,
             on_unexpected=self._unexpected,
             settle=self.SETTLE,
+            auth_backoff=self.auth_backoff,
         )
         try:
             self._listener.run()
@@ -587,6 +604,8 @@ class WebSocketChannel(Channel):
             code = struct.unpack("!H", frame.data[:2])[0] if len(frame.data) >= 2 else None
             self._check = code in self.CHECK_AFTER
             self._drop()
+            if code == self.KEY_REFUSED:  # Pelion / Izuma: a revoked key is not an outage
+                raise AuthError(f"the service closed the notification WebSocket (code {code}: {_reason(frame.data)})")
             raise ServiceConnectionError(f"the service closed the notification WebSocket (code {code})")
         if self._listener is not None:
             self._listener.delivered()

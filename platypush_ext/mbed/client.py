@@ -37,7 +37,7 @@ from ..core.errors import InvalidArgumentError, NotFoundError, ServiceConnection
 from ..core.http import HttpClient, ServiceClient, Timeouts
 from ..core.retry import RetryPolicy
 from ..core.transport import tls_error_text, tls_failure
-from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, connect
+from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, connect, handshake_refusal
 from . import models
 from .calls import ChannelGate, DeviceCalls, ResourceRequest
 from .channels import LongPollChannel
@@ -480,6 +480,9 @@ class MbedClient(ServiceClient):
             if tls is not None:
                 text = tls_error_text(urlsplit(url).netloc, tls)
                 raise ServiceTLSError(f"GET /v2/notification/websocket-connect: {text}") from None
+            refused = handshake_refusal(exc, "GET /v2/notification/websocket-connect")
+            if refused is not None:  # the key was refused: not an outage
+                raise refused from None
             text = self.redact(f"{type(exc).__name__}: {exc}")
             raise ServiceConnectionError(f"GET /v2/notification/websocket-connect: {text}") from None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..events import ServiceAuthFailedEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
 from ..glue.delivery import JournaledEvent
 
 
@@ -168,6 +168,21 @@ class MbedDisconnectedEvent(ServiceDisconnectedEvent):
         :param error: what went wrong (no secrets).
         """
         super().__init__(*args, base_url=base_url, channel=channel, error=error, **kwargs)
+
+
+class MbedAuthFailedEvent(ServiceAuthFailedEvent):
+    """The service refused the access key (401/403: revoked or wrong); posted once, when the
+    refusals start. The channel retries rarely and posts :class:`MbedConnectedEvent` once the key
+    works again; ``mbed.status`` shows ``credentials_rejected`` meanwhile."""
+
+    def __init__(self, *args, base_url: str, channel: str, error: str, status: int | None = None, **kwargs):
+        """
+        :param base_url: the service's base URL.
+        :param channel: ``long_poll``, ``callback`` or ``websocket``.
+        :param error: the refusal in one line, with the service's own sentence (no secrets).
+        :param status: the HTTP status (401 or 403).
+        """
+        super().__init__(*args, base_url=base_url, channel=channel, error=error, status=status, **kwargs)
 
 
 #: The event class of each kind of notification element.

@@ -23,7 +23,7 @@ from .channel_actions import CHANNELS, ChannelActions
 from .checks import check_rules
 from .client import MbedClient
 from .entities import EntitySync, Fleet, to_platypush
-from .events import EVENT_CLASSES, MbedConnectedEvent, MbedDisconnectedEvent
+from .events import EVENT_CLASSES, MbedAuthFailedEvent, MbedConnectedEvent, MbedDisconnectedEvent
 from .ipso import EntityMap
 from .messages import Notification, action_result, parse_message, refused_note
 from .models import ResourceValue
@@ -159,8 +159,9 @@ class MbedPlugin(
         channel = self._open_channel(channel, {**callback, "max_body": int(callback_max_body)})
         self.events_posted = 0
         self._open_inbox("mbed", self._journaled_events, keep_posted=2000)  # every NotificationMessage
+        events = (MbedConnectedEvent, MbedDisconnectedEvent, MbedAuthFailedEvent)  # up, down, key refused
         self._availability = self._track_availability(
-            f"mbed notification channel ({channel}) at", MbedConnectedEvent, MbedDisconnectedEvent, channel=channel
+            f"mbed notification channel ({channel}) at", *events, channel=channel
         )
         self._sync = self._entity_sync_for(entities, int(entities_max_reads)) if entities_enabled else None
 
@@ -587,8 +588,8 @@ class MbedPlugin(
         """
         The plugin's state.
 
-        :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll",
-            "running": true, "channel_error": null, "reachable": true, "events_posted": 12,
+        :return: e.g. ``{"base_url": "...", "api": "connector", "channel": "long_poll", "running": true,
+            "channel_error": null, "reachable": true, "credentials_rejected": null, "events_posted": 12,
             "dropped": 1, "recent_drops": [{"id": 41, "element": "notifications[2]", "source":
             "long_poll", "reason": "max-age: expected a whole, finite number (got inf)"}],
             "journal": {"pending": 0, "posted": 3, "dropped": 1, "duplicates": 0}, "entities":
@@ -608,6 +609,7 @@ class MbedPlugin(
             "running": self._channel is not None and self._channel.failure is None,
             "channel_error": self._channel.failure if self._channel is not None else None,
             "reachable": self._availability.up,
+            **self._credentials_status(),
             "events_posted": self.events_posted,
             **self.journal.drops(),
             "journal": self.journal.counts(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..events import BundleEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..events import BundleEvent, ServiceAuthFailedEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
 
 
 class NikdevEntriesPushedEvent(BundleEvent):
@@ -76,6 +76,12 @@ class NikdevOutboxNearlyFullEvent(BundleEvent):
             when_full=when_full,
             **kwargs,
         )
+
+
+class NikdevAuthFailedEvent(ServiceAuthFailedEvent):
+    """The NikDev server refused the API key (401/403: revoked, or without write access); posted
+    once, when the refusals start. The refused entries go to the dead letters as before; the
+    flusher retries rarely and posts :class:`NikdevConnectedEvent` once the key works again."""
 
 
 class NikdevConnectedEvent(ServiceConnectedEvent):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from platypush.plugins import RunnablePlugin
 
 from ..core.errors import InvalidArgumentError
-from ..core.listening import Backoff, Listener
+from ..core.listening import AuthBackoff, Backoff, Listener
 from ..glue.actions import action
 from ..glue.plugin import ServicePlugin, state_path
-from .client import NikdevClient, NikdevError
+from .client import NikdevAuthError, NikdevClient, NikdevError
 from .events import (
+    NikdevAuthFailedEvent,
     NikdevConnectedEvent,
     NikdevDeadLetteredEvent,
     NikdevDisconnectedEvent,
@@ -67,6 +69,11 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     """
 
     _client: NikdevClient
+    #: the events of the server's availability: up, down, the key refused
+    AVAILABILITY_EVENTS = (NikdevConnectedEvent, NikdevDisconnectedEvent, NikdevAuthFailedEvent)
+    #: while the server refuses the key: the waits between two pushes, and when the next may start
+    _auth_schedule: AuthBackoff | None = None
+    _retry_at = 0.0
 
     def __init__(
         self,
@@ -148,7 +155,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
             batch_bytes=batch_bytes,
         )
         self._uploader = Uploader(self._client, outbox, float(push_time_limit))
-        self._availability = self._track_availability("NikDev server", NikdevConnectedEvent, NikdevDisconnectedEvent)
+        self._availability = self._track_availability("NikDev server", *self.AVAILABILITY_EVENTS)
 
     # -- helpers -------------------------------------------------------------
 
@@ -185,7 +192,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         }
 
     def _report(self, result: FlushResult) -> None:
-        """Post the events of a push and track availability."""
+        """Post the events of a push and track availability (a refused key: :meth:`_refused`)."""
         if result.pushed_entries:
             self._bus.post(
                 NikdevEntriesPushedEvent(
@@ -208,13 +215,30 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
                     count=dead.entries, values=dead.values, reason=dead.reason, status=dead.status, dead=dead_total
                 )
             )
+        refused = self._refused(result)
         if result.error is not None:
             self._availability.failed(result.error)
             self._bus.post(
                 NikdevPushFailedEvent(reason=str(result.error), retained=True, will_retry=True, pending=result.pending)
             )
-        elif result.batches:
+        elif result.batches and not refused:
             self._availability.ok()
+            if self._auth_schedule is not None:
+                self._auth_schedule.reset()
+
+    def _refused(self, result: FlushResult) -> bool:
+        """Whether the server refused the key in this push (entries dead-lettered with 401/403, as any
+        rejection): then the availability is told (one event per transition) and the flusher's next
+        push waits as :class:`AuthBackoff` says (:attr:`_retry_at`)."""
+        refused = next((d for d in result.dead if d.status in (401, 403)), None)
+        if refused is None:
+            return False
+        text = f"the NikDev server refused the API key (HTTP {refused.status}: {refused.reason})"
+        self._availability.failed(NikdevAuthError(text, status=refused.status, server_message=refused.reason))
+        if self._auth_schedule is None:
+            self._auth_schedule = self._auth_backoff()
+        self._retry_at = time.monotonic() + self._auth_schedule.next_delay()
+        return True
 
     def _push(self, entry_id: int | None = None) -> dict[str, Any]:
         """Push now; with ``entry_id``, also say what became of that entry (``entry_state``), whoever
@@ -326,7 +350,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
 
             .. code-block:: json
 
-                {"base_url": "https://iot.nik-dev.se/api/v1/", "reachable": true,
+                {"base_url": "https://iot.nik-dev.se/api/v1/", "reachable": true, "credentials_rejected": null,
                  "staged": {"temp": 21.5}, "pending": 0, "pending_values": 0,
                  "pending_bytes": 0, "dead": 1, "dead_bytes": 61,
                  "oldest_pending_age": null, "last_error": null,
@@ -337,6 +361,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         return {
             "base_url": self._client.base_url,
             "reachable": self._availability.up,
+            **self._credentials_status(),
             "staged": self.uploader.staged(),
             **self.uploader.outbox.status(),
         }
@@ -391,11 +416,18 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         Listener(self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0)).run()
 
     def _flush(self) -> float | None:
-        """Push what is pending (reported by :meth:`_report`); ``None`` after a failure (back off)."""
+        """Push what is pending (reported by :meth:`_report`); ``None`` after a failure (back off). While
+        the server refuses the key, no push starts before :attr:`_retry_at` (the entries would only go
+        to the dead letters); a push that succeeds meanwhile (``nikdev.push``) ends the wait."""
+        refused = self._availability.rejected_since is not None
+        if refused and time.monotonic() < self._retry_at:
+            return min(self.poll_interval, self._retry_at - time.monotonic())
         if not self.uploader.outbox.pending_count():
             return self.poll_interval
         result = self.uploader.push()
         self._report(result)
+        if self._availability.rejected_since is not None:
+            return max(0.0, min(self.poll_interval, self._retry_at - time.monotonic()))
         if result.error is not None:
             return None
         return 0.1 if result.pending and result.batches else self.poll_interval  # 0.1: stopped at the time limit

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..events import ServiceConnectedEvent, ServiceDisconnectedEvent
+from ..events import ServiceAuthFailedEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
 from ..glue.delivery import JournaledEvent
 
 
@@ -85,3 +85,30 @@ class PushjetDisconnectedEvent(ServiceDisconnectedEvent):
         :param realtime_url: the connector's URL (``None`` without one).
         """
         super().__init__(*args, base_url=base_url, error=error, path=path, realtime_url=realtime_url, **kwargs)
+
+
+class PushjetAuthFailedEvent(ServiceAuthFailedEvent):
+    """The server (or the reverse proxy before it) refused the credentials (401/403); posted once,
+    when the refusals start. The listener retries rarely and posts :class:`PushjetConnectedEvent`
+    once they work again; ``pushjet.status`` shows ``credentials_rejected`` meanwhile."""
+
+    def __init__(
+        self,
+        *args,
+        base_url: str,
+        error: str,
+        status: int | None = None,
+        path: str = "polling",
+        realtime_url: str | None = None,
+        **kwargs,
+    ):
+        """
+        :param base_url: the Pushjet server's base URL.
+        :param error: the refusal in one line, with the server's own sentence (no secrets).
+        :param status: the HTTP status (401 or 403).
+        :param path: ``polling`` (the REST API) or ``realtime`` (the WebSocket connector).
+        :param realtime_url: the connector's URL (``None`` without one).
+        """
+        super().__init__(
+            *args, base_url=base_url, error=error, status=status, path=path, realtime_url=realtime_url, **kwargs
+        )

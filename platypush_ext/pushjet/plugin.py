@@ -27,7 +27,7 @@ from .client import (
     check_secret_key,
     check_uuid,
 )
-from .events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
+from .events import PushjetAuthFailedEvent, PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 from .realtime import (
     POLLING,
     REALTIME,
@@ -190,7 +190,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         self._store_path = state_path("pushjet", "services.json")
         self._secrets = self._known_secrets(services or {})  # service name -> secret key
         self._open_inbox("pushjet", self._events)  # what is fetched or pushed: journaled, then posted
-        events = (PushjetConnectedEvent, PushjetDisconnectedEvent)
+        events = (PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetAuthFailedEvent)
         self._availability = self._track_availability("Pushjet server", *events, path=POLLING)
         self._realtime_url = url = None if realtime_url is None else check_realtime_url(realtime_url)
         if url:
@@ -496,7 +496,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         The plugin's state.
 
         :return: e.g. ``{"base_url": "...", "devices": ["..."], "services": ["alerts"],
-            "reachable": true, "path": "realtime", "realtime": {"url": "wss://...",
+            "reachable": true, "credentials_rejected": null, "path": "realtime", "realtime": {"url": "wss://...",
             "connected": ["..."], "merged": 0}, "dropped": 1, "recent_drops": [{"id": 7,
             "element": null, "source": "<device uuid>", "reason": "level: out of range [1, 5]
             (got 9)"}], "journal": {"pending": 0, "posted": 12, "dropped": 1, "duplicates": 0}}``.
@@ -514,6 +514,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             "devices": list(self._devices),
             "services": sorted(self._secrets),
             "reachable": self._availability.up,
+            **self._credentials_status(),
             "path": REALTIME if self._devices and len(connected) == len(self._devices) else POLLING,
             "realtime": realtime if self._realtime_url else None,
             **self.inbox.status(),
@@ -609,6 +610,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             self._should_stop,
             backoff=Backoff(base=self.BACKOFF_BASE, cap=60.0),
             on_down=self._availability.failed,
+            auth_backoff=self._auth_backoff(),
         ).run()
 
     def _stop_listeners(self, timeout: float) -> None:
@@ -671,6 +673,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
                 on_down=self._realtime_down,
                 on_unexpected=self._realtime_broken,
                 settle=self.REALTIME_SETTLE,
+                auth_backoff=self._auth_backoff(),
             )
             thread = threading.Thread(target=listener.run, name=f"pushjet-realtime-{device[:8]}", daemon=True)
             self._channels[device], self._channel_threads[device] = channel, thread

@@ -32,7 +32,7 @@ from ..core import untrusted
 from ..core.errors import InvalidArgumentError, ProtocolError, ServiceError, ServiceTLSError
 from ..core.text import one_line
 from ..core.transport import tls_error_text, tls_failure
-from ..core.wsclient import MAX_MESSAGE, MessageTooLarge
+from ..core.wsclient import MAX_MESSAGE, MessageTooLarge, handshake_refusal
 from ..core.wsclient import connect as ws_connect
 from .client import Message, check_uuid
 
@@ -159,6 +159,9 @@ class RealtimeChannel:
             if tls is not None:
                 host = urlsplit(self.url).netloc
                 raise RealtimeTLSError(f"Pushjet connector {self.url}: {tls_error_text(host, tls)}") from None
+            refused = handshake_refusal(exc, f"GET {urlsplit(self.url).path or '/'}")  # e.g. a proxy's basic auth
+            if refused is not None:
+                raise refused from None
             raise RealtimeError(f"cannot reach the Pushjet connector {self.url} ({one_line(exc)})") from None
         with self._lock:
             if self._closed:

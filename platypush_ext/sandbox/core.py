@@ -15,6 +15,8 @@ server's own control API::
     DELETE /_sandbox/faults   disarm all
     GET    /_sandbox/requests the request log (method, path, status)
     GET    /_sandbox/health   {"service": name, "ok": true}
+    PUT    /_sandbox/credentials {"revoked": true}  the credentials refused as the service refuses
+                              a wrong key (:meth:`SandboxServer.refused`); false: accepted again
 
 Every fault takes ``method`` and ``path`` (a prefix) to match only some requests,
 and ``skip``: the first *N* matching requests pass untouched. A ``body`` fault
@@ -402,6 +404,8 @@ class SandboxServer:
         self.targets: list[str] = []
         #: set to a list to record every answer of the service's API (:class:`Answer`); ``None``: not recorded
         self.recording: list[Answer] | None = None
+        #: the service refuses the configured credentials (``PUT /_sandbox/credentials``)
+        self.credentials_revoked = False
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -410,6 +414,7 @@ class SandboxServer:
         self.route("POST", "/_sandbox/faults", self._arm_fault)
         self.route("DELETE", "/_sandbox/faults", self._clear_faults)
         self.route("GET", "/_sandbox/requests", self._request_log)
+        self.route("PUT", "/_sandbox/credentials", self._revoke)
         self.setup_routes()
 
     # -- to override ---------------------------------------------------------
@@ -429,6 +434,12 @@ class SandboxServer:
         :param methods: the methods of the path's routes, in registration order, with ``HEAD`` and ``OPTIONS``.
         """
         return ", ".join(methods)
+
+    def refused(self, request: Request) -> Response | None:
+        """The answer to a request of the service's API while its credentials are revoked (default:
+        a reverse proxy's ``401`` page), as the service answers a wrong key; ``None`` when the
+        service's own check reads :attr:`credentials_revoked`."""
+        return html_error(401)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -574,6 +585,9 @@ class SandboxServer:
     def _run_handler(self, request: Request, route: Handler | None, methods: list[str]) -> Response | None:
         """The handler's answer: an :class:`Abort`'s response; a 500 for anything else (recorded)."""
         try:
+            refusal = self.refused(request) if self.credentials_revoked and request.path[:10] != "/_sandbox/" else None
+            if refusal is not None:
+                return refusal
             if route is None:
                 return self._without_route(request, methods)
             if not self.serialized:
@@ -633,6 +647,13 @@ class SandboxServer:
     def _clear_faults(self, request: Request) -> Response:
         self.faults.clear()
         return json_response({"faults": []})
+
+    def _revoke(self, request: Request) -> Response:
+        spec = request.json()
+        if not isinstance(spec, dict) or not isinstance(spec.get("revoked"), bool):
+            return json_response({"error": 'give {"revoked": true} or {"revoked": false}'}, 400)
+        self.credentials_revoked = spec["revoked"]
+        return json_response({"revoked": self.credentials_revoked})
 
     def _request_log(self, request: Request) -> Response:
         with self.lock:

@@ -221,6 +221,9 @@ class NikdevServer(SandboxServer):
         self.route("POST", "/_sandbox/keys", self._add_key_route)
         self.route("DELETE", r"/_sandbox/keys/(?P<key>[^/]+)", self._revoke_key_route)
 
+    def refused(self, request: Request) -> Response:
+        return NikdevFailure(401, "Invalid API key").response
+
     def not_found(self, request: Request) -> Response:
         return json_response({"message": f"Not found: {request.path}"}, 404)
 

@@ -207,6 +207,19 @@ class GettServer(SandboxServer):
     def not_found(self, request: Request) -> Response:
         return error_answer(404, "not found")
 
+    def refused(self, request: Request) -> Response:
+        """As Ge.tt refuses a revoked account: the access token (401), at login the refresh token
+        or the API key (403)."""
+        if not request.path.endswith("/users/login"):
+            return error_answer(401, "invalid accesstoken")
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        return error_answer(
+            403, "invalid refreshtoken" if isinstance(body, dict) and "refreshtoken" in body else "invalid apikey"
+        )
+
     def method_not_allowed(self, request: Request) -> Response:
         return error_answer(405, "method not allowed")
 

@@ -92,7 +92,10 @@ class MbedBase(SandboxServer):
         self._threads.append(thread)
 
     def _authorized(self, request: Request) -> bool:
-        return request.headers.get("Authorization", "") == f"Bearer {self.api_key}"
+        return not self.credentials_revoked and request.headers.get("Authorization", "") == f"Bearer {self.api_key}"
+
+    def refused(self, request: Request) -> Response | None:
+        return None  # the key is checked by each route (_authorized, _ws_key_ok): a revoked one fails there
 
     def _fail(self, text: str, status: int) -> Response:
         """An error answer: plain text on the Connector, an ``ErrorResponse`` object in Pelion mode."""

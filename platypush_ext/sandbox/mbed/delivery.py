@@ -310,7 +310,7 @@ class MbedDelivery(MbedBase):
 
     def _ws_key_ok(self, request: Request) -> bool:
         protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        return f"pelion_ak_{self.api_key}" in protocols
+        return not self.credentials_revoked and f"pelion_ak_{self.api_key}" in protocols
 
     def _websocket_connect(self, request: Request) -> Response | None:
         if not is_upgrade(request):
