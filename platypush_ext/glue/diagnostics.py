@@ -204,7 +204,7 @@ class Diagnostics:
             "base_url": "https://api.example.org/", "last_exchange": {"at": "2026-12-07T00:10:02+00:00",
             "endpoint": "GET /v2/notification/pull", "status": 401, "error": "GET
             /v2/notification/pull: HTTP 401: Unauthorized"}, "state": {...}, "recent_errors":
-            ["2026-12-07T00:10:02+00:00 warning: mbed notification channel (long_poll) at
+            ["2026-12-07T00:10:02+00:00 warning: mbed channel (long_poll) at
             https://api.example.org/ refused the credentials: ..."]}``
         """
         client = self._client

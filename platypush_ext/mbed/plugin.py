@@ -160,9 +160,7 @@ class MbedPlugin(
         self.events_posted = 0
         self._open_inbox("mbed", self._journaled_events, keep_posted=2000)  # every NotificationMessage
         events = (MbedConnectedEvent, MbedDisconnectedEvent, MbedAuthFailedEvent)  # up, down, key refused
-        self._availability = self._track_availability(
-            f"mbed notification channel ({channel}) at", *events, channel=channel
-        )
+        self._availability = self._track_availability(f"mbed channel ({channel}) at", *events, channel=channel)
         self._sync = self._entity_sync_for(entities, int(entities_max_reads)) if entities_enabled else None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> MbedPlugin:
