@@ -111,6 +111,7 @@ def test_every_action_and_the_listener_send_no_head(make_plugin, bus, server, re
         "get_messages": lambda: plugin.get_messages(),
         "mark_read": lambda: plugin.mark_read(),
         "status": lambda: plugin.status(),
+        "diagnostics": lambda: plugin.diagnostics(),
         "unsubscribe": lambda: plugin.unsubscribe(service="actions"),
         "delete_service": lambda: plugin.delete_service(service="actions"),
     }

@@ -13,7 +13,12 @@ from urllib.parse import quote
 import pytest
 
 from platypush_ext.core.errors import InvalidArgumentError, ServiceTLSError
-from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
+from platypush_ext.pushjet.events import (
+    PushjetAuthFailedEvent,
+    PushjetConnectedEvent,
+    PushjetDisconnectedEvent,
+    PushjetMessageEvent,
+)
 from platypush_ext.pushjet.plugin import PushjetPlugin
 from platypush_ext.pushjet.realtime import RealtimeChannel, RealtimeTLSError
 from platypush_ext.sandbox.pushjet import PushjetServer
@@ -123,8 +128,9 @@ def test_without_basic_auth_the_proxy_refuses_and_no_secret_is_anywhere(
     answer = plugin.send(service="alerts", message="x")
     assert answer.errors == ["POST /api/message: HTTP 401"]
     plugin.start()
-    down = {e.args["path"]: e.args["error"] for e in bus.wait_for(PushjetDisconnectedEvent, 2, timeout=15)}
-    assert "401" in down["realtime"] and "HTTP 401" in down["polling"]
+    refused = {e.args["path"]: e.args["error"] for e in bus.wait_for(PushjetAuthFailedEvent, 2, timeout=15)}
+    assert "401" in refused["realtime"] and "HTTP 401" in refused["polling"]  # the credentials, not an outage
+    assert not [e for e in bus.events if isinstance(e, PushjetDisconnectedEvent)]
     wrong = "wr0ng-" + PASSWORD
     everything = caplog.text + str(answer) + str([str(e) for e in bus.events]) + repr(plugin) + str(plugin.status())
     assert_no_secret(everything.replace(wrong, "<the wrong one, checked below>"))
