@@ -13,6 +13,8 @@ what it lacks        notification rules                       ``GET /``, ``/rest
                                                               ``/v2/limits``, deregistration
 the long poll        ``noWait=true`` when asked               no ``noWait``
 writing ``""``       sent                                     refused (the API requires a value)
+queued requests      refused (no ``retry``, ``expiry``)       ``retry``, ``expiry-seconds`` sent
+suspension           refused                                  ``/v3/devices/{id}/suspend``, ``resume``
 channel types        any                                      one at a time (``one_channel_type``)
 ===================  =======================================  ============================================
 
@@ -106,7 +108,13 @@ class Connector(Dialect):
 
     name = "connector"
     lacks = MappingProxyType(
-        {"set_notification_rules": "notification rules are not part of the Connector API (use api: pelion)"}
+        {
+            "set_notification_rules": "notification rules are not part of the Connector API (use api: pelion)",
+            "queue_options": "retry and expiry_seconds are parameters of Pelion / Izuma device requests "
+            "(POST /v2/device-requests); the Connector API has no request queue (use api: pelion)",
+            "suspend_device": "suspending devices is not part of the Connector API (use api: pelion)",
+            "resume_device": "suspending devices is not part of the Connector API (use api: pelion)",
+        }
     )
 
     def pull_params(self, no_wait: bool) -> dict[str, str] | None:
@@ -201,8 +209,8 @@ def endpoint_request(calls: DeviceCalls, request: ResourceRequest) -> AsyncRespo
 
 
 def device_request(calls: DeviceCalls, request: ResourceRequest) -> AsyncResponse | str:
-    """``POST /v2/device-requests/{ep}?async-id=<our id>`` (Pelion / Izuma): the answer is expected
-    before the request is sent, so that it cannot come too early.
+    """``POST /v2/device-requests/{ep}?async-id=<our id>[&retry=&expiry-seconds=]`` (Pelion / Izuma): the
+    answer is expected before the request is sent, so that it cannot come too early.
 
     :param calls: the client's device calls.
     :param request: the request (its ``path`` may carry notification rules as a query).
@@ -218,7 +226,7 @@ def device_request(calls: DeviceCalls, request: ResourceRequest) -> AsyncRespons
         calls.http.request,
         "POST",
         f"v2/device-requests/{endpoint_segment(request.endpoint)}",
-        params={"async-id": async_id},
+        params={"async-id": async_id, **request.queue_params()},
         json_body=body,
         idempotent=request.method == "GET",
     )

@@ -56,6 +56,17 @@ class Device:
     fail_error: str = ""
     pending: int = 0
     label: str = ""  # Pelion mode: the device's own endpoint name (``name`` is the platform's id)
+    asleep: bool = False  # requests wait in its queue until it wakes or contacts the service (.queued)
+    contact: bool = False  # it contacted the service (a registration update): its queue is delivered
+    drops: int = 0  # the next deliveries of queued requests that fail (each counts one attempt)
+    operator_suspended: bool = False  # POST /v3/devices/{id}/suspend (and /resume)
+    system_suspended: bool = False
+    suspension: dict[str, str] = field(default_factory=dict)  # last_operator_suspended_description, _updated_at
+
+    @property
+    def suspended(self) -> bool:
+        """Suspended by the operator or the system (``lifecycle_status: blocked``)."""
+        return self.operator_suspended or self.system_suspended
 
     def as_listing(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "type": self.type, "status": "ACTIVE"}
@@ -85,6 +96,10 @@ class Device:
             "state": "registered" if self.registered else "deregistered",
             "mechanism": "connector",
             "deployed_state": "development",
+            "lifecycle_status": "blocked" if self.suspended else "enabled",
+            "operator_suspended": self.operator_suspended,
+            "system_suspended": self.system_suspended,
+            **self.suspension,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -99,6 +114,10 @@ class Device:
             "timeout_after": self.timeout_after,
             "fail_status": self.fail_status,
             "fail_error": self.fail_error,
+            "asleep": self.asleep,
+            "drops": self.drops,
+            "operator_suspended": self.operator_suspended,
+            "system_suspended": self.system_suspended,
             "resources": [
                 {
                     "path": r.path,
@@ -239,7 +258,7 @@ class MbedDevices(MbedDelivery):
         """A registration update (``reg-updates``)."""
         with self._cond:
             device = self._device(name)
-            device.registered = True
+            device.registered = device.contact = True  # a queue-mode device's requests go out now
             self.transactions += 1
             self.enqueue("reg-updates", device.as_registration())
 
@@ -272,8 +291,18 @@ class MbedDevices(MbedDelivery):
 
     def set_behaviour(self, name: str, **behaviour: Any) -> Device:
         """Make a device slow (``delay``), ``silent`` (optionally with ``timeout_after``),
-        or failing (``fail_status``, ``fail_error``); ``None``/``False`` values reset."""
-        allowed = {"delay", "silent", "timeout_after", "fail_status", "fail_error"}
+        failing (``fail_status``, ``fail_error``), ``asleep`` (requests are queued), failing its next
+        ``drops`` queued deliveries, or ``system_suspended``; ``None``/``False`` values reset."""
+        allowed = {
+            "delay",
+            "silent",
+            "timeout_after",
+            "fail_status",
+            "fail_error",
+            "asleep",
+            "drops",
+            "system_suspended",
+        }
         unknown = set(behaviour) - allowed
         if unknown:
             raise ValueError(f"unknown behaviour {sorted(unknown)}; use {sorted(allowed)}")
@@ -284,8 +313,10 @@ class MbedDevices(MbedDelivery):
                     value = float(value or 0)
                 elif key == "fail_error":
                     value = str(value or "")
-                elif key == "silent":
+                elif key in ("silent", "asleep", "system_suspended"):
                     value = bool(value)
+                elif key == "drops":
+                    value = int(value or 0)
                 elif value is not None:
                     value = int(value) if key == "fail_status" else float(value)
                 setattr(device, key, value)
@@ -431,11 +462,11 @@ class MbedDevices(MbedDelivery):
                     self._cond.wait(0.05)
             return
         if delay <= 0 and not silent:
-            answer()
+            self.after_response(answer)  # a device answers a round trip later: never before the 202
             return
         timer = threading.Timer(delay, answer)
         timer.daemon = True
-        timer.start()
+        self.after_response(timer.start)
 
     def _apply(self, device: Device, method: str, path: str, body: bytes) -> dict[str, Any]:
         """What the device does; returns the async-response fields."""

@@ -28,6 +28,8 @@ class MbedServer(MbedApi, MbedControl):
         see ``docs/mbed.md``).
     :param record: keep every API exchange in :attr:`exchanges` (for conformance checks).
     :param fleet: which demo devices (``basic`` or ``home``, see :mod:`.fleets`).
+    :param time_scale: service seconds → real seconds for queued requests (``expiry-seconds``; tests
+        use e.g. ``0.01``, so that the 60-s minimum lasts 0.6 s; see :mod:`.queued`).
     """
 
     name = "mbed"
@@ -46,6 +48,7 @@ class MbedServer(MbedApi, MbedControl):
         api: str = "connector",
         record: bool = False,
         fleet: str = "basic",
+        time_scale: float = 1.0,
     ):
         if api not in ("connector", "pelion"):
             raise ValueError(f"api must be 'connector' or 'pelion', got {api!r}")
@@ -55,6 +58,9 @@ class MbedServer(MbedApi, MbedControl):
         self.pull_timeout = pull_timeout
         self.callback_retry_max = callback_retry_max
         self.auto_change = auto_change
+        if not 0 < time_scale <= 1:
+            raise ValueError("time_scale must be above 0 and at most 1")
+        self.time_scale = float(time_scale)
         super().__init__(host, port)
         if demo_devices:
             self.add_demo_devices(fleet)
