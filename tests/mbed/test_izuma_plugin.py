@@ -194,7 +194,7 @@ def test_memory_and_status_stay_bounded_under_device_churn(start_server: Any, bu
         for wave in range(10):
             fleet = simulated(20, prefix=f"churn{wave}-")
             server.add_fleet(fleet)
-            wait_until(lambda: all(panel.reachable(d["name"]) for d in fleet), timeout=20)
+            wait_until(lambda f=fleet: all(panel.reachable(d["name"]) for d in f), timeout=20)
             for device in fleet:
                 server.deregister(device["name"])
             tracked.append(plugin._sync.tracked())
