@@ -20,7 +20,12 @@ from platypush.utils import get_plugin_class_by_name
 
 from platypush_ext.glue import webpanel
 
-ACTIONS = {"pushjet": 11, "mbed": 33, "nikdev": 9, "gett": 18}  # 71 in all (mbed: + get_devices, suspend_device, resume_device)
+ACTIONS = {
+    "pushjet": 11,
+    "mbed": 33,
+    "nikdev": 9,
+    "gett": 18,
+}  # 71 in all (mbed: + get_devices, suspend_device, resume_device)
 
 
 def source_method(cls: type, name: str):

@@ -50,7 +50,7 @@ class Dialect(abc.ABC):
 
     #: ``connector`` or ``pelion``: the client's ``api``, as the plugin's status shows it.
     name: ClassVar[str]
-    #: Whether an account has one channel type at a time: a ``400`` when a channel is registered may
+    #: Whether an account (an Izuma application) has one channel type at a time: a ``400`` when a channel is registered may
     #: then mean that a channel of another type holds the account.
     one_channel_type: ClassVar[bool] = False
     #: The client's methods that this API has no operation for: name -> the refusal, in one line.

@@ -438,14 +438,15 @@ class MbedPlugin(
             "dropped": 1, "recent_drops": [{"id": 41, "element": "notifications[2]", "source":
             "long_poll", "reason": "max-age: expected a whole, finite number (got inf)"}],
             "journal": {"pending": 0, "posted": 3, "dropped": 1, "duplicates": 0}, "entities":
-            {"endpoints": 5, "listings": 5, "subscriptions": 13, "cache_reads": 13, "device_reads": 13,
-            "errors": 0}}``
+            {"endpoints": 5, "tracked": 5, "listings": 5, "subscriptions": 13, "cache_reads": 13,
+            "device_reads": 13, "errors": 0, "removed": 0}}``
             (``dropped``: the malformed elements and unreadable messages the service ever sent, each
             dropped with one log line; ``recent_drops``: the newest 5, ``element`` ``null`` for a
             whole message; ``journal`` counts NotificationMessages; ``duplicates``: deliveries beyond
             a message's first; ``channel_error``: why the channel ended on its own, e.g. another
             channel type that could not be removed; ``entities``: the shown endpoints and the
-            requests made for them, ``null`` when disabled)
+            requests made for them, ``tracked`` every endpoint held in memory, ``removed`` those that left
+            for good (``stale_after``), ``null`` when disabled)
         """
         return {
             "base_url": self._client.base_url,

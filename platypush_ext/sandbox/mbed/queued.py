@@ -44,6 +44,7 @@ class Queued:
     retry: int
     expires: float  # time.monotonic()
     attempts: int = 0
+    accepted: bool = False  # its 202 was written: only then can it reach the device
 
 
 def _error(async_id: str, status: int, error: str) -> dict[str, Any]:
@@ -100,7 +101,9 @@ class MbedQueue(MbedDevices):
         mode = int(device.queue_mode)
         retry = DEFAULT_RETRY[mode] if retry is None else retry
         expiry = DEFAULT_EXPIRY[mode] if expiry_seconds is None else expiry_seconds
-        queue.append(Queued(async_id, action, retry, time.monotonic() + expiry * self.time_scale))
+        item = Queued(async_id, action, retry, time.monotonic() + expiry * self.time_scale)
+        queue.append(item)
+        self.after_response(functools.partial(setattr, item, "accepted", True))
         if not any(t.name == "mbed-queue" for t in self._threads):
             self._spawn(self._queue_loop, "mbed-queue")
         self._cond.notify_all()
@@ -128,6 +131,8 @@ class MbedQueue(MbedDevices):
         if not queue or device is None or not device.registered or (device.asleep and not device.contact):
             return
         head = queue[0]  # one at a time, in order
+        if not head.accepted:
+            return
         head.attempts += 1
         self.attempts[head.async_id] = head.attempts
         while len(self.attempts) > 1000:
