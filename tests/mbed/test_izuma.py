@@ -7,6 +7,7 @@ both published API files, the 2019-11 one winning (``openapi_check``), when the 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -238,21 +239,26 @@ class OrderedServer(MbedServer):
     """The sandbox, noting when an answer is written and when an async response is queued."""
 
     def __init__(self, **kwargs: Any):
-        self.order: list[str] = []
+        self.order: list[tuple[str, float]] = []
         super().__init__(**kwargs)
 
     def _write_response(self, handler: Any, response: Any) -> None:  # type: ignore[override]
         super()._write_response(handler, response)
-        self.order.append(f"written {response.status}")
+        self.order.append((f"written {response.status}", time.monotonic()))
 
     def enqueue(self, kind: str, element: Any) -> None:
-        self.order.append(f"queued {kind}")
+        self.order.append((f"queued {kind}", time.monotonic()))
         super().enqueue(kind, element)
 
 
 @pytest.mark.parametrize("api_mode", ["connector", "pelion"])
-def test_a_device_answers_after_its_202_is_written(start_server: Any, api_mode: str) -> None:
-    server = start_server(OrderedServer, api_key=KEY, api=api_mode, pull_timeout=1)
+@pytest.mark.parametrize("round_trip", [0.0, 0.02])
+def test_a_device_answers_a_round_trip_after_its_202_is_written(
+    start_server: Any, api_mode: str, round_trip: float
+) -> None:
+    """A client that learns the async id from the 202 (``mbed_connector_api`` 1.0.4) must have read it
+    before the answer comes: the answer is queued after the 202 is written, ``round_trip`` later."""
+    server = start_server(OrderedServer, api_key=KEY, api=api_mode, pull_timeout=1, round_trip=round_trip)
     server.add_device("node-001", "Light", resources=[{"path": "/3/0/1", "value": "Mbed", "max_age": 0}])
     client = make_client(server, api=api_mode)
     try:
@@ -262,8 +268,10 @@ def test_a_device_answers_after_its_202_is_written(start_server: Any, api_mode: 
                 assert client.get_resource_value(next(iter(server.devices)), "/3/0/1").value == "Mbed"
     finally:
         client.close()
-    steps = [s for s in server.order if s in ("written 202", "queued async-responses")]
-    assert steps == ["written 202", "queued async-responses"] * 20
+    steps = [(s, t) for s, t in server.order if s in ("written 202", "queued async-responses")]
+    assert [s for s, _ in steps] == ["written 202", "queued async-responses"] * 20
+    gaps = [answer - accepted for (_, accepted), (_, answer) in zip(steps[::2], steps[1::2])]
+    assert min(gaps) >= round_trip * 0.9, gaps
 
 
 def test_the_sandbox_refuses_an_empty_resource_path(raw: MbedServer) -> None:

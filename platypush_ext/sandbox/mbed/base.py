@@ -84,6 +84,8 @@ class MbedBase(SandboxServer):
 
     #: service seconds → real seconds (queued requests' ``expiry-seconds``; ``0.01`` in tests)
     time_scale: float
+    #: the least seconds between a device request's ``202`` and the device's answer (a network round trip)
+    round_trip: float
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self._after = threading.local()  # what runs once the current request's answer is written

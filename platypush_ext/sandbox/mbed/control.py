@@ -139,9 +139,11 @@ class MbedControl(MbedQueue):
 
     def _ctl_config(self, request: Request) -> Response:
         spec = request.json() or {}
-        unknown = set(spec) - {"race", "pull_timeout", "time_scale"}
+        unknown = set(spec) - {"race", "pull_timeout", "time_scale", "round_trip"}
         if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; use race, pull_timeout, time_scale")
+            raise ValueError(f"unknown settings {sorted(unknown)}; use race, pull_timeout, time_scale, round_trip")
+        if "round_trip" in spec:
+            self.round_trip = max(0.0, float(spec["round_trip"]))
         if "time_scale" in spec:
             scale = float(spec["time_scale"])
             if not 0 < scale <= 1:
@@ -151,4 +153,5 @@ class MbedControl(MbedQueue):
             self.race = bool(spec["race"])
         if "pull_timeout" in spec:
             self.pull_timeout = float(spec["pull_timeout"])
-        return json_response({"race": self.race, "pull_timeout": self.pull_timeout, "time_scale": self.time_scale})
+        settings = ("race", "pull_timeout", "time_scale", "round_trip")
+        return json_response({name: getattr(self, name) for name in settings})

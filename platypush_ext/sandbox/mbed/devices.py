@@ -461,8 +461,11 @@ class MbedDevices(MbedDelivery):
                 while self._events and time.monotonic() < deadline:
                     self._cond.wait(0.05)
             return
+        # a device answers at least a round trip after its 202 was written (a client that learns the
+        # async id from the 202 must have read it before the answer comes on the channel)
+        delay = max(delay, self.round_trip)
         if delay <= 0 and not silent:
-            self.after_response(answer)  # a device answers a round trip later: never before the 202
+            self.after_response(answer)
             return
         timer = threading.Timer(delay, answer)
         timer.daemon = True
