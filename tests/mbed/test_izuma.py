@@ -270,7 +270,7 @@ def test_a_device_answers_a_round_trip_after_its_202_is_written(
         client.close()
     steps = [(s, t) for s, t in server.order if s in ("written 202", "queued async-responses")]
     assert [s for s, _ in steps] == ["written 202", "queued async-responses"] * 20
-    gaps = [answer - accepted for (_, accepted), (_, answer) in zip(steps[::2], steps[1::2])]
+    gaps = [answer - accepted for (_, accepted), (_, answer) in zip(steps[::2], steps[1::2], strict=True)]
     assert min(gaps) >= round_trip * 0.9, gaps
 
 
