@@ -251,7 +251,12 @@ class MbedClient(ServiceClient):
         return self.dialect.endpoints(self.http, type, all_states)
 
     def get_devices(
-        self, type: str | None = None, state: str | None = "registered", page_size: int = 100, max_pages: int = 100
+        self,
+        type: str | None = None,
+        state: str | None = "registered",
+        page_size: int = 100,
+        max_pages: int = 100,
+        suspended: bool | None = None,
     ) -> list[dict[str, Any]]:
         """``GET /v3/devices/`` (Pelion / Izuma device directory), following ``after``/``has_more``
         over at most ``max_pages`` pages: the ``DeviceData`` objects as the service sends them.
@@ -260,8 +265,11 @@ class MbedClient(ServiceClient):
         :param state: ``state__eq`` (``None``: every state).
         :param page_size: ``limit`` of one page (2-1000).
         :param max_pages: the most pages read; more gives a :class:`ProtocolError` (a looping ``after``).
+        :param suspended: only suspended devices (``True``: ``lifecycle_status__eq=blocked``) or only
+            the others (``False``); ``None``: both.
         """
-        return read_devices(self.http, type, state, page_size, max_pages)
+        lifecycle = None if suspended is None else ("blocked" if suspended else "enabled")
+        return read_devices(self.http, type, state, page_size, max_pages, lifecycle)
 
     def suspend_device(self, endpoint: str, category: str = "maintenance", description: str | None = None) -> None:
         """``POST /v3/devices/{id}/suspend`` (Pelion / Izuma): the device cannot connect until resumed;

@@ -12,7 +12,8 @@ from ..glue.actions import action
 from .client import MbedClient
 from .entities import EntitySync
 from .messages import AsyncResponse
-from .models import ResourceValue, suspended
+from .models import ResourceValue
+from .models import suspended as is_suspended
 
 
 def async_result(result: Any) -> dict[str, Any]:
@@ -268,19 +269,24 @@ class DeviceActions:
     # -- lifecycle ------------------------------------------------------------------
 
     @action
-    def get_devices(self, type: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    def get_devices(
+        self, type: str | None = None, state: str | None = None, suspended: bool | None = None
+    ) -> list[dict[str, Any]]:
         """
         The device directory (Pelion / Izuma ``GET /v3/devices/``, every page), each device with
         its lifecycle: ``suspended`` is true when the operator or the system suspended it.
 
         :param type: only devices of this endpoint type.
         :param state: only devices in this state, e.g. ``registered`` (default: every state).
+        :param suspended: only the suspended devices (``true``) or only the others (``false``;
+            the directory's ``lifecycle_status`` filter); default: both.
         :return: e.g. ``[{"id": "015f...", "name": "node-001", "state": "registered",
             "endpoint_type": "Light", "lifecycle_status": "blocked", "operator_suspended": true,
             "system_suspended": false, "suspended": true}]``
         """
         self._client.dialect.refuse("suspend_device")
-        return [{**device, "suspended": suspended(device)} for device in self._client.get_devices(type, state)]
+        listed = self._client.get_devices(type, state, suspended=None if suspended is None else bool(suspended))
+        return [{**device, "suspended": is_suspended(device)} for device in listed]
 
     @action
     def suspend_device(

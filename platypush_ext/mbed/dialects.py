@@ -246,6 +246,7 @@ def read_devices(
     state: str | None = "registered",
     page_size: int = 100,
     max_pages: int = 100,
+    lifecycle_status: str | None = None,
 ) -> list[dict[str, Any]]:
     """``GET /v3/devices/`` (the Pelion / Izuma device directory), following ``after`` / ``has_more``
     over at most ``max_pages`` pages: the ``DeviceData`` objects, checked.
@@ -255,9 +256,12 @@ def read_devices(
     :param state: ``state__eq`` (``None``: every state).
     :param page_size: ``limit`` of one page (2-1000).
     :param max_pages: the most pages read; more is a :class:`ProtocolError` (a looping ``after``).
+    :param lifecycle_status: ``lifecycle_status__eq`` (the 2019-11 file): ``enabled`` or ``blocked``
+        (suspended); ``None``: both.
     """
     params: dict[str, Any] = {"limit": min(1000, max(2, int(page_size))), "order": "ASC"}
-    params.update({k: v for k, v in (("endpoint_type__eq", type), ("state__eq", state)) if v})
+    given = (("endpoint_type__eq", type), ("state__eq", state), ("lifecycle_status__eq", lifecycle_status))
+    params.update({k: v for k, v in given if v})
     devices: list[dict[str, Any]] = []
     for _ in range(max_pages):
         data, has_more = http.request_json("GET", "v3/devices/", params=params, parse=device_page)

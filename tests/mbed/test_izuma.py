@@ -176,6 +176,8 @@ def test_suspend_and_resume_a_device(pelion: MbedServer, client: MbedClient) -> 
     assert device["lifecycle_status"] == "blocked" and device["operator_suspended"] is True
     blocked = api(pelion, "GET", "/v3/devices/", params={"lifecycle_status__eq": "blocked"}).json()["data"]
     assert [d["id"] for d in blocked] == [NODE]
+    assert [d["id"] for d in client.get_devices(suspended=True)] == [NODE]  # lifecycle_status__eq=blocked
+    assert NODE not in [d["id"] for d in client.get_devices(suspended=False)] and len(client.get_devices()) == 3
     with Inbox(client):
         with pytest.raises(DeviceError, match="429 DEVICE_BLOCKED"):
             client.get_resource_value(NODE, "/3/0/1")

@@ -140,6 +140,7 @@ def test_suspended_devices_show_unreachable(pelion: MbedServer, bus: RecordingBu
         assert listed["kitchen-plug"] is True and listed["living-room-sensor"] is False
         devices = {d["name"]: d for d in run(plugin, "get_devices")[0]}
         assert devices["kitchen-plug"]["system_suspended"] is True and devices["kitchen-plug"]["suspended"] is True
+        assert [d["name"] for d in run(plugin, "get_devices", suspended=True)[0]] == ["kitchen-plug"]
         assert run(plugin, "suspend_device", endpoint=sensor, description="maintenance")[1] == []
         wait_until(lambda: panel.reachable(sensor) is False)
         assert pelion.devices[sensor].operator_suspended is True
