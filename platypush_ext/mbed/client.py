@@ -282,12 +282,8 @@ class MbedClient(ServiceClient):
         self._lifecycle("suspend", endpoint, category, description)
 
     def resume_device(self, endpoint: str, category: str = "maintenance", description: str | None = None) -> None:
-        """``POST /v3/devices/{id}/resume`` (Pelion / Izuma): return a suspended device to service.
-
-        :param endpoint: the device id.
-        :param category: the block category it was suspended with.
-        :param description: why (at most 2,000 characters).
-        """
+        """``POST /v3/devices/{id}/resume`` (Pelion / Izuma): return a suspended device to service; the
+        arguments as :meth:`suspend_device`'s (``category``: the one it was suspended with)."""
         self._lifecycle("resume", endpoint, category, description)
 
     def _lifecycle(self, operation: str, endpoint: str, category: str, description: str | None) -> None:
