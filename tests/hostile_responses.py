@@ -341,7 +341,9 @@ def _cached(world: World) -> dict[str, Any]:
 
 
 def _new_resource(world: World) -> dict[str, Any]:
-    world.services.mbed.set_value(DEVICE, "/9/0/0", "doomed")
+    mbed = world.services.mbed  # the device acts a round trip after its 202: let the last DELETE finish first
+    wait_until(lambda: mbed.devices[DEVICE].pending == 0, timeout=10)
+    mbed.set_value(DEVICE, "/9/0/0", "doomed")
     return {"endpoint": DEVICE, "path": "/9/0/0"}
 
 
@@ -364,6 +366,12 @@ def _callback(world: World) -> dict[str, Any]:
     with client:
         client.put_callback(world.receiver.url + "/notify", {"X-Secret": CALLBACK_SECRET})
     return {}
+
+
+def _new_pelion_device(world: World) -> dict[str, Any]:
+    """A device of its own (a suspension would block the shared one's requests)."""
+    name = world.unique("suspended-")
+    return {"endpoint": world.pelion.add_device(name, "Doomed", resources=[{"path": "/3/0/1", "value": "x"}]).name}
 
 
 def _pelion(**args: Any) -> Setup:
@@ -436,6 +444,9 @@ CALLS: list[Call] = [
     Call("mbed-pelion", "put_resource_value", _pelion(path="/3311/0/5850", value="1")),
     Call("mbed-pelion", "subscribe", _pelion(path=UNCACHED)),
     Call("mbed-pelion", "set_notification_rules", _pelion(path=UNCACHED, pmin=10, pmax=120)),
+    Call("mbed-pelion", "get_devices", fixed()),  # issue 20: the device lifecycle
+    Call("mbed-pelion", "suspend_device", _new_pelion_device),
+    Call("mbed-pelion", "resume_device", _new_pelion_device),
     # mbed, the callback
     Call("mbed-callback", "put_callback", lambda w: {"url": w.receiver.url + "/notify"}),
     Call("mbed-callback", "get_callback", _callback),

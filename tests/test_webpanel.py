@@ -20,7 +20,12 @@ from platypush.utils import get_plugin_class_by_name
 
 from platypush_ext.glue import webpanel
 
-ACTIONS = {"pushjet": 12, "mbed": 31, "nikdev": 10, "gett": 20}  # 73 in all (diagnostics on each, status on gett too)
+ACTIONS = {
+    "pushjet": 12,
+    "mbed": 34,
+    "nikdev": 10,
+    "gett": 20,
+}  # 76 in all (diagnostics on each, status on gett too; mbed: get_devices, suspend_device, resume_device)
 
 
 def source_method(cls: type, name: str):

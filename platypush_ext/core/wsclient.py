@@ -17,13 +17,23 @@ import contextlib
 import socket
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import websocket
 from websocket._abnf import ABNF, continuous_frame, frame_buffer
 
-from .errors import AuthError
+from .errors import AuthError, ServiceError, ServiceTLSError
+from .transport import tls_error_text, tls_failure
 
-__all__ = ["MAX_FRAGMENTS", "MAX_MESSAGE", "BoundedWebSocket", "MessageTooLarge", "connect", "handshake_refusal"]
+__all__ = [
+    "MAX_FRAGMENTS",
+    "MAX_MESSAGE",
+    "BoundedWebSocket",
+    "MessageTooLarge",
+    "connect",
+    "handshake_failure",
+    "handshake_refusal",
+]
 
 #: The longest message accepted by default (bytes): far above a Pushjet message
 #: (at most 64 KiB of text) or a batch of mbed notifications.
@@ -150,3 +160,26 @@ def handshake_refusal(exc: BaseException, endpoint: str) -> AuthError | None:
     if status not in (401, 403):
         return None
     return AuthError(f"{endpoint}: HTTP {status}: the credentials were refused", status=status, endpoint=endpoint)
+
+
+def handshake_failure(
+    exc: BaseException,
+    url: str,
+    endpoint: str,
+    tls_name: str | None = None,
+    tls_error: type[ServiceTLSError] = ServiceTLSError,
+) -> ServiceError | None:
+    """What a WebSocket connection that failed says of the server, when it says more than an outage: a
+    refused certificate or TLS handshake (a ``tls_error``, one line naming the host), refused
+    credentials (:func:`handshake_refusal`), else ``None``.
+
+    :param exc: what :func:`connect` raised.
+    :param url: the WebSocket URL.
+    :param endpoint: how a refusal names the request, e.g. ``GET /v2/notification/websocket-connect``.
+    :param tls_name: how a TLS error names it (default: ``endpoint``).
+    :param tls_error: the TLS error's class.
+    """
+    tls = tls_failure(exc)
+    if tls is not None:
+        return tls_error(f"{tls_name or endpoint}: {tls_error_text(urlsplit(url).netloc, tls)}")
+    return handshake_refusal(exc, endpoint)

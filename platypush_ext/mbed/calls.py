@@ -50,6 +50,8 @@ class ResourceRequest:
     :ivar no_resp: ``noResp=true``: the device answers nothing.
     :ivar cache_only: ``cacheOnly=true``: the service's cache, never the device.
     :ivar wait: wait for the device's answer (else the async id is returned at once).
+    :ivar retry: Pelion / Izuma: the device request's ``retry`` (``None``: the service's default).
+    :ivar expiry_seconds: Pelion / Izuma: its ``expiry-seconds`` (``None``: the service's default).
     """
 
     method: str
@@ -63,6 +65,13 @@ class ResourceRequest:
     no_resp: bool = False
     cache_only: bool = False
     wait: bool = True
+    retry: int | None = None
+    expiry_seconds: int | None = None
+
+    def queue_params(self) -> dict[str, str]:
+        """The queueing parameters of ``POST /v2/device-requests`` that are set (``retry``, ``expiry-seconds``)."""
+        given = (("retry", self.retry), ("expiry-seconds", self.expiry_seconds))
+        return {name: str(value) for name, value in given if value is not None}
 
 
 class DeviceCalls:

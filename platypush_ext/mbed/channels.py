@@ -1,4 +1,5 @@
-"""The three ways to consume the account's notification channel (framework-free).
+"""The three ways to consume the notification channel (framework-free): the account's on the Connector,
+the Izuma *application*'s on Pelion / Izuma (shared by all of the application's keys).
 
 * :class:`LongPollChannel` — ``GET /v2/notification/pull`` in a loop (the Connector's default);
 * :class:`CallbackChannel` — a small HTTP receiver on a local port, registered
@@ -208,7 +209,7 @@ class Channel:
             removed = self.client.remove_other_channel(self.name)
             if removed is None:
                 raise
-        logger.warning("mbed %s: removed the account's %s channel (one channel type at a time)", self.name, removed)
+        logger.warning("mbed %s: removed the application's %s channel (one channel type at a time)", self.name, removed)
         try:
             return register()
         except BadRequestError as exc:

@@ -75,6 +75,62 @@ def check_timeout(timeout: Any, default: float) -> float:
     return value
 
 
+#: The published bounds of a device request's ``retry`` and ``expiry-seconds`` (``POST /v2/device-requests``).
+RETRY_BOUNDS, EXPIRY_BOUNDS = (0, 10), (60, 2_592_000)
+
+
+def check_retry(retry: Any) -> int | None:
+    """A device request's ``retry`` (``None``: the service's default, 0, or 2 for a queue-mode device):
+    a whole number from 0 to 10, the transmissions after the first.
+
+    :param retry: the caller's value.
+    """
+    return _bounded("retry", retry, RETRY_BOUNDS, "retries after the first delivery attempt")
+
+
+def check_expiry(expiry_seconds: Any) -> int | None:
+    """A device request's ``expiry-seconds`` (``None``: the service's default, 2 h, or 3 days for a
+    queue-mode device): a whole number of seconds from 60 to 2,592,000 (30 days).
+
+    :param expiry_seconds: the caller's value.
+    """
+    return _bounded("expiry_seconds", expiry_seconds, EXPIRY_BOUNDS, "seconds")
+
+
+def _bounded(name: str, value: Any, bounds: tuple[int, int], unit: str) -> int | None:
+    if value is None:
+        return None
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,9}\s*", value):
+        value, whole = int(value), True
+    if isinstance(value, bool) or not whole or not bounds[0] <= value <= bounds[1]:
+        shown = repr(value) if not isinstance(value, str) else repr(value[:40])
+        raise InvalidArgumentError(
+            f"{name} must be a whole number from {bounds[0]:,} to {bounds[1]:,} ({unit}; the service's bounds), got {shown}"
+        )
+    return int(value)
+
+
+def check_block(category: Any, description: Any) -> dict[str, str]:
+    """The body of ``POST /v3/devices/{id}/suspend`` or ``/resume``: a block ``category`` (a reference of
+    ``/v3/device-block-categories/`` such as ``maintenance``: ``[a-z0-9_]``, at most 32) and an optional
+    ``description`` (at most 2,000 characters).
+
+    :param category: the block category.
+    :param description: why (``None``: none).
+    """
+    if not isinstance(category, str) or not re.fullmatch(r"[a-z0-9_]{1,32}", category):
+        raise InvalidArgumentError(
+            "category must be a block category such as 'maintenance' or 'lost_or_stolen' (a-z, 0-9, _; at most 32)"
+        )
+    body = {"category": category}
+    if description is not None:
+        if not isinstance(description, str) or len(description) > 2000:
+            raise InvalidArgumentError("description must be text of at most 2,000 characters")
+        body["description"] = description
+    return body
+
+
 def check_rules(rules: Any) -> dict[str, float]:
     """Notification rules ``{"pmin", "pmax", "gt", "lt", "st"}`` (numbers; ``None`` values are left out):
     ``pmin`` ≤ ``pmax`` non-negative seconds, ``st`` positive, ``lt`` below ``gt``; at least one."""
@@ -143,6 +199,11 @@ def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
         if paths is not None:
             if isinstance(paths, str):
                 paths = [paths]
+            if isinstance(paths, (list, tuple)) and not paths:
+                raise InvalidArgumentError(
+                    f"pre-subscription rule {index}: resource-path must not be empty "
+                    "(leave it out to match every resource)"
+                )
             if not isinstance(paths, (list, tuple)) or not all(
                 isinstance(p, str) and p.startswith("/") and 0 < len(p) <= 128 and "*" not in p[:-1] for p in paths
             ):

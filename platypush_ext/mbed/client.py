@@ -16,10 +16,9 @@ Platypush plugin does it in its listener::
     client.put_resource_value("node-001", "/3311/0/5850", "1")
     client.stop_long_polling()
 
-Async responses that arrive *before* their ``202`` was processed are kept in a
-small buffer (bounded in size and age), so that race loses nothing. With a
-Pelion / Izuma base URL (or ``api="pelion"``) device requests go through
-``POST /v2/device-requests/{device-id}?async-id=<our id>``, which has no race.
+Async responses that arrive *before* their ``202`` was processed are kept in a small buffer (bounded in
+size and age), so that race loses nothing. With a Pelion / Izuma base URL (or ``api="pelion"``) device
+requests go through ``POST /v2/device-requests/{device-id}?async-id=<our id>``, which has no race.
 """
 
 from __future__ import annotations
@@ -29,25 +28,27 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import websocket
 
-from ..core.errors import InvalidArgumentError, NotFoundError, ServiceConnectionError, ServiceTLSError
+from ..core.errors import InvalidArgumentError, NotFoundError, ServiceConnectionError
 from ..core.http import HttpClient, ServiceClient, Timeouts
 from ..core.retry import RetryPolicy
-from ..core.transport import tls_error_text, tls_failure
-from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, connect, handshake_refusal
+from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, connect, handshake_failure
 from . import models
 from .calls import ChannelGate, DeviceCalls, ResourceRequest
 from .channels import LongPollChannel
 from .checks import (
+    RULES,
     check_api,
+    check_block,
     check_callback,
     check_content_type,
     check_endpoint,
+    check_expiry,
     check_path,
     check_pre_subscriptions,
+    check_retry,
     check_rules,
     check_timeout,
     endpoint_segment,
@@ -79,6 +80,10 @@ class MbedClient(ServiceClient):
     :param async_timeout: default seconds to wait for an async response.
     :param retry: retry policy of idempotent requests.
     :param http: an :class:`~platypush_ext.core.http.HttpClient` to use instead of building one.
+    :param device_retry: Pelion / Izuma: the ``retry`` of every device request that gives none
+        (0-10; ``None``: the service's default).
+    :param device_expiry_seconds: Pelion / Izuma: its ``expiry-seconds`` (60-2,592,000; ``None``:
+        the service's default, 2 h, or 3 days for a queue-mode device).
     """
 
     DEFAULT_TIMEOUTS = Timeouts(5.0, 15.0)
@@ -95,6 +100,8 @@ class MbedClient(ServiceClient):
         async_timeout: float = 20.0,
         retry: RetryPolicy | None = None,
         http: HttpClient | None = None,
+        device_retry: int | None = None,
+        device_expiry_seconds: int | None = None,
     ):
         if not isinstance(api_key, str) or len(api_key) < 4:
             raise InvalidArgumentError("api_key must be the account's access key (a string)")
@@ -110,6 +117,10 @@ class MbedClient(ServiceClient):
         )
         #: the API's dialect: :class:`~platypush_ext.mbed.dialects.Connector` or ``Pelion``
         self.dialect: Dialect = dialect_for(api, self.base_url)
+        #: the default ``retry`` and ``expiry-seconds`` of device requests (``None``: the service's)
+        self.queue_defaults = (check_retry(device_retry), check_expiry(device_expiry_seconds))
+        if self.queue_defaults != (None, None):
+            self.dialect.refuse("queue_options")
         self._api_key = api_key
         self.pull_timeouts = Timeouts(self.http.timeouts.connect, pull_timeout)
         self.async_timeout = check_timeout(async_timeout, 20.0)
@@ -155,12 +166,15 @@ class MbedClient(ServiceClient):
         cache_only: bool = False,
         timeout: float | None = None,
         wait: bool = True,
+        retry: int | None = None,
+        expiry_seconds: int | None = None,
     ) -> AsyncResponse | ResourceValue | str | None:
         """One resource request, its arguments checked, as the dialect sends it; returns the async
         response, a cached value, the async id (``wait=False``) or ``None`` (``noResp``)."""
         started = time.monotonic()
         check_endpoint(endpoint)
         path, limit = check_path(path), check_timeout(timeout, self.async_timeout)
+        retry, expiry_seconds = self.queue_options(retry, expiry_seconds, queued=not (no_resp or cache_only))
         if body is not None:
             content_type = check_content_type(content_type)
         request = ResourceRequest(
@@ -175,8 +189,33 @@ class MbedClient(ServiceClient):
             no_resp=no_resp,
             cache_only=cache_only,
             wait=wait,
+            retry=retry,
+            expiry_seconds=expiry_seconds,
         )
         return self.dialect.resource_call(self.calls, request)
+
+    def queue_options(self, retry: Any, expiry_seconds: Any, queued: bool = True) -> tuple[int | None, int | None]:
+        """The ``retry`` and ``expiry-seconds`` of one device request: the caller's (checked against the
+        published bounds), else the client's defaults. Given ones are refused on the Connector and
+        with ``no_resp`` / ``cache_only`` (``queued=False``: such a request is never queued).
+
+        :param retry: the caller's ``retry`` (``None``: the default).
+        :param expiry_seconds: the caller's ``expiry_seconds`` (``None``: the default).
+        :param queued: whether the request goes through the service's queue.
+        """
+        given = (check_retry(retry), check_expiry(expiry_seconds))
+        if given != (None, None):
+            self.dialect.refuse("queue_options")
+            if not queued:
+                raise InvalidArgumentError(
+                    "retry and expiry_seconds apply to queued device requests, not with no_resp or cache_only"
+                )
+        if not queued:
+            return None, None
+        return (
+            given[0] if given[0] is not None else self.queue_defaults[0],
+            given[1] if given[1] is not None else self.queue_defaults[1],
+        )
 
     # -- versions, limits, endpoints --------------------------------------
 
@@ -211,7 +250,12 @@ class MbedClient(ServiceClient):
         return self.dialect.endpoints(self.http, type, all_states)
 
     def get_devices(
-        self, type: str | None = None, state: str | None = "registered", page_size: int = 100, max_pages: int = 100
+        self,
+        type: str | None = None,
+        state: str | None = "registered",
+        page_size: int = 100,
+        max_pages: int = 100,
+        suspended: bool | None = None,
     ) -> list[dict[str, Any]]:
         """``GET /v3/devices/`` (Pelion / Izuma device directory), following ``after``/``has_more``
         over at most ``max_pages`` pages: the ``DeviceData`` objects as the service sends them.
@@ -220,8 +264,31 @@ class MbedClient(ServiceClient):
         :param state: ``state__eq`` (``None``: every state).
         :param page_size: ``limit`` of one page (2-1000).
         :param max_pages: the most pages read; more gives a :class:`ProtocolError` (a looping ``after``).
+        :param suspended: only suspended devices (``True``: ``lifecycle_status__eq=blocked``) or only
+            the others (``False``); ``None``: both.
         """
-        return read_devices(self.http, type, state, page_size, max_pages)
+        lifecycle = None if suspended is None else ("blocked" if suspended else "enabled")
+        return read_devices(self.http, type, state, page_size, max_pages, lifecycle)
+
+    def suspend_device(self, endpoint: str, category: str = "maintenance", description: str | None = None) -> None:
+        """``POST /v3/devices/{id}/suspend`` (Pelion / Izuma): the device cannot connect until resumed;
+        requests to it fail meanwhile (``429 DEVICE_BLOCKED``).
+
+        :param endpoint: the device id.
+        :param category: the block category (``/v3/device-block-categories/``), e.g. ``maintenance``.
+        :param description: why (at most 2,000 characters).
+        """
+        self._lifecycle("suspend", endpoint, category, description)
+
+    def resume_device(self, endpoint: str, category: str = "maintenance", description: str | None = None) -> None:
+        """``POST /v3/devices/{id}/resume`` (Pelion / Izuma): return a suspended device to service; the
+        arguments as :meth:`suspend_device`'s (``category``: the one it was suspended with)."""
+        self._lifecycle("resume", endpoint, category, description)
+
+    def _lifecycle(self, operation: str, endpoint: str, category: str, description: str | None) -> None:
+        self.dialect.refuse(f"{operation}_device")
+        body = check_block(category, description)
+        self.http.request("POST", f"v3/devices/{endpoint_segment(endpoint)}/{operation}", json_body=body)
 
     def get_resources(self, endpoint: str) -> list[dict[str, Any]]:
         """``GET /v2/endpoints/{ep}``: ``[{"uri", "rt", "obs", "type"}]`` (``obs`` always a boolean)."""
@@ -230,15 +297,33 @@ class MbedClient(ServiceClient):
     # -- resources -----------------------------------------------------------
 
     def get_resource_value(
-        self, endpoint: str, path: str, timeout: float | None = None, cache_only: bool = False, no_resp: bool = False
+        self,
+        endpoint: str,
+        path: str,
+        timeout: float | None = None,
+        cache_only: bool = False,
+        no_resp: bool = False,
+        retry: int | None = None,
+        expiry_seconds: int | None = None,
     ) -> ResourceValue | None:
-        """Read a resource: the cached value (``200``) or the device's answer.
+        """Read a resource: the cached value (``200``) or the device's answer. ``retry`` and
+        ``expiry_seconds`` (Pelion / Izuma) bound how the service queues the request for a device
+        it cannot reach now (see :meth:`queue_options`); so do those of the other device requests.
 
         :return: the value, or ``None`` with ``no_resp`` (nothing comes back).
         :raises DeviceTimeoutError: the device did not answer within ``timeout``.
         :raises DeviceError: the device answered an error status.
         """
-        result = self._device_call("GET", endpoint, path, no_resp=no_resp, cache_only=cache_only, timeout=timeout)
+        result = self._device_call(
+            "GET",
+            endpoint,
+            path,
+            no_resp=no_resp,
+            cache_only=cache_only,
+            timeout=timeout,
+            retry=retry,
+            expiry_seconds=expiry_seconds,
+        )
         if result is None or isinstance(result, ResourceValue):
             return result
         assert isinstance(result, AsyncResponse)
@@ -256,6 +341,8 @@ class MbedClient(ServiceClient):
         timeout: float | None = None,
         no_resp: bool = False,
         wait: bool = True,
+        retry: int | None = None,
+        expiry_seconds: int | None = None,
     ) -> Any:
         """Write a resource: the raw value with ``content_type`` (never JSON-encoded).
 
@@ -272,6 +359,8 @@ class MbedClient(ServiceClient):
             no_resp=no_resp,
             timeout=timeout,
             wait=wait,
+            retry=retry,
+            expiry_seconds=expiry_seconds,
         )
 
     def post_resource(
@@ -283,18 +372,45 @@ class MbedClient(ServiceClient):
         timeout: float | None = None,
         no_resp: bool = False,
         wait: bool = True,
+        retry: int | None = None,
+        expiry_seconds: int | None = None,
     ) -> Any:
         """Execute a resource, passing ``data`` (optional) to the device's function."""
         body = value_bytes(data) if data is not None else b""
         return self._device_call(
-            "POST", endpoint, path, body=body, content_type=content_type, no_resp=no_resp, timeout=timeout, wait=wait
+            "POST",
+            endpoint,
+            path,
+            body=body,
+            content_type=content_type,
+            no_resp=no_resp,
+            timeout=timeout,
+            wait=wait,
+            retry=retry,
+            expiry_seconds=expiry_seconds,
         )
 
     def delete_resource(
-        self, endpoint: str, path: str, timeout: float | None = None, no_resp: bool = False, wait: bool = True
+        self,
+        endpoint: str,
+        path: str,
+        timeout: float | None = None,
+        no_resp: bool = False,
+        wait: bool = True,
+        retry: int | None = None,
+        expiry_seconds: int | None = None,
     ) -> Any:
         """Delete a resource (the device must handle it)."""
-        return self._device_call("DELETE", endpoint, path, no_resp=no_resp, timeout=timeout, wait=wait)
+        return self._device_call(
+            "DELETE",
+            endpoint,
+            path,
+            no_resp=no_resp,
+            timeout=timeout,
+            wait=wait,
+            retry=retry,
+            expiry_seconds=expiry_seconds,
+        )
 
     def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> Any:
         """``DELETE /v2/endpoints/{ep}`` (the original ``deleteEndpoint``; not in the Connector docs).
@@ -325,7 +441,8 @@ class MbedClient(ServiceClient):
         what = f"subscribe {endpoint}{path}"
         started, limit = time.monotonic(), check_timeout(timeout, self.async_timeout)
         if checked is not None:
-            self.set_notification_rules(endpoint, path, timeout=limit, **checked)
+            pmin, pmax, gt, lt, st = (checked.get(k) for k in RULES)
+            self.set_notification_rules(endpoint, path, pmin, pmax, gt, lt, st, timeout=limit)
             limit = max(0.1, limit - (time.monotonic() - started))
             started = time.monotonic()
         url = f"v2/subscriptions/{endpoint_segment(endpoint)}{path_segments(path)}"
@@ -343,6 +460,8 @@ class MbedClient(ServiceClient):
         lt: float | None = None,
         st: float | None = None,
         timeout: float | None = None,
+        retry: int | None = None,
+        expiry_seconds: int | None = None,
     ) -> dict[str, float]:
         """Set a resource's notification rules (Pelion / Izuma: a device request ``PUT`` whose
         ``uri`` carries them, e.g. ``/3303/0/5700?pmax=120``); returns the rules once the
@@ -357,8 +476,18 @@ class MbedClient(ServiceClient):
         rules = check_rules({"pmin": pmin, "pmax": pmax, "gt": gt, "lt": lt, "st": st})
         path, limit = check_path(path), check_timeout(timeout, self.async_timeout)
         self.dialect.refuse("set_notification_rules")
+        retry, expiry_seconds = self.queue_options(retry, expiry_seconds)
         uri = f"{path}?{rules_query(rules)}"
-        request = ResourceRequest("PUT", endpoint, uri, f"rules {endpoint}{uri}", limit, time.monotonic())
+        request = ResourceRequest(
+            "PUT",
+            endpoint,
+            uri,
+            f"rules {endpoint}{uri}",
+            limit,
+            time.monotonic(),
+            retry=retry,
+            expiry_seconds=expiry_seconds,
+        )
         self.dialect.resource_call(self.calls, request)
         return rules
 
@@ -476,13 +605,9 @@ class MbedClient(ServiceClient):
         try:
             return connect(url, timeout, max_message=max_message, **options)
         except (websocket.WebSocketException, OSError) as exc:
-            tls = tls_failure(exc)
-            if tls is not None:
-                text = tls_error_text(urlsplit(url).netloc, tls)
-                raise ServiceTLSError(f"GET /v2/notification/websocket-connect: {text}") from None
-            refused = handshake_refusal(exc, "GET /v2/notification/websocket-connect")
-            if refused is not None:  # the key was refused: not an outage
-                raise refused from None
+            failure = handshake_failure(exc, url, "GET /v2/notification/websocket-connect")
+            if failure is not None:  # the certificate or the key was refused: not an outage
+                raise failure from None
             text = self.redact(f"{type(exc).__name__}: {exc}")
             raise ServiceConnectionError(f"GET /v2/notification/websocket-connect: {text}") from None
 

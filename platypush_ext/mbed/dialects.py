@@ -13,6 +13,8 @@ what it lacks        notification rules                       ``GET /``, ``/rest
                                                               ``/v2/limits``, deregistration
 the long poll        ``noWait=true`` when asked               no ``noWait``
 writing ``""``       sent                                     refused (the API requires a value)
+queued requests      refused (no ``retry``, ``expiry``)       ``retry``, ``expiry-seconds`` sent
+suspension           refused                                  ``/v3/devices/{id}/suspend``, ``resume``
 channel types        any                                      one at a time (``one_channel_type``)
 ===================  =======================================  ============================================
 
@@ -48,7 +50,7 @@ class Dialect(abc.ABC):
 
     #: ``connector`` or ``pelion``: the client's ``api``, as the plugin's status shows it.
     name: ClassVar[str]
-    #: Whether an account has one channel type at a time: a ``400`` when a channel is registered may
+    #: Whether an account (an Izuma application) has one channel type at a time: a ``400`` when a channel is registered may
     #: then mean that a channel of another type holds the account.
     one_channel_type: ClassVar[bool] = False
     #: The client's methods that this API has no operation for: name -> the refusal, in one line.
@@ -106,7 +108,13 @@ class Connector(Dialect):
 
     name = "connector"
     lacks = MappingProxyType(
-        {"set_notification_rules": "notification rules are not part of the Connector API (use api: pelion)"}
+        {
+            "set_notification_rules": "notification rules are not part of the Connector API (use api: pelion)",
+            "queue_options": "retry and expiry_seconds are parameters of Pelion / Izuma device requests "
+            "(POST /v2/device-requests); the Connector API has no request queue (use api: pelion)",
+            "suspend_device": "suspending devices is not part of the Connector API (use api: pelion)",
+            "resume_device": "suspending devices is not part of the Connector API (use api: pelion)",
+        }
     )
 
     def pull_params(self, no_wait: bool) -> dict[str, str] | None:
@@ -201,8 +209,8 @@ def endpoint_request(calls: DeviceCalls, request: ResourceRequest) -> AsyncRespo
 
 
 def device_request(calls: DeviceCalls, request: ResourceRequest) -> AsyncResponse | str:
-    """``POST /v2/device-requests/{ep}?async-id=<our id>`` (Pelion / Izuma): the answer is expected
-    before the request is sent, so that it cannot come too early.
+    """``POST /v2/device-requests/{ep}?async-id=<our id>[&retry=&expiry-seconds=]`` (Pelion / Izuma): the
+    answer is expected before the request is sent, so that it cannot come too early.
 
     :param calls: the client's device calls.
     :param request: the request (its ``path`` may carry notification rules as a query).
@@ -218,7 +226,7 @@ def device_request(calls: DeviceCalls, request: ResourceRequest) -> AsyncRespons
         calls.http.request,
         "POST",
         f"v2/device-requests/{endpoint_segment(request.endpoint)}",
-        params={"async-id": async_id},
+        params={"async-id": async_id, **request.queue_params()},
         json_body=body,
         idempotent=request.method == "GET",
     )
@@ -238,6 +246,7 @@ def read_devices(
     state: str | None = "registered",
     page_size: int = 100,
     max_pages: int = 100,
+    lifecycle_status: str | None = None,
 ) -> list[dict[str, Any]]:
     """``GET /v3/devices/`` (the Pelion / Izuma device directory), following ``after`` / ``has_more``
     over at most ``max_pages`` pages: the ``DeviceData`` objects, checked.
@@ -247,9 +256,12 @@ def read_devices(
     :param state: ``state__eq`` (``None``: every state).
     :param page_size: ``limit`` of one page (2-1000).
     :param max_pages: the most pages read; more is a :class:`ProtocolError` (a looping ``after``).
+    :param lifecycle_status: ``lifecycle_status__eq`` (the 2019-11 file): ``enabled`` or ``blocked``
+        (suspended); ``None``: both.
     """
     params: dict[str, Any] = {"limit": min(1000, max(2, int(page_size))), "order": "ASC"}
-    params.update({k: v for k, v in (("endpoint_type__eq", type), ("state__eq", state)) if v})
+    given = (("endpoint_type__eq", type), ("state__eq", state), ("lifecycle_status__eq", lifecycle_status))
+    params.update({k: v for k, v in given if v})
     devices: list[dict[str, Any]] = []
     for _ in range(max_pages):
         data, has_more = http.request_json("GET", "v3/devices/", params=params, parse=device_page)

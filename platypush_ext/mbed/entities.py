@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,8 @@ class Endpoint:
     queue_mode: bool = False
     reachable: bool = True
     resources: dict[str, Shown] = field(default_factory=dict)
+    suspended: bool = False  # by the operator or the system (Pelion / Izuma): unreachable until resumed
+    left_at: float | None = None  # ``time.monotonic()`` when it de-registered or expired (and is not back)
 
     def entity_id(self, path: str) -> str:
         """The entity id of one of its resources.
@@ -84,6 +87,7 @@ class Fleet:
         with self._lock:
             old = self._endpoints.get(name)
             endpoint = Endpoint(name, label or (old.label if old else name), type, bool(queue_mode))
+            endpoint.suspended = bool(old and old.suspended)
             for resource in resources:
                 path = str(resource.get("path") or resource.get("uri") or "")
                 kind = self.map.kind(path)
@@ -120,7 +124,37 @@ class Fleet:
             if endpoint is None:
                 return None
             endpoint.reachable = reachable
+            endpoint.left_at = None if reachable else (endpoint.left_at or time.monotonic())
             return self._copy(endpoint)
+
+    def set_suspended(self, name: str, suspended: bool) -> Endpoint | None:
+        """A suspension or a return to service: the endpoint (copy) if it changed, else ``None``.
+
+        :param name: the endpoint name.
+        :param suspended: whether it is suspended now.
+        """
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+            if endpoint is None or endpoint.suspended == suspended:
+                return None
+            endpoint.suspended = suspended
+            return self._copy(endpoint)
+
+    def stale(self, left_before: float) -> list[str]:
+        """The endpoints that left before ``left_before`` (``time.monotonic()``) and did not come back.
+
+        :param left_before: the cut-off.
+        """
+        with self._lock:
+            return [e.name for e in self._endpoints.values() if e.left_at is not None and e.left_at < left_before]
+
+    def remove(self, names: Iterable[str]) -> list[Endpoint]:
+        """Forget endpoints; returns those that were there.
+
+        :param names: the endpoint names.
+        """
+        with self._lock:
+            return [e for e in (self._endpoints.pop(n, None) for n in names) if e is not None]
 
     def find(self, entity_id: str) -> tuple[Endpoint, Shown]:
         """The endpoint and resource of an entity id (``<endpoint><path>``).
@@ -174,6 +208,11 @@ class EntitySync:
     :param max_reads: device reads at start-up (default: 100; the rest shows once notified).
     :param read_timeout: seconds one device read may take (default: 10).
     :param publish_interval: the least seconds between two publishes (default: 0.2).
+    :param remove: called with the endpoints that left for good (off the dashboard).
+    :param stale_after: seconds after which an endpoint that de-registered or expired (and is not back)
+        is removed from the fleet and the dashboard (default: 600).
+    :param directory_interval: seconds between two reads of the endpoint list (default: 300; 0: never):
+        suspensions show, endpoints gone from it are removed.
     """
 
     def __init__(
@@ -186,16 +225,25 @@ class EntitySync:
         max_reads: int = 100,
         read_timeout: float = 10.0,
         publish_interval: float = 0.2,
+        remove: Callable[[list[Endpoint]], Any] = lambda endpoints: None,
+        stale_after: float = 600.0,
+        directory_interval: float = 300.0,
     ):
         if concurrency < 1 or max_reads < 0:
             raise InvalidArgumentError(
                 "mbed entities: concurrency must be at least 1 and entities_max_reads at least 0"
             )
+        if stale_after < 0 or directory_interval < 0:
+            raise InvalidArgumentError("mbed: stale_after and directory_interval must be at least 0 seconds")
         self.client, self.fleet, self.publish, self.ready = client, fleet, publish, ready
         self.read_timeout, self._reads_left = float(read_timeout), int(max_reads)
         self._pool = ThreadPoolExecutor(max_workers=int(concurrency), thread_name_prefix="mbed-entities")
         self._lock, self._stopped = threading.Lock(), threading.Event()
-        self.stats = dict.fromkeys(("listings", "subscriptions", "cache_reads", "device_reads", "errors"), 0)
+        self.stats = dict.fromkeys(("listings", "subscriptions", "cache_reads", "device_reads", "errors", "removed"), 0)
+        self.remove, self.stale_after, self.directory_interval = remove, float(stale_after), float(directory_interval)
+        self._next_directory = time.monotonic() + self.directory_interval
+        self._suspended: set[str] = set()  # suspended endpoints, also before their sync added them
+        self._gone: set[str] = set()  # endpoints the last directory read no longer lists
         self.publish_interval = float(publish_interval)
         self._pending: dict[str, Endpoint] = {}
         self._publisher: threading.Thread | None = None
@@ -211,23 +259,96 @@ class EntitySync:
         """
         with self._lock:
             self._pending.update({e.name: e for e in endpoints})
-            if self._publisher is None:
-                self._publisher = threading.Thread(target=self._publish_loop, name="mbed-entities", daemon=True)
-                self._publisher.start()
+            self._start_publisher()
             self._changed.notify()
 
+    def _start_publisher(self) -> None:
+        """Start the publishing thread, once (call with the lock held)."""
+        if self._publisher is None:
+            self._publisher = threading.Thread(target=self._publish_loop, name="mbed-entities", daemon=True)
+            self._publisher.start()
+
     def _publish_loop(self) -> None:
+        """Publishes what changed, and removes what left (:meth:`_sweep`), at most every ``publish_interval`` s."""
         while not self._stopped.is_set():
             with self._lock:
-                while not self._pending and not self._stopped.is_set():
-                    self._changed.wait(1.0)
+                if not self._pending:
+                    self._changed.wait(1.0)  # at least once a second: the sweep
                 endpoints, self._pending = list(self._pending.values()), {}
-            if endpoints:
-                try:
+            try:
+                if endpoints:
                     self.publish(endpoints)
-                except Exception:  # noqa: BLE001 - the next changes are published all the same
-                    logger.exception("mbed entities: could not publish the entities")
+                self._sweep()
+            except Exception:  # noqa: BLE001 - the next changes are published all the same
+                logger.exception("mbed entities: could not publish the entities")
             self._stopped.wait(self.publish_interval)
+
+    def _sweep(self) -> None:
+        """Forget the endpoints that left more than ``stale_after`` s ago or are gone from the list (in
+        the publishing thread: nothing is published for them afterwards); read the list when it is time."""
+        now = time.monotonic()
+        with self._lock:
+            names = set(self.fleet.stale(now - self.stale_after)) | self._gone
+            self._gone = set()
+            names -= set(self._syncing)  # a sync in flight adds it again: its registration is newer
+            for name in names:
+                self._pending.pop(name, None)
+                self._suspended.discard(name)
+            removed = self.fleet.remove(names)
+            self.stats["removed"] += len(removed)
+        if removed:
+            logger.info("mbed entities: %d endpoint(s) left for good: %s", len(removed), one_line(removed[0].label))
+            self.remove(removed)
+        if self.directory_interval > 0 and now >= self._next_directory and not self._stopped.is_set():
+            self._next_directory = now + self.directory_interval
+            self._pool.submit(self._read_directory).add_done_callback(_log_bug)
+
+    def _read_directory(self) -> None:
+        """One read of the endpoint list (Pelion / Izuma: every state): suspensions and departures show,
+        an endpoint that vanished from it while reachable is removed at the next sweep."""
+        try:
+            listed = {ep.get("name"): ep for ep in self.client.get_endpoints(all_states=True)}
+        except ServiceError as exc:
+            self._count("errors")
+            logger.warning("mbed entities: cannot list the endpoints: %s", one_line(exc))
+            return
+        changed, gone = [], set()
+        for endpoint in self.fleet.all():
+            ep = listed.get(endpoint.name)
+            if ep is None:
+                if endpoint.left_at is None:  # gone while it seemed there: now; else after stale_after
+                    gone.add(endpoint.name)
+                continue
+            with self._lock:
+                (self._suspended.add if ep.get("suspended") else self._suspended.discard)(endpoint.name)
+            updated = self.fleet.set_suspended(endpoint.name, bool(ep.get("suspended")))
+            if str(ep.get("status", "")).upper() != "ACTIVE" and endpoint.reachable:
+                updated = self.fleet.set_reachable(endpoint.name, False)
+            if updated is not None:
+                changed.append(updated)
+        with self._lock:
+            self._gone |= gone
+        if changed:
+            self._queue(changed)
+
+    def set_suspended(self, name: str, suspended: bool) -> None:
+        """An endpoint was suspended or returned to service: its entities show it.
+
+        :param name: the endpoint name.
+        :param suspended: whether it is suspended now.
+        """
+        with self._lock:
+            (self._suspended.add if suspended else self._suspended.discard)(name)
+        endpoint = self.fleet.set_suspended(name, suspended)
+        if endpoint is not None:
+            self._queue([endpoint])
+
+    def tracked(self) -> int:
+        """How many endpoints the sync holds in memory (the fleet, pending publishes and syncs, the
+        suspended), for :meth:`~platypush_ext.mbed.plugin.MbedPlugin.status` and churn tests."""
+        with self._lock:
+            names = {e.name for e in self.fleet.all()} | set(self._pending) | set(self._syncing) | self._suspended
+            return len(names)
 
     def _count(self, what: str) -> None:
         with self._lock:
@@ -250,6 +371,11 @@ class EntitySync:
             self._count("errors")
             logger.warning("mbed entities: cannot list the endpoints: %s", one_line(exc))
             return
+        with self._lock:
+            self._start_publisher()  # its sweep runs even if no endpoint shows
+            self._suspended |= {
+                ep["name"] for ep in endpoints if ep.get("suspended") and isinstance(ep.get("name"), str)
+            }
         for ep in endpoints:
             if str(ep.get("status", "ACTIVE")).upper() == "ACTIVE" and isinstance(ep.get("name"), str):
                 self._submit(ep["name"], ep.get("label") or ep["name"], ep.get("type") or "", ep.get("q"), None)
@@ -272,6 +398,7 @@ class EntitySync:
         """The synced endpoint in the fleet, unreachable if it left while its sync waited."""
         with self._lock:
             self.fleet.add(name, label, type, queue_mode, resources)
+            self.fleet.set_suspended(name, name in self._suspended)
             left = self._release(name)
             return self.fleet.set_reachable(name, not left)  # type: ignore[return-value]
 
@@ -309,7 +436,9 @@ class EntitySync:
             if not added:
                 with self._lock:
                     self._release(name)
-        if not endpoint.resources:
+        if not endpoint.resources or endpoint.suspended:  # a suspended device answers nothing
+            if endpoint.resources:
+                self._queue([endpoint])
             return
         self._queue([endpoint])
         for shown in endpoint.resources.values():
@@ -455,9 +584,9 @@ def to_platypush(endpoints: Iterable[Endpoint]) -> list[Any]:
     """
     classes, entities = _entity_classes(), []
     for endpoint in endpoints:
-        parent = classes["Device"](
-            id=endpoint.name, name=endpoint.label, description=endpoint.type or None, reachable=endpoint.reachable
-        )
+        reachable = endpoint.reachable and not endpoint.suspended
+        description = f"{endpoint.type} (suspended)".strip() if endpoint.suspended else endpoint.type or None
+        parent = classes["Device"](id=endpoint.name, name=endpoint.label, description=description, reachable=reachable)
         for shown in endpoint.resources.values():
             cls_name, column, _ = TYPES[shown.kind.type]
             cls = classes[cls_name]
@@ -468,7 +597,7 @@ def to_platypush(endpoints: Iterable[Endpoint]) -> list[Any]:
             child = cls(
                 id=endpoint.entity_id(shown.path),
                 name=kind.name,
-                reachable=endpoint.reachable,
+                reachable=reachable,
                 is_read_only=not kind.writable,
                 data={"endpoint": endpoint.name, "path": shown.path},
                 meta={"icon": {"class": kind.icon}} if kind.icon else {},
@@ -479,3 +608,24 @@ def to_platypush(endpoints: Iterable[Endpoint]) -> list[Any]:
             entities.append(child)
         entities.append(parent)
     return entities
+
+
+def remove_from_platypush(endpoints: Iterable[Endpoint], plugin: str = "mbed") -> int:
+    """Delete the entities of endpoints that left for good from Platypush's database (the Home panel
+    drops them: Platypush posts an ``EntityDeleteEvent`` for each); returns how many were deleted.
+
+    :param endpoints: the endpoints.
+    :param plugin: the plugin whose entities they are.
+    """
+    from platypush.context import get_plugin
+    from platypush.entities import Entity
+
+    ids = [e.name for e in endpoints] + [e.entity_id(path) for e in endpoints for path in e.resources]
+    entities = get_plugin("entities")
+    if entities is None or not ids:
+        return 0
+    with entities._get_session(locked=True) as session:
+        found = [row.id for row in session.query(Entity).filter(Entity.plugin == plugin, Entity.external_id.in_(ids))]
+    if found:
+        entities.delete(*found)
+    return len(found)

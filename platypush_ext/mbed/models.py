@@ -125,6 +125,7 @@ def endpoint_list(body: Any) -> list[dict[str, Any]]:
                 "status": untrusted.text(item.get("status", ""), f"{where}.status"),
                 "q": untrusted.boolean(item.get("q", False), f"{where}.q"),
                 "label": name,
+                "suspended": False,  # the Connector cannot suspend a device
             }
         )
     return found
@@ -140,13 +141,16 @@ def device_page(body: Any) -> tuple[list[dict[str, Any]], bool]:
     for index, device in enumerate(data):
         where = f"data[{index}]"
         device = untrusted.mapping(device, where)
-        checked: dict[str, str | None] = {
+        checked: dict[str, str | bool | None] = {
             "id": untrusted.identifier(
                 untrusted.field(device, "id", f"{where}.id"), f"{where}.id", check_endpoint, ENDPOINT
             )
         }
-        for key in ("state", "endpoint_type", "name", "endpoint_name"):
+        for key in ("state", "endpoint_type", "name", "endpoint_name", "lifecycle_status"):
             checked[key] = untrusted.optional_text(device.get(key), f"{where}.{key}")
+        for key in ("operator_suspended", "system_suspended"):  # the 2019-11 file's lifecycle fields
+            if device.get(key) is not None:
+                checked[key] = untrusted.boolean(device[key], f"{where}.{key}", strings=False)
         devices.append(checked)
     return devices, untrusted.boolean(page.get("has_more", False), "has_more")
 
@@ -160,7 +164,17 @@ def endpoint_of(device: Mapping[str, Any]) -> dict[str, Any]:
         "status": "ACTIVE" if state == "registered" else state.upper(),
         "q": False,  # the directory does not say; registration events carry q
         "label": device.get("name") or device.get("endpoint_name") or device["id"],
+        "suspended": suspended(device),
     }
+
+
+def suspended(device: Mapping[str, Any]) -> bool:
+    """Whether a ``DeviceData`` is suspended (by the operator or the system: ``lifecycle_status: blocked``).
+
+    :param device: the device, as :func:`device_page` checked it.
+    """
+    flags = (device.get("operator_suspended"), device.get("system_suspended"))
+    return any(flag is True for flag in flags) or device.get("lifecycle_status") == "blocked"
 
 
 def resource_list(body: Any) -> list[dict[str, Any]]:
@@ -221,7 +235,7 @@ def websocket_status(body: Any) -> dict[str, Any]:
     """The WebSocket channel's status (Pelion): ``{"queue_size", "status"}``."""
     body = untrusted.mapping(body, "the answer")
     return {
-        "queue_size": untrusted.integer(body.get("queue_size", 0), "queue_size", minimum=0),
+        "queue_size": untrusted.integer(body.get("queue_size", body.get("queueSize", 0)), "queue_size", minimum=0),
         "status": untrusted.text(body.get("status", ""), "status", limit=64),
     }
 

@@ -22,16 +22,22 @@ from ..glue.plugin import ListeningPlugin
 from .channel_actions import CHANNELS, ChannelActions
 from .checks import check_rules
 from .client import MbedClient
-from .entities import EntitySync, Fleet, to_platypush
+from .device_actions import DeviceActions
+from .entities import Endpoint, EntitySync, Fleet, remove_from_platypush, to_platypush
 from .events import EVENT_CLASSES, MbedAuthFailedEvent, MbedConnectedEvent, MbedDisconnectedEvent
 from .ipso import EntityMap
-from .messages import Notification, action_result, parse_message, refused_note
-from .models import ResourceValue
+from .messages import Notification, parse_message, refused_note
 from .receiver import server_tls
 
 
 class MbedPlugin(
-    ChannelActions, ListeningPlugin, RunnablePlugin, SwitchEntityManager, DimmerEntityManager, SensorEntityManager
+    DeviceActions,
+    ChannelActions,
+    ListeningPlugin,
+    RunnablePlugin,
+    SwitchEntityManager,
+    DimmerEntityManager,
+    SensorEntityManager,
 ):
     """
     `mbed Device Connector <https://github.com/ARMmbed/Connector-mDS-REST-API>`_
@@ -96,6 +102,10 @@ class MbedPlugin(
         proxy: str | None = None,
         callback_tls_cert: str | None = None,
         callback_tls_key: str | None = None,
+        device_request_retry: int | None = None,
+        device_request_expiry_seconds: int | None = None,
+        stale_after: float = 600,
+        directory_interval: float = 300,
         **kwargs: Any,
     ):
         """
@@ -138,22 +148,25 @@ class MbedPlugin(
         :param proxy: an HTTP(S) proxy URL, e.g. ``http://proxy:3128`` (default: the environment's).
         :param callback_tls_cert: a certificate (PEM file): the callback receiver speaks HTTPS (Pelion requires it).
         :param callback_tls_key: its private key (PEM file), when it is not in ``callback_tls_cert``.
+        :param device_request_retry: Pelion / Izuma: the ``retry`` of every device request that
+            gives none (0-10; default: the service's, 0, or 2 for a queue-mode device).
+        :param device_request_expiry_seconds: Pelion / Izuma: how long the service keeps a device
+            request for a device it cannot reach (60-2592000; default: the service's, 2 h, or 3 days
+            for a queue-mode device). Both are refused in one line with the Connector API.
+        :param stale_after: seconds after which a device that de-registered or expired (and did not
+            come back) leaves the Home panel and the plugin's memory (default: 600).
+        :param directory_interval: seconds between two reads of the device list, which shows
+            suspensions and removes the devices gone from it (default: 300; 0: never).
         """
         super().__init__(**{"poll_interval": 1, **kwargs})
         if channel not in CHANNELS + ("auto",):
             raise InvalidArgumentError(f"mbed: channel must be one of auto, {', '.join(CHANNELS)}, got {channel!r}")
         self._set_transport("mbed", verify=verify, client_cert=client_cert, client_key=client_key, proxy=proxy)
-        self._open_client(
-            MbedClient,
-            base_url,
-            api_key,
-            api=api,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries=retries,
-            pull_timeout=float(pull_timeout),
-            async_timeout=float(async_timeout),
-        )
+        self._open_client(  # packed: the constructor stays within 50 lines
+            MbedClient, base_url, api_key, api=api, connect_timeout=connect_timeout, read_timeout=read_timeout,
+            retries=retries, pull_timeout=float(pull_timeout), async_timeout=float(async_timeout),
+            device_retry=device_request_retry, device_expiry_seconds=device_request_expiry_seconds,
+        )  # fmt: skip
         callback = dict(bind=callback_bind, port=int(callback_port), public_url=callback_url)
         callback["tls"] = server_tls(callback_tls_cert, callback_tls_key)
         channel = self._open_channel(channel, {**callback, "max_body": int(callback_max_body)})
@@ -161,7 +174,8 @@ class MbedPlugin(
         self._open_inbox("mbed", self._journaled_events, keep_posted=2000)  # every NotificationMessage
         events = (MbedConnectedEvent, MbedDisconnectedEvent, MbedAuthFailedEvent)  # up, down, key refused
         self._availability = self._track_availability(f"mbed channel ({channel}) at", *events, channel=channel)
-        self._sync = self._entity_sync_for(entities, int(entities_max_reads)) if entities_enabled else None
+        churn = {"stale_after": float(stale_after), "directory_interval": float(directory_interval)}
+        self._sync = self._entity_sync_for(entities, int(entities_max_reads), churn) if entities_enabled else None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> MbedPlugin:
         # An entity manager registers itself in Platypush's Redis when it is created; without
@@ -267,8 +281,6 @@ class MbedPlugin(
         if self._sync is not None and self.should_stop():
             self._sync.stop()
 
-    _async_result = staticmethod(action_result)
-
     # -- actions: service --------------------------------------------------------
 
     @action
@@ -323,135 +335,6 @@ class MbedPlugin(
         """
         return self._client.get_resources(endpoint)
 
-    # -- actions: resources ---------------------------------------------------
-
-    @action
-    def get_resource_value(
-        self,
-        endpoint: str,
-        path: str,
-        timeout: float | None = None,
-        cache_only: bool = False,
-        no_resp: bool = False,
-        details: bool = False,
-    ) -> Any:
-        """
-        Read a resource's value: from the service's cache when it is fresh,
-        otherwise from the device (waiting for its answer).
-
-        :param endpoint: the endpoint name, e.g. ``node-001``.
-        :param path: the resource path, e.g. ``/3303/0/5700``.
-        :param timeout: seconds to wait for the device (default: ``async_timeout``; at most 55).
-        :param cache_only: only answer from the cache (an error when nothing is cached).
-        :param no_resp: send a non-confirmable request; nothing comes back (returns ``null``).
-        :param details: return an object with the content type and origin instead of the bare value.
-        :return: the value, text for textual content types and base64 otherwise,
-            e.g. ``"21.5"``; with ``details``: ``{"endpoint": "node-001",
-            "path": "/3303/0/5700", "value": "21.5", "content_type": "text/plain",
-            "encoding": "text", "max_age": 60, "from_cache": false}``
-        """
-        value: ResourceValue | None = self._client.get_resource_value(
-            endpoint, path, timeout=timeout, cache_only=bool(cache_only), no_resp=bool(no_resp)
-        )
-        if value is None:
-            return None
-        return value.to_dict() if details else value.value
-
-    @action
-    def put_resource_value(
-        self,
-        endpoint: str,
-        path: str,
-        value: Any,
-        content_type: str = "text/plain",
-        timeout: float | None = None,
-        no_resp: bool = False,
-        wait: bool = True,
-    ) -> dict[str, Any]:
-        """
-        Write a resource's value (sent raw with ``content_type``, never JSON-encoded).
-
-        :param endpoint: the endpoint name.
-        :param path: the resource path, e.g. ``/3311/0/5850``.
-        :param value: the value (text or number).
-        :param content_type: its content type (default: ``text/plain``).
-        :param timeout: seconds to wait for the device (default: ``async_timeout``).
-        :param no_resp: non-confirmable request, no answer.
-        :param wait: wait for the device's answer (default); ``false`` returns the
-            async id at once (the result comes as an ``MbedAsyncResponseEvent``).
-        :return: ``{"status": 200}``, ``{"async_id": "..."}`` or ``{"status": 204, "no_resp": true}``
-        """
-        return self._async_result(
-            self._client.put_resource_value(
-                endpoint,
-                path,
-                value,
-                content_type=content_type,
-                timeout=timeout,
-                no_resp=bool(no_resp),
-                wait=bool(wait),
-            )
-        )
-
-    @action
-    def post_resource(
-        self,
-        endpoint: str,
-        path: str,
-        data: Any | None = None,
-        content_type: str = "text/plain",
-        timeout: float | None = None,
-        no_resp: bool = False,
-        wait: bool = True,
-    ) -> dict[str, Any]:
-        """
-        Execute a resource (``POST``), passing ``data`` to the device's function.
-
-        :param endpoint: the endpoint name.
-        :param path: the resource path, e.g. ``/3311/0/5800``.
-        :param data: what to pass to the function (optional).
-        :param content_type: its content type (default: ``text/plain``).
-        :param timeout: seconds to wait for the device.
-        :param no_resp: non-confirmable request, no answer.
-        :param wait: wait for the device's answer (default), or return the async id.
-        :return: ``{"status": 200}`` (plus ``value`` if the device returned one), or ``{"async_id": "..."}``
-        """
-        return self._async_result(
-            self._client.post_resource(
-                endpoint, path, data, content_type=content_type, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait)
-            )
-        )
-
-    @action
-    def delete_resource(
-        self, endpoint: str, path: str, timeout: float | None = None, no_resp: bool = False, wait: bool = True
-    ) -> dict[str, Any]:
-        """
-        Delete a resource (the device must handle it).
-
-        :param endpoint: the endpoint name.
-        :param path: the resource path.
-        :param timeout: seconds to wait for the device.
-        :param no_resp: non-confirmable request, no answer.
-        :param wait: wait for the device's answer (default), or return the async id.
-        :return: ``{"status": 200}`` or ``{"async_id": "..."}``
-        """
-        return self._async_result(
-            self._client.delete_resource(endpoint, path, timeout=timeout, no_resp=bool(no_resp), wait=bool(wait))
-        )
-
-    @action
-    def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> dict[str, Any]:
-        """
-        Delete an endpoint (``DELETE /v2/endpoints/{endpoint}``, as the original library's ``deleteEndpoint``).
-
-        :param endpoint: the endpoint name.
-        :param timeout: seconds to wait for the answer.
-        :param wait: wait for the answer (default), or return the async id.
-        :return: ``{"status": 200}`` or ``{"async_id": "..."}``
-        """
-        return self._async_result(self._client.delete_endpoint(endpoint, timeout=timeout, wait=bool(wait)))
-
     # -- actions: subscriptions -------------------------------------------------
 
     @action
@@ -473,37 +356,6 @@ class MbedPlugin(
         if rules is not None:
             result["rules"] = check_rules(rules)
         return result
-
-    @action
-    def set_notification_rules(
-        self,
-        endpoint: str,
-        path: str,
-        pmin: float | None = None,
-        pmax: float | None = None,
-        gt: float | None = None,
-        lt: float | None = None,
-        st: float | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """
-        Set when a subscribed resource notifies (LwM2M write attributes; Pelion / Izuma only,
-        the Connector API has none). Give at least one rule; the device applies them.
-
-        :param endpoint: the endpoint (device id).
-        :param path: the resource path, e.g. ``/3303/0/5700``.
-        :param pmin: at least this many seconds between two notifications.
-        :param pmax: a notification at least every this many seconds, even without a change.
-        :param gt: notify when the value is above this.
-        :param lt: notify when the value is below this (below ``gt``).
-        :param st: notify when the value moved at least this much since the last notification.
-        :param timeout: seconds to wait for the device to accept.
-        :return: ``{"rules": {"pmin": 10, "pmax": 120}}``
-        """
-        rules = self._client.set_notification_rules(
-            endpoint, path, pmin=pmin, pmax=pmax, gt=gt, lt=lt, st=st, timeout=timeout
-        )
-        return {"rules": rules}
 
     @action
     def unsubscribe(self, endpoint: str, path: str) -> dict[str, Any]:
@@ -591,14 +443,15 @@ class MbedPlugin(
             "dropped": 1, "recent_drops": [{"id": 41, "element": "notifications[2]", "source":
             "long_poll", "reason": "max-age: expected a whole, finite number (got inf)"}],
             "journal": {"pending": 0, "posted": 3, "dropped": 1, "duplicates": 0}, "entities":
-            {"endpoints": 5, "listings": 5, "subscriptions": 13, "cache_reads": 13, "device_reads": 13,
-            "errors": 0}}``
+            {"endpoints": 5, "tracked": 5, "listings": 5, "subscriptions": 13, "cache_reads": 13,
+            "device_reads": 13, "errors": 0, "removed": 0}}``
             (``dropped``: the malformed elements and unreadable messages the service ever sent, each
             dropped with one log line; ``recent_drops``: the newest 5, ``element`` ``null`` for a
             whole message; ``journal`` counts NotificationMessages; ``duplicates``: deliveries beyond
             a message's first; ``channel_error``: why the channel ended on its own, e.g. another
             channel type that could not be removed; ``entities``: the shown endpoints and the
-            requests made for them, ``null`` when disabled)
+            requests made for them, ``tracked`` every endpoint held in memory, ``removed`` those that left
+            for good (``stale_after``), ``null`` when disabled)
         """
         return {
             "base_url": self._client.base_url,
@@ -630,12 +483,35 @@ class MbedPlugin(
         endpoints = self._sync.fleet.all()
         if endpoints:
             self.publish_entities(endpoints)
-        return {"endpoints": len(endpoints), **self._sync.stats}
+        return {"endpoints": len(endpoints), "tracked": self._sync.tracked(), **self._sync.stats}
 
-    def _entity_sync_for(self, entities: Mapping[str, Mapping[str, Any]] | None, max_reads: int) -> EntitySync:
+    def _entity_sync_for(
+        self, entities: Mapping[str, Mapping[str, Any]] | None, max_reads: int, churn: Mapping[str, float]
+    ) -> EntitySync:
         fleet = Fleet(EntityMap(entities))
         ready = lambda: bool(self._availability.up)  # noqa: E731 - device answers come through the channel
-        return EntitySync(self._client, fleet, self.publish_entities, ready, self.ENTITIES_CONCURRENCY, max_reads)
+        return EntitySync(
+            self._client,
+            fleet,
+            self.publish_entities,
+            ready,
+            self.ENTITIES_CONCURRENCY,
+            max_reads,
+            remove=self._remove_entities,
+            **churn,
+        )
+
+    def _remove_entities(self, endpoints: list[Endpoint]) -> None:
+        """Endpoints that left for good: off the Home panel (a failure is one log line).
+
+        :param endpoints: the endpoints.
+        """
+        try:
+            remove_from_platypush(endpoints)
+        except Exception as exc:  # noqa: BLE001 - no database (a script), or it is busy: the next start forgets them
+            self.logger.warning(
+                "mbed: could not remove %d endpoint(s) from the entities: %s", len(endpoints), one_line(exc)
+            )
 
     def _entity_sync(self) -> EntitySync:
         if self._sync is None:

@@ -31,8 +31,7 @@ import websocket
 from ..core import untrusted
 from ..core.errors import InvalidArgumentError, ProtocolError, ServiceError, ServiceTLSError
 from ..core.text import one_line
-from ..core.transport import tls_error_text, tls_failure
-from ..core.wsclient import MAX_MESSAGE, MessageTooLarge, handshake_refusal
+from ..core.wsclient import MAX_MESSAGE, MessageTooLarge, handshake_failure
 from ..core.wsclient import connect as ws_connect
 from .client import Message, check_uuid
 
@@ -155,13 +154,10 @@ class RealtimeChannel:
                 frames.skip_utf8_validation = True
             ws.send(self.device)  # the first text frame: who we are
         except (websocket.WebSocketException, OSError, ValueError) as exc:
-            tls = tls_failure(exc)
-            if tls is not None:
-                host = urlsplit(self.url).netloc
-                raise RealtimeTLSError(f"Pushjet connector {self.url}: {tls_error_text(host, tls)}") from None
-            refused = handshake_refusal(exc, f"GET {urlsplit(self.url).path or '/'}")  # e.g. a proxy's basic auth
-            if refused is not None:
-                raise refused from None
+            endpoint = f"GET {urlsplit(self.url).path or '/'}"  # refused: e.g. a proxy's basic auth
+            failure = handshake_failure(exc, self.url, endpoint, f"Pushjet connector {self.url}", RealtimeTLSError)
+            if failure is not None:
+                raise failure from None
             raise RealtimeError(f"cannot reach the Pushjet connector {self.url} ({one_line(exc)})") from None
         with self._lock:
             if self._closed:

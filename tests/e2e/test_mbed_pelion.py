@@ -22,7 +22,8 @@ LEVEL = "/3311/0/5851"  # where the hook writes what it saw: the sandbox keeps e
 def env(launch):
     mbed = start()  # Pelion mode, every exchange recorded
     config = {
-        "mbed": {"base_url": mbed.base_url, "api_key": KEY, "api": "pelion", "async_timeout": 10},
+        "mbed": {"base_url": mbed.base_url, "api_key": KEY, "api": "pelion", "async_timeout": 10, "stale_after": 1},
+        "entities": {},
         "event.hook.PelionHotSensor": {
             "if": {"type": NOTIFICATION, "endpoint": {"$eq": SENSOR}, "value": {"$regex": "^3[0-9]"}},
             "then": [
@@ -106,6 +107,51 @@ def test_rules_shape_the_notifications_and_the_hook_fires_only_on_its_match(env)
     bad = pp.execute("mbed.set_notification_rules", endpoint=SENSOR, path=TEMP, pmin=10, pmax=5)
     assert "pmin must not exceed pmax" in bad["errors"][0]
     assert hook_writes(mbed)[0] == "31" and "26" not in hook_writes(mbed)
+
+
+def device_request_queries(mbed) -> list[dict[str, str]]:
+    """The queries of the device requests, without their async ids."""
+    return [
+        {k: v for k, v in e.query.items() if k != "async-id"}
+        for e in mbed.exchanges
+        if e.method == "POST" and e.path.startswith("/v2/device-requests/")
+    ]
+
+
+def test_queued_device_commands_carry_retry_and_expiry_through_execute(env):
+    pp, mbed = env["platypush"], env["mbed"]
+    args = {"endpoint": NODE, "path": "/3311/0/5850", "value": 1}
+    assert pp.run("mbed.put_resource_value", **args, expiry_seconds=7200, retry=3) == {"status": 200}
+    assert device_request_queries(mbed)[-1] == {"retry": "3", "expiry-seconds": "7200"}
+    assert pp.run("mbed.get_resource_value", endpoint=NODE, path="/3/0/1", retry=0, expiry_seconds=60) == "Mbed"
+    assert device_request_queries(mbed)[-1] == {"retry": "0", "expiry-seconds": "60"}
+    sent = len(device_request_queries(mbed))
+    for bad, text in (
+        ({"retry": 11}, "retry must be a whole number from 0 to 10"),
+        ({"expiry_seconds": 30}, "from 60"),
+    ):
+        errors = pp.execute("mbed.put_resource_value", **args, **bad)["errors"]
+        assert len(errors) == 1 and text in errors[0] and "\n" not in errors[0] and KEY not in errors[0]
+    assert len(device_request_queries(mbed)) == sent  # refused before anything was sent
+
+
+def mbed_entities(pp) -> dict[str, dict]:
+    return {e["external_id"]: e for e in pp.run("entities.get", plugins=["mbed"])}
+
+
+def test_suspended_devices_are_unreachable_and_departed_ones_leave_the_home_panel(env):
+    pp, mbed = env["platypush"], env["mbed"]
+    mbed.add_device("brief-001", "Sensor", resources=[{"path": "/3303/0/5700", "value": "20.5"}])
+    brief = mbed.device_id("brief-001")
+    wait_until(lambda: mbed_entities(pp).get(brief, {}).get("reachable") is True, timeout=20)
+    assert pp.run("mbed.suspend_device", endpoint=brief, description="e2e") == {"endpoint": brief, "suspended": True}
+    wait_until(lambda: mbed_entities(pp)[brief]["reachable"] is False, timeout=20)
+    assert {e["name"]: e["suspended"] for e in pp.run("mbed.get_endpoints")}[brief] is True
+    pp.run("mbed.resume_device", endpoint=brief)
+    wait_until(lambda: mbed_entities(pp)[brief]["reachable"] is True, timeout=20)
+    mbed.deregister(brief)  # and it does not come back: gone from the panel after stale_after (1 s)
+    wait_until(lambda: not any(k.startswith(brief) for k in mbed_entities(pp)), timeout=20)
+    assert pp.run("mbed.status")["entities"]["removed"] >= 1
 
 
 def test_every_exchange_of_the_module_conforms_to_the_published_api(env):

@@ -1,8 +1,12 @@
-"""Checks recorded HTTP exchanges against the published Pelion Device Management OpenAPI file.
+"""Checks recorded HTTP exchanges against the published Pelion Device Management OpenAPI files.
 
-``specs/pelion_dm_public_openapi.yaml`` is an unmodified copy of the upstream file (see
-``/work/shared/protocols/specs/README.md``: PelionIoT/mbed-cloud-sdk-python, commit 8e7202d,
-Swagger 2.0, ``info.version`` "3"). For each exchange (``platypush_ext.sandbox.mbed.Exchange``):
+``specs/pelion_dm_public_openapi.yaml`` (2019-06: PelionIoT/mbed-cloud-sdk-python, commit 8e7202d) and
+``specs/pelion_dm_public_openapi_2019-11.yaml`` (the newest published copy: PelionIoT/mbed-cloud-sdk-java,
+commit 244f5eab) are unmodified copies of the upstream files (``/work/shared/protocols/specs/README.md``;
+both Swagger 2.0, ``info.version`` "3"). The reference is the two merged, the later one winning: each
+path of the 2019-11 file replaces the 2019-06 one whole (its operations, parameters and responses),
+each definition likewise; what only the older file has stays (``docs/mbed.md`` lists the differences
+that matter). For each exchange (``platypush_ext.sandbox.mbed.Exchange``):
 
 * the path matches a path template of the file and the method is one of its operations;
 * every query parameter is declared for the operation (``in: query``), with its type, pattern
@@ -32,7 +36,9 @@ from typing import Any
 
 import yaml
 
-SPEC_PATH = Path(__file__).parent / "specs" / "pelion_dm_public_openapi.yaml"
+SPECS = Path(__file__).parent / "specs"
+#: The files, oldest first: where they disagree, the later one wins.
+SPEC_PATHS = (SPECS / "pelion_dm_public_openapi.yaml", SPECS / "pelion_dm_public_openapi_2019-11.yaml")
 TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
     "array": (list,),
@@ -43,10 +49,23 @@ TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def load(path: Path) -> dict[str, Any]:
+    """One file, as published."""
+    with path.open() as f:
+        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 @functools.lru_cache(maxsize=1)
 def spec() -> dict[str, Any]:
-    with SPEC_PATH.open() as f:
-        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """The files of :data:`SPEC_PATHS` merged, a later one's paths and definitions replacing an earlier one's."""
+    merged: dict[str, Any] = {"paths": {}, "definitions": {}}
+    for path in SPEC_PATHS:
+        published = load(path)
+        merged.update({k: v for k, v in published.items() if k not in ("paths", "definitions")})
+        merged["paths"].update(published["paths"])
+        merged["definitions"].update(published.get("definitions", {}))
+    return merged
 
 
 def api_version() -> str:

@@ -71,7 +71,14 @@ def test_versions_limits_endpoints(client: MbedClient) -> None:
     names = [e["name"] for e in client.get_endpoints()]
     assert names == ["node-001", "temp-sensor-01", "queue-node-01"]
     assert client.get_endpoints(type="QueueModeNode") == [
-        {"name": "queue-node-01", "type": "QueueModeNode", "status": "ACTIVE", "q": True, "label": "queue-node-01"}
+        {
+            "name": "queue-node-01",
+            "type": "QueueModeNode",
+            "status": "ACTIVE",
+            "q": True,
+            "label": "queue-node-01",
+            "suspended": False,
+        }
     ]
     resources = client.get_resources("temp-sensor-01")
     assert resources[0] == {"uri": "/3303/0/5700", "rt": "5700", "obs": True, "type": "text/plain"}
@@ -611,7 +618,14 @@ def test_answers_are_checked_field_by_field(
 def test_the_answer_to_a_listing_holds_only_its_checked_fields(client: MbedClient, server: MbedServer) -> None:
     server.faults.add("body", path="/v2/endpoints/node-001", pointer="/0/script", op="add", value="<b>x</b>")
     server.faults.add("body", path="/v2/endpoints", pointer="/0/extra", op="add", value={"deep": [1]})
-    assert set(client.get_endpoints()[0]) == {"name", "type", "status", "q", "label"}  # was passed on as it came
+    assert set(client.get_endpoints()[0]) == {
+        "name",
+        "type",
+        "status",
+        "q",
+        "label",
+        "suspended",
+    }  # was passed on as it came
     assert {"uri", "rt", "obs", "type"} == set(client.get_resources("node-001")[0])
 
 

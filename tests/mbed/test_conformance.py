@@ -23,6 +23,10 @@ GOOD_PAGE = {
 }
 
 
+JSON_GET = {"request_type": "application/json", "request_body": b'{"method": "GET", "uri": "/3/0/1"}'}
+BLOCK = {"request_type": "application/json", "request_body": b'{"category": "maintenance", "description": "x"}'}
+
+
 def exchange(method: str, path: str, status: int, body: Any = b"", **fields: Any) -> Exchange:
     """An exchange with a JSON (or raw) response body."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -40,9 +44,13 @@ def exchange(method: str, path: str, status: int, body: Any = b"", **fields: Any
     )
 
 
-def test_the_file_is_the_published_version_3() -> None:
+def test_the_files_are_the_published_version_3() -> None:
     assert openapi_check.api_version() == "3"
     assert openapi_check.spec()["swagger"] == "2.0"
+    older, newer = (openapi_check.load(path) for path in openapi_check.SPEC_PATHS)
+    assert (len(older["paths"]), len(newer["paths"])) == (149, 184)
+    assert "/v3/devices/{id}/suspend" in openapi_check.spec()["paths"]  # the later file's
+    assert "/v3/firmware-images/" in openapi_check.spec()["paths"]  # only the older one has it: kept
 
 
 GOOD = [
@@ -69,6 +77,44 @@ GOOD = [
     exchange("GET", f"/v2/endpoints/{DEVICE}/3303/0/5700", 205),
     exchange("GET", "/v2/notification/websocket-connect", 101),
     exchange("MESSAGE", "websocket", 0, {"registrations": [{"ep": DEVICE, "original-ep": "n", "q": False}]}),
+    # what the 2019-11 file adds
+    exchange("GET", "/v2/notification/websocket-connect", 401, b""),
+    exchange("GET", "/v2/notification/websocket-connect", 400, b""),
+    exchange(
+        "POST",
+        f"/v2/device-requests/{DEVICE}",
+        202,
+        query={"async-id": "a", "retry": "3", "expiry-seconds": "7200"},
+        **JSON_GET,
+    ),
+    exchange(
+        "POST",
+        f"/v2/device-requests/{DEVICE}",
+        202,
+        query={"async-id": "a", "retry": "0", "expiry-seconds": "60"},
+        **JSON_GET,
+    ),
+    exchange(
+        "GET",
+        "/v3/devices/",
+        200,
+        GOOD_PAGE,
+        query={"lifecycle_status__eq": "blocked", "operator_suspended__eq": "true"},
+    ),
+    exchange(
+        "GET",
+        "/v3/devices/",
+        200,
+        {
+            **GOOD_PAGE,
+            "data": [
+                {"id": DEVICE, "lifecycle_status": "blocked", "operator_suspended": True, "system_suspended": False}
+            ],
+        },
+    ),
+    exchange("POST", f"/v3/devices/{DEVICE}/suspend", 204, **BLOCK),
+    exchange("POST", f"/v3/devices/{DEVICE}/resume", 204, **BLOCK),
+    exchange("PUT", "/v2/notification/websocket", 201, {"queue_size": 0, "status": "disconnected"}),
 ]
 
 
@@ -124,8 +170,25 @@ BAD = [
         "'text/plain' is not one of",
     ),
     (exchange("PUT", "/v2/notification/websocket", 201, b"", response_type="application/json"), "no body"),
-    (exchange("PUT", "/v2/notification/websocket", 201, {"queueSize": 0, "status": "asleep"}), "is not one of"),
-    (exchange("PUT", "/v2/notification/websocket", 201, {"queueSize": True}), "expected integer"),
+    (exchange("PUT", "/v2/notification/websocket", 201, {"queue_size": 0, "status": "asleep"}), "is not one of"),
+    (exchange("PUT", "/v2/notification/websocket", 201, {"queue_size": True}), "expected integer"),
+    # where the 2019-11 file differs from the 2019-06 one, it wins
+    (exchange("PUT", "/v2/notification/websocket", 201, {"queueSize": 0}), "undeclared property 'queueSize'"),
+    (exchange("GET", f"/v2/endpoints/{DEVICE}/3303/0/5700", 412, b""), "status 412 is not listed"),
+    (exchange("PUT", f"/v2/subscriptions/{DEVICE}/3303/0/5700", 504, b""), "status 504 is not listed"),
+    (exchange("GET", "/v3/devices/", 200, GOOD_PAGE, query={"filter": "state=registered"}), "undeclared parameter"),
+    (
+        exchange("POST", f"/v2/device-requests/{DEVICE}", 202, query={"async-id": "a", "retry": "11"}, **JSON_GET),
+        "retry: 11 is out of bounds",
+    ),
+    (
+        exchange(
+            "POST", f"/v2/device-requests/{DEVICE}", 202, query={"async-id": "a", "expiry-seconds": "59"}, **JSON_GET
+        ),
+        "expiry-seconds: 59 is out of bounds",
+    ),
+    (exchange("POST", f"/v3/devices/{DEVICE}/suspend", 204), "required body is missing"),
+    (exchange("POST", f"/v3/devices/{DEVICE}/resume", 200, b"", **BLOCK), "status 200 is not listed"),
     (exchange("GET", "/v2/subscriptions", 200, [{"resource-path": []}]), "fewer than 1 items"),
     (exchange("GET", "/v2/notification/callback", 200, {"url": None}), "null is not allowed"),
     (exchange("MESSAGE", "callback", 0, {"async-responses": [{"id": "a", "max-age": 0}]}), "max-age: expected string"),

@@ -69,7 +69,14 @@ def test_devices_are_discovered_through_every_page_of_the_directory(pelion: Mbed
     ]
     first = listed[0]
     assert set(first) >= {"name", "type", "status", "q", "label"} and len(first["name"]) == 32
-    assert first == {"name": NODE, "type": "Light", "status": "ACTIVE", "q": False, "label": "node-001"}
+    assert first == {
+        "name": NODE,
+        "type": "Light",
+        "status": "ACTIVE",
+        "q": False,
+        "label": "node-001",
+        "suspended": False,
+    }
     assert [e["label"] for e in client.get_endpoints(type="Extra")] == ["extra-0", "extra-1", "extra-2"]
     everything = client.get_endpoints(all_states=True)
     assert {e["label"]: e["status"] for e in everything}["extra-3"] == "DEREGISTERED" and len(everything) == 7

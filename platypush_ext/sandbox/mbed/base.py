@@ -3,10 +3,12 @@ and background threads, the error answers of both dialects, the recorded exchang
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..core import Request, Response, SandboxServer, json_response, text_response
 
@@ -80,7 +82,13 @@ class MbedBase(SandboxServer):
     #: with ``record``: one :class:`Exchange` per API request
     exchanges: list[Exchange] | None
 
+    #: service seconds → real seconds (queued requests' ``expiry-seconds``; ``0.01`` in tests)
+    time_scale: float
+    #: the least seconds between a device request's ``202`` and the device's answer (a network round trip)
+    round_trip: float
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self._after = threading.local()  # what runs once the current request's answer is written
         self._cond = threading.Condition(threading.RLock())
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -90,6 +98,31 @@ class MbedBase(SandboxServer):
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def after_response(self, job: Callable[[], None]) -> None:
+        """Run ``job`` once the answer of the request being handled is written (a device's answer
+        comes a round trip after the ``202``, never before it); outside a request, in a new thread.
+
+        :param job: what to run.
+        """
+        pending: list[Callable[[], None]] | None = getattr(self._after, "jobs", None)
+        if pending is None:
+            threading.Thread(target=job, name="mbed-answer", daemon=True).start()
+        else:
+            pending.append(job)
+
+    def _handle(self, handler: Any) -> None:
+        """Serve one request (paths normalised: ``//`` is ``/``, as the service's front end does), then
+        run what waits for its answer to be written (:meth:`after_response`)."""
+        target, sep, query = handler.path.partition("?")
+        handler.path = re.sub(r"/{2,}", "/", target) + sep + query
+        self._after.jobs = []
+        try:
+            super()._handle(handler)
+        finally:
+            jobs, self._after.jobs = self._after.jobs, None
+            for job in jobs:
+                job()
 
     def _authorized(self, request: Request) -> bool:
         return not self.credentials_revoked and request.headers.get("Authorization", "") == f"Bearer {self.api_key}"

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from urllib.parse import unquote
 
 from ..core import Request, Response, json_response
-from .devices import MbedDevices
 from .fleets import fleet_named, simulated
+from .queued import MbedQueue
 
 #: A route of the control API: method, path pattern, handler (its errors answered as ``{"error"}``).
 ControlRoute = tuple[str, str, Callable[[Request], Response]]
 
 
-class MbedControl(MbedDevices):
+class MbedControl(MbedQueue):
     """The ``/_sandbox/`` routes: devices, their values and behaviour, raw messages, settings."""
 
     def _control_routes(self) -> list[ControlRoute]:
@@ -133,16 +133,25 @@ class MbedControl(MbedDevices):
                     "race": self.race,
                     "pull_timeout": self.pull_timeout,
                     "callback_deliveries": self.callback_deliveries[-50:],
+                    **self.queue_state(),
                 }
             )
 
     def _ctl_config(self, request: Request) -> Response:
         spec = request.json() or {}
-        unknown = set(spec) - {"race", "pull_timeout"}
+        unknown = set(spec) - {"race", "pull_timeout", "time_scale", "round_trip"}
         if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; use race, pull_timeout")
+            raise ValueError(f"unknown settings {sorted(unknown)}; use race, pull_timeout, time_scale, round_trip")
+        if "round_trip" in spec:
+            self.round_trip = max(0.0, float(spec["round_trip"]))
+        if "time_scale" in spec:
+            scale = float(spec["time_scale"])
+            if not 0 < scale <= 1:
+                raise ValueError("time_scale must be above 0 and at most 1")
+            self.time_scale = scale
         if "race" in spec:
             self.race = bool(spec["race"])
         if "pull_timeout" in spec:
             self.pull_timeout = float(spec["pull_timeout"])
-        return json_response({"race": self.race, "pull_timeout": self.pull_timeout})
+        settings = ("race", "pull_timeout", "time_scale", "round_trip")
+        return json_response({name: getattr(self, name) for name in settings})

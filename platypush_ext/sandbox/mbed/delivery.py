@@ -280,7 +280,8 @@ class MbedDelivery(MbedBase):
 
     def _ws_status(self) -> dict[str, Any]:
         return {
-            "queueSize": len(self._events) if self.channel == "websocket" else 0,
+            # the 2019-11 file's name (the 2019-06 one had queueSize, kept by the Connector mode)
+            ("queue_size" if self.pelion else "queueSize"): len(self._events) if self.channel == "websocket" else 0,
             "status": "connected" if self._ws_generation and self._ws_connected else "disconnected",
         }
 

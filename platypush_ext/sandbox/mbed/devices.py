@@ -5,9 +5,12 @@ fleets they come in (:mod:`.fleets`)."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import heapq
+import itertools
+import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +18,8 @@ from typing import Any
 
 from .delivery import MbedDelivery
 from .fleets import fleet_named
+
+logger = logging.getLogger("platypush_ext.sandbox")
 
 
 @dataclass
@@ -56,6 +61,17 @@ class Device:
     fail_error: str = ""
     pending: int = 0
     label: str = ""  # Pelion mode: the device's own endpoint name (``name`` is the platform's id)
+    asleep: bool = False  # requests wait in its queue until it wakes or contacts the service (.queued)
+    contact: bool = False  # it contacted the service (a registration update): its queue is delivered
+    drops: int = 0  # the next deliveries of queued requests that fail (each counts one attempt)
+    operator_suspended: bool = False  # POST /v3/devices/{id}/suspend (and /resume)
+    system_suspended: bool = False
+    suspension: dict[str, str] = field(default_factory=dict)  # last_operator_suspended_description, _updated_at
+
+    @property
+    def suspended(self) -> bool:
+        """Suspended by the operator or the system (``lifecycle_status: blocked``)."""
+        return self.operator_suspended or self.system_suspended
 
     def as_listing(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "type": self.type, "status": "ACTIVE"}
@@ -85,6 +101,10 @@ class Device:
             "state": "registered" if self.registered else "deregistered",
             "mechanism": "connector",
             "deployed_state": "development",
+            "lifecycle_status": "blocked" if self.suspended else "enabled",
+            "operator_suspended": self.operator_suspended,
+            "system_suspended": self.system_suspended,
+            **self.suspension,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -99,6 +119,10 @@ class Device:
             "timeout_after": self.timeout_after,
             "fail_status": self.fail_status,
             "fail_error": self.fail_error,
+            "asleep": self.asleep,
+            "drops": self.drops,
+            "operator_suspended": self.operator_suspended,
+            "system_suspended": self.system_suspended,
             "resources": [
                 {
                     "path": r.path,
@@ -135,6 +159,8 @@ class MbedDevices(MbedDelivery):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.race = False  # deliver async responses before answering 202
+        self._due: list[tuple[float, int, Callable[[], None]]] = []  # scheduled answers (a heap)
+        self._due_order = itertools.count()
         self.devices: dict[str, Device] = {}
         self.presubscriptions: list[dict[str, Any]] = []
         self.transactions = 0
@@ -239,7 +265,7 @@ class MbedDevices(MbedDelivery):
         """A registration update (``reg-updates``)."""
         with self._cond:
             device = self._device(name)
-            device.registered = True
+            device.registered = device.contact = True  # a queue-mode device's requests go out now
             self.transactions += 1
             self.enqueue("reg-updates", device.as_registration())
 
@@ -272,8 +298,18 @@ class MbedDevices(MbedDelivery):
 
     def set_behaviour(self, name: str, **behaviour: Any) -> Device:
         """Make a device slow (``delay``), ``silent`` (optionally with ``timeout_after``),
-        or failing (``fail_status``, ``fail_error``); ``None``/``False`` values reset."""
-        allowed = {"delay", "silent", "timeout_after", "fail_status", "fail_error"}
+        failing (``fail_status``, ``fail_error``), ``asleep`` (requests are queued), failing its next
+        ``drops`` queued deliveries, or ``system_suspended``; ``None``/``False`` values reset."""
+        allowed = {
+            "delay",
+            "silent",
+            "timeout_after",
+            "fail_status",
+            "fail_error",
+            "asleep",
+            "drops",
+            "system_suspended",
+        }
         unknown = set(behaviour) - allowed
         if unknown:
             raise ValueError(f"unknown behaviour {sorted(unknown)}; use {sorted(allowed)}")
@@ -284,8 +320,10 @@ class MbedDevices(MbedDelivery):
                     value = float(value or 0)
                 elif key == "fail_error":
                     value = str(value or "")
-                elif key == "silent":
+                elif key in ("silent", "asleep", "system_suspended"):
                     value = bool(value)
+                elif key == "drops":
+                    value = int(value or 0)
                 elif value is not None:
                     value = int(value) if key == "fail_status" else float(value)
                 setattr(device, key, value)
@@ -394,27 +432,21 @@ class MbedDevices(MbedDelivery):
     # -- answering requests ----------------------------------------------------
 
     def _respond_later(self, device: Device, async_id: str, action: Callable[[], dict[str, Any]]) -> None:
-        """Run ``action`` (returns the async-response element fields) after the device's delay."""
+        """Run ``action`` (returns the async-response element fields) after the device's delay, counted
+        from the moment its ``202`` is written and at least ``round_trip`` (a device answers a network
+        round trip later at the least; a client that learns the async id from the ``202`` must have read
+        it first). Answers due at the same time are queued in the order of their requests."""
         device.pending += 1
         delay, silent, timeout_after = device.delay, device.silent, device.timeout_after
         fail_status, fail_error = device.fail_status, device.fail_error
+        if silent and timeout_after is None:
+            return  # never answered: stays pending (until the device's behaviour changes)
 
         def answer() -> None:
-            if silent and timeout_after is None:
-                return  # never answered: stays pending (until the device's behaviour changes)
             try:
-                if silent:
-                    if self._stopping.wait(timeout_after):
-                        return
-                    element = {"id": async_id, "status": 504, "error": "TIMEOUT", "ct": "text/plain", "max-age": 0}
-                elif fail_status:
-                    element = {
-                        "id": async_id,
-                        "status": fail_status,
-                        "error": fail_error or "FAILED",
-                        "ct": "text/plain",
-                        "max-age": 0,
-                    }
+                if silent or fail_status:
+                    status, error = (504, "TIMEOUT") if silent else (fail_status, fail_error or "FAILED")
+                    element = {"id": async_id, "status": status, "error": error, "ct": "text/plain", "max-age": 0}
                 else:
                     with self._cond:
                         element = {"id": async_id, **action()}
@@ -430,12 +462,34 @@ class MbedDevices(MbedDelivery):
                 while self._events and time.monotonic() < deadline:
                     self._cond.wait(0.05)
             return
-        if delay <= 0 and not silent:
-            answer()
-            return
-        timer = threading.Timer(delay, answer)
-        timer.daemon = True
-        timer.start()
+        wait = max(delay, self.round_trip) + ((timeout_after or 0.0) if silent else 0.0)
+        self.after_response(functools.partial(self._schedule, wait, answer))
+
+    def _schedule(self, delay: float, job: Callable[[], None]) -> None:
+        """Run ``job`` in the answers' thread ``delay`` seconds from now (jobs due together in order).
+
+        :param delay: seconds.
+        :param job: what to run.
+        """
+        with self._cond:
+            heapq.heappush(self._due, (time.monotonic() + delay, next(self._due_order), job))
+            if not any(t.name == "mbed-answers" for t in self._threads):
+                self._spawn(self._answers_loop, "mbed-answers")
+            self._cond.notify_all()
+
+    def _answers_loop(self) -> None:
+        """Runs the scheduled answers when they are due, one at a time, until the server stops."""
+        while not self._stopping.is_set():
+            with self._cond:
+                wait = self._due[0][0] - time.monotonic() if self._due else 0.05
+                if wait > 0:
+                    self._cond.wait(min(wait, 0.05))
+                    continue
+                job = heapq.heappop(self._due)[2]
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - a bug of one answer: logged, the others are still answered
+                logger.exception("mbed sandbox: a device's answer failed")
 
     def _apply(self, device: Device, method: str, path: str, body: bytes) -> dict[str, Any]:
         """What the device does; returns the async-response fields."""

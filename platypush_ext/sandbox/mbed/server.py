@@ -28,6 +28,10 @@ class MbedServer(MbedApi, MbedControl):
         see ``docs/mbed.md``).
     :param record: keep every API exchange in :attr:`exchanges` (for conformance checks).
     :param fleet: which demo devices (``basic`` or ``home``, see :mod:`.fleets`).
+    :param round_trip: the least seconds between a device request's ``202`` and the device's answer
+        (default 0.02: a device answers at least a network round trip later; ``0``: at once after the 202).
+    :param time_scale: service seconds → real seconds for queued requests (``expiry-seconds``; tests
+        use e.g. ``0.01``, so that the 60-s minimum lasts 0.6 s; see :mod:`.queued`).
     """
 
     name = "mbed"
@@ -47,6 +51,8 @@ class MbedServer(MbedApi, MbedControl):
         record: bool = False,
         fleet: str = "basic",
         callback_ca: str | None = None,
+        time_scale: float = 1.0,
+        round_trip: float = 0.02,
     ):
         if api not in ("connector", "pelion"):
             raise ValueError(f"api must be 'connector' or 'pelion', got {api!r}")
@@ -58,6 +64,10 @@ class MbedServer(MbedApi, MbedControl):
         #: how callbacks check an https:// receiver's certificate: a CA file, or ``True`` (the system's CAs)
         self.callback_verify: bool | str = callback_ca or True
         self.auto_change = auto_change
+        if not 0 < time_scale <= 1:
+            raise ValueError("time_scale must be above 0 and at most 1")
+        self.time_scale = float(time_scale)
+        self.round_trip = max(0.0, float(round_trip))
         super().__init__(host, port)
         if demo_devices:
             self.add_demo_devices(fleet)
