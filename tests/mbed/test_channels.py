@@ -213,7 +213,13 @@ def test_a_412_while_the_channel_is_really_down_says_why(
     started.append(plugin)
     wait_until(lambda: fresh.channel == "long_poll", timeout=10)
     assert plugin.stop_channel().output == {"stopped": True}
-    fresh._set_channel(None)  # the service forgot the channel too
+
+    def forgotten() -> bool:  # the service forgot the channel too (a poll already on its way would make it again)
+        fresh._set_channel(None)
+        time.sleep(0.3)
+        return fresh.channel is None
+
+    wait_until(forgotten, timeout=10)
     started_at = time.monotonic()
     errors = plugin.subscribe(endpoint="temp-sensor-01", path=TEMP, timeout=5).errors
     assert len(errors) == 1 and "mbed.start_channel" in errors[0], errors
