@@ -18,8 +18,10 @@ import contextlib
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+import psutil
 import requests
 
 from benchmarks.bench_mbed import _Receiver, _ReceiverServer
@@ -78,9 +80,9 @@ def _start_up(pp: PlatypushProcess, url: str, fleet: int) -> tuple[list[str], fl
     return lines, elapsed
 
 
-def _latency(pp: PlatypushProcess, seconds: int, send: Any, matches: Any) -> list[float]:
-    """Per change (``send(value)`` 100 times a second): ms until an EntityUpdateEvent of the entity
-    (``matches(entity)``) shows it, or a later value."""
+def _latency(pp: PlatypushProcess, count: int, rate: float, send: Any, matches: Any) -> list[float]:
+    """Per change (``send(value)``, ``count`` of them, ``rate`` a second): ms until an EntityUpdateEvent
+    of the entity (``matches(entity)``) shows it, or a later value."""
     seen: list[tuple[float, float]] = []
     done = threading.Event()
 
@@ -92,17 +94,17 @@ def _latency(pp: PlatypushProcess, seconds: int, send: Any, matches: Any) -> lis
         return done.is_set()
 
     stream = pp.events()
-    collector = threading.Thread(target=lambda: _collect(stream, record, seconds + 15), daemon=True)
+    collector = threading.Thread(target=lambda: _collect(stream, record, count / rate + 15), daemon=True)
     collector.start()
     time.sleep(0.5)
     sent = []
     started = time.perf_counter()
-    for i in range(100 * seconds):
-        pause = started + i / 100 - time.perf_counter()
+    for i in range(count):
+        pause = started + i / rate - time.perf_counter()
         if pause > 0:
             time.sleep(pause)
-        sent.append((time.perf_counter(), 1000.0 + i))
-        send(1000 + i)
+        sent.append((time.perf_counter(), float(_next_value())))
+        send(sent[-1][1])
     _wait(lambda: seen and seen[-1][1] >= sent[-1][1], 10)
     done.set()
     collector.join(20)
@@ -112,6 +114,14 @@ def _latency(pp: PlatypushProcess, seconds: int, send: Any, matches: Any) -> lis
         if shown:
             latencies.append((min(shown) - at) * 1000)
     return latencies
+
+
+_values = iter(range(1000, 10**9))
+
+
+def _next_value() -> int:
+    """Ever higher values: each change is a change, and "a later value" is a higher one."""
+    return next(_values)
 
 
 def _collect(stream: Any, record: Any, timeout: float) -> None:
@@ -157,11 +167,85 @@ def _quantiles(latencies: list[float], count: int) -> str:
     return f"p50 {median(latencies):.0f} ms, p99 {percentile(latencies, 99):.0f} ms ({len(latencies)}/{count} shown)"
 
 
+def _spaced(latencies: list[float], count: int) -> str:
+    if not latencies:
+        return f"none of {count} shown"
+    return f"p50 {median(latencies):.0f} ms, max {max(latencies):.0f} ms ({len(latencies)}/{count} shown)"
+
+
+def _cpu(pp: PlatypushProcess) -> float:
+    """CPU seconds of Platypush's processes so far (the main one and its children but Redis)."""
+    assert pp._proc is not None
+    main = psutil.Process(pp._proc.pid)
+    total = 0.0
+    for proc in [main, *main.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            if "redis" not in proc.name():
+                total += sum(proc.cpu_times()[:2])
+    return total
+
+
+def _cost_per_change(pp: PlatypushProcess, send: Any, count: int, rate: float, same: bool) -> float:
+    """Platypush's CPU ms per device change (``same``: the same value again), idle CPU subtracted."""
+    seconds = count / rate
+    before = _cpu(pp)
+    time.sleep(seconds)
+    idle = _cpu(pp) - before
+    before = _cpu(pp)
+    started = time.perf_counter()
+    for i in range(count):
+        pause = started + i / rate - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        send(7 if same else _next_value())
+    time.sleep(max(0.0, started + seconds + 1.5 - time.perf_counter()))  # the last ones worked through
+    busy = _cpu(pp) - before
+    return (busy - idle * (time.perf_counter() - started) / seconds) / count * 1000
+
+
+class _Counter(BaseHTTPRequestHandler):
+    """Where the hook on ``EntityUpdateEvent`` lands: counts its runs (side effects, not ``/ws/events``)."""
+
+    runs: list[str] = []  # noqa: RUF012
+
+    def do_POST(self) -> None:
+        _Counter.runs.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _config(url: str, hook_url: str, count_url: str) -> dict[str, Any]:
+    return {
+        "mbed": {"base_url": url, "api_key": KEY, "channel": "long_poll", "pull_timeout": 15},
+        "entities": {},
+        "event.hook.BenchEntities": {
+            "if": {"type": "platypush_ext.mbed.events.MbedNotificationEvent", "endpoint": HOOK_EP},
+            "then": [{"action": "http.post", "args": {"url": hook_url, "data": "v${value}"}}],
+        },
+        "event.hook.BenchEntityUpdates": {
+            "if": {"type": UPDATE, "entity": {"external_id": f"{LAT_EP}{PATH}"}},
+            "then": [{"action": "http.post", "args": {"url": count_url, "data": "run"}}],
+        },
+    }
+
+
+def _servers() -> tuple[Any, Any]:
+    receiver = _ReceiverServer(("127.0.0.1", 0), _Receiver)
+    counter = _ReceiverServer(("127.0.0.1", 0), _Counter)
+    for server in (receiver, counter):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    return receiver, counter
+
+
 def run(quick: bool = False) -> list[str]:
     fleet, burst, seconds = (100, 1000, 3) if quick else (500, 3000, 10)
-    receiver = _ReceiverServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    receiver, counter = _servers()
     hook_url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    count_url = f"http://127.0.0.1:{counter.server_address[1]}/count"
     options = ("--api-key", KEY, "--pull-timeout", "10", "--auto-change", "0", "--no-demo-devices")
     with sandbox_process("mbed", *options) as url, tempfile.TemporaryDirectory() as run_dir:
         control = requests.Session()
@@ -169,47 +253,72 @@ def run(quick: bool = False) -> list[str]:
         for name in (HOOK_EP, LAT_EP):
             device = {"name": name, "type": "Bench", "resources": [{"path": PATH, "value": "0"}]}
             control.post(url + "/_sandbox/devices", json=device, timeout=10).raise_for_status()
-        config = {
-            "mbed": {"base_url": url, "api_key": KEY, "channel": "long_poll", "pull_timeout": 15},
-            "entities": {},
-            "event.hook.BenchEntities": {
-                "if": {"type": "platypush_ext.mbed.events.MbedNotificationEvent", "endpoint": HOOK_EP},
-                "then": [{"action": "http.post", "args": {"url": hook_url, "data": "v${value}"}}],
-            },
-        }
-        pp = PlatypushProcess(config, run_dir)
+        pp = PlatypushProcess(_config(url, hook_url, count_url), run_dir)
         try:
-            print(f"start-up with {fleet} endpoints ...", flush=True)
-            lines, _ = _start_up(pp, url, fleet)
-            print(f"latency: 100 changes/s for {seconds} s ...", flush=True)
-            session = requests.Session()
-            latencies = _latency(
-                pp,
-                seconds,
-                lambda v: session.put(f"{url}/_sandbox/devices/{LAT_EP}/values{PATH}", json={"value": v}, timeout=10),
-                lambda e: e.get("external_id") == f"{LAT_EP}{PATH}",
-            )
-            print(f"Platypush's own floor: variable.set 100/s for {seconds} s ...", flush=True)
-            floor = _latency(
-                pp,
-                seconds,
-                lambda v: pp.execute("variable.set", bench_latency=v),
-                lambda e: e.get("type") == "variable" and e.get("name") == "bench_latency",
-            )
-            print(f"hook rates: {burst} device changes, then {burst} bus events ...", flush=True)
-            device_rate, bus_rate = _hook_rates(pp, url, burst)
+            lines = _measure(pp, url, fleet, burst, seconds)
         finally:
             pp.stop()
-    receiver.shutdown()
-    receiver.server_close()
+    for server in (receiver, counter):
+        server.shutdown()
+        server.server_close()
+    return lines
+
+
+def _measure(pp: PlatypushProcess, url: str, fleet: int, burst: int, seconds: int) -> list[str]:
+    print(f"start-up with {fleet} endpoints ...", flush=True)
+    lines, _ = _start_up(pp, url, fleet)
+    session = requests.Session()
+
+    def send(v: Any) -> None:
+        session.put(f"{url}/_sandbox/devices/{LAT_EP}/values{PATH}", json={"value": v}, timeout=10)
+
+    def lat_entity(e: dict[str, Any]) -> bool:
+        return e.get("external_id") == f"{LAT_EP}{PATH}"
+
+    print("latency: 8 changes 1.6 s apart ...", flush=True)
+    time.sleep(2)
+    _Counter.runs.clear()
+    spaced = _latency(pp, 8, 1 / 1.6, send, lat_entity)
+    _wait(lambda: len(_Counter.runs) >= 8, 5)
+    time.sleep(1.5)  # a second run of the hook would arrive meanwhile
+    hook_runs = len(_Counter.runs)
+    print(f"latency: 100 changes/s for {seconds} s ...", flush=True)
+    latencies = _latency(pp, 100 * seconds, 100, send, lat_entity)
+    time.sleep(1)
+    last = float(_next_value())
+    send(last)
+    _wait(lambda: any(lat_entity(e) and e.get("value") == last for e in pp.run("entities.get", plugins=["mbed"])), 10)
+    stored = {e["external_id"]: e for e in pp.run("entities.get", plugins=["mbed"])}[f"{LAT_EP}{PATH}"]["value"]
+    print(f"Platypush's own floor: variable.set 100/s for {seconds} s ...", flush=True)
+    floor = _latency(
+        pp,
+        100 * seconds,
+        100,
+        lambda v: pp.execute("variable.set", bench_latency=v),
+        lambda e: e.get("type") == "variable" and e.get("name") == "bench_latency",
+    )
+    print("CPU per change: 100 changes, then 100 unchanged values, at 20/s ...", flush=True)
+    changed = _cost_per_change(pp, send, 100, 20, same=False)
+    send(7)
+    time.sleep(1)
+    unchanged = _cost_per_change(pp, send, 100, 20, same=True)
+    print(f"hook rates: {burst} device changes, then {burst} bus events ...", flush=True)
+    device_rate, bus_rate = _hook_rates(pp, url, burst)
     return [
         "| measurement | result |",
         "|---|---|",
         *lines,
-        f"| notification → `EntityUpdateEvent` on `/ws/events`, 100 changes/s, {100 * seconds} changes | "
+        f"| device change → `EntityUpdateEvent` on `/ws/events`, 8 changes 1.6 s apart | {_spaced(spaced, 8)} |",
+        f"| runs of a hook on `EntityUpdateEvent` of that entity for those 8 changes (counted by its `http.post`) | "
+        f"{hook_runs} |",
+        f"| device change → `EntityUpdateEvent` on `/ws/events`, 100 changes/s, {100 * seconds} changes | "
         f"{_quantiles(latencies, 100 * seconds)} |",
+        f"| persisted: the entity's value in Platypush's database after one more change | "
+        f"{'the latest' if stored == last else f'{stored} (sent {last}): STALE'} |",
         f"| Platypush's own floor in the same run: `variable.set` (an entity too) → `EntityUpdateEvent`, 100/s | "
         f"{_quantiles(floor, 100 * seconds)} |",
+        f"| Platypush's CPU per device change (20/s, idle subtracted): a new value / the same value again | "
+        f"{changed:.1f} ms / {unchanged:.1f} ms |",
         f"| device changes reaching a hook, entities on, burst of {burst} | {device_rate:,.0f}/s |",
         f"| the same hook's ceiling: {burst} events of the same class published onto the bus by a script | "
         f"{bus_rate:,.0f}/s |",

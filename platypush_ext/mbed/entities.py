@@ -105,8 +105,10 @@ class Fleet:
             if endpoint is None or path not in endpoint.resources:
                 return None
             shown = endpoint.resources[path]
-            shown.value = parse_value(shown.kind, text)
-            endpoint.reachable = True
+            value = parse_value(shown.kind, text)
+            if value == shown.value and type(value) is type(shown.value) and endpoint.reachable:
+                return None  # nothing to show: no publication, no save
+            shown.value, endpoint.reachable = value, True
             return self._copy(endpoint)
 
     def set_reachable(self, name: str, reachable: bool) -> Endpoint | None:
@@ -149,6 +151,24 @@ class Fleet:
         with self._lock:
             return [self._copy(e) for e in self._endpoints.values()]
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._endpoints)
+
+    def sample(self, start: int, limit: int) -> list[Endpoint]:
+        """At most ``limit`` endpoints (copies) from the ``start``-th on, wrapping around.
+
+        :param start: where to begin (modulo the fleet's size).
+        :param limit: the most endpoints.
+        """
+        with self._lock:
+            names = list(self._endpoints)
+            if not names:
+                return []
+            start %= len(names)
+            chosen = (names[start:] + names[:start])[: max(0, limit)]
+            return [self._copy(self._endpoints[n]) for n in chosen]
+
     @staticmethod
     def _copy(endpoint: Endpoint) -> Endpoint:
         return replace(endpoint, resources={p: replace(s) for p, s in endpoint.resources.items()})
@@ -162,9 +182,9 @@ class EntitySync:
     observable resource and one ``cacheOnly`` read per shown resource; only what the cache
     does not hold is read from the device, at most ``max_reads`` such reads in total (never
     from queue-mode endpoints), by ``concurrency`` workers. After that the channel's
-    messages (:meth:`handle`) keep it live: no polling. Updates are published at most every
-    ``publish_interval`` seconds, the newest state of each changed endpoint (Platypush's entities
-    engine saves in batches of a second: more frequent publishes of one endpoint are wasted work).
+    messages (:meth:`handle`) keep it live: no polling. Changed endpoints are published by one
+    thread, the newest state of each (a notification that changes nothing publishes nothing); the
+    plugin's publisher (:mod:`platypush_ext.glue.entities`) saves only the entities that changed.
 
     :param client: the service's client.
     :param fleet: the state it updates.
@@ -173,7 +193,8 @@ class EntitySync:
     :param concurrency: requests in flight at once (default: 4).
     :param max_reads: device reads at start-up (default: 100; the rest shows once notified).
     :param read_timeout: seconds one device read may take (default: 10).
-    :param publish_interval: the least seconds between two publishes (default: 0.2).
+    :param publish_interval: the least seconds between two publishes (default: 0, at once: the
+        publisher coalesces what changes while it saves).
     """
 
     def __init__(
@@ -185,7 +206,7 @@ class EntitySync:
         concurrency: int = 4,
         max_reads: int = 100,
         read_timeout: float = 10.0,
-        publish_interval: float = 0.2,
+        publish_interval: float = 0.0,
     ):
         if concurrency < 1 or max_reads < 0:
             raise InvalidArgumentError(
@@ -198,6 +219,7 @@ class EntitySync:
         self.stats = dict.fromkeys(("listings", "subscriptions", "cache_reads", "device_reads", "errors"), 0)
         self.publish_interval = float(publish_interval)
         self._pending: dict[str, Endpoint] = {}
+        self._cursor = 0
         self._publisher: threading.Thread | None = None
         self._changed = threading.Condition(self._lock)
         #: Endpoints with syncs queued or running: ``[how many, whether it left meanwhile]`` (a
@@ -228,6 +250,31 @@ class EntitySync:
                 except Exception:  # noqa: BLE001 - the next changes are published all the same
                     logger.exception("mbed entities: could not publish the entities")
             self._stopped.wait(self.publish_interval)
+
+    def sample(self, limit: int) -> list[Endpoint]:
+        """The next ``limit`` endpoints to publish again (round-robin: repeated calls cover the fleet).
+
+        :param limit: the most endpoints.
+        """
+        with self._lock:
+            start, self._cursor = self._cursor, self._cursor + max(0, limit)
+        return self.fleet.sample(start, limit)
+
+    def republish(self, publish: Callable[..., Any], publisher: Any, limit: int = 100) -> dict[str, int]:
+        """What ``status`` does (``entities.scan`` calls it): publish at most ``limit`` endpoints again
+        (saved even if unchanged: a scan restores entities deleted on the panel), the next ones at
+        each call, wait (5 s at most) for their save; returns the counts.
+
+        :param publish: the plugin's ``publish_entities``.
+        :param publisher: its :class:`~platypush_ext.glue.entities.EntityPublisher`.
+        :param limit: the most endpoints per call.
+        """
+        sample = self.sample(limit)
+        if sample:
+            publish(sample, force=True)
+            publisher.flush(5.0)
+        saves = {k: int(v) for k, v in publisher.stats.items() if k in ("saved", "skipped", "errors")}
+        return {"endpoints": len(self.fleet), "republished": len(sample), **self.stats, **saves}
 
     def _count(self, what: str) -> None:
         with self._lock:

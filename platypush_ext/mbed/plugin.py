@@ -18,6 +18,7 @@ from ..core.text import one_line
 from ..core.untrusted import received
 from ..glue.actions import action
 from ..glue.delivery import Made
+from ..glue.entities import FastEntities
 from ..glue.plugin import ListeningPlugin
 from .channel_actions import CHANNELS, ChannelActions
 from .checks import check_rules
@@ -29,8 +30,14 @@ from .messages import AsyncResponse, Notification, parse_message, refused_note
 from .models import ResourceValue
 
 
-class MbedPlugin(
-    ChannelActions, ListeningPlugin, RunnablePlugin, SwitchEntityManager, DimmerEntityManager, SensorEntityManager
+class MbedPlugin(  # FastEntities: entities saved at once, only what changed (glue/entities.py)
+    FastEntities,
+    ChannelActions,
+    ListeningPlugin,
+    RunnablePlugin,
+    SwitchEntityManager,
+    DimmerEntityManager,
+    SensorEntityManager,
 ):
     """
     `mbed Device Connector <https://github.com/ARMmbed/Connector-mDS-REST-API>`_
@@ -624,13 +631,8 @@ class MbedPlugin(
         return super().transform_entities(to_platypush(entities))
 
     def _publish_all(self) -> dict[str, int] | None:
-        """Publish every known endpoint (``entities.scan`` calls ``status``); returns the counts."""
-        if self._sync is None:
-            return None
-        endpoints = self._sync.fleet.all()
-        if endpoints:
-            self.publish_entities(endpoints)
-        return {"endpoints": len(endpoints), **self._sync.stats}
+        """Publish a bounded sample of the fleet again (``entities.scan`` calls ``status``); the counts."""
+        return None if self._sync is None else self._sync.republish(self.publish_entities, self.entity_publisher)
 
     def _entity_sync_for(self, entities: Mapping[str, Mapping[str, Any]] | None, max_reads: int) -> EntitySync:
         fleet = Fleet(EntityMap(entities))
