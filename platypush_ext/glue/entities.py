@@ -185,12 +185,15 @@ class EntityPublisher:
             return key in self._saved
 
     def flush(self, timeout: float) -> bool:
-        """Wait until nothing is pending or being saved; returns whether that happened in time.
+        """Wait until nothing is pending or being saved; returns whether that happened in time
+        (``False`` at once while Platypush's entities engine is not known to run).
 
         :param timeout: the most seconds to wait.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
+            if self._save is save_entities and not self._ready:
+                return False  # no engine (yet): nothing will be saved soon
             while self._pending or self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._stopped:
