@@ -110,3 +110,12 @@ def listener(redis_server: RedisServer) -> Iterator[Listener]:
     started = Listener(redis_server.port)
     yield started
     started.close()
+
+
+@pytest.fixture(scope="module")
+def entities_db() -> None:
+    """Platypush's entities tables in the tests' workdir (its migrations and models, as at start-up);
+    each test keeps to a ``plugin`` name of its own (the database is shared)."""
+    from platypush.entities._base import init_entities_db
+
+    init_entities_db()

@@ -24,14 +24,7 @@ from tests.support import wait_until
 
 PATHS = ("/3303/0/5700", "/3304/0/5700", "/3/0/9", "/3301/0/5700")
 _plugins = itertools.count()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def entities_db() -> None:
-    """Platypush's entities tables in the tests' workdir (its migrations and models, as at start-up)."""
-    from platypush.entities._base import init_entities_db
-
-    init_entities_db()
+pytestmark = pytest.mark.usefixtures("entities_db")
 
 
 @pytest.fixture
@@ -106,7 +99,10 @@ def test_canary_platypush_repository_and_queue_as_the_publisher_expects(plugin: 
     started = time.monotonic()
     assert len(queue.get()) == 1 and time.monotonic() - started >= 0.3  # holds what came for its timeout
     saved = save_entities(fleet(plugin, 2))
-    assert {e.external_id for e in saved} == {f"ep-{i:05d}{p}" for i in range(2) for p in PATHS} | {"ep-00000", "ep-00001"}
+    assert {e.external_id for e in saved} == {f"ep-{i:05d}{p}" for i in range(2) for p in PATHS} | {
+        "ep-00000",
+        "ep-00001",
+    }
     assert all(e.id for e in saved)
     with pytest.raises(sqlalchemy.exc.OperationalError, match="Expression tree is too large"):
         save_entities(fleet(plugin + "-big", 250))  # 1,250 lookups in one batch: what the engine does

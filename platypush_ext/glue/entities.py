@@ -23,7 +23,8 @@ entities are lost until they are published again.
 
 The private API of Platypush used here — ``EntitiesRepository().save(*entities)`` in
 ``platypush.entities._engine.repo`` — is used in :func:`save_entities` only;
-``tests/test_entities_publisher.py`` fails if it changes.
+``tests/test_entities_publisher.py`` fails if it changes. :func:`entity_classes` finds Platypush's
+entity classes for the bundle's entities (the mbed fleet, the services' health).
 """
 
 from __future__ import annotations
@@ -48,6 +49,39 @@ MAX_BATCH = 400
 _VOLATILE = frozenset({"id", "created_at", "updated_at", "parent_id"})
 
 Key = tuple[str, str]
+
+
+@functools.cache
+def entity_classes() -> dict[str, type]:
+    """Platypush's entity classes by name, however their modules were loaded (Platypush's start-up
+    discovery defines each model once, in module objects of its own)."""
+    _import_entity_modules()
+    from platypush.entities import Entity
+
+    classes: dict[str, type] = {}
+    pending: list[type] = [Entity]
+    while pending:
+        cls = pending.pop()
+        classes.setdefault(cls.__name__, cls)
+        pending.extend(cls.__subclasses__())
+    return classes
+
+
+def _import_entity_modules() -> None:
+    from platypush.entities import (  # noqa: F401 - defines the models (outside Platypush's start-up)
+        batteries,
+        devices,
+        dimmers,
+        electricity,
+        humidity,
+        illuminance,
+        motion,
+        presence,
+        pressure,
+        sensors,
+        switches,
+        temperature,
+    )
 
 
 @functools.cache

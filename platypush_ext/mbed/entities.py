@@ -12,7 +12,6 @@ Which resources show, and how, is :mod:`platypush_ext.mbed.ipso`'s.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +21,7 @@ from typing import Any
 
 from ..core.errors import InvalidArgumentError, ServiceError
 from ..core.text import one_line
+from ..glue.entities import entity_classes
 from .client import MbedClient
 from .errors import NoCacheError
 from .ipso import TYPES, EntityMap, Kind, encode_value, parse_value
@@ -462,45 +462,12 @@ def _log_bug(future: Any) -> None:
         logger.error("mbed entities: the sync failed", exc_info=future.exception())
 
 
-@functools.cache
-def _entity_classes() -> dict[str, type]:
-    """Platypush's entity classes by name, however their modules were loaded (Platypush's start-up
-    discovery defines each model once, in module objects of its own)."""
-    _import_entity_modules()
-    from platypush.entities import Entity
-
-    classes: dict[str, type] = {}
-    pending: list[type] = [Entity]
-    while pending:
-        cls = pending.pop()
-        classes.setdefault(cls.__name__, cls)
-        pending.extend(cls.__subclasses__())
-    return classes
-
-
-def _import_entity_modules() -> None:
-    from platypush.entities import (  # noqa: F401 - defines the models (outside Platypush's start-up)
-        batteries,
-        devices,
-        dimmers,
-        electricity,
-        humidity,
-        illuminance,
-        motion,
-        presence,
-        pressure,
-        sensors,
-        switches,
-        temperature,
-    )
-
-
 def to_platypush(endpoints: Iterable[Endpoint]) -> list[Any]:
     """Platypush entities: per endpoint its shown resources, then the ``Device`` that is their parent.
 
     :param endpoints: the endpoints to show.
     """
-    classes, entities = _entity_classes(), []
+    classes, entities = entity_classes(), []
     for endpoint in endpoints:
         parent = classes["Device"](
             id=endpoint.name, name=endpoint.label, description=endpoint.type or None, reachable=endpoint.reachable

@@ -9,6 +9,7 @@ from platypush.plugins import RunnablePlugin
 from ..core.errors import InvalidArgumentError
 from ..core.listening import Backoff, Listener
 from ..glue.actions import action
+from ..glue.health import HealthEntities
 from ..glue.plugin import ServicePlugin, state_path
 from .client import NikdevClient, NikdevError
 from .events import (
@@ -19,6 +20,7 @@ from .events import (
     NikdevOutboxNearlyFullEvent,
     NikdevPushFailedEvent,
 )
+from .health import watch
 from .outbox import Committed, FlushResult, Outbox
 from .uploader import Uploader, describe_failure
 
@@ -54,6 +56,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     """
 
     _client: NikdevClient
+    #: the outbox on the Home panel (``nikdev/health.py``), from the first run on
+    _health: HealthEntities | None = None
 
     def __init__(
         self,
@@ -144,6 +148,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         return self._uploader
 
     def _after_commit(self, committed: Committed) -> dict[str, Any]:
+        if self._health is not None:
+            self._health.poke()
         outbox = self.uploader.outbox
         if committed.dropped:
             self.logger.warning(
@@ -172,6 +178,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
 
     def _report(self, result: FlushResult) -> None:
         """Post the events of a push and track availability."""
+        if self._health is not None:
+            self._health.poke()
         if result.pushed_entries:
             self._bus.post(
                 NikdevEntriesPushedEvent(
@@ -374,6 +382,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     # -- flusher ---------------------------------------------------------------
 
     def main(self) -> None:
+        self._health = self._health or watch(self.uploader.outbox, self._availability, self._should_stop)
         Listener(self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0)).run()
 
     def _flush(self) -> float | None:

@@ -15,7 +15,9 @@ from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.journal import Entry
 from ..core.listening import Backoff, Listener
 from ..glue.actions import action
+from ..glue.health import HealthEntities
 from ..glue.plugin import ListeningPlugin, state_path
+from . import health
 from .client import (
     PUBLIC_KEY_RE,
     SECRET_KEY_RE,
@@ -108,6 +110,8 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
     """
 
     _client: PushjetClient
+    #: the devices on the Home panel (``pushjet/health.py``), from the first run on
+    _health: HealthEntities | None = None
 
     #: The listener never polls faster than this (seconds).
     MIN_POLL_INTERVAL = 4.0
@@ -496,7 +500,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             log line; ``recent_drops``: the newest 5; ``duplicates``: deliveries beyond a
             message's first, e.g. re-posted after a crash.
         """
-        connected = [d for d in self._devices if d in self._channels and self._channels[d].up]
+        connected = [d for d, _, path in self._device_states() if path == REALTIME]
         realtime = {"url": self._realtime_url, "connected": connected, "merged": self._paths.duplicates}
         return {
             "base_url": self._client.base_url,
@@ -507,6 +511,14 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             "realtime": realtime if self._realtime_url else None,
             **self.inbox.status(),
         }
+
+    def _device_states(self) -> list[health.DeviceState]:
+        """Each device: connected (on the connector, or the last poll answered), and its path."""
+        pushed = {d for d in self._devices if d in self._channels and self._channels[d].up}
+        return [
+            (d, True if d in pushed else self._availability.up, REALTIME if d in pushed else POLLING)
+            for d in self._devices
+        ]
 
     # -- listener ------------------------------------------------------------
 
@@ -586,7 +598,8 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         return None if self._devices else "no devices configured"
 
     def _start_listeners(self) -> None:
-        """Connect each device to the connector (with a ``realtime_url``)."""
+        """Show the devices on the Home panel; connect each to the connector (with a ``realtime_url``)."""
+        self._health = self._health or health.watch(self._device_states, self._should_stop)
         if self._realtime_url:
             for device in self._devices:
                 self._start_channel(device)
@@ -668,6 +681,8 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
     def _realtime_down(self, error: Exception) -> None:
         """A device lost the connector: poll it at once (and until the connector is back)."""
         self._wakeup.set()
+        if self._health is not None:
+            self._health.poke()
         self._realtime.failed(error)
 
     def _realtime_broken(self, error: Exception) -> None:
