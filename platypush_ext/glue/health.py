@@ -8,6 +8,9 @@ changed: a steady state costs a read every few seconds and nothing else. It runs
 Platypush (it waits, a bounded time, for the entities engine) and ends with the plugin.
 
 :func:`group` builds the entities: a ``Device`` per thing watched, its readings as sensors.
+:class:`HealthManager` makes the plugin an entity manager: ``entities.scan`` (the Home panel calls
+it when it opens) calls the plugin's ``status``, which publishes the health entities again — the
+panel shows a plugin's group only after an update of one of its entities since it opened.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from platypush.entities import Entity, get_entities_engine
+from platypush.entities.managers.sensors import SensorEntityManager
 from platypush.utils import utcnow
+from redis.exceptions import RedisError
 
-from .entities import EntityPublisher, entity_classes
+from .entities import EntityPublisher, FastEntities, entity_classes
 
 logger = logging.getLogger("platypush_ext")
 
@@ -28,7 +33,9 @@ logger = logging.getLogger("platypush_ext")
 Reading = tuple[str, str, str, dict[str, Any]]
 
 
-def group(entity_id: str, name: str, description: str, readings: Iterable[Reading], icon: str) -> list[Entity]:
+def group(
+    entity_id: str, name: str, description: str, readings: Iterable[Reading], icon: str, reachable: bool = True
+) -> list[Entity]:
     """A ``Device`` (``entity_id``) with one read-only sensor per reading, e.g.
     ``("/pending", "Pending entries", "NumericSensor", {"value": 3, "unit": "entries"})``.
 
@@ -37,12 +44,14 @@ def group(entity_id: str, name: str, description: str, readings: Iterable[Readin
     :param description: what it is.
     :param readings: its readings.
     :param icon: a Font Awesome class for the device and its readings, e.g. ``fas fa-inbox``.
+    :param reachable: whether the panel shows it reachable (else with a warning sign).
     """
     classes = entity_classes()
-    parent = classes["Device"](id=entity_id, name=name, description=description, meta={"icon": {"class": icon}})
+    meta = {"icon": {"class": icon}}
+    parent = classes["Device"](id=entity_id, name=name, description=description, meta=meta, reachable=reachable)
     children = []
     for suffix, label, cls, columns in readings:
-        child = classes[cls](id=entity_id + suffix, name=label, meta={"icon": {"class": icon}}, **columns)
+        child = classes[cls](id=entity_id + suffix, name=label, meta=meta, reachable=reachable, **columns)
         child.parent = parent
         children.append(child)
     return [*children, parent]
@@ -102,9 +111,12 @@ class HealthEntities:
         """Something changed: read and publish now rather than at the next interval."""
         self._poked.set()
 
-    def publish_now(self) -> int:
-        """Read and publish once; returns how many entities changed."""
-        return self.publisher.publish(normalise(self.plugin, self.read()))
+    def publish_now(self, force: bool = False) -> int:
+        """Read and publish once; returns how many entities were queued.
+
+        :param force: save and announce them even if unchanged (a scan).
+        """
+        return self.publisher.publish(normalise(self.plugin, self.read()), force=force)
 
     def _run(self) -> None:
         try:
@@ -121,3 +133,39 @@ class HealthEntities:
             self._poked.wait(max(0.0, self.interval - self.MIN_GAP))
             self._poked.clear()
         self.publisher.stop()
+
+
+class HealthManager(FastEntities, SensorEntityManager):
+    """Mixin before a plugin's bases (``class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin)``):
+    the plugin is an entity manager of its health entities (:attr:`_health`, started by the plugin);
+    its ``status`` calls :meth:`_scan_health`."""
+
+    _health: HealthEntities | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # An entity manager registers itself in Platypush's Redis when it is created; without Redis
+        # (a script reading the configuration) the plugin still works, off the Home panel.
+        try:
+            return super().__new__(cls, *args, **kwargs)
+        except RedisError as exc:
+            logger.warning("%s: not in the entity registry: %s", cls.__name__, exc)
+            return object.__new__(cls)
+
+    def transform_entities(self, entities: Any, **_: Any) -> Any:
+        """The health entities are Platypush entities already."""
+        return entities
+
+    def _watch_health(self, plugin: str, read: Callable[[], list[Entity]], stopping: threading.Event) -> None:
+        """Start showing the health entities (once; through the plugin's publisher).
+
+        :param plugin: the plugin's name.
+        :param read: the entities now.
+        :param stopping: the plugin's stop event.
+        """
+        if self._health is None:
+            self._health = HealthEntities(plugin, read, stopping, publisher=self.entity_publisher).start()
+
+    def _scan_health(self) -> None:
+        """Publish the health entities again, saved even if unchanged (``entities.scan``)."""
+        if self._health is not None:
+            self._health.publish_now(force=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from platypush.entities import Entity
 
-from ..glue.health import HealthEntities, group
+from ..glue.health import group
 from .outbox import Outbox
 
 #: The outbox's entity id (its readings: ``nikdev-outbox/pending``, ``…/dead``, ``…/reachable``).
@@ -32,13 +31,3 @@ def outbox_entities(outbox: Outbox, reachable: bool | None) -> list[Entity]:
         ],
         "fas fa-inbox",
     )
-
-
-def watch(outbox: Outbox, reachable: Any, stopping: threading.Event) -> HealthEntities:
-    """Start showing the outbox (read every 5 s, or when poked).
-
-    :param outbox: the plugin's outbox.
-    :param reachable: what tells whether the server answered (an ``Availability``: its ``up``).
-    :param stopping: the plugin's stop event.
-    """
-    return HealthEntities("nikdev", lambda: outbox_entities(outbox, reachable.up), stopping).start()

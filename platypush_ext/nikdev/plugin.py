@@ -9,7 +9,7 @@ from platypush.plugins import RunnablePlugin
 from ..core.errors import InvalidArgumentError
 from ..core.listening import Backoff, Listener
 from ..glue.actions import action
-from ..glue.health import HealthEntities
+from ..glue.health import HealthManager
 from ..glue.plugin import ServicePlugin, state_path
 from .client import NikdevClient, NikdevError
 from .events import (
@@ -20,7 +20,7 @@ from .events import (
     NikdevOutboxNearlyFullEvent,
     NikdevPushFailedEvent,
 )
-from .health import watch
+from .health import outbox_entities
 from .outbox import Committed, FlushResult, Outbox
 from .uploader import Uploader, describe_failure
 
@@ -29,7 +29,7 @@ class NikdevPushError(NikdevError):
     """A push did not deliver everything (the text says where the entries are)."""
 
 
-class NikdevPlugin(ServicePlugin, RunnablePlugin):
+class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin):
     """
     Record sensor values to a `NikDev IoT <https://iot.nik-dev.se>`_ server,
     with the original ``nikdev_iot`` library's model — ``add_value``,
@@ -56,8 +56,6 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     """
 
     _client: NikdevClient
-    #: the outbox on the Home panel (``nikdev/health.py``), from the first run on
-    _health: HealthEntities | None = None
 
     def __init__(
         self,
@@ -328,6 +326,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
                  "usage": 0.0, "pushed_entries": 12, "pushed_values": 24,
                  "pushed_batches": 4, "dead_lettered_entries": 1, "dropped_entries": 0}
         """
+        self._scan_health()  # entities.scan calls status
         return {
             "base_url": self._client.base_url,
             "reachable": self._availability.up,
@@ -382,7 +381,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     # -- flusher ---------------------------------------------------------------
 
     def main(self) -> None:
-        self._health = self._health or watch(self.uploader.outbox, self._availability, self._should_stop)
+        outbox, server = self.uploader.outbox, self._availability  # on the Home panel (nikdev/health.py)
+        self._watch_health("nikdev", lambda: outbox_entities(outbox, server.up), self._should_stop)
         Listener(self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0)).run()
 
     def _flush(self) -> float | None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from platypush.entities import Entity
 
-from ..glue.health import HealthEntities, group
+from ..glue.health import group
 from .realtime import POLLING, REALTIME
 
 #: ``(device uuid, connected, path)``: ``path`` is ``realtime`` or ``polling``.
@@ -30,14 +29,6 @@ def device_entities(states: Sequence[DeviceState]) -> list[Entity]:
                 ("/path", "Path", "EnumSensor", {"value": path, "values": [REALTIME, POLLING]}),
             ],
             "fas fa-bell",
+            reachable=bool(connected),
         )
     return entities
-
-
-def watch(states: Callable[[], Sequence[DeviceState]], stopping: threading.Event) -> HealthEntities:
-    """Start showing the devices (read every 5 s, or when poked).
-
-    :param states: the devices' states now.
-    :param stopping: the plugin's stop event.
-    """
-    return HealthEntities("pushjet", lambda: device_entities(states()), stopping).start()

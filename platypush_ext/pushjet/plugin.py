@@ -15,7 +15,7 @@ from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.journal import Entry
 from ..core.listening import Backoff, Listener
 from ..glue.actions import action
-from ..glue.health import HealthEntities
+from ..glue.health import HealthManager
 from ..glue.plugin import ListeningPlugin, state_path
 from . import health
 from .client import (
@@ -75,7 +75,7 @@ def _check_alias(alias: Any) -> str:
     return alias
 
 
-class PushjetPlugin(ListeningPlugin, RunnablePlugin):
+class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin):
     """
     `Pushjet <https://github.com/Pushjet/Pushjet-Server-Api>`_ push notifications:
     create and manage services, send messages, subscribe devices, and receive
@@ -110,8 +110,6 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
     """
 
     _client: PushjetClient
-    #: the devices on the Home panel (``pushjet/health.py``), from the first run on
-    _health: HealthEntities | None = None
 
     #: The listener never polls faster than this (seconds).
     MIN_POLL_INTERVAL = 4.0
@@ -500,6 +498,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             log line; ``recent_drops``: the newest 5; ``duplicates``: deliveries beyond a
             message's first, e.g. re-posted after a crash.
         """
+        self._scan_health()  # entities.scan calls status
         connected = [d for d, _, path in self._device_states() if path == REALTIME]
         realtime = {"url": self._realtime_url, "connected": connected, "merged": self._paths.duplicates}
         return {
@@ -599,7 +598,8 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
 
     def _start_listeners(self) -> None:
         """Show the devices on the Home panel; connect each to the connector (with a ``realtime_url``)."""
-        self._health = self._health or health.watch(self._device_states, self._should_stop)
+        states = self._device_states  # on the Home panel (pushjet/health.py)
+        self._watch_health("pushjet", lambda: health.device_entities(states()), self._should_stop)
         if self._realtime_url:
             for device in self._devices:
                 self._start_channel(device)
