@@ -175,9 +175,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin):
         }
 
     def _report(self, result: FlushResult) -> None:
-        """Post the events of a push and track availability."""
-        if self._health is not None:
-            self._health.poke()
+        """Post the events of a push and track availability (then the outbox's health entities)."""
         if result.pushed_entries:
             self._bus.post(
                 NikdevEntriesPushedEvent(
@@ -207,6 +205,8 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin):
             )
         elif result.batches:
             self._availability.ok()
+        if self._health is not None:
+            self._health.poke()
 
     def _push(self, entry_id: int | None = None) -> dict[str, Any]:
         """Push now; with ``entry_id``, also say what became of that entry (``entry_state``), whoever

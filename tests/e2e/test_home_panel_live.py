@@ -30,10 +30,10 @@ P50_TARGET, MAX_TARGET = 250, 600
 #: Finds the temperature's value on the panel; the observer stamps each change of its text.
 OBSERVE = """
 const find = () => {
-  const xpath = "//*[contains(@class,'entity-container')][.//*[@class='name' and text()='Temperature']]"
-    + "//*[contains(@class,'value-container')]";
-  const node = document.evaluate(xpath, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
-  return node ? node.textContent.replace(/\\s+/g, '') : null;
+  const name = [...document.querySelectorAll(".children .entity-container .name")]
+    .find((n) => n.textContent.trim() === "Temperature");
+  const node = name && name.closest(".entity-container").querySelector(".value-container");
+  return node ? node.textContent.replace(/\\s+/g, "") : null;
 };
 window.__shown = [[Date.now(), find()]];
 new MutationObserver(() => {
@@ -112,6 +112,19 @@ def _expand(browser: Any, groups: int) -> None:
         browser.execute_script("arguments[0].click()", toggler)
 
 
+def _stamped(browser: Any, text: str) -> float:
+    """When (ms since the epoch, the page's clock: this machine's) the value first showed ``text``."""
+    from selenium.common.exceptions import TimeoutException
+
+    try:
+        return panel.wait(browser).until(
+            lambda d: next((at for at, shown in d.execute_script("return window.__shown") if shown == text), 0)
+        )
+    except TimeoutException:
+        panel.shot(browser, "30-home-panel-not-shown")
+        raise AssertionError(f"{text} never shown: {browser.execute_script('return window.__shown')}") from None
+
+
 def test_a_device_change_shows_on_the_panel_within_the_target_and_after_a_reload(
     env: dict[str, Any], browser: Any
 ) -> None:
@@ -125,11 +138,7 @@ def test_a_device_change_shows_on_the_panel_within_the_target_and_after_a_reload
         text = f"{22 + i / 4:g}"
         sent = time.time() * 1000
         mbed.set_value(SENSOR, TEMPERATURE, text)
-        seen = panel.wait(browser).until(
-            lambda d, t=text: next(
-                (at for at, shown in d.execute_script("return window.__shown") if shown == f"{t}°C"), 0
-            )
-        )
+        seen = _stamped(browser, f"{text}°C")
         latencies.append(seen - sent)
         time.sleep(max(0.0, sent / 1000 + 1.6 - time.time()))
     panel.shot(browser, "30-home-panel-live")
