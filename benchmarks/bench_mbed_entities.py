@@ -54,7 +54,7 @@ def _start_up(pp: PlatypushProcess, url: str, fleet: int) -> tuple[list[str], fl
         return sum(not e["path"].startswith("/_sandbox") for e in log)
 
     # (not mbed.status: each call publishes the whole fleet again, as entities.scan wants)
-    _wait(lambda: len(pp.run("entities.get", plugins=["mbed"])) >= 5 * fleet + 4, 300, 0.5)
+    _wait(lambda: len(pp.run("entities.get", plugins=["mbed"], timeout=60)) >= 5 * fleet + 4, max(300, fleet / 5), 1)
     sizes = [log_size()]
     while len(sizes) < 600 and not (len(sizes) > 4 and len(set(sizes[-5:])) == 1):  # quiet for 1 s
         time.sleep(0.25)
@@ -69,13 +69,16 @@ def _start_up(pp: PlatypushProcess, url: str, fleet: int) -> tuple[list[str], fl
         elif "/sim-" in path:
             shape = "/".join(["", *path.split("/")[1:3], "{ep}", *(["{path}"] if path.count("/") > 3 else [])])
             kinds[f"{entry['method']} {shape}"] += 1
-    stats = pp.run("mbed.status")["entities"]
+    assert pp._proc is not None
+    rss = psutil.Process(pp._proc.pid).memory_info().rss / 2**20
+    stats = pp.run("mbed.status", timeout=60)["entities"]
     lines = [
         f"| start-up, {fleet} simulated endpoints (4 shown resources each), nothing cached | "
         f"{sum(kinds.values())} requests in {elapsed:.1f} s from Platypush's start: "
         + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         + f"; of the reads {stats['device_reads']} went to devices (the budget, `entities_max_reads`), "
-        f"the others answered from the cache or left for the first notification; {stats['errors']} errors |"
+        f"the others answered from the cache or left for the first notification; {stats['errors']} errors; "
+        f"Platypush's main process then {rss:,.0f} MiB resident |"
     ]
     return lines, elapsed
 
@@ -324,3 +327,26 @@ def _measure(pp: PlatypushProcess, url: str, fleet: int, burst: int, seconds: in
         f"{bus_rate:,.0f}/s |",
         f"| ratio | {device_rate / bus_rate if bus_rate else 0:.2f} |",
     ]
+
+
+def start_up_only(fleet: int) -> list[str]:
+    """The start-up row alone, for a fleet of ``fleet`` endpoints (``python -m benchmarks.bench_mbed_entities N``)."""
+    options = ("--api-key", KEY, "--pull-timeout", "10", "--auto-change", "0", "--no-demo-devices")
+    with sandbox_process("mbed", *options) as url, tempfile.TemporaryDirectory() as run_dir:
+        control = requests.Session()
+        control.post(url + "/_sandbox/fleet", json={"count": fleet, "announce": False}, timeout=60).raise_for_status()
+        for name in (HOOK_EP, LAT_EP):
+            device = {"name": name, "type": "Bench", "resources": [{"path": PATH, "value": "0"}]}
+            control.post(url + "/_sandbox/devices", json=device, timeout=10).raise_for_status()
+        pp = PlatypushProcess(_config(url, "http://127.0.0.1:9/", "http://127.0.0.1:9/"), run_dir)
+        try:
+            lines, _ = _start_up(pp, url, fleet)
+        finally:
+            pp.stop()
+    return lines
+
+
+if __name__ == "__main__":
+    import sys
+
+    print("\n".join(start_up_only(int(sys.argv[1]))))
