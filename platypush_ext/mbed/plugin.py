@@ -599,14 +599,15 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
             "dropped": 1, "recent_drops": [{"id": 41, "element": "notifications[2]", "source":
             "long_poll", "reason": "max-age: expected a whole, finite number (got inf)"}],
             "journal": {"pending": 0, "posted": 3, "dropped": 1, "duplicates": 0}, "entities":
-            {"endpoints": 5, "listings": 5, "subscriptions": 13, "cache_reads": 13, "device_reads": 13,
-            "errors": 0}}``
+            {"endpoints": 5, "republished": 5, "listings": 5, "subscriptions": 13, "cache_reads": 13,
+            "device_reads": 13, "errors": 0, "saved": 25, "skipped": 4}}``
             (``dropped``: the malformed elements and unreadable messages the service ever sent, each
             dropped with one log line; ``recent_drops``: the newest 5, ``element`` ``null`` for a
             whole message; ``journal`` counts NotificationMessages; ``duplicates``: deliveries beyond
             a message's first; ``channel_error``: why the channel ended on its own, e.g. another
-            channel type that could not be removed; ``entities``: the shown endpoints and the
-            requests made for them, ``null`` when disabled)
+            channel type that could not be removed; ``entities``: the shown endpoints, the requests
+            made for them, the entities saved and skipped (unchanged), ``null`` when disabled;
+            ``republished``: endpoints published again by this call, at most 100, the next ones next time)
         """
         return {
             "base_url": self._client.base_url,
