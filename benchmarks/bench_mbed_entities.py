@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import sqlite3
 import tempfile
 import threading
 import time
@@ -53,8 +54,9 @@ def _start_up(pp: PlatypushProcess, url: str, fleet: int) -> tuple[list[str], fl
         log = requests.get(url + "/_sandbox/requests", timeout=10).json()["requests"]
         return sum(not e["path"].startswith("/_sandbox") for e in log)
 
-    # (not mbed.status: each call publishes the whole fleet again, as entities.scan wants)
-    _wait(lambda: len(pp.run("entities.get", plugins=["mbed"], timeout=60)) >= 5 * fleet + 4, max(300, fleet / 5), 1)
+    # counted in Platypush's database file (entities.get of a big fleet takes Platypush longer than
+    # its 60 s /execute limit; mbed.status publishes part of the fleet again)
+    _wait(lambda: _stored(pp) >= 5 * fleet + 4, max(300, fleet / 5), 0.5)
     sizes = [log_size()]
     while len(sizes) < 600 and not (len(sizes) > 4 and len(set(sizes[-5:])) == 1):  # quiet for 1 s
         time.sleep(0.25)
@@ -81,6 +83,15 @@ def _start_up(pp: PlatypushProcess, url: str, fleet: int) -> tuple[list[str], fl
         f"Platypush's main process then {rss:,.0f} MiB resident |"
     ]
     return lines, elapsed
+
+
+def _stored(pp: PlatypushProcess) -> int:
+    """How many mbed entities Platypush's database holds (read from its SQLite file)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{pp.run_dir / 'state' / 'main.db'}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM entity WHERE plugin = 'mbed'").fetchone()[0])
+    except sqlite3.Error:  # not created yet, or locked for a moment
+        return 0
 
 
 def _latency(pp: PlatypushProcess, count: int, rate: float, send: Any, matches: Any) -> list[float]:

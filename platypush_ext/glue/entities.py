@@ -210,14 +210,6 @@ class EntityPublisher:
                 self._cond.notify_all()
         return queued
 
-    def saved(self, key: Key) -> bool:
-        """Whether the entity with this ``(external_id, plugin)`` key was saved (in any version).
-
-        :param key: the entity's key.
-        """
-        with self._cond:
-            return key in self._saved
-
     def flush(self, timeout: float) -> bool:
         """Wait until nothing is pending or being saved; returns whether that happened in time
         (``False`` at once while Platypush's entities engine is not known to run).
