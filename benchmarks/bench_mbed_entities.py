@@ -79,7 +79,10 @@ def _start_up(pp: PlatypushProcess, url: str, fleet: int) -> tuple[list[str], fl
         f"{sum(kinds.values())} requests in {elapsed:.1f} s from Platypush's start: "
         + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         + f"; of the reads {stats['device_reads']} went to devices (the budget, `entities_max_reads`), "
-        f"the others answered from the cache or left for the first notification; {stats['errors']} errors; "
+        f"the others answered from the cache or left for the first notification; {stats['errors']} errors "
+        f"(the plugin's own count: {stats['listings']} listings, {stats['subscriptions']} subscriptions, "
+        f"{stats['cache_reads']} cache reads, {stats['device_reads']} device reads; the sandbox's log keeps "
+        f"the last {len(log)} requests); "
         f"Platypush's main process then {rss:,.0f} MiB resident |"
     ]
     return lines, elapsed

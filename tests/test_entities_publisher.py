@@ -147,12 +147,14 @@ def test_a_burst_of_changes_makes_few_saves_of_the_newest_value(plugin: str) -> 
     publisher.publish(fleet(plugin, 1))
     settle(publisher)
     recorder.events.clear()
+    started = time.monotonic()
     for value in range(50):
         publisher.publish(fleet(plugin, 1, float(value), only=0))
         time.sleep(0.01)
+    elapsed = time.monotonic() - started  # ~0.5 s (more under load)
     settle(publisher)
     assert stored(plugin)["ep-00000/3303/0/5700"] == 49.0
-    assert 1 <= len(recorder.events) <= 5, [e.value for e in recorder.events]  # ~0.5 s of changes, 0.3 s apart
+    assert 1 <= len(recorder.events) <= min(elapsed / 0.3 + 2, 25), [e.value for e in recorder.events]
     assert recorder.events[-1].value == 49.0
 
 
