@@ -83,6 +83,21 @@ def test_the_health_entities_are_saved_and_follow_the_services(env: dict[str, An
     assert found["nikdev-outbox/pending"] == 0.0 and found["nikdev-outbox/reachable"] is True
 
 
+def test_entities_scan_republishes_the_health_entities(env: dict[str, Any]) -> None:
+    """The panel calls ``entities.scan`` when it opens: it shows a plugin's group only after an update."""
+    pp, device = env["platypush"], env["device"]
+    wait_until(lambda: "nikdev-outbox" in stored(pp, "nikdev"), timeout=30, interval=0.5)
+    with pp.events() as stream:
+        scanned = {e["external_id"] for e in pp.run("entities.scan", plugins=["nikdev", "pushjet"])}
+        assert {"nikdev-outbox/pending", f"pushjet-{device}/path"} <= scanned
+        stream.wait_for(
+            lambda e: (
+                e.get("type") == "platypush.message.event.entities.EntityUpdateEvent"
+                and e["entity"]["external_id"] == "nikdev-outbox/dead"
+            )
+        )
+
+
 def _open_home_panel(pp: PlatypushProcess, browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
