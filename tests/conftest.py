@@ -110,3 +110,22 @@ def listener(redis_server: RedisServer) -> Iterator[Listener]:
     started = Listener(redis_server.port)
     yield started
     started.close()
+
+
+@pytest.fixture(scope="module")
+def entities_db() -> None:
+    """Platypush's entities tables in the tests' workdir (its migrations and models, as at start-up);
+    each test keeps to a ``plugin`` name of its own (the database is shared). Every entity module is
+    imported first: Platypush's discovery re-runs them in module objects of its own, and a module
+    imported only after it would lack its classes (they are "defined" already)."""
+    import contextlib
+    import importlib
+    import pkgutil
+
+    import platypush.entities
+    from platypush.entities._base import init_entities_db
+
+    for module in pkgutil.iter_modules(platypush.entities.__path__):
+        with contextlib.suppress(ImportError):  # optional requirements (bluetooth)
+            importlib.import_module(f"platypush.entities.{module.name}")
+    init_entities_db()

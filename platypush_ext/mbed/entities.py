@@ -12,7 +12,6 @@ Which resources show, and how, is :mod:`platypush_ext.mbed.ipso`'s.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 from ..core.errors import InvalidArgumentError, ServiceError
 from ..core.text import one_line
+from ..glue.entities import entity_classes
 from .client import MbedClient
 from .errors import NoCacheError
 from .ipso import TYPES, EntityMap, Kind, encode_value, parse_value
@@ -109,8 +109,10 @@ class Fleet:
             if endpoint is None or path not in endpoint.resources:
                 return None
             shown = endpoint.resources[path]
-            shown.value = parse_value(shown.kind, text)
-            endpoint.reachable = True
+            value = parse_value(shown.kind, text)
+            if value == shown.value and type(value) is type(shown.value) and endpoint.reachable:
+                return None  # nothing to show: no publication, no save
+            shown.value, endpoint.reachable = value, True
             return self._copy(endpoint)
 
     def set_reachable(self, name: str, reachable: bool) -> Endpoint | None:
@@ -183,6 +185,24 @@ class Fleet:
         with self._lock:
             return [self._copy(e) for e in self._endpoints.values()]
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._endpoints)
+
+    def sample(self, start: int, limit: int) -> list[Endpoint]:
+        """At most ``limit`` endpoints (copies) from the ``start``-th on, wrapping around.
+
+        :param start: where to begin (modulo the fleet's size).
+        :param limit: the most endpoints.
+        """
+        with self._lock:
+            names = list(self._endpoints)
+            if not names:
+                return []
+            start %= len(names)
+            chosen = (names[start:] + names[:start])[: max(0, limit)]
+            return [self._copy(self._endpoints[n]) for n in chosen]
+
     @staticmethod
     def _copy(endpoint: Endpoint) -> Endpoint:
         return replace(endpoint, resources={p: replace(s) for p, s in endpoint.resources.items()})
@@ -196,9 +216,9 @@ class EntitySync:
     observable resource and one ``cacheOnly`` read per shown resource; only what the cache
     does not hold is read from the device, at most ``max_reads`` such reads in total (never
     from queue-mode endpoints), by ``concurrency`` workers. After that the channel's
-    messages (:meth:`handle`) keep it live: no polling. Updates are published at most every
-    ``publish_interval`` seconds, the newest state of each changed endpoint (Platypush's entities
-    engine saves in batches of a second: more frequent publishes of one endpoint are wasted work).
+    messages (:meth:`handle`) keep it live: no polling. Changed endpoints are published by one
+    thread, the newest state of each (a notification that changes nothing publishes nothing); the
+    plugin's publisher (:mod:`platypush_ext.glue.entities`) saves only the entities that changed.
 
     :param client: the service's client.
     :param fleet: the state it updates.
@@ -207,7 +227,8 @@ class EntitySync:
     :param concurrency: requests in flight at once (default: 4).
     :param max_reads: device reads at start-up (default: 100; the rest shows once notified).
     :param read_timeout: seconds one device read may take (default: 10).
-    :param publish_interval: the least seconds between two publishes (default: 0.2).
+    :param publish_interval: the least seconds between two publishes (default: 0, at once: the
+        publisher coalesces what changes while it saves).
     :param remove: called with the endpoints that left for good (off the dashboard).
     :param stale_after: seconds after which an endpoint that de-registered or expired (and is not back)
         is removed from the fleet and the dashboard (default: 600).
@@ -224,7 +245,7 @@ class EntitySync:
         concurrency: int = 4,
         max_reads: int = 100,
         read_timeout: float = 10.0,
-        publish_interval: float = 0.2,
+        publish_interval: float = 0.0,
         remove: Callable[[list[Endpoint]], Any] = lambda endpoints: None,
         stale_after: float = 600.0,
         directory_interval: float = 300.0,
@@ -246,6 +267,7 @@ class EntitySync:
         self._gone: set[str] = set()  # endpoints the last directory read no longer lists
         self.publish_interval = float(publish_interval)
         self._pending: dict[str, Endpoint] = {}
+        self._cursor = 0
         self._publisher: threading.Thread | None = None
         self._changed = threading.Condition(self._lock)
         #: Endpoints with syncs queued or running: ``[how many, whether it left meanwhile]`` (a
@@ -349,6 +371,33 @@ class EntitySync:
         with self._lock:
             names = {e.name for e in self.fleet.all()} | set(self._pending) | set(self._syncing) | self._suspended
             return len(names)
+
+    def sample(self, limit: int) -> list[Endpoint]:
+        """The next ``limit`` endpoints to publish again (round-robin: repeated calls cover the fleet).
+
+        :param limit: the most endpoints.
+        """
+        with self._lock:
+            start, self._cursor = self._cursor, self._cursor + max(0, limit)
+        return self.fleet.sample(start, limit)
+
+    def republish(self, publish: Callable[..., Any], publisher: Any, limit: int = 100) -> dict[str, int]:
+        """What ``status`` does (``entities.scan`` calls it): publish at most ``limit`` endpoints again
+        (saved even if unchanged: a scan restores entities deleted on the panel), the next ones at
+        each call, wait (5 s at most) for their save; returns the counts.
+
+        :param publish: the plugin's ``publish_entities``.
+        :param publisher: its :class:`~platypush_ext.glue.entities.EntityPublisher`.
+        :param limit: the most endpoints per call.
+        """
+        sample = self.sample(limit)
+        if sample:
+            publish(sample, force=True)
+            publisher.flush(5.0)
+        saves = {k: int(publisher.stats[k]) for k in ("saved", "skipped")}
+        saves["save_errors"] = int(publisher.stats["errors"])
+        counts = {"endpoints": len(self.fleet), "tracked": self.tracked(), "republished": len(sample)}
+        return {**counts, **self.stats, **saves}
 
     def _count(self, what: str) -> None:
         with self._lock:
@@ -544,45 +593,12 @@ def _log_bug(future: Any) -> None:
         logger.error("mbed entities: the sync failed", exc_info=future.exception())
 
 
-@functools.cache
-def _entity_classes() -> dict[str, type]:
-    """Platypush's entity classes by name, however their modules were loaded (Platypush's start-up
-    discovery defines each model once, in module objects of its own)."""
-    _import_entity_modules()
-    from platypush.entities import Entity
-
-    classes: dict[str, type] = {}
-    pending: list[type] = [Entity]
-    while pending:
-        cls = pending.pop()
-        classes.setdefault(cls.__name__, cls)
-        pending.extend(cls.__subclasses__())
-    return classes
-
-
-def _import_entity_modules() -> None:
-    from platypush.entities import (  # noqa: F401 - defines the models (outside Platypush's start-up)
-        batteries,
-        devices,
-        dimmers,
-        electricity,
-        humidity,
-        illuminance,
-        motion,
-        presence,
-        pressure,
-        sensors,
-        switches,
-        temperature,
-    )
-
-
 def to_platypush(endpoints: Iterable[Endpoint]) -> list[Any]:
     """Platypush entities: per endpoint its shown resources, then the ``Device`` that is their parent.
 
     :param endpoints: the endpoints to show.
     """
-    classes, entities = _entity_classes(), []
+    classes, entities = entity_classes(), []
     for endpoint in endpoints:
         reachable = endpoint.reachable and not endpoint.suspended
         description = f"{endpoint.type} (suspended)".strip() if endpoint.suspended else endpoint.type or None

@@ -18,6 +18,7 @@ from ..core.text import one_line
 from ..core.untrusted import received
 from ..glue.actions import action
 from ..glue.delivery import Made
+from ..glue.entities import FastEntities
 from ..glue.plugin import ListeningPlugin
 from .channel_actions import CHANNELS, ChannelActions
 from .checks import check_rules
@@ -30,8 +31,9 @@ from .messages import Notification, parse_message, refused_note
 from .receiver import server_tls
 
 
-class MbedPlugin(
+class MbedPlugin(  # FastEntities: entities saved at once, only what changed (glue/entities.py)
     DeviceActions,
+    FastEntities,
     ChannelActions,
     ListeningPlugin,
     RunnablePlugin,
@@ -443,15 +445,17 @@ class MbedPlugin(
             "dropped": 1, "recent_drops": [{"id": 41, "element": "notifications[2]", "source":
             "long_poll", "reason": "max-age: expected a whole, finite number (got inf)"}],
             "journal": {"pending": 0, "posted": 3, "dropped": 1, "duplicates": 0}, "entities":
-            {"endpoints": 5, "tracked": 5, "listings": 5, "subscriptions": 13, "cache_reads": 13,
-            "device_reads": 13, "errors": 0, "removed": 0}}``
+            {"endpoints": 5, "tracked": 5, "republished": 5, "listings": 5, "subscriptions": 13,
+            "cache_reads": 13, "device_reads": 13, "errors": 0, "removed": 0, "saved": 25, "skipped": 4,
+            "save_errors": 0}}``
             (``dropped``: the malformed elements and unreadable messages the service ever sent, each
             dropped with one log line; ``recent_drops``: the newest 5, ``element`` ``null`` for a
             whole message; ``journal`` counts NotificationMessages; ``duplicates``: deliveries beyond
             a message's first; ``channel_error``: why the channel ended on its own, e.g. another
-            channel type that could not be removed; ``entities``: the shown endpoints and the
-            requests made for them, ``tracked`` every endpoint held in memory, ``removed`` those that left
-            for good (``stale_after``), ``null`` when disabled)
+            channel type that could not be removed; ``entities``: the shown endpoints, ``tracked``
+            every endpoint held in memory, the requests made for them, ``removed`` the endpoints that left
+            for good (``stale_after``), the entities saved and skipped (unchanged), ``null`` when disabled;
+            ``republished``: endpoints published again by this call, at most 100, the next ones next time)
         """
         return {
             "base_url": self._client.base_url,
@@ -477,13 +481,8 @@ class MbedPlugin(
         return super().transform_entities(to_platypush(entities))
 
     def _publish_all(self) -> dict[str, int] | None:
-        """Publish every known endpoint (``entities.scan`` calls ``status``); returns the counts."""
-        if self._sync is None:
-            return None
-        endpoints = self._sync.fleet.all()
-        if endpoints:
-            self.publish_entities(endpoints)
-        return {"endpoints": len(endpoints), "tracked": self._sync.tracked(), **self._sync.stats}
+        """Publish a bounded sample of the fleet again (``entities.scan`` calls ``status``); the counts."""
+        return None if self._sync is None else self._sync.republish(self.publish_entities, self.entity_publisher)
 
     def _entity_sync_for(
         self, entities: Mapping[str, Mapping[str, Any]] | None, max_reads: int, churn: Mapping[str, float]

@@ -10,6 +10,7 @@ from platypush.plugins import RunnablePlugin
 from ..core.errors import InvalidArgumentError
 from ..core.listening import AuthBackoff, Backoff, Listener
 from ..glue.actions import action
+from ..glue.health import HealthManager
 from ..glue.plugin import ServicePlugin, state_path
 from .client import NikdevAuthError, NikdevClient, NikdevError
 from .events import (
@@ -21,6 +22,7 @@ from .events import (
     NikdevOutboxNearlyFullEvent,
     NikdevPushFailedEvent,
 )
+from .health import outbox_entities
 from .outbox import Committed, FlushResult, Outbox
 from .uploader import Uploader, describe_failure
 
@@ -42,7 +44,7 @@ def _check_push_time_limit(push_time_limit: Any) -> None:
         )
 
 
-class NikdevPlugin(ServicePlugin, RunnablePlugin):
+class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin):
     """
     Record sensor values to a `NikDev IoT <https://iot.nik-dev.se>`_ server,
     with the original ``nikdev_iot`` library's model — ``add_value``,
@@ -165,6 +167,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         return self._uploader
 
     def _after_commit(self, committed: Committed) -> dict[str, Any]:
+        if self._health is not None:
+            self._health.poke()
         outbox = self.uploader.outbox
         if committed.dropped:
             self.logger.warning(
@@ -192,7 +196,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
         }
 
     def _report(self, result: FlushResult) -> None:
-        """Post the events of a push and track availability (a refused key: :meth:`_refused`)."""
+        """Post the events of a push and track availability (a refused key: :meth:`_refused`), then
+        the outbox's health entities."""
         if result.pushed_entries:
             self._bus.post(
                 NikdevEntriesPushedEvent(
@@ -225,6 +230,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
             self._availability.ok()
             if self._auth_schedule is not None:
                 self._auth_schedule.reset()
+        if self._health is not None:
+            self._health.poke()
 
     def _refused(self, result: FlushResult) -> bool:
         """Whether the server refused the key in this push (entries dead-lettered with 401/403, as any
@@ -358,6 +365,7 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
                  "usage": 0.0, "pushed_entries": 12, "pushed_values": 24,
                  "pushed_batches": 4, "dead_lettered_entries": 1, "dropped_entries": 0}
         """
+        self._scan_health()  # entities.scan calls status
         return {
             "base_url": self._client.base_url,
             "reachable": self._availability.up,
@@ -413,6 +421,8 @@ class NikdevPlugin(ServicePlugin, RunnablePlugin):
     # -- flusher ---------------------------------------------------------------
 
     def main(self) -> None:
+        outbox, server = self.uploader.outbox, self._availability  # on the Home panel (nikdev/health.py)
+        self._watch_health("nikdev", lambda: outbox_entities(outbox, server.up), self._should_stop)
         Listener(self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0)).run()
 
     def _flush(self) -> float | None:

@@ -320,6 +320,22 @@ def check_name(name: Any) -> str:
     return _check_text(name, "name", required=True, max_characters=MAX_NAME_CHARACTERS) or ""
 
 
+#: Longest alias under which a created service's secret is kept.
+MAX_ALIAS = 100
+
+
+def check_alias(alias: Any) -> str:
+    """A service alias: 1 to :data:`MAX_ALIAS` printable characters (it is shown in every related error)."""
+    if not isinstance(alias, str) or not alias.strip():
+        raise InvalidArgumentError("alias must be a non-empty string")
+    if len(alias) > MAX_ALIAS or not alias.isprintable():
+        raise InvalidArgumentError(
+            f"alias must be at most {MAX_ALIAS} printable characters (no line breaks or "
+            "control characters): pass a shorter alias"
+        )
+    return alias
+
+
 # -- client -------------------------------------------------------------------
 
 

@@ -15,13 +15,16 @@ from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.journal import Entry
 from ..core.listening import Backoff, Listener
 from ..glue.actions import action
+from ..glue.health import HealthManager
 from ..glue.plugin import ListeningPlugin, state_path
+from . import health
 from .client import (
     PUBLIC_KEY_RE,
     SECRET_KEY_RE,
     Message,
     PushjetClient,
     Service,
+    check_alias,
     check_name,
     check_public_key,
     check_secret_key,
@@ -57,23 +60,7 @@ def _shown(service: Any) -> str:
     return repr(service)
 
 
-#: Longest alias under which a created service's secret is kept.
-MAX_ALIAS = 100
-
-
-def _check_alias(alias: Any) -> str:
-    """A service alias: 1 to :data:`MAX_ALIAS` printable characters (it is shown in every related error)."""
-    if not isinstance(alias, str) or not alias.strip():
-        raise InvalidArgumentError("alias must be a non-empty string")
-    if len(alias) > MAX_ALIAS or not alias.isprintable():
-        raise InvalidArgumentError(
-            f"alias must be at most {MAX_ALIAS} printable characters (no line breaks or "
-            "control characters): pass a shorter alias"
-        )
-    return alias
-
-
-class PushjetPlugin(ListeningPlugin, RunnablePlugin):
+class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin):
     """
     `Pushjet <https://github.com/Pushjet/Pushjet-Server-Api>`_ push notifications:
     create and manage services, send messages, subscribe devices, and receive
@@ -312,7 +299,7 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
                  "name": "Alerts", "icon_url": null, "created": 1795303005,
                  "alias": "alerts"}
         """
-        alias = _check_alias(alias if alias is not None else check_name(name).strip())  # before the service exists
+        alias = check_alias(alias if alias is not None else check_name(name).strip())  # before the service exists
         service = self._client.create_service(name, icon_url)
         assert service.secret_key
         self._secrets[alias] = service.secret_key
@@ -507,7 +494,8 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             log line; ``recent_drops``: the newest 5; ``duplicates``: deliveries beyond a
             message's first, e.g. re-posted after a crash.
         """
-        connected = [d for d in self._devices if d in self._channels and self._channels[d].up]
+        self._scan_health()  # entities.scan calls status
+        connected = [d for d, _, path in self._device_states() if path == REALTIME]
         realtime = {"url": self._realtime_url, "connected": connected, "merged": self._paths.duplicates}
         return {
             "base_url": self._client.base_url,
@@ -519,6 +507,14 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
             "realtime": realtime if self._realtime_url else None,
             **self.inbox.status(),
         }
+
+    def _device_states(self) -> list[health.DeviceState]:
+        """Each device: connected (on the connector, or the last poll answered), and its path."""
+        pushed = {d for d in self._devices if d in self._channels and self._channels[d].up}
+        return [
+            (d, True if d in pushed else self._availability.up, REALTIME if d in pushed else POLLING)
+            for d in self._devices
+        ]
 
     # -- listener ------------------------------------------------------------
 
@@ -598,7 +594,9 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
         return None if self._devices else "no devices configured"
 
     def _start_listeners(self) -> None:
-        """Connect each device to the connector (with a ``realtime_url``)."""
+        """Show the devices on the Home panel; connect each to the connector (with a ``realtime_url``)."""
+        states = self._device_states  # on the Home panel (pushjet/health.py)
+        self._watch_health("pushjet", lambda: health.device_entities(states()), self._should_stop)
         if self._realtime_url:
             for device in self._devices:
                 self._start_channel(device)
@@ -683,6 +681,8 @@ class PushjetPlugin(ListeningPlugin, RunnablePlugin):
     def _realtime_down(self, error: Exception) -> None:
         """A device lost the connector: poll it at once (and until the connector is back)."""
         self._wakeup.set()
+        if self._health is not None:
+            self._health.poke()
         self._realtime.failed(error)
 
     def _realtime_broken(self, error: Exception) -> None:

@@ -46,3 +46,20 @@ def fill_login_form(driver: Any, *fields: tuple[str, str]) -> None:
     for name, value in fields:
         driver.find_element(By.NAME, name).send_keys(value)
     driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+
+
+def shown(driver: Any) -> dict[str, str]:
+    """The Home panel's entities: ``{"<device> / <name>": "<value><unit>" or "on"/"off"}``."""
+    from selenium.webdriver.common.by import By
+
+    found = {}
+    for device in driver.find_elements(By.CSS_SELECTOR, ".groups-container .entity-container-wrapper.with-children"):
+        name = device.find_element(By.CSS_SELECTOR, ".name").get_attribute("textContent").strip()
+        for child in device.find_elements(By.CSS_SELECTOR, ".children .entity-container"):
+            switch = child.find_elements(By.CSS_SELECTOR, ".power-switch input")
+            value = child.find_elements(By.CSS_SELECTOR, ".value-container")
+            text = value[0].get_attribute("textContent") if value else ""
+            text = ("on" if switch[0].is_selected() else "off") if switch else text
+            label = child.find_element(By.CSS_SELECTOR, ".name").get_attribute("textContent").strip()
+            found[f"{name} / {label}"] = "".join(text.split())
+    return found

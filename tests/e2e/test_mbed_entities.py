@@ -140,23 +140,6 @@ def test_entities_scan_republishes_the_fleet(env):
     assert requests.get(pp.url, timeout=5).status_code == 200
 
 
-def shown(driver) -> dict[str, str]:
-    """The Home panel's entities: ``{"<device> / <name>": "<value><unit>" or "on"/"off"}``."""
-    from selenium.webdriver.common.by import By
-
-    found = {}
-    for device in driver.find_elements(By.CSS_SELECTOR, ".groups-container .entity-container-wrapper.with-children"):
-        name = device.find_element(By.CSS_SELECTOR, ".name").get_attribute("textContent").strip()
-        for child in device.find_elements(By.CSS_SELECTOR, ".children .entity-container"):
-            switch = child.find_elements(By.CSS_SELECTOR, ".power-switch input")
-            value = child.find_elements(By.CSS_SELECTOR, ".value-container")
-            text = value[0].get_attribute("textContent") if value else ""
-            text = ("on" if switch[0].is_selected() else "off") if switch else text
-            label = child.find_element(By.CSS_SELECTOR, ".name").get_attribute("textContent").strip()
-            found[f"{name} / {label}"] = "".join(text.split())
-    return found
-
-
 def test_the_home_panel_shows_the_devices_and_a_switch_works_in_the_browser(env, browser):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
@@ -191,16 +174,16 @@ def test_the_home_panel_shows_the_devices_and_a_switch_works_in_the_browser(env,
         "garden-barometer / Pressure": "101325Pa",
     }
     with contextlib.suppress(TimeoutException):  # the assertion below says what is missing
-        panel.wait(browser).until(lambda d: all(shown(d).get(k) == v for k, v in expected.items()))
+        panel.wait(browser).until(lambda d: all(panel.shown(d).get(k) == v for k, v in expected.items()))
     panel.shot(browser, "20-mbed-home-panel")
-    assert shown(browser).items() >= expected.items(), shown(browser)
+    assert panel.shown(browser).items() >= expected.items(), panel.shown(browser)
     light = browser.find_element(
         By.XPATH,
         "//*[contains(@class,'entity-container')][.//*[@class='name' and text()='Light']]//*[@class='power-switch']",
     )
     light.click()
     panel.wait(browser).until(lambda d: mbed.devices["hall-light"].resources["/3311/0/5850"].value == b"1")
-    panel.wait(browser).until(lambda d: shown(d).get("hall-light / Light") == "on")
+    panel.wait(browser).until(lambda d: panel.shown(d).get("hall-light / Light") == "on")
     mbed.set_value("living-room-sensor", "/3303/0/5700", "23.5")  # and live, without a reload
-    panel.wait(browser).until(lambda d: shown(d).get("living-room-sensor / Temperature") == "23.5°C")
+    panel.wait(browser).until(lambda d: panel.shown(d).get("living-room-sensor / Temperature") == "23.5°C")
     panel.shot(browser, "21-mbed-home-panel-after-toggle")

@@ -325,7 +325,9 @@ def test_start_up_shows_the_fleet_and_subscribes(home: tuple[MbedPlugin, Dashboa
     stats = plugin._sync.stats
     assert stats["listings"] == len(HOME) and stats["errors"] == 0
     assert stats["device_reads"] == stats["cache_reads"] == len(subscribed)  # nothing cached yet
-    assert run(plugin, "status")[0]["entities"] == {"endpoints": len(HOME), "tracked": len(HOME), **stats}
+    counts = run(plugin, "status")[0]["entities"]  # (no entities engine here: nothing saved)
+    expected = {"endpoints": len(HOME), "tracked": len(HOME), "republished": len(HOME), **stats}
+    assert counts == {**expected, "saved": 0, "skipped": 0, "save_errors": 0}
 
 
 def test_notifications_update_and_deregistrations_mark_unreachable(
@@ -634,3 +636,17 @@ def test_the_dashboard_works_in_both_api_modes_over_every_channel(
         assert run(plugin, "status")[0]["channel"] == channel
     finally:
         plugin.stop()
+
+
+def test_a_notification_that_changes_nothing_publishes_nothing() -> None:
+    from platypush_ext.mbed.entities import Fleet
+
+    fleet = Fleet(EntityMap(None))
+    fleet.add("node", "node", "Sensor", False, [{"path": "/3303/0/5700"}])
+    assert fleet.update("node", "/3303/0/5700", "21.5") is not None  # first value
+    assert fleet.update("node", "/3303/0/5700", "21.5") is None  # the same again: nothing to show
+    assert fleet.update("node", "/3303/0/5700", "21.50") is None  # the same number
+    fleet.set_reachable("node", False)
+    assert fleet.update("node", "/3303/0/5700", "21.5").reachable is True  # back: shown reachable
+    assert fleet.update("node", "/3303/0/5700", "22").resources["/3303/0/5700"].value == 22.0
+    assert len(fleet) == 1 and [e.name for e in fleet.sample(5, 3)] == ["node"]
