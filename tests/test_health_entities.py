@@ -4,6 +4,7 @@ into Platypush's real entities database; a change saves and announces only what 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Collection
 from typing import Any
@@ -12,10 +13,11 @@ import pytest
 from platypush.context import get_plugin
 from platypush.entities import Entity
 
+from platypush_ext.core.listening import Availability
 from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.glue.entities import EntityPublisher, save_entities
 from platypush_ext.glue.health import HealthEntities, group, normalise
-from platypush_ext.nikdev.client import Entry, NikdevClient
+from platypush_ext.nikdev.client import Entry, NikdevAuthError, NikdevClient
 from platypush_ext.nikdev.health import outbox_entities
 from platypush_ext.nikdev.outbox import Outbox
 from platypush_ext.pushjet.health import device_entities
@@ -55,14 +57,17 @@ def stored(plugin: str) -> dict[str, Any]:
 
 @pytest.mark.sandbox(cls=NikdevServer)
 def test_the_nikdev_outbox_shows_pending_entries_and_dead_letters(tmp_path: Any, server: NikdevServer) -> None:
+    sandbox = server
     outbox = Outbox(str(tmp_path / "outbox.db"))
-    reachable: list[bool | None] = [None]
+    nothing = lambda *_: None  # noqa: E731
+    server = Availability("NikDev", logging.getLogger("test"), nothing, nothing, on_rejected=nothing)
     saved = Saved()
-    watcher = saved.watcher("test-nikdev", lambda: outbox_entities(outbox, reachable[0]))
+    watcher = saved.watcher("test-nikdev", lambda: outbox_entities(outbox, server))
     first = saved.publish(watcher)
     assert first == [
         ("nikdev-outbox", None),
         ("nikdev-outbox/dead", 0.0),
+        ("nikdev-outbox/key", None),
         ("nikdev-outbox/pending", 0.0),
         ("nikdev-outbox/reachable", None),
     ]
@@ -73,14 +78,18 @@ def test_the_nikdev_outbox_shows_pending_entries_and_dead_letters(tmp_path: Any,
     outbox.commit_many([Entry.build({"seq": n}) for n in range(3)])
     assert saved.publish(watcher) == [("nikdev-outbox/pending", 3.0)]  # only what changed
     assert saved.publish(watcher) == []  # nothing changed: nothing saved or announced
-    readonly = NikdevClient(server.base_url, DEFAULT_DEVICE_ID, DEFAULT_READ_ONLY_KEY, retry=RetryPolicy(attempts=1))
-    assert outbox.flush(readonly).dead_entries == 3
-    reachable[0] = True
+    readonly = NikdevClient(sandbox.base_url, DEFAULT_DEVICE_ID, DEFAULT_READ_ONLY_KEY, retry=RetryPolicy(attempts=1))
+    result = outbox.flush(readonly)
+    assert result.dead_entries == 3 and result.dead[0].status in (401, 403)
+    server.failed(NikdevAuthError("the key was refused", status=result.dead[0].status))  # as the plugin does
     assert saved.publish(watcher) == [
         ("nikdev-outbox/dead", 3.0),
+        ("nikdev-outbox/key", False),  # refused: the server is reachable, the key is not accepted
         ("nikdev-outbox/pending", 0.0),
         ("nikdev-outbox/reachable", True),
     ]
+    server.ok()
+    assert saved.publish(watcher) == [("nikdev-outbox/key", True)]
     assert stored("test-nikdev")["nikdev-outbox/dead"][1] == 3.0
 
 

@@ -246,7 +246,8 @@ class EntityPublisher:
                 get_entities_engine(timeout=self.engine_timeout).wait_start(timeout=self.engine_timeout)
                 self._ready = True
             except TimeoutError:
-                logger.warning("%s: no entities engine: the entities are not saved", self.name)
+                if not self._stopped:  # a plugin stopped meanwhile has nothing more to say
+                    logger.warning("%s: no entities engine: the entities are not saved", self.name)
                 self._ready = False
         return self._ready
 

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from platypush.entities import Entity, get_entities_engine
-from platypush.entities.managers.sensors import SensorEntityManager
 from platypush.utils import utcnow
 from redis.exceptions import RedisError
 
@@ -135,10 +134,11 @@ class HealthEntities:
         self.publisher.stop()
 
 
-class HealthManager(FastEntities, SensorEntityManager):
-    """Mixin before a plugin's bases (``class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin)``):
-    the plugin is an entity manager of its health entities (:attr:`_health`, started by the plugin);
-    its ``status`` calls :meth:`_scan_health`."""
+class HealthManager(FastEntities):
+    """Mixin before a plugin's bases, ``SensorEntityManager`` after them (``class NikdevPlugin(HealthManager,
+    ServicePlugin, RunnablePlugin, SensorEntityManager)``: Platypush's entity manager drops the constructor's
+    arguments that the bundle's ``Diagnostics`` keeps): the plugin is an entity manager of its health
+    entities (:attr:`_health`, started by the plugin); its ``status`` calls :meth:`_scan_health`."""
 
     _health: HealthEntities | None = None
 

@@ -6,20 +6,25 @@ from typing import Any
 
 from platypush.entities import Entity
 
+from ..core.listening import Availability
 from ..glue.health import group
 from .outbox import Outbox
 
-#: The outbox's entity id (its readings: ``nikdev-outbox/pending``, ``…/dead``, ``…/reachable``).
+#: The outbox's entity id (its readings: ``nikdev-outbox/pending``, ``…/dead``, ``…/reachable``, ``…/key``).
 ENTITY_ID = "nikdev-outbox"
 
 
-def outbox_entities(outbox: Outbox, reachable: bool | None) -> list[Entity]:
-    """The outbox as a device with its readings.
+def outbox_entities(outbox: Outbox, server: Availability) -> list[Entity]:
+    """The outbox as a device with its readings: pending entries, dead letters, whether the server
+    answered the last push and whether it accepted the key (``None``: not tried yet).
 
     :param outbox: the plugin's outbox.
-    :param reachable: whether the server answered the last push (``None``: not tried yet).
+    :param server: the server's availability (a refused key: reachable, the key not accepted).
     """
     status: dict[str, Any] = outbox.status()
+    refused = server.rejected_since is not None
+    reachable = True if refused else server.up
+    key_accepted = None if reachable is None else not refused
     return group(
         ENTITY_ID,
         "NikDev outbox",
@@ -28,6 +33,7 @@ def outbox_entities(outbox: Outbox, reachable: bool | None) -> list[Entity]:
             ("/pending", "Pending entries", "NumericSensor", {"value": status["pending"], "unit": "entries"}),
             ("/dead", "Dead letters", "NumericSensor", {"value": status["dead"], "unit": "entries"}),
             ("/reachable", "Server reachable", "BinarySensor", {"value": reachable}),
+            ("/key", "API key accepted", "BinarySensor", {"value": key_accepted}),
         ],
         "fas fa-inbox",
     )

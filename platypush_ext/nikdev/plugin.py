@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from platypush.entities.managers.sensors import SensorEntityManager
+
 from platypush.plugins import RunnablePlugin
 
 from ..core.errors import InvalidArgumentError
@@ -44,7 +46,7 @@ def _check_push_time_limit(push_time_limit: Any) -> None:
         )
 
 
-class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin):
+class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityManager):
     """
     Record sensor values to a `NikDev IoT <https://iot.nik-dev.se>`_ server,
     with the original ``nikdev_iot`` library's model — ``add_value``,
@@ -422,7 +424,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin):
 
     def main(self) -> None:
         outbox, server = self.uploader.outbox, self._availability  # on the Home panel (nikdev/health.py)
-        self._watch_health("nikdev", lambda: outbox_entities(outbox, server.up), self._should_stop)
+        self._watch_health("nikdev", lambda: outbox_entities(outbox, server), self._should_stop)
         Listener(self._flush, self._should_stop, backoff=Backoff(base=1.0, cap=60.0)).run()
 
     def _flush(self) -> float | None:

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any, Mapping, Sequence
 
+from platypush.entities.managers.sensors import SensorEntityManager
+
 from platypush.plugins import RunnablePlugin
 
 from ..core import untrusted
@@ -60,7 +62,7 @@ def _shown(service: Any) -> str:
     return repr(service)
 
 
-class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin):
+class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntityManager):
     """
     `Pushjet <https://github.com/Pushjet/Pushjet-Server-Api>`_ push notifications:
     create and manage services, send messages, subscribe devices, and receive

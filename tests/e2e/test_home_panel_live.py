@@ -81,6 +81,7 @@ def test_the_health_entities_are_saved_and_follow_the_services(env: dict[str, An
         lambda: (s := stored(pp, "nikdev")).get("nikdev-outbox/dead") == 1.0 and s, timeout=30, interval=0.3
     )
     assert found["nikdev-outbox/pending"] == 0.0 and found["nikdev-outbox/reachable"] is True
+    assert found["nikdev-outbox/key"] is False  # the read-only key: refused (401/403), the server reachable
 
 
 def test_entities_scan_republishes_the_health_entities(env: dict[str, Any]) -> None:

@@ -109,12 +109,15 @@ def test_rules_shape_the_notifications_and_the_hook_fires_only_on_its_match(env)
     assert hook_writes(mbed)[0] == "31" and "26" not in hook_writes(mbed)
 
 
-def device_request_queries(mbed) -> list[dict[str, str]]:
-    """The queries of the device requests, without their async ids."""
+def device_request_queries(mbed, uri: str | None = None) -> list[dict[str, str]]:
+    """The queries of the device requests (to ``uri`` only, when given: the plugin's Home-panel reads
+    run meanwhile), without their async ids."""
     return [
         {k: v for k, v in e.query.items() if k != "async-id"}
         for e in mbed.exchanges
-        if e.method == "POST" and e.path.startswith("/v2/device-requests/")
+        if e.method == "POST"
+        and e.path.startswith("/v2/device-requests/")
+        and (uri is None or json.loads(e.request_body).get("uri") == uri)
     ]
 
 
@@ -122,17 +125,17 @@ def test_queued_device_commands_carry_retry_and_expiry_through_execute(env):
     pp, mbed = env["platypush"], env["mbed"]
     args = {"endpoint": NODE, "path": "/3311/0/5850", "value": 1}
     assert pp.run("mbed.put_resource_value", **args, expiry_seconds=7200, retry=3) == {"status": 200}
-    assert device_request_queries(mbed)[-1] == {"retry": "3", "expiry-seconds": "7200"}
+    assert device_request_queries(mbed, "/3311/0/5850")[-1] == {"retry": "3", "expiry-seconds": "7200"}
     assert pp.run("mbed.get_resource_value", endpoint=NODE, path="/3/0/1", retry=0, expiry_seconds=60) == "Mbed"
-    assert device_request_queries(mbed)[-1] == {"retry": "0", "expiry-seconds": "60"}
-    sent = len(device_request_queries(mbed))
+    assert device_request_queries(mbed, "/3/0/1")[-1] == {"retry": "0", "expiry-seconds": "60"}
+    sent = len(device_request_queries(mbed, "/3311/0/5850"))
     for bad, text in (
         ({"retry": 11}, "retry must be a whole number from 0 to 10"),
         ({"expiry_seconds": 30}, "from 60"),
     ):
         errors = pp.execute("mbed.put_resource_value", **args, **bad)["errors"]
         assert len(errors) == 1 and text in errors[0] and "\n" not in errors[0] and KEY not in errors[0]
-    assert len(device_request_queries(mbed)) == sent  # refused before anything was sent
+    assert len(device_request_queries(mbed, "/3311/0/5850")) == sent  # refused before anything was sent
 
 
 def mbed_entities(pp) -> dict[str, dict]:
