@@ -332,7 +332,7 @@ class EntitySync:
             listed = {ep.get("name"): ep for ep in self.client.get_endpoints(all_states=True)}
         except ServiceError as exc:
             self._count("errors")
-            logger.warning("mbed entities: cannot list the endpoints: %s", one_line(exc))
+            self._warn("cannot list the endpoints: %s", one_line(exc))
             return
         changed, gone = [], set()
         for endpoint in self.fleet.all():
@@ -399,6 +399,11 @@ class EntitySync:
         counts = {"endpoints": len(self.fleet), "tracked": self.tracked(), "republished": len(sample)}
         return {**counts, **self.stats, **saves}
 
+    def _warn(self, text: str, *args: object) -> None:
+        """One warning line of the sync, unless it was stopped meanwhile (its requests then fail)."""
+        if not self._stopped.is_set():
+            logger.warning("mbed entities: " + text, *args)
+
     def _count(self, what: str) -> None:
         with self._lock:
             self.stats[what] += 1
@@ -418,7 +423,7 @@ class EntitySync:
             endpoints = self.client.get_endpoints()
         except ServiceError as exc:
             self._count("errors")
-            logger.warning("mbed entities: cannot list the endpoints: %s", one_line(exc))
+            self._warn("cannot list the endpoints: %s", one_line(exc))
             return
         with self._lock:
             self._start_publisher()  # its sweep runs even if no endpoint shows
@@ -479,7 +484,7 @@ class EntitySync:
             endpoint, added = self._added(name, label, type, queue_mode, resources), True
         except ServiceError as exc:
             self._count("errors")
-            logger.warning("mbed entities: %s: %s", name, one_line(exc))
+            self._warn("%s: %s", name, one_line(exc))
             return
         finally:
             if not added:
@@ -509,7 +514,7 @@ class EntitySync:
             return call(*args, **kwargs)
         except ServiceError as exc:
             self._count("errors")
-            logger.warning("mbed entities: %s: %s", name, one_line(exc))
+            self._warn("%s: %s", name, one_line(exc))
             return None
 
     def _first_value(self, endpoint: Endpoint, shown: Shown) -> str | None:
@@ -521,7 +526,7 @@ class EntitySync:
             pass
         except ServiceError as exc:
             self._count("errors")
-            logger.warning("mbed entities: %s%s: %s", endpoint.name, shown.path, one_line(exc))
+            self._warn("%s%s: %s", endpoint.name, shown.path, one_line(exc))
             return None
         with self._lock:
             allowed = not endpoint.queue_mode and self._reads_left > 0
