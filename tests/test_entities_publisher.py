@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,16 @@ from platypush.context import get_plugin
 from platypush.entities import Entity
 from platypush.entities._engine.queue import EntitiesQueue
 
-from platypush_ext.glue.entities import MAX_BATCH, EntityPublisher, batches, fingerprint, save_entities
+import platypush
+from platypush_ext.glue.entities import (
+    MAPPED_MODULES,
+    MAX_BATCH,
+    EntityPublisher,
+    batches,
+    fingerprint,
+    import_mapped_modules,
+    save_entities,
+)
 from platypush_ext.mbed.entities import Endpoint, Shown, to_platypush
 from platypush_ext.mbed.ipso import EntityMap
 from tests.support import wait_until
@@ -212,3 +223,17 @@ def test_the_fingerprint_ignores_timestamps_and_sees_values_and_parents() -> Non
     assert fingerprint(one[0]) != fingerprint(two[0])
     moved: Callable[[], list[Entity]] = lambda: fleet("fp", 2)[5:6]  # noqa: E731 - ep-00001's sensor
     assert fingerprint(moved()[0]) != fingerprint(one[0])
+
+
+def test_every_module_of_platypush_that_maps_on_its_shared_registry_by_name_is_imported_first() -> None:
+    """Canary: a module of Platypush (its entities aside, imported at start) that maps classes on the shared
+    ``Base`` with a relationship named by string is imported before the first save (``MAPPED_MODULES``)."""
+    root = Path(platypush.__file__).parent
+    found = set()
+    for path in root.rglob("*.py"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if "platypush.common.db import Base" in text and re.search(r"relationship\(\s*['\"]", text):
+            found.add(".".join(("platypush", *path.relative_to(root).with_suffix("").parts)))
+    found = {name for name in found if not name.startswith("platypush.entities")}
+    assert found and found <= set(MAPPED_MODULES), found
+    assert import_mapped_modules() == list(MAPPED_MODULES)

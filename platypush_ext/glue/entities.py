@@ -30,6 +30,7 @@ entity classes for the bundle's entities (the mbed fleet, the services' health).
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import threading
 import time
@@ -84,10 +85,35 @@ def _import_entity_modules() -> None:
     )
 
 
+#: Platypush's modules that map classes on its shared SQLAlchemy registry with relationships named by
+#: string (the web panel's ``inspect`` imports them while entities are saved).
+MAPPED_MODULES = ("platypush.plugins.notes.db._model",)
+
+
+def import_mapped_modules(names: Iterable[str] = MAPPED_MODULES) -> list[str]:
+    """Import ``names`` before the first save; returns those imported. A save configures every mapper
+    of the registry: one that ran while another thread was half-way through such a module (``Note``
+    mapped, its ``NoteTag`` not yet) failed for good, and every later query of Platypush failed with
+    it (``inspect.get_all_events`` answered 500; seen once in three runs of the suite). A module
+    imported whole here is only looked up by the others.
+
+    :param names: the modules (one that cannot be imported is skipped).
+    """
+    imported = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+            imported.append(name)
+        except Exception as exc:  # noqa: BLE001 - an optional dependency missing: then nobody maps it
+            logger.debug("entities: cannot import %s: %s", name, exc)
+    return imported
+
+
 @functools.cache
 def _repository() -> Any:
     from platypush.entities._engine.repo import EntitiesRepository
 
+    import_mapped_modules()
     return EntitiesRepository()
 
 
