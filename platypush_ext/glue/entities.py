@@ -91,11 +91,13 @@ MAPPED_MODULES = ("platypush.plugins.notes.db._model",)
 
 
 def import_mapped_modules(names: Iterable[str] = MAPPED_MODULES) -> list[str]:
-    """Import ``names`` before the first save; returns those imported. A save configures every mapper
+    """Import ``names`` (when this module is imported: with the plugin's module, before any thread of
+    the bundle runs); returns those imported. Creating or saving an entity configures every mapper
     of the registry: one that ran while another thread was half-way through such a module (``Note``
     mapped, its ``NoteTag`` not yet) failed for good, and every later query of Platypush failed with
-    it (``inspect.get_all_events`` answered 500; seen once in three runs of the suite). A module
-    imported whole here is only looked up by the others.
+    it (``inspect.get_all_events`` answered 500; seen in two runs of the suite in five, once the
+    bundle's entities were created and saved as soon as they changed). A module imported whole
+    before is only looked up by the others.
 
     :param names: the modules (one that cannot be imported is skipped).
     """
@@ -109,11 +111,13 @@ def import_mapped_modules(names: Iterable[str] = MAPPED_MODULES) -> list[str]:
     return imported
 
 
+import_mapped_modules()
+
+
 @functools.cache
 def _repository() -> Any:
     from platypush.entities._engine.repo import EntitiesRepository
 
-    import_mapped_modules()
     return EntitiesRepository()
 
 
