@@ -19,7 +19,7 @@ import pytest
 
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.sandbox.pushjet import PushjetServer
-from platypush_ext.sandbox.runner import PlatypushProcess
+from tests.e2e.pushjet import send_and_wait_hook, wait_path
 
 MESSAGE = "platypush_ext.pushjet.events.PushjetMessageEvent"
 CONNECTED = "platypush_ext.pushjet.events.PushjetConnectedEvent"
@@ -91,24 +91,6 @@ def env(serve, launch):
     yield {"platypush": platypush, "server": server, "remote": remote, "alerts": alerts, "recorder": recorder}
     platypush.stop()
     recorder.shutdown()
-
-
-def wait_path(platypush: PlatypushProcess, path: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while platypush.run("pushjet.status")["path"] != path:
-        assert time.monotonic() < deadline, f"the listener is not on {path} after {timeout} s"
-        time.sleep(0.1)
-
-
-def send_and_wait_hook(platypush: PlatypushProcess, text: str, timeout: float) -> float:
-    """``/execute pushjet.send``; the seconds until the hook set the variable."""
-    started = time.monotonic()
-    response = platypush.execute("pushjet.send", service="alerts", message=text, title="door")
-    assert response == {"output": {"sent": True}, "errors": []}
-    while platypush.run("variable.get", name="door")["door"] != text:
-        assert time.monotonic() - started < timeout, f"the hook did not run for {text!r} within {timeout} s"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def polls_since(server: PushjetServer, since: int) -> int:

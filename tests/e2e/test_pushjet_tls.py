@@ -8,7 +8,6 @@ reverse proxy, everything went through the forward proxy, and the password is no
 from __future__ import annotations
 
 import base64
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.sandbox.pushjet import PushjetServer
-from platypush_ext.sandbox.runner import PlatypushProcess
+from tests.e2e.pushjet import send_and_wait_hook, wait_path
 from tests.proxies import ForwardProxy, TlsReverseProxy, make_certs
 
 USER, PASSWORD = "home", "n0t-in-any-l0g:Ωmega"
@@ -58,23 +57,6 @@ def env(serve: Any, launch: Any, tmp_path_factory: pytest.TempPathFactory) -> It
     platypush.stop()
     reverse.stop()
     forward.stop()
-
-
-def wait_path(platypush: PlatypushProcess, path: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while platypush.run("pushjet.status")["path"] != path:
-        assert time.monotonic() < deadline, f"the listener is not on {path} after {timeout} s"
-        time.sleep(0.1)
-
-
-def send_and_wait_hook(platypush: PlatypushProcess, text: str, timeout: float) -> float:
-    started = time.monotonic()
-    response = platypush.execute("pushjet.send", service="alerts", message=text, title="door")
-    assert response == {"output": {"sent": True}, "errors": []}
-    while platypush.run("variable.get", name="door")["door"] != text:
-        assert time.monotonic() - started < timeout, f"the hook did not run for {text!r} within {timeout} s"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def test_send_and_the_listener_on_the_connector_through_https_and_basic_auth(env: dict[str, Any]) -> None:
