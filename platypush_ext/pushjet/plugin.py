@@ -630,8 +630,11 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
                 thread.join(max(0.0, deadline - time.monotonic()))
 
     def _poll(self) -> float:
-        """Poll the devices that are not on the connector; sleep while none is."""
-        devices = [d for d in self._devices if not (d in self._channels and self._channels[d].up)]
+        """Poll the devices that are not on the connector; sleep while none is. While the server refuses
+        the credentials, every device is polled: the next try tells whether they work again, also once
+        every device is back on the connector (the paths' journal merges what both bring)."""
+        refused = self._availability.rejected_since is not None
+        devices = [d for d in self._devices if refused or not (d in self._channels and self._channels[d].up)]
         if not devices:
             self._wakeup.wait(self.IDLE_WAIT)
             self._wakeup.clear()
