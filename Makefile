@@ -20,7 +20,7 @@ demo: install
 # the report fails under its floor.
 test: install chromium
 	$(PY) -m coverage erase
-	$(PY) -m coverage run -m pytest -q -n 4 --dist loadfile
+	$(PY) -m coverage run -m pytest -q -n 4 --dist loadfile --no-loadscope-reorder
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 

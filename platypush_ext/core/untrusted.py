@@ -64,8 +64,11 @@ _URL_RE = re.compile(r"https?://[^/?#\s]+(?:[/?#][\x21-\x7e]*)?", re.IGNORECASE)
 
 T = TypeVar("T")
 
-#: A value decoded from JSON: checked field by field before use (with the functions below).
+#: A value decoded from JSON (or bound for it: an action's output): checked field by field before
+#: use (with the functions below). The one name for "any value" in the bundle.
 JSON = Any
+#: A JSON object: a service's answer, an action's output, a message's fields.
+JSONObject = dict[str, JSON]
 
 
 def _shown(value: object) -> str:
