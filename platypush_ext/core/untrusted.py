@@ -31,6 +31,7 @@ from .text import html_title, one_line
 
 __all__ = [
     "JSON",
+    "JSONObject",
     "MAX_ITEMS",
     "MAX_TEXT",
     "array",
