@@ -12,9 +12,14 @@ import importlib
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from platypush.message.event import Event, EventMatchResult
+
+from .core.untrusted import JSON
+
+if TYPE_CHECKING:
+    from platypush.event.hook import EventCondition
 
 
 class BundleEvent(Event):
@@ -27,7 +32,7 @@ class BundleEvent(Event):
     #: a base of the events, not one of its own: kept off the web panel's event list
     internal_event: ClassVar[bool] = True
 
-    def matches_condition(self, condition: Any) -> Any:
+    def matches_condition(self, condition: EventCondition) -> EventMatchResult:
         """Platypush's ``Event.matches_condition`` with its one fix: a key that fails fails the
         match (the one use of Platypush's ``_matches_condition``, ``tests/test_events.py``)."""
         result = EventMatchResult(is_match=False, parsed_args=self.args)
@@ -46,7 +51,7 @@ class BundleEvent(Event):
 class ServiceConnectedEvent(BundleEvent):
     """A service is reachable: the listener's first success, or its first after an outage."""
 
-    def __init__(self, *args: Any, base_url: str, **kwargs: Any):
+    def __init__(self, *args: JSON, base_url: str, **kwargs: JSON):
         """
         :param base_url: the service's base URL.
         """
@@ -56,7 +61,7 @@ class ServiceConnectedEvent(BundleEvent):
 class ServiceDisconnectedEvent(BundleEvent):
     """A service became unavailable; its listener keeps retrying with backoff."""
 
-    def __init__(self, *args: Any, base_url: str, error: str, **kwargs: Any):
+    def __init__(self, *args: JSON, base_url: str, error: str, **kwargs: JSON):
         """
         :param base_url: the service's base URL.
         :param error: what went wrong (never a secret).
@@ -70,7 +75,7 @@ class ServiceAuthFailedEvent(BundleEvent):
     the listener retries rarely (``auth_retry_window``, ``auth_retry_interval``) and posts the
     connected event once the credentials work again; ``status`` shows the refusal meanwhile."""
 
-    def __init__(self, *args: Any, base_url: str, error: str, status: int | None = None, **kwargs: Any):
+    def __init__(self, *args: JSON, base_url: str, error: str, status: int | None = None, **kwargs: JSON):
         """
         :param base_url: the service's base URL.
         :param error: the refusal in one line, with the server's own sentence (never a secret).

@@ -7,7 +7,7 @@ event published before (or while the main loop is down) reaches nobody.
 answers, so this module publishes through the bus's own Redis connection and
 channel name (``RedisBus.redis`` and ``RedisBus.redis_queue``): the only use
 of Platypush's private bus API in the bundle, checked by
-``tests/test_bus.py``. Any other bus (the tests' in-memory one) has no count:
+``tests/test_bus.py``. Every other bus (the tests' in-memory one) has no count:
 its ``post`` counts as delivered. Framework-free: a bus is anything with ``post``,
 and a Redis bus anything that also has ``redis`` (a Redis client) and ``redis_queue``.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 #: Events published per Redis pipeline, and the most bytes of one pipeline.
 BATCH = 500
@@ -29,16 +29,39 @@ BATCH_BYTES = 1024 * 1024
 BACKLOG_BYTES = 2 * 1024 * 1024
 DRAIN_WAIT = 5.0
 
-#: A Redis client (``redis.Redis``, as Platypush's bus holds it: its methods are untyped).
-Redis = Any
+
+class Pipeline(Protocol):
+    """A Redis pipeline (``redis.client.Pipeline``): the commands it is given run at :meth:`execute`."""
+
+    def publish(self, channel: str, message: str) -> object:
+        """Queue a ``PUBLISH``."""
+
+    def execute(self) -> list[int]:
+        """Run the queued commands; their answers (a ``PUBLISH``'s: its receiver count)."""
+
+
+class Redis(Protocol):
+    """The part of a Redis client (``redis.Redis``, as Platypush's bus holds it) this module uses."""
+
+    def publish(self, channel: str, message: str) -> int:
+        """``PUBLISH``: how many subscribers received ``message``."""
+
+    def pipeline(self, transaction: bool = True) -> Pipeline:
+        """A pipeline of commands."""
+
+    def client_list(self, _type: str | None = None) -> list[dict[str, str]]:
+        """``CLIENT LIST``: one mapping of fields (``omem``…) per client."""
+
+    def pubsub_numsub(self, *channels: str) -> list[tuple[bytes, int]]:
+        """``PUBSUB NUMSUB``: ``(channel, subscribers)`` pairs."""
 
 
 class Bus(Protocol):
     """A bus: anything with ``post`` (a Redis bus also has ``redis`` and ``redis_queue``, looked up
     with ``getattr``)."""
 
-    def post(self, event: Any) -> None:
-        """Publish one event (a Platypush event: untyped)."""
+    def post(self, event: object) -> None:
+        """Publish one event (a Platypush event)."""
 
 
 def _redis_of(bus: Bus) -> tuple[Redis, str] | None:

@@ -27,7 +27,7 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Mapping, Protocol, TypedDict, TypeVar, cast, overload
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
@@ -47,7 +47,7 @@ from .redaction import Redactor
 from .retry import RetryPolicy
 from .text import html_title, iso_time, one_line
 from .transport import Transport, tls_error_text, tls_failure
-from .untrusted import JSON
+from .untrusted import JSON, JSONObject
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -68,12 +68,28 @@ logger = logging.getLogger("platypush_ext.http")
 T = TypeVar("T")
 
 
+class FileBody(Protocol):
+    """A file-like request body (an open binary file, ``gett``'s ``ProgressReader``): streamed, and
+    rewound with :meth:`seek` to where it was first before a retry."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def tell(self) -> int: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+#: A request body as requests takes it: a form (a mapping, sent urlencoded), text, bytes or a
+#: file-like object.
+Body = Mapping[str, object] | str | bytes | FileBody | None
+
+
 class RequestOptions(TypedDict, total=False):
     """The keyword arguments of :meth:`HttpClient.request` (for :meth:`HttpClient.request_json`)."""
 
     params: Mapping[str, object] | None
-    data: Any  # a body as requests takes it: a form, bytes, a file-like object (duck-typed)
-    json_body: Any  # arbitrary JSON, encoded by requests
+    data: Body
+    json_body: JSON  # arbitrary JSON, encoded by requests
     headers: Mapping[str, str] | None
     idempotent: bool | None
     timeouts: Timeouts | None
@@ -181,7 +197,7 @@ def _retry_after(response: requests.Response) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-def _tell(data: Any) -> int | None:
+def _tell(data: Body) -> int | None:
     """The position of a seekable file-like request body, else ``None``."""
     if data is None or isinstance(data, (bytes, str, Mapping)) or not hasattr(data, "seek"):
         return None
@@ -260,7 +276,7 @@ class Exchanges:
             self.on_failure(one_line(error))
 
     @property
-    def last(self) -> dict[str, Any] | None:
+    def last(self) -> JSONObject | None:
         """``{"at": <ISO time>, "endpoint": "GET /path", "status": 200, "error": null}`` of the last
         exchange (``status`` ``null`` when no answer came), ``None`` before the first."""
         if self._last is None:
@@ -360,8 +376,8 @@ class HttpClient:
         path: str,
         *,
         params: Mapping[str, object] | None = None,
-        data: Any = None,
-        json_body: Any = None,
+        data: Body = None,
+        json_body: JSON = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         timeouts: Timeouts | None = None,
@@ -412,13 +428,15 @@ class HttpClient:
         )
         return self._with_retries(send, _Exchange(endpoint, idempotent, timeout), data)
 
-    def _with_retries(self, send: Callable[[], requests.Response], exchange: _Exchange, data: Any) -> requests.Response:
+    def _with_retries(
+        self, send: Callable[[], requests.Response], exchange: _Exchange, data: Body
+    ) -> requests.Response:
         """``send()`` until it succeeds or the policy says the error is final."""
         started, failures = time.monotonic(), 0
         body_start = _tell(data)  # a file-like body is rewound before each retry (as requests does on redirects)
         while True:
             if failures and body_start is not None:
-                data.seek(body_start)
+                cast(FileBody, data).seek(body_start)  # _tell found a position: a file-like body
             response, error, replayable, retry_after = self._attempt(send, exchange, started)
             if response is not None:
                 return response

@@ -16,12 +16,13 @@ import os
 import re
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidArgumentError
 from .redaction import SECRET_NAMES
 from .text import one_line
+from .untrusted import JSON
 
 __all__ = ["Transport", "check_path", "load_cert_chain", "tls_error_text", "tls_failure"]
 
@@ -31,7 +32,7 @@ _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _SECRET_HEADER_RE = re.compile(r"auth|token|key|secret|passw|cookie|session", re.IGNORECASE)
 
 
-def check_path(value: Any, name: str, directory: bool = False) -> str:
+def check_path(value: JSON, name: str, directory: bool = False) -> str:
     """An existing file (or, with ``directory``, folder) named by ``value``."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgumentError(f"{name} must be the path of a file, got {one_line(repr(value), 80)}")
@@ -65,7 +66,7 @@ def load_cert_chain(context: ssl.SSLContext, cert: str, key: str | None, names: 
         raise InvalidArgumentError(f"{names}: cannot load the certificate and its key ({reason})") from None
 
 
-def _verify(value: Any) -> bool | str:
+def _verify(value: JSON) -> bool | str:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
@@ -73,7 +74,7 @@ def _verify(value: Any) -> bool | str:
     return check_path(value, "verify (true, false, or the path of a CA bundle)", directory=True)
 
 
-def _proxy(value: Any) -> str | None:
+def _proxy(value: JSON) -> str | None:
     if value is None or value == "":
         return None
     parts = urlsplit(value) if isinstance(value, str) else None
@@ -87,7 +88,7 @@ def _proxy(value: Any) -> str | None:
     return value
 
 
-def _headers(value: Any) -> dict[str, str]:
+def _headers(value: JSON) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -105,7 +106,7 @@ def _headers(value: Any) -> dict[str, str]:
     return headers
 
 
-def _credentials(username: Any, password: Any) -> tuple[str, str] | None:
+def _credentials(username: JSON, password: JSON) -> tuple[str, str] | None:
     if username is None and password is None:
         return None
     if not isinstance(username, str) or not username or ":" in username or not username.isprintable():
@@ -139,13 +140,13 @@ class Transport:
     @classmethod
     def checked(
         cls,
-        verify: Any = True,
-        client_cert: Any = None,
-        client_key: Any = None,
-        proxy: Any = None,
-        username: Any = None,
-        password: Any = None,
-        headers: Any = None,
+        verify: JSON = True,
+        client_cert: JSON = None,
+        client_key: JSON = None,
+        proxy: JSON = None,
+        username: JSON = None,
+        password: JSON = None,
+        headers: JSON = None,
     ) -> Transport:
         """The settings as a user configured them, each checked (a file that exists, a key that
         matches its certificate, a proxy URL…).
@@ -201,7 +202,7 @@ class Transport:
             context.load_cert_chain(self.client_cert, self.client_key)
         return context
 
-    def ws_options(self, header: list[str] | None = None) -> dict[str, Any]:
+    def ws_options(self, header: list[str] | None = None) -> dict[str, object]:
         """The options of :func:`~platypush_ext.core.wsclient.connect` (``websocket-client``'s) for a
         WebSocket handshake: TLS, proxy (an ``http://`` one: ``websocket-client`` tunnels through
         plain HTTP ``CONNECT`` only; without ``proxy``, it reads the environment's), basic auth, headers.
@@ -213,7 +214,7 @@ class Transport:
         if self.auth:
             lines.append(f"Authorization: Basic {self.basic_token}")
         lines += [f"{name}: {value}" for name, value in self.headers.items()]
-        options: dict[str, Any] = {"header": lines} if lines else {}
+        options: dict[str, object] = {"header": lines} if lines else {}
         context = self.ssl_context()
         if context is not None:
             options["sslopt"] = {"context": context}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from typing import Any
 from urllib.parse import urlsplit
 
 import websocket
@@ -24,6 +23,7 @@ from websocket._abnf import ABNF, continuous_frame, frame_buffer
 
 from .errors import AuthError, ServiceError, ServiceTLSError
 from .transport import tls_error_text, tls_failure
+from .untrusted import JSON
 
 __all__ = [
     "MAX_FRAGMENTS",
@@ -99,7 +99,9 @@ class BoundedWebSocket(websocket.WebSocket):
     :param options: as :class:`websocket.WebSocket`'s.
     """
 
-    def __init__(self, *args: Any, max_message: int = MAX_MESSAGE, **options: Any):
+    # Not JSON (``sslopt`` holds an SSLContext): forwarded as they are to websocket.WebSocket's typed
+    # parameters, which a precise type (``object``) would need code to narrow: JSON, the bundle's "any".
+    def __init__(self, *args: JSON, max_message: int = MAX_MESSAGE, **options: JSON):
         super().__init__(*args, **options)
         skip_utf8 = bool(options.get("skip_utf8_validation", False))
         self.frame_buffer = _Frames(self._recv, skip_utf8)
@@ -107,7 +109,7 @@ class BoundedWebSocket(websocket.WebSocket):
         self.frame_buffer.limit = self.cont_frame.limit = int(max_message)
 
 
-def connect(url: str, timeout: float, *, max_message: int = MAX_MESSAGE, **options: Any) -> BoundedWebSocket:
+def connect(url: str, timeout: float, *, max_message: int = MAX_MESSAGE, **options: object) -> BoundedWebSocket:
     """Open a :class:`BoundedWebSocket` to ``url``; the handshake ends within ``timeout`` seconds.
 
     :param url: ``ws://`` or ``wss://``.

@@ -17,8 +17,8 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
 
+from ..core.untrusted import JSONObject
 from ..sandbox.core import SandboxServer
 from ..sandbox.runner import EventStream, PlatypushProcess
 
@@ -30,7 +30,7 @@ class DemoContext:
     servers: dict[str, SandboxServer]
     platypush: PlatypushProcess | None = None
     events: EventStream | None = None
-    shared: dict[str, Any] = field(default_factory=dict)
+    shared: JSONObject = field(default_factory=dict)
 
     def say(self, text: str) -> None:
         """Print one step of the demo.

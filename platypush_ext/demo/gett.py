@@ -7,7 +7,12 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Protocol
+
+from ..core.untrusted import JSONObject
+from ..sandbox.gett import GettServer
+from ..sandbox.runner import EventStream, PlatypushProcess
 
 TITLE = "Ge.tt file sharing"
 ORDER = 40
@@ -16,7 +21,21 @@ EVENTS = "platypush_ext.gett.events."
 COMPLETED = EVENTS + "GettTransferCompletedEvent"
 
 
-def configure(ctx: Any) -> dict[str, Any]:
+class _Context(Protocol):
+    """The :class:`~platypush_ext.demo.DemoContext` as this part uses it: its ``gett`` server is the
+    Ge.tt sandbox, and Platypush and its event stream run (in :func:`run`)."""
+
+    servers: Mapping[str, GettServer]
+    platypush: PlatypushProcess
+    events: EventStream
+    shared: JSONObject
+
+    def say(self, text: str) -> None: ...
+
+    def check(self, ok: bool, text: str) -> None: ...
+
+
+def configure(ctx: _Context) -> JSONObject:
     server = ctx.servers["gett"]
     return {
         "gett": {
@@ -34,7 +53,7 @@ def configure(ctx: Any) -> dict[str, Any]:
     }
 
 
-def _follow(ctx: Any, transfer_id: str) -> dict[str, Any]:
+def _follow(ctx: _Context, transfer_id: str) -> JSONObject:
     """Print the transfer's progress events until it completes (or fails); returns the last event."""
     while True:
         event = ctx.events.wait_for(lambda e: e.get("transfer_id") == transfer_id, timeout=60)
@@ -46,7 +65,7 @@ def _follow(ctx: Any, transfer_id: str) -> dict[str, Any]:
             return event
 
 
-def run(ctx: Any) -> None:
+def run(ctx: _Context) -> None:
     pp = ctx.platypush
     ctx.say("gett.upload_file: a short text note, into a new share titled 'demo'")
     note = pp.run("gett.upload_file", filename="note.txt", data="Hello from Platypush!", title="demo")
@@ -94,7 +113,7 @@ def run(ctx: Any) -> None:
     ctx.shared["gett_share"] = note["sharename"]
 
 
-def _receipts(pp: Any) -> list[str]:
+def _receipts(pp: PlatypushProcess) -> list[str]:
     """The titles of the receipt shares, sorted.
 
     :param pp: the running Platypush.

@@ -3,8 +3,9 @@ change fires a hook that sends a Pushjet message, which comes back as a Pushjet 
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
+from ..core.untrusted import JSONObject
 from ..sandbox.mbed import MbedServer
 from . import DemoContext
 
@@ -16,11 +17,11 @@ PUSHJET_MESSAGE = "platypush_ext.pushjet.events.PushjetMessageEvent"
 SENSOR, TEMPERATURE = "temp-sensor-01", "/3303/0/5700"
 
 
-def configure(ctx: DemoContext) -> dict[str, Any]:
+def configure(ctx: DemoContext) -> JSONObject:
     server = cast(MbedServer, ctx.servers["mbed"])
     server.add_demo_devices()  # a light, a temperature sensor, a queue-mode node
     server.pull_timeout = 5.0
-    config: dict[str, Any] = {
+    config: JSONObject = {
         "mbed": {"base_url": server.base_url, "api_key": server.api_key, "channel": "long_poll", "async_timeout": 10},
     }
     service = ctx.shared.get("pushjet_service")

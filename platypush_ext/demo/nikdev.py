@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Protocol
 
 import requests
 
-from ..sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID
+from ..core.untrusted import JSONObject
+from ..sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, NikdevServer
+from ..sandbox.runner import PlatypushProcess
 
 TITLE = "NikDev IoT: sensor values that are never lost"
 ORDER = 30
 
 
-def configure(ctx: Any) -> dict[str, Any]:
+class _Context(Protocol):
+    """The :class:`~platypush_ext.demo.DemoContext` as this part uses it: its ``nikdev`` server is the
+    NikDev sandbox, and Platypush runs (in :func:`run`)."""
+
+    servers: Mapping[str, NikdevServer]
+    platypush: PlatypushProcess
+
+    def say(self, text: str) -> None: ...
+
+    def check(self, ok: bool, text: str) -> None: ...
+
+
+def configure(ctx: _Context) -> JSONObject:
     server = ctx.servers["nikdev"]
     return {
         "nikdev": {
@@ -31,7 +46,7 @@ def configure(ctx: Any) -> dict[str, Any]:
     }
 
 
-def run(ctx: Any) -> None:
+def run(ctx: _Context) -> None:
     server, pp = ctx.servers["nikdev"], ctx.platypush
     control = server.url + "/_sandbox"
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
+from ..core.untrusted import JSONObject
 from ..pushjet.client import PushjetClient
 from . import DemoContext
 
@@ -14,7 +14,7 @@ ORDER = 10
 EVENT = "platypush_ext.pushjet.events.PushjetMessageEvent"
 
 
-def configure(ctx: DemoContext) -> dict[str, Any]:
+def configure(ctx: DemoContext) -> JSONObject:
     # A service and a subscribed device on the sandbox, as a user would set them up once.
     client = PushjetClient(ctx.servers["pushjet"].base_url)
     service = client.create_service("Platypush demo")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import os
 import re
-from typing import Any
 
 from ..core.errors import InvalidArgumentError
+from ..core.untrusted import JSON
 
 NAME_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 URL_RE = re.compile(r"^https?://[^/]+/")
@@ -19,14 +19,14 @@ SHARENAME = "letters and digits, e.g. '4dsfd'"
 FILEID = "letters and digits, e.g. '0' or '2f'"
 
 
-def check_sharename(sharename: Any) -> str:
+def check_sharename(sharename: JSON) -> str:
     """A share name (letters and digits), or :class:`InvalidArgumentError`."""
     if not isinstance(sharename, str) or not NAME_RE.fullmatch(sharename):
         raise InvalidArgumentError(f"invalid sharename {sharename!r}: expected {SHARENAME}")
     return sharename
 
 
-def check_fileid(fileid: Any) -> str:
+def check_fileid(fileid: JSON) -> str:
     """A file id as a string (an integer is accepted and converted), or :class:`InvalidArgumentError`."""
     if isinstance(fileid, int) and not isinstance(fileid, bool) and fileid >= 0:
         fileid = format(fileid, "d")
@@ -35,14 +35,14 @@ def check_fileid(fileid: Any) -> str:
     return fileid
 
 
-def check_filename(filename: Any) -> str:
+def check_filename(filename: JSON) -> str:
     """A file's name in a share: not empty, without ``/`` or ``\\``."""
     if not isinstance(filename, str) or not filename.strip() or "/" in filename or "\\" in filename:
         raise InvalidArgumentError(f"invalid filename {filename!r}: expected a non-empty name without '/'")
     return filename
 
 
-def check_title(title: Any) -> str | None:
+def check_title(title: JSON) -> str | None:
     """A share's title, or ``None``."""
     if title is None:
         return None
@@ -51,7 +51,7 @@ def check_title(title: Any) -> str | None:
     return title
 
 
-def check_paging(value: Any, name: str) -> int | None:
+def check_paging(value: JSON, name: str) -> int | None:
     """``skip`` or ``limit`` of a listing: a non-negative integer, or ``None``."""
     if value is None:
         return None
@@ -60,21 +60,21 @@ def check_paging(value: Any, name: str) -> int | None:
     return value
 
 
-def check_upload_url(url: Any, name: str) -> str:
+def check_upload_url(url: JSON, name: str) -> str:
     """A signed upload URL (``name``: ``put_url`` or ``post_url``): an http(s) URL."""
     if not isinstance(url, str) or not URL_RE.match(url):
         raise InvalidArgumentError(f"{name} must be an http(s) URL from create_file or upload_url")
     return url
 
 
-def _check_path_text(path: Any) -> None:
+def _check_path_text(path: JSON) -> None:
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise InvalidArgumentError(f"path must be a file path, got {path!r}")
     if "\x00" in str(path):
         raise InvalidArgumentError("path must not contain a NUL character")
 
 
-def check_source_path(path: Any) -> str:
+def check_source_path(path: JSON) -> str:
     """A readable regular file (its absolute path), or :class:`InvalidArgumentError`."""
     _check_path_text(path)
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
@@ -85,7 +85,7 @@ def check_source_path(path: Any) -> str:
     return path
 
 
-def check_destination(path: Any) -> str:
+def check_destination(path: JSON) -> str:
     """A destination path whose folder exists and is writable, or :class:`InvalidArgumentError`."""
     _check_path_text(path)
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
@@ -103,7 +103,7 @@ def check_new_file(path: str, overwrite: bool) -> None:
         raise InvalidArgumentError(f"{path} already exists: pass overwrite: true to replace it")
 
 
-def decode_data(data: Any, data_format: str = "text") -> bytes:
+def decode_data(data: JSON, data_format: str = "text") -> bytes:
     """Bytes from ``data`` given as text (UTF-8) or base64, or :class:`InvalidArgumentError`."""
     if isinstance(data, (bytes, bytearray)):
         return bytes(data)

@@ -23,8 +23,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -34,6 +34,7 @@ from ..core.backoff import Backoff
 from ..core.errors import AuthError, InvalidArgumentError, ProtocolError, ServiceConnectionError, ServiceError
 from ..core.http import HttpClient, ServiceClient, Timeouts
 from ..core.retry import RetryPolicy
+from ..core.untrusted import JSON
 from .checks import (
     check_destination,
     check_fileid,
@@ -49,6 +50,9 @@ from .errors import GettAuthError, GettError, TransferCancelledError, error_deta
 from .files import CHUNK_SIZE, Progress, ProgressReader, open_source, partial_file, safe_file_name
 from .models import File, Login, Share, UploadUrls, User, acknowledged, shares_from_json
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 logger = logging.getLogger("platypush_ext.gett")
 
 #: The largest thumbnail accepted from the blob host (Ge.tt's are small scaled images).
@@ -57,6 +61,13 @@ MAX_THUMBNAIL = 1 << 20
 BLOB_HEADERS = {"Accept-Encoding": "identity"}
 
 T = TypeVar("T")
+
+
+class _AuthedOptions(TypedDict, total=False):
+    """The options of :meth:`HttpClient.request_json` an authenticated call passes on."""
+
+    json_body: JSON
+    idempotent: bool | None
 
 
 class GettClient(ServiceClient):
@@ -200,9 +211,9 @@ class GettClient(ServiceClient):
         method: str,
         path: str,
         *,
-        parse: Callable[[Any], T],
-        params: dict[str, Any] | None = None,
-        **kwargs: Any,
+        parse: Callable[[JSON], T],
+        params: Mapping[str, object] | None = None,
+        **kwargs: Unpack[_AuthedOptions],
     ) -> T:
         """An authenticated call of :meth:`HttpClient.request_json` (``kwargs``: its arguments) read by
         ``parse``: one new login after an auth error, then :class:`GettAuthError`."""

@@ -13,10 +13,9 @@ error table.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..core.errors import AuthError, BadRequestError, NotFoundError, ServiceError, error_class_for_status
 from ..core.http import ErrorDetails
+from ..core.untrusted import JSON
 
 
 class GettError(ServiceError):
@@ -42,7 +41,7 @@ class TransferCancelledError(GettError):
 _ERROR_CLASSES: dict[type[ServiceError], type[GettError]] = {AuthError: GettAuthError, NotFoundError: GettNotFoundError}
 
 
-def error_details(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+def error_details(status: int, endpoint: str, payload: JSON) -> ErrorDetails | None:
     """The class of an ``{"error": "<message>"}`` answer (5xx and 429 stay generic, hence retried).
 
     :param status: the answer's status.

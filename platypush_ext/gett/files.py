@@ -10,8 +10,9 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict
 
+from ..core.untrusted import JSONObject
 from .checks import check_new_file
 from .errors import GettError, TransferCancelledError
 
@@ -20,6 +21,24 @@ CHUNK_SIZE = 1 << 20
 
 #: ``progress(bytes_done, bytes_total)``; ``bytes_total`` is ``None`` when unknown.
 Progress = Callable[[int, "int | None"], None]
+
+
+class TransferFields(TypedDict, total=False):
+    """What a transfer is about: its file and share, its local path, its size (the keyword
+    arguments of :meth:`~platypush_ext.gett.plugin.GettPlugin._new_transfer`)."""
+
+    filename: str | None
+    sharename: str | None
+    fileid: str | None
+    path: str | None
+    bytes_total: int | None
+
+
+class TransferOutcome(TypedDict, total=False):
+    """How a transfer run in a thread of its own ended: its error, or its result."""
+
+    error: BaseException
+    result: JSONObject
 
 
 def safe_file_name(name: object, fallback: str) -> str:

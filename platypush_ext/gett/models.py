@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from ..core import untrusted
+from ..core.untrusted import JSON, JSONObject
 from .checks import FILEID, SHARENAME, check_fileid, check_sharename
 
 
-def _count(data: Mapping[str, Any], key: str, where: str) -> int:
+def _count(data: Mapping[str, JSON], key: str, where: str) -> int:
     """A non-negative integer field, ``0`` when it is missing (a file not uploaded yet has no size)."""
     return untrusted.integer(data.get(key, 0), f"{where}.{key}", minimum=0)
 
@@ -27,7 +27,7 @@ class UploadUrls:
         return "UploadUrls(<signed URLs hidden>)"  # the signatures grant write access
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "upload") -> UploadUrls:
+    def from_json(cls, data: JSON, where: str = "upload") -> UploadUrls:
         """Read the upload URLs of the service (untrusted: :class:`ProtocolError` for a bad one, never quoted).
 
         :param data: the object.
@@ -57,7 +57,7 @@ class File:
     upload: UploadUrls | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "file") -> File:
+    def from_json(cls, data: JSON, where: str = "file") -> File:
         """Read a file object of the service (untrusted: each field checked, :class:`ProtocolError`).
 
         :param data: the object.
@@ -84,7 +84,7 @@ class File:
             upload=UploadUrls.from_json(upload, f"{where}.upload") if upload is not None else None,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The file as the actions answer it (without its upload URLs, which are secrets)."""
         data = asdict(self)
         data.pop("upload")
@@ -103,7 +103,7 @@ class Share:
     files: list[File]
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "share") -> Share:
+    def from_json(cls, data: JSON, where: str = "share") -> Share:
         """Read a share object of the service, with its files (untrusted: each field checked).
 
         :param data: the object.
@@ -125,7 +125,7 @@ class Share:
             files=[File.from_json(f, f"{where}.files[{i}]") for i, f in enumerate(files)],
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The share as the actions answer it, with its files."""
         return {**asdict(self), "files": [f.to_dict() for f in self.files]}
 
@@ -144,7 +144,7 @@ class User:
     storage_extra: int
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "user") -> User:
+    def from_json(cls, data: JSON, where: str = "user") -> User:
         """Read the user object of the service (untrusted: each field checked).
 
         :param data: the object.
@@ -163,7 +163,7 @@ class User:
             storage_extra=_count(storage, "extra", f"{where}.storage"),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The user as the actions answer it."""
         return asdict(self)
 
@@ -178,7 +178,7 @@ class Login:
     user: User
 
     @classmethod
-    def from_json(cls, data: Any) -> Login:
+    def from_json(cls, data: JSON) -> Login:
         """Read a login answer (untrusted: every field checked before anything of it is kept).
 
         :param data: the answer.
@@ -200,12 +200,12 @@ class Login:
         )
 
 
-def shares_from_json(items: Any) -> list[Share]:
+def shares_from_json(items: JSON) -> list[Share]:
     """The answer of ``GET /shares``: an array of shares."""
     items = untrusted.array(items, "the answer")
     return [Share.from_json(item, f"shares[{i}]") for i, item in enumerate(items)]
 
 
-def acknowledged(answer: Any) -> None:
+def acknowledged(answer: JSON) -> None:
     """A destroy's answer: a JSON object (``{}``), not, say, a proxy's page that stood in for it."""
     untrusted.mapping(answer, "the answer")

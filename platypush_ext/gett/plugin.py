@@ -10,11 +10,12 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from platypush.plugins import RunnablePlugin
 
 from ..core.errors import InvalidArgumentError, ServiceError
+from ..core.untrusted import JSON, JSONObject
 from ..glue.actions import action
 from ..glue.plugin import ServicePlugin
 from .checks import (
@@ -30,14 +31,17 @@ from .checks import (
 from .client import GettClient
 from .errors import GettError, TransferCancelledError
 from .events import GettAuthFailedEvent, GettTransferCompletedEvent, GettTransferFailedEvent, GettTransferProgressEvent
-from .files import Progress
+from .files import Progress, TransferFields, TransferOutcome
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Longest inline ``data`` accepted by the upload actions (characters of text or base64);
 #: larger content is uploaded from a ``path``, streamed.
 MAX_DATA_LENGTH = 64 << 20
 
 #: ``work(progress, cancel)`` performs a transfer and returns its result.
-Work = Callable[[Progress, threading.Event], dict[str, Any]]
+Work = Callable[[Progress, threading.Event], JSONObject]
 
 
 @dataclass
@@ -57,7 +61,7 @@ class _Transfer:
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
-    def ids(self) -> dict[str, Any]:
+    def ids(self) -> JSONObject:
         return {
             "transfer_id": self.transfer_id,
             "direction": self.direction,
@@ -67,7 +71,7 @@ class _Transfer:
             "path": self.path,
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             **self.ids(),
             "state": self.state,
@@ -129,7 +133,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         client_cert: str | None = None,
         client_key: str | None = None,
         proxy: str | None = None,
-        **kwargs: Any,
+        **kwargs: JSON,
     ):
         """
         :param base_url: base URL of the Ge.tt API including its version, e.g.
@@ -174,7 +178,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
 
     # -- transfers -----------------------------------------------------------
 
-    def _new_transfer(self, direction: str, **fields: Any) -> _Transfer:
+    def _new_transfer(self, direction: str, **fields: Unpack[TransferFields]) -> _Transfer:
         """Admit a transfer, or :class:`GettError` when ``max_transfers`` run. Counted and registered
         under one lock: a transfer holds its slot from here (before its thread exists) until it ends."""
         transfer = _Transfer(transfer_id=uuid.uuid4().hex[:12], direction=direction, **fields)
@@ -188,7 +192,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
                 del self._transfers[key]
         return transfer
 
-    def _run(self, transfer: _Transfer, work: Work) -> dict[str, Any]:
+    def _run(self, transfer: _Transfer, work: Work) -> JSONObject:
         """Perform a transfer, posting its progress and its outcome; re-raises failures."""
         last = [0.0]
 
@@ -228,11 +232,11 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         )
         return {**result, "transfer_id": transfer.transfer_id}
 
-    def _start(self, transfer: _Transfer, work: Work, wait: bool) -> dict[str, Any]:
+    def _start(self, transfer: _Transfer, work: Work, wait: bool) -> JSONObject:
         """Run a transfer in its own thread. With ``wait``, answer with its outcome, or after
         :attr:`WAIT_LIMIT` seconds with its id (it goes on in the background, reporting by events)."""
         lock, waiting = threading.Lock(), [wait]
-        outcome: dict[str, Any] = {}
+        outcome: TransferOutcome = {}
 
         def background() -> None:
             try:
@@ -275,7 +279,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
     # -- account and shares --------------------------------------------------
 
     @action
-    def get_user(self) -> dict[str, Any]:
+    def get_user(self) -> JSONObject:
         """
         Log in (if needed) and get the account's details and storage figures.
 
@@ -290,7 +294,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return self._client.get_user().to_dict()
 
     @action
-    def get_shares(self, skip: int | None = None, limit: int | None = None) -> dict[str, Any]:
+    def get_shares(self, skip: int | None = None, limit: int | None = None) -> JSONObject:
         """
         The account's shares, by share name.
 
@@ -302,7 +306,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return {s.sharename: s.to_dict() for s in self._client.get_shares(skip=skip, limit=limit)}
 
     @action
-    def get_shares_list(self, skip: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def get_shares_list(self, skip: int | None = None, limit: int | None = None) -> list[JSONObject]:
         """
         The account's shares, as a list in creation order.
 
@@ -314,7 +318,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return [s.to_dict() for s in self._client.get_shares(skip=skip, limit=limit)]
 
     @action
-    def get_share(self, sharename: str) -> dict[str, Any]:
+    def get_share(self, sharename: str) -> JSONObject:
         """
         Get a share with its files.
 
@@ -332,7 +336,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return self._client.get_share(sharename).to_dict()
 
     @action
-    def refresh_share(self, sharename: str) -> dict[str, Any]:
+    def refresh_share(self, sharename: str) -> JSONObject:
         """
         Get the current state of a share (the same as :meth:`get_share`; kept
         for users of ``pygett``'s ``GettShare.refresh()``).
@@ -343,7 +347,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return self._client.get_share(sharename).to_dict()
 
     @action
-    def create_share(self, title: str | None = None) -> dict[str, Any]:
+    def create_share(self, title: str | None = None) -> JSONObject:
         """
         Create a share.
 
@@ -354,7 +358,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return self._client.create_share(title).to_dict()
 
     @action
-    def update_share(self, sharename: str, title: str | None = None) -> dict[str, Any]:
+    def update_share(self, sharename: str, title: str | None = None) -> JSONObject:
         """
         Set or remove a share's title (the only thing Ge.tt lets you change).
 
@@ -365,7 +369,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return self._client.update_share(sharename, title).to_dict()
 
     @action
-    def destroy_share(self, sharename: str) -> dict[str, Any]:
+    def destroy_share(self, sharename: str) -> JSONObject:
         """
         Delete a share and all its files. Irreversible.
 
@@ -378,7 +382,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
     # -- files ---------------------------------------------------------------
 
     @action
-    def get_file(self, sharename: str, fileid: str) -> dict[str, Any]:
+    def get_file(self, sharename: str, fileid: str) -> JSONObject:
         """
         Get a file's details.
 
@@ -391,7 +395,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return self._client.get_file(sharename, fileid).to_dict()
 
     @action
-    def refresh_file(self, sharename: str, fileid: str) -> dict[str, Any]:
+    def refresh_file(self, sharename: str, fileid: str) -> JSONObject:
         """
         Get the current state of a file (the same as :meth:`get_file`; kept for
         users of ``pygett``'s ``GettFile.refresh()``).
@@ -403,7 +407,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return self._client.get_file(sharename, fileid).to_dict()
 
     @action
-    def destroy_file(self, sharename: str, fileid: str) -> dict[str, Any]:
+    def destroy_file(self, sharename: str, fileid: str) -> JSONObject:
         """
         Delete a file. Irreversible.
 
@@ -415,7 +419,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return {"destroyed": True}
 
     @action
-    def upload_url(self, sharename: str, fileid: str) -> dict[str, Any]:
+    def upload_url(self, sharename: str, fileid: str) -> JSONObject:
         """
         Get new signed URLs to (re)upload a file's content with an HTTP ``PUT``
         (raw bytes) or ``POST`` (``multipart/form-data``, field ``Filedata``).
@@ -438,7 +442,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         title: str | None = None,
         wait: bool = True,
         data_format: str = "text",
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Upload a local file (streamed, any size) or some data to Ge.tt.
 
@@ -474,7 +478,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         size = os.path.getsize(source) if source else len(content or b"")
         transfer = self._new_transfer("upload", filename=filename, sharename=sharename, path=source, bytes_total=size)
 
-        def work(progress: Progress, cancel: threading.Event) -> dict[str, Any]:
+        def work(progress: Progress, cancel: threading.Event) -> JSONObject:
             file = self._client.upload_file(
                 filename, path=source, data=content, sharename=sharename, title=title, progress=progress, cancel=cancel
             )
@@ -493,7 +497,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         put_url: str | None = None,
         wait: bool = True,
         data_format: str = "text",
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Replace the content of an existing file (streamed from ``path``, or ``data``).
 
@@ -518,7 +522,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         size = os.path.getsize(source) if source else len(content or b"")
         transfer = self._new_transfer("upload", sharename=sharename, fileid=fileid, path=source, bytes_total=size)
 
-        def work(progress: Progress, cancel: threading.Event) -> dict[str, Any]:
+        def work(progress: Progress, cancel: threading.Event) -> JSONObject:
             url = put_url or self._client.upload_url(sharename, fileid).puturl
             self._client.send_data(url, path=source, data=content, progress=progress, cancel=cancel)
             file = self._client.wait_uploaded(sharename, fileid)
@@ -536,7 +540,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         wait: bool = True,
         data_format: str = "auto",
         overwrite: bool = False,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Download a file: to a local path (streamed through a temporary file
         that is renamed when complete), or inline as its content.
@@ -566,7 +570,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
             check_new_file(destination, overwrite)  # before a background transfer starts
         transfer = self._new_transfer("download", sharename=sharename, fileid=fileid, path=destination)
 
-        def work(progress: Progress, cancel: threading.Event) -> dict[str, Any]:
+        def work(progress: Progress, cancel: threading.Event) -> JSONObject:
             file = self._client.get_file(sharename, fileid)
             transfer.filename, transfer.bytes_total = file.filename, file.size
             final = self._client.download(
@@ -597,7 +601,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         path: str | None = None,
         data_format: str = "base64",
         overwrite: bool = False,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Get the thumbnail of an image file.
 
@@ -615,11 +619,11 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         final = self._client.download(sharename, fileid, check_destination(path), thumb=True, overwrite=overwrite)
         return {"path": final, "size": os.path.getsize(final)}
 
-    def _inline(self, sharename: str, fileid: str, data_format: str, thumb: bool) -> dict[str, Any]:
+    def _inline(self, sharename: str, fileid: str, data_format: str, thumb: bool) -> JSONObject:
         if data_format not in ("auto", "text", "base64"):
             raise InvalidArgumentError(f"data_format must be 'auto', 'text' or 'base64', got {data_format!r}")
         content = self._client.contents(sharename, fileid, thumb=thumb, max_size=self._max_inline_size)
-        result: dict[str, Any] = {"sharename": sharename, "fileid": fileid, "size": len(content)}
+        result: JSONObject = {"sharename": sharename, "fileid": fileid, "size": len(content)}
         if data_format in ("auto", "text"):
             try:
                 return {**result, "data": content.decode("utf-8"), "data_format": "text"}
@@ -631,7 +635,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
     # -- transfer management -------------------------------------------------
 
     @action
-    def get_transfers(self, transfer_id: str | None = None) -> list[dict[str, Any]]:
+    def get_transfers(self, transfer_id: str | None = None) -> list[JSONObject]:
         """
         The running and recent transfers (or one of them).
 
@@ -650,7 +654,7 @@ class GettPlugin(ServicePlugin, RunnablePlugin):
         return [t.to_dict() for t in transfers]
 
     @action
-    def cancel_transfer(self, transfer_id: str, timeout: float = 10) -> dict[str, Any]:
+    def cancel_transfer(self, transfer_id: str, timeout: float = 10) -> JSONObject:
         """
         Cancel a running transfer. A cancelled upload removes what it created
         on Ge.tt; a cancelled download leaves nothing at its path. A

@@ -16,7 +16,7 @@ import logging
 import math
 import types
 import typing
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Callable, Mapping, Protocol, TypeVar, overload
 
 from requests import RequestException
 
@@ -44,12 +44,26 @@ _SEQUENCES = (list, tuple, collections.abc.Sequence)
 _MAPPINGS = (dict, collections.abc.Mapping)
 
 
-def action(method: F | None = None, *, max_length: Mapping[str, int] | None = None) -> Any:
+class _Plugin(Protocol):
+    """What :func:`action` uses of the Platypush plugin an action runs on."""
+
+    logger: logging.Logger
+
+
+#: An action as Platypush wraps it (its call answers a Platypush ``Response``).
+Action = Callable[..., object]
+
+
+@overload
+def action(method: F, *, max_length: Mapping[str, int] | None = None) -> Action: ...
+@overload
+def action(method: None = None, *, max_length: Mapping[str, int] | None = None) -> Callable[[F], Action]: ...
+def action(method: F | None = None, *, max_length: Mapping[str, int] | None = None) -> Action | Callable[[F], Action]:
     """Platypush's ``@action``, with arguments validated and errors reported as one plain line.
 
     Before the method runs, its arguments are checked against its signature and
     type hints (``str``, ``int``, ``float``, ``bool``, ``X | None``, lists and
-    mappings of those, ``Any``): unknown or missing arguments, wrong types,
+    mappings of those, ``JSON``): unknown or missing arguments, wrong types,
     integers beyond 64 bits, NaN/infinite numbers, strings longer than
     :data:`DEFAULT_MAX_LENGTH` (or ``max_length[name]``) and containers of more
     than :data:`MAX_ITEMS` items are refused. Booleans accept ``true``/``false``
@@ -72,7 +86,7 @@ def action(method: F | None = None, *, max_length: Mapping[str, int] | None = No
     arguments = _Arguments(method, dict(max_length or {}))
 
     @functools.wraps(method)
-    def run(self: Any, *args: JSON, **kwargs: JSON) -> object:  # self: a Platypush plugin (untyped)
+    def run(self: _Plugin, *args: JSON, **kwargs: JSON) -> object:
         try:
             return _readable_output(method(self, **arguments.bind(args, kwargs)))
         except (ServiceError, OSError) as exc:
@@ -182,7 +196,7 @@ def _got(value: object) -> str:
 def _kind_matches(hint: object, value: object) -> bool:
     """Whether ``value`` is of the hint's own kind (no conversion)."""
     origin = typing.get_origin(hint) or hint
-    if hint is Any:
+    if hint is JSON:
         return True
     if origin in (int, float):
         return isinstance(value, (int, float) if origin is float else int) and not isinstance(value, bool)
@@ -204,7 +218,7 @@ def _check(value: JSON, hint: object, where: str, limit: int) -> JSON:
         for fallback in (m for m in (bool, str) if m in members):  # the conversions below
             with contextlib.suppress(InvalidArgumentError):
                 return _check(value, fallback, where, limit)
-    elif hint is Any:
+    elif hint is JSON:
         return _check_any(value, where, limit)
     elif hint is bool:
         if isinstance(value, bool):
@@ -224,10 +238,10 @@ def _check_kind(value: JSON, hint: object, where: str, limit: int) -> JSON:
     _check_size(value, where, limit)
     origin, args = typing.get_origin(hint) or hint, typing.get_args(hint)
     if origin in _SEQUENCES:
-        item = args[0] if args else Any
+        item = args[0] if args else JSON
         return [_check(v, item, f"{where}[{i}]", limit) for i, v in enumerate(value)]
     if origin in _MAPPINGS:
-        key, item = args if len(args) == 2 else (Any, Any)
+        key, item = args if len(args) == 2 else (JSON, JSON)
         return {
             _check(k, key, f"{where} key", limit): _check(v, item, f"{where}.{k}"[:80], limit) for k, v in value.items()
         }

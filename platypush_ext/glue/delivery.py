@@ -20,14 +20,16 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..core.bus import Bus, Publisher
-from ..core.journal import Drops, Entry, Journal, JournalOptions, LazyJournal, confirm
+from ..core.journal import Drops, Entry, Journal, JournalOptions, LazyJournal, Rejected, confirm
 from ..core.untrusted import JSON
 from ..events import BundleEvent
 
 if TYPE_CHECKING:
+    from platypush.event.hook import EventCondition
+    from platypush.message.event import Event, EventMatchResult
     from typing_extensions import Unpack
 
 __all__ = ["DeliveryMarkEvent", "Events", "Inbox", "JournaledEvent", "Made", "delivery_mark"]
@@ -77,12 +79,12 @@ class JournaledEvent(BundleEvent):
     #: a base of the plugins' events, not one of its own: kept off the web panel's event list
     internal_event: ClassVar[bool] = True
 
-    def __init_subclass__(cls, journal: str = "", **kwargs: Any):
+    def __init_subclass__(cls, journal: str = "", **kwargs: object):
         super().__init_subclass__(**kwargs)
         if journal:
             cls.journal_name = journal
 
-    def log(self, *args: Any, **kwargs: Any) -> Any:
+    def log(self, *args: object, **kwargs: object) -> None:
         # Platypush's main loop (Application.on_message) logs each event it takes off the
         # bus, then evaluates it against the hooks, in the same thread
         result = super().log(*args, **kwargs)
@@ -92,7 +94,7 @@ class JournaledEvent(BundleEvent):
             weakref.finalize(self, watch.finish).atexit = False
         return result
 
-    def matches_condition(self, condition: Any) -> Any:
+    def matches_condition(self, condition: EventCondition) -> EventMatchResult:
         result = super().matches_condition(condition)
         watch = self.__dict__.get("_journal_watch")
         if watch is not None and not watch.done and watch.thread == threading.get_ident():
@@ -109,7 +111,7 @@ class DeliveryMarkEvent(BundleEvent):
     #: delivery plumbing: kept off the web panel's event list
     internal_event: ClassVar[bool] = True
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: JSON, **kwargs: JSON):
         kwargs.update(logging_level=logging.DEBUG, disable_web_clients_notification=True)
         super().__init__(*args, **kwargs)
 
@@ -126,9 +128,9 @@ class DeliveryStatus(Drops):
     journal: dict[str, int]
 
 
-#: An entry's events: Platypush events (untyped), and its
+#: An entry's events: Platypush events, and its
 #: :class:`~platypush_ext.core.journal.Rejected` elements.
-Events = list[Any]
+Events = Sequence["Event | Rejected"]
 
 #: What :meth:`Inbox.post_pending` may be given for an entry just received: its events (and
 #: :class:`~platypush_ext.core.journal.Rejected` elements), already made, or the exception that

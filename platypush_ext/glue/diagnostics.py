@@ -23,17 +23,20 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..core.redaction import MASK
 from ..core.text import iso_time, one_line
+from ..core.untrusted import JSON, JSONObject
 from .actions import action
 
 if TYPE_CHECKING:
     from ..core.http import ServiceClient
 
 __all__ = ["Diagnostics", "RecentErrors", "masked", "versions"]
+
+D = TypeVar("D", bound="Diagnostics")
 
 #: Parts of a setting's name that make its value a secret (``api_key``, ``password``, ``headers``…).
 SECRET_WORDS = ("key", "secret", "password", "passwd", "token", "credential", "header", "cookie", "authorization")
@@ -61,7 +64,7 @@ def _secret_name(name: str) -> bool:
     return any(word in lowered for word in SECRET_WORDS) or lowered.replace("-", "_").rsplit("_")[-1] in SECRET_ENDINGS
 
 
-def masked(value: Any, redact: Callable[[object], str], name: str = "") -> Any:
+def masked(value: JSON, redact: Callable[[object], str], name: str = "") -> JSON:
     """``value`` (settings: JSON-like) as a report may show it: the value of every setting whose
     name says it is a secret (:data:`SECRET_WORDS`) replaced by ``***`` (a mapping's keys are kept,
     its values masked), a URL's password masked (``proxy: http://user:***@host:3128``), every other
@@ -99,14 +102,14 @@ def _without_password(text: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{password}@", f":{MASK}@", 1)))
 
 
-def _settings_of(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _settings_of(cls: type, args: tuple[JSON, ...], kwargs: JSONObject) -> JSONObject:
     """The constructor's arguments by name (those given, not the defaults), ``**kwargs`` flattened."""
     init: Callable[..., None] = getattr(cls, "__init__")  # noqa: B009 - the class's, looked up as Python does
     try:
         bound = inspect.signature(init).bind_partial(None, *args, **kwargs)
     except (TypeError, ValueError):
         return dict(kwargs)
-    settings: dict[str, Any] = {}
+    settings: JSONObject = {}
     for index, (name, value) in enumerate(bound.arguments.items()):
         if index == 0:
             continue  # self
@@ -153,12 +156,12 @@ class Diagnostics:
 
     _client: ServiceClient
     logger: logging.Logger
-    status: Callable[[], Any]
-    _settings: dict[str, Any]
+    status: Callable[[], object]  # an action: its call answers a Platypush ``Response``
+    _settings: JSONObject
     _recent_errors: RecentErrors
     _watched: tuple[logging.Logger, ...] = ()
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls: type[D], *args: JSON, **kwargs: JSON) -> D:
         parent = super().__new__
         plugin = parent(cls) if parent is object.__new__ else parent(cls, *args, **kwargs)
         plugin._settings = _settings_of(cls, args, kwargs)
@@ -183,14 +186,14 @@ class Diagnostics:
         for logger in self._watched:
             logger.removeHandler(self._recent_errors)
 
-    def _diagnostic_state(self) -> Any:
+    def _diagnostic_state(self) -> JSON:
         """The plugin's ``status`` (its error, if it fails)."""
         response = self.status()
         errors = [e for e in getattr(response, "errors", None) or [] if e]
         return {"error": "; ".join(map(str, errors))} if errors else getattr(response, "output", response)
 
     @action
-    def diagnostics(self) -> dict[str, Any]:
+    def diagnostics(self) -> JSONObject:
         """
         What the plugin knows, for a bug report: versions (the bundle, Platypush, Python,
         requests, redis), its settings with every secret replaced by ``***``, the base URL,
@@ -220,7 +223,7 @@ class Diagnostics:
         return _scrubbed(report, client.redact)
 
 
-def _scrubbed(value: Any, redact: Callable[[object], str]) -> Any:
+def _scrubbed(value: JSON, redact: Callable[[object], str]) -> JSON:
     """``value`` with every text (keys too) passed through ``redact``."""
     if isinstance(value, Mapping):
         return {redact(k) if isinstance(k, str) else k: _scrubbed(v, redact) for k, v in value.items()}

@@ -35,11 +35,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from platypush.context import get_bus
 from platypush.entities import Entity, get_entities_engine
 from platypush.message.event.entities import EntityUpdateEvent
+
+if TYPE_CHECKING:
+    from platypush.entities._engine.repo import EntitiesRepository
 
 logger = logging.getLogger("platypush_ext")
 
@@ -50,6 +53,8 @@ MAX_BATCH = 400
 _VOLATILE = frozenset({"id", "created_at", "updated_at", "parent_id"})
 
 Key = tuple[str, str]
+#: What is called with a saved entity (its result is ignored).
+Callback = Callable[[Entity], object]
 
 
 @functools.cache
@@ -115,7 +120,7 @@ import_mapped_modules()
 
 
 @functools.cache
-def _repository() -> Any:
+def _repository() -> EntitiesRepository:
     from platypush.entities._engine.repo import EntitiesRepository
 
     return EntitiesRepository()
@@ -197,11 +202,11 @@ class EntityPublisher:
         interval: float = 0.2,
         engine_timeout: float = 60.0,
         save: Callable[[Collection[Entity]], list[Entity]] = save_entities,
-        post: Callable[[Entity], Any] | None = None,
+        post: Callback | None = None,
     ):
         self.name, self.interval, self.engine_timeout = name, float(interval), float(engine_timeout)
         self._save, self._post = save, post or (lambda entity: get_bus().post(EntityUpdateEvent(entity=entity)))
-        self._pending: dict[Key, tuple[Entity, str, Callable[[Entity], Any] | None]] = {}
+        self._pending: dict[Key, tuple[Entity, str, Callback | None]] = {}
         self._saved: dict[Key, str] = {}
         self._cond = threading.Condition()
         self._busy = False
@@ -214,9 +219,7 @@ class EntityPublisher:
         self.stats: dict[str, float] = dict.fromkeys(("published", "skipped", "saved", "saves", "errors"), 0)
         self.stats["save_seconds"] = 0.0
 
-    def publish(
-        self, entities: Iterable[Entity], force: bool = False, callback: Callable[[Entity], Any] | None = None
-    ) -> int:
+    def publish(self, entities: Iterable[Entity], force: bool = False, callback: Callback | None = None) -> int:
         """Queue normalised entities; returns how many were queued (changed, or ``force``).
 
         :param entities: entities with ``external_id`` and ``plugin`` set.
@@ -306,7 +309,7 @@ class EntityPublisher:
                 for batch in batches(entity for entity, _, _ in work.values()):
                     self._save_batch(batch, work)
 
-    def _save_batch(self, batch: list[Entity], work: dict[Key, tuple[Entity, str, Any]]) -> None:
+    def _save_batch(self, batch: list[Entity], work: dict[Key, tuple[Entity, str, Callback | None]]) -> None:
         keys = {entity.entity_key for entity in batch}
         started = time.perf_counter()
         try:
@@ -326,7 +329,7 @@ class EntityPublisher:
             if entity.entity_key in keys:
                 self._announce(entity, work[entity.entity_key][2])
 
-    def _announce(self, entity: Entity, callback: Callable[[Entity], Any] | None) -> None:
+    def _announce(self, entity: Entity, callback: Callback | None) -> None:
         try:
             self._post(entity)
             if callback is not None:
@@ -353,10 +356,10 @@ class FastEntities:
 
     def publish_entities(
         self,
-        entities: Collection[Any] | None,
-        callback: Callable[[Entity], Any] | None = None,
+        entities: Collection[object] | None,
+        callback: Callback | None = None,
         force: bool = False,
-        **kwargs: Any,
+        **kwargs: object,
     ) -> Collection[Entity]:
         """Transform, normalise and queue entities (Platypush's ``publish_entities``, without the hold).
 

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Collection, Iterable
+from typing import TypeVar
 
 from platypush.entities import Entity, get_entities_engine
 from platypush.utils import utcnow
 from redis.exceptions import RedisError
 
+from ..core.untrusted import JSON, JSONObject
 from .entities import EntityPublisher, FastEntities, entity_classes
 
 logger = logging.getLogger("platypush_ext")
 
 #: A reading: ``(id suffix, name, Platypush entity class, {column: value})``.
-Reading = tuple[str, str, str, dict[str, Any]]
+Reading = tuple[str, str, str, JSONObject]
+
+H = TypeVar("H", bound="HealthManager")
 
 
 def group(
@@ -142,7 +145,7 @@ class HealthManager(FastEntities):
 
     _health: HealthEntities | None = None
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls: type[H], *args: JSON, **kwargs: JSON) -> H:
         # An entity manager registers itself in Platypush's Redis when it is created; without Redis
         # (a script reading the configuration) the plugin still works, off the Home panel.
         try:
@@ -151,7 +154,7 @@ class HealthManager(FastEntities):
             logger.warning("%s: not in the entity registry: %s", cls.__name__, exc)
             return object.__new__(cls)
 
-    def transform_entities(self, entities: Any, **_: Any) -> Any:
+    def transform_entities(self, entities: Collection[Entity], **_: object) -> Collection[Entity]:
         """The health entities are Platypush entities already."""
         return entities
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 
 from platypush.config import Config
 
@@ -24,6 +24,7 @@ from ..core.journal import Entry, Journal, JournalOptions
 from ..core.listening import Availability
 from ..core.retry import RetryChanges
 from ..core.transport import Transport
+from ..core.untrusted import JSON, JSONObject
 from ..events import log_pitfall_hooks
 from . import webpanel
 from .actions import action
@@ -62,7 +63,7 @@ class ServicePlugin(Diagnostics):
     logger: logging.Logger
     _bus: Bus
 
-    def __init__(self, *args: Any, auth_retry_window: float = 30, auth_retry_interval: float = 300, **kwargs: Any):
+    def __init__(self, *args: JSON, auth_retry_window: float = 30, auth_retry_interval: float = 300, **kwargs: JSON):
         """
         :param auth_retry_window: when the service refuses the credentials (401/403: a revoked
             key), the listener makes at most 3 requests in this many seconds (default: 30)...
@@ -194,7 +195,7 @@ class ServicePlugin(Diagnostics):
         return {"credentials_rejected": min(refused, key=lambda r: r["since"]) if refused else None}
 
     @action
-    def status(self) -> dict[str, Any]:
+    def status(self) -> JSONObject:
         """
         The plugin's state.
 

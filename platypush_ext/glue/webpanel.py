@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, ContextManager, Protocol
+from typing import ContextManager, Protocol
 
 from platypush.common.reflection import Integration, Message
 from platypush.context import get_context
@@ -35,6 +35,8 @@ from platypush.message.event import Event
 from platypush.utils import get_plugin_class_by_name
 
 from platypush.plugins import Plugin
+
+from ..core.untrusted import JSONObject
 
 #: The plugins of the bundle, by their Platypush names.
 PLUGINS = ("pushjet", "mbed", "nikdev", "gett")
@@ -49,10 +51,10 @@ class Cache(Protocol):
 
     def lock(self) -> ContextManager[object]: ...
 
-    def set(self, category: type, obj_type: type, meta: dict[str, Any]) -> None: ...
+    def set(self, category: type, obj_type: type, meta: JSONObject) -> None: ...
 
 
-def plugin_metadata(name: str) -> dict[str, Any]:
+def plugin_metadata(name: str) -> JSONObject:
     """What the panel shows for one plugin: Platypush's parse, without links to missing pages.
 
     :param name: the plugin's name, e.g. ``pushjet``.
@@ -78,7 +80,7 @@ def event_classes() -> list[type[Event]]:
     return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
 
 
-def event_metadata(cls: type[Event]) -> dict[str, Any]:
+def event_metadata(cls: type[Event]) -> JSONObject:
     """What the panel shows for one event class (its arguments and their ``:param:`` docs).
 
     :param cls: the event class.

@@ -26,13 +26,13 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 from ..core import untrusted
 from ..core.errors import AuthError, BadRequestError, InvalidArgumentError, NotFoundError, ServiceError
 from ..core.http import ErrorDetails, HttpClient, ServiceClient, Timeouts
 from ..core.retry import RetryPolicy
+from ..core.untrusted import JSON, JSONObject
 
 Scalar = str | int | float | bool
 
@@ -60,7 +60,7 @@ class NikdevNotFoundError(NikdevError, NotFoundError):
     """``get_values``: a field has no value on the server (404)."""
 
 
-def _nikdev_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+def _nikdev_error(status: int, endpoint: str, payload: JSON) -> ErrorDetails | None:
     """The classes and hints of 4xx answers (5xx and 429 stay generic: transient)."""
     if status >= 500 or status == 429:
         return None
@@ -75,7 +75,7 @@ def _nikdev_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | No
 # -- validation ---------------------------------------------------------------
 
 
-def check_field(field: Any) -> str:
+def check_field(field: JSON) -> str:
     """A field id, or :class:`InvalidArgumentError`.
 
     Non-empty text of at most 255 characters, without commas (they separate
@@ -90,7 +90,7 @@ def check_field(field: Any) -> str:
     return field
 
 
-def check_value(field: str, value: Any) -> Scalar:
+def check_value(field: str, value: JSON) -> Scalar:
     """A value the protocol can carry (text, integer, finite number, boolean), or :class:`InvalidArgumentError`."""
     if isinstance(value, int):  # bool is an int
         return value
@@ -107,7 +107,7 @@ def check_value(field: str, value: Any) -> Scalar:
     )
 
 
-def check_fields(fields: Any) -> list[str]:
+def check_fields(fields: JSON) -> list[str]:
     """A non-empty list of field ids (a single id or a comma-separated string is accepted too)."""
     if isinstance(fields, str):
         fields = [f.strip() for f in fields.split(",")]
@@ -116,7 +116,7 @@ def check_fields(fields: Any) -> list[str]:
     return [check_field(f) for f in fields]
 
 
-def check_credential(value: Any, what: str) -> str:
+def check_credential(value: JSON, what: str) -> str:
     """A device id or API key: required, non-empty, no whitespace (never echoed)."""
     if value is None or value == "":
         raise InvalidArgumentError(f"nikdev.{what} is required (find it in the NikDev IoT server's device view)")
@@ -136,7 +136,7 @@ class Entry:
     values: tuple[tuple[str, Scalar], ...]
 
     @classmethod
-    def build(cls, values: Mapping[str, Any] | Iterable[tuple[str, Any]], timestamp: int | None = None) -> Entry:
+    def build(cls, values: Mapping[str, JSON] | Iterable[tuple[str, JSON]], timestamp: int | None = None) -> Entry:
         """Validate ``values`` (a later value of a field replaces an earlier one)."""
         items = values.items() if isinstance(values, Mapping) else values
         checked: dict[str, Scalar] = {}
@@ -146,7 +146,7 @@ class Entry:
             raise InvalidArgumentError("an entry needs at least one value")
         return cls(int(time.time()) if timestamp is None else int(timestamp), tuple(checked.items()))
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> JSONObject:
         """``{"timestamp": t, "values": [{field: value}, ...]}``."""
         return {"timestamp": self.timestamp, "values": [{f: v} for f, v in self.values]}
 
@@ -163,7 +163,7 @@ class Value:
     value: Scalar
     timestamp: int | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {"field": self.field, "value": self.value, "timestamp": self.timestamp}
 
 
@@ -239,7 +239,7 @@ class NikdevClient(ServiceClient):
         return self.http.request_json("GET", path, parse=_values)
 
 
-def _values(payload: Any) -> list[Value]:
+def _values(payload: JSON) -> list[Value]:
     """The answer of ``GET values/``: ``{"data": {"servertime", "values": [{field: {"value", "timestamp"}}]}}``
     (untrusted: each field checked, :class:`ProtocolError`)."""
     data = untrusted.mapping(untrusted.field(untrusted.mapping(payload, "the answer"), "data"), "data")
@@ -270,7 +270,7 @@ def _values(payload: Any) -> list[Value]:
     return values
 
 
-def _scalar(value: Any, name: str) -> Scalar:
+def _scalar(value: JSON, name: str) -> Scalar:
     """A value as the protocol carries it: text, a finite number, a boolean."""
     if isinstance(value, bool):
         return value

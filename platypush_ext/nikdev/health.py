@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from platypush.entities import Entity
 
 from ..core.listening import Availability
+from ..core.untrusted import JSONObject
 from ..glue.health import group
 from .outbox import Outbox
 
@@ -21,7 +20,7 @@ def outbox_entities(outbox: Outbox, server: Availability) -> list[Entity]:
     :param outbox: the plugin's outbox.
     :param server: the server's availability (a refused key: reachable, the key not accepted).
     """
-    status: dict[str, Any] = outbox.status()
+    status: JSONObject = outbox.status()
     refused = server.rejected_since is not None
     reachable = True if refused else server.up
     key_accepted = None if reachable is None else not refused

@@ -46,10 +46,10 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..core.errors import HTTPStatusError, InvalidArgumentError, ServiceError
 from ..core.storage import connect
+from ..core.untrusted import JSONObject
 from .client import Entry, NikdevClient
 
 WHEN_FULL = ("reject", "drop_oldest")
@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 _COLUMNS = "id, timestamp, committed_at, payload, value_count, added_at, attempts"
+#: A row of :data:`_COLUMNS`.
+_Row = tuple[int, int, float, str, int, str, int]
 
 
 class OutboxFullError(ServiceError):
@@ -309,7 +311,7 @@ class Outbox:
                 "SELECT id, payload, value_count FROM pending WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, self.batch_entries),
             ).fetchall()
-        batch: list[Any] = []
+        batch: list[tuple[int, str, int]] = []
         size = 0
         for row in rows:
             if batch and size + len(row[1]) + 1 > self.batch_bytes:
@@ -437,7 +439,7 @@ class Outbox:
         names = ("pushed_entries", "pushed_values", "pushed_batches", "dead_lettered_entries", "dropped_entries")
         return {name: int(found.get(name, 0)) for name in names}
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> JSONObject:
         """Counts, sizes, limits and the age of the oldest pending entry."""
         with self._lock:
             oldest, values, last_error = self._db.execute(
@@ -460,7 +462,7 @@ class Outbox:
         status.update(self.counters())
         return status
 
-    def entry_state(self, entry_id: int) -> dict[str, Any]:
+    def entry_state(self, entry_id: int) -> JSONObject:
         """Where entry ``entry_id`` is: ``{"state": "pending"}``, ``{"state": "dead", "reason": …,
         "status": …}``, or ``{"state": "pushed"}`` once it left the outbox (ids are never reused)."""
         with self._lock:
@@ -473,7 +475,7 @@ class Outbox:
         with self._lock:
             return self._pending
 
-    def pending_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+    def pending_entries(self, limit: int = 100) -> list[JSONObject]:
         """The oldest pending entries (for inspection)."""
         with self._lock:
             rows = self._db.execute(
@@ -481,7 +483,7 @@ class Outbox:
             ).fetchall()
         return [_row_dict(row[:7]) | {"last_error": row[7]} for row in rows]
 
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+    def dead_letters(self, limit: int = 100) -> list[JSONObject]:
         """The oldest dead letters with the server's reason."""
         with self._lock:
             rows = self._db.execute(
@@ -537,7 +539,7 @@ class Outbox:
             self._db.close()
 
 
-def _row_dict(row: Sequence[Any]) -> dict[str, Any]:
+def _row_dict(row: _Row) -> JSONObject:
     entry_id, timestamp, committed_at, payload, _count, added_at, attempts = row
     values = json.loads(payload)["values"]
     return {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from platypush.entities.managers.sensors import SensorEntityManager
 
@@ -11,6 +10,7 @@ from platypush.plugins import RunnablePlugin
 
 from ..core.errors import InvalidArgumentError
 from ..core.listening import AuthBackoff, Backoff, Listener
+from ..core.untrusted import JSON, JSONObject
 from ..glue.actions import action
 from ..glue.health import HealthManager
 from ..glue.plugin import ServicePlugin, state_path
@@ -33,7 +33,7 @@ class NikdevPushError(NikdevError):
     """A push did not deliver everything (the text says where the entries are)."""
 
 
-def _check_push_time_limit(push_time_limit: Any) -> None:
+def _check_push_time_limit(push_time_limit: JSON) -> None:
     """``push_time_limit``: seconds in (0, 50] (the action answers within Platypush's 60 s)."""
     if (
         isinstance(push_time_limit, bool)
@@ -99,7 +99,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         client_cert: str | None = None,
         client_key: str | None = None,
         proxy: str | None = None,
-        **kwargs: Any,
+        **kwargs: JSON,
     ):
         """
         :param base_url: base URL of the NikDev IoT API, e.g.
@@ -168,7 +168,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         """The uploader and its outbox (in ``<workdir>/platypush_ext/nikdev/outbox.db``)."""
         return self._uploader
 
-    def _after_commit(self, committed: Committed) -> dict[str, Any]:
+    def _after_commit(self, committed: Committed) -> JSONObject:
         if self._health is not None:
             self._health.poke()
         outbox = self.uploader.outbox
@@ -249,7 +249,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         self._retry_at = time.monotonic() + self._auth_schedule.next_delay()
         return True
 
-    def _push(self, entry_id: int | None = None) -> dict[str, Any]:
+    def _push(self, entry_id: int | None = None) -> JSONObject:
         """Push now; with ``entry_id``, also say what became of that entry (``entry_state``), whoever
         pushed it: the background flusher may have held the push and sent it meanwhile."""
         result = self.uploader.push()
@@ -278,7 +278,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
     # -- actions -------------------------------------------------------------
 
     @action
-    def add_value(self, field: str, value: str | float | bool) -> dict[str, Any]:
+    def add_value(self, field: str, value: str | float | bool) -> JSONObject:
         """
         Stage a value for the next commit. A later value of the same field
         replaces the earlier one (as in the original library). Staged values
@@ -292,7 +292,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         return {"field": field, "value": value, "staged": staged}
 
     @action
-    def commit(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    def commit(self, values: JSONObject | None = None) -> JSONObject:
         """
         Commit the staged values as one entry, timestamped now, to the durable
         outbox; it is on disk when this answers. It is pushed by ``push`` or
@@ -305,7 +305,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         return self._after_commit(self.uploader.commit(values))
 
     @action
-    def push(self) -> dict[str, Any]:
+    def push(self) -> JSONObject:
         """
         Push the pending entries now, in batches. On a transient failure the
         entries stay queued (the error says so) and the flusher retries them
@@ -317,7 +317,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         return self._push()
 
     @action
-    def commit_and_push(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    def commit_and_push(self, values: JSONObject | None = None) -> JSONObject:
         """
         ``commit`` then ``push``, answering what became of this entry, whoever
         pushed it (this push, or the background flusher that held the push
@@ -340,7 +340,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         }
 
     @action
-    def get_values(self, fields: str | list[str]) -> list[dict[str, Any]]:
+    def get_values(self, fields: str | list[str]) -> list[JSONObject]:
         """
         Read the latest value of fields from the server (what the original
         library left unimplemented). Timestamps are converted to the local clock.
@@ -351,7 +351,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         return [v.to_dict() for v in self.uploader.get_values(fields)]
 
     @action
-    def status(self) -> dict[str, Any]:
+    def status(self) -> JSONObject:
         """
         The outbox's state and the server's reachability.
 
@@ -377,7 +377,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         }
 
     @action
-    def get_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+    def get_dead_letters(self, limit: int = 100) -> list[JSONObject]:
         """
         The entries the server rejected, oldest first, with its reason.
 
@@ -395,7 +395,7 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         return self.uploader.outbox.dead_letters(limit)
 
     @action
-    def retry_dead(self, ids: list[int] | None = None, push: bool = True) -> dict[str, Any]:
+    def retry_dead(self, ids: list[int] | None = None, push: bool = True) -> JSONObject:
         """
         Queue dead letters again (after fixing the key or the data), and push them.
 
@@ -404,14 +404,14 @@ class NikdevPlugin(HealthManager, ServicePlugin, RunnablePlugin, SensorEntityMan
         :return: e.g. ``{"requeued": 3, "pushed": 3, "pending": 0}``
         """
         requeued = self.uploader.outbox.retry_dead(ids)
-        answer: dict[str, Any] = {"requeued": requeued}
+        answer: JSONObject = {"requeued": requeued}
         if push and requeued:
             pushed = self._push()
             answer.update(pushed=pushed["pushed"], pending=pushed["pending"])
         return answer
 
     @action
-    def purge_dead(self, ids: list[int] | None = None) -> dict[str, Any]:
+    def purge_dead(self, ids: list[int] | None = None) -> JSONObject:
         """
         Delete dead letters for good.
 

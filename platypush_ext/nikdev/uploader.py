@@ -18,9 +18,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ..core.errors import InvalidArgumentError
+from ..core.untrusted import JSON
 from .client import Entry, NikdevClient, Scalar, Value, check_field, check_value
 from .outbox import Committed, FlushResult, Outbox
 
@@ -59,7 +59,7 @@ class Uploader:
         self._staged: dict[str, tuple[Scalar, float]] = {}
         self._lock = threading.Lock()
 
-    def add_value(self, field: str, value: Any) -> int:
+    def add_value(self, field: str, value: JSON) -> int:
         """Stage a value for the next commit (a later value of the same field replaces it).
 
         :return: how many fields are staged.
@@ -83,7 +83,7 @@ class Uploader:
             self._staged.clear()
             return count
 
-    def commit(self, values: Mapping[str, Any] | None = None) -> Committed:
+    def commit(self, values: Mapping[str, JSON] | None = None) -> Committed:
         """Commit the staged values (plus ``values``, added first) as one entry, durably.
 
         The staged values are cleared only once the entry is on disk; if the
@@ -107,7 +107,7 @@ class Uploader:
         limit = self.push_time_limit if time_limit is None else time_limit
         return self.outbox.flush(self.client, deadline=time.monotonic() + limit)
 
-    def commit_and_push(self, values: Mapping[str, Any] | None = None) -> tuple[Committed, FlushResult]:
+    def commit_and_push(self, values: Mapping[str, JSON] | None = None) -> tuple[Committed, FlushResult]:
         """:meth:`commit`, then :meth:`push`."""
         committed = self.commit(values)
         return committed, self.push()

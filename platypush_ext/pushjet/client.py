@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, TypeVar, overload
 
 from ..core import untrusted
 from ..core.errors import (
@@ -33,6 +33,12 @@ from ..core.errors import (
 )
 from ..core.http import ErrorDetails, HttpClient, ServiceClient, Timeouts
 from ..core.retry import RetryPolicy
+from ..core.untrusted import JSON, JSONObject
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+T = TypeVar("T")
 
 UUID_RE = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
 PUBLIC_KEY_RE = re.compile(r"^[a-zA-Z0-9]{4}-[a-zA-Z0-9]{6}-[a-zA-Z0-9]{12}-[a-zA-Z0-9]{5}-[a-zA-Z0-9]{9}$")
@@ -65,7 +71,7 @@ class PushjetBadRequestError(PushjetError, BadRequestError):
 _ERROR_CLASSES: dict[int, type[PushjetError]] = {4: SubscriptionError, 11: SubscriptionError, 6: NonexistentError}
 
 
-def _pushjet_error(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+def _pushjet_error(status: int, endpoint: str, payload: JSON) -> ErrorDetails | None:
     """The error ids of ``{"error": {"message", "id"}}`` bodies (5: rate limited, whatever the status)."""
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict) or "id" not in error:
@@ -93,7 +99,7 @@ class Service:
     secret_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: Any, secret_key: str | None = None, where: str = "service") -> "Service":
+    def from_json(cls, data: JSON, secret_key: str | None = None, where: str = "service") -> "Service":
         """Read a service object of the server (untrusted: each field checked, :class:`ProtocolError`).
 
         :param data: the object.
@@ -116,7 +122,7 @@ class Service:
             secret_key=secret_key,
         )
 
-    def to_dict(self, include_secret: bool = False) -> dict[str, Any]:
+    def to_dict(self, include_secret: bool = False) -> JSONObject:
         data = asdict(self)
         if not include_secret:
             data.pop("secret_key")
@@ -133,7 +139,7 @@ class Subscription:
     last_checked: int
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "subscription") -> "Subscription":
+    def from_json(cls, data: JSON, where: str = "subscription") -> "Subscription":
         """Read a subscription object of the server (untrusted: each field checked).
 
         :param data: the object.
@@ -154,7 +160,7 @@ class Subscription:
             ),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {**asdict(self), "service": self.service.to_dict()}
 
 
@@ -170,7 +176,7 @@ class Message:
     service: Service
 
     @classmethod
-    def from_json(cls, data: Any) -> "Message":
+    def from_json(cls, data: JSON) -> "Message":
         """Read a message object (of ``GET /message`` or the connector), every field checked: what a
         server sends is untrusted (:mod:`platypush_ext.core.untrusted`). Texts may hold any valid Unicode
         up to 64 Ki characters; the service is named by a well-formed public key; a ``secret`` in
@@ -191,11 +197,11 @@ class Message:
             service=Service.from_json({k: v for k, v in service.items() if k != "secret"}),  # no secret here
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {**asdict(self), "service": self.service.to_dict()}
 
 
-def _new_service(data: Any) -> Service:
+def _new_service(data: JSON) -> Service:
     """The service ``POST /service`` created: with its secret (the only time the server tells it)."""
     service = Service.from_json(data)
     if service.secret_key is None:
@@ -203,7 +209,7 @@ def _new_service(data: Any) -> Service:
     return service
 
 
-def _subscriptions(items: Any) -> list[Subscription]:
+def _subscriptions(items: JSON) -> list[Subscription]:
     """The ``subscriptions`` array of ``GET /subscription``."""
     items = untrusted.array(items, "subscriptions")
     return [Subscription.from_json(item, f"subscriptions[{i}]") for i, item in enumerate(items)]
@@ -214,7 +220,7 @@ def _subscriptions(items: Any) -> list[Subscription]:
 MAX_FETCHED = 1_000_000
 
 
-def _messages(items: Any) -> list[Any]:
+def _messages(items: JSON) -> list[JSON]:
     """The ``messages`` array of ``GET /message`` (its elements are read one by one, as events)."""
     return untrusted.array(items, "messages", limit=MAX_FETCHED)
 
@@ -222,7 +228,7 @@ def _messages(items: Any) -> list[Any]:
 #: A valid message object (of ``GET /message``'s ``messages``, or a connector's ``{"message": …}``) and
 #: what each of its fields is, for the hostile-data table (``tests/hostile_data.py``, which walks them);
 #: the roles are those of :data:`platypush_ext.mbed.messages.SPECIMENS`.
-SPECIMENS: dict[str, dict[str, Any]] = {
+SPECIMENS: dict[str, JSONObject] = {
     "message": {
         "element": {
             "message": "Front door opened",
@@ -255,7 +261,7 @@ SPECIMENS: dict[str, dict[str, Any]] = {
 # -- validation ---------------------------------------------------------------
 
 
-def check_uuid(device: Any) -> str:
+def check_uuid(device: JSON) -> str:
     """A device UUID in canonical (lowercase) form, or :class:`InvalidArgumentError`."""
     if not isinstance(device, str) or not UUID_RE.fullmatch(device):
         raise InvalidArgumentError(
@@ -264,7 +270,7 @@ def check_uuid(device: Any) -> str:
     return device.lower()
 
 
-def check_public_key(public_key: Any) -> str:
+def check_public_key(public_key: JSON) -> str:
     if not isinstance(public_key, str) or not PUBLIC_KEY_RE.fullmatch(public_key):
         raise InvalidArgumentError(
             f"invalid service public key {public_key!r}: expected 40 characters such as "
@@ -273,7 +279,7 @@ def check_public_key(public_key: Any) -> str:
     return public_key
 
 
-def check_secret_key(secret_key: Any) -> str:
+def check_secret_key(secret_key: JSON) -> str:
     if not secret_key:
         raise InvalidArgumentError("this operation needs the service's secret key, and none was given")
     if not isinstance(secret_key, str) or not SECRET_KEY_RE.fullmatch(secret_key):
@@ -281,7 +287,7 @@ def check_secret_key(secret_key: Any) -> str:
     return secret_key
 
 
-def check_importance(importance: Any) -> int | None:
+def check_importance(importance: JSON) -> int | None:
     if importance is None:
         return None
     if isinstance(importance, bool) or not isinstance(importance, (int, str)):
@@ -296,7 +302,7 @@ def check_importance(importance: Any) -> int | None:
 
 
 def _check_text(
-    value: Any, what: str, *, required: bool, max_characters: int | None = None, max_bytes: int | None = MAX_TEXT_BYTES
+    value: JSON, what: str, *, required: bool, max_characters: int | None = None, max_bytes: int | None = MAX_TEXT_BYTES
 ) -> str | None:
     """A string within the server's limits (checked here: the server answers an unexplained 500)."""
     if value is None and not required:
@@ -315,7 +321,7 @@ def _check_text(
     return value
 
 
-def check_name(name: Any) -> str:
+def check_name(name: JSON) -> str:
     """A service name the server can store (at most 255 characters once stripped)."""
     return _check_text(name, "name", required=True, max_characters=MAX_NAME_CHARACTERS) or ""
 
@@ -324,7 +330,7 @@ def check_name(name: Any) -> str:
 MAX_ALIAS = 100
 
 
-def check_alias(alias: Any) -> str:
+def check_alias(alias: JSON) -> str:
     """A service alias: 1 to :data:`MAX_ALIAS` printable characters (it is shown in every related error)."""
     if not isinstance(alias, str) or not alias.strip():
         raise InvalidArgumentError("alias must be a non-empty string")
@@ -337,6 +343,13 @@ def check_alias(alias: Any) -> str:
 
 
 # -- client -------------------------------------------------------------------
+
+
+class _CallOptions(TypedDict, total=False):
+    """The options of :meth:`HttpClient.request_json` a call of the API passes on."""
+
+    params: Mapping[str, object] | None  # a query
+    data: Mapping[str, str | None]  # a form
 
 
 class PushjetClient(ServiceClient):
@@ -359,20 +372,37 @@ class PushjetClient(ServiceClient):
     ):
         self._connect(base_url, http, timeouts, retry, _pushjet_error)
 
+    @overload
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str,
+        parse: Callable[[JSON], T],
+        idempotent: bool | None = None,
+        **kwargs: Unpack[_CallOptions],
+    ) -> T: ...
+
+    @overload
+    def _call(
+        self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Unpack[_CallOptions]
+    ) -> JSON: ...
+
     def _call(
         self,
         method: str,
         path: str,
         *,
         key: str | None = None,
-        parse: Callable[[Any], Any] | None = None,
+        parse: Callable[[JSON], T] | None = None,
         idempotent: bool | None = None,
-        **kwargs: Any,
-    ) -> Any:
+        **kwargs: Unpack[_CallOptions],
+    ) -> T | JSON:
         """A request whose answer is a JSON object (``{"status": "ok"}`` when nothing else), and
         ``parse(answer[key])`` when given ``key``: every refused field a :class:`ProtocolError` naming it."""
 
-        def read(payload: Any) -> Any:
+        def read(payload: JSON) -> T | JSON:
             payload = untrusted.mapping(payload, "the answer")
             if key is None:
                 return payload
@@ -429,7 +459,7 @@ class PushjetClient(ServiceClient):
         importance: int | None = None,
     ) -> None:
         """Send a message to the service's subscribers (never replayed once it may have arrived)."""
-        form: dict[str, Any] = {
+        form: dict[str, str | None] = {
             "secret": check_secret_key(secret_key),
             "message": _check_text(message, "message", required=True),
         }
@@ -458,7 +488,7 @@ class PushjetClient(ServiceClient):
         params = {"uuid": check_uuid(device)}
         return self._call("GET", "subscription", key="subscriptions", parse=_subscriptions, params=params)
 
-    def fetch_message_payloads(self, device: str) -> list[dict[str, Any]]:
+    def fetch_message_payloads(self, device: str) -> list[JSONObject]:
         """The raw unread message objects of a device. **Destructive**: the server marks
         them read, so this request is never retried automatically."""
         params = {"uuid": check_uuid(device)}

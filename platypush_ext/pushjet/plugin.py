@@ -6,7 +6,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from platypush.entities.managers.sensors import SensorEntityManager
 
@@ -16,6 +16,7 @@ from ..core import untrusted
 from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.journal import Entry
 from ..core.listening import Backoff, Listener
+from ..core.untrusted import JSON, JSONObject
 from ..glue.actions import action
 from ..glue.health import HealthManager
 from ..glue.plugin import ListeningPlugin, state_path
@@ -45,7 +46,7 @@ from .realtime import (
 ServiceConfig = str | Mapping[str, str]
 
 
-def _messages_of(answer: Any) -> list[Any]:
+def _messages_of(answer: JSON) -> list[JSON]:
     """The message objects of a ``GET /message`` answer (each parsed later, on its own).
 
     :param answer: the decoded answer.
@@ -55,7 +56,7 @@ def _messages_of(answer: Any) -> list[Any]:
     return untrusted.array(untrusted.field(answer, "messages", "GET /message: messages"), "GET /message: messages")
 
 
-def _shown(service: Any) -> str:
+def _shown(service: object) -> str:
     """``service`` quoted for an error message, unless it is shaped like a secret key (never echoed)."""
     if isinstance(service, str) and SECRET_KEY_RE.match(service):
         return "<a value that looks like a secret key: pass it as secret_key, or a configured service name>"
@@ -131,7 +132,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
         username: str | None = None,
         password: str | None = None,
         headers: Mapping[str, str] | None = None,
-        **kwargs: Any,
+        **kwargs: JSON,
     ):
         """
         :param base_url: base URL of the Pushjet API server, e.g.
@@ -270,7 +271,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
             )
         return check_public_key(service)
 
-    def _service_dict(self, service: Service, alias: str | None = None) -> dict[str, Any]:
+    def _service_dict(self, service: Service, alias: str | None = None) -> JSONObject:
         data = service.to_dict()
         names = [n for n, pk in self._public_keys.items() if pk == service.public_key]
         if alias or names:
@@ -282,7 +283,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
     @action
     def create_service(
         self, name: str, icon_url: str | None = None, alias: str | None = None, include_secret: bool = False
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Create a Pushjet service. Its secret key is kept by the plugin (in
         Platypush's workdir), so later actions can use ``service=<alias>``.
@@ -315,7 +316,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
     @action
     def get_service(
         self, secret_key: str | None = None, public_key: str | None = None, service: str | None = None
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Get a service's current name, icon and creation time.
 
@@ -346,7 +347,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
         icon_url: str | None = None,
         service: str | None = None,
         secret_key: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Rename a service and/or change its icon.
 
@@ -361,7 +362,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
         return self._service_dict(self._client.get_service(secret_key=secret))
 
     @action
-    def delete_service(self, service: str | None = None, secret_key: str | None = None) -> dict[str, Any]:
+    def delete_service(self, service: str | None = None, secret_key: str | None = None) -> JSONObject:
         """
         Delete a service with its subscriptions and messages. Irreversible.
 
@@ -387,7 +388,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
         importance: int | None = None,
         service: str | None = None,
         secret_key: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Send a message to a service's subscribers.
 
@@ -406,7 +407,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
     # -- devices -------------------------------------------------------------
 
     @action
-    def subscribe(self, service: str, device: str | None = None) -> dict[str, Any]:
+    def subscribe(self, service: str, device: str | None = None) -> JSONObject:
         """
         Subscribe a device to a service.
 
@@ -418,7 +419,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
         return self._service_dict(self._client.subscribe(device_uuid, self._public_key(service)))
 
     @action
-    def unsubscribe(self, service: str, device: str | None = None) -> dict[str, Any]:
+    def unsubscribe(self, service: str, device: str | None = None) -> JSONObject:
         """
         Unsubscribe a device from a service.
 
@@ -431,7 +432,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
         return {"unsubscribed": True}
 
     @action
-    def get_subscriptions(self, device: str | None = None) -> list[dict[str, Any]]:
+    def get_subscriptions(self, device: str | None = None) -> list[JSONObject]:
         """
         List a device's subscriptions.
 
@@ -448,7 +449,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
         return [s.to_dict() for s in self._client.get_subscriptions(self._device(device))]
 
     @action
-    def get_messages(self, device: str | None = None) -> list[dict[str, Any]]:
+    def get_messages(self, device: str | None = None) -> list[JSONObject]:
         """
         Fetch a device's new messages. The server marks them read, so each
         message is returned once; it is also posted as a
@@ -469,7 +470,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
         return [m.to_dict() for m in self._fetch(self._device(device))]
 
     @action
-    def mark_read(self, device: str | None = None) -> dict[str, Any]:
+    def mark_read(self, device: str | None = None) -> JSONObject:
         """
         Mark every message of a device read without fetching it.
 
@@ -480,7 +481,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
         return {"marked_read": True}
 
     @action
-    def status(self) -> dict[str, Any]:
+    def status(self) -> JSONObject:
         """
         The plugin's state.
 
@@ -531,7 +532,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
             try:
                 answer = untrusted.loads(body.content, "GET /message")
             except ProtocolError:
-                payloads: list[Any] = [untrusted.received(body.content)]
+                payloads: list[JSON] = [untrusted.received(body.content)]
             else:
                 payloads = self._admit(POLLING, device, _messages_of(answer))
             self.inbox.receive(device, payloads)
@@ -567,7 +568,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
             )
         ]
 
-    def _pushed(self, device: str, frame: str, payload: Any) -> None:
+    def _pushed(self, device: str, frame: str, payload: JSON) -> None:
         """Journal, then post a message frame of the connector as received (unless its message arrived
         polled already); a frame that cannot be read is journaled too, then dropped.
 
@@ -579,7 +580,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
             self.inbox.receive(device, [frame])
         self.deliver_soon()  # never waits for the bus: the next frame is read at once
 
-    def _admit(self, path: str, device: str, payloads: list[Any]) -> list[Any]:
+    def _admit(self, path: str, device: str, payloads: list[JSON]) -> list[JSON]:
         """The payloads not already received by the other path (the connector and the poller
         run in threads of their own)."""
         with self._paths_lock:
@@ -653,7 +654,7 @@ class PushjetPlugin(HealthManager, ListeningPlugin, RunnablePlugin, SensorEntity
                 return running
             listener: Listener | None = None
 
-            def deliver(frame: str, payload: Any) -> None:
+            def deliver(frame: str, payload: JSON) -> None:
                 assert listener is not None
                 listener.delivered()  # a connection that brings messages proved itself
                 self._pushed(device, frame, payload)

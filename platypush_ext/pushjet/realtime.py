@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import urlsplit
 
 import websocket
@@ -31,6 +31,7 @@ import websocket
 from ..core import untrusted
 from ..core.errors import InvalidArgumentError, ProtocolError, ServiceError, ServiceTLSError
 from ..core.text import one_line
+from ..core.untrusted import JSON
 from ..core.wsclient import MAX_MESSAGE, MessageTooLarge, handshake_failure
 from ..core.wsclient import connect as ws_connect
 from .client import Message, check_uuid
@@ -48,7 +49,7 @@ class RealtimeTLSError(RealtimeError, ServiceTLSError):
     """The connector's certificate was not trusted, or the TLS handshake failed."""
 
 
-def check_realtime_url(url: Any) -> str:
+def check_realtime_url(url: JSON) -> str:
     """A connector URL: ``ws://`` or ``wss://``, a host, no credentials or query.
 
     :param url: e.g. ``wss://pushjet.example.org/ws``.
@@ -88,14 +89,14 @@ class RealtimeChannel:
         self,
         url: str,
         device: str,
-        deliver: Callable[[str, Any], None],
+        deliver: Callable[[str, JSON], None],
         on_ready: Callable[[], None],
         *,
         connect_timeout: float = 5.0,
         ping_interval: float = 30.0,
         ping_timeout: float = 10.0,
         max_message: int = MAX_MESSAGE,
-        options: dict[str, Any] | None = None,
+        options: dict[str, object] | None = None,
     ):
         self.url, self.device = check_realtime_url(url), check_uuid(device)
         self.options = dict(options or {})
@@ -259,7 +260,7 @@ class CrossPathFilter:
         self.duplicates = 0
 
     @staticmethod
-    def identity(device: str, payload: Any) -> str | None:
+    def identity(device: str, payload: JSON) -> str | None:
         """The identity of a message object (``None`` when it is not one, or cannot be told): a
         digest, so that a message of megabytes is not kept whole for the window.
 
@@ -275,7 +276,7 @@ class CrossPathFilter:
             return None
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def admit(self, path: str, device: str, payloads: list[Any]) -> list[Any]:
+    def admit(self, path: str, device: str, payloads: list[JSON]) -> list[JSON]:
         """The payloads that are not duplicates of an arrival by the other path.
 
         :param path: ``realtime`` or ``polling``.

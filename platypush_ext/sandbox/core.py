@@ -43,7 +43,7 @@ With :attr:`SandboxServer.recording` set to a list, every answer of the service'
 API is appended to it as an :class:`Answer` (status, headers and body as sent).
 
 A handler ends with a chosen error answer by raising :class:`Abort` (each
-service subclasses it to build its own error body). Any other exception is a
+service subclasses it to build its own error body). Every other exception is a
 bug of the sandbox: the server answers ``500`` as a Flask app would, and also
 records it (:func:`take_failures`), so that the test that caused it fails
 (``tests/conftest.py`` checks after every test), like ``pytest-httpserver``.
@@ -65,9 +65,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
+from ..core.untrusted import JSON, JSONObject
 from .jsonedit import edit_json
 from .werkzeug import WERKZEUG_DESCRIPTIONS, form_pairs, pick
 
@@ -130,7 +131,7 @@ class Response:
 
 
 def json_response(
-    payload: Any,
+    payload: JSON,
     status: int = 200,
     content_type: str = "application/json",
     compact: bool = True,
@@ -206,7 +207,7 @@ class Request:
         """Fields of an ``application/x-www-form-urlencoded`` or ``multipart/form-data`` body (others give ``{}``)."""
         return pick(form_pairs(self.headers.get("Content-Type", ""), self.body), self.first_value)
 
-    def json(self) -> Any:
+    def json(self) -> JSON:
         """The body parsed as JSON (``None`` when empty); raises ``ValueError``."""
         return json.loads(self.body) if self.body else None
 
@@ -235,7 +236,7 @@ class Fault:
     skip: int = 0
     pointer: str | None = None
     op: str = "replace"
-    value: Any = None
+    value: JSON = None
     json: str | None = None
     raw: str | None = None
     raw_base64: str | None = None
@@ -293,7 +294,7 @@ class FaultInjector:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
 
-    def add(self, kind: str, count: int = 1, **options: Any) -> Fault:
+    def add(self, kind: str, count: int = 1, **options: JSON) -> Fault:
         """Arm ``count`` faults of ``kind`` (``status``, ``hang``, ``reset``, ``malformed``, ``body``);
         :class:`ValueError` (or :class:`TypeError` for an unknown option) when it cannot be applied."""
         fault = Fault(kind=kind, count=count, **options)
@@ -319,7 +320,7 @@ class FaultInjector:
                     return fault
         return None
 
-    def armed(self) -> list[dict[str, Any]]:
+    def armed(self) -> list[JSONObject]:
         with self._lock:
             return [asdict(f) for f in self._faults]
 
@@ -347,7 +348,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: "_HTTPServer"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         logger.debug("%s: " + format, self.server.sandbox.name, *args)
 
     def _dispatch(self) -> None:
@@ -365,7 +366,7 @@ class _HTTPServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         super().__init__(address, _RequestHandler)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
         error = sys.exc_info()[1]
         if isinstance(error, (ConnectionError, TimeoutError, OSError)):
             logger.debug("%s: connection from %s ended: %s", self.sandbox.name, client_address, error)
@@ -495,7 +496,7 @@ class SandboxServer:
     def __enter__(self) -> "SandboxServer":
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- request handling ----------------------------------------------------

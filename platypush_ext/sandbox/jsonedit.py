@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+
+from ..core.untrusted import JSON
 
 
-def _parent(document: Any, pointer: str) -> tuple[Any, str]:
+def _parent(document: JSON, pointer: str) -> tuple[JSON, str]:
     """The container of the value at ``pointer`` in ``document``, and its key (RFC 6901)."""
     if not pointer:
         raise ValueError("the whole document has no parent: use raw to replace it")
@@ -18,7 +19,7 @@ def _parent(document: Any, pointer: str) -> tuple[Any, str]:
     return node, tokens[-1]
 
 
-def edit_json(body: bytes, pointer: str, op: str, value: Any = None, raw: str | None = None) -> bytes:
+def edit_json(body: bytes, pointer: str, op: str, value: JSON = None, raw: str | None = None) -> bytes:
     """``body`` (a JSON text) with the value at ``pointer`` replaced, removed or added.
 
     :param body: the handler's JSON body.

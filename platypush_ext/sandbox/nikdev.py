@@ -49,9 +49,9 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote
 
+from ..core.untrusted import JSON, JSONObject
 from .core import Abort, Request, Response, SandboxServer, json_response
 
 #: Credentials accepted when none are given (documented, printed at start-up).
@@ -88,10 +88,10 @@ class _Stored:
     client_timestamp: int
     corrected_timestamp: int
     received_at: float
-    values: list[dict[str, Any]]
+    values: list[JSONObject]
     duplicate: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return {
             "seq": self.seq,
             "batch": self.batch,
@@ -105,15 +105,15 @@ class _Stored:
         }
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_batch(body: Any) -> tuple[int, list[tuple[int, list[dict[str, Any]]]]]:
+def _check_batch(body: JSON) -> tuple[int, list[tuple[int, list[JSONObject]]]]:
     """The validated ``(clientTimestamp, [(timestamp, values)])`` of a POST body."""
     if not isinstance(body, dict):
         raise NikdevFailure(400, "Malformed data: the body must be a JSON object")
-    client_ts: Any = body.get("clientTimestamp")
+    client_ts: JSON = body.get("clientTimestamp")
     if not _is_int(client_ts) and not (isinstance(client_ts, float) and client_ts.is_integer()):
         raise NikdevFailure(400, "Malformed data: clientTimestamp must be an integer (Unix seconds)")
     entries = body.get("entries")
@@ -124,7 +124,7 @@ def _check_batch(body: Any) -> tuple[int, list[tuple[int, list[dict[str, Any]]]]
         where = f"entries[{index}]"
         if not isinstance(entry, dict):
             raise NikdevFailure(400, f"Malformed data: {where} must be an object")
-        timestamp: Any = entry.get("timestamp")
+        timestamp: JSON = entry.get("timestamp")
         if not _is_int(timestamp) and not (isinstance(timestamp, float) and timestamp.is_integer()):
             raise NikdevFailure(400, f"Malformed data: {where}.timestamp must be an integer (Unix seconds)")
         values = entry.get("values")
@@ -181,7 +181,7 @@ class NikdevServer(SandboxServer):
         self._data_lock = threading.Lock()
         self._entries: list[_Stored] = []
         self._fingerprints: set[str] = set()
-        self._latest: dict[tuple[str, str], tuple[Any, int, int]] = {}  # (device, field) -> (value, ts, seq)
+        self._latest: dict[tuple[str, str], tuple[JSON, int, int]] = {}  # (device, field) -> (value, ts, seq)
         self._batches = 0
         self._duplicates = 0
         super().__init__(host, port)
@@ -295,7 +295,7 @@ class NikdevServer(SandboxServer):
 
     # -- control API ---------------------------------------------------------
 
-    def entries(self, field: str | None = None) -> list[dict[str, Any]]:
+    def entries(self, field: str | None = None) -> list[JSONObject]:
         """Every stored entry (as the control API shows it), optionally only those with ``field``."""
         with self._data_lock:
             found = list(self._entries)
@@ -303,11 +303,11 @@ class NikdevServer(SandboxServer):
             found = [e for e in found if any(field in item for item in e.values)]
         return [e.as_dict() for e in found]
 
-    def received_values(self, field: str) -> list[Any]:
+    def received_values(self, field: str) -> list[JSON]:
         """Every value received for ``field``, in arrival order (duplicates included)."""
         return [item[field] for e in self.entries(field) for item in e["values"] if field in item]
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> JSONObject:
         """Counts of what the server received."""
         with self._data_lock:
             return {

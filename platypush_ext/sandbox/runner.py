@@ -24,10 +24,12 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import requests
 import yaml
+
+from ..core.untrusted import JSON, JSONObject
 
 #: Where :func:`free_port` picks: below the kernel's ephemeral range (``ip_local_port_range``,
 #: 32768-60999 on Linux), from which ``bind(("", 0))`` and every outgoing connection take their port,
@@ -99,7 +101,7 @@ class PlatypushProcess:
     :param scripts: extra files for the config folder's ``scripts/`` (name → source).
     """
 
-    def __init__(self, config: dict[str, Any], run_dir: str | Path, scripts: dict[str, str] | None = None):
+    def __init__(self, config: JSONObject, run_dir: str | Path, scripts: dict[str, str] | None = None):
         self.run_dir = Path(run_dir)
         self.config = dict(config)
         self.scripts = scripts or {}
@@ -198,7 +200,7 @@ class PlatypushProcess:
             try:
                 if not self._own_redis(client):
                     raise PlatypushError(f"the Redis on port {self.redis_port} is another process's, not Platypush's")
-                numsub: Any = client.pubsub_numsub("platypush/bus")  # redis-py types it for its async client too
+                numsub: JSON = client.pubsub_numsub("platypush/bus")  # redis-py types answers for its async client too
                 subscribed = dict(numsub).get(b"platypush/bus", 0) >= 1
                 if subscribed and requests.get(self.url + "/auth", timeout=1) is not None:
                     if time.monotonic() > deadline:
@@ -209,7 +211,7 @@ class PlatypushProcess:
             time.sleep(0.1)
         raise PlatypushError(f"Platypush not ready after {timeout} s:\n{self.log_tail()}")
 
-    def _own_redis(self, client: Any) -> bool:
+    def _own_redis(self, client: JSON) -> bool:  # a redis.Redis (its answers typed for its async client too)
         """Whether the Redis answering on :attr:`redis_port` is the one Platypush started (in its
         process group), not one of another process that had the port."""
         assert self._proc is not None
@@ -224,7 +226,7 @@ class PlatypushProcess:
         except OSError:
             return "(no log)"
 
-    def execute(self, action: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
+    def execute(self, action: str, timeout: float = 30.0, **args: JSON) -> JSONObject:
         """``POST /execute``; returns the ``response`` part (``output`` and ``errors``)."""
         answer = requests.post(
             self.url + "/execute",
@@ -238,7 +240,7 @@ class PlatypushProcess:
             raise PlatypushError(f"{action}: no response within Platypush's limit ({body!r})")
         return body["response"]
 
-    def run(self, action: str, timeout: float = 30.0, **args: Any) -> Any:
+    def run(self, action: str, timeout: float = 30.0, **args: JSON) -> JSON:
         """:meth:`execute`, returning the output or raising :class:`PlatypushError` with the errors."""
         response = self.execute(action, timeout=timeout, **args)
         if response.get("errors"):
@@ -280,7 +282,7 @@ class PlatypushProcess:
     def __enter__(self) -> "PlatypushProcess":
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -295,19 +297,19 @@ class EventStream:
     def __enter__(self) -> "EventStream":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
         self._ws.close()
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[JSONObject]:
         while True:
             frame = json.loads(self._ws.recv())
             if frame.get("type") == "event":
                 yield frame["args"]
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+    def wait_for(self, predicate: Callable[[JSONObject], bool], timeout: float = 20.0) -> JSONObject:
         """The first event for which ``predicate`` is true; fails after ``timeout`` seconds."""
         import websocket
 

@@ -50,9 +50,9 @@ import string
 import tempfile
 import threading
 import time
-from typing import Any
 from urllib.parse import quote, urlencode
 
+from ...core.untrusted import JSONObject
 from ..core import Request, Response, SandboxServer, json_response
 from .blobs import GettBlobServer
 from .records import File, GettFailure, Share, Token, error_answer, same
@@ -226,7 +226,7 @@ class GettServer(SandboxServer):
     # -- helpers -------------------------------------------------------------
 
     @staticmethod
-    def _body(request: Request) -> dict[str, Any]:
+    def _body(request: Request) -> JSONObject:
         """The JSON body whatever the content type; ``null`` and empty count as ``{}``."""
         try:
             data = request.json()
@@ -291,7 +291,7 @@ class GettServer(SandboxServer):
     def _getturl(self, sharename: str, fileid: str | None = None) -> str:
         return f"{GETTURL_BASE}/{sharename}" + (f"/v/{fileid}" if fileid is not None else "")
 
-    def _file_dict(self, file: File) -> dict[str, Any]:
+    def _file_dict(self, file: File) -> JSONObject:
         return {
             "fileid": file.fileid,
             "filename": file.filename,
@@ -303,8 +303,8 @@ class GettServer(SandboxServer):
             "getturl": self._getturl(file.sharename, file.fileid),
         }
 
-    def _share_dict(self, share: Share) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def _share_dict(self, share: Share) -> JSONObject:
+        data: JSONObject = {
             "sharename": share.sharename,
             "created": share.created,
             "getturl": self._getturl(share.sharename),
@@ -315,7 +315,7 @@ class GettServer(SandboxServer):
             data["title"] = share.title
         return data
 
-    def _user_dict(self) -> dict[str, Any]:
+    def _user_dict(self) -> JSONObject:
         files = [f for s in self.shares.values() if s.owner == self.userid for f in s.files.values()]
         return {
             "userid": self.userid,

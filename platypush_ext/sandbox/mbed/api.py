@@ -9,9 +9,9 @@ import itertools
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
+from ...core.untrusted import JSON, JSONObject
 from ..core import Handler, Request, Response, json_response, reset_connection, text_response
 from .base import ERROR_TYPES, Exchange, flag, pelion_error
 from .queued import MbedQueue, state_filters
@@ -182,7 +182,7 @@ class MbedApi(MbedQueue):
                 return self._fail("No notification channel", 412)
             async_id = self._new_async_id(device.name, "")
 
-            def action() -> dict[str, Any]:
+            def action() -> JSONObject:
                 self._unregister(device.name, "de-registrations")
                 return {"status": 200, "payload": "", "ct": "text/plain", "max-age": 0}
 
@@ -253,7 +253,7 @@ class MbedApi(MbedQueue):
 
     def _resource_request(
         self, method: str, ep: str, path: str, body: bytes, no_resp: bool, cache_only: bool
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, JSON]:  # not JSON: a Resource, a text or None by status (narrowing it needs code)
         """The common part of the Connector and the Pelion device requests.
 
         Returns ``(status, detail)``: ``(202, async_id_factory)``, ``(200, bytes)``,
@@ -342,7 +342,7 @@ class MbedApi(MbedQueue):
                 return self._fail("Resource not found", 404)
             async_id = new_id()
 
-        def action() -> dict[str, Any]:
+        def action() -> JSONObject:
             self.set_rules(ep, path, rules)
             return {"status": 200, "payload": "", "ct": "text/plain", "max-age": 0}
 
@@ -366,7 +366,7 @@ class MbedApi(MbedQueue):
                 return self._fail("No notification channel", 412)
             async_id = self._new_async_id(ep, path)
 
-        def action() -> dict[str, Any]:
+        def action() -> JSONObject:
             if not observable:
                 return {"status": 412, "error": "PRECONDITION_FAILED", "ct": "text/plain", "max-age": 0}
             self.subscriptions.add((ep, path))

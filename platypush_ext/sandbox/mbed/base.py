@@ -8,9 +8,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..core import Request, Response, SandboxServer, json_response, text_response
+
+if TYPE_CHECKING:
+    from ..core import _RequestHandler
 
 #: The ``type`` of Pelion's ``ErrorResponse`` by status.
 ERROR_TYPES = {
@@ -111,7 +114,7 @@ class MbedBase(SandboxServer):
         else:
             pending.append(job)
 
-    def _handle(self, handler: Any) -> None:
+    def _handle(self, handler: _RequestHandler) -> None:
         """Serve one request (paths normalised: ``//`` is ``/``, as the service's front end does), then
         run what waits for its answer to be written (:meth:`after_response`)."""
         target, sep, query = handler.path.partition("?")

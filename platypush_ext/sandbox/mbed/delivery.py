@@ -7,11 +7,11 @@ import json
 import select
 import socket
 import time
-from typing import Any
 
 import requests
 
 from ...core.backoff import Backoff
+from ...core.untrusted import JSON, JSONObject
 from ..core import Request, Response, json_response
 from ..websocket import accept_upgrade, is_upgrade, ws_close, ws_frame, ws_read
 from .base import Exchange, MbedBase, flag, pelion_error
@@ -20,7 +20,7 @@ from .base import Exchange, MbedBase, flag, pelion_error
 RAW = "<raw message>"
 
 
-def _body(message: dict[str, Any] | bytes) -> bytes:
+def _body(message: JSONObject | bytes) -> bytes:
     """A NotificationMessage's bytes on the wire (a raw one as it is)."""
     return message if isinstance(message, bytes) else json.dumps(message).encode()
 
@@ -57,10 +57,10 @@ class MbedDelivery(MbedBase):
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.channel: str | None = None  # "long_poll" | "callback" | "websocket"
         self.callback_verify: bool | str = getattr(self, "callback_verify", True)  # (MbedServer sets it first)
-        self.callback: dict[str, Any] | None = None
+        self.callback: JSONObject | None = None
         self.callback_deliveries: list[int] = []  # statuses answered by the receiver
         self.subscriptions: set[tuple[str, str]] = set()  # (endpoint, path) whose changes are notified
-        self._events: list[tuple[str, Any]] = []  # queued (kind, element), in order
+        self._events: list[tuple[str, JSON | bytes]] = []  # queued (kind, element), in order
         self._polling: object = False  # the token of the poll being held
         self._poll_socket: socket.socket | None = None  # its connection
         self._channel_generation = 0  # changes whenever the channel is replaced or removed
@@ -70,7 +70,7 @@ class MbedDelivery(MbedBase):
 
     # -- the queue -------------------------------------------------------------
 
-    def enqueue(self, kind: str, element: Any) -> None:
+    def enqueue(self, kind: str, element: JSON) -> None:
         """Queue one raw element of a NotificationMessage (anything, even malformed)."""
         with self._cond:
             self._events.append((kind, element))
@@ -91,7 +91,7 @@ class MbedDelivery(MbedBase):
         with self._cond:
             return len(self._events)
 
-    def _take_batch(self, limit: int = 100000) -> dict[str, list[Any]] | bytes | None:
+    def _take_batch(self, limit: int = 100000) -> dict[str, list[JSON]] | bytes | None:
         """Pop queued events into one NotificationMessage (``None`` if none); a raw message
         (:meth:`enqueue_raw`) is taken alone, as its bytes."""
         with self._cond:
@@ -103,14 +103,14 @@ class MbedDelivery(MbedBase):
             end = next((i for i, (kind, _) in enumerate(self._events[:limit]) if kind == RAW), limit)
             taken, self._events = self._events[:end], self._events[end:]
             self._cond.notify_all()
-        message: dict[str, list[Any]] = {}
+        message: dict[str, list[JSON]] = {}
         for kind, element in taken:
             if self.pelion and isinstance(element, dict) and isinstance(element.get("max-age"), int):
                 element = {**element, "max-age": str(element["max-age"])}  # a string in Pelion's schema
             message.setdefault(kind, []).append(element)
         return message
 
-    def _requeue(self, message: dict[str, list[Any]] | bytes) -> None:
+    def _requeue(self, message: dict[str, list[JSON]] | bytes) -> None:
         with self._cond:
             if isinstance(message, bytes):
                 self._events.insert(0, (RAW, message))
@@ -135,7 +135,7 @@ class MbedDelivery(MbedBase):
             return self._fail(f"Another channel type exists ({self.channel}); delete it first", 400)
         return None
 
-    def _record_message(self, channel: str, message: dict[str, Any] | bytes) -> None:
+    def _record_message(self, channel: str, message: JSONObject | bytes) -> None:
         """With ``record``: a NotificationMessage pushed on a callback or WebSocket, as ``MESSAGE <channel>``."""
         if self.exchanges is not None:
             body = _body(message)
@@ -253,7 +253,7 @@ class MbedDelivery(MbedBase):
             return Response(200, message, {"Content-Type": "application/json"})
         return json_response(message, compact=False)
 
-    def _hold(self, sock: socket.socket, token: object, wait: bool) -> dict[str, list[Any]] | bytes | None:
+    def _hold(self, sock: socket.socket, token: object, wait: bool) -> dict[str, list[JSON]] | bytes | None:
         """Hold a poll (under the lock) until events come, ``pull_timeout`` passes, the channel is
         replaced, another poll replaces it or its client goes away; then the batch, or ``None``."""
         generation, deadline = self._channel_generation, time.monotonic() + self.pull_timeout
@@ -278,7 +278,7 @@ class MbedDelivery(MbedBase):
 
     # -- WebSocket -------------------------------------------------------------
 
-    def _ws_status(self) -> dict[str, Any]:
+    def _ws_status(self) -> JSONObject:
         return {
             # the 2019-11 file's name (the 2019-06 one had queueSize, kept by the Connector mode)
             ("queue_size" if self.pelion else "queueSize"): len(self._events) if self.channel == "websocket" else 0,

@@ -14,8 +14,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from ...core.untrusted import JSON, JSONObject
 from .delivery import MbedDelivery
 from .fleets import fleet_named
 
@@ -38,10 +38,10 @@ class Resource:
     notified_value: float | None = None  # the value it carried (for st), numeric
     held: bool = False  # a change waits for pmin to pass
 
-    def as_listing(self) -> dict[str, Any]:
+    def as_listing(self) -> JSONObject:
         return {"uri": self.path, "rt": self.rt, "obs": self.obs, "type": self.ct}
 
-    def as_registration(self) -> dict[str, Any]:
+    def as_registration(self) -> JSONObject:
         return {"path": self.path, "if": "", "rt": self.rt, "ct": self.ct, "obs": self.obs}
 
 
@@ -73,13 +73,13 @@ class Device:
         """Suspended by the operator or the system (``lifecycle_status: blocked``)."""
         return self.operator_suspended or self.system_suspended
 
-    def as_listing(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "type": self.type, "status": "ACTIVE"}
+    def as_listing(self) -> JSONObject:
+        data: JSONObject = {"name": self.name, "type": self.type, "status": "ACTIVE"}
         if self.queue_mode:
             data["q"] = True
         return data
 
-    def as_registration(self) -> dict[str, Any]:
+    def as_registration(self) -> JSONObject:
         data = {
             "ep": self.name,
             "ept": self.type,
@@ -90,7 +90,7 @@ class Device:
             data["original-ep"] = self.label
         return data
 
-    def as_device_data(self) -> dict[str, Any]:
+    def as_device_data(self) -> JSONObject:
         """A ``DeviceData`` of the Pelion device directory (``GET /v3/devices/``)."""
         return {
             "object": "device",
@@ -107,7 +107,7 @@ class Device:
             **self.suspension,
         }
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         return {
             "name": self.name,
             "label": self.label,
@@ -162,7 +162,7 @@ class MbedDevices(MbedDelivery):
         self._due: list[tuple[float, int, Callable[[], None]]] = []  # scheduled answers (a heap)
         self._due_order = itertools.count()
         self.devices: dict[str, Device] = {}
-        self.presubscriptions: list[dict[str, Any]] = []
+        self.presubscriptions: list[JSONObject] = []
         self.transactions = 0
         super().__init__(host, port)
 
@@ -174,7 +174,7 @@ class MbedDevices(MbedDelivery):
         """
         self.add_fleet(fleet_named(fleet))
 
-    def add_fleet(self, specs: list[dict[str, Any]], announce: bool = True) -> None:
+    def add_fleet(self, specs: list[JSONObject], announce: bool = True) -> None:
         """Add (and register) devices given as :meth:`add_device` specs.
 
         :param specs: ``[{"name", "type", "queue_mode", "resources"}]``.
@@ -190,7 +190,7 @@ class MbedDevices(MbedDelivery):
         name: str,
         type: str = "",
         queue_mode: bool = False,
-        resources: list[dict[str, Any]] | None = None,
+        resources: list[JSONObject] | None = None,
         register: bool = True,
     ) -> Device:
         """Create a device (and register it, which sends a ``registrations`` event)."""
@@ -214,7 +214,7 @@ class MbedDevices(MbedDelivery):
         return hashlib.md5(name.encode()).hexdigest()
 
     @staticmethod
-    def _resource_from(spec: dict[str, Any]) -> Resource:
+    def _resource_from(spec: JSONObject) -> Resource:
         path = spec.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError("a resource needs a path starting with '/'")
@@ -296,7 +296,7 @@ class MbedDevices(MbedDelivery):
             return True
         return False
 
-    def set_behaviour(self, name: str, **behaviour: Any) -> Device:
+    def set_behaviour(self, name: str, **behaviour: JSON) -> Device:
         """Make a device slow (``delay``), ``silent`` (optionally with ``timeout_after``),
         failing (``fail_status``, ``fail_error``), ``asleep`` (requests are queued), failing its next
         ``drops`` queued deliveries, or ``system_suspended``; ``None``/``False`` values reset."""
@@ -331,7 +331,7 @@ class MbedDevices(MbedDelivery):
                 device.pending = 0  # requests it never answered are forgotten
             return device
 
-    def set_value(self, name: str, path: str, value: Any, count: int = 1, numbered_from: int | None = None) -> int:
+    def set_value(self, name: str, path: str, value: object, count: int = 1, numbered_from: int | None = None) -> int:
         """The device's resource changes ``count`` times (the last value stays);
         each change of a subscribed resource is one ``notifications`` element,
         unless the resource's notification rules hold it back (see :meth:`_passes`).
@@ -431,7 +431,7 @@ class MbedDevices(MbedDelivery):
 
     # -- answering requests ----------------------------------------------------
 
-    def _respond_later(self, device: Device, async_id: str, action: Callable[[], dict[str, Any]]) -> None:
+    def _respond_later(self, device: Device, async_id: str, action: Callable[[], JSONObject]) -> None:
         """Run ``action`` (returns the async-response element fields) after the device's delay, counted
         from the moment its ``202`` is written and at least ``round_trip`` (a device answers a network
         round trip later at the least; a client that learns the async id from the ``202`` must have read
@@ -491,7 +491,7 @@ class MbedDevices(MbedDelivery):
             except Exception:  # noqa: BLE001 - a bug of one answer: logged, the others are still answered
                 logger.exception("mbed sandbox: a device's answer failed")
 
-    def _apply(self, device: Device, method: str, path: str, body: bytes) -> dict[str, Any]:
+    def _apply(self, device: Device, method: str, path: str, body: bytes) -> JSONObject:
         """What the device does; returns the async-response fields."""
         resource = device.resources.get(path)
         if method == "GET":

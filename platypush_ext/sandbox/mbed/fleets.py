@@ -7,15 +7,15 @@ follow the IPSO registry (``/3303`` temperature, ``/3311`` light control…).
 
 from __future__ import annotations
 
-from typing import Any
+from ...core.untrusted import JSONObject
 
 
-def _res(path: str, value: Any, obs: bool = True, rt: str | None = None) -> dict[str, Any]:
+def _res(path: str, value: object, obs: bool = True, rt: str | None = None) -> JSONObject:
     return {"path": path, "value": str(value), "rt": rt or path.rsplit("/", 1)[-1], "obs": obs}
 
 
 #: A light, a temperature sensor and a queue-mode node (what the tests have always used).
-BASIC: list[dict[str, Any]] = [
+BASIC: list[JSONObject] = [
     {
         "name": "node-001",
         "type": "Light",
@@ -42,7 +42,7 @@ BASIC: list[dict[str, Any]] = [
 
 #: A home: a temperature + humidity + light-level sensor on battery, a dimmable light, a smart plug
 #: (power control with a power and a voltage meter), a presence detector, a barometer.
-HOME: list[dict[str, Any]] = [
+HOME: list[JSONObject] = [
     {
         "name": "living-room-sensor",
         "type": "EnvironmentSensor",
@@ -79,7 +79,7 @@ HOME: list[dict[str, Any]] = [
 FLEETS = {"basic": BASIC, "home": HOME}
 
 
-def fleet_named(name: str) -> list[dict[str, Any]]:
+def fleet_named(name: str) -> list[JSONObject]:
     """A fleet by name.
 
     :param name: ``basic`` or ``home``.
@@ -90,7 +90,7 @@ def fleet_named(name: str) -> list[dict[str, Any]]:
     return FLEETS[name]
 
 
-def simulated(count: int, prefix: str = "sim-") -> list[dict[str, Any]]:
+def simulated(count: int, prefix: str = "sim-") -> list[JSONObject]:
     """``count`` endpoints, each a temperature + humidity sensor with a switch and a battery.
 
     :param count: how many (at most 10,000).

@@ -21,8 +21,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
+from ...core.untrusted import JSONObject
 from ..core import Request, Response
 from .devices import Device, MbedDevices
 
@@ -40,14 +40,14 @@ class Queued:
     """One device request waiting in its device's queue."""
 
     async_id: str
-    action: Callable[[], dict[str, Any]]
+    action: Callable[[], JSONObject]
     retry: int
     expires: float  # time.monotonic()
     attempts: int = 0
     accepted: bool = False  # its 202 was written: only then can it reach the device
 
 
-def _error(async_id: str, status: int, error: str) -> dict[str, Any]:
+def _error(async_id: str, status: int, error: str) -> JSONObject:
     return {"id": async_id, "status": status, "error": error, "ct": "text/plain", "max-age": 0}
 
 
@@ -83,7 +83,7 @@ class MbedQueue(MbedDevices):
         self,
         device: Device,
         async_id: str,
-        action: Callable[[], dict[str, Any]],
+        action: Callable[[], JSONObject],
         retry: int | None = None,
         expiry_seconds: int | None = None,
     ) -> bool:
@@ -147,7 +147,7 @@ class MbedQueue(MbedDevices):
         queue.pop(0)
         self._answer_queued({"id": head.async_id, **head.action()})
 
-    def _answer_queued(self, element: dict[str, Any]) -> None:
+    def _answer_queued(self, element: JSONObject) -> None:
         self.transactions += 1
         self.enqueue("async-responses", element)
 
@@ -191,7 +191,7 @@ class MbedQueue(MbedDevices):
             self._cond.notify_all()
         return Response(204)
 
-    def queue_state(self) -> dict[str, Any]:
+    def queue_state(self) -> JSONObject:
         """What the control API shows of the queues: requests queued by device, attempts by async id."""
         with self._cond:
             queued = {name: [q.async_id for q in queue] for name, queue in self.queues.items() if queue}
@@ -199,13 +199,13 @@ class MbedQueue(MbedDevices):
         return {"queued_requests": queued, "attempts": attempts, "time_scale": self.time_scale}
 
 
-def state_filters(query: dict[str, str]) -> list[Callable[[dict[str, Any]], bool]]:
+def state_filters(query: dict[str, str]) -> list[Callable[[JSONObject], bool]]:
     """The lifecycle filters of ``GET /v3/devices/`` that the sandbox applies (``lifecycle_status__eq``,
     ``operator_suspended__eq``, ``system_suspended__eq``, and their ``__neq``).
 
     :param query: the request's query.
     """
-    filters: list[Callable[[dict[str, Any]], bool]] = []
+    filters: list[Callable[[JSONObject], bool]] = []
     for key in ("lifecycle_status", "operator_suspended", "system_suspended"):
         for op, same in (("eq", True), ("neq", False)):
             if f"{key}__{op}" in query:
@@ -214,5 +214,5 @@ def state_filters(query: dict[str, str]) -> list[Callable[[dict[str, Any]], bool
     return filters
 
 
-def _matches(key: str, wanted: str, same: bool, device: dict[str, Any]) -> bool:
+def _matches(key: str, wanted: str, same: bool, device: JSONObject) -> bool:
     return (str(device.get(key)).lower() == wanted) == same

@@ -12,8 +12,9 @@ import socket
 import socketserver
 import struct
 import threading
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
+from ...core.untrusted import JSON
 from ..core import Request, Response, SandboxServer, text_response
 from ..websocket import (
     BINARY,
@@ -78,7 +79,7 @@ class _Connection:
         self.gone = False  # the client closed its end (read by the reader)
         self.lock = threading.Lock()
 
-    def send(self, payload: Any, raw: bytes | None = None) -> bool:
+    def send(self, payload: JSON, raw: bytes | None = None) -> bool:
         """Send ``payload`` as a JSON text frame (or ``raw`` text); ``False`` if it did not go
         (stalled, or the client went away)."""
         if not self.stalled:
@@ -277,7 +278,9 @@ class PushjetConnector(SandboxServer):
             if connection in self._connections:
                 self._connections.remove(connection)
 
-    def _frame(self, sock: socket.socket, connection: _Connection | None, opcode: int, payload: bytes) -> Any:
+    def _frame(
+        self, sock: socket.socket, connection: _Connection | None, opcode: int, payload: bytes
+    ) -> _Connection | None:
         """Answer one client frame; the connection once its uuid arrived."""
         if opcode == PING:
             if connection is None or not connection.stalled:

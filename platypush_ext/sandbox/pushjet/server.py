@@ -30,12 +30,12 @@ import argparse
 import hashlib
 import os
 import time
-from typing import Any
 
+from ...core.untrusted import JSON
 from ..core import Abort, Request, Response, SandboxServer, html_error, json_response
 from . import static
 from .connector import CONNECTOR_FAULTS, PushjetConnector
-from .records import OK, PUBLIC_RE, SECRET_RE, UUID_RE, Message, Service, Subscription
+from .records import OK, PUBLIC_RE, SECRET_RE, UUID_RE, DumpOptions, Message, Service, Subscription
 
 #: (id, HTTP status, message) of the documented errors.
 ERRORS = {
@@ -83,12 +83,12 @@ def _missing(name: str) -> PushjetFailure:
     return PushjetFailure(7, f"Missing argument {name}")
 
 
-def _plain(payload: Any, status: int = 200) -> Response:
+def _plain(payload: JSON, status: int = 200) -> Response:
     """Errors and bare successes: ``json.dumps`` text served as ``text/html``."""
     return json_response(payload, status, "text/html; charset=utf-8", compact=False)
 
 
-def _data(payload: Any) -> Response:
+def _data(payload: JSON) -> Response:
     """Data answers: Flask's ``jsonify`` (sorted keys, compact, ``application/json``, a final newline)."""
     response = json_response(payload)
     if isinstance(response.body, bytes):
@@ -368,7 +368,8 @@ class PushjetServer(SandboxServer):
         found = self.take_unread(self._uuid(request))
         if all(m.raw is None for m in found):
             return _data({"messages": [m.as_dict() for m in found]})
-        compact = {"sort_keys": True, "separators": (",", ":")}  # as _data, with raw message objects spliced in
+        # as _data, with raw message objects spliced in
+        compact: DumpOptions = {"sort_keys": True, "separators": (",", ":")}
         body = b'{"messages":[' + b",".join(m.as_json(**compact) for m in found) + b"]}\n"
         return Response(200, body, {"Content-Type": "application/json"})
 
