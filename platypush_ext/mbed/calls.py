@@ -21,6 +21,10 @@ from .messages import AsyncResponse
 from .models import async_response_id
 from .registry import AsyncRegistry
 
+#: What a device request gives back: the device's answer, the async id (``wait=False``) or ``None``
+#: (nothing to wait for, e.g. ``noResp``).
+Answer = AsyncResponse | str | None
+
 
 class ChannelGate(Protocol):
     """What device calls wait for: the channel that consumes the notifications (a

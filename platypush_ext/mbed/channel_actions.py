@@ -12,14 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from ..core.backoff import AuthBackoff, Backoff
 from ..core.errors import InvalidArgumentError
 from ..core.journal import Journal
 from ..core.listening import Availability
+from ..core.untrusted import JSON, JSONObject
 from ..glue.actions import action
-from .channels import CallbackChannel, Channel, LongPollChannel, WebSocketChannel
+from .channels import CallbackChannel, Channel, ChannelOptions, LongPollChannel, WebSocketChannel
 from .client import MbedClient
 
 #: The values of the ``channel`` setting (besides ``auto``).
@@ -76,11 +76,12 @@ class ChannelActions:
     _should_stop: threading.Event
     journal: Journal
     should_stop: Callable[[], bool]
-    record: Callable[[Any], int]
+    record: Callable[[JSON], int]
     record_refused: Callable[[str], int]
     on_message: Callable[..., int]
 
-    def _open_channel(self, channel: str, callback: Mapping[str, Any]) -> str:
+    # callback: JSON, the configuration's settings (and the ssl.SSLContext made of its certificate files)
+    def _open_channel(self, channel: str, callback: Mapping[str, JSON]) -> str:
         """Set up the channel (not started: the listener starts it); returns its type.
 
         :param channel: the ``channel`` setting (``auto``: ``websocket`` with Pelion / Izuma, else ``long_poll``).
@@ -94,7 +95,7 @@ class ChannelActions:
         self._channel_lock, self._channel_enabled = threading.Lock(), channel != "none"
         return channel
 
-    def _journaled(self, journal_id: int) -> Any:
+    def _journaled(self, journal_id: int) -> JSON:
         """The journaled NotificationMessage of an id (the callback receiver queues ids, not bodies);
         ``None`` when it was dealt with meanwhile: pruned, or dropped (the journal keeps only the start
         of a dropped message) by a post of the pending messages that came first."""
@@ -105,7 +106,7 @@ class ChannelActions:
         return entry.payload if entry is not None else None
 
     def _make_channel(self) -> Channel:
-        common: dict[str, Any] = {
+        common: ChannelOptions = {
             "on_up": self._availability.ok,
             "on_down": self._availability.failed,
             "backoff": Backoff(base=1.0, cap=60.0),
@@ -142,7 +143,7 @@ class ChannelActions:
         return True
 
     @action
-    def put_callback(self, url: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def put_callback(self, url: str, headers: Mapping[str, str] | None = None) -> JSONObject:
         """
         Register a callback URL of your own (replacing the plugin's channel on the
         service; header values are treated as secrets). Prefer ``channel: callback``.
@@ -155,7 +156,7 @@ class ChannelActions:
         return {"registered": True}
 
     @action
-    def get_callback(self) -> dict[str, Any] | None:
+    def get_callback(self) -> JSONObject | None:
         """
         The registered callback (header values masked).
 
@@ -167,7 +168,7 @@ class ChannelActions:
         return callback
 
     @action
-    def delete_callback(self) -> dict[str, Any]:
+    def delete_callback(self) -> JSONObject:
         """
         Remove the callback URL (the Connector also removes every subscription).
 
@@ -176,7 +177,7 @@ class ChannelActions:
         return {"deleted": self._client.delete_callback()}
 
     @action
-    def start_channel(self) -> dict[str, Any]:
+    def start_channel(self) -> JSONObject:
         """
         Start consuming the notification channel (it starts with Platypush unless
         ``channel: none``).
@@ -190,7 +191,7 @@ class ChannelActions:
         return {"started": self._start_channel()}
 
     @action
-    def switch_channel(self, channel: str) -> dict[str, Any]:
+    def switch_channel(self, channel: str) -> JSONObject:
         """
         Receive notifications through another channel type from now on (until a restart,
         which uses the configuration's): the running channel stops, its registration is
@@ -210,7 +211,7 @@ class ChannelActions:
         return {"channel": channel, "previous": previous, "removed": bool(removed)}
 
     @action
-    def stop_channel(self) -> dict[str, Any]:
+    def stop_channel(self) -> JSONObject:
         """
         Stop consuming the notification channel (asynchronous actions then time out).
 

@@ -30,25 +30,33 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from typing import Any, Callable, Protocol, TypedDict, cast
+from typing import TYPE_CHECKING, Callable, Protocol, TypedDict, TypeVar, cast
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.response import HTTPResponse
 
 from ..core.backoff import AuthBackoff, Backoff
 from ..core.errors import AuthError, BadRequestError, ProtocolError, ServiceConnectionError, ServiceError
 from ..core.http import HttpClient
 from ..core.listening import Listener
 from ..core.text import one_line
+from ..core.untrusted import JSON, JSONObject
 from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, MessageTooLarge
 from .dialects import Dialect
 from .errors import ChannelConflictError
 from .receiver import SECRET_HEADER, Receiver
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = ["CallbackChannel", "Channel", "ChannelClient", "LongPollChannel", "WebSocketChannel"]
 
 logger = logging.getLogger("platypush_ext.mbed")
+
+T = TypeVar("T")
 
 
 class ChannelClient(Protocol):
@@ -57,23 +65,33 @@ class ChannelClient(Protocol):
     http: HttpClient
     dialect: Dialect
 
-    def redact(self, text: Any) -> str: ...
+    def redact(self, text: object) -> str: ...
 
-    def add_secret(self, value: Any) -> None: ...
+    def add_secret(self, value: object) -> None: ...
 
     def pull(self, no_wait: bool = False, http: HttpClient | None = None) -> bytes | None: ...
 
-    def get_callback(self) -> dict[str, Any] | None: ...
+    def get_callback(self) -> JSONObject | None: ...
 
     def put_callback(self, url: str, headers: Mapping[str, str] | None = None) -> None: ...
 
-    def get_websocket(self) -> dict[str, Any] | None: ...
+    def get_websocket(self) -> JSONObject | None: ...
 
-    def register_websocket(self) -> dict[str, Any]: ...
+    def register_websocket(self) -> JSONObject: ...
 
     def connect_websocket(self, timeout: float = 10.0, max_message: int = MAX_MESSAGE) -> BoundedWebSocket: ...
 
     def remove_other_channel(self, kind: str) -> str | None: ...
+
+
+class ChannelOptions(TypedDict, total=False):
+    """The options every channel takes (:class:`Channel`'s), passed on by the channels' constructors."""
+
+    on_up: Callable[[], None] | None
+    on_down: Callable[[ServiceError], None] | None
+    backoff: Backoff | None
+    record: Callable[[JSON], int] | None
+    auth_backoff: AuthBackoff | None
 
 
 class Channel:
@@ -95,11 +113,11 @@ class Channel:
     def __init__(
         self,
         client: ChannelClient,
-        on_message: Callable[..., Any],
+        on_message: Callable[..., object],
         on_up: Callable[[], None] | None = None,
         on_down: Callable[[ServiceError], None] | None = None,
         backoff: Backoff | None = None,
-        record: Callable[[Any], int] | None = None,
+        record: Callable[[JSON], int] | None = None,
         auth_backoff: AuthBackoff | None = None,
     ):
         self.client = client
@@ -153,7 +171,7 @@ class Channel:
 
     # -- loop ------------------------------------------------------------------
 
-    def dispatch(self, message: Any, record_id: int | None = None) -> None:
+    def dispatch(self, message: JSON, record_id: int | None = None) -> None:
         """Hand a message, as received, to ``on_message``, recorded first (unless ``record_id`` says it
         was). A message that cannot be read is for ``on_message`` to drop (the plugin's journal logs
         and counts it); without a journal (``record``), it is logged here, once."""
@@ -194,7 +212,7 @@ class Channel:
             raise
         return 0.0
 
-    def claim(self, register: Callable[[], Any]) -> Any:
+    def claim(self, register: Callable[[], T]) -> T:
         """Run ``register`` (the request that creates or uses this channel on the service).
 
         Pelion / Izuma allow one channel type at a time (the dialect's ``one_channel_type``) and
@@ -257,12 +275,13 @@ class AbortableAdapter(HTTPAdapter):
 
     def __init__(self, on_sent: Callable[[], None] | None = None):
         self._lock = threading.Lock()
-        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
         self.aborted = False
         self.on_sent = on_sent or (lambda: None)
         super().__init__(pool_connections=1, pool_maxsize=1)
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+    # JSON (the untyped alias): requests' own arguments, passed on as they are (typing them means spelling them out)
+    def init_poolmanager(self, *args: JSON, **kwargs: JSON) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": self._tracking(HTTPConnectionPool),
@@ -279,20 +298,21 @@ class AbortableAdapter(HTTPAdapter):
                 super().connect()
                 adapter._track(self)
 
-            def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            def getresponse(self, *args: object, **kwargs: object) -> HTTPResponse:
                 adapter.on_sent()
                 return super().getresponse(*args, **kwargs)
 
         return type(f"Tracking{pool.__name__}", (pool,), {"ConnectionCls": Connection})
 
-    def _track(self, connection: Any) -> None:
+    def _track(self, connection: HTTPConnection) -> None:
         with self._lock:
             self._connections.add(connection)
             aborted = self.aborted
         if aborted:  # abort() ran while this connection was being opened
             _shut(connection)
 
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+    # JSON (the untyped alias): requests' own arguments (stream, timeout, verify…), passed on as they are
+    def send(self, request: requests.PreparedRequest, *args: JSON, **kwargs: JSON) -> requests.Response:
         if self.aborted:
             raise requests.ConnectionError("the long poll was stopped")
         return super().send(request, *args, **kwargs)
@@ -306,7 +326,7 @@ class AbortableAdapter(HTTPAdapter):
             _shut(connection)
 
 
-def _shut(connection: Any) -> None:
+def _shut(connection: HTTPConnection) -> None:
     sock = getattr(connection, "sock", None)
     if sock is not None:
         try:
@@ -345,7 +365,12 @@ class LongPollChannel(Channel):
     MIN_EMPTY_CYCLE = 0.5
 
     def __init__(
-        self, client: ChannelClient, on_message: Callable[..., Any], *, no_wait_first: bool = True, **kwargs: Any
+        self,
+        client: ChannelClient,
+        on_message: Callable[..., object],
+        *,
+        no_wait_first: bool = True,
+        **kwargs: Unpack[ChannelOptions],
     ):
         super().__init__(client, on_message, **kwargs)
         self._first = no_wait_first
@@ -354,7 +379,7 @@ class LongPollChannel(Channel):
         http = getattr(client, "http", None)
         self._http = abortable_http(http, self._adapter) if isinstance(http, HttpClient) else None
 
-    def _pull(self, no_wait: bool) -> Any:
+    def _pull(self, no_wait: bool) -> bytes | None:
         if self._http is None:
             return self.client.pull(no_wait=no_wait)
         return self.client.pull(no_wait=no_wait, http=self._http)
@@ -417,7 +442,7 @@ class CallbackChannel(Channel):
     def __init__(
         self,
         client: ChannelClient,
-        on_message: Callable[..., Any],
+        on_message: Callable[..., object],
         *,
         bind: str = "127.0.0.1",
         port: int = 0,
@@ -427,10 +452,10 @@ class CallbackChannel(Channel):
         timeout: float = 10.0,
         max_connections: int = 16,
         max_queue: int = 100,
-        load: Callable[[int], Any] | None = None,
+        load: Callable[[int], JSON] | None = None,
         record_refused: Callable[[str], int] | None = None,
         tls: ssl.SSLContext | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[ChannelOptions],
     ):
         super().__init__(client, on_message, **kwargs)
         self.tls = tls
@@ -561,7 +586,12 @@ class WebSocketChannel(Channel):
     DRAIN_TIMEOUT = 0.5
 
     def __init__(
-        self, client: ChannelClient, on_message: Callable[..., Any], *, max_message: int = MAX_MESSAGE, **kwargs: Any
+        self,
+        client: ChannelClient,
+        on_message: Callable[..., object],
+        *,
+        max_message: int = MAX_MESSAGE,
+        **kwargs: Unpack[ChannelOptions],
     ):
         super().__init__(client, on_message, **kwargs)
         self.ws: BoundedWebSocket | None = None

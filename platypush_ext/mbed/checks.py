@@ -9,16 +9,16 @@ from __future__ import annotations
 import decimal
 import re
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import quote
 
 from ..core.errors import InvalidArgumentError
+from ..core.untrusted import JSON, JSONObject
 
 #: The notification rules of a resource (LwM2M write attributes): periods in seconds, thresholds.
 RULES = ("pmin", "pmax", "gt", "lt", "st")
 
 
-def check_api(api: Any) -> str:
+def check_api(api: JSON) -> str:
     """The API a client speaks: ``auto``, ``connector`` or ``pelion``.
 
     :param api: the configured API.
@@ -28,14 +28,14 @@ def check_api(api: Any) -> str:
     return str(api)
 
 
-def check_endpoint(endpoint: Any) -> str:
+def check_endpoint(endpoint: JSON) -> str:
     """An endpoint name: a non-empty string."""
     if not isinstance(endpoint, str) or not endpoint.strip():
         raise InvalidArgumentError(f"endpoint must be a non-empty endpoint name, got {endpoint!r}")
     return endpoint
 
 
-def check_path(path: Any) -> str:
+def check_path(path: JSON) -> str:
     """A resource path such as ``/3303/0/5700`` (a missing leading ``/`` is added)."""
     if not isinstance(path, str) or not path.strip("/ "):
         raise InvalidArgumentError(f"path must be a resource path such as '/3303/0/5700', got {path!r}")
@@ -49,14 +49,14 @@ def check_path(path: Any) -> str:
 _CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:\s*;[\x20-\x7e]*)?$")
 
 
-def check_content_type(content_type: Any) -> str:
+def check_content_type(content_type: JSON) -> str:
     """A MIME type such as ``text/plain`` or ``application/json; charset=utf-8`` (it goes into a header)."""
     if not isinstance(content_type, str) or len(content_type) > 200 or not _CONTENT_TYPE_RE.fullmatch(content_type):
         raise InvalidArgumentError("content_type must be a MIME type such as 'text/plain' or 'application/json'")
     return content_type
 
 
-def check_timeout(timeout: Any, default: float) -> float:
+def check_timeout(timeout: JSON, default: float) -> float:
     """A timeout in seconds, above 0 and at most 55 (Platypush answers an action within 60).
 
     :param timeout: the caller's timeout (``None``: ``default``).
@@ -79,7 +79,7 @@ def check_timeout(timeout: Any, default: float) -> float:
 RETRY_BOUNDS, EXPIRY_BOUNDS = (0, 10), (60, 2_592_000)
 
 
-def check_retry(retry: Any) -> int | None:
+def check_retry(retry: JSON) -> int | None:
     """A device request's ``retry`` (``None``: the service's default, 0, or 2 for a queue-mode device):
     a whole number from 0 to 10, the transmissions after the first.
 
@@ -88,7 +88,7 @@ def check_retry(retry: Any) -> int | None:
     return _bounded("retry", retry, RETRY_BOUNDS, "retries after the first delivery attempt")
 
 
-def check_expiry(expiry_seconds: Any) -> int | None:
+def check_expiry(expiry_seconds: JSON) -> int | None:
     """A device request's ``expiry-seconds`` (``None``: the service's default, 2 h, or 3 days for a
     queue-mode device): a whole number of seconds from 60 to 2,592,000 (30 days).
 
@@ -97,7 +97,7 @@ def check_expiry(expiry_seconds: Any) -> int | None:
     return _bounded("expiry_seconds", expiry_seconds, EXPIRY_BOUNDS, "seconds")
 
 
-def _bounded(name: str, value: Any, bounds: tuple[int, int], unit: str) -> int | None:
+def _bounded(name: str, value: JSON, bounds: tuple[int, int], unit: str) -> int | None:
     if value is None:
         return None
     whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
@@ -111,7 +111,7 @@ def _bounded(name: str, value: Any, bounds: tuple[int, int], unit: str) -> int |
     return int(value)
 
 
-def check_block(category: Any, description: Any) -> dict[str, str]:
+def check_block(category: JSON, description: JSON) -> dict[str, str]:
     """The body of ``POST /v3/devices/{id}/suspend`` or ``/resume``: a block ``category`` (a reference of
     ``/v3/device-block-categories/`` such as ``maintenance``: ``[a-z0-9_]``, at most 32) and an optional
     ``description`` (at most 2,000 characters).
@@ -131,7 +131,7 @@ def check_block(category: Any, description: Any) -> dict[str, str]:
     return body
 
 
-def check_rules(rules: Any) -> dict[str, float]:
+def check_rules(rules: JSON) -> dict[str, float]:
     """Notification rules ``{"pmin", "pmax", "gt", "lt", "st"}`` (numbers; ``None`` values are left out):
     ``pmin`` ≤ ``pmax`` non-negative seconds, ``st`` positive, ``lt`` below ``gt``; at least one."""
     if not isinstance(rules, Mapping):
@@ -171,7 +171,7 @@ def rule_text(value: float) -> str:
     return format(decimal.Decimal(repr(value)), "f")
 
 
-def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
+def check_pre_subscriptions(rules: JSON) -> list[JSONObject]:
     """Validate pre-subscription rules (the original library sent invalid ones anyway)."""
     if not isinstance(rules, (list, tuple)):
         raise InvalidArgumentError(
@@ -216,7 +216,7 @@ def check_pre_subscriptions(rules: Any) -> list[dict[str, Any]]:
     return checked
 
 
-def check_callback(url: Any, headers: Any) -> None:
+def check_callback(url: JSON, headers: JSON) -> None:
     """A callback URL (``http://`` or ``https://``) and its headers (names to string values), at most
     400 characters together as the service allows.
 
@@ -234,7 +234,7 @@ def check_callback(url: Any, headers: Any) -> None:
         raise InvalidArgumentError("the callback URL and header values must total at most 400 characters")
 
 
-def value_bytes(value: Any) -> bytes:
+def value_bytes(value: JSON) -> bytes:
     """What to send for a value to write: bytes as they are, text as UTF-8, numbers as text, booleans as
     ``1`` / ``0`` (never JSON-encoded).
 
@@ -249,7 +249,7 @@ def value_bytes(value: Any) -> bytes:
     raise InvalidArgumentError(f"value must be text, a number or bytes, got {type(value).__name__}")
 
 
-def endpoint_segment(endpoint: Any) -> str:
+def endpoint_segment(endpoint: JSON) -> str:
     """A checked endpoint name as one segment of a URL path (quoted).
 
     :param endpoint: the endpoint name (:func:`check_endpoint`).

@@ -26,17 +26,17 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import websocket
 
 from ..core.errors import InvalidArgumentError, NotFoundError, ServiceConnectionError
 from ..core.http import HttpClient, ServiceClient, Timeouts
 from ..core.retry import RetryPolicy
+from ..core.untrusted import JSON, JSONObject
 from ..core.wsclient import MAX_MESSAGE, BoundedWebSocket, connect, handshake_failure
 from . import models
-from .calls import ChannelGate, DeviceCalls, ResourceRequest
+from .calls import Answer, ChannelGate, DeviceCalls, ResourceRequest
 from .channels import LongPollChannel
 from .checks import (
     RULES,
@@ -64,7 +64,7 @@ from .registry import AsyncRegistry
 
 logger = logging.getLogger("platypush_ext.mbed")
 
-Handler = Callable[[dict[str, Any]], Any]
+Handler = Callable[[JSONObject], object]
 
 
 class MbedClient(ServiceClient):
@@ -194,7 +194,7 @@ class MbedClient(ServiceClient):
         )
         return self.dialect.resource_call(self.calls, request)
 
-    def queue_options(self, retry: Any, expiry_seconds: Any, queued: bool = True) -> tuple[int | None, int | None]:
+    def queue_options(self, retry: JSON, expiry_seconds: JSON, queued: bool = True) -> tuple[int | None, int | None]:
         """The ``retry`` and ``expiry-seconds`` of one device request: the caller's (checked against the
         published bounds), else the client's defaults. Given ones are refused on the Connector and
         with ``no_resp`` / ``cache_only`` (``queued=False``: such a request is never queued).
@@ -230,12 +230,12 @@ class MbedClient(ServiceClient):
         self.dialect.refuse("get_api_versions")
         return self.http.request_json("GET", "rest-versions", parse=models.versions)
 
-    def get_limits(self) -> dict[str, Any]:
+    def get_limits(self) -> dict[str, int]:
         """``GET /v2/limits``: the account's quotas and counters (Connector)."""
         self.dialect.refuse("get_limits")
         return self.http.request_json("GET", "v2/limits", parse=models.limits)
 
-    def get_endpoints(self, type: str | None = None, all_states: bool = False) -> list[dict[str, Any]]:
+    def get_endpoints(self, type: str | None = None, all_states: bool = False) -> list[JSONObject]:
         """The registered endpoints: ``[{"name", "type", "status", "q", "label"}]`` in both APIs.
 
         ``name`` is what every other call takes as ``endpoint`` (Pelion / Izuma: the 32-hex
@@ -256,7 +256,7 @@ class MbedClient(ServiceClient):
         page_size: int = 100,
         max_pages: int = 100,
         suspended: bool | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[JSONObject]:
         """``GET /v3/devices/`` (Pelion / Izuma device directory), following ``after``/``has_more``
         over at most ``max_pages`` pages: the ``DeviceData`` objects as the service sends them.
 
@@ -290,7 +290,7 @@ class MbedClient(ServiceClient):
         body = check_block(category, description)
         self.http.request("POST", f"v3/devices/{endpoint_segment(endpoint)}/{operation}", json_body=body)
 
-    def get_resources(self, endpoint: str) -> list[dict[str, Any]]:
+    def get_resources(self, endpoint: str) -> list[JSONObject]:
         """``GET /v2/endpoints/{ep}``: ``[{"uri", "rt", "obs", "type"}]`` (``obs`` always a boolean)."""
         return self.http.request_json("GET", f"v2/endpoints/{endpoint_segment(endpoint)}", parse=models.resource_list)
 
@@ -336,14 +336,14 @@ class MbedClient(ServiceClient):
         self,
         endpoint: str,
         path: str,
-        value: Any,
+        value: JSON,
         content_type: str = "text/plain",
         timeout: float | None = None,
         no_resp: bool = False,
         wait: bool = True,
         retry: int | None = None,
         expiry_seconds: int | None = None,
-    ) -> Any:
+    ) -> AsyncResponse | ResourceValue | str | None:
         """Write a resource: the raw value with ``content_type`` (never JSON-encoded).
 
         :return: the async response (``wait``), the async id (``wait=False``) or ``None`` (``no_resp``).
@@ -367,14 +367,14 @@ class MbedClient(ServiceClient):
         self,
         endpoint: str,
         path: str,
-        data: Any = None,
+        data: JSON = None,
         content_type: str = "text/plain",
         timeout: float | None = None,
         no_resp: bool = False,
         wait: bool = True,
         retry: int | None = None,
         expiry_seconds: int | None = None,
-    ) -> Any:
+    ) -> AsyncResponse | ResourceValue | str | None:
         """Execute a resource, passing ``data`` (optional) to the device's function."""
         body = value_bytes(data) if data is not None else b""
         return self._device_call(
@@ -399,7 +399,7 @@ class MbedClient(ServiceClient):
         wait: bool = True,
         retry: int | None = None,
         expiry_seconds: int | None = None,
-    ) -> Any:
+    ) -> AsyncResponse | ResourceValue | str | None:
         """Delete a resource (the device must handle it)."""
         return self._device_call(
             "DELETE",
@@ -412,7 +412,7 @@ class MbedClient(ServiceClient):
             expiry_seconds=expiry_seconds,
         )
 
-    def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> Any:
+    def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> Answer:
         """``DELETE /v2/endpoints/{ep}`` (the original ``deleteEndpoint``; not in the Connector docs).
 
         Refused with ``api: pelion``: that API has no deregistration; ``DELETE /v3/devices/{id}/``
@@ -521,12 +521,12 @@ class MbedClient(ServiceClient):
         """``DELETE /v2/subscriptions``: every subscription of the account (on Pelion: the pre-subscriptions)."""
         self.http.request("DELETE", "v2/subscriptions")
 
-    def put_pre_subscriptions(self, rules: Sequence[Mapping[str, Any]]) -> None:
+    def put_pre_subscriptions(self, rules: Sequence[Mapping[str, JSON]]) -> None:
         """``PUT /v2/subscriptions``: replace the pre-subscriptions (``[]`` clears them;
         existing subscriptions are removed by the service)."""
         self.http.request("PUT", "v2/subscriptions", json_body=check_pre_subscriptions(rules))
 
-    def get_pre_subscriptions(self) -> list[dict[str, Any]]:
+    def get_pre_subscriptions(self) -> list[JSONObject]:
         """``GET /v2/subscriptions``: the pre-subscription rules."""
         return self.http.request_json("GET", "v2/subscriptions", parse=models.pre_subscriptions)
 
@@ -538,12 +538,12 @@ class MbedClient(ServiceClient):
         check_callback(url, headers)
         for value in (headers or {}).values():
             self.add_secret(value)
-        body: dict[str, Any] = {"url": url}
+        body: JSONObject = {"url": url}
         if headers:
             body["headers"] = dict(headers)
         self.http.request("PUT", "v2/notification/callback", json_body=body)
 
-    def get_callback(self) -> dict[str, Any] | None:
+    def get_callback(self) -> JSONObject | None:
         """``GET /v2/notification/callback``: ``{"url", "headers"}``, or ``None`` when none is set."""
         try:
             return self.http.request_json("GET", "v2/notification/callback", parse=models.callback)
@@ -578,11 +578,11 @@ class MbedClient(ServiceClient):
             return None
         return response.content
 
-    def register_websocket(self) -> dict[str, Any]:
+    def register_websocket(self) -> JSONObject:
         """``PUT /v2/notification/websocket`` (Pelion / Izuma): create the WebSocket channel."""
         return self.http.request_json("PUT", "v2/notification/websocket", parse=models.websocket_status)
 
-    def get_websocket(self) -> dict[str, Any] | None:
+    def get_websocket(self) -> JSONObject | None:
         """``GET /v2/notification/websocket``: the channel status, or ``None``."""
         try:
             return self.http.request_json("GET", "v2/notification/websocket", parse=models.websocket_status)
@@ -650,7 +650,7 @@ class MbedClient(ServiceClient):
         else:
             self._handlers[kind] = handler
 
-    def handle_notification(self, message: Any) -> list[Notification]:
+    def handle_notification(self, message: JSON) -> list[Notification]:
         """Process one NotificationMessage (long-poll body, callback body or WebSocket frame):
         resolve waiting async calls, call the handlers, and return the parsed elements.
         A malformed element is logged (one line) and skipped; the others still flow.

@@ -6,8 +6,7 @@ it cannot reach now), and the device lifecycle (``suspend_device``, ``resume_dev
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..core.untrusted import JSON, JSONObject
 from ..glue.actions import action
 from .client import MbedClient
 from .entities import EntitySync
@@ -35,7 +34,7 @@ class DeviceActions:
         details: bool = False,
         retry: int | None = None,
         expiry_seconds: int | None = None,
-    ) -> Any:
+    ) -> JSON:
         """
         Read a resource's value: from the service's cache when it is fresh,
         otherwise from the device (waiting for its answer).
@@ -75,14 +74,14 @@ class DeviceActions:
         self,
         endpoint: str,
         path: str,
-        value: Any,
+        value: JSON,
         content_type: str = "text/plain",
         timeout: float | None = None,
         no_resp: bool = False,
         wait: bool = True,
         retry: int | None = None,
         expiry_seconds: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Write a resource's value (sent raw with ``content_type``, never JSON-encoded).
 
@@ -119,14 +118,14 @@ class DeviceActions:
         self,
         endpoint: str,
         path: str,
-        data: Any | None = None,
+        data: JSON | None = None,
         content_type: str = "text/plain",
         timeout: float | None = None,
         no_resp: bool = False,
         wait: bool = True,
         retry: int | None = None,
         expiry_seconds: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Execute a resource (``POST``), passing ``data`` to the device's function.
 
@@ -166,7 +165,7 @@ class DeviceActions:
         wait: bool = True,
         retry: int | None = None,
         expiry_seconds: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Delete a resource (the device must handle it).
 
@@ -193,7 +192,7 @@ class DeviceActions:
         )
 
     @action
-    def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> dict[str, Any]:
+    def delete_endpoint(self, endpoint: str, timeout: float | None = None, wait: bool = True) -> JSONObject:
         """
         Delete an endpoint (``DELETE /v2/endpoints/{endpoint}``, as the original library's ``deleteEndpoint``).
 
@@ -217,7 +216,7 @@ class DeviceActions:
         timeout: float | None = None,
         retry: int | None = None,
         expiry_seconds: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Set when a subscribed resource notifies (LwM2M write attributes; Pelion / Izuma only,
         the Connector API has none). Give at least one rule; the device applies them.
@@ -253,7 +252,7 @@ class DeviceActions:
     @action
     def get_devices(
         self, type: str | None = None, state: str | None = None, suspended: bool | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[JSONObject]:
         """
         The device directory (Pelion / Izuma ``GET /v3/devices/``, every page), each device with
         its lifecycle: ``suspended`` is true when the operator or the system suspended it.
@@ -273,7 +272,7 @@ class DeviceActions:
     @action
     def suspend_device(
         self, endpoint: str, category: str = "maintenance", description: str | None = None
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Suspend a device (Pelion / Izuma ``POST /v3/devices/{id}/suspend``): it is disconnected
         and cannot connect until resumed; requests to it fail (``429 DEVICE_BLOCKED``). Its
@@ -290,9 +289,7 @@ class DeviceActions:
         return {"endpoint": endpoint, "suspended": True}
 
     @action
-    def resume_device(
-        self, endpoint: str, category: str = "maintenance", description: str | None = None
-    ) -> dict[str, Any]:
+    def resume_device(self, endpoint: str, category: str = "maintenance", description: str | None = None) -> JSONObject:
         """
         Return a suspended device to service (Pelion / Izuma ``POST /v3/devices/{id}/resume``).
 

@@ -30,11 +30,12 @@ import functools
 import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.http import HttpClient
+from ..core.untrusted import JSONObject
 from .calls import DeviceCalls, ResourceRequest
 from .checks import endpoint_segment, path_segments
 from .errors import STATUS_MEANINGS, NoCacheError, NotInThisApiError
@@ -85,7 +86,7 @@ class Dialect(abc.ABC):
         """
 
     @abc.abstractmethod
-    def endpoints(self, http: HttpClient, type: str | None, all_states: bool) -> list[dict[str, Any]]:
+    def endpoints(self, http: HttpClient, type: str | None, all_states: bool) -> list[JSONObject]:
         """The registered endpoints: ``[{"name", "type", "status", "q", "label"}]``.
 
         :param http: the client's connection.
@@ -123,7 +124,7 @@ class Connector(Dialect):
     def check_write(self, body: bytes) -> None:
         pass  # an empty value is written as it is
 
-    def endpoints(self, http: HttpClient, type: str | None, all_states: bool) -> list[dict[str, Any]]:
+    def endpoints(self, http: HttpClient, type: str | None, all_states: bool) -> list[JSONObject]:
         return http.request_json("GET", "v2/endpoints", params={"type": type} if type else None, parse=endpoint_list)
 
     def resource_call(self, calls: DeviceCalls, request: ResourceRequest) -> AsyncResponse | ResourceValue | str | None:
@@ -160,7 +161,7 @@ class Pelion(Dialect):
         if not body:
             raise InvalidArgumentError("value must not be empty (the Pelion / Izuma API requires a value to write)")
 
-    def endpoints(self, http: HttpClient, type: str | None, all_states: bool) -> list[dict[str, Any]]:
+    def endpoints(self, http: HttpClient, type: str | None, all_states: bool) -> list[JSONObject]:
         devices = read_devices(http, type=type, state=None if all_states else "registered")
         return [endpoint_of(d) for d in devices]
 
@@ -216,7 +217,7 @@ def device_request(calls: DeviceCalls, request: ResourceRequest) -> AsyncRespons
     :param request: the request (its ``path`` may carry notification rules as a query).
     """
     async_id = uuid.uuid4().hex
-    body: dict[str, Any] = {"method": request.method, "uri": request.path}
+    body: JSONObject = {"method": request.method, "uri": request.path}
     if request.body:
         body["payload-b64"] = base64.standard_b64encode(request.body).decode("ascii")
         body["content-type"] = request.content_type
@@ -247,7 +248,7 @@ def read_devices(
     page_size: int = 100,
     max_pages: int = 100,
     lifecycle_status: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     """``GET /v3/devices/`` (the Pelion / Izuma device directory), following ``after`` / ``has_more``
     over at most ``max_pages`` pages: the ``DeviceData`` objects, checked.
 
@@ -259,10 +260,10 @@ def read_devices(
     :param lifecycle_status: ``lifecycle_status__eq`` (the 2019-11 file): ``enabled`` or ``blocked``
         (suspended); ``None``: both.
     """
-    params: dict[str, Any] = {"limit": min(1000, max(2, int(page_size))), "order": "ASC"}
+    params: dict[str, int | str] = {"limit": min(1000, max(2, int(page_size))), "order": "ASC"}
     given = (("endpoint_type__eq", type), ("state__eq", state), ("lifecycle_status__eq", lifecycle_status))
     params.update({k: v for k, v in given if v})
-    devices: list[dict[str, Any]] = []
+    devices: list[JSONObject] = []
     for _ in range(max_pages):
         data, has_more = http.request_json("GET", "v3/devices/", params=params, parse=device_page)
         devices += data

@@ -16,19 +16,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from ..core.errors import InvalidArgumentError, ServiceError
 from ..core.text import one_line
-from ..glue.entities import entity_classes
+from ..core.untrusted import JSON, JSONObject
+from ..glue.entities import EntityPublisher, entity_classes
 from .client import MbedClient
 from .errors import NoCacheError
 from .ipso import TYPES, EntityMap, Kind, encode_value, parse_value
 from .messages import Notification
 
+if TYPE_CHECKING:
+    from platypush.entities import Entity
+
 logger = logging.getLogger("platypush_ext.mbed")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,7 +45,7 @@ class Shown:
     path: str
     kind: Kind
     observable: bool = True
-    value: Any = None
+    value: JSON = None
 
 
 @dataclass
@@ -74,7 +81,7 @@ class Fleet:
         self._lock = threading.Lock()
 
     def add(
-        self, name: str, label: str, type: str, queue_mode: bool, resources: Iterable[Mapping[str, Any]]
+        self, name: str, label: str, type: str, queue_mode: bool, resources: Iterable[Mapping[str, JSON]]
     ) -> Endpoint:
         """A (re-)registered endpoint: its shown resources (values kept for those it still has).
 
@@ -240,13 +247,13 @@ class EntitySync:
         self,
         client: MbedClient,
         fleet: Fleet,
-        publish: Callable[[list[Endpoint]], Any],
+        publish: Callable[[list[Endpoint]], object],
         ready: Callable[[], bool] = lambda: True,
         concurrency: int = 4,
         max_reads: int = 100,
         read_timeout: float = 10.0,
         publish_interval: float = 0.0,
-        remove: Callable[[list[Endpoint]], Any] = lambda endpoints: None,
+        remove: Callable[[list[Endpoint]], object] = lambda endpoints: None,
         stale_after: float = 600.0,
         directory_interval: float = 300.0,
     ):
@@ -272,7 +279,7 @@ class EntitySync:
         self._changed = threading.Condition(self._lock)
         #: Endpoints with syncs queued or running: ``[how many, whether it left meanwhile]`` (a
         #: de-registration then may find no endpoint in the fleet yet: applied once a sync adds it).
-        self._syncing: dict[str, list[Any]] = {}
+        self._syncing: dict[str, list[int | bool]] = {}
 
     def _queue(self, endpoints: list[Endpoint]) -> None:
         """Publish soon: the newest state of each endpoint replaces what is still pending.
@@ -381,7 +388,7 @@ class EntitySync:
             start, self._cursor = self._cursor, self._cursor + max(0, limit)
         return self.fleet.sample(start, limit)
 
-    def republish(self, publish: Callable[..., Any], publisher: Any, limit: int = 100) -> dict[str, int]:
+    def republish(self, publish: Callable[..., object], publisher: EntityPublisher, limit: int = 100) -> dict[str, int]:
         """What ``status`` does (``entities.scan`` calls it): publish at most ``limit`` endpoints again
         (saved even if unchanged: a scan restores entities deleted on the panel), the next ones at
         each call, wait (5 s at most) for their save; returns the counts.
@@ -441,14 +448,18 @@ class EntitySync:
             self._changed.notify()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, name: str, label: str, type: str, queue_mode: Any, resources: Any) -> None:
+    def _submit(
+        self, name: str, label: str, type: str, queue_mode: JSON, resources: Iterable[Mapping[str, JSON]] | None
+    ) -> None:
         if not self._stopped.is_set():
             with self._lock:
                 pending = self._syncing.setdefault(name, [0, False])
                 pending[0], pending[1] = pending[0] + 1, False  # a registration: it is there
             self._pool.submit(self._sync, name, label, type, bool(queue_mode), resources).add_done_callback(_log_bug)
 
-    def _added(self, name: str, label: str, type: str, queue_mode: bool, resources: Any) -> Endpoint:
+    def _added(
+        self, name: str, label: str, type: str, queue_mode: bool, resources: Iterable[Mapping[str, JSON]]
+    ) -> Endpoint:
         """The synced endpoint in the fleet, unreachable if it left while its sync waited."""
         with self._lock:
             self.fleet.add(name, label, type, queue_mode, resources)
@@ -474,7 +485,9 @@ class EntitySync:
                 self._syncing[name][1] = not reachable
             return self.fleet.set_reachable(name, reachable)
 
-    def _sync(self, name: str, label: str, type: str, queue_mode: bool, resources: Any) -> None:
+    def _sync(
+        self, name: str, label: str, type: str, queue_mode: bool, resources: Iterable[Mapping[str, JSON]] | None
+    ) -> None:
         """One endpoint: its resources, subscriptions and first values; published twice (shape, values)."""
         added = False
         try:
@@ -506,7 +519,7 @@ class EntitySync:
         if current is not None:
             self._queue([current])
 
-    def _attempt(self, what: str, name: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _attempt(self, what: str, name: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
         if self._stopped.is_set():
             return None
         self._count(what)
@@ -569,7 +582,7 @@ class EntitySync:
         if changed:
             self._queue(list(changed.values()))
 
-    def write(self, entity_id: str, value: Any = None, toggle: bool = False) -> dict[str, Any]:
+    def write(self, entity_id: str, value: JSON = None, toggle: bool = False) -> JSONObject:
         """PUT an entity's resource; the entity shows the written value once the device accepted it.
 
         :param entity_id: ``<endpoint><path>``, e.g. ``node-001/3311/0/5850``.
@@ -592,13 +605,13 @@ class EntitySync:
         return {"entity": endpoint.entity_id(shown.path), "value": parse_value(shown.kind, text)}
 
 
-def _log_bug(future: Any) -> None:
+def _log_bug(future: Future[None]) -> None:
     """A sync that failed with something else than a service error (a bug): logged, with its traceback."""
     if not future.cancelled() and future.exception() is not None:
         logger.error("mbed entities: the sync failed", exc_info=future.exception())
 
 
-def to_platypush(endpoints: Iterable[Endpoint]) -> list[Any]:
+def to_platypush(endpoints: Iterable[Endpoint]) -> list[Entity]:
     """Platypush entities: per endpoint its shown resources, then the ``Device`` that is their parent.
 
     :param endpoints: the endpoints to show.

@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..core.errors import (
     BadRequestError,
     ConflictError,
@@ -27,6 +25,7 @@ from ..core.errors import (
 )
 from ..core.http import ErrorDetails
 from ..core.http import server_message as http_server_message
+from ..core.untrusted import JSON
 
 #: Readable meanings of the statuses of resource and subscription calls (Connector docs).
 STATUS_MEANINGS = {
@@ -87,7 +86,7 @@ class ChannelConflictError(MbedError, BadRequestError):
     """Another notification channel type is registered and could not be removed (Pelion / Izuma)."""
 
 
-def error_details(status: int, endpoint: str, payload: Any) -> ErrorDetails | None:
+def error_details(status: int, endpoint: str, payload: JSON) -> ErrorDetails | None:
     """The mbed error table (:data:`~platypush_ext.core.http.ErrorFactory`): the classes and meanings
     of device answers (plain text on the Connector, JSON on Pelion).
 

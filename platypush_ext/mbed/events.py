@@ -8,8 +8,7 @@ after a restart or a crash carries the same id, so that a hook can recognise it.
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..core.untrusted import JSON
 from ..events import ServiceAuthFailedEvent, ServiceConnectedEvent, ServiceDisconnectedEvent
 from ..glue.delivery import JournaledEvent
 
@@ -26,7 +25,7 @@ class MbedNotificationEvent(JournaledEvent, journal="mbed"):
         encoding: str = "text",
         content_type: str = "",
         max_age: int | None = None,
-        value_timestamp: Any = None,
+        value_timestamp: JSON = None,
         **kwargs,
     ):
         """

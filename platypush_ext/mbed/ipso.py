@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 from ..core.errors import InvalidArgumentError
 from ..core.text import one_line
+from ..core.untrusted import JSON
 from ..glue.actions import check_value
 
 #: Entity types: name -> (Platypush entity class, its value column, how a value is parsed).
@@ -94,7 +94,7 @@ def split_path(path: str) -> tuple[int, int, int] | None:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
-def parse_value(kind: Kind, text: str | None) -> Any:
+def parse_value(kind: Kind, text: str | None) -> JSON:
     """A resource's text as the entity's value (``None`` when it is not one).
 
     :param kind: how the resource shows.
@@ -114,7 +114,7 @@ def parse_value(kind: Kind, text: str | None) -> Any:
     return text
 
 
-def encode_value(kind: Kind, value: Any) -> str:
+def encode_value(kind: Kind, value: JSON) -> str:
     """What to PUT for an entity value (LwM2M text: ``1``/``0`` for booleans, plain numbers).
 
     :param kind: how the resource shows.
@@ -138,7 +138,7 @@ def encode_value(kind: Kind, value: Any) -> str:
 
 #: The fields of one ``entities:`` mapping and their types, checked as action arguments are
 #: (:func:`platypush_ext.glue.actions.check_value`: ``writable: "no"``, ``"false"`` or ``0`` is false).
-SPEC_FIELDS: dict[str, Any] = {
+SPEC_FIELDS: dict[str, object] = {
     "type": str,
     "name": str | None,
     "unit": str | None,
@@ -168,7 +168,7 @@ class EntityMap:
 
     FIELDS = frozenset(SPEC_FIELDS)
 
-    def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None):
+    def __init__(self, overrides: Mapping[str, Mapping[str, JSON]] | None = None):
         self.overrides: dict[str, Kind | None] = check_overrides(overrides)
 
     def kind(self, path: str) -> Kind | None:
@@ -188,7 +188,7 @@ class EntityMap:
         return kind
 
 
-def check_overrides(overrides: Any) -> dict[str, Kind | None]:
+def check_overrides(overrides: JSON) -> dict[str, Kind | None]:
     """The one validator of the ``entities:`` configuration: ``{path key: Kind, or None (hidden)}``.
 
     :param overrides: ``{path: spec}`` as :class:`EntityMap` takes it (``None``: no overrides).
@@ -210,7 +210,7 @@ def check_overrides(overrides: Any) -> dict[str, Kind | None]:
         raise InvalidArgumentError(one_line(exc)) from None
 
 
-def _path_key(path: Any) -> str:
+def _path_key(path: object) -> str:
     """``/26241/0/1`` or ``/26241/*/1`` (a missing leading ``/`` is added)."""
     parts = str(path).strip("/").split("/")
     if len(parts) != 3 or not (parts[0].isdigit() and parts[2].isdigit() and (parts[1].isdigit() or parts[1] == "*")):
@@ -218,7 +218,7 @@ def _path_key(path: Any) -> str:
     return "/" + "/".join(parts)
 
 
-def _check_spec(path: str, spec: Any) -> Kind | None:
+def _check_spec(path: str, spec: JSON) -> Kind | None:
     """One mapping as a :class:`Kind` (``None`` for ``type: none``)."""
     expected = f"entities.{path}: expected an object with {', '.join(SPEC_FIELDS)}"
     if not isinstance(spec, Mapping):

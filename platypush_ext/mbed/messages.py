@@ -20,12 +20,12 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..core import untrusted
 from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.journal import Rejected
 from ..core.text import one_line
+from ..core.untrusted import JSON, JSONObject
 from .checks import check_endpoint, check_path
 
 #: The kinds of elements of a NotificationMessage, as the original library's handler names.
@@ -54,7 +54,7 @@ REFUSED = "(refused)"
 # -- field checks --------------------------------------------------------------------------------
 
 
-def _printable(value: Any, name: str, limit: int) -> str:
+def _printable(value: JSON, name: str, limit: int) -> str:
     """A string of at most ``limit`` characters without control or format characters."""
     text = untrusted.text(value, name, limit=limit)
     bad = _UNPRINTABLE.search(text)
@@ -63,12 +63,12 @@ def _printable(value: Any, name: str, limit: int) -> str:
     return text
 
 
-def _token(value: Any, name: str) -> str:
+def _token(value: JSON, name: str) -> str:
     """An optional short name (``""`` when missing or ``null``)."""
     return "" if value is None else _printable(value, name, MAX_TOKEN)
 
 
-def _name(value: Any, name: str) -> str:
+def _name(value: JSON, name: str) -> str:
     """A required short name (an async id): printable, not blank."""
     text = _printable(value, name, MAX_TOKEN)
     if not text.strip():
@@ -76,7 +76,7 @@ def _name(value: Any, name: str) -> str:
     return text
 
 
-def _identifier(value: Any, name: str, check: Callable[[Any], str]) -> str:
+def _identifier(value: JSON, name: str, check: Callable[[str], str]) -> str:
     """A name that an action takes as an argument: printable, and passes ``check`` (e.g. ``check_endpoint``)."""
     text = _printable(value, name, untrusted.MAX_TEXT)
     try:
@@ -85,27 +85,27 @@ def _identifier(value: Any, name: str, check: Callable[[Any], str]) -> str:
         raise untrusted.refused(name, one_line(exc, 150)) from None
 
 
-def _endpoint(value: Any, name: str) -> str:
+def _endpoint(value: JSON, name: str) -> str:
     return _identifier(value, name, check_endpoint)
 
 
-def _path(value: Any, name: str) -> str:
+def _path(value: JSON, name: str) -> str:
     return _identifier(value, name, check_path)
 
 
-def _count(value: Any, name: str) -> int | None:
+def _count(value: JSON, name: str) -> int | None:
     """An optional whole number ≥ 0 (also as a string of digits, as Pelion sends ``max-age``)."""
     if value is None or value == "":
         return None
     return untrusted.integer(value, name, minimum=0, strings=True)
 
 
-def _flag(value: Any, name: str) -> bool:
+def _flag(value: JSON, name: str) -> bool:
     """An optional boolean (also ``"true"`` / ``"false"``), false when missing."""
     return False if value is None else untrusted.boolean(value, name)
 
 
-def _stamp(value: Any, name: str) -> int | float | str | None:
+def _stamp(value: JSON, name: str) -> int | float | str | None:
     """An optional timestamp: a finite number, or a short name (its format is not documented)."""
     if value is None or value == "":
         return None
@@ -115,7 +115,7 @@ def _stamp(value: Any, name: str) -> int | float | str | None:
 
 
 def decode_payload(
-    payload: Any, content_type: str | None, name: str = "payload", limit: int | None = None
+    payload: JSON, content_type: str | None, name: str = "payload", limit: int | None = None
 ) -> tuple[bytes, str, str]:
     """Decode a base64 ``payload``: ``(raw bytes, value, encoding)``.
 
@@ -160,7 +160,7 @@ class AsyncResponse:
     error: str | None = None
 
     @classmethod
-    def from_json(cls, data: Any) -> AsyncResponse:
+    def from_json(cls, data: JSON) -> AsyncResponse:
         """Read an element of ``async-responses``, every field checked.
 
         :param data: the element.
@@ -197,7 +197,7 @@ class Notification:
     """
 
     kind: str
-    data: dict[str, Any]
+    data: JSONObject
     response: AsyncResponse | None = field(default=None, compare=False, repr=False)
 
 
@@ -213,7 +213,7 @@ def refused_note(reason: str) -> dict[str, str]:
     return {REFUSED: one_line(reason)}
 
 
-def parse_message(message: Any) -> tuple[list[Notification], list[Rejected]]:
+def parse_message(message: JSON) -> tuple[list[Notification], list[Rejected]]:
     """Parse a NotificationMessage (dict, JSON text or bytes), each element on its own.
 
     :return: ``(items, rejected)``: every well-formed element, and a
@@ -254,7 +254,7 @@ def parse_message(message: Any) -> tuple[list[Notification], list[Rejected]]:
     return items, rejected
 
 
-def _excerpt(value: Any) -> str:
+def _excerpt(value: JSON) -> str:
     """The start of ``value``'s JSON text (at most :data:`EXCERPT` characters, however large it is)."""
     try:
         text = ""
@@ -267,7 +267,7 @@ def _excerpt(value: Any) -> str:
         return ""
 
 
-def parse_element(kind: str, element: Any) -> Notification:
+def parse_element(kind: str, element: JSON) -> Notification:
     """One element of a NotificationMessage of ``kind``, every field checked.
 
     :param kind: one of :data:`EVENT_KINDS`.
@@ -295,11 +295,11 @@ def parse_element(kind: str, element: Any) -> Notification:
     return Notification(kind, _notification(element) if kind == "notifications" else _registration(element))
 
 
-def _notification(element: Mapping[str, Any]) -> dict[str, Any]:
+def _notification(element: Mapping[str, JSON]) -> JSONObject:
     """The fields of a ``notifications`` element (a resource's new value)."""
     ctype = _token(element.get("ct"), "ct")
     _raw, value, encoding = decode_payload(element.get("payload"), ctype, limit=MAX_PAYLOAD)
-    data: dict[str, Any] = {
+    data: JSONObject = {
         "endpoint": _endpoint(untrusted.field(element, "ep"), "ep"),
         "path": _path(untrusted.field(element, "path"), "path"),
         "value": value,
@@ -313,7 +313,7 @@ def _notification(element: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _registration(element: Mapping[str, Any]) -> dict[str, Any]:
+def _registration(element: Mapping[str, JSON]) -> JSONObject:
     """The fields of a ``registrations`` or ``reg-updates`` element."""
     resources = element.get("resources")
     original = element.get("original-ep")
@@ -329,7 +329,7 @@ def _registration(element: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _resource(item: Any, name: str) -> dict[str, Any]:
+def _resource(item: JSON, name: str) -> JSONObject:
     """One resource of a registration."""
     item = untrusted.mapping(item, name)
     return {
@@ -354,7 +354,7 @@ def _resource(item: Any, name: str) -> dict[str, Any]:
 #: — with ``?`` when it may be missing
 #: or ``null``; or to ``{"role": "array?", "items": {...}}`` / ``{"role": "object", "fields": {...}}``
 #: for nested ones. A ``fields`` that is a role (not a mapping) is the element's own (a string element).
-SPECIMENS: dict[str, dict[str, Any]] = {
+SPECIMENS: dict[str, JSONObject] = {
     "notifications": {
         "element": {
             "ep": "node-001",
@@ -416,7 +416,7 @@ SPECIMENS: dict[str, dict[str, Any]] = {
 SPECIMENS["reg-updates"] = SPECIMENS["registrations"]
 
 
-def action_result(result: Any) -> dict[str, Any]:
+def action_result(result: object) -> JSONObject:
     """What an action answers for a device call's result: ``{"status": 204, "no_resp": true}`` (no
     answer), ``{"async_id"}`` (not waited for), the status and the decoded value of an
     :class:`AsyncResponse`, else ``{"status": 200}``.
@@ -428,7 +428,7 @@ def action_result(result: Any) -> dict[str, Any]:
     if isinstance(result, str):
         return {"async_id": result}
     if isinstance(result, AsyncResponse):
-        data: dict[str, Any] = {"status": result.status}
+        data: JSONObject = {"status": result.status}
         _, value, encoding = result.decoded()
         if value:
             data.update(value=value, encoding=encoding, content_type=result.content_type)

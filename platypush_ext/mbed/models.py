@@ -13,12 +13,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import requests
 
 from ..core import untrusted
 from ..core.errors import InvalidArgumentError
+from ..core.untrusted import JSON, JSONObject
 from .checks import check_content_type, check_endpoint, check_path, check_pre_subscriptions
 from .messages import decode_payload
 
@@ -39,7 +39,7 @@ class ResourceValue:
     from_cache: bool = False
     raw: bytes = field(default=b"", repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The value's fields, its raw bytes aside."""
         data = asdict(self)
         data.pop("raw")
@@ -57,7 +57,7 @@ MAX_PAGE = 1000
 LIMITS = ("transaction-quota", "transaction-count", "endpoint-quota", "endpoint-count")
 
 
-def async_response_id(body: Any) -> str:
+def async_response_id(body: JSON) -> str:
     """The id of a ``202 {"async-response-id": ...}`` answer."""
     body = untrusted.mapping(body, "the answer")
     name = "async-response-id"
@@ -96,19 +96,19 @@ def version_text(content: bytes) -> str:
     return untrusted.text(_utf8(content), "the answer", limit=MAX_VERSION_TEXT)
 
 
-def versions(body: Any) -> list[str]:
+def versions(body: JSON) -> list[str]:
     """``GET /rest-versions``: ``["v1", "v2"]``."""
     items = untrusted.array(body, "the answer", limit=100)
     return [untrusted.text(v, f"[{i}]", limit=64, empty=False) for i, v in enumerate(items)]
 
 
-def limits(body: Any) -> dict[str, int]:
+def limits(body: JSON) -> dict[str, int]:
     """``GET /v2/limits``: the quotas and counters (whole numbers)."""
     body = untrusted.mapping(body, "the answer")
     return {key: untrusted.integer(body[key], key, minimum=0) for key in LIMITS if key in body}
 
 
-def endpoint_list(body: Any) -> list[dict[str, Any]]:
+def endpoint_list(body: JSON) -> list[JSONObject]:
     """``GET /v2/endpoints``: ``[{"name", "type", "status", "q", "label"}]``."""
     items = untrusted.array(body, "the answer")
     found = []
@@ -131,7 +131,7 @@ def endpoint_list(body: Any) -> list[dict[str, Any]]:
     return found
 
 
-def device_page(body: Any) -> tuple[list[dict[str, Any]], bool]:
+def device_page(body: JSON) -> tuple[list[JSONObject], bool]:
     """A Pelion ``DevicePage``: its devices (the fields :func:`endpoint_of` reads) and ``has_more``."""
     if not isinstance(body, Mapping) or not isinstance(body.get("data"), list):
         raise untrusted.refused("the answer", "expected a DevicePage with a data array", body)
@@ -155,7 +155,7 @@ def device_page(body: Any) -> tuple[list[dict[str, Any]], bool]:
     return devices, untrusted.boolean(page.get("has_more", False), "has_more")
 
 
-def endpoint_of(device: Mapping[str, Any]) -> dict[str, Any]:
+def endpoint_of(device: Mapping[str, JSON]) -> JSONObject:
     """A Pelion ``DeviceData`` (checked by :func:`device_page`) as an entry of :meth:`~platypush_ext.mbed.client.MbedClient.get_endpoints`."""
     state = device.get("state") or ""
     return {
@@ -168,7 +168,7 @@ def endpoint_of(device: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def suspended(device: Mapping[str, Any]) -> bool:
+def suspended(device: Mapping[str, JSON]) -> bool:
     """Whether a ``DeviceData`` is suspended (by the operator or the system: ``lifecycle_status: blocked``).
 
     :param device: the device, as :func:`device_page` checked it.
@@ -177,7 +177,7 @@ def suspended(device: Mapping[str, Any]) -> bool:
     return any(flag is True for flag in flags) or device.get("lifecycle_status") == "blocked"
 
 
-def resource_list(body: Any) -> list[dict[str, Any]]:
+def resource_list(body: JSON) -> list[JSONObject]:
     """``GET /v2/endpoints/{ep}``: ``[{"uri", "rt", "obs", "type"}]``."""
     items = untrusted.array(body, "the answer")
     found = []
@@ -202,7 +202,7 @@ def uri_list(prefix: str, content: bytes) -> list[str]:
     return [untrusted.text(line, f"line {i + 1}").removeprefix(prefix) for i, line in enumerate(lines)]
 
 
-def pre_subscriptions(body: Any) -> list[dict[str, Any]]:
+def pre_subscriptions(body: JSON) -> list[JSONObject]:
     """``GET /v2/subscriptions``: the rules, as ``put_pre_subscriptions`` takes them."""
     rules = untrusted.array(body, "the answer")
     for index, rule in enumerate(rules):
@@ -216,7 +216,7 @@ def pre_subscriptions(body: Any) -> list[dict[str, Any]]:
         raise untrusted.refused("the answer", f"not pre-subscription rules: {exc}") from None
 
 
-def callback(body: Any) -> dict[str, Any]:
+def callback(body: JSON) -> JSONObject:
     """``GET /v2/notification/callback``: ``{"url", "headers"}`` (header values are secrets: never quoted)."""
     body = untrusted.mapping(body, "the answer")
     headers = untrusted.mapping(body.get("headers") or {}, "headers")
@@ -231,7 +231,7 @@ def callback(body: Any) -> dict[str, Any]:
     }
 
 
-def websocket_status(body: Any) -> dict[str, Any]:
+def websocket_status(body: JSON) -> JSONObject:
     """The WebSocket channel's status (Pelion): ``{"queue_size", "status"}``."""
     body = untrusted.mapping(body, "the answer")
     return {
@@ -240,7 +240,7 @@ def websocket_status(body: Any) -> dict[str, Any]:
     }
 
 
-def delivery_mechanism(body: Any) -> str | None:
+def delivery_mechanism(body: JSON) -> str | None:
     """``GET /v2/notification/channel`` (Pelion): its ``delivery_mechanism``."""
     body = untrusted.mapping(body, "the answer")
     return untrusted.optional_text(body.get("delivery_mechanism"), "delivery_mechanism", limit=64)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
 
+from platypush.entities import Entity
 from platypush.entities.managers.sensors import SensorEntityManager
 from platypush.entities.managers.switches import DimmerEntityManager, SwitchEntityManager
+from platypush.message.event import Event
+from platypush.message.response import Response
 from redis.exceptions import RedisError
 
 from platypush.plugins import RunnablePlugin
@@ -15,7 +17,7 @@ from platypush.plugins import RunnablePlugin
 from ..core.errors import InvalidArgumentError, ProtocolError
 from ..core.journal import Entry, Rejected
 from ..core.text import one_line
-from ..core.untrusted import received
+from ..core.untrusted import JSON, JSONObject, received
 from ..glue.actions import action
 from ..glue.delivery import Made
 from ..glue.entities import FastEntities
@@ -96,7 +98,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         callback_url: str | None = None,
         callback_max_body: int = 1 << 20,
         entities_enabled: bool = True,
-        entities: Mapping[str, Mapping[str, Any]] | None = None,
+        entities: Mapping[str, Mapping[str, JSON]] | None = None,
         entities_max_reads: int = 100,
         verify: bool | str = True,
         client_cert: str | None = None,
@@ -108,7 +110,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         device_request_expiry_seconds: int | None = None,
         stale_after: float = 600,
         directory_interval: float = 300,
-        **kwargs: Any,
+        **kwargs: JSON,
     ):
         """
         :param base_url: the service's base URL, e.g.
@@ -179,7 +181,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         churn = {"stale_after": float(stale_after), "directory_interval": float(directory_interval)}
         self._sync = self._entity_sync_for(entities, int(entities_max_reads), churn) if entities_enabled else None
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> MbedPlugin:
+    def __new__(cls, *args: JSON, **kwargs: JSON) -> MbedPlugin:
         # An entity manager registers itself in Platypush's Redis when it is created; without
         # Redis (a script reading the configuration) the plugin still works, off the dashboard.
         try:
@@ -198,7 +200,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
 
     # -- notifications ---------------------------------------------------------
 
-    def record(self, message: Any) -> int:
+    def record(self, message: JSON) -> int:
         """Durably journal one NotificationMessage as it was received; returns its journal id.
 
         :param message: the message (bytes, JSON text, or a dict).
@@ -214,7 +216,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         """
         return self.inbox.receive(self._channel_name, [refused_note(reason)])[0]
 
-    def on_message(self, message: Any, journal_id: int | None = None) -> int:
+    def on_message(self, message: JSON, journal_id: int | None = None) -> int:
         """Turn one NotificationMessage into events and post them (with the journal's other
         pending messages); returns how many events it holds. The message is parsed as it was
         journaled: one that cannot be read is dropped whole, a malformed element alone (the
@@ -240,7 +242,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         self.deliver_soon({journal_id: built})  # made already: not parsed again; never waits for the bus
         return len(items)
 
-    def _parsed(self, payload: Any) -> tuple[list[Notification], list[Rejected]]:
+    def _parsed(self, payload: JSON) -> tuple[list[Notification], list[Rejected]]:
         """A journaled message's elements and refused elements (reasons without secrets)."""
         try:
             items, rejected = parse_message(payload)
@@ -249,13 +251,13 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         redact = self._client.redact
         return items, [Rejected(r.element, redact(r.reason), redact(r.excerpt)) for r in rejected]
 
-    def _journaled_events(self, entry: Entry) -> list[Any]:
+    def _journaled_events(self, entry: Entry) -> list[Event | Rejected]:
         """The events (and refused elements) of a journaled message; raises :class:`ProtocolError`
         for a message that cannot be read (the journal drops it)."""
         items, rejected = self._parsed(entry.payload)
         return self._events(items, entry.id) + rejected
 
-    def _events(self, items: list[Notification], journal_id: int) -> list[Any]:
+    def _events(self, items: list[Notification], journal_id: int) -> list[Event]:
         return [
             EVENT_CLASSES[item.kind](**item.data, journal_id=f"{journal_id}.{index}")
             for index, item in enumerate(items)
@@ -304,7 +306,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return self._client.get_api_versions()
 
     @action
-    def get_limits(self) -> dict[str, Any]:
+    def get_limits(self) -> JSONObject:
         """
         The account's daily quotas and counters (the Connector only).
 
@@ -314,7 +316,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return self._client.get_limits()
 
     @action
-    def get_endpoints(self, type: str | None = None) -> list[dict[str, Any]]:
+    def get_endpoints(self, type: str | None = None) -> list[JSONObject]:
         """
         List the registered endpoints (devices). On Pelion / Izuma this reads every page
         of the device directory (``/v3/devices/``); ``name`` is then the platform's device
@@ -328,7 +330,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return self._client.get_endpoints(type=type)
 
     @action
-    def get_resources(self, endpoint: str) -> list[dict[str, Any]]:
+    def get_resources(self, endpoint: str) -> list[JSONObject]:
         """
         List an endpoint's resources (from the service's cache; never wakes the device).
 
@@ -342,7 +344,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
     @action
     def subscribe(
         self, endpoint: str, path: str, timeout: float | None = None, rules: Mapping[str, float] | None = None
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """
         Subscribe to a resource: each change becomes an ``MbedNotificationEvent``.
         The resource must be observable.
@@ -354,13 +356,13 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
             ``{"pmin": 10, "pmax": 120, "st": 0.5}``; see ``set_notification_rules``.
         :return: ``{"subscribed": true}`` (plus ``rules`` when given)
         """
-        result: dict[str, Any] = {"subscribed": self._client.subscribe(endpoint, path, timeout=timeout, rules=rules)}
+        result: JSONObject = {"subscribed": self._client.subscribe(endpoint, path, timeout=timeout, rules=rules)}
         if rules is not None:
             result["rules"] = check_rules(rules)
         return result
 
     @action
-    def unsubscribe(self, endpoint: str, path: str) -> dict[str, Any]:
+    def unsubscribe(self, endpoint: str, path: str) -> JSONObject:
         """
         Remove the subscription to a resource.
 
@@ -393,7 +395,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return self._client.get_endpoint_subscriptions(endpoint)
 
     @action
-    def delete_endpoint_subscriptions(self, endpoint: str) -> dict[str, Any]:
+    def delete_endpoint_subscriptions(self, endpoint: str) -> JSONObject:
         """
         Remove every subscription of an endpoint.
 
@@ -404,7 +406,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return {"unsubscribed": True}
 
     @action
-    def delete_all_subscriptions(self) -> dict[str, Any]:
+    def delete_all_subscriptions(self) -> JSONObject:
         """
         Remove every subscription of the account (on Pelion: the pre-subscriptions).
 
@@ -414,7 +416,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return {"unsubscribed": True}
 
     @action
-    def put_pre_subscriptions(self, rules: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def put_pre_subscriptions(self, rules: Sequence[Mapping[str, JSON]]) -> JSONObject:
         """
         Replace the pre-subscriptions: rules applied whenever a matching device
         registers. The service removes every existing subscription when they change.
@@ -427,7 +429,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return {"rules": len(rules)}
 
     @action
-    def get_pre_subscriptions(self) -> list[dict[str, Any]]:
+    def get_pre_subscriptions(self) -> list[JSONObject]:
         """
         The pre-subscription rules.
 
@@ -436,7 +438,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return self._client.get_pre_subscriptions()
 
     @action
-    def status(self) -> dict[str, Any]:
+    def status(self) -> JSONObject:
         """
         The plugin's state.
 
@@ -473,7 +475,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
 
     # -- entities ------------------------------------------------------------------
 
-    def transform_entities(self, entities: Any, **_: Any) -> Any:
+    def transform_entities(self, entities: Collection[Endpoint], **_: object) -> Collection[Entity]:
         """The fleet's endpoints as Platypush entities (``entities.to_platypush``).
 
         :param entities: :class:`platypush_ext.mbed.entities.Endpoint` objects.
@@ -485,7 +487,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return None if self._sync is None else self._sync.republish(self.publish_entities, self.entity_publisher)
 
     def _entity_sync_for(
-        self, entities: Mapping[str, Mapping[str, Any]] | None, max_reads: int, churn: Mapping[str, float]
+        self, entities: Mapping[str, Mapping[str, JSON]] | None, max_reads: int, churn: Mapping[str, float]
     ) -> EntitySync:
         fleet = Fleet(EntityMap(entities))
         ready = lambda: bool(self._availability.up)  # noqa: E731 - device answers come through the channel
@@ -518,7 +520,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return self._sync
 
     @action
-    def on(self, entity: str) -> dict[str, Any]:
+    def on(self, entity: str) -> JSONObject:
         """
         Turn an on/off entity on (a light, a power switch, a digital output).
 
@@ -528,7 +530,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return self._entity_sync().write(entity, True)
 
     @action
-    def off(self, entity: str) -> dict[str, Any]:
+    def off(self, entity: str) -> JSONObject:
         """
         Turn an on/off entity off.
 
@@ -538,7 +540,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return self._entity_sync().write(entity, False)
 
     @action
-    def toggle(self, entity: str) -> dict[str, Any]:
+    def toggle(self, entity: str) -> JSONObject:
         """
         Switch an on/off entity to the opposite of its current state.
 
@@ -548,7 +550,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         return self._entity_sync().write(entity, toggle=True)
 
     @action
-    def set_value(self, entity: str, value: Any) -> dict[str, Any]:
+    def set_value(self, entity: str, value: JSON) -> JSONObject:
         """
         Set a writable entity: a dimmer's level, a switch's state.
 
@@ -558,7 +560,7 @@ class MbedPlugin(  # FastEntities: entities saved at once, only what changed (gl
         """
         return self._entity_sync().write(entity, value)
 
-    def set(self, entity: str, value: Any, **_: Any) -> Any:
+    def set(self, entity: str, value: JSON, **_: object) -> Response:
         """What the dashboard's dimmers and switches call: :meth:`set_value`.
 
         :param entity: the entity id.

@@ -34,7 +34,7 @@ import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, cast
+from typing import Callable, cast
 
 from ..core.errors import InvalidArgumentError
 from ..core.text import one_line
@@ -70,7 +70,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         super().setup()
         self._connection_rfile = cast(io.BufferedReader, self.rfile)  # makefile("rb"): buffered, it peeks
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         logger.debug("mbed callback receiver: " + format, *args)
 
     def handle_one_request(self) -> None:
@@ -323,7 +323,7 @@ class Receiver(ThreadingHTTPServer):
         self._slots = threading.BoundedSemaphore(max_connections)
         #: set by :meth:`close_connections`: every request is answered ``503`` and its connection closed
         self.closing = threading.Event()
-        self._connections: set[Any] = set()
+        self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _ReceiverHandler)
 
@@ -353,14 +353,15 @@ class Receiver(ThreadingHTTPServer):
 
     # -- connections -------------------------------------------------------------
 
-    def process_request(self, request: Any, client_address: Any) -> None:
+    # request: a TCP server's is its socket (typeshed types it for every server: a UDP one's (data, socket) too)
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         if not self._slots.acquire(blocking=False):
             self.refused += 1
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         with self._connections_lock:
             self._connections.add(request)
         try:
@@ -370,7 +371,7 @@ class Receiver(ThreadingHTTPServer):
                 self._connections.discard(request)
             self._slots.release()
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
+    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         if self.tls is None:
             super().finish_request(request, client_address)
             return
@@ -432,6 +433,6 @@ class Receiver(ThreadingHTTPServer):
         self.close_connections()
         super().server_close()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: object, client_address: object) -> None:
         # socketserver prints a traceback to stderr; a broken or hostile connection is one debug line
         logger.debug("mbed callback receiver: a connection failed", exc_info=False)
