@@ -56,6 +56,54 @@ def test_the_type_checker_does_fail_on_a_type_error(tmp_path: Path):
 
 #: The longest function of platypush_ext/, in lines of code: its signature and body, its
 #: docstring aside (the RST ``:param:`` lines that Platypush shows in its UI are documentation).
+#: The one module that names ``typing.Any``: as ``JSON``, the type of a value decoded from JSON.
+JSON_ALIAS_MODULE = "core/untrusted.py"
+
+
+def _any_uses(source: str) -> list[int]:
+    """The lines of ``source`` that name ``typing.Any`` (as ``Any`` or ``typing.Any``, also in an
+    annotation written as a string)."""
+
+    def names_any(tree: ast.AST) -> bool:
+        return any(
+            (isinstance(n, ast.Name) and n.id == "Any") or (isinstance(n, ast.Attribute) and n.attr == "Any")
+            for n in ast.walk(tree)
+        )
+
+    def annotation(text: str) -> ast.AST | None:
+        try:
+            return ast.parse(text, mode="eval")
+        except SyntaxError:
+            return None  # prose
+
+    lines = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Name, ast.Attribute)) and names_any(node):
+            lines.add(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "Any" in node.value:
+            if (parsed := annotation(node.value)) is not None and names_any(parsed):
+                lines.add(node.lineno)
+    return sorted(lines)
+
+
+def test_any_is_named_only_by_the_json_alias():
+    """``Any`` only where a value really is arbitrary JSON: such values are typed ``JSON`` or
+    ``JSONObject`` (core/untrusted.py), everything else precisely."""
+    found = {
+        str(path.relative_to(PACKAGE)): lines
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (lines := _any_uses(path.read_text()))
+    }
+    alias = found.pop(JSON_ALIAS_MODULE)
+    assert len(alias) == 1, f"{JSON_ALIAS_MODULE} names Any on lines {alias}: only in `JSON = Any`"
+    assert not found, found
+
+
+def test_the_any_check_finds_each_spelling():
+    source = "import typing\nfrom typing import Any\nx: Any\ny: typing.Any\nz: 'dict[str, Any]'\nw = 'Any time'\n"
+    assert _any_uses(source) == [3, 4, 5]
+
+
 MAX_FUNCTION_LINES = 50
 
 
