@@ -219,6 +219,25 @@ def test_device_requests_are_accepted_before_any_channel(pelion: MbedServer, cli
     assert pelion.devices[NODE].resources["/3311/0/5851"].value == b"61"
 
 
+def test_a_request_that_arrives_while_the_sandbox_stops_is_reset_and_not_recorded() -> None:
+    """It was recorded as a ``101`` answer, which the published API does not list for a pull (the
+    conformance check of ``test_device_requests_are_accepted_before_any_channel`` failed under load,
+    when the channel's next pull arrived during the stop)."""
+    server = start()
+
+    def pull() -> requests.Response:
+        return requests.get(
+            server.url + "/v2/notification/pull", headers={"Authorization": f"Bearer {KEY}"}, timeout=10
+        )
+
+    assert pull().status_code == 200  # the fleet's registrations, at once
+    server._stopping.set()  # the moment between a stop's start and the listening socket's close
+    with pytest.raises(requests.ConnectionError):
+        pull()
+    server.stop()
+    assert [(e.path, e.status) for e in server.exchanges or []] == [("/v2/notification/pull", 200)]
+
+
 def test_a_wrong_key_on_the_websocket_is_closed_with_1008(raw: MbedServer) -> None:
     api(raw, "PUT", "/v2/notification/websocket")
     url = raw.url.replace("http", "ws", 1) + "/v2/notification/websocket-connect"

@@ -91,7 +91,10 @@ class MbedApi(MbedQueue):
     def _authenticated(self, handler: Handler) -> Handler:
         def run(request: Request) -> Response | None:
             response = serve(request)
-            if self.exchanges is not None:
+            # no response: a WebSocket upgraded (101), or a connection reset (a stopping server):
+            # the reset answered nothing, so there is no exchange to record
+            upgraded = request.path.endswith("/websocket-connect")
+            if self.exchanges is not None and (response is not None or upgraded):
                 self._record_exchange(request, response)
             return response
 
