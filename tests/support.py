@@ -46,6 +46,11 @@ class RecordingBus:
                 self._cond.wait(left)
 
 
+#: The environment changes for a subprocess a test SIGKILLs: coverage's subprocess start-up
+#: removed. A killed process never writes its coverage data, so tracing it would only cost CPU time.
+UNMEASURED: dict[str, str | None] = {"COVERAGE_PROCESS_CONFIG": None, "COVERAGE_PROCESS_START": None}
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll ``predicate`` until it is truthy (returns its value) or fail after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import requests
 import yaml
@@ -135,11 +135,14 @@ class PlatypushProcess:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def start(self, timeout: float = 45.0, wait: bool = True) -> "PlatypushProcess":
+    def start(
+        self, timeout: float = 45.0, wait: bool = True, env: Mapping[str, str | None] | None = None
+    ) -> "PlatypushProcess":
         """Start Platypush (again: same run folder, ports and token) and wait until it accepts requests.
 
         :param timeout: the most seconds to wait.
         :param wait: ``False`` returns at once (e.g. to :meth:`kill` it at a chosen moment).
+        :param env: environment variables for this run (``None`` removes one).
         """
         redis_bin = redis_server_binary()
         if not redis_bin:
@@ -147,7 +150,8 @@ class PlatypushProcess:
                 "redis-server not found: install it (apt-get install redis-server) or set PLATYPUSH_REDIS_BIN"
             )
         config_path = self._write_config()
-        env = {**os.environ, "PLATYPUSH_API_TOKEN": self.token}
+        changes = {**(env or {}), "PLATYPUSH_API_TOKEN": self.token}
+        environment = {k: v for k, v in {**os.environ, **changes}.items() if v is not None}
         command = [
             sys.executable,
             "-m",
@@ -172,7 +176,7 @@ class PlatypushProcess:
         self._proc = subprocess.Popen(
             command,
             cwd=self.run_dir,
-            env=env,
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
