@@ -13,14 +13,14 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: install
 	$(PY) -m platypush_ext.demo
 
-# The suite with four pytest-xdist workers (it waits on processes and sockets more than it
-# computes), each test file on one worker (an e2e module's Platypush starts once, its tests run in
-# their order); coverage
-# of platypush_ext across every process, workers included (pyproject.toml's [tool.coverage.*]);
-# the report fails under its floor.
+# The suite on five pytest-xdist workers (on 2 cores: many tests wait on processes and sockets),
+# each test file on one worker (an e2e module's Platypush starts once, its tests run in their
+# order), the longest modules first (tests/conftest.py's LONGEST_FIRST; --no-loadscope-reorder keeps
+# that order); coverage of platypush_ext across every process, workers included (pyproject.toml's
+# [tool.coverage.*]); the report fails under its floor.
 test: install chromium
 	$(PY) -m coverage erase
-	$(PY) -m coverage run -m pytest -q -n 4 --dist loadfile --no-loadscope-reorder
+	$(PY) -m coverage run -m pytest -q -n 5 --dist loadfile --no-loadscope-reorder
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 

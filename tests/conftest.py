@@ -131,24 +131,25 @@ def entities_db() -> None:
     init_entities_db()
 
 
-# The modules that take longest (seconds per module in a `make test` run, 2026-12-07), started
-# first: pytest-xdist (`--dist loadfile --no-loadscope-reorder`) hands the files out in collection
-# order, and one long module left for the end kept a single worker busy for a minute and a half
-# after the other three had finished. A stale entry only costs time; the tests' order inside each
-# module is kept.
+# The modules that take longest (seconds per module in a `make test` run with five workers,
+# 2026-12-07), started first: pytest-xdist (`--dist loadfile --no-loadscope-reorder`) hands the
+# files out in collection order, and one long module left for the end kept a single worker busy for
+# a minute and a half after the others had finished (by default xdist starts the modules with the
+# most tests first, which put these, with few but long tests, last). A stale entry only costs time;
+# the tests' order inside each module is kept.
 LONGEST_FIRST = (
-    "tests/e2e/test_lifecycle.py",  # 90
-    "tests/test_revoked_credentials.py",  # 85
-    "tests/test_hostile_input.py",  # 82
-    "tests/test_hostile_responses.py",  # 81
-    "tests/e2e/test_restart.py",  # 77
-    "tests/test_hostile_data.py",  # 53
-    "tests/e2e/test_web_panel.py",  # 47
-    "tests/e2e/test_home_panel_live.py",  # 38
-    "tests/e2e/test_demo.py",  # 34
-    "tests/pushjet/test_plugin.py",  # 30
-    "tests/e2e/test_revoked_key.py",  # 28
-    "tests/e2e/test_pushjet_realtime.py",  # 27
+    "tests/e2e/test_restart.py",  # 153
+    "tests/test_hostile_input.py",  # 129
+    "tests/test_hostile_responses.py",  # 91
+    "tests/test_hostile_data.py",  # 89
+    "tests/e2e/test_lifecycle.py",  # 88
+    "tests/test_revoked_credentials.py",  # 88
+    "tests/e2e/test_web_panel.py",  # 61
+    "tests/e2e/test_home_panel_live.py",  # 60
+    "tests/e2e/test_demo.py",  # 39
+    "tests/e2e/test_pushjet_realtime.py",  # 39
+    "tests/e2e/test_revoked_key.py",  # 36
+    "tests/pushjet/test_plugin.py",  # 36
 )
 
 
