@@ -72,7 +72,7 @@ def test_every_bad_input_is_refused_in_one_short_line_in_process(services: hosti
 
 @needs_redis
 def test_every_bad_input_is_refused_in_one_short_line_over_execute(services: hostile.Services, tmp_path: Path) -> None:
-    table = hostile.cases(services.folder)
+    table = hostile.over_http(hostile.cases(services.folder))
     with PlatypushProcess(dict(services.config), tmp_path / "platypush") as platypush:
         report = hostile.run_over_execute(platypush, table, services.secrets)
         assert "alerts" in platypush.run("pushjet.status")["services"]  # still serving
