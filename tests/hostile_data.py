@@ -795,10 +795,10 @@ class MbedRig(Rig):
             retries=1,
         )
         self.plugin.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a bound, not a measure (as the Pushjet rig's)
         while not self._ready():
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: the channel did not come up")
+                raise AssertionError(f"{self.name}: the channel did not come up in 60 s")
             time.sleep(0.02)
         if hasattr(self.plugin, "_channel") and self.plugin._channel is not None:
             self.secrets = [MBED_KEY] + [s for s in [getattr(self.plugin._channel, "secret", None)] if s]
@@ -897,13 +897,14 @@ class PushjetRig(Rig):
             retries=1,
         )
         self.plugin.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a bound, not a measure: it waits for the first poll and connection
         while True:
             state = self.plugin.status().output or {}
             if state.get("reachable") and (not self.realtime or state.get("path") == "realtime"):
                 break
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: the plugin did not come up")
+                shown = {k: state.get(k) for k in ("reachable", "path", "errors", "credentials_rejected")}
+                raise AssertionError(f"{self.name}: the plugin did not come up in 60 s: {shown}")
             time.sleep(0.02)
 
     def stop(self) -> None:
