@@ -135,20 +135,21 @@ def entities_db() -> None:
 # 2026-12-07), started first: pytest-xdist (`--dist loadfile --no-loadscope-reorder`) hands the
 # files out in collection order, and one long module left for the end kept a single worker busy for
 # a minute and a half after the others had finished (by default xdist starts the modules with the
-# most tests first, which put these, with few but long tests, last). A stale entry only costs time;
-# the tests' order inside each module is kept.
+# most tests first, which put these, with few but long tests, last). Those that compute (the hostile
+# tables, the SIGKILL loop) alternate with those that mostly wait, so that the five CPU-heaviest do
+# not start together on two cores. A stale entry only costs time; the order inside a module is kept.
 LONGEST_FIRST = (
     "tests/e2e/test_restart.py",  # 153
-    "tests/test_hostile_input.py",  # 129
-    "tests/test_hostile_responses.py",  # 91
-    "tests/test_hostile_data.py",  # 89
-    "tests/e2e/test_lifecycle.py",  # 88
-    "tests/test_revoked_credentials.py",  # 88
+    "tests/test_hostile_input.py",  # 129, computes
+    "tests/test_revoked_credentials.py",  # 88, waits
+    "tests/test_hostile_responses.py",  # 91, computes
     "tests/e2e/test_web_panel.py",  # 61
+    "tests/e2e/test_lifecycle.py",  # 88, computes
     "tests/e2e/test_home_panel_live.py",  # 60
+    "tests/test_hostile_data.py",  # 89, computes
+    "tests/e2e/test_revoked_key.py",  # 36, waits
     "tests/e2e/test_demo.py",  # 39
     "tests/e2e/test_pushjet_realtime.py",  # 39
-    "tests/e2e/test_revoked_key.py",  # 36
     "tests/pushjet/test_plugin.py",  # 36
 )
 
