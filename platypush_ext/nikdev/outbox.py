@@ -326,7 +326,8 @@ class Outbox:
         """Push pending entries, oldest first, batch by batch.
 
         Stops at the first transient failure (reported in ``error``; the
-        entries stay pending), when nothing is left, at ``deadline``
+        entries stay pending), after a batch refused with 401/403 (a refused
+        key: the later batches stay pending), when nothing is left, at ``deadline``
         (``time.monotonic()`` value) or after ``max_batches`` batches.
         Rejected entries go to the dead letters (listed in ``dead``).
         """
@@ -344,6 +345,8 @@ class Outbox:
                 if error is not None:
                     result.error = error
                     break
+                if result.dead and result.dead[-1].status in (401, 403):
+                    break  # a refused key refuses the next batches too: they stay pending
         result.pending = self._pending
         return result
 

@@ -96,12 +96,16 @@ def test_auth_rejection_dead_letters_with_reason_then_retry(tmp_path: Any, serve
     box = Outbox(str(tmp_path / "o.db"), batch_entries=2)
     box.commit_many([entry(n) for n in range(3)])
     result = box.flush(readonly)
-    assert result.error is None and result.dead_entries == 3 and result.pushed_entries == 0
+    # a refused key refuses every batch: the first is dead-lettered, the later ones stay pending
+    # (one request, not one per batch; the flusher tries again as AuthBackoff says)
+    assert result.error is None and result.dead_entries == 2 and result.pushed_entries == 0
+    assert result.batches == 1 and box.status()["pending"] == 1
     assert {d.status for d in result.dead} == {403}
+    assert "rejected 2 entries" in (describe_failure(result) or "")
+    assert box.flush(readonly).dead_entries == 1  # the next try
     dead = box.dead_letters()
     assert [d["values"]["seq"] for d in dead] == [0, 1, 2]
     assert all(d["reason"] == "This API key does not have write access" and d["status"] == 403 for d in dead)
-    assert "rejected 3 entries" in (describe_failure(result) or "")
     assert box.status()["dead"] == 3 and box.status()["pending"] == 0
     # dead letters are not retried automatically
     good = NikdevClient(server.base_url, DEFAULT_DEVICE_ID, DEFAULT_API_KEY, retry=FAST)
