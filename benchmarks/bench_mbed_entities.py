@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Iterator
 
 import psutil
 import requests
@@ -263,18 +263,27 @@ def _servers() -> tuple[Any, Any]:
     return receiver, counter
 
 
+@contextlib.contextmanager
+def _fleet_sandbox(fleet: int, timeout: float) -> Iterator[tuple[str, str]]:
+    """An mbed sandbox process with ``fleet`` simulated endpoints plus the hook and latency devices:
+    its URL, and a run folder for Platypush."""
+    options = ("--api-key", KEY, "--pull-timeout", "10", "--auto-change", "0", "--no-demo-devices")
+    with sandbox_process("mbed", *options) as url, tempfile.TemporaryDirectory() as run_dir:
+        control = requests.Session()
+        answer = control.post(url + "/_sandbox/fleet", json={"count": fleet, "announce": False}, timeout=timeout)
+        answer.raise_for_status()
+        for name in (HOOK_EP, LAT_EP):
+            device = {"name": name, "type": "Bench", "resources": [{"path": PATH, "value": "0"}]}
+            control.post(url + "/_sandbox/devices", json=device, timeout=10).raise_for_status()
+        yield url, run_dir
+
+
 def run(quick: bool = False) -> list[str]:
     fleet, burst, seconds = (100, 1000, 3) if quick else (500, 3000, 10)
     receiver, counter = _servers()
     hook_url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     count_url = f"http://127.0.0.1:{counter.server_address[1]}/count"
-    options = ("--api-key", KEY, "--pull-timeout", "10", "--auto-change", "0", "--no-demo-devices")
-    with sandbox_process("mbed", *options) as url, tempfile.TemporaryDirectory() as run_dir:
-        control = requests.Session()
-        control.post(url + "/_sandbox/fleet", json={"count": fleet, "announce": False}, timeout=30).raise_for_status()
-        for name in (HOOK_EP, LAT_EP):
-            device = {"name": name, "type": "Bench", "resources": [{"path": PATH, "value": "0"}]}
-            control.post(url + "/_sandbox/devices", json=device, timeout=10).raise_for_status()
+    with _fleet_sandbox(fleet, timeout=30) as (url, run_dir):
         pp = PlatypushProcess(_config(url, hook_url, count_url), run_dir)
         try:
             lines = _measure(pp, url, fleet, burst, seconds)
@@ -350,13 +359,7 @@ def _measure(pp: PlatypushProcess, url: str, fleet: int, burst: int, seconds: in
 
 def start_up_only(fleet: int) -> list[str]:
     """The start-up row alone, for a fleet of ``fleet`` endpoints (``python -m benchmarks.bench_mbed_entities N``)."""
-    options = ("--api-key", KEY, "--pull-timeout", "10", "--auto-change", "0", "--no-demo-devices")
-    with sandbox_process("mbed", *options) as url, tempfile.TemporaryDirectory() as run_dir:
-        control = requests.Session()
-        control.post(url + "/_sandbox/fleet", json={"count": fleet, "announce": False}, timeout=60).raise_for_status()
-        for name in (HOOK_EP, LAT_EP):
-            device = {"name": name, "type": "Bench", "resources": [{"path": PATH, "value": "0"}]}
-            control.post(url + "/_sandbox/devices", json=device, timeout=10).raise_for_status()
+    with _fleet_sandbox(fleet, timeout=60) as (url, run_dir):
         pp = PlatypushProcess(_config(url, "http://127.0.0.1:9/", "http://127.0.0.1:9/"), run_dir)
         try:
             lines, _ = _start_up(pp, url, fleet)
