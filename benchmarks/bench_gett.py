@@ -26,7 +26,7 @@ import psutil
 import requests
 
 from platypush_ext.gett.client import GettClient
-from platypush_ext.sandbox.runner import free_port
+from platypush_ext.sandbox.ports import free_port
 
 ROUNDS = 3
 APIKEY, EMAIL, PASSWORD = "bench-key", "bench@example.org", "bench-password"

@@ -25,7 +25,8 @@ import psutil
 
 from benchmarks.support import median, percentile, sandbox_process
 from platypush_ext.pushjet.client import PushjetClient
-from platypush_ext.sandbox.runner import PlatypushProcess, free_port
+from platypush_ext.sandbox.ports import free_port
+from platypush_ext.sandbox.runner import PlatypushProcess
 
 MESSAGE = "platypush_ext.pushjet.events.PushjetMessageEvent"
 RATE = 10  # messages per second

@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 
 import requests
 
-from platypush_ext.sandbox.runner import free_port
+from platypush_ext.sandbox.ports import free_port
 
 
 @contextmanager

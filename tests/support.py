@@ -88,7 +88,8 @@ class RedisServer:
 
         import redis
 
-        from platypush_ext.sandbox.runner import free_port, redis_server_binary
+        from platypush_ext.sandbox.ports import free_port
+        from platypush_ext.sandbox.runner import redis_server_binary
 
         binary = redis_server_binary()
         assert binary, "redis-server is not installed"
@@ -104,7 +105,7 @@ class RedisServer:
         assert pid == self._proc.pid, f"port {self.port}: another process's Redis answered"
 
     def stop(self) -> None:
-        from platypush_ext.sandbox.runner import release_port
+        from platypush_ext.sandbox.ports import release_port
 
         self._proc.terminate()
         self._proc.wait(10)

@@ -13,7 +13,8 @@ from platypush.bus.redis import RedisBus
 from platypush.message.event import Event
 
 from platypush_ext.core.bus import BATCH, Publisher
-from platypush_ext.sandbox.runner import free_port, redis_server_binary
+from platypush_ext.sandbox.ports import free_port
+from platypush_ext.sandbox.runner import redis_server_binary
 from tests.support import Listener, RecordingBus, wait_until
 
 pytestmark = pytest.mark.skipif(not redis_server_binary(), reason="redis-server is not installed")

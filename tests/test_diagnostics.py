@@ -29,8 +29,8 @@ from platypush_ext.sandbox.core import SandboxServer
 from platypush_ext.sandbox.gett import GettServer
 from platypush_ext.sandbox.mbed import MbedServer
 from platypush_ext.sandbox.nikdev import DEFAULT_DEVICE_ID, NikdevServer
+from platypush_ext.sandbox.ports import free_port
 from platypush_ext.sandbox.pushjet import PushjetServer
-from platypush_ext.sandbox.runner import free_port
 from tests.support import RecordingBus, wait_until
 
 pytestmark = pytest.mark.usefixtures("workdir")

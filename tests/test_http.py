@@ -24,7 +24,7 @@ from platypush_ext.core.http import HttpClient, Timeouts
 from platypush_ext.core.redaction import Redactor
 from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.sandbox.core import Response, SandboxServer, json_response, text_response
-from platypush_ext.sandbox.runner import free_port
+from platypush_ext.sandbox.ports import free_port
 
 SECRET = "s3cr3t-value-0123456789"
 

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from platypush_ext.sandbox.core import Abort, Request, Response, SandboxServer, json_response, take_failures
+from platypush_ext.sandbox.pushjet import PushjetServer
 from tests.support import fail_on_sandbox_bugs
 
 TIMEOUT = 5
@@ -199,3 +200,25 @@ def test_answers_are_recorded_as_sent_when_asked(echo: Echo) -> None:
     doc, stream = echo.recording
     assert (doc.method, doc.path, doc.status, doc.headers["X-Kept"]) == ("GET", "/doc", 201, "yes")
     assert b'"level":4' in (doc.body or b"") and stream.body is None and doc.at < stream.at
+
+
+def _kernel_ports() -> range:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as limits:
+        low, high = map(int, limits.read().split())
+    return range(low, high + 1)
+
+
+def test_a_server_on_port_0_restarts_on_its_port_which_the_kernel_never_hands_out(start_server: Any) -> None:
+    echo = start_server(Echo)
+    connector = start_server(PushjetServer).connector
+    ports = (echo.port, connector.port, connector.tcp_port)
+    # bind(("", 0)) took a port of the kernel's range, which any outgoing connection could take
+    # while the server was stopped: the restart then failed with EADDRINUSE
+    assert not any(port in _kernel_ports() for port in ports)
+    echo.stop()
+    connector.stop()
+    echo.start()
+    connector.start()
+    assert (echo.port, connector.port, connector.tcp_port) == ports
+    assert requests.get(echo.url + "/echo", params={"q": "back"}, timeout=TIMEOUT).json() == {"q": "back"}
+    socket.create_connection(("127.0.0.1", connector.tcp_port), timeout=TIMEOUT).close()

@@ -29,8 +29,8 @@ from platypush_ext.core.retry import RetryPolicy
 from platypush_ext.core.transport import Transport, tls_failure
 from platypush_ext.core.wsclient import connect
 from platypush_ext.sandbox.core import SandboxServer, json_response
+from platypush_ext.sandbox.ports import free_port
 from platypush_ext.sandbox.pushjet import PushjetServer
-from platypush_ext.sandbox.runner import free_port
 from tests.proxies import Certs, ForwardProxy, TlsReverseProxy, make_certs
 
 PASSWORD = "pa:ss w0rd/ü+%"  # every character that quoting and base64 would change

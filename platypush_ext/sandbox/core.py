@@ -70,6 +70,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..core.untrusted import JSON, JSONObject
 from .jsonedit import edit_json
+from .ports import kept_port
 from .werkzeug import WERKZEUG_DESCRIPTIONS, form_pairs, pick
 
 logger = logging.getLogger("platypush_ext.sandbox")
@@ -475,8 +476,8 @@ class SandboxServer:
 
     def start(self) -> "SandboxServer":
         """Start serving in a daemon thread; returns ``self``."""
+        self.port = kept_port(self, self.port)
         self._httpd = _HTTPServer((self.host, self.port), self)
-        self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.2},

@@ -25,7 +25,7 @@ from platypush_ext.mbed.client import MbedClient
 from platypush_ext.nikdev.client import Entry, NikdevClient
 from platypush_ext.pushjet.client import PushjetClient
 from platypush_ext.sandbox import servers
-from platypush_ext.sandbox.runner import free_port
+from platypush_ext.sandbox.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = re.compile(r"http://127\.0\.0\.1:(\d+)/\S*")

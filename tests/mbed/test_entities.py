@@ -600,7 +600,7 @@ def test_without_redis_the_plugin_works_off_the_registry(
 ) -> None:
     from platypush.config import Config
 
-    from platypush_ext.sandbox.runner import free_port
+    from platypush_ext.sandbox.ports import free_port
 
     monkeypatch.setitem(Config._get_instance()._config, "redis", {"host": "127.0.0.1", "port": free_port()})
     plugin = make_plugin(server, entities_enabled=True)  # as a script reading config.yaml: nothing listens

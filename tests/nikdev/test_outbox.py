@@ -13,7 +13,7 @@ from platypush_ext.nikdev.client import Entry, NikdevClient
 from platypush_ext.nikdev.outbox import Outbox, OutboxFullError
 from platypush_ext.nikdev.uploader import Uploader, describe_failure
 from platypush_ext.sandbox.nikdev import DEFAULT_API_KEY, DEFAULT_DEVICE_ID, DEFAULT_READ_ONLY_KEY, NikdevServer
-from platypush_ext.sandbox.runner import free_port
+from platypush_ext.sandbox.ports import free_port
 
 pytestmark = pytest.mark.sandbox(cls=NikdevServer)
 

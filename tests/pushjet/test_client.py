@@ -29,8 +29,8 @@ from platypush_ext.pushjet.client import (
     check_uuid,
 )
 from platypush_ext.sandbox.core import json_response
+from platypush_ext.sandbox.ports import free_port
 from platypush_ext.sandbox.pushjet import PushjetServer
-from platypush_ext.sandbox.runner import free_port
 
 UNKNOWN_PUBLIC = "abcd-abcdef-abcdefabcdef-abcde-abcdefabc"
 UNKNOWN_SECRET = "a" * 32

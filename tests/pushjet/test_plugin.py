@@ -14,8 +14,8 @@ import pytest
 from platypush_ext.core.errors import InvalidArgumentError
 from platypush_ext.pushjet.events import PushjetConnectedEvent, PushjetDisconnectedEvent, PushjetMessageEvent
 from platypush_ext.pushjet.plugin import PushjetPlugin
+from platypush_ext.sandbox.ports import free_port
 from platypush_ext.sandbox.pushjet import PushjetServer
-from platypush_ext.sandbox.runner import free_port
 from tests.support import Listener, wait_until
 
 pytestmark = pytest.mark.sandbox(cls=PushjetServer)

@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 
 from ...core.untrusted import JSON
 from ..core import Request, Response, SandboxServer, text_response
+from ..ports import kept_port
 from ..websocket import (
     BINARY,
     CLOSE,
@@ -140,8 +141,8 @@ class PushjetConnector(SandboxServer):
     def start(self) -> "PushjetConnector":
         """Accept connections, WebSocket and TCP."""
         super().start()
+        self.tcp_port = kept_port(self, self.tcp_port)
         self._tcp = _TcpServer((self.host, self.tcp_port), self)
-        self.tcp_port = self._tcp.server_address[1]
         threading.Thread(target=self._tcp.serve_forever, args=(0.2,), daemon=True).start()
         return self
 
