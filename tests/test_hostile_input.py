@@ -70,6 +70,18 @@ def test_every_bad_input_is_refused_in_one_short_line_in_process(services: hosti
     assert not report.failed, report.failed[:10]
 
 
+def test_execute_gets_every_hostile_value_and_every_argument_of_each_action(services: hostile.Services) -> None:
+    table = hostile.cases(services.folder)
+    sent = hostile.over_http(table)
+
+    def pairs(cases: list[hostile.Case], side: int) -> set[tuple[str, str, str]]:
+        return {(c.plugin, c.action, c.label.split("=", 1)[side]) for c in cases if "=" in c.label}
+
+    assert pairs(sent, 0) == pairs(table, 0) and pairs(sent, 1) == pairs(table, 1)
+    assert {c.name for c in table if "=" not in c.label} <= {c.name for c in sent}
+    assert len(sent) < len(table) / 2
+
+
 @needs_redis
 def test_every_bad_input_is_refused_in_one_short_line_over_execute(services: hostile.Services, tmp_path: Path) -> None:
     table = hostile.over_http(hostile.cases(services.folder))
