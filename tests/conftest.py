@@ -11,10 +11,17 @@ talking to whatever listens on 6379.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from typing import Any, Callable, Iterator
 
 import pytest
+
+# A suite started in the background by a script (``nohup make test &``) inherits SIGINT ignored, and
+# so would every process it starts: Platypush and the sandbox's command line would then not stop on
+# the SIGINT that stops them cleanly (they were SIGKILLed after their time limits). Python's own
+# handler again; what the suite starts inherits the default.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _STATE = tempfile.mkdtemp(prefix="platypush-ext-tests-")
 _CONFIG = os.path.join(_STATE, "config.yaml")

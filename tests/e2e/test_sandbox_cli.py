@@ -138,6 +138,13 @@ def assert_clean_stop(cli: Cli, sig: signal.Signals, used: list[int]) -> None:
     assert_released(used)
 
 
+def test_the_suite_passes_no_ignored_sigint_to_what_it_starts() -> None:
+    """An ignored SIGINT is inherited (tests/conftest.py resets it): the SIGINT tests would wait in vain."""
+    with open("/proc/self/status") as status:
+        ignored = int(next(line for line in status if line.startswith("SigIgn:")).split()[1], 16)
+    assert not ignored & 1 << (signal.SIGINT - 1)
+
+
 def test_every_server_has_a_talker() -> None:
     assert set(TALK) == set(servers())
 
