@@ -50,13 +50,16 @@ def run(ctx: _Context) -> None:
     server, pp = ctx.servers["nikdev"], ctx.platypush
     control = server.url + "/_sandbox"
 
-    ctx.say("nikdev.add_value temp=21.5, hum=40, temp=22.0 (the later temp replaces the first), then commit")
+    ctx.say("nikdev.add_value temp=21.5, hum=40, temp=22.0 (the later temp replaces the first), then commit_and_push")
     for field, value in (("temp", 21.5), ("hum", 40), ("temp", 22.0)):
         pp.run("nikdev.add_value", field=field, value=value)
-    committed = pp.run("nikdev.commit")
-    ctx.say(f"  committed durably: entry {committed['entry_id']} with {committed['values']} values")
-    pushed = pp.run("nikdev.push")
-    ctx.say(f"  nikdev.push → {pushed}")
+    # its answer says what became of the entry, whoever pushed it: this call, or the background
+    # flusher (every 2 s here) if its turn came between the commit and the push
+    done = pp.run("nikdev.commit_and_push")
+    ctx.say(
+        f"  committed durably: entry {done['entry_id']} with {done['values']} values; "
+        f"entry_state {done['entry_state']!r}, {done['pending']} pending"
+    )
     entries = requests.get(control + "/entries", timeout=10).json()["entries"]
     ctx.say(f"  the server received: {entries[-1]['values']}")
 

@@ -39,8 +39,7 @@ CLAIMS: dict[str, list[str]] = {
         r"the Pushjet listener received 'temp-sensor-01 reports 29\.5 °C'",
     ],
     "NikDev IoT: sensor values that are never lost": [
-        r"committed durably: entry 1 with 2 values",
-        r"nikdev\.push → \{'pushed': 1, 'values': 2, 'batches': 1, 'pending': 0\}",
+        r"committed durably: entry 1 with 2 values; entry_state 'pushed', 0 pending",
         r"the server received: \[\{'hum': 40\}, \{'temp': 22\.0\}\]",
         r"\{'field': 'lux', 'value': 312\.5, ",
         r"error: push failed: POST /api/v1/entries/: HTTP 503",
