@@ -53,9 +53,7 @@ def run(ctx: _Context) -> None:
     ctx.say("nikdev.add_value temp=21.5, hum=40, temp=22.0 (the later temp replaces the first), then commit_and_push")
     for field, value in (("temp", 21.5), ("hum", 40), ("temp", 22.0)):
         pp.run("nikdev.add_value", field=field, value=value)
-    # its answer says what became of the entry, whoever pushed it: this call, or the background
-    # flusher (every 2 s here) if its turn came between the commit and the push
-    done = pp.run("nikdev.commit_and_push")
+    done = pp.run("nikdev.commit_and_push")  # entry_state: whoever pushed it, this call or the flusher
     ctx.say(
         f"  committed durably: entry {done['entry_id']} with {done['values']} values; "
         f"entry_state {done['entry_state']!r}, {done['pending']} pending"
