@@ -45,7 +45,21 @@ def fill_login_form(driver: Any, *fields: tuple[str, str]) -> None:
     username.send_keys(USER)
     for name, value in fields:
         driver.find_element(By.NAME, name).send_keys(value)
-    driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    wait(driver).until(_submitted)
+
+
+def _submitted(driver: Any) -> bool:
+    """Press the form's submit button, unless the install prompt (which may open late, on a loaded
+    machine after the form was filled) covers it: then Cancel it, and the next try presses."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+    from selenium.webdriver.common.by import By
+
+    try:
+        driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    except ElementClickInterceptedException:
+        dismiss_install_prompt(driver)
+        return False
+    return True
 
 
 def shown(driver: Any) -> dict[str, str]:
