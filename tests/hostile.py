@@ -321,8 +321,8 @@ def over_http(table: list[Case]) -> list[Case]:
     params: dict[tuple[str, str], list[str]] = {}
     kinds: list[str] = []
     for case in table:
-        if "=" in case.label:
-            param, kind = case.label.split("=", 1)
+        param, _, kind = case.label.rpartition("=")
+        if param:
             names = params.setdefault((case.plugin, case.action), [])
             names += [param] if param not in names else []
             kinds += [kind] if kind not in kinds else []
