@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import weakref
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -26,17 +25,12 @@ import requests
 import yaml
 
 from ..core.untrusted import JSON, JSONObject
-from .ports import free_port, release_port
+from .ports import kept_port
 
 
 def redis_server_binary() -> str | None:
     """The ``redis-server`` to use (``PLATYPUSH_REDIS_BIN`` or ``PATH``), if any."""
     return os.environ.get("PLATYPUSH_REDIS_BIN") or shutil.which("redis-server")
-
-
-def _release_ports(*ports: int) -> None:
-    for port in ports:
-        release_port(port)
 
 
 class PlatypushError(RuntimeError):
@@ -57,9 +51,8 @@ class PlatypushProcess:
         self.config = dict(config)
         self.scripts = scripts or {}
         self.token = secrets.token_hex(16)
-        self.http_port = free_port()
-        self.redis_port = free_port()
-        weakref.finalize(self, _release_ports, self.http_port, self.redis_port)
+        self.http_port = kept_port(self, 0)
+        self.redis_port = kept_port(self, 0)
         self.log_path = self.run_dir / "platypush.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
