@@ -233,3 +233,32 @@ def test_no_module_is_longer_than_700_lines():
         if (lines := path.read_text(encoding="utf-8").count("\n")) > MAX_MODULE_LINES
     ]
     assert not too_long, "\n".join(too_long)
+
+
+def _docstrings_that_are_not_utf8(source: str) -> list[int]:
+    """The lines of the docstrings in ``source`` that hold a lone surrogate (``"\\ud800"`` unescaped)."""
+    nodes = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, nodes) and (text := ast.get_docstring(node, clean=False)) is not None:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                found.append(node.body[0].lineno)
+    return found
+
+
+def test_every_docstring_is_valid_utf8():
+    """Python 3.13 encodes docstrings when it compiles them: a lone surrogate in one (the sandbox's
+    ``"\\ud800"`` written with one backslash) made ``import platypush_ext.sandbox`` fail there."""
+    bad = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line in _docstrings_that_are_not_utf8(path.read_text(encoding="utf-8"))
+    ]
+    assert not bad, bad
+
+
+def test_the_docstring_check_finds_a_lone_surrogate():
+    assert _docstrings_that_are_not_utf8('"""A JSON text: ``"\\ud800"``."""\n') == [1]
+    assert _docstrings_that_are_not_utf8('"""A JSON text: ``"\\\\ud800"``."""\n') == []

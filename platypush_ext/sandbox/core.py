@@ -35,7 +35,7 @@ exchange happens as usual, e.g. a file really created)::
 handler's JSON body; ``op`` is ``replace`` (the default), ``remove`` or ``add``;
 the new value is ``value`` (any JSON) or ``json``, a JSON text put in as it is
 (what ``json.dumps`` cannot write: ``1e400``, ``NaN``, nesting 100,000 deep,
-``"\ud800"``). ``raw`` (text, sent as UTF-8) or ``raw_base64`` (any bytes)
+``"\\ud800"``). ``raw`` (text, sent as UTF-8) or ``raw_base64`` (any bytes)
 replace the whole body. The status and headers stay the handler's unless
 ``status`` / ``headers`` are given (``Content-Length`` always fits the new body).
 
