@@ -138,30 +138,57 @@ def entities_db() -> None:
     init_entities_db()
 
 
-# The modules that take longest (seconds per module in a `make test` run with five workers,
-# 2026-12-07), started first: pytest-xdist (`--dist loadfile --no-loadscope-reorder`) hands the
-# files out in collection order, and one long module left for the end kept a single worker busy for
-# a minute and a half after the others had finished (by default xdist starts the modules with the
-# most tests first, which put these, with few but long tests, last). Those that compute (the hostile
-# tables, the SIGKILL loop) alternate with those that mostly wait, so that the five CPU-heaviest do
-# not start together on two cores. A stale entry only costs time; the order inside a module is kept.
+# The order in which pytest-xdist (`--dist loadfile --no-loadscope-reorder`) hands the modules out to
+# its five workers on two cores. Measured in a `make test` run (2026-12-07): wall seconds of each
+# module, and its CPU seconds (its worker's and its Platypush processes'). A stale entry only costs
+# time; the order inside a module is kept.
+#
+# 1. The longest first: one long module left for the end kept a single worker busy for a minute and a
+#    half after the others had finished. Those that compute alternate with those that mostly wait.
+# 2. Then the modules that mostly wait (a tenth of their time or less on the CPU), while the first
+#    ones keep both cores busy: left in collection order, they ran last, on five workers that waited
+#    together, and the last 80 s of the run used 55-70 % of the two cores.
+# 3. The rest in collection order, and last the short ones that compute, which keep both cores busy
+#    to the end.
 LONGEST_FIRST = (
-    "tests/e2e/test_restart.py",  # 153
-    "tests/test_revoked_credentials.py",  # 88, waits
-    "tests/test_hostile_responses.py",  # 91, computes
-    "tests/e2e/test_web_panel.py",  # 61
-    "tests/e2e/test_lifecycle.py",  # 88, computes
-    "tests/e2e/test_home_panel_live.py",  # 60
-    "tests/test_hostile_data.py",  # 89, computes
-    "tests/e2e/test_revoked_key.py",  # 36, waits
-    "tests/test_hostile_input.py",  # 45, computes (129 with the full table over /execute)
-    "tests/e2e/test_demo.py",  # 39
-    "tests/e2e/test_pushjet_realtime.py",  # 39
-    "tests/pushjet/test_plugin.py",  # 36
+    "tests/e2e/test_restart.py",  # 130 s, 51 s of CPU
+    "tests/test_revoked_credentials.py",  # 90, 3
+    "tests/test_hostile_responses.py",  # 100, 55
+    "tests/e2e/test_web_panel.py",  # 53, 21
+    "tests/e2e/test_lifecycle.py",  # 92, 37
+    "tests/e2e/test_home_panel_live.py",  # 52, 14
+    "tests/test_hostile_data.py",  # 87, 36
+    "tests/e2e/test_revoked_key.py",  # 35, 5
+    "tests/test_hostile_input.py",  # 59, 31
+    "tests/e2e/test_demo.py",  # 35, 11
+    "tests/e2e/test_pushjet_realtime.py",  # 39, 18
+    "tests/pushjet/test_plugin.py",  # 42, 7
+)
+MOSTLY_WAITING = (
+    "tests/pushjet/test_realtime.py",  # 25 s, 3 s of CPU
+    "tests/mbed/test_client.py",  # 24, 2
+    "tests/pushjet/test_client.py",  # 24, 1
+    "tests/e2e/test_pushjet.py",  # 27, 5
+    "tests/mbed/test_izuma.py",  # 18, 1
+    "tests/mbed/test_plugin.py",  # 17, 3
+    "tests/mbed/test_pelion.py",  # 15, 2
+    "tests/gett/test_client.py",  # 13, 2
+    "tests/test_journal.py",  # 11, 0.4
+    "tests/test_http.py",  # 11, 1
+)
+COMPUTING_LAST = (
+    "tests/nikdev/test_crash_safety.py",  # 12 s, 10 s of CPU
+    "tests/test_entities_publisher.py",  # 16, 12
+    "tests/test_lint.py",  # 13, 10
+    "tests/test_packaging.py",  # 6, 4
+    "tests/test_webpanel.py",  # 6, 5
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the modules of :data:`LONGEST_FIRST` first, in that order, and the rest as collected."""
-    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+    """Run the modules of :data:`LONGEST_FIRST`, then :data:`MOSTLY_WAITING`, in that order, then the
+    rest as collected, and :data:`COMPUTING_LAST` last."""
+    first = LONGEST_FIRST + MOSTLY_WAITING
+    rank = {path: index for index, path in enumerate(first)}
+    rank.update({path: len(first) + 1 + index for index, path in enumerate(COMPUTING_LAST)})
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(first)))
