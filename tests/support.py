@@ -8,6 +8,7 @@ import time
 from typing import Any, Callable
 
 import pytest
+from platypush.bus import Bus
 from platypush.bus.redis import RedisBus
 from platypush.message import Message
 from platypush.message.event import Event
@@ -143,5 +144,8 @@ class Listener:
         wait_until(lambda: Publisher(lambda: self.bus).listeners() >= 1, timeout=10)
 
     def close(self) -> None:
-        self.bus.stop()
+        # the loop ends at its next tick (0.1 s); RedisBus.stop alone closes the connection under it,
+        # and the loop's error path then sleeps 1 s before it looks at the stop flag
+        Bus.stop(self.bus)
         self.thread.join(5)
+        self.bus.stop()
