@@ -139,15 +139,15 @@ def entities_db() -> None:
 
 
 # The order in which pytest-xdist (`--dist loadfile --no-loadscope-reorder`) hands the modules out to
-# its five workers on two cores. Measured in a `make test` run (2026-12-07): wall seconds of each
-# module, and its CPU seconds (its worker's and its Platypush processes'). A stale entry only costs
-# time; the order inside a module is kept.
+# its five workers on two cores: wall seconds of each module and its CPU seconds (its worker's and its
+# Platypush processes') measured in a `make test` run on 2026-12-07. A stale entry only costs time;
+# the order inside a module is kept.
 #
 # 1. The longest first: one long module left for the end kept a single worker busy for a minute and a
 #    half after the others had finished. Those that compute alternate with those that mostly wait.
-# 2. Then the modules that mostly wait (a tenth of their time or less on the CPU), while the first
-#    ones keep both cores busy: left in collection order, they ran last, on five workers that waited
-#    together, and the last 80 s of the run used 55-70 % of the two cores.
+# 2. Then those that mostly wait (a tenth of their time or less on the CPU) alternate with those that
+#    compute. Left in collection order they ran last, five workers waiting together on two cores (the
+#    last 80 s used 55-70 % of them); run together after the longest, the same (25-35 % for 20 s).
 # 3. The rest in collection order, and last the short ones that compute, which keep both cores busy
 #    to the end.
 LONGEST_FIRST = (
@@ -160,21 +160,30 @@ LONGEST_FIRST = (
     "tests/test_hostile_data.py",  # 87, 36
     "tests/e2e/test_revoked_key.py",  # 35, 5
     "tests/test_hostile_input.py",  # 59, 31
-    "tests/e2e/test_demo.py",  # 35, 11
-    "tests/e2e/test_pushjet_realtime.py",  # 39, 18
     "tests/pushjet/test_plugin.py",  # 42, 7
+    "tests/e2e/test_demo.py",  # 35, 11
+    "tests/pushjet/test_realtime.py",  # 25, 3
+    "tests/e2e/test_pushjet_realtime.py",  # 39, 18
 )
 MOSTLY_WAITING = (
-    "tests/pushjet/test_realtime.py",  # 25 s, 3 s of CPU
-    "tests/mbed/test_client.py",  # 24, 2
+    "tests/mbed/test_client.py",  # 24 s, 2 s of CPU
     "tests/pushjet/test_client.py",  # 24, 1
     "tests/e2e/test_pushjet.py",  # 27, 5
     "tests/mbed/test_izuma.py",  # 18, 1
     "tests/mbed/test_plugin.py",  # 17, 3
     "tests/mbed/test_pelion.py",  # 15, 2
     "tests/gett/test_client.py",  # 13, 2
-    "tests/test_journal.py",  # 11, 0.4
     "tests/test_http.py",  # 11, 1
+)
+COMPUTING = (
+    "tests/e2e/test_mbed_entities.py",  # 28 s, 14 s of CPU
+    "tests/mbed/test_entities.py",  # 28, 13
+    "tests/e2e/test_mbed_channels.py",  # 17, 9
+    "tests/mbed/test_izuma_plugin.py",  # 17, 8
+    "tests/e2e/test_mbed_pelion.py",  # 19, 8
+    "tests/e2e/test_pushjet_tls.py",  # 18, 7
+    "tests/gett/test_plugin.py",  # 17, 6
+    "tests/e2e/test_mbed.py",  # 22, 6
 )
 COMPUTING_LAST = (
     "tests/nikdev/test_crash_safety.py",  # 12 s, 10 s of CPU
@@ -183,12 +192,12 @@ COMPUTING_LAST = (
     "tests/test_packaging.py",  # 6, 4
     "tests/test_webpanel.py",  # 6, 5
 )
+#: The order of the modules named above: the rest run after them, before :data:`COMPUTING_LAST`.
+ORDER = LONGEST_FIRST + tuple(path for pair in zip(MOSTLY_WAITING, COMPUTING, strict=True) for path in pair)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the modules of :data:`LONGEST_FIRST`, then :data:`MOSTLY_WAITING`, in that order, then the
-    rest as collected, and :data:`COMPUTING_LAST` last."""
-    first = LONGEST_FIRST + MOSTLY_WAITING
-    rank = {path: index for index, path in enumerate(first)}
-    rank.update({path: len(first) + 1 + index for index, path in enumerate(COMPUTING_LAST)})
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(first)))
+    """Run the modules in :data:`ORDER`, then the rest as collected, and :data:`COMPUTING_LAST` last."""
+    rank = {path: index for index, path in enumerate(ORDER)}
+    rank.update({path: len(ORDER) + 1 + index for index, path in enumerate(COMPUTING_LAST)})
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(ORDER)))
