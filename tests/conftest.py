@@ -147,7 +147,7 @@ def entities_db() -> None:
 #    half after the others had finished. Those that compute alternate with those that mostly wait.
 # 2. Then those that mostly wait (a tenth of their time or less on the CPU) alternate with those that
 #    compute. Left in collection order they ran last, five workers waiting together on two cores (the
-#    last 80 s used 55-70 % of them); run together after the longest, the same (25-35 % for 20 s).
+#    last 80 s used 55-70 % of them); run together after the longest, the same (22-33 % for 20 s).
 # 3. The rest in collection order, and last the short ones that compute, which keep both cores busy
 #    to the end.
 LONGEST_FIRST = (
