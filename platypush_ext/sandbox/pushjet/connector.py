@@ -181,6 +181,8 @@ class PushjetConnector(SandboxServer):
         """
         with self.api.lock:
             connections = list(self._connections)
+            if kind == "drop":  # no longer live, whenever their threads notice
+                self._connections.clear()
         for connection in connections:
             if kind == "drop":
                 connection.drop()
