@@ -124,8 +124,7 @@ class _RecorderHandler(BaseHTTPRequestHandler):
             return
         with self.server.lock:
             self.server.hits.setdefault(channel, []).append((text, journal_id))
-            if ran < self.server.first_run.get((channel, text), ran + 1):
-                self.server.first_run[(channel, text)] = ran
+            self.server.first_run[(channel, text)] = min(ran, self.server.first_run.get((channel, text), ran))
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()
